@@ -1,0 +1,185 @@
+"""The exception tree of vega-trio.
+
+Every error the library raises on purpose derives from :class:`VegaError`::
+
+    VegaError
+    ├── OrchestratorClosed          the orchestrator is shutting down or gone
+    ├── TooManyProcesses            spawn would exceed ``max_processes``
+    ├── NameTaken                   a registry name is bound to another live process
+    ├── ProcessNotFound             no live process with that id or name
+    ├── ProcessError                a request could not be served by a process
+    │   ├── ProcessNotRunning       sent to a process that has already finished
+    │   ├── ProcessExited           the process ended before answering (``.reason``)
+    │   └── RequestCancelled        the request was cancelled before it finished
+    ├── RequestError                the request failed; the process keeps serving
+    │   ├── MaxIterationsExceeded   the tool loop ran more rounds than allowed
+    │   ├── SendTimeout             the agent's ``send_timeout`` elapsed
+    │   └── LLMError                the model call failed (``.error_class``)
+    └── ToolError                   tool registration or execution problems
+        ├── DuplicateTool           a tool name is registered twice
+        ├── ToolNotFound            the model asked for a tool that does not exist
+        └── ToolSchemaError         a function's signature cannot become a JSON schema
+
+``RequestError`` is the line between "this request failed" and "this process
+crashed": a behaviour that raises a ``RequestError`` answers the caller with it and
+goes on serving; any other exception is a crash of the process.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .runtime._reason import ExitReason
+
+__all__ = [
+    "DuplicateTool",
+    "ErrorClass",
+    "LLMError",
+    "MaxIterationsExceeded",
+    "NameTaken",
+    "OrchestratorClosed",
+    "ProcessError",
+    "ProcessExited",
+    "ProcessNotFound",
+    "ProcessNotRunning",
+    "RequestCancelled",
+    "RequestError",
+    "SendTimeout",
+    "TooManyProcesses",
+    "ToolError",
+    "ToolNotFound",
+    "ToolSchemaError",
+    "VegaError",
+]
+
+
+class VegaError(Exception):
+    """Root of every error vega-trio raises on purpose."""
+
+
+class OrchestratorClosed(VegaError):
+    """The orchestrator is shutting down (or has shut down) and accepts no new work."""
+
+
+class TooManyProcesses(VegaError):
+    """Spawning would exceed the orchestrator's ``max_processes`` limit."""
+
+
+class NameTaken(VegaError):
+    """A registry name is already bound to another live process."""
+
+
+class ProcessNotFound(VegaError):
+    """No live process has the given id or registered name."""
+
+
+class ProcessError(VegaError):
+    """A request could not be served by the process it was sent to."""
+
+    def __init__(self, message: str, *, process_id: str) -> None:
+        super().__init__(message)
+        self.process_id = process_id
+
+
+class ProcessNotRunning(ProcessError):
+    """The process has already finished (completed, failed, stopped or timed out)."""
+
+
+class ProcessExited(ProcessError):
+    """The process ended before it answered this request.
+
+    ``reason`` is the process's :class:`~vega_trio.ExitReason`; when the process
+    crashed, the crash error is also this exception's ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, process_id: str, reason: ExitReason) -> None:
+        super().__init__(message, process_id=process_id)
+        self.reason = reason
+
+
+class RequestCancelled(ProcessError):
+    """The request was cancelled (``future.cancel()``) before it finished."""
+
+
+class RequestError(VegaError):
+    """A request failed but the process that served it is healthy and keeps serving."""
+
+
+class MaxIterationsExceeded(RequestError):
+    """The agent's tool loop needed more than ``max_iterations`` LLM rounds."""
+
+
+class SendTimeout(RequestError):
+    """The agent's ``send_timeout`` elapsed before the reply was ready."""
+
+
+class ErrorClass(enum.StrEnum):
+    """The seven classes every LLM failure is sorted into (SPEC §3.1)."""
+
+    RATE_LIMIT = "rate_limit"
+    OVERLOADED = "overloaded"
+    TIMEOUT = "timeout"
+    TEMPORARY = "temporary"
+    INVALID_REQUEST = "invalid_request"
+    AUTHENTICATION = "authentication"
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a retry may cure this class of failure by default."""
+        return self in _RETRYABLE
+
+
+_RETRYABLE = frozenset(
+    {ErrorClass.RATE_LIMIT, ErrorClass.OVERLOADED, ErrorClass.TIMEOUT, ErrorClass.TEMPORARY}
+)
+
+
+class LLMError(RequestError):
+    """A call to the language model failed.
+
+    Attributes:
+        error_class: which of the seven classes the failure belongs to.
+        status_code: the HTTP status, when there was one.
+        retry_after: seconds the server asked us to wait, when it said.
+        output_started: ``True`` when the failure came after streamed output began
+            (such a call is never retried transparently).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_class: ErrorClass,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        output_started: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.output_started = output_started
+
+    @property
+    def retryable(self) -> bool:
+        """Whether this failure may be retried transparently."""
+        return self.error_class.retryable and not self.output_started
+
+
+class ToolError(VegaError):
+    """Base for tool registration and execution problems."""
+
+
+class DuplicateTool(ToolError):
+    """A tool with this name is already registered."""
+
+
+class ToolNotFound(ToolError):
+    """The model asked for a tool that is not registered for this agent."""
+
+
+class ToolSchemaError(ToolError):
+    """A function's signature cannot be turned into a JSON schema."""
