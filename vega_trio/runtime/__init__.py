@@ -1,0 +1,32 @@
+"""The OTP-style actor runtime on Trio: processes, mailboxes, exit reasons, registry,
+groups, the spawn tree and the event bus. It knows nothing about LLMs."""
+
+from __future__ import annotations
+
+from ._context import current_process, current_process_or_none
+from ._events import Event, EventBus, Lagged, Subscription
+from ._groups import Blackboard, Group
+from ._process import Behaviour, MailboxFull, Process
+from ._reason import ExitReason, ProcessStatus
+from ._request import Future, Request
+from ._runtime import Runtime, SpawnNode
+
+__all__ = [
+    "Behaviour",
+    "Blackboard",
+    "Event",
+    "EventBus",
+    "ExitReason",
+    "Future",
+    "Group",
+    "Lagged",
+    "MailboxFull",
+    "Process",
+    "ProcessStatus",
+    "Request",
+    "Runtime",
+    "SpawnNode",
+    "Subscription",
+    "current_process",
+    "current_process_or_none",
+]

@@ -1,0 +1,334 @@
+"""A process: one Trio task with its own cancel scope, a bounded mailbox and a behaviour.
+
+The runtime knows nothing about LLMs: a behaviour is any object with
+``async handle(process, payload) -> reply``. The agent loop is one behaviour.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import attrs
+import trio
+
+from .._errors import ProcessExited, ProcessNotRunning, RequestError
+from ._context import _current
+from ._reason import ExitReason, ProcessStatus
+from ._request import Future, Request
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["Behaviour", "MailboxFull", "Process"]
+
+T = TypeVar("T")
+
+
+class Behaviour(Protocol):
+    """What a process does with each message.
+
+    ``handle`` returns the reply. Raising a :class:`~vega_trio.RequestError` answers
+    the caller with it and the process keeps serving; any other exception answers
+    the caller *and* crashes the process (exit reason ``error``).
+    """
+
+    @property
+    def name(self) -> str:
+        """The name events and the spawn tree show for processes of this behaviour."""
+        ...
+
+    async def handle(self, process: Process, payload: Any) -> Any:
+        """Serve one message."""
+        ...
+
+
+class MailboxFull(ProcessNotRunning):
+    """``send_async`` found the process's bounded mailbox full."""
+
+
+@attrs.define(eq=False, slots=False)
+class Process:
+    """A running instance of a behaviour (for agents: of an :class:`~vega_trio.Agent`).
+
+    Made by :meth:`Orchestrator.spawn <vega_trio.Orchestrator.spawn>`; not constructed
+    directly. Messages are served one at a time, in order.
+    """
+
+    id: str
+    behaviour: Behaviour
+    _runtime: Runtime
+    name: str | None = None
+    parent_id: str | None = None
+    spawn_depth: int = 0
+    spawn_reason: str = ""
+    task: str = ""
+    lifetime: float | None = None
+    mailbox_size: int = 64
+    status: ProcessStatus = ProcessStatus.PENDING
+    exit_reason: ExitReason | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    last_active: float | None = None
+    result: Any = None
+    groups: set[str] = attrs.field(factory=set)
+    _children: dict[str, None] = attrs.field(factory=dict)
+    _scope: trio.CancelScope | None = None
+    _stop_reason: ExitReason | None = None
+    _exited: trio.Event = attrs.field(factory=trio.Event)
+    _current_request: Request | None = None
+    _cancel_before_start: bool = False
+    _mailbox_send: trio.MemorySendChannel[Request] = attrs.field(init=False)
+    _mailbox_recv: trio.MemoryReceiveChannel[Request] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._mailbox_send, self._mailbox_recv = trio.open_memory_channel[Request](self.mailbox_size)
+
+    def __repr__(self) -> str:
+        label = f" name={self.name!r}" if self.name else ""
+        return f"<Process {self.id} {self.behaviour.name!r}{label} {self.status}>"
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def agent_name(self) -> str:
+        """The behaviour's (agent's) name."""
+        return self.behaviour.name
+
+    @property
+    def children(self) -> list[str]:
+        """Ids of processes spawned with this one as parent, in start order (live ones)."""
+        return list(self._children)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process can still take messages."""
+        return not self.status.finished and self._stop_reason is None
+
+    # ---------------------------------------------------------------- messaging
+    def _check_open(self) -> None:
+        if not self.alive:
+            raise ProcessNotRunning(
+                f"process {self.id} ({self.agent_name}) is {self.status}"
+                f"{self._reason_suffix()}; it takes no more messages — spawn a new one",
+                process_id=self.id,
+            )
+
+    def _reason_suffix(self) -> str:
+        reason = self.exit_reason or self._stop_reason
+        return f" (exit reason: {reason})" if reason is not None else ""
+
+    async def call(self, payload: Any) -> Any:
+        """Put ``payload`` in the mailbox and wait for the reply.
+
+        Cancelling the caller withdraws the request and cancels its handling.
+
+        Raises:
+            ProcessNotRunning: the process has finished.
+            ProcessExited: it ended before answering.
+        """
+        request = await self._enqueue(payload)
+        try:
+            return await request.wait()
+        except trio.Cancelled:
+            request.cancel("was abandoned: the caller was cancelled")
+            raise
+
+    async def _enqueue(self, payload: Any) -> Request:
+        self._check_open()
+        request = Request(payload, self.id)
+        try:
+            await self._mailbox_send.send(request)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self._check_open()
+            raise ProcessNotRunning(
+                f"process {self.id} ({self.agent_name}) stopped taking messages", process_id=self.id
+            ) from None
+        return request
+
+    def call_async(self, payload: Any) -> Future[Any]:
+        """Put ``payload`` in the mailbox now and return a :class:`Future` for the reply.
+
+        Raises:
+            ProcessNotRunning: the process has finished.
+            MailboxFull: the bounded mailbox has no room (use ``await call()`` to wait).
+        """
+        self._check_open()
+        request = Request(payload, self.id)
+        try:
+            self._mailbox_send.send_nowait(request)
+        except trio.WouldBlock:
+            raise MailboxFull(
+                f"mailbox of process {self.id} ({self.agent_name}) is full "
+                f"({self.mailbox_size} messages); await send() to wait for room",
+                process_id=self.id,
+            ) from None
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ProcessNotRunning(
+                f"process {self.id} ({self.agent_name}) stopped taking messages", process_id=self.id
+            ) from None
+        return Future(request)
+
+    # ---------------------------------------------------------------- lifecycle
+    def complete(self, result: Any = None) -> None:
+        """Mark the process completed; it finishes its current message, then exits.
+
+        Idempotent: only the first of ``complete``/``fail``/``kill`` counts.
+        """
+        self._request_stop(ExitReason.normal(result))
+
+    def fail(self, error: BaseException | str) -> None:
+        """Mark the process failed; it finishes its current message, then exits.
+
+        Idempotent: only the first of ``complete``/``fail``/``kill`` counts.
+        """
+        exc = error if isinstance(error, BaseException) else RuntimeError(error)
+        self._request_stop(ExitReason.crashed(exc))
+
+    def kill(self, detail: str = "killed") -> None:
+        """End the process now: its in-flight work is cancelled, waiting callers are
+        answered with :class:`~vega_trio.ProcessExited`. Cannot be trapped."""
+        if self.status.finished:
+            return
+        if self._stop_reason is None or self._stop_reason.kind != "killed":
+            self._stop_reason = ExitReason.killed(detail)
+        self._close_mailbox()
+        self._cancel(f"process {self.id} killed: {detail}")
+
+    def stop(self, detail: str = "stopped") -> None:
+        """Ask the process to stop after its current message (exit reason ``shutdown``)."""
+        self._request_stop(ExitReason.shutdown(detail))
+
+    async def shutdown(self, grace: float) -> ExitReason:
+        """Stop gracefully; after ``grace`` seconds cancel whatever is still running.
+
+        ``grace`` may be ``math.inf`` (OTP's ``infinity``) or 0 (``brutal_kill``).
+        Returns the exit reason.
+        """
+        self.stop("shutdown")
+        if grace > 0:
+            with trio.move_on_after(grace):
+                await self._exited.wait()
+        if not self._exited.is_set():
+            self._cancel(f"process {self.id}: shutdown grace of {grace:g}s elapsed")
+            await self._exited.wait()
+        assert self.exit_reason is not None
+        return self.exit_reason
+
+    async def wait(self) -> ExitReason:
+        """Wait until the process has exited; returns its exit reason."""
+        await self._exited.wait()
+        assert self.exit_reason is not None
+        return self.exit_reason
+
+    def _request_stop(self, reason: ExitReason) -> None:
+        if self.status.finished or self._stop_reason is not None:
+            return
+        self._stop_reason = reason
+        self._close_mailbox()
+        if self.status == ProcessStatus.PENDING:
+            self._cancel(f"process {self.id} stopped before it started")
+
+    def _close_mailbox(self) -> None:
+        # NOTE: closing the send side wakes an idle process (EndOfChannel) and answers
+        # callers blocked on a full mailbox (ClosedResourceError → ProcessNotRunning).
+        self._mailbox_send.close()
+
+    def _cancel(self, reason: str) -> None:
+        if self._scope is not None:
+            self._scope.cancel(reason=reason)
+        else:
+            self._cancel_before_start = True
+
+    # ------------------------------------------------------------------ the task
+    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The process's task body (run in the orchestrator's nursery via ``start``)."""
+        _current.set(self)
+        crash: BaseException | None = None
+        scope = trio.CancelScope()
+        if self.lifetime is not None:
+            scope.deadline = trio.current_time() + self.lifetime
+        self._scope = scope
+        if self._cancel_before_start:
+            scope.cancel()
+        try:
+            with scope:
+                self.status = ProcessStatus.RUNNING
+                self.started_at = self.last_active = time.time()
+                self._runtime._on_started(self)
+                task_status.started()
+                crash = await self._serve()
+        finally:
+            self._exit(scope, crash)
+
+    async def _serve(self) -> BaseException | None:
+        recv = self._mailbox_recv
+        behaviour = self.behaviour
+        while True:
+            try:
+                request = await recv.receive()
+            except trio.EndOfChannel:
+                return None
+            if request.done:  # withdrawn while it waited in the mailbox
+                continue
+            if self._stop_reason is not None:
+                self._answer_exited(request)  # the rest are answered in _exit
+                return None
+            self._current_request = request
+            with trio.CancelScope() as request_scope:
+                request._scope = request_scope
+                try:
+                    reply = await behaviour.handle(self, request.payload)
+                except RequestError as exc:
+                    request.set_error(exc)
+                except Exception as exc:
+                    request.set_error(exc)
+                    self._current_request = None
+                    return exc
+                else:
+                    request.set_result(reply)
+            request._scope = None
+            self._current_request = None
+            self.last_active = time.time()
+            if request_scope.cancelled_caught:
+                request.cancel("was cancelled")
+
+    def _answer_exited(self, request: Request) -> None:
+        reason = self.exit_reason or self._stop_reason or ExitReason.shutdown()
+        error = ProcessExited(
+            f"process {self.id} ({self.agent_name}) exited before answering: {reason}",
+            process_id=self.id,
+            reason=reason,
+        )
+        if reason.error is not None:
+            error.__cause__ = reason.error
+        request.set_error(error)
+
+    def _exit(self, scope: trio.CancelScope, crash: BaseException | None) -> None:
+        # NOTE: runs in a finally block, possibly while Cancelled propagates: it must
+        # stay synchronous (no await) and must answer every request still waiting.
+        if crash is not None:
+            reason = ExitReason.crashed(crash)
+        elif self._stop_reason is not None:
+            reason = self._stop_reason
+        elif scope.cancelled_caught and self.lifetime is not None and trio.current_time() >= scope.deadline:
+            reason = ExitReason.timed_out(self.lifetime)
+        else:
+            reason = ExitReason.shutdown("orchestrator cancelled")
+        if reason.kind == "normal":
+            self.result = reason.result
+        self.exit_reason = reason
+        self.status = reason.status
+        self.completed_at = time.time()
+        self._mailbox_send.close()
+        if self._current_request is not None:
+            self._answer_exited(self._current_request)
+            self._current_request = None
+        while True:
+            try:
+                self._answer_exited(self._mailbox_recv.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+        self._mailbox_recv.close()
+        self._exited.set()
+        self._runtime._on_exited(self)
+

@@ -1,0 +1,91 @@
+"""Process status and exit reasons (OTP's vocabulary)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+__all__ = ["ExitReason", "ProcessStatus"]
+
+
+class ProcessStatus(enum.StrEnum):
+    """Lifecycle of a process: ``pending → running → completed | failed | timeout | stopped``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    STOPPED = "stopped"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the process has ended for good."""
+        return self not in (ProcessStatus.PENDING, ProcessStatus.RUNNING)
+
+
+@attrs.frozen(kw_only=True)
+class ExitReason:
+    """Why a process ended.
+
+    ``kind`` is one of OTP's reasons: ``normal`` (completed), ``shutdown`` (stopped by
+    its owner or the orchestrator), ``killed`` (``kill()``), ``error`` (crashed or
+    ``fail()``), ``timeout`` (its lifetime deadline passed), ``linked`` (a linked
+    process died; ``source`` names it) and ``noproc`` (it was already gone).
+    """
+
+    kind: str
+    error: BaseException | None = attrs.field(default=None, eq=False)
+    result: Any = attrs.field(default=None, eq=False)
+    source: str | None = None
+    detail: str = ""
+
+    @classmethod
+    def normal(cls, result: Any = None) -> ExitReason:
+        """The process completed."""
+        return cls(kind="normal", result=result)
+
+    @classmethod
+    def shutdown(cls, detail: str = "") -> ExitReason:
+        """The process was asked to stop."""
+        return cls(kind="shutdown", detail=detail)
+
+    @classmethod
+    def killed(cls, detail: str = "") -> ExitReason:
+        """The process was killed (``kill`` cannot be trapped)."""
+        return cls(kind="killed", detail=detail)
+
+    @classmethod
+    def crashed(cls, error: BaseException) -> ExitReason:
+        """The process crashed or was failed with ``error``."""
+        return cls(kind="error", error=error, detail=f"{type(error).__name__}: {error}")
+
+    @classmethod
+    def timed_out(cls, seconds: float) -> ExitReason:
+        """The process outlived its ``timeout``."""
+        return cls(kind="timeout", detail=f"lifetime timeout of {seconds:g}s elapsed")
+
+    @property
+    def abnormal(self) -> bool:
+        """Anything but ``normal`` and ``shutdown`` (OTP's definition, used by ``transient``)."""
+        return self.kind not in ("normal", "shutdown")
+
+    @property
+    def status(self) -> ProcessStatus:
+        """The final status a process with this exit reason ends in."""
+        return _STATUS_OF.get(self.kind, ProcessStatus.FAILED)
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.detail})" if self.detail else self.kind
+
+
+_STATUS_OF = {
+    "normal": ProcessStatus.COMPLETED,
+    "shutdown": ProcessStatus.STOPPED,
+    "killed": ProcessStatus.STOPPED,
+    "timeout": ProcessStatus.TIMEOUT,
+    "error": ProcessStatus.FAILED,
+    "linked": ProcessStatus.FAILED,
+}

@@ -1,0 +1,120 @@
+"""Requests carry a reply slot; every request is answered exactly once."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import attrs
+import trio
+
+from .._errors import RequestCancelled
+
+__all__ = ["Future", "Request"]
+
+T = TypeVar("T")
+
+_PENDING: Any = object()
+
+
+@attrs.define(eq=False, slots=True)
+class Request:
+    """A message in a process's mailbox plus the slot its answer goes into.
+
+    NOTE: invariant — every request is answered (value or error) exactly once: by the
+    behaviour, by cancellation, or by the process's exit. ``set_*`` are idempotent.
+    """
+
+    payload: Any
+    process_id: str
+    _value: Any = _PENDING
+    _error: BaseException | None = None
+    _done: trio.Event | None = None
+    _scope: trio.CancelScope | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the answer is in."""
+        return self._value is not _PENDING or self._error is not None
+
+    def set_result(self, value: Any) -> None:
+        """Answer with ``value`` (ignored if already answered)."""
+        if not self.done:
+            self._value = value
+            if self._done is not None:
+                self._done.set()
+
+    def set_error(self, error: BaseException) -> None:
+        """Answer with ``error`` (ignored if already answered)."""
+        if not self.done:
+            self._error = error
+            if self._done is not None:
+                self._done.set()
+
+    def cancel(self, reason: str = "cancelled by the caller") -> None:
+        """Answer with :class:`RequestCancelled` and stop any work on it."""
+        if self.done:
+            return
+        self.set_error(
+            RequestCancelled(f"request to process {self.process_id} {reason}", process_id=self.process_id)
+        )
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def outcome(self) -> Any:
+        """The value, or raise the error. Only valid when :attr:`done`."""
+        if self._error is not None:
+            raise self._error
+        if self._value is _PENDING:
+            raise RuntimeError("the request has not been answered yet; await wait() first")
+        return self._value
+
+    async def wait(self) -> Any:
+        """Wait for the answer; return the value or raise the error."""
+        if not self.done:
+            if self._done is None:
+                self._done = trio.Event()
+            await self._done.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+        return self.outcome()
+
+
+@attrs.define(eq=False, slots=True)
+class Future(Generic[T]):
+    """The answer to :meth:`send_async`, available later.
+
+    ``done()`` tells whether it is in, ``result()`` returns it (or raises the error),
+    ``await wait()`` waits for it, ``cancel()`` withdraws the request (the caller
+    of ``wait`` then gets :class:`~vega_trio.RequestCancelled`).
+    """
+
+    _request: Request
+
+    def done(self) -> bool:
+        """Whether the answer is in."""
+        return self._request.done
+
+    def result(self) -> T:
+        """The answer; raises its error.
+
+        Raises:
+            trio.WouldBlock: the answer is not in yet (use ``await wait()``).
+        """
+        if not self._request.done:
+            raise trio.WouldBlock("the reply is not ready yet; use `await future.wait()`")
+        return self._request.outcome()  # type: ignore[no-any-return]
+
+    async def wait(self) -> T:
+        """Wait for the answer and return it (or raise its error)."""
+        return await self._request.wait()  # type: ignore[no-any-return]
+
+    def cancel(self) -> bool:
+        """Withdraw the request; returns ``False`` if it had already finished."""
+        if self._request.done:
+            return False
+        self._request.cancel("was cancelled through its future")
+        return True
+
+    def exception(self) -> BaseException | None:
+        """The error the request ended with, or ``None`` (also ``None`` while pending)."""
+        return self._request._error

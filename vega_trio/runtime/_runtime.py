@@ -1,0 +1,308 @@
+"""The process table: spawning, the name registry, groups, the spawn tree, limits, shutdown."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from .._errors import NameTaken, OrchestratorClosed, ProcessNotFound, TooManyProcesses
+from ._events import EventBus
+from ._groups import Group
+from ._process import Behaviour, Process
+
+__all__ = ["Runtime", "SpawnNode"]
+
+P = TypeVar("P", bound=Process)
+
+_prefix = os.urandom(3).hex()
+_counter = itertools.count(1)
+
+
+def _new_id() -> str:
+    # Unique within this interpreter and unlikely to collide across restarts.
+    return f"p-{_prefix}-{next(_counter)}"
+
+
+@attrs.frozen(kw_only=True)
+class SpawnNode:
+    """One node of the spawn tree (SPEC §1.2)."""
+
+    process_id: str
+    agent_name: str
+    name: str | None
+    task: str
+    status: str
+    spawn_depth: int
+    spawn_reason: str
+    started_at: float | None
+    children: tuple[SpawnNode, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly nested dict."""
+        return {
+            "process_id": self.process_id,
+            "agent_name": self.agent_name,
+            "name": self.name,
+            "task": self.task,
+            "status": self.status,
+            "spawn_depth": self.spawn_depth,
+            "spawn_reason": self.spawn_reason,
+            "started_at": self.started_at,
+            "children": [c.to_dict() for c in self.children],
+        }
+
+
+@attrs.define(eq=False)
+class Runtime:
+    """Owns the processes of one orchestrator. Knows nothing about LLMs.
+
+    Made by :func:`~vega_trio.open_orchestrator`; not constructed directly.
+    """
+
+    _nursery: trio.Nursery
+    bus: EventBus = attrs.field(factory=EventBus)
+    max_processes: int | None = None
+    # NOTE: live processes, plus finished ones that still have live descendants (so the
+    # spawn tree stays connected); everything else is pruned at exit.
+    _processes: dict[str, Process] = attrs.field(factory=dict)
+    _names: dict[str, Process] = attrs.field(factory=dict)
+    _groups: dict[str, Group] = attrs.field(factory=dict)
+    _live: int = 0
+    _closing: bool = False
+    total_spawned: int = 0
+
+    # ------------------------------------------------------------------ spawn
+    async def spawn(
+        self,
+        behaviour: Behaviour,
+        *,
+        process_class: Callable[..., P] = Process,  # type: ignore[assignment]
+        parent: Process | str | None = None,
+        reason: str = "",
+        task: str = "",
+        name: str | None = None,
+        timeout: float | None = None,
+        mailbox_size: int = 64,
+        **extra: Any,
+    ) -> P:
+        """Start a process running ``behaviour`` and return it once it is running.
+
+        Raises:
+            OrchestratorClosed: shutdown has begun.
+            TooManyProcesses: ``max_processes`` live processes exist already.
+            NameTaken: ``name`` is bound to another live process.
+            ProcessNotFound: ``parent`` is an id that is not known.
+        """
+        if self._closing:
+            raise OrchestratorClosed("the orchestrator is shutting down; it cannot spawn new processes")
+        if self.max_processes is not None and self._live >= self.max_processes:
+            raise TooManyProcesses(
+                f"cannot spawn {behaviour.name!r}: {self._live} live processes reach the limit of "
+                f"{self.max_processes}; complete or kill some, or raise max_processes"
+            )
+        if name is not None:
+            self._check_name_free(name)
+        if timeout is not None and not (timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if mailbox_size < 1:
+            raise ValueError(f"mailbox_size must be at least 1, got {mailbox_size}")
+        parent_proc = self._resolve_parent(parent)
+        proc = process_class(
+            _new_id(),
+            behaviour,
+            self,
+            name=name,
+            parent_id=parent_proc.id if parent_proc else None,
+            spawn_depth=parent_proc.spawn_depth + 1 if parent_proc else 0,
+            spawn_reason=reason,
+            task=task,
+            lifetime=timeout,
+            mailbox_size=mailbox_size,
+            **extra,
+        )
+        self._processes[proc.id] = proc
+        self._live += 1
+        self.total_spawned += 1
+        if parent_proc is not None:
+            parent_proc._children[proc.id] = None
+        if name is not None:
+            self._names[name] = proc
+        await self._nursery.start(proc._run)
+        return proc
+
+    def _resolve_parent(self, parent: Process | str | None) -> Process | None:
+        if parent is None or isinstance(parent, Process):
+            return parent
+        found = self._processes.get(parent)
+        if found is None:
+            raise ProcessNotFound(f"parent process {parent!r} is not known (it may have finished)")
+        return found
+
+    # ------------------------------------------------------- lifecycle callbacks
+    def _on_started(self, proc: Process) -> None:
+        self.bus.emit(
+            "process.started",
+            process_id=proc.id,
+            agent=proc.agent_name,
+            name=proc.name,
+            parent_id=proc.parent_id,
+            spawn_depth=proc.spawn_depth,
+            spawn_reason=proc.spawn_reason,
+            task=proc.task,
+        )
+
+    def _on_exited(self, proc: Process) -> None:
+        self._live -= 1
+        if proc.name is not None and self._names.get(proc.name) is proc:
+            del self._names[proc.name]
+        for group_name in tuple(proc.groups):
+            group = self._groups.get(group_name)
+            if group is not None:
+                group.leave(proc)
+        reason = proc.exit_reason
+        assert reason is not None
+        event = {"normal": "process.completed", "error": "process.failed", "linked": "process.failed"}
+        self.bus.emit(
+            "process.failed" if reason.kind == "timeout" else event.get(reason.kind, "process.stopped"),
+            process_id=proc.id,
+            agent=proc.agent_name,
+            status=str(proc.status),
+            reason=reason.kind,
+            detail=reason.detail,
+        )
+        self._prune(proc)
+
+    def _prune(self, proc: Process) -> None:
+        # Drop finished processes without live descendants, walking up the tree.
+        while proc.status.finished and not proc._children:
+            self._processes.pop(proc.id, None)
+            if proc.parent_id is None:
+                return
+            parent = self._processes.get(proc.parent_id)
+            if parent is None:
+                return
+            parent._children.pop(proc.id, None)
+            proc = parent
+
+    # ------------------------------------------------------------------ queries
+    def get(self, process_id: str) -> Process:
+        """The live process with this id.
+
+        Raises:
+            ProcessNotFound: no such live process.
+        """
+        proc = self._processes.get(process_id)
+        if proc is None or proc.status.finished:
+            raise ProcessNotFound(f"no live process with id {process_id!r}")
+        return proc
+
+    def processes(self) -> list[Process]:
+        """Live processes in start order."""
+        return [p for p in self._processes.values() if not p.status.finished]
+
+    @property
+    def live_count(self) -> int:
+        """How many processes are live now."""
+        return self._live
+
+    def spawn_tree(self) -> list[SpawnNode]:
+        """The spawn tree as nested nodes, roots and children in start order."""
+        return [self._node(p) for p in self._processes.values() if p.parent_id not in self._processes]
+
+    def _node(self, proc: Process) -> SpawnNode:
+        return SpawnNode(
+            process_id=proc.id,
+            agent_name=proc.agent_name,
+            name=proc.name,
+            task=proc.task,
+            status=str(proc.status),
+            spawn_depth=proc.spawn_depth,
+            spawn_reason=proc.spawn_reason,
+            started_at=proc.started_at,
+            children=tuple(
+                self._node(self._processes[c]) for c in proc._children if c in self._processes
+            ),
+        )
+
+    # ----------------------------------------------------------------- registry
+    def _check_name_free(self, name: str) -> None:
+        if not name:
+            raise ValueError("a process name must be a non-empty string")
+        holder = self._names.get(name)
+        if holder is not None and not holder.status.finished:
+            raise NameTaken(
+                f"the name {name!r} is taken by live process {holder.id} ({holder.agent_name}); "
+                "unregister it or pick another name"
+            )
+
+    def register(self, name: str, process: Process) -> None:
+        """Bind ``name`` to ``process`` until it exits (or :meth:`unregister`).
+
+        Raises:
+            NameTaken: another live process holds the name.
+            ProcessNotRunning: ``process`` has finished.
+        """
+        process._check_open()
+        if self._names.get(name) is process:
+            return
+        self._check_name_free(name)
+        if process.name is not None and self._names.get(process.name) is process:
+            del self._names[process.name]
+        self._names[name] = process
+        process.name = name
+
+    def unregister(self, name: str) -> None:
+        """Release ``name`` (no error if it is not bound)."""
+        proc = self._names.pop(name, None)
+        if proc is not None and proc.name == name:
+            proc.name = None
+
+    def lookup(self, name: str) -> Process:
+        """The live process registered under ``name``.
+
+        Raises:
+            ProcessNotFound: nothing live holds the name.
+        """
+        proc = self._names.get(name)
+        if proc is None or proc.status.finished:
+            raise ProcessNotFound(f"no live process is registered as {name!r}")
+        return proc
+
+    def registered(self) -> dict[str, Process]:
+        """Every bound name and its process."""
+        return dict(self._names)
+
+    # ------------------------------------------------------------------- groups
+    def group(self, name: str) -> Group:
+        """The group called ``name`` (created on first use)."""
+        group = self._groups.get(name)
+        if group is None:
+            group = self._groups[name] = Group(name)
+        return group
+
+    def groups(self) -> list[str]:
+        """Names of the groups that exist."""
+        return list(self._groups)
+
+    # ----------------------------------------------------------------- shutdown
+    async def shutdown(self, grace: float) -> None:
+        """Stop every process: ask in reverse start order, wait up to ``grace``
+        seconds overall, then cancel the rest. New spawns are refused from now on."""
+        self._closing = True
+        live = self.processes()
+        deadline = trio.current_time() + grace if grace != math.inf else math.inf
+        with trio.move_on_at(deadline):
+            for proc in reversed(live):
+                proc.stop("orchestrator shutdown")
+                await proc.wait()
+        for proc in reversed(live):
+            if not proc.status.finished:
+                proc._cancel(f"orchestrator shutdown: grace of {grace:g}s elapsed")
+        for proc in live:
+            await proc.wait()
