@@ -77,12 +77,12 @@ class Message:
     @classmethod
     def user(cls, content: str | Iterable[ContentBlock]) -> Message:
         """A user turn."""
-        return cls(role="user", content=content)  # type: ignore[arg-type]
+        return cls(role="user", content=content)
 
     @classmethod
     def assistant(cls, content: str | Iterable[ContentBlock]) -> Message:
         """An assistant turn."""
-        return cls(role="assistant", content=content)  # type: ignore[arg-type]
+        return cls(role="assistant", content=content)
 
     @property
     def text(self) -> str:
@@ -127,7 +127,9 @@ def _block_from_dict(data: Mapping[str, Any], where: str) -> ContentBlock:
         if kind == "tool_use":
             tool_input = data.get("input", {})
             if not isinstance(tool_input, Mapping):
-                raise ValueError(f"{where}.input must be an object, got {type(tool_input).__name__}")
+                raise ValueError(
+                    f"{where}.input must be an object, got {type(tool_input).__name__}"
+                )
             return ToolUseBlock(id=str(data["id"]), name=str(data["name"]), input=dict(tool_input))
         if kind == "tool_result":
             content = data.get("content", "")
@@ -156,7 +158,9 @@ def message_from_dict(data: Mapping[str, Any], where: str = "message") -> Messag
     if not isinstance(content, list):
         raise ValueError(f"{where}.content must be a string or a list of blocks")
     blocks = [
-        _block_from_dict(b, f"{where}.content[{i}]") if isinstance(b, Mapping) else _bad_block(b, where, i)
+        _block_from_dict(b, f"{where}.content[{i}]")
+        if isinstance(b, Mapping)
+        else _bad_block(b, where, i)
         for i, b in enumerate(content)
     ]
     return Message(role=role, content=blocks)
@@ -172,7 +176,10 @@ def marshal_messages(messages: Sequence[Message]) -> str:
     ``unmarshal_messages(marshal_messages(m)) == list(m)`` for every conversation.
     """
     return json.dumps(
-        [message_to_dict(m) for m in messages], ensure_ascii=False, separators=(",", ":"), sort_keys=True
+        [message_to_dict(m) for m in messages],
+        ensure_ascii=False,
+        separators=(",", ":"),
+        sort_keys=True,
     )
 
 

@@ -82,7 +82,9 @@ class Process:
     _mailbox_recv: trio.MemoryReceiveChannel[Request] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._mailbox_send, self._mailbox_recv = trio.open_memory_channel[Request](self.mailbox_size)
+        self._mailbox_send, self._mailbox_recv = trio.open_memory_channel[Request](
+            self.mailbox_size
+        )
 
     def __repr__(self) -> str:
         label = f" name={self.name!r}" if self.name else ""
@@ -310,7 +312,11 @@ class Process:
             reason = ExitReason.crashed(crash)
         elif self._stop_reason is not None:
             reason = self._stop_reason
-        elif scope.cancelled_caught and self.lifetime is not None and trio.current_time() >= scope.deadline:
+        elif (
+            scope.cancelled_caught
+            and self.lifetime is not None
+            and trio.current_time() >= scope.deadline
+        ):
             reason = ExitReason.timed_out(self.lifetime)
         else:
             reason = ExitReason.shutdown("orchestrator cancelled")
@@ -331,4 +337,3 @@ class Process:
         self._mailbox_recv.close()
         self._exited.set()
         self._runtime._on_exited(self)
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -30,6 +31,23 @@ class Request:
     _error: BaseException | None = None
     _done: trio.Event | None = None
     _scope: trio.CancelScope | None = None
+    _callbacks: list[Callable[[], None]] | None = None
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the request is answered (at once if it already is)."""
+        if self.done:
+            callback()
+        elif self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
+
+    def _fire(self) -> None:
+        if self._done is not None:
+            self._done.set()
+        callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            callback()
 
     @property
     def done(self) -> bool:
@@ -40,22 +58,22 @@ class Request:
         """Answer with ``value`` (ignored if already answered)."""
         if not self.done:
             self._value = value
-            if self._done is not None:
-                self._done.set()
+            self._fire()
 
     def set_error(self, error: BaseException) -> None:
         """Answer with ``error`` (ignored if already answered)."""
         if not self.done:
             self._error = error
-            if self._done is not None:
-                self._done.set()
+            self._fire()
 
     def cancel(self, reason: str = "cancelled by the caller") -> None:
         """Answer with :class:`RequestCancelled` and stop any work on it."""
         if self.done:
             return
         self.set_error(
-            RequestCancelled(f"request to process {self.process_id} {reason}", process_id=self.process_id)
+            RequestCancelled(
+                f"request to process {self.process_id} {reason}", process_id=self.process_id
+            )
         )
         if self._scope is not None:
             self._scope.cancel()
@@ -68,14 +86,18 @@ class Request:
             raise RuntimeError("the request has not been answered yet; await wait() first")
         return self._value
 
-    async def wait(self) -> Any:
-        """Wait for the answer; return the value or raise the error."""
+    async def wait_done(self) -> None:
+        """Wait until the request is answered (without raising its error)."""
         if not self.done:
             if self._done is None:
                 self._done = trio.Event()
             await self._done.wait()
         else:
             await trio.lowlevel.checkpoint()
+
+    async def wait(self) -> Any:
+        """Wait for the answer; return the value or raise the error."""
+        await self.wait_done()
         return self.outcome()
 
 

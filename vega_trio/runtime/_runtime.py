@@ -87,7 +87,7 @@ class Runtime:
         reason: str = "",
         task: str = "",
         name: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the process's lifetime (policy data)
         mailbox_size: int = 64,
         **extra: Any,
     ) -> P:
@@ -100,7 +100,9 @@ class Runtime:
             ProcessNotFound: ``parent`` is an id that is not known.
         """
         if self._closing:
-            raise OrchestratorClosed("the orchestrator is shutting down; it cannot spawn new processes")
+            raise OrchestratorClosed(
+                "the orchestrator is shutting down; it cannot spawn new processes"
+            )
         if self.max_processes is not None and self._live >= self.max_processes:
             raise TooManyProcesses(
                 f"cannot spawn {behaviour.name!r}: {self._live} live processes reach the limit of "
@@ -167,9 +169,15 @@ class Runtime:
                 group.leave(proc)
         reason = proc.exit_reason
         assert reason is not None
-        event = {"normal": "process.completed", "error": "process.failed", "linked": "process.failed"}
+        event = {
+            "normal": "process.completed",
+            "error": "process.failed",
+            "linked": "process.failed",
+        }
         self.bus.emit(
-            "process.failed" if reason.kind == "timeout" else event.get(reason.kind, "process.stopped"),
+            "process.failed"
+            if reason.kind == "timeout"
+            else event.get(reason.kind, "process.stopped"),
             process_id=proc.id,
             agent=proc.agent_name,
             status=str(proc.status),
@@ -213,7 +221,9 @@ class Runtime:
 
     def spawn_tree(self) -> list[SpawnNode]:
         """The spawn tree as nested nodes, roots and children in start order."""
-        return [self._node(p) for p in self._processes.values() if p.parent_id not in self._processes]
+        return [
+            self._node(p) for p in self._processes.values() if p.parent_id not in self._processes
+        ]
 
     def _node(self, proc: Process) -> SpawnNode:
         return SpawnNode(

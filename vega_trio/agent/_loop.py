@@ -1,0 +1,393 @@
+"""The agent loop (SPEC §1.3): the behaviour that runs inside an agent's process."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from .._errors import ErrorClass, LLMError, MaxIterationsExceeded, RequestError, SendTimeout
+from ..llm import (
+    INVALID_JSON_KEY,
+    LLM,
+    LLMRequest,
+    LLMResponse,
+    Message,
+    MessageComplete,
+    PriceTable,
+    TextChunk,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
+from ..tools import Tool, ToolCall, Tools
+from ._context import ContextManager, UnboundedContext
+from ._events import ChatEvent, SendMetrics, TextDeltaEvent, ToolEndEvent, ToolStartEvent
+
+if TYPE_CHECKING:
+    from ..runtime import EventBus, Process
+    from ._agent import Agent
+
+__all__ = ["AgentBehaviour", "ChatRequest", "ProcessMetrics", "SendResult", "error_class_of"]
+
+
+@attrs.define(eq=False, slots=True)
+class ChatRequest:
+    """A message for an agent process; streaming requests carry an event channel."""
+
+    message: Message
+    events: trio.MemorySendChannel[ChatEvent] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SendResult:
+    """What a send produced: the reply text and its metrics."""
+
+    text: str
+    metrics: SendMetrics
+
+
+@attrs.define(eq=False, kw_only=True)
+class ProcessMetrics:
+    """Running totals for one process (SPEC §1.1)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+    llm_calls: int = 0
+    tool_calls: int = 0
+    iterations: int = 0
+    errors: int = 0
+    unpriced_calls: int = 0
+    """LLM calls whose model the price table does not know (their cost is not counted)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return attrs.asdict(self)
+
+
+def error_class_of(exc: BaseException) -> str:
+    """The ``error_class`` reported for a failure: the LLM class, else a snake_case name."""
+    if isinstance(exc, LLMError):
+        return str(exc.error_class)
+    name = type(exc).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def _tools_from(spec: Tools | Sequence[Callable[..., Any] | Tool] | None) -> Tools:
+    if isinstance(spec, Tools):
+        return spec
+    tools = Tools()
+    for item in spec or ():
+        tools.register(item)
+    return tools
+
+
+class AgentBehaviour:
+    """Serves :class:`ChatRequest` messages for one process of an :class:`Agent`.
+
+    State per process: the conversation (through its context manager) and metrics.
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        llm: LLM,
+        model: str,
+        prices: PriceTable,
+        bus: EventBus,
+        max_iterations: int | None = None,
+        context: ContextManager | None = None,
+    ) -> None:
+        self.agent = agent
+        self.llm = llm
+        self.model = model
+        self.prices = prices
+        self.bus = bus
+        self.max_iterations = max_iterations or agent.max_iterations
+        self.tools = _tools_from(agent.tools)
+        self.context: ContextManager = context or (
+            agent.context() if agent.context else UnboundedContext()
+        )
+        self.metrics = ProcessMetrics()
+        self._schemas = self.tools.schemas()
+        self._system = _system_prompt_getter(agent.system)
+
+    @property
+    def name(self) -> str:
+        """The agent's name."""
+        return self.agent.name
+
+    # ------------------------------------------------------------------ serving
+    async def handle(self, process: Process, payload: Any) -> SendResult:
+        """Serve one message: run the tool loop until the model replies with text."""
+        request = _as_request(payload)
+        started = trio.current_time()
+        before = (self.metrics.input_tokens, self.metrics.output_tokens, self.metrics.cost_usd)
+        timeout = self.agent.send_timeout
+        try:
+            with trio.move_on_after(timeout) if timeout is not None else _no_timeout() as scope:
+                text = await self._converse(process, request)
+            if scope is not None and scope.cancelled_caught:
+                raise SendTimeout(
+                    f"agent {self.name!r} (process {process.id}) did not reply within its "
+                    f"send_timeout of {timeout:g}s; the conversation is unchanged"
+                )
+        except RequestError:
+            self.metrics.errors += 1
+            raise
+        return SendResult(
+            text=text,
+            metrics=SendMetrics(
+                input_tokens=self.metrics.input_tokens - before[0],
+                output_tokens=self.metrics.output_tokens - before[1],
+                cost_usd=self.metrics.cost_usd - before[2],
+                duration_ms=round((trio.current_time() - started) * 1000),
+            ),
+        )
+
+    async def _converse(self, process: Process, request: ChatRequest) -> str:
+        # NOTE: turns of this send are kept aside and committed to the context only when
+        # the send succeeds, so a failed or cancelled send leaves an API-valid history.
+        pending: list[Message] = [request.message]
+        events = request.events
+        for _ in range(self.max_iterations):
+            self.metrics.iterations += 1
+            llm_request = LLMRequest(
+                model=self.model,
+                system=self._system(process),
+                messages=(*self.context.messages(), *pending),
+                tools=self._schemas,
+                max_tokens=self.agent.max_tokens,
+                temperature=self.agent.temperature,
+            )
+            response = await self._call_llm(process, llm_request, events)
+            pending.append(response.to_message())
+            tool_uses = response.tool_uses
+            if not tool_uses:
+                for message in pending:
+                    self.context.add(message)
+                return response.text
+            results = await self._run_tools(process, tool_uses, events)
+            pending.append(Message(role="user", content=results))
+        raise MaxIterationsExceeded(
+            f"agent {self.name!r} (process {process.id}) still asked for tools after "
+            f"{self.max_iterations} LLM rounds; raise max_iterations or give it a clearer task"
+        )
+
+    # -------------------------------------------------------------------- LLM
+    async def _call_llm(
+        self,
+        process: Process,
+        request: LLMRequest,
+        events: trio.MemorySendChannel[ChatEvent] | None,
+    ) -> LLMResponse:
+        started = trio.current_time()
+        try:
+            if events is None:
+                response = await self.llm.generate(request)
+            else:
+                response = await self._stream_llm(request, events)
+        except LLMError as exc:
+            self.bus.emit(
+                "llm.call",
+                process_id=process.id,
+                agent=self.name,
+                model=request.model,
+                error_class=str(exc.error_class),
+                error=str(exc),
+                latency_ms=round((trio.current_time() - started) * 1000),
+            )
+            raise
+        self._account(process, request.model, response.usage, started)
+        return response
+
+    async def _stream_llm(
+        self, request: LLMRequest, events: trio.MemorySendChannel[ChatEvent]
+    ) -> LLMResponse:
+        response: LLMResponse | None = None
+        async with self.llm.stream(request) as chunks:
+            async for chunk in chunks:
+                if isinstance(chunk, TextChunk):
+                    if chunk.text:
+                        await _emit(events, TextDeltaEvent(delta=chunk.text))
+                elif isinstance(chunk, MessageComplete):
+                    response = chunk.response
+        if response is None:
+            raise LLMError(
+                f"the {request.model} stream ended without a complete message",
+                error_class=ErrorClass.TEMPORARY,
+            )
+        return response
+
+    def _account(self, process: Process, model: str, usage: Usage, started: float) -> None:
+        m = self.metrics
+        m.llm_calls += 1
+        m.input_tokens += usage.input_tokens
+        m.output_tokens += usage.output_tokens
+        m.cache_creation_input_tokens += usage.cache_creation_input_tokens
+        m.cache_read_input_tokens += usage.cache_read_input_tokens
+        cost = self.prices.cost(model, usage)
+        if cost is None:
+            m.unpriced_calls += 1
+        else:
+            m.cost_usd += cost
+        if self.bus.has_subscribers:
+            self.bus.emit(
+                "llm.call",
+                process_id=process.id,
+                agent=self.name,
+                model=model,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_creation_input_tokens=usage.cache_creation_input_tokens,
+                cache_read_input_tokens=usage.cache_read_input_tokens,
+                cost_usd=cost,
+                priced=cost is not None,
+                latency_ms=round((trio.current_time() - started) * 1000),
+                error_class=None,
+            )
+
+    # ------------------------------------------------------------------ tools
+    async def _run_tools(
+        self,
+        process: Process,
+        tool_uses: Sequence[ToolUseBlock],
+        events: trio.MemorySendChannel[ChatEvent] | None,
+    ) -> list[ToolResultBlock]:
+        if len(tool_uses) == 1:
+            return [await self._run_tool(process, tool_uses[0], events)]
+        results: list[ToolResultBlock | None] = [None] * len(tool_uses)
+
+        async def run(index: int, use: ToolUseBlock) -> None:
+            results[index] = await self._run_tool(process, use, events)
+
+        async with trio.open_nursery() as nursery:
+            for index, use in enumerate(tool_uses):
+                nursery.start_soon(run, index, use)
+        return [r for r in results if r is not None]
+
+    async def _run_tool(
+        self,
+        process: Process,
+        use: ToolUseBlock,
+        events: trio.MemorySendChannel[ChatEvent] | None,
+    ) -> ToolResultBlock:
+        self.metrics.tool_calls += 1
+        arguments = dict(use.input)
+        if events is not None:
+            await _emit(
+                events, ToolStartEvent(tool_call_id=use.id, tool_name=use.name, arguments=arguments)
+            )
+        if self.bus.has_subscribers:
+            self.bus.emit(
+                "tool.start",
+                process_id=process.id,
+                agent=self.name,
+                tool=use.name,
+                tool_call_id=use.id,
+                arguments=arguments,
+            )
+        started = trio.current_time()
+        try:
+            output = await self._execute(use, arguments)
+            is_error = False
+        except Exception as exc:  # the model sees the failure and may recover
+            output = _describe_tool_error(use.name, exc)
+            is_error = True
+        duration_ms = round((trio.current_time() - started) * 1000)
+        if events is not None:
+            await _emit(
+                events,
+                ToolEndEvent(
+                    tool_call_id=use.id,
+                    tool_name=use.name,
+                    result=output,
+                    duration_ms=duration_ms,
+                    is_error=is_error,
+                ),
+            )
+        if self.bus.has_subscribers:
+            self.bus.emit(
+                "tool.end",
+                process_id=process.id,
+                agent=self.name,
+                tool=use.name,
+                tool_call_id=use.id,
+                duration_ms=duration_ms,
+                is_error=is_error,
+                result=output[:2000],
+            )
+        return ToolResultBlock(tool_use_id=use.id, content=output, is_error=is_error)
+
+    async def _execute(self, use: ToolUseBlock, arguments: dict[str, Any]) -> str:
+        if INVALID_JSON_KEY in arguments:
+            raise ValueError(
+                f"the arguments for {use.name!r} were not valid JSON "
+                f"({str(arguments[INVALID_JSON_KEY])[:200]!r}); send a JSON object"
+            )
+        call = ToolCall(id=use.id, name=use.name, arguments=arguments)
+        timeout = self.agent.tool_timeout
+        tool = self.tools.get(use.name)
+        if timeout is None or (tool is not None and tool.timeout is not None):
+            return await self.tools.execute(call)
+        with trio.fail_after(timeout):
+            return await self.tools.execute(call)
+
+
+def _describe_tool_error(name: str, exc: Exception) -> str:
+    if isinstance(exc, trio.TooSlowError):
+        return f"Error: tool {name!r} timed out"
+    message = str(exc) or type(exc).__name__
+    return f"Error: {type(exc).__name__}: {message}"
+
+
+async def _emit(events: trio.MemorySendChannel[ChatEvent], event: ChatEvent) -> None:
+    # NOTE: a bounded channel: a slow reader slows the LLM stream (backpressure).
+    try:
+        await events.send(event)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the reader left; its wrapper cancels this request
+
+
+def _as_request(payload: Any) -> ChatRequest:
+    if isinstance(payload, ChatRequest):
+        return payload
+    if isinstance(payload, Message):
+        return ChatRequest(payload)
+    if isinstance(payload, str):
+        return ChatRequest(Message.user(payload))
+    raise TypeError(
+        f"an agent process takes a str, a Message or a ChatRequest, not {type(payload).__name__}"
+    )
+
+
+def _no_timeout() -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+def _system_prompt_getter(system: Any) -> Callable[[Process], str]:
+    if isinstance(system, str):
+        return lambda _process: system
+    if not callable(system):
+        raise TypeError(f"Agent.system must be a str or a callable, not {type(system).__name__}")
+    try:
+        takes_process = len(inspect.signature(system).parameters) >= 1
+    except (TypeError, ValueError):
+        takes_process = False
+    if takes_process:
+        return lambda process: str(system(process))
+    return lambda _process: str(system())
+
+
+def dumps_result(value: Any) -> str:
+    """Compact JSON for a tool's non-string result."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -1,0 +1,255 @@
+"""The orchestrator: wires the runtime, the agents and the LLM backends together.
+
+Open one with :func:`open_orchestrator`; everything it spawns lives inside that block
+and is shut down (gracefully first, then by cancellation) when the block ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from .agent import Agent, AgentBehaviour, AgentProcess
+from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
+from .runtime import (
+    EventBus,
+    Group,
+    Process,
+    Runtime,
+    SpawnNode,
+    Subscription,
+    current_process_or_none,
+)
+
+__all__ = ["Orchestrator", "open_orchestrator"]
+
+_AUTO: Any = object()
+
+
+@attrs.define(eq=False)
+class Orchestrator:
+    """Spawns and tracks agent processes. Made by :func:`open_orchestrator`.
+
+    Attributes:
+        llm: the default backend (agents may bring their own).
+        default_model: the model for agents that name none.
+        prices: the price table used for cost accounting.
+        shutdown_timeout: seconds a graceful shutdown may take before the rest is cancelled.
+    """
+
+    _runtime: Runtime
+    llm: LLM | None
+    default_model: str
+    prices: PriceTable
+    shutdown_timeout: float
+    mailbox_size: int = 64
+
+    # ------------------------------------------------------------------- spawn
+    async def spawn(
+        self,
+        agent: Agent,
+        *,
+        parent: AgentProcess | Process | str | None = _AUTO,
+        reason: str = "",
+        task: str = "",
+        messages: Iterable[Message] | None = None,
+        name: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the process's lifetime (policy data)
+        max_iterations: int | None = None,
+    ) -> AgentProcess:
+        """Start a process of ``agent`` and return it once it is running.
+
+        Args:
+            agent: the blueprint.
+            parent: the parent in the spawn tree. Defaults to the process whose tool is
+                calling ``spawn`` (if any); pass ``None`` for a root process.
+            reason: why it was spawned (shown in the spawn tree).
+            task: what it is working on (shown in the spawn tree).
+            messages: an existing conversation to continue (e.g. from
+                :func:`~vega_trio.unmarshal_messages`).
+            name: register the process under this name until it exits.
+            timeout: lifetime in seconds; afterwards it ends with status ``timeout``.
+            max_iterations: overrides the agent's limit for this process.
+
+        Raises:
+            OrchestratorClosed: shutdown has begun.
+            TooManyProcesses: the live-process limit is reached.
+            NameTaken: ``name`` is held by another live process.
+            ValueError: an option is invalid (the message says which).
+        """
+        if not isinstance(agent, Agent):
+            raise TypeError(f"spawn() takes an Agent, not {type(agent).__name__}")
+        llm = agent.llm or self.llm
+        if llm is None:
+            llm = self.llm = _default_llm()
+        if parent is _AUTO:
+            caller = current_process_or_none()
+            parent = caller if caller is not None and caller._runtime is self._runtime else None
+        if max_iterations is not None and max_iterations < 1:
+            raise ValueError(f"max_iterations must be at least 1, got {max_iterations}")
+        behaviour = AgentBehaviour(
+            agent,
+            llm=llm,
+            model=agent.model or self.default_model,
+            prices=self.prices,
+            bus=self._runtime.bus,
+            max_iterations=max_iterations,
+        )
+        if messages is not None:
+            history = list(messages)
+            for i, message in enumerate(history):
+                if not isinstance(message, Message):
+                    raise TypeError(
+                        f"messages[{i}] must be a Message, not {type(message).__name__}"
+                    )
+            behaviour.context.load(history)
+        return await self._runtime.spawn(
+            behaviour,
+            process_class=AgentProcess,
+            parent=parent,
+            reason=reason,
+            task=task,
+            name=name,
+            timeout=timeout,
+            mailbox_size=self.mailbox_size,
+        )
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def runtime(self) -> Runtime:
+        """The underlying process table (the LLM-free layer)."""
+        return self._runtime
+
+    @property
+    def events(self) -> EventBus:
+        """The event bus every state change is published on."""
+        return self._runtime.bus
+
+    @contextmanager
+    def subscribe(
+        self, *, max_buffer: int = 1000, types: Iterable[str] | None = None
+    ) -> Iterator[Subscription]:
+        """Subscribe to runtime events for a ``with`` block (see :meth:`EventBus.subscribe`)."""
+        with self._runtime.bus.subscribe(
+            max_buffer=max_buffer, types=None if types is None else list(types)
+        ) as subscription:
+            yield subscription
+
+    def get(self, process_id: str) -> Process:
+        """The live process with this id (raises :class:`~vega_trio.ProcessNotFound`)."""
+        return self._runtime.get(process_id)
+
+    def processes(self) -> list[Process]:
+        """Live processes in start order."""
+        return self._runtime.processes()
+
+    def spawn_tree(self) -> list[SpawnNode]:
+        """The spawn tree: nested nodes in start order."""
+        return self._runtime.spawn_tree()
+
+    def register(self, name: str, process: Process) -> None:
+        """Bind ``name`` to ``process`` until it exits."""
+        self._runtime.register(name, process)
+
+    def unregister(self, name: str) -> None:
+        """Release ``name``."""
+        self._runtime.unregister(name)
+
+    def lookup(self, name: str) -> Process:
+        """The live process registered as ``name`` (raises :class:`~vega_trio.ProcessNotFound`)."""
+        return self._runtime.lookup(name)
+
+    def group(self, name: str) -> Group:
+        """The process group ``name`` (created on first use) with its blackboard."""
+        return self._runtime.group(name)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and totals across live processes."""
+        live = self._runtime.processes()
+        cost = sum(p.metrics.cost_usd for p in live if isinstance(p, AgentProcess))
+        return {
+            "live_processes": len(live),
+            "total_spawned": self._runtime.total_spawned,
+            "live_cost_usd": cost,
+            "events_published": self._runtime.bus.published,
+        }
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Stop every process now: gracefully for ``grace`` seconds (default
+        ``shutdown_timeout``), children before parents, then cancel the rest."""
+        await self._runtime.shutdown(self.shutdown_timeout if grace is None else grace)
+
+
+def _default_llm() -> LLM:
+    from .llm import AnthropicLLM
+
+    return AnthropicLLM()
+
+
+@asynccontextmanager
+async def open_orchestrator(
+    llm: LLM | None = None,
+    *,
+    default_model: str = DEFAULT_MODEL,
+    max_processes: int | None = None,
+    shutdown_timeout: float = 10.0,
+    prices: PriceTable | None = None,
+    mailbox_size: int = 64,
+) -> AsyncIterator[Orchestrator]:
+    """Open an orchestrator for the duration of an ``async with`` block::
+
+        async with vega_trio.open_orchestrator(llm=ScriptedLLM.echo()) as orch:
+            proc = await orch.spawn(Agent(name="assistant"))
+            print(await proc.send("Hello!"))
+
+    Args:
+        llm: the default backend; ``None`` creates an :class:`~vega_trio.llm.AnthropicLLM`
+            (reading ``ANTHROPIC_API_KEY``) when the first agent without its own backend
+            is spawned.
+        default_model: the model of agents that name none.
+        max_processes: the most live processes at once (finished ones don't count).
+        shutdown_timeout: at the end of the block, seconds processes get to finish
+            their current message before they are cancelled.
+        prices: the price table (default: the packaged one).
+        mailbox_size: each process's bounded mailbox.
+
+    When the block ends normally, processes are asked to stop in reverse start order
+    (children before parents), then whatever still runs after ``shutdown_timeout`` is
+    cancelled; if the block raises, they are cancelled at once. Either way every caller
+    still waiting gets an answer and nothing keeps running.
+    """
+    if shutdown_timeout < 0:
+        raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout}")
+    if max_processes is not None and max_processes < 1:
+        raise ValueError(f"max_processes must be at least 1, got {max_processes}")
+    runtime: Runtime | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            runtime = Runtime(nursery, max_processes=max_processes)
+            orch = Orchestrator(
+                runtime,
+                llm,
+                default_model,
+                prices or PriceTable.default(),
+                shutdown_timeout,
+                mailbox_size,
+            )
+            try:
+                yield orch
+                await runtime.shutdown(shutdown_timeout)
+            finally:
+                runtime._closing = True
+                nursery.cancel_scope.cancel(reason="orchestrator block ended")
+    except BaseExceptionGroup as group:
+        # The processes never raise into the nursery, so a group here wraps the
+        # block's own error: hand it back unwrapped (trio-websocket / tractor habit).
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    finally:
+        if runtime is not None:
+            runtime.bus.close()
