@@ -1,0 +1,46 @@
+"""Tools: Python functions (and other callables) the model can call.
+
+Register functions on a :class:`Tools` registry; their JSON schemas come from type hints and
+docstrings. :meth:`Tools.execute` validates the model's arguments, runs the tool (sync
+functions in a worker thread) under its timeout and middleware, and returns the result as text.
+"""
+
+from __future__ import annotations
+
+from ._registry import (
+    ArgumentPreparer,
+    CallNext,
+    Middleware,
+    Tool,
+    ToolCall,
+    ToolHandler,
+    Tools,
+    ToolTimeout,
+    render_result,
+)
+from ._schema import (
+    ArgumentProblem,
+    FunctionSchema,
+    ToolArgumentError,
+    function_schema,
+    json_schema_validator,
+    tool_schema,
+)
+
+__all__ = [
+    "ArgumentPreparer",
+    "ArgumentProblem",
+    "CallNext",
+    "FunctionSchema",
+    "Middleware",
+    "Tool",
+    "ToolArgumentError",
+    "ToolCall",
+    "ToolHandler",
+    "ToolTimeout",
+    "Tools",
+    "function_schema",
+    "json_schema_validator",
+    "render_result",
+    "tool_schema",
+]
