@@ -370,3 +370,23 @@ async def test_bad_send_input_is_a_clear_error() -> None:
         with pytest.raises(ValueError, match="role 'user'"):
             await proc.send(Message.assistant("x"))
         assert TextBlock(text="x") in Message.user("x").content
+
+
+async def test_sliding_window_context_compacts_before_a_send() -> None:
+    """An agent with SlidingWindowContext(compact_above=...) summarises old turns by itself."""
+    from vega_trio.agent import SlidingWindowContext
+
+    llm = ScriptedLLM(["r1", "r2", "SUMMARY-TEXT", "r3"])
+    agent = Agent(name="a", context=lambda: SlidingWindowContext(2, compact_above=1))
+    async with open_orchestrator(llm=llm) as orch:
+        with orch.subscribe(types=["context."]) as events:
+            proc = await orch.spawn(agent)
+            await proc.send("q1")
+            await proc.send("q2")
+            assert await proc.send("q3") == "r3"
+            compacted = events.receive_nowait()
+    assert compacted is not None and compacted.type == "context.compacted"  # type: ignore[union-attr]
+    summary_call, last_call = llm.requests[2], llm.requests[3]
+    assert "q1" in summary_call.messages[0].text
+    assert "SUMMARY-TEXT" in last_call.messages[0].text
+    assert last_call.messages[-1].text == "q3"

@@ -353,9 +353,13 @@ class SlidingWindowContext(_BaseContext):
 
     Args:
         window: how many recent messages to send (> 0).
+        compact_above: when set, an agent process compacts this context by itself
+            before serving a message once :meth:`needs_compaction` says the retained
+            conversation is over this many tokens.
     """
 
     window: int = attrs.field(validator=attrs.validators.gt(0))
+    compact_above: int | None = attrs.field(default=None, kw_only=True)
     _summary: str | None = attrs.field(init=False, default=None, repr=False)
     # The last first-turn-with-summary messages() built, and the turn it wraps, so
     # record_usage() can tell which retained turn it stands for.

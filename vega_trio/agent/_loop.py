@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from ..llm import (
     Usage,
 )
 from ..tools import Tool, ToolCall, Tools
-from ._context import ContextManager, UnboundedContext
+from ._context import ContextManager, SlidingWindowContext, UnboundedContext
 from ._events import ChatEvent, SendMetrics, TextDeltaEvent, ToolEndEvent, ToolStartEvent
 
 if TYPE_CHECKING:
@@ -130,6 +129,7 @@ class AgentBehaviour:
     async def handle(self, process: Process, payload: Any) -> SendResult:
         """Serve one message: run the tool loop until the model replies with text."""
         request = _as_request(payload)
+        await self._maybe_compact(process)
         started = trio.current_time()
         before = (self.metrics.input_tokens, self.metrics.output_tokens, self.metrics.cost_usd)
         timeout = self.agent.send_timeout
@@ -154,6 +154,27 @@ class AgentBehaviour:
             ),
         )
 
+    async def _maybe_compact(self, process: Process) -> None:
+        context = self.context
+        if not isinstance(context, SlidingWindowContext) or context.compact_above is None:
+            return
+        if not context.needs_compaction(context.compact_above):
+            return
+        try:
+            compacted = await context.compact(self.llm, model=self.model)
+        except LLMError as exc:
+            # The history is unchanged and still valid; the send goes ahead uncompacted.
+            self.bus.emit(
+                "context.compaction_failed",
+                process_id=process.id,
+                agent=self.name,
+                error=str(exc),
+                error_class=str(exc.error_class),
+            )
+            return
+        if compacted:
+            self.bus.emit("context.compacted", process_id=process.id, agent=self.name)
+
     async def _converse(self, process: Process, request: ChatRequest) -> str:
         # NOTE: turns of this send are kept aside and committed to the context only when
         # the send succeeds, so a failed or cancelled send leaves an API-valid history.
@@ -170,6 +191,7 @@ class AgentBehaviour:
                 temperature=self.agent.temperature,
             )
             response = await self._call_llm(process, llm_request, events)
+            self.context.record_usage(llm_request.messages, response.usage)
             pending.append(response.to_message())
             tool_uses = response.tool_uses
             if not tool_uses:
@@ -386,8 +408,3 @@ def _system_prompt_getter(system: Any) -> Callable[[Process], str]:
     if takes_process:
         return lambda process: str(system(process))
     return lambda _process: str(system())
-
-
-def dumps_result(value: Any) -> str:
-    """Compact JSON for a tool's non-string result."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

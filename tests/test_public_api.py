@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import vega_trio
+import vega_trio.agent
+import vega_trio.llm
+import vega_trio.runtime
+import vega_trio.testing
+import vega_trio.tools
+
+
+def test_top_level_all_is_pinned() -> None:
+    """The public top-level API is exactly this list (additions are deliberate)."""
+    assert sorted(vega_trio.__all__) == sorted(
+        [
+            "LLM",
+            "Agent",
+            "AgentProcess",
+            "AnthropicLLM",
+            "ChatStream",
+            "DuplicateTool",
+            "ErrorClass",
+            "ExitReason",
+            "Future",
+            "LLMError",
+            "MaxIterationsExceeded",
+            "Message",
+            "NameTaken",
+            "Orchestrator",
+            "OrchestratorClosed",
+            "Process",
+            "ProcessError",
+            "ProcessExited",
+            "ProcessNotFound",
+            "ProcessNotRunning",
+            "ProcessStatus",
+            "RequestCancelled",
+            "RequestError",
+            "SendTimeout",
+            "TextStream",
+            "TooManyProcesses",
+            "Tool",
+            "ToolError",
+            "ToolNotFound",
+            "ToolSchemaError",
+            "Tools",
+            "VegaError",
+            "__version__",
+            "current_process",
+            "marshal_messages",
+            "open_orchestrator",
+            "unmarshal_messages",
+        ]
+    )
+
+
+def test_every_exported_name_exists() -> None:
+    """Each subpackage's __all__ names real attributes."""
+    for module in (
+        vega_trio,
+        vega_trio.agent,
+        vega_trio.llm,
+        vega_trio.runtime,
+        vega_trio.testing,
+        vega_trio.tools,
+    ):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_every_error_derives_from_vega_error() -> None:
+    """All exported exception classes share the VegaError root."""
+    errors = [
+        getattr(vega_trio, n)
+        for n in vega_trio.__all__
+        if isinstance(getattr(vega_trio, n), type) and issubclass(getattr(vega_trio, n), Exception)
+    ]
+    assert errors
+    assert all(issubclass(e, vega_trio.VegaError) for e in errors)

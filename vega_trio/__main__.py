@@ -1,0 +1,5 @@
+"""``python -m vega_trio`` runs the command line."""
+
+from .cli import main
+
+main()
