@@ -47,6 +47,8 @@ class Orchestrator:
     prices: PriceTable
     shutdown_timeout: float
     mailbox_size: int = 64
+    _owned_llm: LLM | None = None
+    """A backend the orchestrator created itself, and so closes at the end."""
 
     # ------------------------------------------------------------------- spawn
     async def spawn(
@@ -85,7 +87,7 @@ class Orchestrator:
             raise TypeError(f"spawn() takes an Agent, not {type(agent).__name__}")
         llm = agent.llm or self.llm
         if llm is None:
-            llm = self.llm = _default_llm()
+            llm = self.llm = self._owned_llm = _default_llm()
         if parent is _AUTO:
             caller = current_process_or_none()
             parent = caller if caller is not None and caller._runtime is self._runtime else None
@@ -227,6 +229,7 @@ async def open_orchestrator(
     if max_processes is not None and max_processes < 1:
         raise ValueError(f"max_processes must be at least 1, got {max_processes}")
     runtime: Runtime | None = None
+    orch: Orchestrator | None = None
     try:
         async with trio.open_nursery() as nursery:
             runtime = Runtime(nursery, max_processes=max_processes)
@@ -253,3 +256,13 @@ async def open_orchestrator(
     finally:
         if runtime is not None:
             runtime.bus.close()
+        if orch is not None and orch._owned_llm is not None:
+            await _close_llm(orch._owned_llm)
+
+
+async def _close_llm(llm: LLM) -> None:
+    aclose = getattr(llm, "aclose", None)
+    if aclose is not None:
+        # NOTE: awaited cleanup gets a deadline, even when we are being cancelled.
+        with trio.move_on_after(5, shield=True):
+            await aclose()
