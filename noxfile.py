@@ -28,7 +28,12 @@ def lint(session: nox.Session) -> None:
     session.install("ruff", "flake8-async")
     session.run("ruff", "check", "vega_trio", "tests", "examples", "noxfile.py")
     session.run("ruff", "format", "--check", "vega_trio", "tests", "examples", "noxfile.py")
-    session.run("flake8-async", "vega_trio", "tests", "examples")
+    files = [
+        str(p)
+        for d in ("vega_trio", "tests", "examples")
+        for p in sorted(ROOT.glob(f"{d}/**/*.py"))
+    ]
+    session.run("flake8-async", "--startable-in-context-manager=_run,serve", *files)
 
 
 @nox.session

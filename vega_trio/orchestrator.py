@@ -251,18 +251,13 @@ async def open_orchestrator(
         # The processes never raise into the nursery, so a group here wraps the
         # block's own error: hand it back unwrapped (trio-websocket / tractor habit).
         if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
+            raise group.exceptions[0] from None  # noqa: ASYNC123 - the traceback stays on it
         raise
     finally:
         if runtime is not None:
             runtime.bus.close()
-        if orch is not None and orch._owned_llm is not None:
-            await _close_llm(orch._owned_llm)
-
-
-async def _close_llm(llm: LLM) -> None:
-    aclose = getattr(llm, "aclose", None)
-    if aclose is not None:
-        # NOTE: awaited cleanup gets a deadline, even when we are being cancelled.
-        with trio.move_on_after(5, shield=True):
-            await aclose()
+        aclose = getattr(orch._owned_llm, "aclose", None) if orch is not None else None
+        if aclose is not None:
+            # NOTE: awaited cleanup gets a deadline, even when we are being cancelled.
+            with trio.move_on_after(5, shield=True):
+                await aclose()

@@ -20,7 +20,7 @@ async def test_fanout_to_every_subscriber() -> None:
         assert b.receive_nowait() is None
 
 
-async def test_slow_subscriber_never_blocks_and_is_told_what_it_missed() -> None:
+def test_slow_subscriber_never_blocks_and_is_told_what_it_missed() -> None:
     """A full subscriber buffer drops events for that subscriber only and reports Lagged."""
     bus = EventBus()
     with bus.subscribe(max_buffer=2) as slow, bus.subscribe(max_buffer=100) as fast:
