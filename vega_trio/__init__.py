@@ -23,7 +23,18 @@ from ._errors import (
     VegaError,
 )
 from ._version import __version__
-from .agent import Agent, AgentProcess, ChatStream, TextStream
+from .agent import (
+    Agent,
+    AgentProcess,
+    ChatEvent,
+    ChatStream,
+    DoneEvent,
+    ErrorEvent,
+    TextDeltaEvent,
+    TextStream,
+    ToolEndEvent,
+    ToolStartEvent,
+)
 from .llm import LLM, AnthropicLLM, Message, marshal_messages, unmarshal_messages
 from .orchestrator import Orchestrator, open_orchestrator
 from .runtime import ExitReason, Future, Process, ProcessStatus, current_process
@@ -34,7 +45,13 @@ __all__ = [
     "Agent",
     "AgentProcess",
     "AnthropicLLM",
+    "ChatEvent",
     "ChatStream",
+    "DoneEvent",
+    "ErrorEvent",
+    "TextDeltaEvent",
+    "ToolEndEvent",
+    "ToolStartEvent",
     "ExitReason",
     "Future",
     "Message",

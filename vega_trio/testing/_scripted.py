@@ -335,6 +335,16 @@ class ScriptedLLM:
         """Streams currently open (``0`` once every ``stream`` block has exited)."""
         return self._open_streams
 
+    async def aclose(self) -> None:
+        """Nothing to release; here so code can close any backend the same way."""
+        await trio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> ScriptedLLM:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     def add(self, *steps: Step | str) -> None:
         """Append steps to the end of the script."""
         self._script.extend(_as_step(s) for s in steps)

@@ -193,13 +193,16 @@ class Tool:
                 return await fn(**arguments)
 
         else:
+            thread_name = f"vega-trio tool {analysed.name}"
 
             async def handler(arguments: Mapping[str, Any]) -> Any:
                 # NOTE: abandon_on_cancel=True lets a timeout or a cancelled agent return at
                 # once; Python can't stop a thread, so the abandoned call finishes (and its
                 # result is discarded) in the background.
                 return await trio.to_thread.run_sync(
-                    functools.partial(fn, **arguments), abandon_on_cancel=True
+                    functools.partial(fn, **arguments),
+                    abandon_on_cancel=True,
+                    thread_name=thread_name,
                 )
 
         return cls(
