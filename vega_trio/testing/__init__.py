@@ -1,0 +1,21 @@
+"""Test doubles for code built on vega-trio: run agents offline, deterministically."""
+
+from __future__ import annotations
+
+from ._fake_server import (
+    FakeAnthropicServer,
+    FakeResponse,
+    RecordedRequest,
+    open_fake_anthropic_server,
+)
+from ._scripted import ScriptedLLM, ScriptExhausted, Step
+
+__all__ = [
+    "ScriptExhausted",
+    "ScriptedLLM",
+    "Step",
+    "FakeAnthropicServer",
+    "FakeResponse",
+    "RecordedRequest",
+    "open_fake_anthropic_server",
+]
