@@ -216,28 +216,31 @@ class _BaseContext:
         tool schemas therefore count towards the turns too, which is what a token
         budget should cover.
         """
+        with self._lock:
+            self._apply_usage_locked(prompt, usage)
+
+    def _apply_usage_locked(self, prompt: Sequence[Message], usage: Usage) -> None:
         total = usage.input_tokens + usage.cache_creation_input_tokens
         total += usage.cache_read_input_tokens
-        with self._lock:
-            retained = {id(e.message): e for e in self._entries}
-            covered: list[_Entry] = []
-            outside = 0  # estimated tokens of prompt parts the context does not hold
-            for message in prompt:
-                entry = retained.get(id(message))
-                extra = 0
-                if entry is None:
-                    entry, extra = self._unwrap_locked(message)
-                if entry is None:
-                    outside += estimate_message_tokens(message)
-                    continue
-                covered.append(entry)
-                outside += extra
-            known = sum(e.tokens for e in covered if e.exact)
-            unknown = [e for e in covered if not e.exact]
-            if not unknown:
-                return
-            _share(unknown, max(0, total - known - outside))
-            self._after_change_locked()
+        retained = {id(e.message): e for e in self._entries}
+        covered: list[_Entry] = []
+        outside = 0  # estimated tokens of prompt parts the context does not hold
+        for message in prompt:
+            entry = retained.get(id(message))
+            extra = 0
+            if entry is None:
+                entry, extra = self._unwrap_locked(message)
+            if entry is None:
+                outside += estimate_message_tokens(message)
+                continue
+            covered.append(entry)
+            outside += extra
+        known = sum(e.tokens for e in covered if e.exact)
+        unknown = [e for e in covered if not e.exact]
+        if not unknown:
+            return
+        _share(unknown, max(0, total - known - outside))
+        self._after_change_locked()
 
     def token_count(self) -> int:
         """Tokens of what the context retains: reported where known, else estimated."""
@@ -293,6 +296,50 @@ class UnboundedContext(_BaseContext):
     until the model's context window refuses it; use :class:`TokenBudgetContext`
     or :class:`SlidingWindowContext` for long-running processes.
     """
+
+    # NOTE: nothing is ever trimmed, so token counts matter only to token_count().
+    # This is the default context, on every agent's hot path, so estimates are made
+    # and usage reports applied lazily there instead of on every add and every call.
+    _reports: list[tuple[Sequence[Message], Usage]] = attrs.field(
+        init=False, factory=list, repr=False
+    )
+
+    def add(self, message: Message) -> None:
+        """Append one turn to the conversation."""
+        if not isinstance(message, Message):
+            _entry(message)  # raises the TypeError that explains what to pass
+        with self._lock:
+            self._entries.append(_Entry(message=message, tokens=_UNKNOWN))
+
+    def record_usage(self, prompt: Sequence[Message], usage: Usage) -> None:
+        """Remember a usage report; :meth:`token_count` applies the reports in order."""
+        with self._lock:
+            self._reports.append((prompt, usage))
+            if len(self._reports) >= _MAX_DEFERRED_REPORTS:
+                self._apply_reports_locked()
+
+    def _apply_reports_locked(self) -> None:
+        for entry in self._entries:
+            if entry.tokens == _UNKNOWN:
+                entry.tokens = estimate_message_tokens(entry.message)
+        reports, self._reports = self._reports, []
+        for prompt, usage in reports:
+            self._apply_usage_locked(prompt, usage)
+
+    def _token_count_locked(self) -> int:
+        self._apply_reports_locked()
+        return sum(e.tokens for e in self._entries)
+
+    def _load_locked(self, entries: list[_Entry]) -> None:
+        self._entries = entries
+        self._reports.clear()
+
+    def _clear_extra_locked(self) -> None:
+        self._reports.clear()
+
+
+_UNKNOWN = -1
+_MAX_DEFERRED_REPORTS = 64
 
 
 @attrs.define(eq=False)
