@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     DuplicateTool,
     ErrorClass,
@@ -35,10 +37,13 @@ from .agent import (
     ToolEndEvent,
     ToolStartEvent,
 )
-from .llm import LLM, AnthropicLLM, Message, marshal_messages, unmarshal_messages
+from .llm import LLM, Message, marshal_messages, unmarshal_messages
 from .orchestrator import Orchestrator, open_orchestrator
 from .runtime import ExitReason, Future, Process, ProcessStatus, current_process
 from .tools import Tool, Tools
+
+if TYPE_CHECKING:
+    from .llm import AnthropicLLM
 
 __all__ = [
     "LLM",
@@ -85,3 +90,12 @@ __all__ = [
     "VegaError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # NOTE: AnthropicLLM is loaded on first use (the SDK is slow to import).
+    if name == "AnthropicLLM":
+        from .llm import AnthropicLLM
+
+        return AnthropicLLM
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,8 +6,8 @@ Every backend implements the small :class:`LLM` protocol (``generate`` and
 
 from __future__ import annotations
 
-from ._anthropic import DEFAULT_MODEL, INVALID_JSON_KEY, AnthropicLLM
-from ._classify import classify, to_llm_error
+from typing import TYPE_CHECKING, Any
+
 from ._messages import (
     ContentBlock,
     Message,
@@ -20,6 +20,8 @@ from ._messages import (
 )
 from ._pricing import ModelPrice, PriceTable
 from ._protocol import (
+    DEFAULT_MODEL,
+    INVALID_JSON_KEY,
     LLM,
     LLMRequest,
     LLMResponse,
@@ -30,6 +32,30 @@ from ._protocol import (
     ToolSchema,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from ._anthropic import AnthropicLLM
+    from ._classify import classify, to_llm_error
+
+# NOTE: the anthropic SDK takes seconds to import; load it only when it is used, so
+# offline work (the scripted LLM, validation, --help) starts fast.
+_LAZY = {
+    "AnthropicLLM": "._anthropic",
+    "classify": "._classify",
+    "to_llm_error": "._classify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -33,6 +33,8 @@ from .._errors import ErrorClass, LLMError
 from ._classify import CALL_FAILURES, to_llm_error
 from ._messages import ContentBlock, TextBlock, ToolUseBlock, message_to_dict
 from ._protocol import (
+    DEFAULT_MODEL,
+    INVALID_JSON_KEY,
     LLMRequest,
     LLMResponse,
     MessageComplete,
@@ -44,14 +46,6 @@ from ._protocol import (
 
 __all__ = ["DEFAULT_MODEL", "INVALID_JSON_KEY", "AnthropicLLM"]
 
-#: The model used when a request names none. (``claude-sonnet-4-5`` is deprecated in
-#: anthropic 2.x, whose ``messages.create`` warns on every call with it.)
-DEFAULT_MODEL: Final = "claude-sonnet-5-5"
-
-#: When a tool call's streamed JSON arguments do not parse into an object, the tool
-#: call's ``input`` is ``{INVALID_JSON_KEY: "<the raw text>"}`` so that the tool loop
-#: can answer the model with an error instead of crashing.
-INVALID_JSON_KEY: Final = "__vega_invalid_json__"
 
 # Bounds for awaited cleanup and for draining a finished stream.
 _CLOSE_TIMEOUT: Final = 5.0

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
 from ._messages import ContentBlock, Message, TextBlock, ToolUseBlock
 
 __all__ = [
+    "DEFAULT_MODEL",
+    "INVALID_JSON_KEY",
     "LLM",
     "LLMRequest",
     "LLMResponse",
@@ -33,6 +35,15 @@ __all__ = [
     "ToolSchema",
     "Usage",
 ]
+
+#: The model used when an agent names none. (``claude-sonnet-4-5`` is deprecated in
+#: anthropic 2.x, whose ``messages.create`` warns on every call with it.)
+DEFAULT_MODEL: Final = "claude-sonnet-5-5"
+
+#: When a tool call's JSON arguments do not parse into an object, a backend sets the
+#: tool call's ``input`` to ``{INVALID_JSON_KEY: "<the raw text>"}`` so that the tool
+#: loop answers the model with an error instead of crashing.
+INVALID_JSON_KEY: Final = "__vega_invalid_json__"
 
 
 @attrs.frozen(kw_only=True)
@@ -45,7 +56,11 @@ class ToolSchema:
 
     def to_dict(self) -> dict[str, Any]:
         """The Anthropic wire form."""
-        return {"name": self.name, "description": self.description, "input_schema": dict(self.input_schema)}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": dict(self.input_schema),
+        }
 
 
 @attrs.frozen(kw_only=True)
@@ -149,6 +164,8 @@ class LLM(Protocol):
         """Make one blocking call."""
         ...
 
-    def stream(self, request: LLMRequest) -> AbstractAsyncContextManager[AsyncIterator[StreamChunk]]:
+    def stream(
+        self, request: LLMRequest
+    ) -> AbstractAsyncContextManager[AsyncIterator[StreamChunk]]:
         """Open a streaming call; iterate the chunks inside the block."""
         ...
