@@ -117,6 +117,7 @@ class AgentBehaviour:
             agent.context() if agent.context else UnboundedContext()
         )
         self.metrics = ProcessMetrics()
+        self._price = prices.lookup(model)  # None: unknown model, reported per call
         self._schemas = self.tools.schemas()
         self._system = _system_prompt_getter(agent.system)
 
@@ -257,7 +258,8 @@ class AgentBehaviour:
         m.output_tokens += usage.output_tokens
         m.cache_creation_input_tokens += usage.cache_creation_input_tokens
         m.cache_read_input_tokens += usage.cache_read_input_tokens
-        cost = self.prices.cost(model, usage)
+        price = self._price if model == self.model else self.prices.lookup(model)
+        cost = None if price is None else price.cost(usage)
         if cost is None:
             m.unpriced_calls += 1
         else:

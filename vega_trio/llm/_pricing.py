@@ -70,6 +70,10 @@ class ModelPrice:
     cache_write: float = attrs.field()
     cache_read: float = attrs.field()
     long_context: LongContextPrice | None = None
+    # NOTE: cost() runs after every LLM call; convert the rates to Decimal once.
+    _rates: tuple[Decimal, Decimal, Decimal, Decimal] = attrs.field(
+        init=False, eq=False, repr=False, hash=False
+    )
 
     @cache_write.default
     def _default_cache_write(self) -> float:
@@ -82,6 +86,13 @@ class ModelPrice:
     def __attrs_post_init__(self) -> None:
         for name in ("input", "output", "cache_write", "cache_read"):
             _check_price(getattr(self, name), name)
+        rates = (
+            _dec(self.input),
+            _dec(self.output),
+            _dec(self.cache_write),
+            _dec(self.cache_read),
+        )
+        object.__setattr__(self, "_rates", rates)
 
     def rates_for(self, usage: Usage) -> ModelPrice:
         """The prices that apply to a call with this usage (the long-context
@@ -93,12 +104,12 @@ class ModelPrice:
 
     def cost(self, usage: Usage) -> float:
         """What one call with this usage costs, in USD."""
-        rates = self.rates_for(usage)
+        input_rate, output_rate, write_rate, read_rate = self.rates_for(usage)._rates
         total = (
-            usage.input_tokens * _dec(rates.input)
-            + usage.output_tokens * _dec(rates.output)
-            + usage.cache_creation_input_tokens * _dec(rates.cache_write)
-            + usage.cache_read_input_tokens * _dec(rates.cache_read)
+            usage.input_tokens * input_rate
+            + usage.output_tokens * output_rate
+            + usage.cache_creation_input_tokens * write_rate
+            + usage.cache_read_input_tokens * read_rate
         )
         return float(total / _MILLION)
 
