@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
+from ..tools import Tool, Tools
+
 if TYPE_CHECKING:
     from ..llm import LLM
     from ..runtime import Process
-    from ..tools import Tool, Tools
     from ._context import ContextManager
 
 __all__ = ["Agent", "SystemPrompt"]
@@ -75,3 +77,50 @@ class Agent:
     context: Callable[[], ContextManager] | None = attrs.field(default=None, hash=False)
     llm: LLM | None = attrs.field(default=None, hash=False)
     description: str = ""
+    # NOTE: derived once per blueprint, not once per spawn: a tool list's schemas and
+    # the system-prompt getter are the same for every process of this agent.
+    _tool_registry: Tools = attrs.field(init=False, eq=False, hash=False, repr=False)
+    _system_getter: Callable[[Process], str] = attrs.field(
+        init=False, eq=False, hash=False, repr=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_tool_registry", _tools_from(self.tools))
+        object.__setattr__(self, "_system_getter", _system_prompt_getter(self.system))
+
+    @property
+    def tool_registry(self) -> Tools:
+        """The agent's tools as a registry (a given :class:`Tools` is used as is)."""
+        return self._tool_registry
+
+    def system_prompt(self, process: Process) -> str:
+        """The system prompt for a request of ``process``."""
+        return self._system_getter(process)
+
+
+def _tools_from(spec: Tools | Sequence[Callable[..., Any] | Tool] | None) -> Tools:
+    if isinstance(spec, Tools):
+        return spec
+    if spec is not None and (isinstance(spec, str | bytes) or not isinstance(spec, Sequence)):
+        raise TypeError(
+            f"Agent.tools must be a Tools registry or a list of functions/Tool objects, "
+            f"not {type(spec).__name__}"
+        )
+    tools = Tools()
+    for item in spec or ():
+        tools.register(item)
+    return tools
+
+
+def _system_prompt_getter(system: Any) -> Callable[[Process], str]:
+    if isinstance(system, str):
+        return lambda _process: system
+    if not callable(system):
+        raise TypeError(f"Agent.system must be a str or a callable, not {type(system).__name__}")
+    try:
+        takes_process = len(inspect.signature(system).parameters) >= 1
+    except (TypeError, ValueError):
+        takes_process = False
+    if takes_process:
+        return lambda process: str(system(process))
+    return lambda _process: str(system())

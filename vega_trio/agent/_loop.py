@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ from ..llm import (
     ToolUseBlock,
     Usage,
 )
-from ..tools import Tool, ToolCall, Tools
+from ..tools import ToolCall
 from ._context import ContextManager, SlidingWindowContext, UnboundedContext
 from ._events import ChatEvent, SendMetrics, TextDeltaEvent, ToolEndEvent, ToolStartEvent
 
@@ -80,15 +79,6 @@ def error_class_of(exc: BaseException) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
-def _tools_from(spec: Tools | Sequence[Callable[..., Any] | Tool] | None) -> Tools:
-    if isinstance(spec, Tools):
-        return spec
-    tools = Tools()
-    for item in spec or ():
-        tools.register(item)
-    return tools
-
-
 class AgentBehaviour:
     """Serves :class:`ChatRequest` messages for one process of an :class:`Agent`.
 
@@ -112,14 +102,14 @@ class AgentBehaviour:
         self.prices = prices
         self.bus = bus
         self.max_iterations = max_iterations or agent.max_iterations
-        self.tools = _tools_from(agent.tools)
+        self.tools = agent.tool_registry
         self.context: ContextManager = context or (
             agent.context() if agent.context else UnboundedContext()
         )
         self.metrics = ProcessMetrics()
         self._price = prices.lookup(model)  # None: unknown model, reported per call
         self._schemas = self.tools.schemas()
-        self._system = _system_prompt_getter(agent.system)
+        self._system = agent.system_prompt
 
     @property
     def name(self) -> str:
@@ -396,17 +386,3 @@ def _as_request(payload: Any) -> ChatRequest:
 
 def _no_timeout() -> AbstractContextManager[None]:
     return nullcontext()
-
-
-def _system_prompt_getter(system: Any) -> Callable[[Process], str]:
-    if isinstance(system, str):
-        return lambda _process: system
-    if not callable(system):
-        raise TypeError(f"Agent.system must be a str or a callable, not {type(system).__name__}")
-    try:
-        takes_process = len(inspect.signature(system).parameters) >= 1
-    except (TypeError, ValueError):
-        takes_process = False
-    if takes_process:
-        return lambda process: str(system(process))
-    return lambda _process: str(system())

@@ -22,7 +22,7 @@ __all__ = ["AgentProcess", "ChatStream", "TextStream"]
 _STREAM_BUFFER = 32
 
 
-@attrs.define(eq=False, slots=False)
+@attrs.define(eq=False)
 class AgentProcess(Process):
     """A running instance of an :class:`~vega_trio.Agent` with its own conversation.
 

@@ -202,6 +202,10 @@ class PriceTable:
     aliases: Mapping[str, str] = attrs.field(factory=dict, converter=_alias_map, hash=False)
     #: The day the prices were checked against their sources (``YYYY-MM-DD``).
     checked: str | None = None
+    # NOTE: every spawn looks its model up; remember the answers (the table is frozen).
+    _lookups: dict[str, ModelPrice | None] = attrs.field(
+        init=False, factory=dict, eq=False, repr=False, hash=False
+    )
     sources: tuple[str, ...] = ()
 
     @classmethod
@@ -256,13 +260,21 @@ class PriceTable:
 
     def lookup(self, model: str) -> ModelPrice | None:
         """The prices of ``model``, or ``None`` when the table does not know it."""
+        try:
+            return self._lookups[model]
+        except KeyError:
+            pass
+        found: ModelPrice | None = None
         for candidate in _canonical_candidates(model):
             price = self.models.get(candidate)
             if price is None and candidate in self.aliases:
                 price = self.models.get(self.aliases[candidate])
             if price is not None:
-                return price
-        return None
+                found = price
+                break
+        if len(self._lookups) < 1024:
+            self._lookups[model] = found
+        return found
 
     def cost(self, model: str, usage: Usage) -> float | None:
         """What one call of ``model`` with this usage costs in USD, or ``None`` for

@@ -83,12 +83,15 @@ class Group:
         """
         process._check_open()
         self._members[process.id] = process
-        process.groups.add(self.name)
+        if process._groups is None:
+            process._groups = set()
+        process._groups.add(self.name)
 
     def leave(self, process: Process) -> None:
         """Remove ``process`` (idempotent)."""
         self._members.pop(process.id, None)
-        process.groups.discard(self.name)
+        if process._groups is not None:
+            process._groups.discard(self.name)
 
     def members(self) -> list[Process]:
         """Live members in join order."""

@@ -47,7 +47,7 @@ class MailboxFull(ProcessNotRunning):
     """``send_async`` found the process's bounded mailbox full."""
 
 
-@attrs.define(eq=False, slots=False)
+@attrs.define(eq=False)
 class Process:
     """A running instance of a behaviour (for agents: of an :class:`~vega_trio.Agent`).
 
@@ -71,11 +71,14 @@ class Process:
     completed_at: float | None = None
     last_active: float | None = None
     result: Any = None
-    groups: set[str] = attrs.field(factory=set)
-    _children: dict[str, None] = attrs.field(factory=dict)
+    # NOTE: most processes never join a group or spawn a child; the containers (and
+    # the exit event) are made on first use to keep an idle process small.
+    _groups: set[str] | None = None
+    _children: dict[str, None] | None = None
     _scope: trio.CancelScope | None = None
     _stop_reason: ExitReason | None = None
-    _exited: trio.Event = attrs.field(factory=trio.Event)
+    _exited: trio.Event | None = None
+    _has_exited: bool = False
     _current_request: Request | None = None
     _cancel_before_start: bool = False
     _mailbox_send: trio.MemorySendChannel[Request] = attrs.field(init=False)
@@ -99,7 +102,12 @@ class Process:
     @property
     def children(self) -> list[str]:
         """Ids of processes spawned with this one as parent, in start order (live ones)."""
-        return list(self._children)
+        return list(self._children or ())
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """Names of the groups this process belongs to."""
+        return frozenset(self._groups or ())
 
     @property
     def alive(self) -> bool:
@@ -209,18 +217,26 @@ class Process:
         self.stop("shutdown")
         if grace > 0:
             with trio.move_on_after(grace):
-                await self._exited.wait()
-        if not self._exited.is_set():
+                await self._wait_exited()
+        if not self._has_exited:
             self._cancel(f"process {self.id}: shutdown grace of {grace:g}s elapsed")
-            await self._exited.wait()
+            await self._wait_exited()
         assert self.exit_reason is not None
         return self.exit_reason
 
     async def wait(self) -> ExitReason:
         """Wait until the process has exited; returns its exit reason."""
-        await self._exited.wait()
+        await self._wait_exited()
         assert self.exit_reason is not None
         return self.exit_reason
+
+    async def _wait_exited(self) -> None:
+        if self._has_exited:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._exited is None:
+            self._exited = trio.Event()
+        await self._exited.wait()
 
     def _request_stop(self, reason: ExitReason) -> None:
         if self.status.finished or self._stop_reason is not None:
@@ -335,5 +351,7 @@ class Process:
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
         self._mailbox_recv.close()
-        self._exited.set()
+        self._has_exited = True
+        if self._exited is not None:
+            self._exited.set()
         self._runtime._on_exited(self)

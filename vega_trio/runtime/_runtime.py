@@ -132,6 +132,8 @@ class Runtime:
         self._live += 1
         self.total_spawned += 1
         if parent_proc is not None:
+            if parent_proc._children is None:
+                parent_proc._children = {}
             parent_proc._children[proc.id] = None
         if name is not None:
             self._names[name] = proc
@@ -163,7 +165,7 @@ class Runtime:
         self._live -= 1
         if proc.name is not None and self._names.get(proc.name) is proc:
             del self._names[proc.name]
-        for group_name in tuple(proc.groups):
+        for group_name in tuple(proc._groups or ()):
             group = self._groups.get(group_name)
             if group is not None:
                 group.leave(proc)
@@ -195,7 +197,8 @@ class Runtime:
             parent = self._processes.get(proc.parent_id)
             if parent is None:
                 return
-            parent._children.pop(proc.id, None)
+            if parent._children is not None:
+                parent._children.pop(proc.id, None)
             proc = parent
 
     # ------------------------------------------------------------------ queries
@@ -236,7 +239,7 @@ class Runtime:
             spawn_reason=proc.spawn_reason,
             started_at=proc.started_at,
             children=tuple(
-                self._node(self._processes[c]) for c in proc._children if c in self._processes
+                self._node(self._processes[c]) for c in proc._children or () if c in self._processes
             ),
         )
 
