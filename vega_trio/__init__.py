@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
+    ChildFailed,
     DuplicateTool,
     ErrorClass,
     LLMError,
@@ -39,13 +40,23 @@ from .agent import (
 )
 from .llm import LLM, Message, marshal_messages, unmarshal_messages
 from .orchestrator import Orchestrator, open_orchestrator
-from .runtime import ExitReason, Future, Process, ProcessStatus, current_process
+from .runtime import (
+    Backoff,
+    ExitReason,
+    Future,
+    Process,
+    ProcessStatus,
+    Supervision,
+    current_process,
+)
 from .tools import Tool, Tools
 
 if TYPE_CHECKING:
     from .llm import AnthropicLLM
 
 __all__ = [
+    "Backoff",
+    "ChildFailed",
     "LLM",
     "Agent",
     "AgentProcess",
@@ -63,6 +74,7 @@ __all__ = [
     "Orchestrator",
     "Process",
     "ProcessStatus",
+    "Supervision",
     "TextStream",
     "Tool",
     "Tools",

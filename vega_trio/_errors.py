@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .runtime._reason import ExitReason
 
 __all__ = [
+    "ChildFailed",
     "DuplicateTool",
     "ErrorClass",
     "LLMError",
@@ -73,6 +74,17 @@ class NameTaken(VegaError):
 
 class ProcessNotFound(VegaError):
     """No live process has the given id or registered name."""
+
+
+class ChildFailed(VegaError):
+    """A child process with ``strategy="escalate"`` failed; its parent crashes with this.
+
+    ``child_id`` names the child; its error is this exception's ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, child_id: str) -> None:
+        super().__init__(message)
+        self.child_id = child_id
 
 
 class ProcessError(VegaError):

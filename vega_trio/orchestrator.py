@@ -22,6 +22,7 @@ from .runtime import (
     Runtime,
     SpawnNode,
     Subscription,
+    Supervision,
     current_process_or_none,
 )
 
@@ -62,6 +63,7 @@ class Orchestrator:
         name: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the process's lifetime (policy data)
         max_iterations: int | None = None,
+        supervision: Supervision | None = None,
     ) -> AgentProcess:
         """Start a process of ``agent`` and return it once it is running.
 
@@ -76,6 +78,7 @@ class Orchestrator:
             name: register the process under this name until it exits.
             timeout: lifetime in seconds; afterwards it ends with status ``timeout``.
             max_iterations: overrides the agent's limit for this process.
+            supervision: restart policy for this process (default: the agent's).
 
         Raises:
             OrchestratorClosed: shutdown has begun.
@@ -118,6 +121,7 @@ class Orchestrator:
             name=name,
             timeout=timeout,
             mailbox_size=self.mailbox_size,
+            supervision=supervision if supervision is not None else agent.supervision,
         )
 
     # ----------------------------------------------------------------- queries

@@ -390,3 +390,32 @@ async def test_sliding_window_context_compacts_before_a_send() -> None:
     assert "q1" in summary_call.messages[0].text
     assert "SUMMARY-TEXT" in last_call.messages[0].text
     assert last_call.messages[-1].text == "q3"
+
+
+async def test_supervised_agent_restarts_on_retryable_llm_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With supervision, an overloaded model crashes the process, which restarts and serves
+    the same message again; a non-retryable failure goes back to the caller instead."""
+    from vega_trio.runtime import Backoff, Supervision
+
+    llm = ScriptedLLM(
+        [
+            "first",
+            Step.error(ErrorClass.OVERLOADED),
+            "second",
+            Step.error(ErrorClass.AUTHENTICATION),
+        ]
+    )
+    sup = Supervision(max_restarts=2, backoff=Backoff(kind="constant", initial=0.5))
+    async with open_orchestrator(llm=llm) as orch:
+        proc = await orch.spawn(Agent(name="a", supervision=sup))
+        assert await proc.send("one") == "first"
+        assert await proc.send("two") == "second"
+        assert trio.current_time() == 0.5
+        assert proc.restart_count == 1
+        assert [m.text for m in proc.history] == ["one", "first", "two", "second"]
+        with pytest.raises(LLMError) as info:
+            await proc.send("three")
+        assert info.value.error_class == ErrorClass.AUTHENTICATION
+        assert proc.restart_count == 1 and proc.status == vega_trio.ProcessStatus.RUNNING

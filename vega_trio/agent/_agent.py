@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
+from ..runtime import Supervision
 from ..tools import Tool, Tools
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class Agent:
             ``lambda: TokenBudgetContext(50_000)``); default keeps everything.
         llm: a backend for this agent only (overrides the orchestrator's).
         description: what the agent is for (shown to people and to other agents).
+        supervision: how its processes are restarted after a crash (default: not at
+            all); ``spawn(..., supervision=...)`` overrides it per process.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -77,6 +80,7 @@ class Agent:
     context: Callable[[], ContextManager] | None = attrs.field(default=None, hash=False)
     llm: LLM | None = attrs.field(default=None, hash=False)
     description: str = ""
+    supervision: Supervision | None = None
     # NOTE: derived once per blueprint, not once per spawn: a tool list's schemas and
     # the system-prompt getter are the same for every process of this agent.
     _tool_registry: Tools = attrs.field(init=False, eq=False, hash=False, repr=False)

@@ -145,6 +145,13 @@ class AgentBehaviour:
             ),
         )
 
+    def on_restart(self, process: Process, *, fresh: bool) -> None:
+        """Called by the runtime before a new incarnation: the conversation is kept up
+        to the last completed turn (a failed send never commits its turns), or dropped
+        when the supervision says ``restart_state="fresh"``."""
+        if fresh:
+            self.context.clear()
+
     async def _maybe_compact(self, process: Process) -> None:
         context = self.context
         if not isinstance(context, SlidingWindowContext) or context.compact_above is None:

@@ -10,8 +10,10 @@ from ._process import Behaviour, MailboxFull, Process
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
 from ._runtime import Runtime, SpawnNode
+from ._supervision import Backoff, RestartIntensity, Supervision
 
 __all__ = [
+    "Backoff",
     "Behaviour",
     "Blackboard",
     "Event",
@@ -24,9 +26,11 @@ __all__ = [
     "Process",
     "ProcessStatus",
     "Request",
+    "RestartIntensity",
     "Runtime",
     "SpawnNode",
     "Subscription",
+    "Supervision",
     "current_process",
     "current_process_or_none",
 ]

@@ -6,6 +6,8 @@ The runtime knows nothing about LLMs: a behaviour is any object with
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -16,11 +18,14 @@ from .._errors import ProcessExited, ProcessNotRunning, RequestError
 from ._context import _current
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
+from ._supervision import RestartIntensity, Supervision
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
 __all__ = ["Behaviour", "MailboxFull", "Process"]
+
+_log = logging.getLogger("vega_trio.runtime")
 
 T = TypeVar("T")
 
@@ -81,6 +86,14 @@ class Process:
     _has_exited: bool = False
     _current_request: Request | None = None
     _cancel_before_start: bool = False
+    supervision: Supervision | None = None
+    incarnation: int = 0
+    """How many incarnations have started (1 for a process never restarted)."""
+    restart_count: int = 0
+    _intensity: RestartIntensity | None = None
+    _redeliver: Request | None = None
+    _pending_crash: BaseException | None = None
+    _gave_up: bool = False
     _mailbox_send: trio.MemorySendChannel[Request] = attrs.field(init=False)
     _mailbox_recv: trio.MemoryReceiveChannel[Request] = attrs.field(init=False)
 
@@ -238,6 +251,14 @@ class Process:
             self._exited = trio.Event()
         await self._exited.wait()
 
+    def _crash_from_outside(self, error: BaseException, detail: str) -> None:
+        """End the current incarnation as a crash with ``error`` (escalation, links);
+        the process's supervision then decides, as for a crash of its own."""
+        if self.status.finished or self._stop_reason is not None:
+            return
+        self._pending_crash = error
+        self._cancel(detail)
+
     def _request_stop(self, reason: ExitReason) -> None:
         if self.status.finished or self._stop_reason is not None:
             return
@@ -259,33 +280,100 @@ class Process:
 
     # ------------------------------------------------------------------ the task
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The process's task body (run in the orchestrator's nursery via ``start``)."""
+        """The process's task body (run in the orchestrator's nursery via ``start``).
+
+        One loop iteration is one *incarnation* with its own cancel scope. After a
+        crash, the process's supervision decides whether a new incarnation starts (same
+        process, same mailbox; the message in flight is delivered again).
+        """
         _current.set(self)
         crash: BaseException | None = None
-        scope = trio.CancelScope()
-        if self.lifetime is not None:
-            scope.deadline = trio.current_time() + self.lifetime
-        self._scope = scope
-        if self._cancel_before_start:
-            scope.cancel()
+        deadline = math.inf if self.lifetime is None else trio.current_time() + self.lifetime
+        scope = trio.CancelScope(deadline=deadline)  # the scope in use at any moment
         try:
-            with scope:
-                self.status = ProcessStatus.RUNNING
-                self.started_at = self.last_active = time.time()
-                self._runtime._on_started(self)
-                task_status.started()
-                crash = await self._serve()
+            while True:
+                if self.incarnation:
+                    scope = trio.CancelScope(deadline=deadline)
+                self._scope = scope
+                if self._cancel_before_start:
+                    scope.cancel()
+                previous, crash = crash, None
+                with scope:
+                    self.status = ProcessStatus.RUNNING
+                    self.incarnation += 1
+                    self.last_active = time.time()
+                    if self.incarnation == 1:
+                        self.started_at = self.last_active
+                        self._runtime._on_started(self)
+                        task_status.started()
+                    else:
+                        self._runtime._on_restarted(self, previous)
+                    crash = await self._serve()
+                if crash is None and self._pending_crash is not None:
+                    # A failure delivered from outside (escalation, link) cancelled us.
+                    crash, self._pending_crash = self._pending_crash, None
+                    if self._current_request is not None:
+                        self._crash_with(self._current_request, crash)
+                if crash is None or self._stop_reason is not None:
+                    break
+                scope = self._scope = trio.CancelScope(deadline=deadline)  # the backoff's
+                with scope:
+                    if await self._restart_after(crash):
+                        continue
+                break
         finally:
             self._exit(scope, crash)
+
+    async def _restart_after(self, crash: BaseException) -> bool:
+        """Apply the supervision to a crash: wait the backoff and return ``True`` to
+        start a new incarnation, or ``False`` to exit."""
+        supervision = self.supervision
+        if supervision is None:
+            return False
+        reason = ExitReason.crashed(crash)
+        _call_hook(supervision.on_failure, self, reason)
+        if supervision.strategy != "restart":
+            return False
+        if self._intensity is None:
+            self._intensity = supervision.intensity()
+        if not self._intensity.allow(trio.current_time()):
+            self._gave_up = True
+            self._runtime._on_gave_up(self, reason, supervision.max_restarts, supervision.window)
+            _call_hook(supervision.on_give_up, self, reason)
+            return False
+        self.restart_count += 1
+        self.status = ProcessStatus.PENDING
+        _call_hook(supervision.on_restart, self, self.restart_count)
+        delay = supervision.backoff.delay(self.restart_count)
+        if delay > 0:
+            await trio.sleep(delay)
+        else:
+            await trio.lowlevel.checkpoint()
+        if self._stop_reason is not None:
+            return False
+        on_restart = getattr(self.behaviour, "on_restart", None)
+        if on_restart is not None:
+            on_restart(self, fresh=supervision.restart_state == "fresh")
+        return True
+
+    def _crashes_on(self, exc: RequestError) -> bool:
+        # NOTE: SPEC §2.1 — a supervised process crashes when a send still fails with a
+        # retryable class (a restart may cure it); other request errors go back to the
+        # caller and the process keeps serving.
+        return self.supervision is not None and bool(getattr(exc, "retryable", False))
 
     async def _serve(self) -> BaseException | None:
         recv = self._mailbox_recv
         behaviour = self.behaviour
         while True:
-            try:
-                request = await recv.receive()
-            except trio.EndOfChannel:
-                return None
+            request = self._redeliver
+            if request is not None:
+                self._redeliver = None
+            else:
+                try:
+                    request = await recv.receive()
+                except trio.EndOfChannel:
+                    return None
             if request.done:  # withdrawn while it waited in the mailbox
                 continue
             if self._stop_reason is not None:
@@ -297,11 +385,11 @@ class Process:
                 try:
                     reply = await behaviour.handle(self, request.payload)
                 except RequestError as exc:
+                    if self._crashes_on(exc):
+                        return self._crash_with(request, exc)
                     request.set_error(exc)
                 except Exception as exc:
-                    request.set_error(exc)
-                    self._current_request = None
-                    return exc
+                    return self._crash_with(request, exc)
                 else:
                     request.set_result(reply)
             request._scope = None
@@ -309,6 +397,15 @@ class Process:
             self.last_active = time.time()
             if request_scope.cancelled_caught:
                 request.cancel("was cancelled")
+
+    def _crash_with(self, request: Request, exc: BaseException) -> BaseException:
+        request._scope = None
+        self._current_request = None
+        if self.supervision is not None and self.supervision.strategy == "restart":
+            self._redeliver = request  # at-least-once: served again by the next incarnation
+        else:
+            request.set_error(exc)
+        return exc
 
     def _answer_exited(self, request: Request) -> None:
         reason = self.exit_reason or self._stop_reason or ExitReason.shutdown()
@@ -324,10 +421,10 @@ class Process:
     def _exit(self, scope: trio.CancelScope, crash: BaseException | None) -> None:
         # NOTE: runs in a finally block, possibly while Cancelled propagates: it must
         # stay synchronous (no await) and must answer every request still waiting.
-        if crash is not None:
-            reason = ExitReason.crashed(crash)
-        elif self._stop_reason is not None:
+        if self._stop_reason is not None and (crash is None or self._stop_reason.kind == "killed"):
             reason = self._stop_reason
+        elif crash is not None:
+            reason = ExitReason.crashed(crash)
         elif (
             scope.cancelled_caught
             and self.lifetime is not None
@@ -342,9 +439,14 @@ class Process:
         self.status = reason.status
         self.completed_at = time.time()
         self._mailbox_send.close()
-        if self._current_request is not None:
-            self._answer_exited(self._current_request)
-            self._current_request = None
+        for request in (self._redeliver, self._current_request):
+            if request is None:
+                continue
+            if reason.kind == "error" and reason.error is not None:
+                request.set_error(reason.error)  # the final error, as the caller would see it
+            else:
+                self._answer_exited(request)
+        self._redeliver = self._current_request = None
         while True:
             try:
                 self._answer_exited(self._mailbox_recv.receive_nowait())
@@ -355,3 +457,12 @@ class Process:
         if self._exited is not None:
             self._exited.set()
         self._runtime._on_exited(self)
+
+
+def _call_hook(hook: Any, *args: Any) -> None:
+    if hook is None:
+        return
+    try:
+        hook(*args)
+    except Exception:  # a failing hook must not take the supervision down with it
+        _log.exception("supervision hook %r failed", hook)

@@ -11,10 +11,18 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from .._errors import NameTaken, OrchestratorClosed, ProcessNotFound, TooManyProcesses
+from .._errors import (
+    ChildFailed,
+    NameTaken,
+    OrchestratorClosed,
+    ProcessNotFound,
+    TooManyProcesses,
+)
 from ._events import EventBus
 from ._groups import Group
 from ._process import Behaviour, Process
+from ._reason import ExitReason
+from ._supervision import Supervision
 
 __all__ = ["Runtime", "SpawnNode"]
 
@@ -89,6 +97,7 @@ class Runtime:
         name: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the process's lifetime (policy data)
         mailbox_size: int = 64,
+        supervision: Supervision | None = None,
         **extra: Any,
     ) -> P:
         """Start a process running ``behaviour`` and return it once it is running.
@@ -126,6 +135,7 @@ class Runtime:
             task=task,
             lifetime=timeout,
             mailbox_size=mailbox_size,
+            supervision=supervision,
             **extra,
         )
         self._processes[proc.id] = proc
@@ -161,6 +171,34 @@ class Runtime:
             task=proc.task,
         )
 
+    def _on_restarted(self, proc: Process, crash: BaseException | None) -> None:
+        if proc.name is not None and proc.name not in self._names:
+            self._names[proc.name] = proc  # re-bound on restart
+        self.bus.emit(
+            "process.restarted",
+            process_id=proc.id,
+            agent=proc.agent_name,
+            incarnation=proc.incarnation,
+            restart_count=proc.restart_count,
+            reason="error",
+            detail="" if crash is None else f"{type(crash).__name__}: {crash}",
+        )
+
+    def _on_gave_up(
+        self, proc: Process, reason: ExitReason, max_restarts: int, window: float
+    ) -> None:
+        self.bus.emit(
+            "supervisor.gave_up",
+            process_id=proc.id,
+            agent=proc.agent_name,
+            reason=reason.kind,
+            detail=(
+                f"more than {max_restarts} restart(s) within {window:g}s; "
+                f"last failure: {reason.detail}"
+            ),
+            restart_count=proc.restart_count,
+        )
+
     def _on_exited(self, proc: Process) -> None:
         self._live -= 1
         if proc.name is not None and self._names.get(proc.name) is proc:
@@ -186,7 +224,25 @@ class Runtime:
             reason=reason.kind,
             detail=reason.detail,
         )
+        if (
+            proc.supervision is not None
+            and proc.supervision.strategy == "escalate"
+            and reason.kind == "error"
+            and proc.parent_id is not None
+        ):
+            self._escalate(proc, reason)
         self._prune(proc)
+
+    def _escalate(self, proc: Process, reason: ExitReason) -> None:
+        parent = self._processes.get(proc.parent_id or "")
+        if parent is None or parent.status.finished:
+            return
+        error = ChildFailed(
+            f"child process {proc.id} ({proc.agent_name}) failed and escalated: {reason.detail}",
+            child_id=proc.id,
+        )
+        error.__cause__ = reason.error
+        parent._crash_from_outside(error, f"escalated from child {proc.id}")
 
     def _prune(self, proc: Process) -> None:
         # Drop finished processes without live descendants, walking up the tree.

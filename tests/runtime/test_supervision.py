@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vega_trio import ChildFailed, ProcessExited
+from vega_trio.runtime import (
+    Backoff,
+    Event,
+    Process,
+    ProcessStatus,
+    RestartIntensity,
+    Runtime,
+    Supervision,
+)
+
+from .conftest import EchoBehaviour
+
+
+@attrs.define
+class FlakyBehaviour:
+    """Crashes on "crash" the first ``failures`` times it sees it, then answers."""
+
+    failures: int
+    name: str = "flaky"
+    seen: int = 0
+    restarts: list[bool] = attrs.field(factory=list)
+
+    async def handle(self, process: Process, payload: Any) -> Any:
+        if payload == "crash":
+            self.seen += 1
+            if self.seen <= self.failures:
+                raise RuntimeError(f"boom {self.seen}")
+            return f"ok after {self.seen - 1} crashes"
+        if payload == "block":
+            await trio.sleep_forever()
+        return payload
+
+    def on_restart(self, process: Process, *, fresh: bool) -> None:
+        self.restarts.append(fresh)
+
+
+def test_backoff_kinds_and_cap() -> None:
+    """Exponential, linear and constant backoff follow their formulas, capped at max."""
+    exp = Backoff(kind="exponential", initial=0.5, multiplier=3, max=10)
+    assert [exp.delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.5, 4.5, 10]
+    lin = Backoff(kind="linear", initial=2, max=5)
+    assert [lin.delay(n) for n in (1, 2, 3)] == [2, 4, 5]
+    assert Backoff(kind="constant", initial=0.25).delay(9) == 0.25
+    assert Backoff(initial=1, multiplier=10, max=60).delay(10_000) == 60
+    with pytest.raises(ValueError, match="kind"):
+        Backoff(kind="random")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="jitter"):
+        Backoff(jitter=2)
+
+
+@given(
+    st.sampled_from(["exponential", "linear", "constant"]),
+    st.floats(0, 100),
+    st.floats(0, 1),
+    st.integers(1, 50),
+    st.integers(0, 2**32),
+)
+def test_backoff_with_jitter_stays_in_bounds(
+    kind: Any, initial: float, jitter: float, n: int, seed: int
+) -> None:
+    """Jittered delays are never negative and within ±jitter of the capped delay."""
+    backoff = Backoff(kind=kind, initial=initial, max=30, jitter=jitter)
+    base = Backoff(kind=kind, initial=initial, max=30).delay(n)
+    delay = backoff.delay(n, random.Random(seed))
+    assert delay >= 0
+    assert base * (1 - jitter) - 1e-9 <= delay <= base * (1 + jitter) + 1e-9
+
+
+def test_restart_intensity_counting() -> None:
+    """N allows N restarts in the window, the N+1th gives up; -1 unlimited; 0 never."""
+    three = RestartIntensity(3, window=10)
+    assert [three.allow(t) for t in (0, 1, 2, 3)] == [True, True, True, False]
+    # The window slides: at t=10 the restart at t=0 still counts (inclusive), at 10.5 not.
+    assert three.allow(10) is False
+    assert three.allow(10.5) is True
+    assert RestartIntensity(0, window=1).allow(0) is False
+    unlimited = RestartIntensity(-1, window=1)
+    assert all(unlimited.allow(0) for _ in range(1000))
+    with pytest.raises(ValueError, match="max_restarts"):
+        RestartIntensity(-2, window=1)
+    with pytest.raises(ValueError, match="window"):
+        Supervision(window=0)
+
+
+async def test_crash_restarts_in_place_and_redelivers(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A supervised crash restarts the same process after its backoff; the message in
+    flight is delivered again and its caller gets the retried answer."""
+    behaviour = FlakyBehaviour(failures=2)
+    sup = Supervision(max_restarts=5, backoff=Backoff(kind="constant", initial=1))
+    with runtime.bus.subscribe(types=["process."]) as events:
+        proc = await runtime.spawn(behaviour, supervision=sup, name="worker")
+        assert await proc.call("crash") == "ok after 2 crashes"
+        got = [e for e in _drain(events)]
+    assert trio.current_time() == 2.0  # two backoffs of 1 s
+    assert proc.incarnation == 3 and proc.restart_count == 2
+    assert proc.status == ProcessStatus.RUNNING
+    assert runtime.lookup("worker") is proc
+    assert [e.type for e in got] == ["process.started", "process.restarted", "process.restarted"]
+    assert got[1].data["detail"] == "RuntimeError: boom 1"
+    assert behaviour.restarts == [False, False]
+
+
+async def test_give_up_answers_callers_with_the_final_error(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """More crashes than max_restarts within the window: give up, fail, answer everyone."""
+    behaviour = FlakyBehaviour(failures=100)
+    sup = Supervision(max_restarts=2, window=60, backoff=Backoff(kind="constant", initial=0))
+    gave_up: list[str] = []
+    sup = attrs.evolve(sup, on_give_up=lambda p, reason: gave_up.append(reason.detail))
+    with runtime.bus.subscribe(types=["supervisor."]) as events:
+        proc = await runtime.spawn(behaviour, supervision=sup)
+        queued = proc.call_async("later")
+        first = proc.call_async("crash")
+        with pytest.raises(RuntimeError, match="boom 3"):
+            await first.wait()
+        (event,) = _drain(events)
+    assert behaviour.seen == 3  # the first run and two restarts
+    assert proc.status == ProcessStatus.FAILED
+    assert event.type == "supervisor.gave_up"
+    assert "more than 2 restart(s) within 60s" in event.data["detail"]
+    assert gave_up == ["RuntimeError: boom 3"]
+    # "later" was queued behind... or ahead of the crash: either it was served or answered.
+    assert queued.done()
+
+
+async def test_stop_strategy_never_restarts(runtime: Runtime) -> None:
+    """strategy=stop: the crash ends the process and its caller gets the error."""
+    proc = await runtime.spawn(FlakyBehaviour(failures=1), supervision=Supervision(strategy="stop"))
+    with pytest.raises(RuntimeError, match="boom 1"):
+        await proc.call("crash")
+    await proc.wait()
+    assert proc.status == ProcessStatus.FAILED and proc.restart_count == 0
+
+
+async def test_escalate_crashes_the_parent_with_the_cause_chain(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """strategy=escalate hands the failure to the parent, which applies its own policy."""
+    parent_behaviour = FlakyBehaviour(failures=0, name="parent")
+    parent = await runtime.spawn(
+        parent_behaviour,
+        supervision=Supervision(max_restarts=1, backoff=Backoff(kind="constant", initial=0)),
+    )
+    child = await runtime.spawn(
+        FlakyBehaviour(failures=1, name="child"),
+        parent=parent,
+        supervision=Supervision(strategy="escalate"),
+    )
+    with runtime.bus.subscribe(types=["process.restarted"]) as events:
+        with pytest.raises(RuntimeError, match="boom 1"):
+            await child.call("crash")
+        await child.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        (restarted,) = _drain(events)
+    assert restarted.process_id == parent.id
+    assert "ChildFailed" in restarted.data["detail"]
+    assert parent.restart_count == 1 and parent.status == ProcessStatus.RUNNING
+    assert await parent.call("still here") == "still here"
+
+
+async def test_escalation_without_parent_supervision_fails_the_parent(runtime: Runtime) -> None:
+    """An unsupervised parent that receives an escalation fails with ChildFailed."""
+    parent = await runtime.spawn(EchoBehaviour(name="parent"))
+    child = await runtime.spawn(
+        FlakyBehaviour(failures=1), parent=parent, supervision=Supervision(strategy="escalate")
+    )
+    with pytest.raises(RuntimeError):
+        await child.call("crash")
+    reason = await parent.wait()
+    assert reason.kind == "error" and isinstance(reason.error, ChildFailed)
+    assert isinstance(reason.error.__cause__, RuntimeError)
+    assert reason.error.child_id == child.id
+
+
+async def test_kill_during_backoff(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Killing a process while it waits to restart ends it at once; its caller is answered."""
+    sup = Supervision(backoff=Backoff(kind="constant", initial=100))
+    proc = await runtime.spawn(FlakyBehaviour(failures=5), supervision=sup)
+    future = proc.call_async("crash")
+    await trio.testing.wait_all_tasks_blocked()
+    assert proc.status == ProcessStatus.PENDING
+    proc.kill("operator")
+    await proc.wait()
+    assert trio.current_time() == 0
+    assert proc.status == ProcessStatus.STOPPED
+    with pytest.raises(ProcessExited):
+        await future.wait()
+
+
+async def test_restart_state_fresh_is_passed_to_the_behaviour(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """restart_state=fresh tells the behaviour to start over."""
+    behaviour = FlakyBehaviour(failures=1)
+    sup = Supervision(restart_state="fresh", backoff=Backoff(kind="constant", initial=0))
+    proc = await runtime.spawn(behaviour, supervision=sup)
+    await proc.call("crash")
+    assert behaviour.restarts == [True]
+
+
+async def test_unsupervised_crash_still_exits(runtime: Runtime) -> None:
+    """Without supervision a crash ends the process (no restart, caller gets the error)."""
+    proc = await runtime.spawn(FlakyBehaviour(failures=1))
+    with pytest.raises(RuntimeError):
+        await proc.call("crash")
+    await proc.wait()
+    assert proc.status == ProcessStatus.FAILED and proc.incarnation == 1
+
+
+def _drain(subscription: Any) -> list[Event]:
+    items = []
+    while (item := subscription.receive_nowait()) is not None:
+        assert isinstance(item, Event)
+        items.append(item)
+    return items
