@@ -1,0 +1,133 @@
+"""Run the benchmarks and rewrite ``docs/benchmarks.md``::
+
+    python -m tests.benchmarks            # full run (about 2-3 minutes on 2 cores)
+    python -m tests.benchmarks --quick    # smoke run: small N, prints the report
+    nox -s bench                          # the full run in its own virtualenv
+
+Every scenario runs in a fresh interpreter (``tests/benchmarks/_scenarios.py``), so
+peak RSS is per scenario. ``--quick`` does not touch the docs unless ``--output``
+says where to write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ._report import Config, machine_info, render
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "benchmarks.md"
+
+FULL = Config(
+    quick=False,
+    b1_n=2000,
+    b1_repeats=9,
+    b1_warmup=300,
+    b2_ns=(1_000, 10_000),
+    b2_delay=0.05,
+    b3_n=100_000,
+    b3_raw_n=20_000,
+    b3_trace_n=1_000,
+)
+QUICK = Config(
+    quick=True,
+    b1_n=300,
+    b1_repeats=3,
+    b1_warmup=50,
+    b2_ns=(100, 1_000),
+    b2_delay=0.05,
+    b3_n=5_000,
+    b3_raw_n=5_000,
+    b3_trace_n=200,
+)
+
+
+def _scenario(name: str, timeout: float = 600, **kwargs: Any) -> dict[str, Any]:
+    """Run one scenario in a fresh interpreter and return its JSON result."""
+    print(f"  {name} {json.dumps(kwargs)}", file=sys.stderr, flush=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.fspath(ROOT), env.get("PYTHONPATH")]))
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks._scenarios", name, json.dumps(kwargs)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_s"] = time.perf_counter() - started
+    return result
+
+
+def run(config: Config) -> dict[str, Any]:
+    """Run every scenario of ``config``; returns the raw results."""
+    results: dict[str, Any] = {"machine_before": machine_info()}
+    started = time.perf_counter()
+    print("baseline: an interpreter that only imports vega_trio", file=sys.stderr)
+    results["baseline"] = _scenario("baseline")
+    print("B1 overhead: sequential runs", file=sys.stderr)
+    results["b1"] = _scenario(
+        "b1", n=config.b1_n, repeats=config.b1_repeats, warmup=config.b1_warmup
+    )
+    print("B2 concurrency", file=sys.stderr)
+    results["b2"] = [
+        _scenario("b2", impl=impl, n=n, delay=config.b2_delay)
+        for n in config.b2_ns
+        for impl in ("vega", "raw")
+    ] + [
+        # Diagnostic: the largest N again without the cyclic GC.
+        _scenario("b2", impl=impl, n=config.b2_ns[-1], delay=config.b2_delay, gc_on=False)
+        for impl in ("vega", "raw")
+    ]
+    print("B3 idle processes", file=sys.stderr)
+    results["b3"] = [
+        _scenario("b3", impl="vega", n=config.b3_n, trace=False),
+        _scenario("b3", impl="raw", n=config.b3_raw_n, trace=False),
+        _scenario("b3", impl="vega", n=config.b3_trace_n, trace=True),
+        _scenario("b3", impl="raw", n=config.b3_trace_n, trace=True),
+    ]
+    results["total_s"] = time.perf_counter() - started
+    results["machine_after"] = machine_info(calibrate=False)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small N: a smoke run")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the report (default: docs/benchmarks.md, or nowhere with --quick)",
+    )
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the report instead of writing it"
+    )
+    parser.add_argument("--json", type=Path, help="also save the raw results as JSON here")
+    args = parser.parse_args(argv)
+
+    config = QUICK if args.quick else FULL
+    results = run(config)
+    report = render(config, results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    output = args.output if args.output else (None if args.quick else DOC)
+    if output is None or args.no_write:
+        print(report)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(report)
+        print(f"wrote {output} ({results['total_s']:.0f} s of benchmarks)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
