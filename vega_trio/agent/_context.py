@@ -99,6 +99,10 @@ class ContextManager(Protocol):
         """Append one turn to the conversation."""
         ...
 
+    def extend(self, messages: Iterable[Message]) -> None:
+        """Append several turns at once (one send's turns)."""
+        ...
+
     def messages(self) -> list[Message]:
         """The messages to send to the model now (an API-valid list)."""
         ...
@@ -169,10 +173,17 @@ class _BaseContext:
 
     def add(self, message: Message) -> None:
         """Append one turn to the conversation."""
-        entry = _entry(message)
+        self.extend((message,))
+
+    def extend(self, messages: Iterable[Message]) -> None:
+        """Append several turns at once (one send's turns)."""
+        entries = [self._new_entry(m) for m in messages]
         with self._lock:
-            self._entries.append(entry)
+            self._entries.extend(entries)
             self._after_change_locked()
+
+    def _new_entry(self, message: Message) -> _Entry:
+        return _entry(message)
 
     def messages(self) -> list[Message]:
         """The messages to send to the model now (an API-valid list)."""
@@ -304,12 +315,10 @@ class UnboundedContext(_BaseContext):
         init=False, factory=list, repr=False
     )
 
-    def add(self, message: Message) -> None:
-        """Append one turn to the conversation."""
+    def _new_entry(self, message: Message) -> _Entry:
         if not isinstance(message, Message):
             _entry(message)  # raises the TypeError that explains what to pass
-        with self._lock:
-            self._entries.append(_Entry(message=message, tokens=_UNKNOWN))
+        return _Entry(message=message, tokens=_UNKNOWN)
 
     def record_usage(self, prompt: Sequence[Message], usage: Usage) -> None:
         """Remember a usage report; :meth:`token_count` applies the reports in order."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -193,8 +193,7 @@ class AgentBehaviour:
             pending.append(response.to_message())
             tool_uses = response.tool_uses
             if not tool_uses:
-                for message in pending:
-                    self.context.add(message)
+                self.context.extend(pending)
                 return response.text
             results = await self._run_tools(process, tool_uses, events)
             pending.append(Message(role="user", content=results))
@@ -303,7 +302,7 @@ class AgentBehaviour:
         events: trio.MemorySendChannel[ChatEvent] | None,
     ) -> ToolResultBlock:
         self.metrics.tool_calls += 1
-        arguments = dict(use.input)
+        arguments = use.input
         if events is not None:
             await _emit(
                 events, ToolStartEvent(tool_call_id=use.id, tool_name=use.name, arguments=arguments)
@@ -349,7 +348,7 @@ class AgentBehaviour:
             )
         return ToolResultBlock(tool_use_id=use.id, content=output, is_error=is_error)
 
-    async def _execute(self, use: ToolUseBlock, arguments: dict[str, Any]) -> str:
+    async def _execute(self, use: ToolUseBlock, arguments: Mapping[str, Any]) -> str:
         if INVALID_JSON_KEY in arguments:
             raise ValueError(
                 f"the arguments for {use.name!r} were not valid JSON "
@@ -357,9 +356,11 @@ class AgentBehaviour:
             )
         call = ToolCall(id=use.id, name=use.name, arguments=arguments)
         timeout = self.agent.tool_timeout
-        tool = self.tools.get(use.name)
-        if timeout is None or (tool is not None and tool.timeout is not None):
+        if timeout is None:
             return await self.tools.execute(call)
+        tool = self.tools.get(use.name)
+        if tool is not None and tool.timeout is not None:
+            return await self.tools.execute(call)  # the tool's own limit wins
         with trio.fail_after(timeout):
             return await self.tools.execute(call)
 
