@@ -98,9 +98,13 @@ class Runtime:
         timeout: float | None = None,  # noqa: ASYNC109 - the process's lifetime (policy data)
         mailbox_size: int = 64,
         supervision: Supervision | None = None,
+        nursery: trio.Nursery | None = None,
         **extra: Any,
     ) -> P:
         """Start a process running ``behaviour`` and return it once it is running.
+
+        The process's task runs in ``nursery`` (a supervisor's) or, by default, in the
+        orchestrator's root nursery.
 
         Raises:
             OrchestratorClosed: shutdown has begun.
@@ -147,7 +151,17 @@ class Runtime:
             parent_proc._children[proc.id] = None
         if name is not None:
             self._names[name] = proc
-        await self._nursery.start(proc._run)
+        try:
+            await (nursery or self._nursery).start(proc._run)
+        except BaseException:
+            if not proc._has_exited:  # never started: take it off the books
+                self._processes.pop(proc.id, None)
+                self._live -= 1
+                if name is not None and self._names.get(name) is proc:
+                    del self._names[name]
+                if parent_proc is not None and parent_proc._children is not None:
+                    parent_proc._children.pop(proc.id, None)
+            raise
         return proc
 
     def _resolve_parent(self, parent: Process | str | None) -> Process | None:
