@@ -7,6 +7,15 @@ Every error the library raises on purpose derives from :class:`VegaError`::
     ├── TooManyProcesses            spawn would exceed ``max_processes``
     ├── NameTaken                   a registry name is bound to another live process
     ├── ProcessNotFound             no live process with that id or name
+    ├── SupervisorError             a supervisor (tree) could not do what was asked
+    │   ├── ChildNotFound           no child spec with that id (``.known_ids``)
+    │   ├── DuplicateChild          a child spec with that id exists already
+    │   ├── ChildRunning            restart/delete of a child that is running
+    │   ├── ChildStartFailed        a child's start failed (``.child_id``; cause)
+    │   ├── RestartIntensityError   more than ``max_restarts`` in ``window``: gave up
+    │   └── SupervisorNotRunning    the supervisor has exited
+    ├── LinkedProcessError          a linked process exited abnormally (``.source``)
+    ├── MonitorRemoved              ``wait()`` on a monitor that was removed
     ├── ProcessError                a request could not be served by a process
     │   ├── ProcessNotRunning       sent to a process that has already finished
     │   ├── ProcessExited           the process ended before answering (``.reason``)
@@ -35,10 +44,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChildFailed",
+    "ChildNotFound",
+    "ChildRunning",
+    "ChildStartFailed",
+    "DuplicateChild",
     "DuplicateTool",
     "ErrorClass",
     "LLMError",
+    "LinkedProcessError",
     "MaxIterationsExceeded",
+    "MonitorRemoved",
     "NameTaken",
     "OrchestratorClosed",
     "ProcessError",
@@ -47,7 +62,10 @@ __all__ = [
     "ProcessNotRunning",
     "RequestCancelled",
     "RequestError",
+    "RestartIntensityError",
     "SendTimeout",
+    "SupervisorError",
+    "SupervisorNotRunning",
     "TooManyProcesses",
     "ToolError",
     "ToolNotFound",
@@ -76,6 +94,26 @@ class ProcessNotFound(VegaError):
     """No live process has the given id or registered name."""
 
 
+class LinkedProcessError(VegaError):
+    """A process linked to this one exited abnormally, so this one was killed (SPEC §2.3).
+
+    It is the error of a process that ended with exit reason ``linked``. Attributes:
+    ``source`` is the id of the process that exited and ``reason`` its
+    :class:`~vega_trio.ExitReason`; that process's error (if it had one) is this
+    exception's ``__cause__``, so a chain of links keeps the first failure reachable.
+    """
+
+    def __init__(self, message: str, *, source: str, reason: ExitReason) -> None:
+        super().__init__(message)
+        self.source = source
+        self.reason = reason
+
+
+class MonitorRemoved(VegaError):
+    """``Monitor.wait()`` was called on (or was waiting for) a monitor that was removed by
+    ``demonitor`` or because its watcher exited; such a monitor never fires."""
+
+
 class ChildFailed(VegaError):
     """A child process with ``strategy="escalate"`` failed; its parent crashes with this.
 
@@ -85,6 +123,67 @@ class ChildFailed(VegaError):
     def __init__(self, message: str, *, child_id: str) -> None:
         super().__init__(message)
         self.child_id = child_id
+
+
+class SupervisorError(VegaError):
+    """A supervisor (SPEC §2.2) could not do what was asked.
+
+    ``supervisor`` is the supervisor's name.
+    """
+
+    def __init__(self, message: str, *, supervisor: str) -> None:
+        super().__init__(message)
+        self.supervisor = supervisor
+
+
+class ChildNotFound(SupervisorError):
+    """No child spec with that id (OTP's ``not_found``); ``known_ids`` lists the ids there are."""
+
+    def __init__(
+        self, message: str, *, supervisor: str, child_id: str, known_ids: tuple[str, ...]
+    ) -> None:
+        super().__init__(message, supervisor=supervisor)
+        self.child_id = child_id
+        self.known_ids = known_ids
+
+
+class DuplicateChild(SupervisorError):
+    """``start_child`` with an id the supervisor already has (OTP's ``already_present``
+    or ``already_started``)."""
+
+
+class ChildRunning(SupervisorError):
+    """``restart_child``/``delete_child`` of a child that is running or being restarted
+    (OTP's ``running``/``restarting``): terminate it first."""
+
+
+class ChildStartFailed(SupervisorError):
+    """A child could not be started (OTP's ``failed_to_start_child``).
+
+    ``child_id`` names the child; the error its start raised is this exception's
+    ``__cause__`` (for a nested supervisor, another ``ChildStartFailed``).
+    """
+
+    def __init__(self, message: str, *, supervisor: str, child_id: str) -> None:
+        super().__init__(message, supervisor=supervisor)
+        self.child_id = child_id
+
+
+class RestartIntensityError(SupervisorError):
+    """A top-level supervisor gave up: more than ``max_restarts`` restarts within
+    ``window`` seconds. Its children were terminated; the last child failure is this
+    exception's ``__cause__`` when there was one."""
+
+    def __init__(
+        self, message: str, *, supervisor: str, max_restarts: int, window: float
+    ) -> None:
+        super().__init__(message, supervisor=supervisor)
+        self.max_restarts = max_restarts
+        self.window = window
+
+
+class SupervisorNotRunning(SupervisorError):
+    """The supervisor has exited (or is exiting); it takes no more requests."""
 
 
 class ProcessError(VegaError):

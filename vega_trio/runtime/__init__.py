@@ -1,11 +1,12 @@
 """The OTP-style actor runtime on Trio: processes, mailboxes, exit reasons, registry,
-groups, the spawn tree and the event bus. It knows nothing about LLMs."""
+groups, the spawn tree, links and monitors, and the event bus. It knows nothing about LLMs."""
 
 from __future__ import annotations
 
 from ._context import current_process, current_process_or_none
 from ._events import Event, EventBus, Lagged, Subscription
 from ._groups import Blackboard, Group
+from ._links import Down, ExitSignal, Monitor, SignalChannel
 from ._process import Behaviour, MailboxFull, Process
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
@@ -16,18 +17,22 @@ __all__ = [
     "Backoff",
     "Behaviour",
     "Blackboard",
+    "Down",
     "Event",
     "EventBus",
     "ExitReason",
+    "ExitSignal",
     "Future",
     "Group",
     "Lagged",
     "MailboxFull",
+    "Monitor",
     "Process",
     "ProcessStatus",
     "Request",
     "RestartIntensity",
     "Runtime",
+    "SignalChannel",
     "SpawnNode",
     "Subscription",
     "Supervision",

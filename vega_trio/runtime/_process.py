@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import attrs
 import trio
 
-from .._errors import ProcessExited, ProcessNotRunning, RequestError
+from .._errors import LinkedProcessError, ProcessExited, ProcessNotRunning, RequestError
 from ._context import _current
+from ._links import Monitor, Signal, SignalChannel, check_signal_buffer
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
 from ._supervision import RestartIntensity, Supervision
@@ -94,6 +95,11 @@ class Process:
     _redeliver: Request | None = None
     _pending_crash: BaseException | None = None
     _gave_up: bool = False
+    trap_exit: bool = False
+    """Receive exit signals of linked processes on :attr:`signals` instead of dying."""
+    signal_buffer: int = attrs.field(default=64, validator=check_signal_buffer)
+    """How many signals :attr:`signals` holds before newer ones are dropped."""
+    _signals: SignalChannel | None = None
     _mailbox_send: trio.MemorySendChannel[Request] = attrs.field(init=False)
     _mailbox_recv: trio.MemoryReceiveChannel[Request] = attrs.field(init=False)
 
@@ -250,6 +256,60 @@ class Process:
         if self._exited is None:
             self._exited = trio.Event()
         await self._exited.wait()
+
+    # ------------------------------------------------------- links and monitors
+    @property
+    def links(self) -> tuple[str, ...]:
+        """Ids of the processes linked to this one, in link order."""
+        return self._runtime._link_table.links_of(self)
+
+    @property
+    def monitors(self) -> tuple[Monitor, ...]:
+        """The active monitors this process holds (made by :meth:`monitor`)."""
+        return self._runtime._link_table.monitors_of(self)
+
+    @property
+    def signals(self) -> SignalChannel:
+        """The signal channel: exit signals of linked processes while :attr:`trap_exit`
+        is set (:class:`~vega_trio.ExitSignal`), and the :class:`~vega_trio.Down` of
+        the monitors this process holds. Bounded (``signal_buffer``); it ends when the
+        process exits for good."""
+        if self._signals is None:
+            self._signals = SignalChannel(self.signal_buffer)
+            if self.status.finished:
+                self._signals._end()
+        return self._signals
+
+    def link(self, other: Process | str) -> None:
+        """Link this process with ``other`` (a process or its id), both ways.
+
+        When either exits, the other gets its exit signal (see :meth:`Runtime.link
+        <vega_trio.runtime.Runtime.link>`). Idempotent; synchronous; safe in tools.
+        """
+        self._runtime._link_table.link(self, other)
+
+    def unlink(self, other: Process | str) -> None:
+        """Remove the link with ``other``, if any. Synchronous; safe in tools."""
+        self._runtime._link_table.unlink(self, other)
+
+    def monitor(self, target: Process | str) -> Monitor:
+        """Monitor ``target`` on behalf of this process.
+
+        The :class:`~vega_trio.Down` arrives both through the returned monitor's
+        ``wait()`` and on this process's :attr:`signals`. Synchronous; safe in tools.
+        """
+        return self._runtime._link_table.monitor(target, self)
+
+    def demonitor(self, monitor: Monitor) -> bool:
+        """Remove exactly ``monitor``; ``True`` if it was still active."""
+        return self._runtime._link_table.demonitor(monitor)
+
+    def _signal(self, signal: Signal) -> None:
+        self.signals._put(signal)
+
+    def _end_signals(self) -> None:
+        if self._signals is not None:
+            self._signals._end()
 
     def _crash_from_outside(self, error: BaseException, detail: str) -> None:
         """End the current incarnation as a crash with ``error`` (escalation, links);
@@ -413,12 +473,15 @@ class Process:
         self._current_request = None
         if self.supervision is not None and self.supervision.strategy == "restart":
             self._redeliver = request  # at-least-once: served again by the next incarnation
+        elif isinstance(exc, LinkedProcessError):
+            # The request did not fail: its process was killed by a link.
+            self._answer_exited(request, ExitReason.crashed(exc))
         else:
             request.set_error(exc)
         return exc
 
-    def _answer_exited(self, request: Request) -> None:
-        reason = self.exit_reason or self._stop_reason or ExitReason.shutdown()
+    def _answer_exited(self, request: Request, reason: ExitReason | None = None) -> None:
+        reason = reason or self.exit_reason or self._stop_reason or ExitReason.shutdown()
         error = ProcessExited(
             f"process {self.id} ({self.agent_name}) exited before answering: {reason}",
             process_id=self.id,

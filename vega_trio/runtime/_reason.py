@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from .._errors import LinkedProcessError
+
 __all__ = ["ExitReason", "ProcessStatus"]
 
 
@@ -59,8 +61,28 @@ class ExitReason:
 
     @classmethod
     def crashed(cls, error: BaseException) -> ExitReason:
-        """The process crashed or was failed with ``error``."""
+        """The process crashed or was failed with ``error``.
+
+        A :class:`~vega_trio.LinkedProcessError` (a link death) gives reason ``linked``.
+        """
+        if isinstance(error, LinkedProcessError):
+            return cls.linked(error)
         return cls(kind="error", error=error, detail=f"{type(error).__name__}: {error}")
+
+    @classmethod
+    def linked(cls, error: LinkedProcessError) -> ExitReason:
+        """The process was killed because the linked process ``error.source`` exited."""
+        return cls(
+            kind="linked",
+            error=error,
+            source=error.source,
+            detail=f"linked process {error.source} exited: {error.reason}",
+        )
+
+    @classmethod
+    def noproc(cls, process_id: str) -> ExitReason:
+        """``process_id`` was already gone (or never existed) when linked or monitored."""
+        return cls(kind="noproc", source=process_id, detail=f"no process {process_id}")
 
     @classmethod
     def timed_out(cls, seconds: float) -> ExitReason:

@@ -20,6 +20,7 @@ from .._errors import (
 )
 from ._events import EventBus
 from ._groups import Group
+from ._links import LinkTable, Monitor
 from ._process import Behaviour, Process
 from ._reason import ExitReason
 from ._supervision import Supervision
@@ -84,6 +85,9 @@ class Runtime:
     _live: int = 0
     _closing: bool = False
     total_spawned: int = 0
+    _link_table: LinkTable = attrs.field(
+        init=False, default=attrs.Factory(LinkTable, takes_self=True)
+    )
 
     # ------------------------------------------------------------------ spawn
     async def spawn(
@@ -245,6 +249,7 @@ class Runtime:
             and proc.parent_id is not None
         ):
             self._escalate(proc, reason)
+        self._link_table.on_exit(proc)
         self._prune(proc)
 
     def _escalate(self, proc: Process, reason: ExitReason) -> None:
@@ -312,6 +317,46 @@ class Runtime:
                 self._node(self._processes[c]) for c in proc._children or () if c in self._processes
             ),
         )
+
+    # ------------------------------------------------------- links and monitors
+    def link(self, a: Process | str, b: Process | str) -> None:
+        """Link two processes (or process ids), both ways (SPEC §2.3). Idempotent.
+
+        When one exits for good, the other gets its exit signal: with ``trap_exit`` set
+        it arrives as an :class:`~vega_trio.ExitSignal` on ``process.signals``;
+        otherwise a ``normal`` exit is ignored, a ``shutdown`` asks it to stop too, and
+        any other reason kills it with reason ``linked`` (really cancelled; its
+        supervision decides about a restart). If one side is already gone, the other
+        gets an exit signal with reason ``noproc`` at once. Links survive restarts in
+        place. Synchronous; safe to call from tools (also from worker threads).
+
+        Raises:
+            ValueError: a process belongs to another orchestrator.
+        """
+        self._link_table.link(a, b)
+
+    def unlink(self, a: Process | str, b: Process | str) -> None:
+        """Remove the link between ``a`` and ``b``, if any. Synchronous."""
+        self._link_table.unlink(a, b)
+
+    def monitor(self, target: Process | str, *, watcher: Process | None = None) -> Monitor:
+        """Monitor ``target`` (a process or its id); returns the :class:`~vega_trio.Monitor`.
+
+        It fires exactly once, when ``target`` exits for good, with a
+        :class:`~vega_trio.Down` (``await monitor.wait()``); an already-gone or unknown
+        target fires at once with reason ``noproc``. With ``watcher``, the
+        :class:`~vega_trio.Down` is also put on that process's signal channel, and the
+        monitor is removed if the watcher exits first. Synchronous; safe in tools.
+
+        Raises:
+            ValueError: a process belongs to another orchestrator.
+        """
+        return self._link_table.monitor(target, watcher)
+
+    def demonitor(self, monitor: Monitor) -> bool:
+        """Remove exactly ``monitor`` (it will never fire; its ``wait()`` raises
+        :class:`~vega_trio.MonitorRemoved`). Returns ``True`` if it was still active."""
+        return self._link_table.demonitor(monitor)
 
     # ----------------------------------------------------------------- registry
     def _check_name_free(self, name: str) -> None:
