@@ -35,6 +35,8 @@ FULL = Config(
     b3_n=100_000,
     b3_raw_n=20_000,
     b3_trace_n=1_000,
+    b4_n=5_000,
+    b5_n=1_000,
 )
 QUICK = Config(
     quick=True,
@@ -46,6 +48,8 @@ QUICK = Config(
     b3_n=5_000,
     b3_raw_n=5_000,
     b3_trace_n=200,
+    b4_n=500,
+    b5_n=200,
 )
 
 
@@ -96,6 +100,9 @@ def run(config: Config) -> dict[str, Any]:
         _scenario("b3", impl="vega", n=config.b3_trace_n, trace=True),
         _scenario("b3", impl="raw", n=config.b3_trace_n, trace=True),
     ]
+    print("B4 restart latency, B5 one_for_all", file=sys.stderr)
+    results["b4"] = _scenario("b4", n=config.b4_n)
+    results["b5"] = _scenario("b5", n=config.b5_n)
     results["total_s"] = time.perf_counter() - started
     results["machine_after"] = machine_info(calibrate=False)
     return results

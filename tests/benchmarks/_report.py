@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from ._restarts import render_b4_b5
+
 __all__ = ["Config", "machine_info", "render"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +43,8 @@ class Config:
     b3_n: int
     b3_raw_n: int
     b3_trace_n: int
+    b4_n: int = 5_000
+    b5_n: int = 1_000
 
 
 # ------------------------------------------------------------------------------ machine
@@ -401,6 +405,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
     b1_text, ratio = _b1_section(results["b1"])
     b2_text, b2_run = _b2_section(config, results["b2"], baseline)
     b3_text, per_rss, per_traced = _b3_section(results["b3"])
+    b45_text, b45_rows = render_b4_b5(results["b4"], results.get("b5"))
 
     load = (
         f"{m['loadavg'][0]:.2f} before, {after['loadavg'][0]:.2f} after (1-minute)"
@@ -459,6 +464,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
                 (_kib(per_rss) if per_rss is not None else "?") + traced_note,
                 _mark(b3_ok if per_rss is not None else None),
             ],
+            *b45_rows,
         ],
         "lrl",
     )
@@ -496,6 +502,7 @@ in {results["total_s"]:.0f} s. Rerun it to refresh this page.
 {b1_text}
 {b2_text}
 {b3_text}
+{b45_text}
 {_reference(results["b1"])}
 ## How to reproduce
 

@@ -20,6 +20,8 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._restarts import b4, b5
+
 __all__ = ["SCENARIOS", "current_rss", "peak_rss"]
 
 
@@ -457,6 +459,8 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
     "b1": b1,
     "b2": b2,
     "b3": b3,
+    "b4": b4,
+    "b5": b5,
 }
 
 
