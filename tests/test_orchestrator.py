@@ -87,3 +87,23 @@ async def test_stats_and_events() -> None:
     assert event.data["model"] == "claude-sonnet-4-5"
     assert event.data["cost_usd"] == pytest.approx(proc.metrics.cost_usd)
     assert event.data["input_tokens"] == proc.metrics.input_tokens
+
+
+async def test_links_and_monitors_between_agent_processes() -> None:
+    """orch.link kills a linked agent process with reason linked; a trapping one gets an
+    ExitSignal instead; orch.monitor reports the exit once."""
+    async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
+        a = await orch.spawn(Agent(name="a"))
+        b = await orch.spawn(Agent(name="b"))
+        watcher = await orch.spawn(Agent(name="watcher"), trap_exit=True)
+        orch.link(a, b)
+        orch.link(a, watcher)
+        monitor = orch.monitor(a)
+        a.fail(RuntimeError("a broke"))
+        down = await monitor.wait()
+        assert down.reason.kind == "error"
+        reason = await b.wait()
+        assert reason.kind == "linked" and reason.source == a.id
+        signal = await watcher.signals.receive()
+        assert isinstance(signal, vega_trio.ExitSignal) and signal.process_id == a.id
+        assert watcher.status == ProcessStatus.RUNNING

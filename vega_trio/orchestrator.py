@@ -18,6 +18,7 @@ from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
 from .runtime import (
     EventBus,
     Group,
+    Monitor,
     Process,
     Runtime,
     SpawnNode,
@@ -64,6 +65,7 @@ class Orchestrator:
         timeout: float | None = None,  # noqa: ASYNC109 - the process's lifetime (policy data)
         max_iterations: int | None = None,
         supervision: Supervision | None = None,
+        trap_exit: bool = False,
     ) -> AgentProcess:
         """Start a process of ``agent`` and return it once it is running.
 
@@ -79,6 +81,8 @@ class Orchestrator:
             timeout: lifetime in seconds; afterwards it ends with status ``timeout``.
             max_iterations: overrides the agent's limit for this process.
             supervision: restart policy for this process (default: the agent's).
+            trap_exit: receive linked processes' exits as :class:`~vega_trio.ExitSignal`
+                messages on ``process.signals`` instead of dying with them.
 
         Raises:
             OrchestratorClosed: shutdown has begun.
@@ -122,6 +126,7 @@ class Orchestrator:
             timeout=timeout,
             mailbox_size=self.mailbox_size,
             supervision=supervision if supervision is not None else agent.supervision,
+            trap_exit=trap_exit,
         )
 
     # ----------------------------------------------------------------- queries
@@ -168,6 +173,24 @@ class Orchestrator:
     def lookup(self, name: str) -> Process:
         """The live process registered as ``name`` (raises :class:`~vega_trio.ProcessNotFound`)."""
         return self._runtime.lookup(name)
+
+    def link(self, a: Process | str, b: Process | str) -> None:
+        """Link two processes: when one exits abnormally, the other dies with it (reason
+        ``linked``) unless it traps exits. See :meth:`Runtime.link`."""
+        self._runtime.link(a, b)
+
+    def unlink(self, a: Process | str, b: Process | str) -> None:
+        """Remove the link between two processes (if any)."""
+        self._runtime.unlink(a, b)
+
+    def monitor(self, target: Process | str, *, watcher: Process | None = None) -> Monitor:
+        """Watch ``target``: ``await monitor.wait()`` returns its :class:`~vega_trio.Down`
+        once it exits (at once, with reason ``noproc``, if it is already gone)."""
+        return self._runtime.monitor(target, watcher=watcher)
+
+    def demonitor(self, monitor: Monitor) -> bool:
+        """Remove exactly this monitor; returns whether it was still active."""
+        return self._runtime.demonitor(monitor)
 
     def group(self, name: str) -> Group:
         """The process group ``name`` (created on first use) with its blackboard."""
