@@ -231,3 +231,18 @@ def _drain(subscription: Any) -> list[Event]:
         assert isinstance(item, Event)
         items.append(item)
     return items
+
+
+async def test_a_crash_during_the_backoff_counts_as_a_new_crash(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A failure delivered while a process waits to restart is decided on afresh."""
+    sup = Supervision(max_restarts=5, backoff=Backoff(kind="constant", initial=10))
+    proc = await runtime.spawn(FlakyBehaviour(failures=1), supervision=sup)
+    future = proc.call_async("crash")
+    await trio.testing.wait_all_tasks_blocked()
+    assert proc.status == ProcessStatus.PENDING and proc.restart_count == 1
+    proc._crash_from_outside(RuntimeError("second failure"), "test")
+    assert await future.wait() == "ok after 1 crashes"
+    assert proc.restart_count == 2
+    assert trio.current_time() == 10  # the second backoff started at the second failure

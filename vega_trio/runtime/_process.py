@@ -376,10 +376,18 @@ class Process:
                         self._crash_with(self._current_request, crash)
                 if crash is None or self._stop_reason is not None:
                     break
-                scope = self._scope = trio.CancelScope(deadline=deadline)  # the backoff's
-                with scope:
-                    if await self._restart_after(crash):
-                        continue
+                restart = False
+                while True:
+                    scope = self._scope = trio.CancelScope(deadline=deadline)  # the backoff's
+                    with scope:
+                        restart = await self._restart_after(crash)
+                    if self._pending_crash is None or self._stop_reason is not None:
+                        break
+                    # A new failure (link death, escalation) arrived during the backoff:
+                    # it is a crash of its own, and the supervision decides again.
+                    crash, self._pending_crash = self._pending_crash, None
+                if restart:
+                    continue
                 break
         finally:
             self._exit(scope, crash)
