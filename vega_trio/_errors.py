@@ -174,9 +174,7 @@ class RestartIntensityError(SupervisorError):
     ``window`` seconds. Its children were terminated; the last child failure is this
     exception's ``__cause__`` when there was one."""
 
-    def __init__(
-        self, message: str, *, supervisor: str, max_restarts: int, window: float
-    ) -> None:
+    def __init__(self, message: str, *, supervisor: str, max_restarts: int, window: float) -> None:
         super().__init__(message, supervisor=supervisor)
         self.max_restarts = max_restarts
         self.window = window

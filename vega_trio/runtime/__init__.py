@@ -1,5 +1,6 @@
 """The OTP-style actor runtime on Trio: processes, mailboxes, exit reasons, registry,
-groups, the spawn tree, links and monitors, and the event bus. It knows nothing about LLMs."""
+groups, the spawn tree, supervisor trees, links and monitors, and the event bus. It knows
+nothing about LLMs."""
 
 from __future__ import annotations
 
@@ -12,11 +13,22 @@ from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
 from ._runtime import Runtime, SpawnNode
 from ._supervision import Backoff, RestartIntensity, Supervision
+from ._supervisor import (
+    ChildCounts,
+    ChildInfo,
+    ChildSpec,
+    Supervisor,
+    SupervisorSpec,
+    open_supervisor,
+)
 
 __all__ = [
     "Backoff",
     "Behaviour",
     "Blackboard",
+    "ChildCounts",
+    "ChildInfo",
+    "ChildSpec",
     "Down",
     "Event",
     "EventBus",
@@ -36,6 +48,9 @@ __all__ = [
     "SpawnNode",
     "Subscription",
     "Supervision",
+    "Supervisor",
+    "SupervisorSpec",
     "current_process",
     "current_process_or_none",
+    "open_supervisor",
 ]
