@@ -33,7 +33,7 @@ def lint(session: nox.Session) -> None:
         for d in ("vega_trio", "tests", "examples")
         for p in sorted(ROOT.glob(f"{d}/**/*.py"))
     ]
-    session.run("flake8-async", "--startable-in-context-manager=_run,serve", *files)
+    session.run("flake8-async", "--startable-in-context-manager=_run,serve,run", *files)
 
 
 @nox.session
