@@ -6,6 +6,8 @@ and is shut down (gracefully first, then by cancellation) when the block ends.
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -13,9 +15,11 @@ from typing import Any
 import attrs
 import trio
 
+from ._errors import OrchestratorClosed, RestartIntensityError
 from .agent import Agent, AgentBehaviour, AgentProcess
 from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
 from .runtime import (
+    ChildSpec,
     EventBus,
     Group,
     Monitor,
@@ -24,12 +28,16 @@ from .runtime import (
     SpawnNode,
     Subscription,
     Supervision,
+    Supervisor,
+    SupervisorSpec,
     current_process_or_none,
 )
+from .runtime._supervisor import RestartType, ShutdownPolicy
 
 __all__ = ["Orchestrator", "open_orchestrator"]
 
 _AUTO: Any = object()
+_log = logging.getLogger("vega_trio")
 
 
 @attrs.define(eq=False)
@@ -49,6 +57,7 @@ class Orchestrator:
     prices: PriceTable
     shutdown_timeout: float
     mailbox_size: int = 64
+    _supervisors: list[Supervisor] = attrs.field(factory=list)
     _owned_llm: LLM | None = None
     """A backend the orchestrator created itself, and so closes at the end."""
 
@@ -92,22 +101,12 @@ class Orchestrator:
         """
         if not isinstance(agent, Agent):
             raise TypeError(f"spawn() takes an Agent, not {type(agent).__name__}")
-        llm = agent.llm or self.llm
-        if llm is None:
-            llm = self.llm = self._owned_llm = _default_llm()
         if parent is _AUTO:
             caller = current_process_or_none()
             parent = caller if caller is not None and caller._runtime is self._runtime else None
         if max_iterations is not None and max_iterations < 1:
             raise ValueError(f"max_iterations must be at least 1, got {max_iterations}")
-        behaviour = AgentBehaviour(
-            agent,
-            llm=llm,
-            model=agent.model or self.default_model,
-            prices=self.prices,
-            bus=self._runtime.bus,
-            max_iterations=max_iterations,
-        )
+        behaviour = self._behaviour(agent, max_iterations=max_iterations)
         if messages is not None:
             history = list(messages)
             for i, message in enumerate(history):
@@ -128,6 +127,90 @@ class Orchestrator:
             supervision=supervision if supervision is not None else agent.supervision,
             trap_exit=trap_exit,
         )
+
+    def _behaviour(self, agent: Agent, *, max_iterations: int | None = None) -> AgentBehaviour:
+        llm = agent.llm or self.llm
+        if llm is None:
+            llm = self.llm = self._owned_llm = _default_llm()
+        return AgentBehaviour(
+            agent,
+            llm=llm,
+            model=agent.model or self.default_model,
+            prices=self.prices,
+            bus=self._runtime.bus,
+            max_iterations=max_iterations,
+        )
+
+    # ------------------------------------------------------------- supervisors
+    def child(
+        self,
+        agent: Agent,
+        *,
+        id: str | None = None,
+        restart: RestartType = "permanent",
+        shutdown: ShutdownPolicy | None = None,
+        significant: bool = False,
+        supervision: Supervision | None = None,
+        name: str | None = None,
+    ) -> ChildSpec:
+        """A supervisor child spec that runs ``agent`` (a fresh process per restart).
+
+        Args:
+            agent: the blueprint.
+            id: the child's id in its supervisor (default: the agent's name).
+            restart: ``permanent``, ``transient`` or ``temporary``.
+            shutdown: ``brutal_kill``, seconds, or ``infinity`` (default 5 s).
+            significant: counts for the supervisor's ``auto_shutdown``.
+            supervision: per-process supervision inside the tree (restart in place first).
+            name: register the child's current process under this name.
+        """
+        if not isinstance(agent, Agent):
+            raise TypeError(f"child() takes an Agent, not {type(agent).__name__}")
+        return ChildSpec(
+            id=id or agent.name,
+            start=functools.partial(self._behaviour, agent),
+            restart=restart,
+            shutdown=shutdown,
+            significant=significant,
+            supervision=supervision if supervision is not None else agent.supervision,
+            name=name,
+        )
+
+    async def start_supervisor(self, spec: SupervisorSpec) -> Supervisor:
+        """Start a supervisor tree in the orchestrator and return it once every child
+        runs. Build agent children with :meth:`child`.
+
+        If the supervisor gives up (more restarts than its intensity allows), it stops
+        its children and publishes ``supervisor.gave_up``; the orchestrator goes on.
+
+        Raises:
+            ChildStartFailed: a child could not be started.
+            OrchestratorClosed: shutdown has begun.
+        """
+        if self._runtime._closing:
+            raise OrchestratorClosed("the orchestrator is shutting down; no new supervisors")
+        supervisor: Supervisor = await self._runtime._nursery.start(self._run_supervisor, spec)
+        self._supervisors.append(supervisor)
+        return supervisor
+
+    async def _run_supervisor(
+        self, spec: SupervisorSpec, *, task_status: trio.TaskStatus[Supervisor]
+    ) -> None:
+        try:
+            await spec.run(self._runtime, task_status=task_status)
+        except RestartIntensityError as exc:
+            # NOTE: the give-up is already published (supervisor.gave_up); a top-level
+            # tree that gives up must not take the orchestrator's nursery down with it.
+            _log.warning("supervisor %r gave up: %s", spec.name or "supervisor", exc)
+
+    def supervisors(self) -> list[Supervisor]:
+        """Supervisors started with :meth:`start_supervisor` that are still running."""
+        self._supervisors = [s for s in self._supervisors if s.alive]
+        return list(self._supervisors)
+
+    def supervision_tree(self) -> list[dict[str, Any]]:
+        """The live supervision trees (one per running supervisor), JSON-friendly."""
+        return [s.tree() for s in self.supervisors()]
 
     # ----------------------------------------------------------------- queries
     @property
@@ -208,9 +291,19 @@ class Orchestrator:
         }
 
     async def shutdown(self, grace: float | None = None) -> None:
-        """Stop every process now: gracefully for ``grace`` seconds (default
-        ``shutdown_timeout``), children before parents, then cancel the rest."""
-        await self._runtime.shutdown(self.shutdown_timeout if grace is None else grace)
+        """Stop everything now: supervisor trees first (each with its own shutdown ladder,
+        newest first), then the remaining processes in reverse start order (children
+        before parents), all within ``grace`` seconds (default ``shutdown_timeout``),
+        then cancel whatever still runs."""
+        grace = self.shutdown_timeout if grace is None else grace
+        deadline = trio.current_time() + grace
+        self._runtime._closing = True
+        with trio.move_on_at(deadline):
+            for supervisor in reversed(self.supervisors()):
+                await supervisor.shutdown()
+        for supervisor in self.supervisors():
+            supervisor.kill("orchestrator shutdown: grace elapsed")
+        await self._runtime.shutdown(max(0.0, deadline - trio.current_time()))
 
 
 def _default_llm() -> LLM:
@@ -270,7 +363,7 @@ async def open_orchestrator(
             )
             try:
                 yield orch
-                await runtime.shutdown(shutdown_timeout)
+                await orch.shutdown(shutdown_timeout)
             finally:
                 runtime._closing = True
                 nursery.cancel_scope.cancel(reason="orchestrator block ended")
@@ -278,7 +371,13 @@ async def open_orchestrator(
         # The processes never raise into the nursery, so a group here wraps the
         # block's own error: hand it back unwrapped (trio-websocket / tractor habit).
         if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None  # noqa: ASYNC123 - the traceback stays on it
+            error = group.exceptions[0]
+            # NOTE: keep the error's own cause and context; only the group is dropped.
+            context, suppress = error.__context__, error.__suppress_context__
+            try:
+                raise error  # noqa: ASYNC123 - its cause and context are restored below
+            finally:
+                error.__context__, error.__suppress_context__ = context, suppress
         raise
     finally:
         if runtime is not None:

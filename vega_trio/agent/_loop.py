@@ -116,6 +116,13 @@ class AgentBehaviour:
         """The agent's name."""
         return self.agent.name
 
+    @property
+    def process_class(self) -> type[Process]:
+        """The process handle a supervisor gives this behaviour's processes."""
+        from ._process import AgentProcess
+
+        return AgentProcess
+
     # ------------------------------------------------------------------ serving
     async def handle(self, process: Process, payload: Any) -> SendResult:
         """Serve one message: run the tool loop until the model replies with text."""

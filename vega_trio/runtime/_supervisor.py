@@ -756,8 +756,12 @@ class Supervisor:
                 supervision = spec.supervision or _TREE_ONLY
                 if supervision.strategy == "escalate":  # escalate to the tree: exit
                     supervision = attrs.evolve(supervision, strategy="stop")
+                behaviour = spec.start()
                 incarnation = await self._runtime.spawn(
-                    spec.start(),
+                    behaviour,
+                    # NOTE: a behaviour may name the handle its processes get (agents:
+                    # AgentProcess, with send/send_stream); the runtime stays LLM-free.
+                    process_class=getattr(behaviour, "process_class", Process),
                     parent=self._parent_process,
                     reason=f"supervisor {self.name!r}: child {spec.id!r}",
                     name=spec.name,
