@@ -119,6 +119,17 @@ def test_fanout(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     assert all(line.startswith("      ") and "<- fan-out" in line for line in tree[1:])
 
 
+def test_supervision(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    """supervision.py: the flaky worker restarts in place and every caller gets its answer;
+    the fragile tree replaces its worker, callers see clear errors, and it gives up."""
+    out = _output(runs["supervision"])
+    for i in range(1, 7):
+        assert f"   flaky #{i}: done: Say 'task {i}'." in out
+    assert "flaky: 2 restarts in place, tree restarts: 0" in out
+    assert out.count("error (overloaded): injected: model overloaded") == 3
+    assert "fragile tree: gave up=True, exit reason=shutdown" in out
+
+
 def test_tools(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     """tools.py prints the schemas, logs each call (sync one in a thread), and the model
     recovers from the tool that raised."""

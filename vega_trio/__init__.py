@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
@@ -65,6 +66,9 @@ from .tools import Tool, Tools
 
 if TYPE_CHECKING:
     from .llm import AnthropicLLM
+
+# A library logs, the application decides where it goes (no "lastResort" stderr output).
+logging.getLogger("vega_trio").addHandler(logging.NullHandler())
 
 __all__ = [
     "Backoff",

@@ -201,7 +201,7 @@ class Orchestrator:
         except RestartIntensityError as exc:
             # NOTE: the give-up is already published (supervisor.gave_up); a top-level
             # tree that gives up must not take the orchestrator's nursery down with it.
-            _log.warning("supervisor %r gave up: %s", spec.name or "supervisor", exc)
+            _log.warning("%s", exc)
 
     def supervisors(self) -> list[Supervisor]:
         """Supervisors started with :meth:`start_supervisor` that are still running."""
