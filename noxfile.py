@@ -33,7 +33,9 @@ def lint(session: nox.Session) -> None:
         for d in ("vega_trio", "tests", "examples")
         for p in sorted(ROOT.glob(f"{d}/**/*.py"))
     ]
-    session.run("flake8-async", "--startable-in-context-manager=_run,serve,run", *files)
+    session.run(
+        "flake8-async", "--startable-in-context-manager=_run,serve,run,_run_supervisor", *files
+    )
 
 
 @nox.session
