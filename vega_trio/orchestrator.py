@@ -193,7 +193,7 @@ class Orchestrator:
         self._supervisors.append(supervisor)
         return supervisor
 
-    async def _run_supervisor(
+    async def _run_supervisor(  # noqa: ASYNC128 - spec.run calls started()
         self, spec: SupervisorSpec, *, task_status: trio.TaskStatus[Supervisor]
     ) -> None:
         try:
