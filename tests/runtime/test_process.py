@@ -264,3 +264,20 @@ async def test_shutdown_reverse_order_and_refuses_spawn(
 async def _record_exit(proc: object, order: list[str]) -> None:
     await proc.wait()  # type: ignore[attr-defined]
     order.append(proc.agent_name)  # type: ignore[attr-defined]
+
+
+async def test_lifecycle_calls_from_a_worker_thread(runtime: Runtime) -> None:
+    """complete/kill/send_async called from a sync tool's worker thread hop to Trio safely."""
+    a = await runtime.spawn(EchoBehaviour())
+    b = await runtime.spawn(EchoBehaviour())
+
+    def in_thread() -> str:
+        future = a.call_async("from a thread")
+        a.complete("done in thread")
+        b.kill("from a thread")
+        return str(future)
+
+    await trio.to_thread.run_sync(in_thread)
+    assert await a.wait() == a.exit_reason
+    assert a.status == ProcessStatus.COMPLETED and a.result == "done in thread"
+    assert (await b.wait()).kind == "killed"

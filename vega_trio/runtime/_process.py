@@ -16,7 +16,7 @@ import trio
 
 from .._errors import LinkedProcessError, ProcessExited, ProcessNotRunning, RequestError
 from ._context import _current
-from ._links import Monitor, Signal, SignalChannel, check_signal_buffer
+from ._links import Monitor, Signal, SignalChannel, _on_trio_thread, check_signal_buffer
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
 from ._supervision import RestartIntensity, Supervision
@@ -181,6 +181,8 @@ class Process:
             ProcessNotRunning: the process has finished.
             MailboxFull: the bounded mailbox has no room (use ``await call()`` to wait).
         """
+        if not trio.lowlevel.in_trio_run():  # from a sync tool's worker thread
+            return _on_trio_thread(self.call_async, payload)
         self._check_open()
         request = Request(payload, self.id)
         try:
@@ -201,9 +203,10 @@ class Process:
     def complete(self, result: Any = None) -> None:
         """Mark the process completed; it finishes its current message, then exits.
 
-        Idempotent: only the first of ``complete``/``fail``/``kill`` counts.
+        Idempotent: only the first of ``complete``/``fail``/``kill`` counts. Safe to call
+        from a sync tool's worker thread (like every lifecycle method here).
         """
-        self._request_stop(ExitReason.normal(result))
+        _on_trio_thread(self._request_stop, ExitReason.normal(result))
 
     def fail(self, error: BaseException | str) -> None:
         """Mark the process failed; it finishes its current message, then exits.
@@ -211,11 +214,14 @@ class Process:
         Idempotent: only the first of ``complete``/``fail``/``kill`` counts.
         """
         exc = error if isinstance(error, BaseException) else RuntimeError(error)
-        self._request_stop(ExitReason.crashed(exc))
+        _on_trio_thread(self._request_stop, ExitReason.crashed(exc))
 
     def kill(self, detail: str = "killed") -> None:
         """End the process now: its in-flight work is cancelled, waiting callers are
         answered with :class:`~vega_trio.ProcessExited`. Cannot be trapped."""
+        if not trio.lowlevel.in_trio_run():  # from a sync tool's worker thread
+            _on_trio_thread(self.kill, detail)
+            return
         if self.status.finished:
             return
         if self._stop_reason is None or self._stop_reason.kind != "killed":
@@ -225,7 +231,7 @@ class Process:
 
     def stop(self, detail: str = "stopped") -> None:
         """Ask the process to stop after its current message (exit reason ``shutdown``)."""
-        self._request_stop(ExitReason.shutdown(detail))
+        _on_trio_thread(self._request_stop, ExitReason.shutdown(detail))
 
     async def shutdown(self, grace: float) -> ExitReason:
         """Stop gracefully; after ``grace`` seconds cancel whatever is still running.
