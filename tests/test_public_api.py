@@ -3,6 +3,7 @@ from __future__ import annotations
 import vega_trio
 import vega_trio.agent
 import vega_trio.llm
+import vega_trio.resilience
 import vega_trio.runtime
 import vega_trio.testing
 import vega_trio.tools
@@ -80,6 +81,7 @@ def test_every_exported_name_exists() -> None:
         vega_trio,
         vega_trio.agent,
         vega_trio.llm,
+        vega_trio.resilience,
         vega_trio.runtime,
         vega_trio.testing,
         vega_trio.tools,
