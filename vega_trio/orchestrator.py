@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import trio
 
+from ._collapse import raise_collapsed
 from ._errors import OrchestratorClosed, RestartIntensityError
 from .agent import Agent, AgentBehaviour, AgentProcess
 from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
@@ -369,16 +370,8 @@ async def open_orchestrator(
                 nursery.cancel_scope.cancel(reason="orchestrator block ended")
     except BaseExceptionGroup as group:
         # The processes never raise into the nursery, so a group here wraps the
-        # block's own error: hand it back unwrapped (trio-websocket / tractor habit).
-        if len(group.exceptions) == 1:
-            error = group.exceptions[0]
-            # NOTE: keep the error's own cause and context; only the group is dropped.
-            context, suppress = error.__context__, error.__suppress_context__
-            try:
-                raise error  # noqa: ASYNC123 - its cause and context are restored below
-            finally:
-                error.__context__, error.__suppress_context__ = context, suppress
-        raise
+        # block's own error: hand it back unwrapped.
+        raise_collapsed(group)
     finally:
         if runtime is not None:
             runtime.bus.close()

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
+from .._collapse import raise_collapsed
 from .._errors import (
     ChildNotFound,
     ChildRunning,
@@ -1099,14 +1100,6 @@ async def open_supervisor(
             finally:
                 sup.kill("the open_supervisor block raised or was cancelled")  # no-op if done
     except BaseExceptionGroup as group:
-        # The supervisor's own failure, or the block's: hand it back unwrapped.
-        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
-            error = group.exceptions[0]
-            # NOTE: keep the error's own chain (RestartIntensityError's cause is the
-            # last child failure); only the group is dropped.
-            context, suppress = error.__context__, error.__suppress_context__
-            try:
-                raise error  # noqa: ASYNC123 - its cause and context are restored below
-            finally:
-                error.__context__, error.__suppress_context__ = context, suppress
-        raise
+        # The supervisor's own failure, or the block's: hand it back unwrapped, with
+        # its own chain (RestartIntensityError's cause is the last child failure).
+        raise_collapsed(group, only_exceptions=True)

@@ -38,6 +38,7 @@ import attrs
 import h11
 import trio
 
+from .._collapse import raise_collapsed
 from ..llm._messages import TextBlock, ToolUseBlock
 from ..llm._protocol import Usage
 
@@ -1009,8 +1010,4 @@ async def open_fake_anthropic_server(
     except BaseExceptionGroup as group:
         # NOTE: unwrap the group our own nursery made around a single error, so the
         # caller's `except SomeError` works; real multi-failures stay groups.
-        if len(group.exceptions) == 1:
-            inner = group.exceptions[0]
-            # The traceback stays on `inner`; `from inner.__cause__` keeps its cause.
-            raise inner from inner.__cause__  # noqa: ASYNC123 - deliberate unwrap (STYLE 5)
-        raise
+        raise_collapsed(group)
