@@ -38,7 +38,10 @@ async def test_agent_tree_keeps_serving_through_crashes(
             strategy="one_for_one",
             max_restarts=10,
             window=60,
-            children=[orch.child(Agent(name=f"worker{i}"), name=f"worker{i}") for i in range(3)],
+            children=[
+                orch.child(Agent(name=f"worker{i}", retry=None), name=f"worker{i}")
+                for i in range(3)
+            ],
         )
         team = await orch.start_supervisor(spec)
         answered, failed = 0, 0
@@ -69,7 +72,9 @@ async def test_per_process_restart_inside_a_tree_retries_the_message(
     supervision = Supervision(max_restarts=5, backoff=Backoff(kind="constant", initial=1))
     async with open_orchestrator(llm=llm) as orch:
         team = await orch.start_supervisor(
-            SupervisorSpec(children=[orch.child(Agent(name="w"), supervision=supervision)])
+            SupervisorSpec(
+                children=[orch.child(Agent(name="w", retry=None), supervision=supervision)]
+            )
         )
         worker = team.child("w")
         assert isinstance(worker, vega_trio.AgentProcess)

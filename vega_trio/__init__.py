@@ -50,6 +50,15 @@ from .agent import (
 )
 from .llm import LLM, Message, marshal_messages, unmarshal_messages
 from .orchestrator import Orchestrator, open_orchestrator
+from .resilience import (
+    Budget,
+    BudgetExceeded,
+    CircuitBreaker,
+    CircuitOpen,
+    RateLimit,
+    RateLimited,
+    RetryPolicy,
+)
 from .runtime import (
     Backoff,
     Down,
@@ -72,6 +81,13 @@ logging.getLogger("vega_trio").addHandler(logging.NullHandler())
 
 __all__ = [
     "Backoff",
+    "Budget",
+    "BudgetExceeded",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "RateLimit",
+    "RateLimited",
+    "RetryPolicy",
     "ChildFailed",
     "ChildNotFound",
     "ChildRunning",

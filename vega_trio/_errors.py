@@ -24,6 +24,10 @@ Every error the library raises on purpose derives from :class:`VegaError`::
     │   ├── MaxIterationsExceeded   the tool loop ran more rounds than allowed
     │   ├── SendTimeout             the agent's ``send_timeout`` elapsed
     │   └── LLMError                the model call failed (``.error_class``)
+    │       ├── BudgetExceeded      a ``block`` budget refused the call (resilience)
+    │       ├── RateLimited         a ``reject`` rate limiter refused it (resilience)
+    │       ├── RequestTooLarge     it can never fit its tokens-per-minute limit
+    │       └── CircuitOpen         the agent's circuit breaker is open (resilience)
     └── ToolError                   tool registration or execution problems
         ├── DuplicateTool           a tool name is registered twice
         ├── ToolNotFound            the model asked for a tool that does not exist
@@ -31,7 +35,9 @@ Every error the library raises on purpose derives from :class:`VegaError`::
 
 ``RequestError`` is the line between "this request failed" and "this process
 crashed": a behaviour that raises a ``RequestError`` answers the caller with it and
-goes on serving; any other exception is a crash of the process.
+goes on serving; any other exception is a crash of the process. A request error
+whose ``exit_kind`` is set (a budget that ran out) ends a *supervised* process with
+that exit reason instead, which supervisors do not restart.
 """
 
 from __future__ import annotations
@@ -215,6 +221,20 @@ class RequestCancelled(ProcessError):
 class RequestError(VegaError):
     """A request failed but the process that served it is healthy and keeps serving."""
 
+    @property
+    def exit_kind(self) -> str | None:
+        """The exit reason a *supervised* process ends with after this failure, or
+        ``None`` (the default) to keep serving. Restarting cannot cure such a failure,
+        so supervisors do not restart that exit."""
+        return None
+
+    @property
+    def restartable(self) -> bool:
+        """Whether a restart may cure this failure: a *supervised* process crashes on
+        it (and its supervision decides) instead of answering the caller and going on.
+        ``False`` by default."""
+        return False
+
 
 class MaxIterationsExceeded(RequestError):
     """The agent's tool loop needed more than ``max_iterations`` LLM rounds."""
@@ -255,7 +275,14 @@ class LLMError(RequestError):
         retry_after: seconds the server asked us to wait, when it said.
         output_started: ``True`` when the failure came after streamed output began
             (such a call is never retried transparently).
+        attempts: how many attempts the retry policy made (1 without retries).
+        refused_locally: ``True`` for refusals made before any request was sent (a
+            budget, a ``reject`` rate limiter, an open circuit breaker): they are never
+            retried and never count as failures of the service.
     """
+
+    refused_locally: bool = False
+    attempts: int = 1
 
     def __init__(
         self,
@@ -275,7 +302,19 @@ class LLMError(RequestError):
     @property
     def retryable(self) -> bool:
         """Whether this failure may be retried transparently."""
-        return self.error_class.retryable and not self.output_started
+        return self.error_class.retryable and not self.output_started and not self.refused_locally
+
+    @property
+    def exit_kind(self) -> str | None:
+        """``"budget_exceeded"`` for a spent budget (ours or the provider's spend cap)."""
+        return "budget_exceeded" if self.error_class is ErrorClass.BUDGET_EXCEEDED else None
+
+    @property
+    def restartable(self) -> bool:
+        """A retryable class that came back from the service (SPEC §2.1), including a
+        stream that broke after output began: the process fails and its supervisor
+        decides. Local refusals (open breaker, ``reject`` limiter) are not."""
+        return self.error_class.retryable and not self.refused_locally
 
 
 class ToolError(VegaError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -19,6 +19,16 @@ from ._collapse import raise_collapsed
 from ._errors import OrchestratorClosed, RestartIntensityError
 from .agent import Agent, AgentBehaviour, AgentProcess
 from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
+from .resilience import (
+    Budget,
+    BudgetTracker,
+    ConcurrencyCap,
+    RateLimit,
+    RateLimiter,
+    RateLimiters,
+    parse_money,
+)
+from .resilience._path import CallPath
 from .runtime import (
     ChildSpec,
     EventBus,
@@ -36,6 +46,17 @@ from .runtime import (
 from .runtime._supervisor import RestartType, ShutdownPolicy
 
 __all__ = ["Orchestrator", "open_orchestrator"]
+
+
+@attrs.define(eq=False)
+class _AgentShared:
+    """What every process of one agent shares: its call path (retry, limiters,
+    breaker, timeout) and its spend."""
+
+    agent: Agent
+    path: CallPath
+    spend: BudgetTracker
+
 
 _AUTO: Any = object()
 _log = logging.getLogger("vega_trio")
@@ -58,9 +79,17 @@ class Orchestrator:
     prices: PriceTable
     shutdown_timeout: float
     mailbox_size: int = 64
+    budget: BudgetTracker = attrs.field(factory=lambda: BudgetTracker(owner="the orchestrator"))
+    """Total spend, with the global budget (if any)."""
+    rate_limit: RateLimit | None = None
+    rate_limits: Mapping[str, RateLimit] = attrs.field(factory=dict)
+    max_concurrent_calls: int | None = None
     _supervisors: list[Supervisor] = attrs.field(factory=list)
     _owned_llm: LLM | None = None
     """A backend the orchestrator created itself, and so closes at the end."""
+    _limiters: RateLimiters = attrs.field(factory=RateLimiters)
+    _caps: dict[int, tuple[LLM, ConcurrencyCap]] = attrs.field(factory=dict)
+    _agents: dict[int, _AgentShared] = attrs.field(factory=dict)
 
     # ------------------------------------------------------------------- spawn
     async def spawn(
@@ -133,14 +162,50 @@ class Orchestrator:
         llm = agent.llm or self.llm
         if llm is None:
             llm = self.llm = self._owned_llm = _default_llm()
+        model = agent.model or self.default_model
+        shared = self._shared(agent, llm, model)
         return AgentBehaviour(
             agent,
             llm=llm,
-            model=agent.model or self.default_model,
+            model=model,
             prices=self.prices,
             bus=self._runtime.bus,
             max_iterations=max_iterations,
+            path=shared.path,
+            budgets=(shared.spend, self.budget),
         )
+
+    def _shared(self, agent: Agent, llm: LLM, model: str) -> _AgentShared:
+        # NOTE: keyed by identity (the Agent is kept alive by the entry, so its id is
+        # not reused): one breaker, limiter and spend per blueprint, made once.
+        shared = self._agents.get(id(agent))
+        if shared is not None:
+            return shared
+        limiters: list[RateLimiter] = []
+        model_limit = self.rate_limits.get(model, self.rate_limit)
+        if model_limit is not None:
+            limiters.append(self._limiters.for_model(model, model_limit))
+        if agent.rate_limit is not None:
+            limiters.append(RateLimiter(agent.rate_limit, name=f"agent {agent.name!r}"))
+        breaker = agent.circuit_breaker
+        if breaker is not None and not breaker.name:
+            breaker.name = f"agent {agent.name!r}"
+        cap = None
+        if self.max_concurrent_calls is not None:
+            entry = self._caps.get(id(llm))
+            if entry is None:
+                entry = self._caps[id(llm)] = (llm, ConcurrencyCap(self.max_concurrent_calls))
+            cap = entry[1]
+        path = CallPath(
+            retry=agent.retry,
+            limiters=tuple(limiters),
+            cap=cap,
+            breaker=breaker,
+            timeout=agent.llm_timeout,
+        )
+        spend = BudgetTracker(agent.budget, owner=f"agent {agent.name!r}")
+        shared = self._agents[id(agent)] = _AgentShared(agent, path, spend)
+        return shared
 
     # ------------------------------------------------------------- supervisors
     def child(
@@ -288,7 +353,30 @@ class Orchestrator:
             "live_processes": len(live),
             "total_spawned": self._runtime.total_spawned,
             "live_cost_usd": cost,
+            "total_cost_usd": self.budget.spent,
             "events_published": self._runtime.bus.published,
+        }
+
+    def costs(self) -> dict[str, Any]:
+        """What was spent, in USD: in total and per agent, with their budgets.
+
+        Returns:
+            ``{"total_usd", "budget": {...} | None, "agents": {name: {"cost_usd",
+            "budget": {...} | None}}}``; a budget is ``{"limit_usd", "on_exceed",
+            "remaining_usd"}``. Agents that share a name are added together. Per-process
+            costs are on each process's ``metrics``; per-call costs on ``llm.call``
+            events.
+        """
+        agents: dict[str, dict[str, Any]] = {}
+        for shared in self._agents.values():
+            entry = agents.setdefault(shared.agent.name, {"cost_usd": 0.0, "budget": None})
+            entry["cost_usd"] += shared.spend.spent
+            if shared.spend.budget is not None:
+                entry["budget"] = _budget_dict(shared.spend)
+        return {
+            "total_usd": self.budget.spent,
+            "budget": _budget_dict(self.budget) if self.budget.budget is not None else None,
+            "agents": agents,
         }
 
     async def shutdown(self, grace: float | None = None) -> None:
@@ -307,6 +395,22 @@ class Orchestrator:
         await self._runtime.shutdown(max(0.0, deadline - trio.current_time()))
 
 
+def _budget_dict(tracker: BudgetTracker) -> dict[str, Any]:
+    budget = tracker.budget
+    assert budget is not None
+    return {
+        "limit_usd": budget.limit,
+        "on_exceed": budget.on_exceed,
+        "remaining_usd": tracker.remaining,
+    }
+
+
+def _as_budget(value: Budget | str | float | None) -> Budget | None:
+    if value is None or isinstance(value, Budget):
+        return value
+    return Budget(limit=parse_money(value))
+
+
 def _default_llm() -> LLM:
     from .llm import AnthropicLLM
 
@@ -322,6 +426,10 @@ async def open_orchestrator(
     shutdown_timeout: float = 10.0,
     prices: PriceTable | None = None,
     mailbox_size: int = 64,
+    budget: Budget | str | float | None = None,
+    rate_limit: RateLimit | None = None,
+    rate_limits: Mapping[str, RateLimit] | None = None,
+    max_concurrent_calls: int | None = None,
 ) -> AsyncIterator[Orchestrator]:
     """Open an orchestrator for the duration of an ``async with`` block::
 
@@ -339,6 +447,14 @@ async def open_orchestrator(
             their current message before they are cancelled.
         prices: the price table (default: the packaged one).
         mailbox_size: each process's bounded mailbox.
+        budget: the global budget: a :class:`~vega_trio.resilience.Budget`, or an
+            amount (``"$5.00"``, ``5``) for a ``block`` budget; every agent's spend
+            counts against it.
+        rate_limit: the requests/tokens per minute of *each* model, shared by every
+            process on that model (each model gets its own window).
+        rate_limits: per-model limits by model id; they replace ``rate_limit`` for
+            those models.
+        max_concurrent_calls: at most this many LLM calls in flight per backend.
 
     When the block ends normally, processes are asked to stop in reverse start order
     (children before parents), then whatever still runs after ``shutdown_timeout`` is
@@ -349,6 +465,14 @@ async def open_orchestrator(
         raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout}")
     if max_processes is not None and max_processes < 1:
         raise ValueError(f"max_processes must be at least 1, got {max_processes}")
+    if max_concurrent_calls is not None:
+        ConcurrencyCap(max_concurrent_calls)  # validates: a clear error now, not at first call
+    for model, spec in (rate_limits or {}).items():
+        if not isinstance(spec, RateLimit):
+            raise TypeError(
+                f"rate_limits[{model!r}] must be a RateLimit, not {type(spec).__name__}"
+            )
+    global_budget = BudgetTracker(_as_budget(budget), owner="the global budget")
     runtime: Runtime | None = None
     orch: Orchestrator | None = None
     try:
@@ -361,6 +485,10 @@ async def open_orchestrator(
                 prices or PriceTable.default(),
                 shutdown_timeout,
                 mailbox_size,
+                global_budget,
+                rate_limit,
+                dict(rate_limits or {}),
+                max_concurrent_calls,
             )
             try:
                 yield orch

@@ -409,7 +409,7 @@ async def test_supervised_agent_restarts_on_retryable_llm_failure(
     )
     sup = Supervision(max_restarts=2, backoff=Backoff(kind="constant", initial=0.5))
     async with open_orchestrator(llm=llm) as orch:
-        proc = await orch.spawn(Agent(name="a", supervision=sup))
+        proc = await orch.spawn(Agent(name="a", supervision=sup, retry=None))
         assert await proc.send("one") == "first"
         assert await proc.send("two") == "second"
         assert trio.current_time() == 0.5

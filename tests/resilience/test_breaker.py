@@ -31,7 +31,7 @@ def _fail(
         ({"half_open_max": 0}, "half_open_max must be a whole number of at least 1"),
         ({"reset_after": -1.0}, "reset_after must be a finite number of seconds"),
         ({"reset_after": float("inf")}, "reset_after must be a finite number of seconds"),
-        ({"name": ""}, "name must be a non-empty string"),
+        ({"name": 3}, "name must be a string"),
     ],
 )
 def test_bad_parameters_refused(kwargs: dict[str, object], match: str) -> None:
@@ -270,8 +270,8 @@ async def test_stragglers_while_open_are_ignored(autojump_clock: trio.abc.Clock)
     assert breaker.state == "half_open"
 
 
-async def test_retry_policy_waits_for_half_open(autojump_clock: trio.abc.Clock) -> None:
-    """CircuitOpen carries the time to half-open as retry_after, so a retry waits for the probe."""
+async def test_retry_policy_fails_fast_on_an_open_breaker(autojump_clock: trio.abc.Clock) -> None:
+    """An open breaker is not retried: CircuitOpen comes back at once, saying when to try again."""
     breaker = CircuitBreaker(name="researcher", threshold=1, reset_after=10.0)
     _fail(breaker, 1)
     calls: list[float] = []
@@ -281,6 +281,11 @@ async def test_retry_policy_waits_for_half_open(autojump_clock: trio.abc.Clock) 
             calls.append(trio.current_time())
             return "reply"
 
+    with pytest.raises(CircuitOpen) as info:
+        await RetryPolicy().run(attempt)
+    assert trio.current_time() == 0.0 and calls == []
+    assert info.value.attempts == 1 and info.value.retry_after == 10.0
+    await trio.sleep(info.value.retry_after)
     assert await RetryPolicy().run(attempt) == "reply"
     assert calls == [10.0]
     assert breaker.state == "closed"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
+from ..resilience import Budget, CircuitBreaker, RateLimit, RetryPolicy
+from ..resilience._path import DEFAULT_LLM_TIMEOUT
 from ..runtime import Supervision
 from ..tools import Tool, Tools
 
@@ -60,6 +62,20 @@ class Agent:
         description: what the agent is for (shown to people and to other agents).
         supervision: how its processes are restarted after a crash (default: not at
             all); ``spawn(..., supervision=...)`` overrides it per process.
+        retry: how failed LLM calls are retried (default: :class:`RetryPolicy` —
+            3 attempts, exponential backoff from 0.5 s, honouring ``retry-after``);
+            ``None`` makes one attempt.
+        rate_limit: requests/tokens per minute for all processes of this agent
+            together (on top of the orchestrator's per-model limits).
+        circuit_breaker: fail fast while the model keeps failing; one breaker is
+            shared by all processes of this agent (an unnamed one is named after it).
+        budget: how much all processes of this agent may spend together, and what
+            happens at the limit (``block``, ``warn``, ``allow``).
+        budget_scope: ``"agent"`` (default) or ``"tree"``: with ``tree``, processes
+            spawned by this agent's processes (and theirs, recursively) count against
+            this agent's budget too.
+        llm_timeout: seconds one LLM call may take (for a stream: the longest
+            silence between chunks); default 5 minutes, ``None`` for no limit.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -81,12 +97,35 @@ class Agent:
     llm: LLM | None = attrs.field(default=None, hash=False)
     description: str = ""
     supervision: Supervision | None = None
+    retry: RetryPolicy | None = attrs.field(
+        factory=RetryPolicy,
+        validator=attrs.validators.optional(attrs.validators.instance_of(RetryPolicy)),
+    )
+    rate_limit: RateLimit | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(RateLimit))
+    )
+    circuit_breaker: CircuitBreaker | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.instance_of(CircuitBreaker)),
+    )
+    budget: Budget | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(Budget))
+    )
+    budget_scope: Literal["agent", "tree"] = attrs.field(default="agent")
+    llm_timeout: float | None = attrs.field(
+        default=DEFAULT_LLM_TIMEOUT, validator=_check_positive("llm_timeout")
+    )
     # NOTE: derived once per blueprint, not once per spawn: a tool list's schemas and
     # the system-prompt getter are the same for every process of this agent.
     _tool_registry: Tools = attrs.field(init=False, eq=False, hash=False, repr=False)
     _system_getter: Callable[[Process], str] = attrs.field(
         init=False, eq=False, hash=False, repr=False
     )
+
+    @budget_scope.validator
+    def _check_budget_scope(self, _attribute: Any, value: str) -> None:
+        if value not in ("agent", "tree"):
+            raise ValueError(f"Agent.budget_scope must be 'agent' or 'tree', got {value!r}")
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_tool_registry", _tools_from(self.tools))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -23,8 +24,17 @@ from ..llm import (
     ToolUseBlock,
     Usage,
 )
+from ..resilience import BudgetExceeded, BudgetTracker, CircuitBreaker
+from ..resilience._breaker import BreakerState
+from ..resilience._path import CallPath, KeepAlive
 from ..tools import ToolCall
-from ._context import ContextManager, SlidingWindowContext, UnboundedContext
+from ._context import (
+    ContextManager,
+    SlidingWindowContext,
+    UnboundedContext,
+    estimate_message_tokens,
+    estimate_tokens,
+)
 from ._events import ChatEvent, SendMetrics, TextDeltaEvent, ToolEndEvent, ToolStartEvent
 
 if TYPE_CHECKING:
@@ -32,6 +42,8 @@ if TYPE_CHECKING:
     from ._agent import Agent
 
 __all__ = ["AgentBehaviour", "ChatRequest", "ProcessMetrics", "SendResult", "error_class_of"]
+
+_log = logging.getLogger("vega_trio")
 
 
 @attrs.define(eq=False, slots=True)
@@ -60,6 +72,8 @@ class ProcessMetrics:
     cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
     llm_calls: int = 0
+    llm_attempts_failed: int = 0
+    """LLM call attempts that failed (retried or not)."""
     tool_calls: int = 0
     iterations: int = 0
     errors: int = 0
@@ -95,6 +109,8 @@ class AgentBehaviour:
         bus: EventBus,
         max_iterations: int | None = None,
         context: ContextManager | None = None,
+        path: CallPath | None = None,
+        budgets: Sequence[BudgetTracker] = (),
     ) -> None:
         self.agent = agent
         self.llm = llm
@@ -110,6 +126,14 @@ class AgentBehaviour:
         self._price = prices.lookup(model)  # None: unknown model, reported per call
         self._schemas = self.tools.schemas()
         self._system = agent.system_prompt
+        self.path = path or CallPath(
+            retry=agent.retry, breaker=agent.circuit_breaker, timeout=agent.llm_timeout
+        )
+        # NOTE: the agent's tracker (first) and the global one; the trackers of
+        # ancestors with budget_scope="tree" join them at the first call, when the
+        # process (and so its parent) is known.
+        self._own_budgets = tuple(budgets)
+        self._budgets: tuple[BudgetTracker, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -216,37 +240,46 @@ class AgentBehaviour:
         request: LLMRequest,
         events: trio.MemorySendChannel[ChatEvent] | None,
     ) -> LLMResponse:
-        started = trio.current_time()
-        try:
-            if events is None:
-                response = await self.llm.generate(request)
-            else:
-                response = await self._stream_llm(request, events)
-        except LLMError as exc:
-            self.bus.emit(
-                "llm.call",
-                process_id=process.id,
-                agent=self.name,
-                model=request.model,
-                error_class=str(exc.error_class),
-                error=str(exc),
-                latency_ms=round((trio.current_time() - started) * 1000),
-            )
-            raise
-        self._account(process, request.model, response.usage, started)
+        observer = _CallObserver(self, process, request.model)
+        if events is None:
+            llm = self.llm
+
+            async def attempt(keep_alive: KeepAlive) -> LLMResponse:
+                return await llm.generate(request)
+
+        else:
+
+            async def attempt(keep_alive: KeepAlive) -> LLMResponse:
+                return await self._stream_llm(request, events, keep_alive)
+
+        budgets = self._budgets if self._budgets is not None else self._budget_chain(process)
+        response = await self.path.call(
+            attempt,
+            observer=observer,
+            budgets=budgets,
+            estimate_tokens=lambda: _estimate_request_tokens(request),
+            estimate_cost=self._estimate_cost,
+        )
+        self._account(process, request.model, response.usage, observer.started, observer.attempt)
         return response
 
     async def _stream_llm(
-        self, request: LLMRequest, events: trio.MemorySendChannel[ChatEvent]
+        self,
+        request: LLMRequest,
+        events: trio.MemorySendChannel[ChatEvent],
+        keep_alive: KeepAlive,
     ) -> LLMResponse:
         response: LLMResponse | None = None
         async with self.llm.stream(request) as chunks:
             async for chunk in chunks:
                 if isinstance(chunk, TextChunk):
+                    keep_alive(bool(chunk.text))
                     if chunk.text:
                         await _emit(events, TextDeltaEvent(delta=chunk.text))
                 elif isinstance(chunk, MessageComplete):
                     response = chunk.response
+                else:
+                    keep_alive(False)
         if response is None:
             raise LLMError(
                 f"the {request.model} stream ended without a complete message",
@@ -254,7 +287,39 @@ class AgentBehaviour:
             )
         return response
 
-    def _account(self, process: Process, model: str, usage: Usage, started: float) -> None:
+    def _estimate_cost(self, tokens: int) -> float:
+        # A lower bound for the budget check: the prompt alone, at the input price.
+        price = self._price
+        return 0.0 if price is None else price.cost(Usage(input_tokens=tokens))
+
+    def _budget_chain(self, process: Process) -> tuple[BudgetTracker, ...]:
+        """This process's budgets: its agent's, those of ancestors whose agent has
+        ``budget_scope="tree"``, and the global one (each once)."""
+        chain = list(self._own_budgets[:1])
+        chain.extend(self.tree_budgets(process)[1 if self.agent.budget_scope == "tree" else 0 :])
+        for tracker in self._own_budgets[1:]:
+            if tracker not in chain:
+                chain.append(tracker)
+        self._budgets = tuple(dict.fromkeys(chain))
+        return self._budgets
+
+    def tree_budgets(self, process: Process) -> tuple[BudgetTracker, ...]:
+        """The trackers this process's children roll their spend up to: its agent's
+        (when ``budget_scope="tree"``) and those it inherits itself."""
+        inherited: tuple[BudgetTracker, ...] = ()
+        parent_id = process.parent_id
+        if parent_id is not None:
+            parent = process._runtime._processes.get(parent_id)
+            parent_behaviour = getattr(parent, "behaviour", None)
+            if isinstance(parent_behaviour, AgentBehaviour) and parent is not None:
+                inherited = parent_behaviour.tree_budgets(parent)
+        if self.agent.budget_scope == "tree" and self._own_budgets:
+            return (self._own_budgets[0], *inherited)
+        return inherited
+
+    def _account(
+        self, process: Process, model: str, usage: Usage, started: float, attempt: int = 1
+    ) -> None:
         m = self.metrics
         m.llm_calls += 1
         m.input_tokens += usage.input_tokens
@@ -267,6 +332,10 @@ class AgentBehaviour:
             m.unpriced_calls += 1
         else:
             m.cost_usd += cost
+            budgets = self._budgets or ()
+            for tracker in budgets:
+                if tracker.charge(cost):
+                    self._budget_crossed(process, tracker)
         if self.bus.has_subscribers:
             self.bus.emit(
                 "llm.call",
@@ -280,8 +349,31 @@ class AgentBehaviour:
                 cost_usd=cost,
                 priced=cost is not None,
                 latency_ms=round((trio.current_time() - started) * 1000),
+                attempt=attempt,
                 error_class=None,
             )
+
+    def _budget_crossed(self, process: Process, tracker: BudgetTracker) -> None:
+        budget = tracker.budget
+        assert budget is not None
+        if budget.on_exceed == "warn":
+            _log.warning(
+                "budget of %s exceeded: $%.4f spent of its $%.4f limit (on_exceed='warn': "
+                "calls go on)",
+                tracker.owner,
+                tracker.spent,
+                budget.limit,
+            )
+        self.bus.emit(
+            "budget.warning" if budget.on_exceed == "warn" else "budget.exceeded",
+            process_id=process.id,
+            agent=self.name,
+            owner=tracker.owner,
+            limit_usd=budget.limit,
+            spent_usd=tracker.spent,
+            on_exceed=budget.on_exceed,
+            refused=False,
+        )
 
     # ------------------------------------------------------------------ tools
     async def _run_tools(
@@ -370,6 +462,73 @@ class AgentBehaviour:
             return await self.tools.execute(call)  # the tool's own limit wins
         with trio.fail_after(timeout):
             return await self.tools.execute(call)
+
+
+class _CallObserver:
+    """Turns what the call path reports into events for one LLM call."""
+
+    __slots__ = ("attempt", "behaviour", "model", "process", "started")
+
+    def __init__(self, behaviour: AgentBehaviour, process: Process, model: str) -> None:
+        self.behaviour = behaviour
+        self.process = process
+        self.model = model
+        self.attempt = 1
+        self.started = trio.current_time()
+
+    def attempt_failed(
+        self, number: int, error: LLMError, started: float, retry_in: float | None
+    ) -> None:
+        behaviour = self.behaviour
+        behaviour.metrics.llm_attempts_failed += 1
+        self.attempt = number + 1
+        self.started = trio.current_time()
+        if error.refused_locally:
+            return  # no call was made: budget.exceeded / the breaker say why
+        behaviour.bus.emit(
+            "llm.call",
+            process_id=self.process.id,
+            agent=behaviour.name,
+            model=self.model,
+            attempt=number,
+            error_class=str(error.error_class),
+            error=str(error),
+            status_code=error.status_code,
+            retry_in=retry_in,
+            latency_ms=round((trio.current_time() - started) * 1000),
+        )
+
+    def budget_refused(self, error: BudgetExceeded) -> None:
+        behaviour = self.behaviour
+        behaviour.bus.emit(
+            "budget.exceeded",
+            process_id=self.process.id,
+            agent=behaviour.name,
+            owner=error.owner,
+            limit_usd=error.limit,
+            spent_usd=error.spent,
+            on_exceed="block",
+            refused=True,
+            estimated_cost_usd=error.estimated_cost,
+        )
+
+    def breaker_changed(self, breaker: CircuitBreaker, state: BreakerState) -> None:
+        behaviour = self.behaviour
+        behaviour.bus.emit(
+            f"circuit.{state}",
+            process_id=self.process.id,
+            agent=behaviour.name,
+            breaker=breaker.name,
+            failures=breaker.failures,
+            reset_after=breaker.reset_after,
+        )
+
+
+def _estimate_request_tokens(request: LLMRequest) -> int:
+    tokens = estimate_tokens(request.system) if request.system else 0
+    for message in request.messages:
+        tokens += estimate_message_tokens(message)
+    return tokens
 
 
 def _describe_tool_error(name: str, exc: Exception) -> str:

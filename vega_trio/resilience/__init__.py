@@ -1,6 +1,6 @@
 """Resilience (SPEC §3): retry policies, circuit breakers, rate limits, concurrency caps and
-budgets. These are the building blocks of the LLM call path (budget → rate limit → breaker →
-call → retry); the agent loop does not use them yet."""
+budgets, composed into one call path (:class:`CallPath`: budget → rate limit → breaker →
+call → retry) that every LLM call of an agent goes through, blocking or streaming."""
 
 from __future__ import annotations
 
@@ -15,15 +15,19 @@ from ._limits import (
     RequestTooLarge,
     Reservation,
 )
+from ._path import DEFAULT_LLM_TIMEOUT, CallObserver, CallPath
 from ._retry import DEFAULT_RETRY_ON, NEVER_RETRIED, RetryPolicy
 
 __all__ = [
+    "DEFAULT_LLM_TIMEOUT",
     "DEFAULT_RETRY_ON",
     "NEVER_RETRIED",
     "BreakerState",
     "Budget",
     "BudgetExceeded",
     "BudgetTracker",
+    "CallObserver",
+    "CallPath",
     "CircuitBreaker",
     "CircuitOpen",
     "ConcurrencyCap",

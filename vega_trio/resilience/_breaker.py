@@ -54,10 +54,13 @@ class CircuitOpen(LLMError):
         breaker: the breaker's name.
         state: ``"open"``, or ``"half_open"`` when all probe slots were taken.
         half_open_at: the Trio time at which the breaker half-opens (for an open
-            breaker), else ``None``. ``retry_after`` is the seconds left until then,
-            so a :class:`~vega_trio.resilience._retry.RetryPolicy` that retries
-            ``TEMPORARY`` waits for the half-open probe rather than failing fast again.
+            breaker), else ``None``. ``retry_after`` is the seconds left until then.
+            A retry policy never retries it (``refused_locally``): an open breaker
+            fails fast, and the caller decides whether to come back after
+            ``retry_after``.
     """
+
+    refused_locally = True
 
     def __init__(
         self,
@@ -95,10 +98,10 @@ def _seconds(_instance: Any, attribute: attrs.Attribute[float], value: float) ->
 
 
 def _name(_instance: Any, attribute: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str):
         raise ValueError(
-            f"CircuitBreaker {attribute.name} must be a non-empty string (it names the "
-            f"breaker in errors and logs, e.g. the agent's name), got {value!r}"
+            f"CircuitBreaker {attribute.name} must be a string (it names the breaker in "
+            f"errors and logs, e.g. the agent's name), got {value!r}"
         )
 
 
@@ -114,7 +117,8 @@ class CircuitBreaker:
     before it and :meth:`record_success` / :meth:`record_failure` after it.
 
     Attributes:
-        name: names the breaker in :class:`CircuitOpen` messages and logs.
+        name: names the breaker in :class:`CircuitOpen` messages and logs; an
+            agent names an unnamed breaker after itself (``"agent 'researcher'"``).
         threshold: consecutive counted failures that open a closed breaker.
         reset_after: seconds an open breaker waits before it half-opens.
         half_open_max: probe calls allowed at the same time while half-open.
@@ -123,7 +127,7 @@ class CircuitBreaker:
         on_close: called with the breaker when a probe success closes it; same rule.
     """
 
-    name: str = attrs.field(validator=_name)
+    name: str = attrs.field(default="", validator=_name)
     threshold: int = attrs.field(default=5, validator=_positive_int)
     reset_after: float = attrs.field(default=30.0, validator=_seconds)
     half_open_max: int = attrs.field(default=1, validator=_positive_int)
@@ -286,6 +290,4 @@ class CircuitBreaker:
 
 
 def _counts(exc: BaseException) -> bool:
-    return (
-        isinstance(exc, LLMError) and not isinstance(exc, CircuitOpen) and exc.error_class.retryable
-    )
+    return isinstance(exc, LLMError) and not exc.refused_locally and exc.error_class.retryable

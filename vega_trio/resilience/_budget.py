@@ -31,6 +31,8 @@ class BudgetExceeded(LLMError):
         estimated_cost: the refused call's estimated cost, in USD.
     """
 
+    refused_locally = True
+
     def __init__(
         self, message: str, *, owner: str, limit: float, spent: float, estimated_cost: float
     ) -> None:

@@ -1,16 +1,17 @@
 """Rate limits and concurrency caps (SPEC §3.3).
 
 A :class:`RateLimit` is the frozen spec; a :class:`RateLimiter` is the mutable handle
-that enforces it with two token buckets (requests and tokens per minute). Each
-bucket holds at most its per-minute amount and refills continuously at
-``per_minute / 60`` per second of ``trio.current_time()`` — the same algorithm
-Anthropic uses for its own limits, so a fresh limiter allows a burst of a full
-minute's allowance and then a steady rate.
+that enforces it with two one-minute windows (requests and tokens per minute): what
+a call takes comes back exactly 60 seconds (of ``trio.current_time()``) later, so no
+60-second span ever holds more than the limit. "60 requests per minute" therefore
+means what it says: 60 calls go at once, the 61st waits until the first minute is
+over. (A provider's continuously refilling token bucket of the same size is never
+overrun by this, so its own 429s are avoided rather than provoked.)
 
 With ``strategy="queue"`` callers wait in FIFO order; with ``"reject"`` a call that
 does not fit raises :class:`RateLimited` at once. After the call,
 :meth:`Reservation.settle` replaces the token estimate with the reported usage; a
-bucket may go negative (debt), which delays later callers.
+window may go negative (debt), which delays later callers.
 
 Per-model limiters are shared by every process on that model through
 :class:`RateLimiters`; a per-backend :class:`ConcurrencyCap` bounds calls in flight.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import collections
 from types import TracebackType
-from typing import Literal
+from typing import Final, Literal
 
 import attrs
 import trio
@@ -37,19 +38,25 @@ __all__ = [
     "Reservation",
 ]
 
-# NOTE: continuous refill in floating point can leave a bucket a hair short of
-# the amount it was computed to reach at a deadline; treat that as "fits" rather
-# than sleeping again for a few femtoseconds.
+# NOTE: sums of floating-point amounts can leave a window a hair short of the
+# amount it was computed to reach at a deadline; treat that as "fits" rather than
+# sleeping again for a few femtoseconds.
 _EPSILON = 1e-9
+
+#: Seconds until what a call took from a per-minute limit comes back.
+WINDOW: Final = 60.0
 
 
 class RateLimited(LLMError):
     """A rate limiter with ``strategy="reject"`` refused a call that does not fit now.
 
     ``retry_after`` is the number of seconds until the call would fit (if nothing
-    else is taken meanwhile). Its error class is ``rate_limit``, so a retry policy
-    may retry it after that delay.
+    else is taken meanwhile). Its error class is ``rate_limit``, but like every local
+    refusal (``refused_locally``) a retry policy does not retry it: ``reject`` means
+    "fail at once"; use ``strategy="queue"`` to wait instead.
     """
+
+    refused_locally = True
 
     def __init__(self, message: str, *, limiter: str, retry_after: float) -> None:
         super().__init__(message, error_class=ErrorClass.RATE_LIMIT, retry_after=retry_after)
@@ -59,6 +66,8 @@ class RateLimited(LLMError):
 class RequestTooLarge(LLMError):
     """A call's estimated tokens exceed the whole tokens-per-minute capacity, so it
     could never fit. Its error class is ``invalid_request`` (never retried)."""
+
+    refused_locally = True
 
     def __init__(self, message: str, *, limiter: str, estimated_tokens: int, capacity: int) -> None:
         super().__init__(message, error_class=ErrorClass.INVALID_REQUEST)
@@ -95,24 +104,51 @@ class RateLimit:
             raise ValueError(f"strategy must be 'queue' or 'reject', got {value!r}")
 
 
+@attrs.define(eq=False, slots=True)
+class _Grant:
+    """An amount taken from a window, due back at ``returns_at``."""
+
+    returns_at: float
+    amount: float
+
+
 @attrs.define(eq=False)
-class _Bucket:
-    """A token bucket: ``level`` refills at ``rate`` per second up to ``capacity``."""
+class _Window:
+    """``capacity`` units a minute: each unit taken comes back :data:`WINDOW` seconds
+    later, so no :data:`WINDOW`-second span ever holds more than ``capacity`` units."""
 
     capacity: float
-    rate: float
-    level: float
-    updated: float
+    used: float = 0.0
+    grants: collections.deque[_Grant] = attrs.field(factory=collections.deque)
+
+    @property
+    def level(self) -> float:
+        return self.capacity - self.used
 
     def refill(self, now: float) -> None:
-        if now > self.updated:
-            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
-            self.updated = now
+        grants = self.grants
+        while grants and grants[0].returns_at <= now:
+            self.used -= grants.popleft().amount
+        if not grants:
+            self.used = 0.0  # NOTE: drop float drift once nothing is outstanding
 
-    def wait_for(self, amount: float) -> float:
+    def wait_for(self, amount: float, now: float) -> float:
         """Seconds until ``amount`` is available (after :meth:`refill`)."""
         deficit = amount - self.level
-        return 0.0 if deficit <= _EPSILON else deficit / self.rate
+        if deficit <= _EPSILON:
+            return 0.0
+        freed = 0.0
+        for grant in self.grants:  # in return order: grants are appended with now + WINDOW
+            freed += grant.amount
+            if freed >= deficit - _EPSILON:
+                return grant.returns_at - now
+        return self.grants[-1].returns_at - now if self.grants else 0.0
+
+    def take(self, amount: float, now: float) -> _Grant:
+        grant = _Grant(now + WINDOW, amount)
+        self.grants.append(grant)
+        self.used += amount
+        return grant
 
 
 @attrs.define(eq=False)
@@ -125,12 +161,19 @@ class Reservation:
     """What one :meth:`RateLimiter.acquire` took; :meth:`settle` it after the call.
 
     Attributes:
-        estimated_tokens: the tokens taken from the bucket on acquire.
+        estimated_tokens: the tokens taken from the window on acquire.
         acquired_at: ``trio.current_time()`` when the reservation was granted.
     """
 
-    def __init__(self, limiter: RateLimiter, estimated_tokens: int, acquired_at: float) -> None:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        estimated_tokens: int,
+        acquired_at: float,
+        grant: _Grant | None,
+    ) -> None:
         self._limiter = limiter
+        self._grant = grant
         self.estimated_tokens = estimated_tokens
         self.acquired_at = acquired_at
         self.settled = False
@@ -142,11 +185,12 @@ class Reservation:
         )
 
     def settle(self, actual_tokens: int) -> None:
-        """Correct the tokens-per-minute bucket with the call's reported usage.
+        """Correct the tokens-per-minute window with the call's reported usage.
 
-        A smaller actual use refunds the difference (letting queued callers in
-        earlier); a larger one debits the extra, possibly taking the bucket below
-        zero, which delays later callers until the debt is refilled.
+        A smaller actual use gives the difference back at once (letting queued
+        callers in earlier); a larger one takes the extra now, due back a minute
+        from now — possibly taking the window below zero, which delays later
+        callers until it has come back.
 
         Args:
             actual_tokens: the tokens the call really used (e.g. ``usage.total_tokens``).
@@ -160,7 +204,7 @@ class Reservation:
         if self.settled:
             raise RuntimeError("this reservation was settled already; settle each call once")
         self.settled = True
-        self._limiter._adjust_tokens(self.estimated_tokens - actual_tokens)
+        self._limiter._adjust_tokens(self._grant, self.estimated_tokens - actual_tokens)
 
 
 class RateLimiter:
@@ -170,16 +214,18 @@ class RateLimiter:
         spec: the limits and strategy.
         name: who is limited, for error messages (e.g. ``"model 'claude-sonnet-4'"``).
 
-    Buckets start full. Must be used from inside ``trio.run`` (it reads the clock).
+    Each limit is a window of a minute: what a call takes comes back 60 seconds
+    later, so no minute ever holds more than the limit. Must be used from inside
+    ``trio.run`` (it reads the clock).
     """
 
     def __init__(self, spec: RateLimit, *, name: str = "rate limiter") -> None:
         self.spec = spec
         self.name = name
-        self._requests: _Bucket | None = None
-        self._tokens: _Bucket | None = None
+        rpm, tpm = spec.requests_per_minute, spec.tokens_per_minute
+        self._requests = None if rpm is None else _Window(capacity=rpm)
+        self._tokens = None if tpm is None else _Window(capacity=tpm)
         self._queue: collections.deque[_Waiter] = collections.deque()
-        self._started = False
 
     def __repr__(self) -> str:
         return f"<RateLimiter {self.name} {self.spec!r} queued={len(self._queue)}>"
@@ -191,57 +237,57 @@ class RateLimiter:
 
     @property
     def available_tokens(self) -> float | None:
-        """Tokens in the tokens-per-minute bucket now (negative when in debt), or
-        ``None`` without a token limit."""
-        self._refill()
+        """Tokens the tokens-per-minute window has left now (negative when in debt),
+        or ``None`` without a token limit."""
+        self._refill(trio.current_time())
         return None if self._tokens is None else self._tokens.level
 
     @property
     def available_requests(self) -> float | None:
-        """Request slots in the requests-per-minute bucket now, or ``None`` without
+        """Requests the requests-per-minute window has left now, or ``None`` without
         a request limit."""
-        self._refill()
+        self._refill(trio.current_time())
         return None if self._requests is None else self._requests.level
 
-    def _refill(self) -> None:
-        now = trio.current_time()
-        if not self._started:
-            # NOTE: buckets are created lazily so a limiter can be built outside
-            # trio.run (e.g. from settings) and still start full at first use.
-            self._started = True
-            rpm, tpm = self.spec.requests_per_minute, self.spec.tokens_per_minute
-            if rpm is not None:
-                self._requests = _Bucket(capacity=rpm, rate=rpm / 60, level=rpm, updated=now)
-            if tpm is not None:
-                self._tokens = _Bucket(capacity=tpm, rate=tpm / 60, level=tpm, updated=now)
-        for bucket in (self._requests, self._tokens):
-            if bucket is not None:
-                bucket.refill(now)
+    def _refill(self, now: float) -> None:
+        if self._requests is not None:
+            self._requests.refill(now)
+        if self._tokens is not None:
+            self._tokens.refill(now)
 
     def _wait_for(self, tokens: int) -> float:
         """Seconds until one request with ``tokens`` fits (0 when it fits now)."""
-        self._refill()
+        now = trio.current_time()
+        self._refill(now)
         wait = 0.0
         if self._requests is not None:
-            wait = max(wait, self._requests.wait_for(1))
+            wait = self._requests.wait_for(1, now)
         if self._tokens is not None:
-            wait = max(wait, self._tokens.wait_for(tokens))
+            wait = max(wait, self._tokens.wait_for(tokens, now))
         return wait
 
     def _take(self, tokens: int) -> Reservation:
         # NOTE: no checkpoint between the fit check and here, so a cancelled
         # caller never consumes.
+        now = trio.current_time()
         if self._requests is not None:
-            self._requests.level -= 1
-        if self._tokens is not None:
-            self._tokens.level -= tokens
-        return Reservation(self, tokens, trio.current_time())
+            self._requests.take(1, now)
+        grant = None if self._tokens is None else self._tokens.take(tokens, now)
+        return Reservation(self, tokens, now, grant)
 
-    def _adjust_tokens(self, delta: int) -> None:
-        self._refill()
-        if self._tokens is None or delta == 0:
+    def _adjust_tokens(self, grant: _Grant | None, delta: int) -> None:
+        window = self._tokens
+        if window is None or grant is None or delta == 0:
             return
-        self._tokens.level = min(self._tokens.capacity, self._tokens.level + delta)
+        now = trio.current_time()
+        window.refill(now)
+        if delta > 0:
+            # Give back what was not used, unless the grant has come back already.
+            refund = min(delta, grant.amount) if grant.returns_at > now else 0
+            grant.amount -= refund
+            window.used -= refund
+        else:
+            window.take(-delta, now)
         # The head of the queue recomputes its deadline (earlier after a refund,
         # later after a debt).
         self._wake_head()
@@ -344,7 +390,7 @@ class RateLimiter:
 
 class RateLimiters:
     """The shared per-model limiters of one orchestrator (SPEC §3.3: every process
-    on a model draws from the same buckets)."""
+    on a model draws from the same windows)."""
 
     def __init__(self) -> None:
         self._by_model: dict[str, RateLimiter] = {}

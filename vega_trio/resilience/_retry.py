@@ -9,6 +9,8 @@
 * never ``BUDGET_EXCEEDED``, ``AUTHENTICATION`` or ``INVALID_REQUEST``, even when
   listed in ``retry_on``: another attempt cannot cure them and would only spend money
   or hammer a server that already said no;
+* never a local refusal (``refused_locally``: an open circuit breaker, a ``reject``
+  rate limiter, a budget): those are meant to fail fast;
 * never anything that is not an ``LLMError`` (a bug, a tool failure, ``Cancelled``):
   it propagates at once.
 
@@ -99,12 +101,14 @@ class RetryPolicy:
 
         Returns:
             ``True`` when its class is in ``retry_on``, is not one of
-            :data:`NEVER_RETRIED`, and the failure came before any streamed output.
+            :data:`NEVER_RETRIED`, it is not a local refusal, and the failure came
+            before any streamed output.
         """
         return (
             exc.error_class in self.retry_on
             and exc.error_class not in NEVER_RETRIED
             and not exc.output_started
+            and not exc.refused_locally
         )
 
     def delay_after(self, attempt: int, exc: LLMError) -> float | None:
@@ -155,9 +159,7 @@ class RetryPolicy:
             try:
                 return await attempt(number)
             except LLMError as exc:
-                # NOTE: ``LLMError`` does not declare ``attempts`` yet; set it the
-                # dynamic way so callers (and the final traceback) can read it.
-                setattr(exc, "attempts", number)  # noqa: B010
+                exc.attempts = number
                 delay = self.delay_after(number, exc)
                 if on_failure is not None:
                     on_failure(number, exc, delay)

@@ -406,7 +406,7 @@ class Process:
             return False
         reason = ExitReason.crashed(crash)
         _call_hook(supervision.on_failure, self, reason)
-        if supervision.strategy != "restart":
+        if supervision.strategy != "restart" or not reason.restartable:
             return False
         if self._intensity is None:
             self._intensity = supervision.intensity()
@@ -434,7 +434,7 @@ class Process:
         # NOTE: SPEC §2.1 — a supervised process crashes when a send still fails with a
         # retryable class (a restart may cure it); other request errors go back to the
         # caller and the process keeps serving.
-        return self.supervision is not None and bool(getattr(exc, "retryable", False))
+        return self.supervision is not None and exc.restartable
 
     async def _serve(self) -> BaseException | None:
         # NOTE: one cancel scope serves many requests: entering a scope per request
@@ -471,6 +471,13 @@ class Process:
             try:
                 reply = await behaviour.handle(self, request.payload)
             except RequestError as exc:
+                if self.supervision is not None and exc.exit_kind is not None:
+                    # e.g. a spent budget: the caller gets the error, and the process
+                    # ends with that exit reason (never restarted: nothing would change).
+                    request.set_error(exc)
+                    request._scope = None
+                    self._current_request = None
+                    return exc
                 if self._crashes_on(exc):
                     return self._crash_with(request, exc)
                 request.set_error(exc)

@@ -35,7 +35,9 @@ class ExitReason:
     ``kind`` is one of OTP's reasons: ``normal`` (completed), ``shutdown`` (stopped by
     its owner or the orchestrator), ``killed`` (``kill()``), ``error`` (crashed or
     ``fail()``), ``timeout`` (its lifetime deadline passed), ``linked`` (a linked
-    process died; ``source`` names it) and ``noproc`` (it was already gone).
+    process died; ``source`` names it) and ``noproc`` (it was already gone) — plus
+    ``budget_exceeded``: a supervised process whose budget ran out, which no
+    supervisor restarts (see :attr:`restartable`).
     """
 
     kind: str
@@ -67,7 +69,10 @@ class ExitReason:
         """
         if isinstance(error, LinkedProcessError):
             return cls.linked(error)
-        return cls(kind="error", error=error, detail=f"{type(error).__name__}: {error}")
+        # NOTE: a request error may name its own exit reason (``exit_kind``), e.g. a
+        # spent budget; the runtime itself knows nothing of budgets.
+        kind = getattr(error, "exit_kind", None) or "error"
+        return cls(kind=kind, error=error, detail=f"{type(error).__name__}: {error}")
 
     @classmethod
     def linked(cls, error: LinkedProcessError) -> ExitReason:
@@ -95,6 +100,12 @@ class ExitReason:
         return self.kind not in ("normal", "shutdown")
 
     @property
+    def restartable(self) -> bool:
+        """Whether a supervisor may restart after this exit: every reason but
+        ``budget_exceeded`` (a restart would be refused again at once)."""
+        return self.kind not in _NOT_RESTARTED
+
+    @property
     def status(self) -> ProcessStatus:
         """The final status a process with this exit reason ends in."""
         return _STATUS_OF.get(self.kind, ProcessStatus.FAILED)
@@ -110,4 +121,7 @@ _STATUS_OF = {
     "timeout": ProcessStatus.TIMEOUT,
     "error": ProcessStatus.FAILED,
     "linked": ProcessStatus.FAILED,
+    "budget_exceeded": ProcessStatus.FAILED,
 }
+
+_NOT_RESTARTED = frozenset({"budget_exceeded"})

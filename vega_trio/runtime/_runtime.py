@@ -231,6 +231,7 @@ class Runtime:
             "normal": "process.completed",
             "error": "process.failed",
             "linked": "process.failed",
+            "budget_exceeded": "process.failed",
         }
         self.bus.emit(
             "process.failed"

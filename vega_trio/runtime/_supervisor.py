@@ -817,7 +817,9 @@ class Supervisor:
             self._request_stop(ExitReason.shutdown("the runtime is shutting down"))
             return
         restart = child.spec.restart
-        if restart == "permanent" or (restart == "transient" and reason.abnormal):
+        if reason.restartable and (
+            restart == "permanent" or (restart == "transient" and reason.abnormal)
+        ):
             await self._restart(child, reason)
             return
         self._del_child(child)

@@ -1,0 +1,227 @@
+"""The resilient LLM call path (SPEC §3): one composable path for blocking and
+streaming calls alike.
+
+Each attempt goes, in this order::
+
+    budget check → circuit breaker (fail fast when open) → rate limiters (shared per
+    model, then per agent) → concurrency cap → circuit breaker (take a probe slot)
+    → the call, under the per-call timeout → settle the rate limits with real usage
+
+and the retry policy wraps the whole attempt: a failed attempt that the policy
+retries starts over at the budget check after the policy's delay (or the server's
+``retry-after``). Local refusals — a ``block`` budget, a ``reject`` rate limiter,
+an open breaker — are never retried: they fail fast.
+
+The path knows nothing of agents or events; it reports what happens through the
+hooks of :class:`CallObserver`, which the agent loop turns into ``llm.call``,
+``budget.*`` and ``circuit.*`` events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import attrs
+import trio
+
+from .._errors import ErrorClass, LLMError
+from ._breaker import BreakerState, CircuitBreaker
+from ._budget import BudgetExceeded, BudgetTracker
+from ._limits import ConcurrencyCap, RateLimiter, Reservation
+from ._retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from ..llm import LLMResponse
+
+__all__ = ["DEFAULT_LLM_TIMEOUT", "Attempt", "CallObserver", "CallPath", "KeepAlive"]
+
+#: Seconds one LLM call may take (SPEC §3.6), unless configured otherwise.
+DEFAULT_LLM_TIMEOUT: Final = 300.0
+
+KeepAlive = Callable[[bool], None]
+"""Called by a streaming attempt whenever data arrives, so the timeout starts over;
+its argument says whether output has reached the caller (then a timeout after it is
+not retried transparently)."""
+
+Attempt = Callable[[KeepAlive], Awaitable["LLMResponse"]]
+"""Makes one LLM call. A streaming attempt calls its argument on every chunk, so the
+per-call timeout bounds the silence between chunks rather than the whole stream."""
+
+
+class CallObserver(Protocol):
+    """What the path tells its owner (all synchronous, all optional to act on)."""
+
+    def attempt_failed(
+        self, number: int, error: LLMError, started: float, retry_in: float | None
+    ) -> None:
+        """Attempt ``number`` (from 1) failed; ``retry_in`` is the delay before the
+        next attempt, or ``None`` when there will be none."""
+
+    def budget_refused(self, error: BudgetExceeded) -> None:
+        """A ``block`` budget refused the call before it was made."""
+
+    def breaker_changed(self, breaker: CircuitBreaker, state: BreakerState) -> None:
+        """The breaker moved to ``state`` (``open``, ``half_open`` or ``closed``)."""
+
+
+def _check_timeout(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not (isinstance(value, int | float) and 0 < value < math.inf):
+        raise ValueError(
+            f"{attribute.name} must be a positive number of seconds or None, got {value!r}"
+        )
+
+
+@attrs.define(eq=False, kw_only=True)
+class CallPath:
+    """The resilience an agent's LLM calls go through (shared by its processes).
+
+    Attributes:
+        retry: the retry policy (``None``: one attempt).
+        limiters: rate limiters to pass, in order (the model's shared limiter first,
+            then the agent's own).
+        cap: the backend's concurrency cap, if any.
+        breaker: the agent's circuit breaker, if any.
+        timeout: seconds one attempt may take (for a stream: the longest silence
+            between chunks); ``None`` for no limit.
+    """
+
+    retry: RetryPolicy | None = None
+    limiters: tuple[RateLimiter, ...] = ()
+    cap: ConcurrencyCap | None = None
+    breaker: CircuitBreaker | None = None
+    timeout: float | None = attrs.field(default=DEFAULT_LLM_TIMEOUT, validator=_check_timeout)
+    _needs_tokens: bool = attrs.field(init=False, default=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._needs_tokens = any(
+            limiter.spec.tokens_per_minute is not None for limiter in self.limiters
+        )
+
+    async def call(
+        self,
+        attempt: Attempt,
+        *,
+        observer: CallObserver,
+        budgets: Sequence[BudgetTracker] = (),
+        estimate_tokens: Callable[[], int] | None = None,
+        estimate_cost: Callable[[int], float] | None = None,
+    ) -> LLMResponse:
+        """Make an LLM call through the whole path and return its response.
+
+        Args:
+            attempt: makes one call (see :data:`Attempt`); it must raise failures of
+                the model call as :class:`~vega_trio.LLMError`.
+            observer: told about failed attempts, refusals and breaker changes.
+            budgets: the trackers whose ``block`` budgets must allow the call
+                (checked before every attempt; charging is the caller's job, since
+                it knows the price).
+            estimate_tokens: the prompt's estimated tokens (for tokens-per-minute
+                limits and the budget check); called at most once per call.
+            estimate_cost: the estimated USD cost of that many prompt tokens (a
+                lower bound: output is not known yet).
+
+        Raises:
+            LLMError: the last attempt's error (``attempts`` says how many were
+                made), or a local refusal (:class:`BudgetExceeded`,
+                :class:`RateLimited`, :class:`RequestTooLarge`, :class:`CircuitOpen`).
+        """
+        tokens = -1  # NOTE: estimated lazily: most paths have no use for it
+
+        def estimated_tokens() -> int:
+            nonlocal tokens
+            if tokens < 0:
+                tokens = estimate_tokens() if estimate_tokens is not None else 0
+            return tokens
+
+        async def one(number: int) -> LLMResponse:
+            started = trio.current_time()
+            try:
+                return await self._attempt(
+                    attempt, observer, budgets, estimated_tokens, estimate_cost
+                )
+            except LLMError as exc:
+                exc.attempts = number
+                retry_in = None if self.retry is None else self.retry.delay_after(number, exc)
+                observer.attempt_failed(number, exc, started, retry_in)
+                raise
+
+        if self.retry is None:
+            return await one(1)
+        return await self.retry.run(one)
+
+    async def _attempt(
+        self,
+        attempt: Attempt,
+        observer: CallObserver,
+        budgets: Sequence[BudgetTracker],
+        estimated_tokens: Callable[[], int],
+        estimate_cost: Callable[[int], float] | None,
+    ) -> LLMResponse:
+        for tracker in budgets:
+            if tracker.budget is not None and tracker.budget.on_exceed == "block":
+                cost = 0.0 if estimate_cost is None else estimate_cost(estimated_tokens())
+                try:
+                    tracker.check(cost)
+                except BudgetExceeded as exc:
+                    observer.budget_refused(exc)
+                    raise
+        breaker = self.breaker
+        if breaker is not None and breaker.state == "open":
+            breaker.before_call()  # raises CircuitOpen: fail fast, take no rate slot
+        reservations: list[Reservation] = []
+        if self.limiters:
+            tokens = estimated_tokens() if self._needs_tokens else 0
+            for limiter in self.limiters:
+                reservations.append(await limiter.acquire(tokens))
+        if self.cap is not None:
+            async with self.cap:
+                response = await self._guarded(attempt, observer)
+        else:
+            response = await self._guarded(attempt, observer)
+        if reservations:
+            used = response.usage.total_tokens
+            for reservation in reservations:
+                reservation.settle(used)
+        return response
+
+    async def _guarded(self, attempt: Attempt, observer: CallObserver) -> LLMResponse:
+        breaker = self.breaker
+        if breaker is None:
+            return await self._timed(attempt)
+        before = breaker.state
+        try:
+            async with breaker.guard():
+                if before == "half_open":
+                    observer.breaker_changed(breaker, "half_open")  # this call is a probe
+                return await self._timed(attempt)
+        finally:
+            after = breaker.state
+            if after != before and after != "half_open":
+                observer.breaker_changed(breaker, after)
+
+    async def _timed(self, attempt: Attempt) -> LLMResponse:
+        timeout = self.timeout
+        if timeout is None:
+            return await attempt(_no_keepalive)
+        output_started = False
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+
+            def keep_alive(output: bool) -> None:
+                nonlocal output_started
+                output_started = output_started or output
+                scope.deadline = trio.current_time() + timeout
+
+            return await attempt(keep_alive)
+        waited = "more of the stream" if output_started else "a reply"
+        raise LLMError(
+            f"LLM call failed (timeout): no {waited} within {timeout:g}s (the agent's "
+            "llm_timeout); raise llm_timeout for slow models or long generations",
+            error_class=ErrorClass.TIMEOUT,
+            output_started=output_started,
+        )
+
+
+def _no_keepalive(output: bool) -> None:
+    pass
