@@ -631,3 +631,31 @@ async def test_child_specs_share_the_agents_resilience(
             proc = team.child(child_id)
             await proc.send("hi")  # type: ignore[union-attr]
         assert trio.current_time() == 60.0
+
+
+async def test_the_compaction_call_goes_through_the_call_path(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The context's summary call is retried like any other and its cost is counted."""
+    from vega_trio.agent import SlidingWindowContext
+
+    usage = Usage(input_tokens=1000, output_tokens=0)
+    llm = ScriptedLLM(
+        [
+            Step.text("r1", usage=usage),
+            Step.text("r2", usage=usage),
+            Step.error(ErrorClass.OVERLOADED),
+            Step.text("SUMMARY", usage=usage),
+            Step.text("r3", usage=usage),
+        ]
+    )
+    agent = Agent(name="a", model=MODEL, context=lambda: SlidingWindowContext(2, compact_above=1))
+    async with open_orchestrator(llm=llm) as orch:
+        proc = await orch.spawn(agent)
+        await proc.send("q1")
+        await proc.send("q2")
+        assert await proc.send("q3") == "r3"
+        costs = orch.costs()
+    assert "q1" in llm.requests[3].messages[0].text  # the retried summary call
+    assert proc.metrics.llm_calls == 4 and proc.metrics.llm_attempts_failed == 1
+    assert costs["agents"]["a"]["cost_usd"] == pytest.approx(4 * 1000 * 2 / 1e6)

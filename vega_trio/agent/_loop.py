@@ -190,7 +190,9 @@ class AgentBehaviour:
         if not context.needs_compaction(context.compact_above):
             return
         try:
-            compacted = await context.compact(self.llm, model=self.model)
+            # NOTE: the summary call goes through the same call path as any other
+            # (budget, limits, breaker, retry) and is counted in the metrics and cost.
+            compacted = await context.compact(_ResilientLLM(self, process), model=self.model)
         except LLMError as exc:
             # The history is unchanged and still valid; the send goes ahead uncompacted.
             self.bus.emit(
@@ -462,6 +464,20 @@ class AgentBehaviour:
             return await self.tools.execute(call)  # the tool's own limit wins
         with trio.fail_after(timeout):
             return await self.tools.execute(call)
+
+
+class _ResilientLLM:
+    """The behaviour's backend seen through its call path (for the context's own calls)."""
+
+    def __init__(self, behaviour: AgentBehaviour, process: Process) -> None:
+        self._behaviour = behaviour
+        self._process = process
+
+    async def generate(self, request: LLMRequest) -> LLMResponse:
+        return await self._behaviour._call_llm(self._process, request, None)
+
+    def stream(self, request: LLMRequest) -> Any:
+        return self._behaviour.llm.stream(request)
 
 
 class _CallObserver:
