@@ -7,6 +7,16 @@ functions in a worker thread) under its timeout and middleware, and returns the 
 
 from __future__ import annotations
 
+from ._declarative import DeclarativeTool, ToolImplementation
+from ._declarative_core import (
+    ExecToolError,
+    HttpToolError,
+    MissingEnvironmentVariable,
+    ToolDefinitionError,
+    ToolParam,
+)
+from ._exec_tool import ExecImplementation
+from ._http_tool import HostNotAllowed, HttpImplementation
 from ._registry import (
     ArgumentPreparer,
     CallNext,
@@ -28,6 +38,16 @@ from ._schema import (
 )
 
 __all__ = [
+    "DeclarativeTool",
+    "ExecImplementation",
+    "ExecToolError",
+    "HostNotAllowed",
+    "HttpImplementation",
+    "HttpToolError",
+    "MissingEnvironmentVariable",
+    "ToolDefinitionError",
+    "ToolImplementation",
+    "ToolParam",
     "ArgumentPreparer",
     "ArgumentProblem",
     "CallNext",

@@ -1,0 +1,324 @@
+"""Declarative tools: parameters, templates and definition errors, shared by HTTP and exec."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+import pytest
+
+from vega_trio import ToolSchemaError
+from vega_trio.tools import (
+    DeclarativeTool,
+    ExecImplementation,
+    HttpImplementation,
+    ToolArgumentError,
+    ToolCall,
+    ToolDefinitionError,
+    ToolParam,
+    Tools,
+)
+
+ECHO_ARGV = "import sys, json; print(json.dumps(sys.argv[1:]))"
+
+
+def echo_tool(*args: str, params: list[ToolParam], **options: Any) -> DeclarativeTool:
+    """An exec tool that prints its arguments (after the program) as a JSON list."""
+    return DeclarativeTool(
+        name="echo",
+        description="Echo the arguments.",
+        params=params,
+        implementation=ExecImplementation(
+            command=[sys.executable, "-c", ECHO_ARGV, *args], **options
+        ),
+    )
+
+
+def http_tool(url: str, params: list[ToolParam], **options: Any) -> DeclarativeTool:
+    """An HTTP tool with the given URL template."""
+    return DeclarativeTool(
+        name="fetch", params=params, implementation=HttpImplementation(url=url, **options)
+    )
+
+
+def test_input_schema_has_types_enums_defaults_and_required() -> None:
+    """The JSON schema lists every parameter with its type, enum and default; only params
+    without a default are required, and no other arguments are allowed."""
+    tool = echo_tool(
+        "{{city}}",
+        "{{units}}",
+        "{{days}}",
+        params=[
+            ToolParam(name="city", description="City name"),
+            ToolParam(name="units", enum=["metric", "imperial"], default="metric"),
+            ToolParam(name="days", type="integer", required=False),
+        ],
+    ).to_tool()
+    assert tool.input_schema == {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "description": "City name"},
+            "units": {"type": "string", "enum": ["metric", "imperial"], "default": "metric"},
+            "days": {"type": "integer"},
+        },
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    assert tool.description == "Echo the arguments."
+    assert tool.timeout == 60.0
+
+
+def test_unknown_placeholder_names_it_the_place_and_the_known_params() -> None:
+    """A placeholder that names no parameter fails when the tool is defined, and the message
+    names the placeholder, the field and the parameters there are (the seed's api_key case)."""
+    with pytest.raises(ToolDefinitionError) as caught:
+        http_tool(
+            "https://api.weather.com/v1/current?city={{.city}}",
+            params=[ToolParam(name="city")],
+            headers={"Authorization": "Bearer {{.api_key}}"},
+        )
+    message = str(caught.value)
+    assert "'{{.api_key}}'" in message
+    assert "implementation.headers['Authorization']" in message
+    assert "its parameters are: 'city'" in message
+    assert "${API_KEY}" in message
+    assert caught.value.tool == "fetch"
+    assert caught.value.where == "implementation.headers['Authorization']"
+    assert isinstance(caught.value, ToolSchemaError)
+
+
+@pytest.mark.parametrize(
+    ("command", "where"),
+    [
+        (["prog", "--city={{town}}"], "implementation.command[1]"),
+        ("prog {{ .town }}", "implementation.command[1]"),
+    ],
+)
+def test_unknown_placeholder_in_exec_command(command: Any, where: str) -> None:
+    """Exec commands are checked too, with the argument's position in the message."""
+    with pytest.raises(ToolDefinitionError, match=r"no parameter 'town'") as caught:
+        DeclarativeTool(
+            name="t",
+            params=[ToolParam(name="city")],
+            implementation=ExecImplementation(command=command),
+        )
+    assert caught.value.where == where
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://x.test/{{ city | upper }}",
+        "https://x.test/{{city",
+        "https://x.test/city}}",
+        "https://x.test/{{}}",
+        "https://x.test/{{city.name}}",
+    ],
+)
+def test_malformed_placeholders_are_definition_errors(url: str) -> None:
+    """Filters, unbalanced braces and dotted paths are refused, not sent as text."""
+    with pytest.raises(ToolDefinitionError, match=r"placeholder|unbalanced|without a matching"):
+        http_tool(url, params=[ToolParam(name="city")])
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"type": "integer", "default": "3"}, r"type 'integer' but its default is '3'"),
+        ({"enum": ["a", "b"], "default": "c"}, r"default 'c' is not one of its enum"),
+        ({"type": "integer", "enum": [1, "2"]}, r"its enum has '2'"),
+        ({"enum": []}, r"empty enum"),
+        ({"default": "x", "required": True}, r"required but has a default"),
+        ({"type": "str"}, r"use one of 'string'"),
+        ({"type": "boolean", "enum": [1]}, r"its enum has 1"),
+    ],
+)
+def test_parameters_that_contradict_themselves_are_refused(
+    options: dict[str, Any], match: str
+) -> None:
+    """A default or enum that doesn't fit the type, or a required param with a default."""
+    with pytest.raises(ToolDefinitionError, match=match):
+        ToolParam(name="p", **options)
+
+
+@pytest.mark.parametrize("name", ["1st", "a-b", "a b", "", "x" * 65])
+def test_parameter_names_must_be_template_names(name: str) -> None:
+    """Names a template can't refer to are refused."""
+    with pytest.raises(ToolDefinitionError, match=r"parameter name"):
+        ToolParam(name=name)
+
+
+def test_default_makes_a_param_optional() -> None:
+    """``required`` is True exactly when there is no default, unless set to False."""
+    assert ToolParam(name="a").required is True
+    assert ToolParam(name="a", default=0, type="integer").required is False
+    assert ToolParam(name="a", required=False).required is False
+
+
+def test_duplicate_parameter_names_are_refused() -> None:
+    """Two parameters with one name are an error naming it."""
+    with pytest.raises(ToolDefinitionError, match=r"two parameters named 'x'"):
+        echo_tool("{{x}}", params=[ToolParam(name="x"), ToolParam(name="x", type="integer")])
+
+
+def test_invalid_tool_name_is_refused() -> None:
+    """The tool name follows the registry's rules, checked when the tool is defined."""
+    with pytest.raises(ToolDefinitionError, match=r"tool name 'my tool' is invalid"):
+        DeclarativeTool(name="my tool", implementation=ExecImplementation(command="true"))
+
+
+async def test_defaults_are_applied_and_enums_checked() -> None:
+    """A missing optional argument gets its default; a value outside the enum, a wrong type,
+    a missing required argument and an unknown argument are argument errors the model sees."""
+    tools = Tools()
+    tools.register(
+        echo_tool(
+            "{{city}}",
+            "{{units}}",
+            "{{days}}",
+            "[{{note}}]",
+            params=[
+                ToolParam(name="city"),
+                ToolParam(name="units", enum=["metric", "imperial"], default="metric"),
+                ToolParam(name="days", type="integer", default=3),
+                ToolParam(name="note", required=False),
+            ],
+        ).to_tool()
+    )
+    out = await tools.execute(ToolCall(id="1", name="echo", arguments={"city": "Oslo"}))
+    assert out.strip() == '["Oslo", "metric", "3", "[]"]'
+    out = await tools.execute(
+        ToolCall(id="2", name="echo", arguments={"city": "Oslo", "units": "imperial", "days": 5})
+    )
+    assert out.strip() == '["Oslo", "imperial", "5", "[]"]'
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"city": "Oslo", "units": "kelvin"}, r"'units' must be one of \"metric\", \"imperial\""),
+        ({"city": "Oslo", "days": "3"}, r"'days' must be an integer"),
+        ({}, r"missing required argument 'city'"),
+        ({"city": "Oslo", "country": "NO"}, r"unknown argument 'country'"),
+    ]
+    for arguments, match in bad:
+        with pytest.raises(ToolArgumentError, match=match):
+            await tools.execute(ToolCall(id="3", name="echo", arguments=arguments))
+
+
+def test_string_command_is_split_before_interpolation() -> None:
+    """The seed's ``bash -c '{{.script}}'`` builds: the script is one whole argument."""
+    tool = DeclarativeTool(
+        name="run_script",
+        params=[ToolParam(name="script")],
+        implementation=ExecImplementation(command="bash -c '{{.script}}'", timeout=60),
+    )
+    assert tool.to_tool().timeout == 60
+
+
+def test_program_cannot_be_a_placeholder() -> None:
+    """The model may not choose the program."""
+    with pytest.raises(ToolDefinitionError, match=r"the program '\{\{prog\}\}' is a placeholder"):
+        DeclarativeTool(
+            name="t",
+            params=[ToolParam(name="prog")],
+            implementation=ExecImplementation(command="{{prog}} --help"),
+        )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "bash -c 'echo {{x}}'",
+        "/bin/sh -ec 'ls {{x}}'",
+        ["sh", "-c", "cat -- {{x}}"],
+    ],
+)
+def test_placeholder_inside_a_shell_script_argument_is_refused(command: Any) -> None:
+    """``sh -c 'echo {{x}}'`` would run the value as code; it is refused with a hint."""
+    with pytest.raises(ToolDefinitionError, match=r"would run as shell code") as caught:
+        DeclarativeTool(
+            name="t",
+            params=[ToolParam(name="x")],
+            implementation=ExecImplementation(command=command),
+        )
+    assert '"$1"' in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        ("echo '{{x}}'", "inside quotes"),
+        ('echo "{{x}}"', "inside quotes"),
+        ("echo hi # {{x}}", "inside a comment"),
+        ("cat <<EOF\n{{x}}\nEOF", "here-document"),
+        ("echo $(( {{x}} + 1 ))", "arithmetic"),
+        ("echo \\{{x}}", "after a backslash"),
+        ("echo ${{x}}", "after '$'"),
+    ],
+)
+def test_shell_placeholders_only_where_quoting_is_safe(command: str, problem: str) -> None:
+    """With shell: true a placeholder must stand where a shell-quoted word is one word."""
+    with pytest.raises(ToolDefinitionError, match=re.escape(problem)):
+        DeclarativeTool(
+            name="t",
+            params=[ToolParam(name="x")],
+            implementation=ExecImplementation(command=command, shell=True),
+        )
+
+
+def test_shell_placeholders_after_quotes_close_and_in_hash_words_are_allowed() -> None:
+    """Quotes that close, and a ``#`` inside a word, leave the placeholder in plain context."""
+    DeclarativeTool(
+        name="t",
+        params=[ToolParam(name="x")],
+        implementation=ExecImplementation(command="echo 'a' \"b\" a#b {{x}} | tr a b", shell=True),
+    )
+
+
+def test_exec_command_that_cannot_be_split_is_refused() -> None:
+    """An unclosed quote is a definition error, not a crash at call time."""
+    with pytest.raises(ToolDefinitionError, match=r"can't be split"):
+        DeclarativeTool(name="t", implementation=ExecImplementation(command="echo 'oops"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://{{host}}/x", "https://api.{{host}}.com/", "{{host}}://x.test/", "x.test/{{host}}"],
+)
+def test_url_scheme_and_host_cannot_be_placeholders(url: str) -> None:
+    """The model may not choose the server by filling in part of the host or scheme."""
+    with pytest.raises(ToolDefinitionError, match=r"scheme|http:// or https://"):
+        http_tool(url, params=[ToolParam(name="host")])
+
+
+def test_json_body_as_string_template_is_refused() -> None:
+    """A JSON Content-Type with a text body would paste values into JSON: refused."""
+    with pytest.raises(ToolDefinitionError, match=r"write the JSON body as a mapping"):
+        http_tool(
+            "https://x.test/",
+            params=[ToolParam(name="q")],
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            body='{"q": "{{q}}"}',
+        )
+
+
+def test_body_keys_cannot_be_placeholders() -> None:
+    """Placeholders go in body values, not keys."""
+    with pytest.raises(ToolDefinitionError, match=r"body keys must be plain"):
+        http_tool("https://x.test/", params=[ToolParam(name="q")], body={"{{q}}": 1})
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"method": "GE T"}, r"HTTP method"),
+        ({"timeout": 0}, r"timeout must be a positive"),
+        ({"max_response_bytes": -1}, r"max_response_bytes must be a positive"),
+        ({"allowed_hosts": ["https://x.test/"]}, r"allowed host"),
+        ({"headers": {"X-Env": "${BROKEN"}}, r"malformed environment reference"),
+        ({"headers": {"Bad Name": "v"}}, r"header name"),
+    ],
+)
+def test_invalid_http_settings_are_definition_errors(options: dict[str, Any], match: str) -> None:
+    """Method, limits, host patterns, headers: each mistake is named."""
+    with pytest.raises(ToolDefinitionError, match=match):
+        http_tool("https://x.test/", params=[], **options)

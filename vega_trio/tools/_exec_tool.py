@@ -1,0 +1,477 @@
+"""Declarative exec tools: a command template the model fills in with its arguments.
+
+Without a shell (the default) the command is split into arguments with :func:`shlex.split`
+**before** any argument is substituted, and each placeholder fills (part of) one argument. A
+value therefore never becomes more arguments or shell syntax: ``'; rm -rf /'``, ``$(...)``,
+backticks, quotes and newlines reach the program as literal text of that one argument.
+
+``shell=True`` runs the rendered command with ``/bin/sh -c`` and quotes every value with
+:func:`shlex.quote`; placeholders are then refused inside quotes, comments, here-documents and
+arithmetic, where a quoted value would not be one plain word.
+
+The command runs in its own session (so the whole process group can be killed on timeout or
+cancellation, and a background child can't outlive the call), in ``cwd``, with a minimal
+environment: a few locale/path variables of the parent and what ``env`` adds — never the
+parent's API keys, tokens or other secrets.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import pathlib
+import re
+import shlex
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+import trio
+
+from .._collapse import raise_collapsed
+from ._declarative_core import (
+    ExecToolError,
+    Placeholder,
+    Template,
+    Text,
+    ToolDefinitionError,
+    ToolParam,
+    parse_template,
+    text_of,
+)
+from ._registry import ToolHandler
+from ._schema import ToolArgumentError
+
+__all__ = ["ExecImplementation", "minimal_environment"]
+
+DEFAULT_EXEC_TIMEOUT: Final = 60.0
+DEFAULT_MAX_OUTPUT_BYTES: Final = 256 * 1024
+
+#: Variables passed on from the parent's environment (when set).
+INHERITED_VARIABLES: Final = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "SYSTEMROOT",
+    "WINDIR",
+    "COMSPEC",
+    "PATHEXT",
+)
+_SECRET_NAME: Final = re.compile(
+    r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY)", re.I
+)
+_ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SHELLS: Final = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish"})
+_SCRIPT_FLAG: Final = re.compile(r"^-[A-Za-z]*c[A-Za-z]*$")
+_READ_SIZE: Final = 64 * 1024
+
+
+def minimal_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment an exec tool's command gets: the parent's :data:`INHERITED_VARIABLES`
+    that are set (never one whose name looks like a secret: ``*_API_KEY``, ``*_TOKEN``,
+    ``*_SECRET``, ...), plus ``extra``."""
+    env = {
+        name: value
+        for name in INHERITED_VARIABLES
+        if (value := os.environ.get(name)) is not None and not _SECRET_NAME.search(name)
+    }
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _freeze_command(value: str | Sequence[str]) -> str | tuple[str, ...]:
+    if isinstance(value, str):
+        return value
+    return tuple(value)
+
+
+def _check_positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None and attribute.name == "timeout":
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ToolDefinitionError(
+            f"implementation.{attribute.name} must be a positive number, got {value!r}",
+            where=f"implementation.{attribute.name}",
+        )
+
+
+def _to_path(value: str | os.PathLike[str] | None) -> pathlib.Path | None:
+    return None if value is None else pathlib.Path(value)
+
+
+def _freeze_env(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return {} if value is None else dict(value)
+
+
+@attrs.frozen(kw_only=True)
+class ExecImplementation:
+    """How a declarative exec tool runs its command (the ``implementation: {type: exec}`` of
+    a YAML tool).
+
+    Attributes:
+        command: the command line, split with :func:`shlex.split` before placeholders are
+            filled (or a list of argument templates, used as it is). The program (first word)
+            can't be a placeholder.
+        timeout: seconds the command may run before its whole process group is killed and
+            the tool fails with :class:`~vega_trio.tools.ToolTimeout`; ``None`` for no limit.
+        shell: run ``command`` with ``/bin/sh -c``, each value :func:`shlex.quote`-d. Only
+            when you need pipes or redirections; off by default.
+        cwd: the working (sandbox) directory; ``None`` for the current directory.
+        max_output_bytes: the most of the command's output (stdout and stderr, interleaved)
+            that is kept; the rest is read and dropped, and a marker says so.
+        env: variables added to the minimal environment (see :func:`minimal_environment`);
+            values are templates and may use ``${NAME}`` / ``${NAME:-default}`` to pass one of
+            the parent's variables on explicitly.
+
+    Raises:
+        ToolDefinitionError: an invalid timeout, size or variable name.
+    """
+
+    command: str | tuple[str, ...] = attrs.field(converter=_freeze_command)
+    timeout: float | None = attrs.field(default=DEFAULT_EXEC_TIMEOUT, validator=_check_positive)
+    shell: bool = False
+    cwd: pathlib.Path | None = attrs.field(default=None, converter=_to_path)
+    max_output_bytes: int = attrs.field(default=DEFAULT_MAX_OUTPUT_BYTES, validator=_check_positive)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_env, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        for name in self.env:
+            if not isinstance(name, str) or not _ENV_NAME.match(name):
+                raise ToolDefinitionError(
+                    f"environment variable name {name!r} is invalid; use letters, digits and "
+                    "'_', not starting with a digit",
+                    where="implementation.env",
+                )
+        if self.shell and not isinstance(self.command, str):
+            raise ToolDefinitionError(
+                "implementation.command must be one string when shell is true (it is given to "
+                "/bin/sh -c as it is); pass a list only without a shell",
+                where="implementation.command",
+            )
+
+    def bind(self, tool: str, params: Sequence[ToolParam]) -> ToolHandler:
+        """Compile the command against ``params`` and return the tool's handler.
+
+        Raises:
+            ToolDefinitionError: a template is malformed or names an unknown parameter, the
+                command can't be split, the program is a placeholder, or a placeholder sits
+                where its value would become code (see the module docs).
+        """
+        return _CompiledCommand.build(self, tool, params).handle
+
+
+_BRACES: Final = re.compile(r"\{\{.*?\}\}", re.S)
+
+
+def _split(command: str, tool: str) -> list[str]:
+    """``shlex.split`` that keeps each ``{{ ... }}`` (spaces inside included) in one word."""
+    if "\0" in command:
+        raise ToolDefinitionError(
+            f"tool {tool!r}: implementation.command contains a NUL character",
+            tool=tool,
+            where="implementation.command",
+        )
+    # NOTE: each placeholder is swapped for a NUL-delimited token (NUL can't occur in a
+    # command) so that "{{ .x }}" is not split at its spaces; the tokens are put back after.
+    found: list[str] = []
+
+    def stash(match: re.Match[str]) -> str:
+        found.append(match.group(0))
+        return f"\0{len(found) - 1}\0"
+
+    try:
+        words = shlex.split(_BRACES.sub(stash, command))
+    except ValueError as exc:
+        raise ToolDefinitionError(
+            f"tool {tool!r}: implementation.command {command!r} can't be split into arguments "
+            f"({exc}); close every quote, or give the command as a list of arguments",
+            tool=tool,
+            where="implementation.command",
+        ) from None
+    return [re.sub(r"\0(\d+)\0", lambda m: found[int(m.group(1))], word) for word in words]
+
+
+def _check_shell_template(template: Template, tool: str) -> None:
+    """Refuse placeholders where a :func:`shlex.quote`-d value is not one plain word."""
+    where = template.where
+    quote: str | None = None  # "'" or '"' while inside quotes
+    escaped = False
+    comment = False
+    word_start = True
+    text_so_far = ""
+    for part in template.parts:
+        if isinstance(part, Placeholder):
+            problem = None
+            if quote is not None:
+                problem = "inside quotes (the value is quoted for you: drop the quotes)"
+            elif escaped:
+                problem = "right after a backslash"
+            elif comment:
+                problem = "inside a comment"
+            elif "<<" in text_so_far:
+                problem = "in a command with a here-document"
+            elif "((" in text_so_far or "[[" in text_so_far:
+                problem = "in a command with arithmetic or [[ ]] tests"
+            elif text_so_far.endswith("$"):
+                problem = "right after '$'"
+            if problem is not None:
+                raise ToolDefinitionError(
+                    f"tool {tool!r}: {where} has the placeholder {part.source!r} {problem}; "
+                    "with shell: true each value is shell-quoted as one word, which is only "
+                    "safe outside quotes, comments, here-documents and arithmetic. Move it, "
+                    'pass the value in env and use "$NAME", or drop shell: true.',
+                    tool=tool,
+                    where=where,
+                )
+            word_start = False
+            continue
+        assert isinstance(part, Text)
+        text_so_far += part.text
+        for char in part.text:
+            if comment:
+                if char == "\n":
+                    comment = False
+                    word_start = True
+                continue
+            if escaped:
+                escaped = False
+                word_start = False
+                continue
+            if quote == "'":
+                if char == "'":
+                    quote = None
+                continue
+            if char == "\\":
+                escaped = True
+                continue
+            if quote == '"':
+                if char == '"':
+                    quote = None
+                continue
+            if char in "'\"":
+                quote = char
+                word_start = False
+            elif char == "#" and word_start:
+                comment = True
+            else:
+                word_start = char in " \t\n;&|()<>"
+
+
+def _check_no_script_placeholders(argv: list[Template], tool: str) -> None:
+    """``bash -c 'echo {{x}}'`` would run the value as shell code: refuse it."""
+    program = argv[0].source.rsplit("/", 1)[-1]
+    if program not in _SHELLS:
+        return
+    for flag, script in itertools.pairwise(argv[1:]):
+        if _SCRIPT_FLAG.match(flag.source) and script.placeholders and script.whole is None:
+            raise ToolDefinitionError(
+                f"tool {tool!r}: the {program} script {script.source!r} has a placeholder "
+                "inside it, so the value would run as shell code. Pass values as arguments "
+                f"instead ({program} -c 'echo \"$1\"' _ {{{{x}}}}), or use shell: true, which "
+                "quotes them.",
+                tool=tool,
+                where=script.where,
+            )
+
+
+@attrs.frozen
+class _CompiledCommand:
+    tool: str
+    spec: ExecImplementation
+    argv: tuple[Template, ...]  # without a shell: one template per argument
+    script: Template | None  # with shell=True: the command for /bin/sh -c
+    env: tuple[tuple[str, Template], ...]
+
+    @classmethod
+    def build(
+        cls, spec: ExecImplementation, tool: str, params: Sequence[ToolParam]
+    ) -> _CompiledCommand:
+        env = tuple(
+            (
+                name,
+                parse_template(
+                    value,
+                    where=f"implementation.env.{name}",
+                    tool=tool,
+                    params=params,
+                    allow_env=True,
+                ),
+            )
+            for name, value in spec.env.items()
+        )
+        if spec.shell:
+            assert isinstance(spec.command, str)
+            script = parse_template(
+                spec.command, where="implementation.command", tool=tool, params=params
+            )
+            _check_shell_template(script, tool)
+            return cls(tool, spec, (), script, env)
+        words = _split(spec.command, tool) if isinstance(spec.command, str) else spec.command
+        if not words:
+            raise ToolDefinitionError(
+                f"tool {tool!r}: implementation.command is empty; give the program to run",
+                tool=tool,
+                where="implementation.command",
+            )
+        argv = [
+            parse_template(word, where=f"implementation.command[{i}]", tool=tool, params=params)
+            for i, word in enumerate(words)
+        ]
+        if argv[0].placeholders:
+            raise ToolDefinitionError(
+                f"tool {tool!r}: the program {words[0]!r} is a placeholder; the model must not "
+                "choose which program runs. Name the program, and pass values as its arguments.",
+                tool=tool,
+                where="implementation.command[0]",
+            )
+        _check_no_script_placeholders(argv, tool)
+        return cls(tool, spec, tuple(argv), None, env)
+
+    def _check_value(self, template: Template, arguments: Mapping[str, Any]) -> None:
+        for placeholder in template.placeholders:
+            if "\0" in text_of(arguments.get(placeholder.name)):
+                raise ToolArgumentError(
+                    f"invalid arguments for tool {self.tool!r}: argument {placeholder.name!r} "
+                    "contains a NUL character, which a command line can't carry",
+                    tool=self.tool,
+                    argument=placeholder.name,
+                )
+
+    def render(self, arguments: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment for one call."""
+        extra: dict[str, str] = {}
+        for name, template in self.env:
+            self._check_value(template, arguments)
+            extra[name] = template.render(arguments, tool=self.tool)
+        if self.script is not None:
+            self._check_value(self.script, arguments)
+            command = self.script.render(arguments, tool=self.tool, encode=shlex.quote)
+            return ["/bin/sh", "-c", command], minimal_environment(extra)
+        argv = []
+        for template in self.argv:
+            self._check_value(template, arguments)
+            argv.append(template.render(arguments, tool=self.tool))
+        return argv, minimal_environment(extra)
+
+    async def handle(self, arguments: Mapping[str, Any]) -> str:
+        """Run the command for one call and return its output.
+
+        Raises:
+            ExecToolError: the command could not start or exited with a non-zero status
+                (the message has the status and the output).
+        """
+        spec = self.spec
+        argv, env = self.render(arguments)
+        cwd = spec.cwd
+        if cwd is not None and not cwd.is_dir():
+            raise ExecToolError(
+                f"tool {self.tool!r}: the working directory {str(cwd)!r} does not exist or is "
+                "not a directory; create it or fix implementation.cwd",
+                tool=self.tool,
+            )
+        try:
+            returncode, output, truncated = await _run(argv, env, cwd, spec.max_output_bytes)
+        except OSError as exc:
+            raise ExecToolError(
+                f"tool {self.tool!r}: could not run {argv[0]!r}: {exc.strerror or exc}. Check "
+                "that the program is installed and on PATH (the tool sees only PATH and a few "
+                "locale variables of the environment).",
+                tool=self.tool,
+            ) from exc
+        text = output.decode("utf-8", errors="replace")
+        if truncated:
+            text += (
+                f"\n[output truncated: the command wrote more than {spec.max_output_bytes} "
+                "bytes; only the first ones are shown]"
+            )
+        if returncode != 0:
+            how = (
+                f"was killed by signal {-returncode}"
+                if returncode < 0
+                else f"exited with status {returncode}"
+            )
+            raise ExecToolError(
+                f"tool {self.tool!r}: the command {how}. Output:\n{text or '(none)'}",
+                tool=self.tool,
+                exit_code=returncode,
+                output=text,
+            )
+        return text
+
+
+def _kill_group(process: trio.Process) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+
+
+async def _deliver_cancel(process: trio.Process) -> None:  # noqa: ASYNC124 - trio's API
+    # NOTE: SIGKILL to the whole group (the command runs in its own session): a shell's
+    # children would otherwise outlive it and keep the output pipe open.
+    _kill_group(process)
+
+
+async def _reap_group(process: trio.Process) -> None:
+    await process.wait()
+    # NOTE: the command is done; kill what it left running in its group (a `cmd &`), which
+    # also closes their end of the output pipe so that reading it ends.
+    _kill_group(process)
+
+
+async def _read_capped(stream: trio.abc.ReceiveStream, limit: int) -> tuple[bytes, bool]:
+    """Read until EOF, keeping at most ``limit`` bytes; ``True`` when some were dropped."""
+    kept = bytearray()
+    truncated = False
+    async with stream:
+        while chunk := await stream.receive_some(_READ_SIZE):
+            room = limit - len(kept)
+            if len(chunk) > room:
+                kept += chunk[:room]
+                truncated = True
+            else:
+                kept += chunk
+    return bytes(kept), truncated
+
+
+async def _run(
+    argv: list[str], env: dict[str, str], cwd: pathlib.Path | None, limit: int
+) -> tuple[int, bytes, bool]:
+    """Run ``argv`` in its own session; return its status, (capped) output and whether the
+    output was cut. Cancellation kills the whole process group."""
+    run = functools.partial(
+        trio.run_process,
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        deliver_cancel=_deliver_cancel,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            process: trio.Process = await nursery.start(run)
+            nursery.start_soon(_reap_group, process)
+            assert process.stdout is not None
+            output, truncated = await _read_capped(process.stdout, limit)
+    except BaseExceptionGroup as group:
+        raise_collapsed(group, only_exceptions=True)
+    assert process.returncode is not None
+    return process.returncode, output, truncated
