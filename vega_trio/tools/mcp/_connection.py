@@ -1,0 +1,686 @@
+"""One MCP server connection, living in its own task.
+
+The task opens the transport and the SDK session, lists the tools, then serves tool calls
+that other tasks hand it over a memory channel. When the server goes away (its process exits,
+the HTTP transport fails) the task cleans up — always in the task that opened the
+transport, so the SDK's cancel scopes and task groups are entered and exited by one task —
+waits out a backoff and connects again (a *transient* restart: a connection that ends is
+always restarted, until ``max_restarts`` within ``restart_window`` are used up)::
+
+    MCPConnection.run()                        one task per server
+      loop: connecting ─ open transport + session ─ list tools ─ connected
+              └─ serve: a nursery with one task per call ─ until the server goes away
+            disconnected / failed ─ backoff ─ connecting ...
+
+    caller: MCPConnection.call_tool()  ─ request over the channel ─ wait for the reply
+            (cancelled → the call task's scope is cancelled → the SDK sends
+            notifications/cancelled to the server)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+import re
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+
+import anyio
+import attrs
+import httpx2
+import trio
+
+from ..._version import __version__
+from ...runtime._supervision import RestartIntensity
+from .._registry import Tool, ToolTimeout
+from ._config import MCPServerConfig
+from ._errors import MCPServerError, MCPServerUnavailable, MCPToolError
+from ._results import render_mcp_result
+
+if TYPE_CHECKING:
+    import mcp_types
+    from mcp import Client
+
+# NOTE: the mcp SDK is imported when a server connects, not with this module: importing it
+# costs most of a second, which every `import vega_trio` (and CLI start) would pay.
+
+__all__ = ["ConnectionStatus", "MCPConnection", "MCPToolInfo"]
+
+logger = logging.getLogger("vega_trio.tools.mcp")
+
+ConnectionStatus: TypeAlias = Literal["connecting", "connected", "disconnected", "failed"]
+"""``connecting`` (an attempt is under way), ``connected``, ``disconnected`` (the connection
+was lost; a reconnect follows the backoff) or ``failed`` (the last attempt failed; another
+follows the backoff — unless the connection gave up, see :attr:`MCPConnection.gave_up`)."""
+
+_QUEUE_SIZE: Final = 64
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_INVALID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+_LIST_PAGE_CAP: Final = 100
+_HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+
+
+@attrs.frozen(kw_only=True)
+class MCPToolInfo:
+    """A tool a server offers, as this client exposes it.
+
+    Attributes:
+        name: the name the model sees, ``<server>__<tool>``.
+        remote_name: the tool's name on the server.
+        description: what the server says it does.
+        input_schema: the JSON schema of its arguments.
+    """
+
+    name: str
+    remote_name: str
+    description: str
+    input_schema: Mapping[str, Any] = attrs.field(hash=False)
+
+
+@attrs.define(eq=False)
+class _PendingCall:
+    """A tool call handed to the connection task; ``done`` is set once it has an answer."""
+
+    tool: str
+    arguments: dict[str, Any]
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    done: trio.Event = attrs.field(factory=trio.Event)
+    result: mcp_types.CallToolResult | None = None
+    error: Exception | None = None
+
+    def resolve(self, result: mcp_types.CallToolResult) -> None:
+        if not self.done.is_set():
+            self.result = result
+            self.done.set()
+
+    def fail(self, error: Exception) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+
+class _EndWatchingReadStream:
+    """Wraps a transport's read stream and calls ``on_end`` when the server closes it.
+
+    The SDK notices a closed stdio pipe only as the end of this stream (its read loop then
+    stops quietly), so this is how an idle connection learns that its server is gone.
+    """
+
+    def __init__(self, inner: Any, on_end: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_end = on_end
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> Any:
+        try:
+            return await self._inner.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._on_end()
+            raise
+
+    def __aiter__(self) -> _EndWatchingReadStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._inner.__anext__()
+        except (StopAsyncIteration, anyio.ClosedResourceError):
+            self._on_end()
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _EndWatchingReadStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+@asynccontextmanager
+async def _watch_end(
+    transport: AbstractAsyncContextManager[tuple[Any, Any]], on_end: Callable[[], None]
+) -> AsyncIterator[tuple[Any, Any]]:
+    async with transport as (read_stream, write_stream):
+        yield _EndWatchingReadStream(read_stream, on_end), write_stream
+
+
+@asynccontextmanager
+async def _http_transport(url: str, headers: Mapping[str, str]) -> AsyncIterator[tuple[Any, Any]]:
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with httpx2.AsyncClient(headers=dict(headers), timeout=_HTTP_TIMEOUT) as http_client:
+        async with streamable_http_client(url, http_client=http_client) as streams:
+            yield streams
+
+
+def _describe(error: BaseException) -> str:
+    """A one-line description of a connection error (single-error groups unwrapped)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in error.exceptions)
+    if isinstance(error, MCPServerError):
+        return str(error)
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+@attrs.define(eq=False)
+class _Starter:
+    """Calls ``task_status.started(connection)`` once, at the end of the first attempt."""
+
+    task_status: trio.TaskStatus[MCPConnection]
+    connection: MCPConnection
+    done: bool = False
+
+    def started(self) -> None:
+        if not self.done:
+            self.done = True
+            self.task_status.started(self.connection)
+
+
+def _exposed_name(server: str, remote: str) -> str:
+    return f"{server}__{_INVALID_CHARS.sub('_', remote)}"
+
+
+@attrs.define(eq=False)
+class MCPConnection:
+    """The connection to one MCP server: its status, its tools, and calls to them.
+
+    Made by :class:`MCPServers` (``manager[name]``), which runs :meth:`run` in a task of its
+    own; not meant to be constructed directly. Every attribute reflects the live state.
+
+    Attributes:
+        config: the server's configuration (with ``${VAR}`` expanded).
+        status: ``connecting``, ``connected``, ``disconnected`` or ``failed``.
+        last_error: what went wrong last (a failed attempt, a lost connection), or ``None``.
+        reconnects: how many times the connection was (re)attempted after the first.
+        gave_up: ``max_restarts`` were used up; the connection stays ``failed``.
+        tools: the tools offered, as of the last successful listing (kept while
+            disconnected, so a registry built from them stays valid across reconnects).
+        skipped_tools: server tools that match ``config.tools`` but can't be offered
+            (why, one line each).
+        server_name / server_version: what the server said it is, once connected.
+        protocol_version: the negotiated MCP protocol version, once connected.
+    """
+
+    config: MCPServerConfig
+    status: ConnectionStatus = "connecting"
+    last_error: str | None = None
+    reconnects: int = 0
+    gave_up: bool = False
+    tools: tuple[MCPToolInfo, ...] = ()
+    skipped_tools: tuple[str, ...] = ()
+    server_name: str | None = None
+    server_version: str | None = None
+    protocol_version: str | None = None
+    _requests: trio.MemorySendChannel[_PendingCall] | None = attrs.field(default=None, repr=False)
+    _changed: trio.Event = attrs.field(factory=trio.Event, repr=False)
+    _tool_objects: dict[str, Tool] = attrs.field(factory=dict, repr=False)
+    _closing: bool = attrs.field(default=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The server's configured name (the prefix of its tool names)."""
+        return self.config.name
+
+    # -- status -------------------------------------------------------------------------------
+
+    def _set_status(self, status: ConnectionStatus, *, error: str | None = None) -> None:
+        self.status = status
+        if error is not None:
+            self.last_error = error
+        changed, self._changed = self._changed, trio.Event()
+        changed.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The connection's state as JSON-friendly data (for ``/api/mcp/servers``)."""
+        target: dict[str, Any]
+        if self.config.transport == "stdio":
+            target = {"command": self.config.command}
+        else:
+            target = {"url": _public_url(self.config.url or "")}
+        return {
+            "name": self.name,
+            "transport": self.config.transport,
+            **target,
+            "status": self.status,
+            "last_error": self.last_error,
+            "reconnects": self.reconnects,
+            "gave_up": self.gave_up,
+            "server": (
+                None
+                if self.server_name is None
+                else {"name": self.server_name, "version": self.server_version}
+            ),
+            "protocol_version": self.protocol_version,
+            "tools": [
+                {"name": t.name, "remote_name": t.remote_name, "description": t.description}
+                for t in self.tools
+            ],
+            "skipped_tools": list(self.skipped_tools),
+        }
+
+    async def wait_connected(self) -> None:
+        """Wait until the server is connected (return at once if it is).
+
+        Raises:
+            MCPServerUnavailable: the connection gave up (``max_restarts`` used up) or is
+                shutting down.
+        """
+        while self.status != "connected":
+            if self.gave_up or self._closing:
+                raise self._unavailable("waiting for it to connect")
+            await self._changed.wait()
+
+    # -- calls --------------------------------------------------------------------------------
+
+    async def call_tool(
+        self, tool: str, arguments: Mapping[str, Any] | None = None
+    ) -> mcp_types.CallToolResult:
+        """Call one of the server's tools by its name on the server, within ``config.timeout``.
+
+        Cancelling the caller cancels the call on the server (the SDK sends
+        ``notifications/cancelled``).
+
+        Args:
+            tool: the tool's name on the server (not the ``<server>__`` name).
+            arguments: its arguments.
+
+        Returns:
+            The server's result as is (``is_error`` included; see
+            :func:`render_mcp_result` for its text).
+
+        Raises:
+            MCPServerUnavailable: the server is not connected, or the connection was lost
+                during the call. Raised at once, without waiting for a reconnect.
+            MCPToolError: the server refused the request (a JSON-RPC error).
+            ToolTimeout: the call took longer than ``config.timeout`` and was cancelled.
+        """
+        timeout = self.config.timeout
+        if timeout is None:
+            return await self._call(tool, dict(arguments or {}))
+        with trio.move_on_after(timeout):
+            return await self._call(tool, dict(arguments or {}))
+        raise ToolTimeout(
+            f"MCP tool {tool!r} on server {self.name!r} did not finish within its "
+            f"{timeout:g} s timeout and was cancelled; try a smaller request, or raise the "
+            "server's timeout",
+            tool=_exposed_name(self.name, tool),
+            timeout=timeout,
+        )
+
+    async def _call(self, tool: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
+        requests = self._requests
+        if requests is None:
+            raise self._unavailable(f"calling {tool!r}")
+        call = _PendingCall(tool=tool, arguments=arguments)
+        try:
+            await requests.send(call)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise self._unavailable(f"calling {tool!r}") from None
+        try:
+            await call.done.wait()
+        finally:
+            if not call.done.is_set():
+                # NOTE: the caller gave up (cancelled, timed out): cancel the call task, so
+                # the SDK tells the server (notifications/cancelled) and it stops working.
+                call.scope.cancel(reason=f"the caller of MCP tool {tool!r} stopped waiting")
+        if call.error is not None:
+            raise call.error
+        assert call.result is not None
+        return call.result
+
+    def _unavailable(self, doing: str) -> MCPServerUnavailable:
+        if self.gave_up:
+            state = f"gave up reconnecting after {self.reconnects} reconnects"
+        elif self._closing:
+            state = "is shutting down"
+        else:
+            state = f"is not connected (status: {self.status})"
+        detail = f"; last error: {self.last_error}" if self.last_error else ""
+        hint = "" if self._closing or self.gave_up else "; it reconnects by itself, try again later"
+        return MCPServerUnavailable(
+            f"MCP server {self.name!r} {state} while {doing}{detail}{hint}",
+            server=self.name,
+            status=self.status,
+            last_error=self.last_error,
+        )
+
+    # -- tools --------------------------------------------------------------------------------
+
+    def tool_objects(self) -> list[Tool]:
+        """The server's tools as :class:`~vega_trio.tools.Tool` objects (same objects across
+        calls while a tool's description and schema stay the same)."""
+        return [self._tool_objects[info.name] for info in self.tools]
+
+    def _make_tool(self, info: MCPToolInfo) -> Tool:
+        remote = info.remote_name
+        exposed = info.name
+
+        async def handler(arguments: Mapping[str, Any]) -> str:
+            result = await self._call(remote, dict(arguments))
+            text = render_mcp_result(result)
+            if result.is_error:
+                raise MCPToolError(
+                    f"MCP tool {exposed!r} reported an error: "
+                    f"{text or 'no error message was given'}",
+                    server=self.name,
+                    tool=remote,
+                )
+            return text
+
+        return Tool(
+            name=exposed,
+            description=info.description,
+            input_schema=info.input_schema,
+            handler=handler,
+            timeout=self.config.timeout,
+            # NOTE: the server validates the arguments against its own schema.
+            prepare=None,
+        )
+
+    def _install_tools(self, listed: list[mcp_types.Tool]) -> None:
+        offered: list[MCPToolInfo] = []
+        skipped: list[str] = []
+        seen: dict[str, str] = {}
+        for tool in listed:
+            if not any(fnmatch.fnmatchcase(tool.name, p) for p in self.config.tools):
+                continue
+            exposed = _exposed_name(self.name, tool.name)
+            schema = dict(tool.input_schema)
+            if "type" not in schema:
+                schema["type"] = "object"
+            if not _TOOL_NAME.match(exposed):
+                skipped.append(
+                    f"{tool.name}: '{exposed}' is longer than the 64 characters model APIs "
+                    "accept; give the server a shorter name"
+                )
+            elif exposed in seen:
+                skipped.append(f"{tool.name}: its name {exposed!r} clashes with {seen[exposed]!r}")
+            elif schema.get("type") != "object":
+                skipped.append(f"{tool.name}: its input schema is not a JSON object schema")
+            else:
+                seen[exposed] = tool.name
+                offered.append(
+                    MCPToolInfo(
+                        name=exposed,
+                        remote_name=tool.name,
+                        description=tool.description or tool.title or "",
+                        input_schema=schema,
+                    )
+                )
+        objects: dict[str, Tool] = {}
+        for info in offered:
+            existing = self._tool_objects.get(info.name)
+            if (
+                existing is not None
+                and existing.description == info.description
+                and existing.input_schema == info.input_schema
+            ):
+                objects[info.name] = existing
+            else:
+                objects[info.name] = self._make_tool(info)
+        self._tool_objects = objects
+        self.tools = tuple(offered)
+        self.skipped_tools = tuple(skipped)
+
+    # -- the connection task ------------------------------------------------------------------
+
+    async def run(  # noqa: ASYNC128 - _Starter calls started()
+        self, *, task_status: trio.TaskStatus[MCPConnection] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Keep the server connected until cancelled: connect, serve calls, reconnect.
+
+        Supports ``await nursery.start(connection.run)``: ``started()`` (with this
+        connection) comes once the first attempt has finished — connected, or failed with
+        the error in :attr:`last_error`. Returns only when the connection gives up.
+        """
+        starter = _Starter(task_status, self)
+        try:
+            await self._keep_connected(starter)
+        finally:
+            # NOTE: cancelled (shut down) or gave up: from now on calls fail at once.
+            self._closing = True
+
+    async def _keep_connected(self, starter: _Starter) -> None:
+        config = self.config
+        intensity = RestartIntensity(max_restarts=config.max_restarts, window=config.restart_window)
+        failures = 0
+        while True:
+            self._set_status("connecting")
+            connected_at: list[float] = []
+
+            def on_connected(connected_at: list[float] = connected_at) -> None:
+                connected_at.append(trio.current_time())
+                starter.started()
+
+            try:
+                await self._connect_and_serve(on_connected)
+            except Exception as exc:
+                error = _describe(exc)
+            else:
+                error = "the server closed the connection"
+            now = trio.current_time()
+            if connected_at and now - connected_at[0] >= config.restart_window:
+                failures = 0  # it was stable: start the backoff over
+            failures += 1
+            if not intensity.allow(now):
+                self.gave_up = True
+                self._set_status(
+                    "failed",
+                    error=(
+                        f"{error} (gave up: more than {config.max_restarts} reconnects within "
+                        f"{config.restart_window:g} s)"
+                    ),
+                )
+                logger.error("MCP server %r: %s", self.name, self.last_error)
+                starter.started()
+                return
+            status: ConnectionStatus = "disconnected" if connected_at else "failed"
+            self._set_status(status, error=error)
+            logger.warning("MCP server %r %s: %s; reconnecting", self.name, status, error)
+            starter.started()
+            await trio.sleep(config.backoff.delay(failures))
+            self.reconnects += 1
+
+    def _open_transport(self) -> AbstractAsyncContextManager[tuple[Any, Any]]:
+        from mcp.client.sse import sse_client
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+
+        config = self.config
+        if config.transport == "stdio":
+            assert config.command is not None
+            params = StdioServerParameters(
+                command=config.command,
+                args=list(config.args),
+                env=dict(config.env) or None,
+                cwd=config.cwd,
+            )
+            return stdio_client(params, errlog=sys.stderr)
+        assert config.url is not None
+        if config.transport == "http":
+            return _http_transport(config.url, config.headers)
+        return sse_client(config.url, headers=dict(config.headers), timeout=30.0)
+
+    async def _connect_and_serve(self, on_connected: Callable[[], None]) -> None:
+        import mcp_types
+        from mcp import Client
+
+        ended = trio.Event()
+
+        def lost() -> None:
+            # NOTE: synchronous, so that from the moment the loss is seen no new call is
+            # accepted and the status says so (cleanup and the reconnect come later).
+            if ended.is_set():
+                return
+            ended.set()
+            if self._requests is not None:
+                self._requests = None
+                self._set_status("disconnected", error="the server closed the connection")
+
+        # NOTE: size 1 and send_nowait: any number of list_changed notifications before the
+        # re-listing runs collapse into one; the SDK's read loop never waits on us.
+        changes_send, changes_receive = trio.open_memory_channel[None](1)
+
+        async def on_message(message: Any) -> None:  # noqa: ASYNC124 - the SDK awaits it
+            if isinstance(message, mcp_types.ToolListChangedNotification):
+                try:
+                    changes_send.send_nowait(None)
+                except (trio.WouldBlock, trio.ClosedResourceError):
+                    pass
+
+        deadline = trio.current_time() + self.config.connect_timeout
+        connected = False
+        with changes_send, changes_receive, trio.CancelScope(deadline=deadline) as connect_scope:
+            client = Client(
+                _watch_end(self._open_transport(), lost),
+                cache=None,
+                client_info=mcp_types.Implementation(name="vega-trio", version=__version__),
+                message_handler=on_message,
+            )
+            async with client:
+                self._install_tools(await _list_tools(client))
+                info = client.server_info
+                self.server_name = info.name if info is not None else None
+                self.server_version = info.version if info is not None else None
+                self.protocol_version = client.protocol_version
+                connect_scope.deadline = math.inf
+                connected = True
+                await self._serve(client, ended, lost, changes_receive, on_connected)
+        if connect_scope.cancelled_caught and not connected:
+            raise MCPServerError(
+                f"MCP server {self.name!r} did not connect within its "
+                f"{self.config.connect_timeout:g} s connect_timeout (start the server, list "
+                "its tools); check the command or URL, or raise connect_timeout",
+                server=self.name,
+            )
+
+    async def _serve(
+        self,
+        client: Client,
+        ended: trio.Event,
+        lost: Callable[[], None],
+        tool_changes: trio.MemoryReceiveChannel[None],
+        on_connected: Callable[[], None],
+    ) -> None:
+        from mcp.shared.exceptions import MCPError
+
+        send, receive = trio.open_memory_channel[_PendingCall](_QUEUE_SIZE)
+        self._requests = send
+        self.last_error = None
+        self._set_status("connected")
+        on_connected()
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def watch_end() -> None:
+                    await ended.wait()
+                    nursery.cancel_scope.cancel(reason=f"MCP server {self.name!r} went away")
+
+                async def refresh_tools() -> None:
+                    async for _ in tool_changes:
+                        try:
+                            self._install_tools(await _list_tools(client))
+                        except MCPError as exc:
+                            logger.warning(
+                                "MCP server %r: re-listing its tools failed: %s", self.name, exc
+                            )
+                        self._set_status("connected")  # wakes whoever watches the tools
+
+                nursery.start_soon(watch_end)
+                nursery.start_soon(refresh_tools)
+                async for call in receive:
+                    nursery.start_soon(self._serve_call, client, call, lost)
+        finally:
+            self._requests = None
+            send.close()
+            # NOTE: no checkpoint from here on: answer the calls still queued, so that no
+            # caller waits for a connection that is gone.
+            while True:
+                try:
+                    queued = receive.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                queued.fail(self._lost(queued.tool))
+            receive.close()
+            if not ended.is_set():
+                self._set_status("disconnected")
+
+    async def _serve_call(
+        self, client: Client, call: _PendingCall, lost: Callable[[], None]
+    ) -> None:
+        import mcp_types
+        from mcp.shared.exceptions import MCPError
+
+        try:
+            with call.scope:
+                result = await client.call_tool(call.tool, call.arguments)
+                call.resolve(result)
+        except MCPError as exc:
+            if exc.code == mcp_types.CONNECTION_CLOSED:
+                lost()
+                call.fail(self._lost(call.tool))
+            else:
+                call.fail(
+                    MCPToolError(
+                        f"MCP server {self.name!r} refused the call to {call.tool!r}: "
+                        f"{exc.message} (JSON-RPC error {exc.code})",
+                        server=self.name,
+                        tool=call.tool,
+                        code=exc.code,
+                    )
+                )
+        except Exception as exc:
+            call.fail(
+                MCPServerError(
+                    f"calling {call.tool!r} on MCP server {self.name!r} failed: {_describe(exc)}",
+                    server=self.name,
+                )
+            )
+        finally:
+            call.fail(self._lost(call.tool))  # no-op when it has its answer
+
+    def _lost(self, tool: str) -> MCPServerUnavailable:
+        if self._closing:
+            message = f"MCP server {self.name!r} shut down during the call to {tool!r}"
+        else:
+            message = (
+                f"the connection to MCP server {self.name!r} was lost during the call to "
+                f"{tool!r}; it reconnects by itself, try again later"
+            )
+        return MCPServerUnavailable(
+            message, server=self.name, status="disconnected", last_error=self.last_error
+        )
+
+
+async def _list_tools(client: Client) -> list[mcp_types.Tool]:
+    tools: list[mcp_types.Tool] = []
+    cursor: str | None = None
+    for _ in range(_LIST_PAGE_CAP):
+        page = await client.list_tools(cursor=cursor)
+        tools.extend(page.tools)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return tools
+
+
+def _public_url(url: str) -> str:
+    """``url`` without credentials or query (they may hold secrets)."""
+    parsed = httpx2.URL(url)
+    return str(parsed.copy_with(username=None, password=None, query=None, fragment=None))
