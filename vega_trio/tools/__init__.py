@@ -7,6 +7,14 @@ functions in a worker thread) under its timeout and middleware, and returns the 
 
 from __future__ import annotations
 
+from ._builtins import (
+    BUILTIN_TOOL_NAMES,
+    CommandPolicy,
+    CommandResult,
+    ResourceLimits,
+    builtin_tools,
+    run_in_sandbox,
+)
 from ._declarative import DeclarativeTool, ToolImplementation
 from ._declarative_core import (
     ExecToolError,
@@ -28,6 +36,7 @@ from ._registry import (
     ToolTimeout,
     render_result,
 )
+from ._sandbox import Sandbox, SandboxViolation
 from ._schema import (
     ArgumentProblem,
     FunctionSchema,
@@ -48,6 +57,14 @@ __all__ = [
     "ToolDefinitionError",
     "ToolImplementation",
     "ToolParam",
+    "BUILTIN_TOOL_NAMES",
+    "CommandPolicy",
+    "CommandResult",
+    "ResourceLimits",
+    "Sandbox",
+    "SandboxViolation",
+    "builtin_tools",
+    "run_in_sandbox",
     "ArgumentPreparer",
     "ArgumentProblem",
     "CallNext",
