@@ -10,8 +10,9 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import attrs
 import pytest
 import trio
 
@@ -341,9 +342,16 @@ async def test_block_error_is_not_wrapped() -> None:
 # -- streamable HTTP and legacy SSE -----------------------------------------------------------
 
 
+@attrs.frozen
+class HttpServer:
+    url: str
+    transport: Literal["http", "sse"]
+    process: trio.Process
+
+
 @pytest.fixture(params=["http", "sse"])
-async def http_echo_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    """The URL of the echo server running over streamable HTTP or SSE on loopback."""
+async def http_echo(request: pytest.FixtureRequest) -> AsyncIterator[HttpServer]:
+    """The echo server running over streamable HTTP or SSE on loopback."""
     kind: str = request.param
     process = await trio.lowlevel.open_process(
         [sys.executable, str(ECHO_SERVER), kind], stdout=subprocess.PIPE
@@ -357,7 +365,8 @@ async def http_echo_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
                 assert chunk, "the HTTP echo server exited before it printed its port"
                 output += chunk
         port = int(output.split(b"\n", 1)[0])
-        yield f"http://127.0.0.1:{port}/mcp" if kind == "http" else f"http://127.0.0.1:{port}/sse"
+        path = "/mcp" if kind == "http" else "/sse"
+        yield HttpServer(url=f"http://127.0.0.1:{port}{path}", transport=kind, process=process)
     finally:
         await process.stdout.aclose()
         process.terminate()
@@ -369,12 +378,12 @@ async def http_echo_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
                 await process.wait()
 
 
-async def test_http_transports(http_echo_url: str) -> None:
+async def test_http_transports(http_echo: HttpServer) -> None:
     """Streamable HTTP and legacy SSE: tools, calls, errors, and headers with ${VAR}."""
     config = MCPServerConfig(
         name="web",
-        url=http_echo_url,
-        transport="sse" if http_echo_url.endswith("/sse") else "http",
+        url=http_echo.url,
+        transport=http_echo.transport,
         headers={"X-Api-Key": "${VEGA_TEST_KEY}"},
     )
     with trio.fail_after(15):
@@ -386,7 +395,30 @@ async def test_http_transports(http_echo_url: str) -> None:
             with pytest.raises(MCPToolError, match="broken"):
                 await run_tool(servers, "web__fail", message="broken")
             status = servers.status()[0]
-            assert status["url"] == http_echo_url and status["transport"] == config.transport
+            assert status["url"] == http_echo.url and status["transport"] == http_echo.transport
+
+
+async def test_http_server_gone(http_echo: HttpServer) -> None:
+    """A killed HTTP server: calls fail at once, and reconnect attempts fail with the cause."""
+    config = MCPServerConfig(
+        name="web",
+        url=http_echo.url,
+        transport=http_echo.transport,
+        backoff=Backoff(kind="constant", initial=0.05),
+        max_restarts=3,
+    )
+    with trio.fail_after(15):
+        async with open_mcp_servers([config]) as servers:
+            connection = servers["web"]
+            assert await run_tool(servers, "web__echo", text="up") == "up"
+            http_echo.process.kill()
+            await http_echo.process.wait()
+            with pytest.raises(MCPServerUnavailable):
+                await run_tool(servers, "web__echo", text="down")
+            with pytest.raises(MCPServerUnavailable, match="gave up") as info:
+                await connection.wait_connected()
+            assert "ConnectError" in str(info.value)
+            assert connection.status == "failed" and connection.reconnects == 3
 
 
 # -- the npm reference filesystem server ------------------------------------------------------

@@ -110,7 +110,7 @@ class _EndWatchingReadStream:
     stops quietly), so this is how an idle connection learns that its server is gone.
     """
 
-    def __init__(self, inner: Any, on_end: Callable[[], None]) -> None:
+    def __init__(self, inner: Any, on_end: Callable[[], object]) -> None:
         self._inner = inner
         self._on_end = on_end
 
@@ -152,7 +152,7 @@ class _EndWatchingReadStream:
 
 @asynccontextmanager
 async def _watch_end(
-    transport: AbstractAsyncContextManager[tuple[Any, Any]], on_end: Callable[[], None]
+    transport: AbstractAsyncContextManager[tuple[Any, Any]], on_end: Callable[[], object]
 ) -> AsyncIterator[tuple[Any, Any]]:
     async with transport as (read_stream, write_stream):
         yield _EndWatchingReadStream(read_stream, on_end), write_stream
@@ -473,6 +473,20 @@ class MCPConnection:
                 await self._connect_and_serve(on_connected)
             except Exception as exc:
                 error = _describe(exc)
+            except BaseExceptionGroup as group:
+                # NOTE: the SDK's HTTP transport can let Cancelled of its own task group leak
+                # out next to the error that cancelled it. When we are not being cancelled
+                # ourselves, those are leftovers of that error: the connection failed.
+                # When we are, Cancelled propagates.
+                errors, cancelled = group.split(Exception)
+                if errors is None:
+                    raise
+                if trio.current_effective_deadline() == -math.inf:
+                    # Shutting down: the errors of the closing connection don't matter.
+                    if cancelled is not None:
+                        raise cancelled from None
+                    raise
+                error = _describe(errors)
             else:
                 error = "the server closed the connection"
             now = trio.current_time()
@@ -523,7 +537,7 @@ class MCPConnection:
 
         ended = trio.Event()
 
-        def lost() -> None:
+        def lost(reason: str = "the server closed the connection") -> None:
             # NOTE: synchronous, so that from the moment the loss is seen no new call is
             # accepted and the status says so (cleanup and the reconnect come later).
             if ended.is_set():
@@ -531,27 +545,15 @@ class MCPConnection:
             ended.set()
             if self._requests is not None:
                 self._requests = None
-                self._set_status("disconnected", error="the server closed the connection")
-
-        # NOTE: size 1 and send_nowait: any number of list_changed notifications before the
-        # re-listing runs collapse into one; the SDK's read loop never waits on us.
-        changes_send, changes_receive = trio.open_memory_channel[None](1)
-
-        async def on_message(message: Any) -> None:  # noqa: ASYNC124 - the SDK awaits it
-            if isinstance(message, mcp_types.ToolListChangedNotification):
-                try:
-                    changes_send.send_nowait(None)
-                except (trio.WouldBlock, trio.ClosedResourceError):
-                    pass
+                self._set_status("disconnected", error=None if self._closing else reason)
 
         deadline = trio.current_time() + self.config.connect_timeout
         connected = False
-        with changes_send, changes_receive, trio.CancelScope(deadline=deadline) as connect_scope:
+        with trio.CancelScope(deadline=deadline) as connect_scope:
             client = Client(
                 _watch_end(self._open_transport(), lost),
                 cache=None,
                 client_info=mcp_types.Implementation(name="vega-trio", version=__version__),
-                message_handler=on_message,
             )
             async with client:
                 self._install_tools(await _list_tools(client))
@@ -561,7 +563,7 @@ class MCPConnection:
                 self.protocol_version = client.protocol_version
                 connect_scope.deadline = math.inf
                 connected = True
-                await self._serve(client, ended, lost, changes_receive, on_connected)
+                await self._serve(client, ended, lost, on_connected)
         if connect_scope.cancelled_caught and not connected:
             raise MCPServerError(
                 f"MCP server {self.name!r} did not connect within its "
@@ -574,12 +576,9 @@ class MCPConnection:
         self,
         client: Client,
         ended: trio.Event,
-        lost: Callable[[], None],
-        tool_changes: trio.MemoryReceiveChannel[None],
+        lost: Callable[[str], None],
         on_connected: Callable[[], None],
     ) -> None:
-        from mcp.shared.exceptions import MCPError
-
         send, receive = trio.open_memory_channel[_PendingCall](_QUEUE_SIZE)
         self._requests = send
         self.last_error = None
@@ -592,18 +591,7 @@ class MCPConnection:
                     await ended.wait()
                     nursery.cancel_scope.cancel(reason=f"MCP server {self.name!r} went away")
 
-                async def refresh_tools() -> None:
-                    async for _ in tool_changes:
-                        try:
-                            self._install_tools(await _list_tools(client))
-                        except MCPError as exc:
-                            logger.warning(
-                                "MCP server %r: re-listing its tools failed: %s", self.name, exc
-                            )
-                        self._set_status("connected")  # wakes whoever watches the tools
-
                 nursery.start_soon(watch_end)
-                nursery.start_soon(refresh_tools)
                 async for call in receive:
                     nursery.start_soon(self._serve_call, client, call, lost)
         finally:
@@ -619,10 +607,14 @@ class MCPConnection:
                 queued.fail(self._lost(queued.tool))
             receive.close()
             if not ended.is_set():
-                self._set_status("disconnected")
+                # The transport failed (or we are closing); the run loop records the error
+                # once the transport has been cleaned up.
+                self._set_status(
+                    "disconnected", error=None if self._closing else "the connection broke"
+                )
 
     async def _serve_call(
-        self, client: Client, call: _PendingCall, lost: Callable[[], None]
+        self, client: Client, call: _PendingCall, lost: Callable[[str], None]
     ) -> None:
         import mcp_types
         from mcp.shared.exceptions import MCPError
@@ -633,7 +625,7 @@ class MCPConnection:
                 call.resolve(result)
         except MCPError as exc:
             if exc.code == mcp_types.CONNECTION_CLOSED:
-                lost()
+                lost("the server closed the connection")
                 call.fail(self._lost(call.tool))
             else:
                 call.fail(
@@ -653,7 +645,12 @@ class MCPConnection:
                 )
             )
         finally:
-            call.fail(self._lost(call.tool))  # no-op when it has its answer
+            if not call.done.is_set():
+                if not call.scope.cancel_called:
+                    # Not abandoned by its caller: the connection itself is going away
+                    # (its transport failed, or we are closing).
+                    lost("the connection broke")
+                call.fail(self._lost(call.tool))
 
     def _lost(self, tool: str) -> MCPServerUnavailable:
         if self._closing:
