@@ -45,6 +45,18 @@ from ._schema import (
     json_schema_validator,
     tool_schema,
 )
+from .mcp import (
+    MCPConfigError,
+    MCPConnection,
+    MCPServerConfig,
+    MCPServerError,
+    MCPServers,
+    MCPServerUnavailable,
+    MCPToolError,
+    MCPToolInfo,
+    open_mcp_servers,
+    render_mcp_result,
+)
 
 __all__ = [
     "DeclarativeTool",
@@ -65,6 +77,16 @@ __all__ = [
     "SandboxViolation",
     "builtin_tools",
     "run_in_sandbox",
+    "MCPConfigError",
+    "MCPConnection",
+    "MCPServerConfig",
+    "MCPServerError",
+    "MCPServerUnavailable",
+    "MCPServers",
+    "MCPToolError",
+    "MCPToolInfo",
+    "open_mcp_servers",
+    "render_mcp_result",
     "ArgumentPreparer",
     "ArgumentProblem",
     "CallNext",
