@@ -63,7 +63,11 @@ async def main() -> None:
         on_restart=lambda proc, n: print(f"    [flaky restarted in place, restart #{n}]"),
     )
     async with vega_trio.open_orchestrator(llm=llm) as orch:
-        flaky_model = Agent(name="flaky", llm=EveryThirdCallFails(llm), system="Answer briefly.")
+        # retry=None: let the failures reach supervision (by default an agent retries the
+        # model call itself first; see docs/resilience.md).
+        flaky_model = Agent(
+            name="flaky", llm=EveryThirdCallFails(llm), system="Answer briefly.", retry=None
+        )
         team = await orch.start_supervisor(
             SupervisorSpec(
                 name="team",
@@ -95,7 +99,9 @@ async def main() -> None:
                 name="fragile",
                 max_restarts=2,
                 window=60,
-                children=[orch.child(Agent(name="fragile", llm=EveryThirdCallFails(llm)))],
+                children=[
+                    orch.child(Agent(name="fragile", llm=EveryThirdCallFails(llm), retry=None))
+                ],
             )
         )
         for i in range(1, 10):

@@ -246,18 +246,34 @@ async def test_reject_strategy_raises_at_once_without_calling(
 async def test_tokens_per_minute_counts_reported_usage(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """TPM limits settle with the usage the model reported: two 700-token calls put the window
-    over its 1,000 tokens, so the third waits until the first call's tokens come back."""
+    """TPM limits settle with the usage the model reported: two 700-token calls (from small
+    prompts) put the window over its 1,000 tokens, so a third waits until the first call's
+    tokens come back a minute later."""
     heavy = Usage(input_tokens=600, output_tokens=100)
     llm = ScriptedLLM([Step.text("a", usage=heavy), Step.text("b", usage=heavy), "c"])
     agent = Agent(name="a", rate_limit=RateLimit(tokens_per_minute=1000))
     times = []
     async with open_orchestrator(llm=llm) as orch:
-        proc = await orch.spawn(agent)
         for text in ("one", "two", "three"):
+            proc = await orch.spawn(agent)  # fresh conversations: tiny estimates
             await proc.send(text)
             times.append(trio.current_time())
     assert times == [0.0, 0.0, 60.0]
+
+
+async def test_a_conversation_estimate_starts_from_the_last_reported_usage(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The next prompt of a conversation is estimated from the last call's reported tokens
+    plus the new turns, so it waits for room under the TPM limit before it is sent."""
+    llm = ScriptedLLM([Step.text("a", usage=Usage(input_tokens=850, output_tokens=50)), "b"])
+    agent = Agent(name="a", rate_limit=RateLimit(tokens_per_minute=1000))
+    async with open_orchestrator(llm=llm) as orch:
+        proc = await orch.spawn(agent)
+        await proc.send("one")
+        assert trio.current_time() == 0.0
+        await proc.send("two")  # ~901 tokens, only 100 left until the minute is over
+        assert trio.current_time() == 60.0
 
 
 async def test_concurrency_cap_bounds_calls_per_backend(
@@ -363,16 +379,17 @@ def costly(input_tokens: int = 2000) -> Step:
 async def test_a_block_budget_refuses_the_call_once_spent(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """$0.01 budget, $0.004 calls: the third call crosses it, the fourth is refused with
-    BudgetExceeded, never retried, with a budget.exceeded event; an unsupervised process
-    keeps serving (and keeps refusing)."""
+    """$0.01 agent budget, $0.004 calls (each from a fresh process, so the prompts are
+    tiny): the third call crosses it, the fourth is refused with BudgetExceeded, never
+    retried, with a budget.exceeded event; an unsupervised process keeps serving (and
+    keeps refusing)."""
     llm = ScriptedLLM(responder=lambda _r: costly())
     agent = Agent(name="a", model=MODEL, budget=Budget(limit=0.01), retry=RetryPolicy())
     async with open_orchestrator(llm=llm) as orch:
         with orch.subscribe(types=["budget.exceeded"]) as sub:
-            proc = await orch.spawn(agent)
             for _ in range(3):
-                await proc.send("hi")
+                await (await orch.spawn(agent)).send("hi")
+            proc = await orch.spawn(agent)
             with pytest.raises(BudgetExceeded) as info:
                 await proc.send("hi")
             events = drain(sub)
@@ -400,6 +417,25 @@ async def test_a_call_whose_prompt_alone_would_overrun_the_budget_is_refused(
             await proc.send("x" * 4000)  # ~1,000 tokens, $0.002 at $2/M
     assert info.value.spent == 0.0 and info.value.estimated_cost > 0.001
     assert llm.requests == []
+
+
+async def test_a_conversation_is_refused_when_resending_it_would_overrun_the_budget(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """In one conversation the whole history is sent again: with $0.008 spent, a next prompt
+    estimated at the last call's 2,000 tokens ($0.004) would overrun $0.01, so it is refused."""
+    llm = ScriptedLLM(responder=lambda _r: costly())
+    agent = Agent(name="a", model=MODEL, budget=Budget(limit=0.01))
+    async with open_orchestrator(llm=llm) as orch:
+        proc = await orch.spawn(agent)
+        await proc.send("one")
+        await proc.send("two")
+        with pytest.raises(BudgetExceeded) as info:
+            await proc.send("three")
+    assert info.value.spent == pytest.approx(0.008)
+    assert info.value.estimated_cost == pytest.approx(0.004, rel=0.01)
+    assert "estimated at $0.004" in str(info.value)
+    assert len(llm.requests) == 2
 
 
 async def test_a_supervised_process_exits_with_budget_exceeded_and_is_not_restarted(
@@ -519,13 +555,11 @@ async def test_the_global_budget_covers_every_agent(autojump_clock: trio.testing
     """open_orchestrator(budget="$0.01"): all agents together are refused once it is spent."""
     llm = ScriptedLLM(responder=lambda _r: costly())
     async with open_orchestrator(llm=llm, budget="$0.01", default_model=MODEL) as orch:
-        a = await orch.spawn(Agent(name="a"))
-        b = await orch.spawn(Agent(name="b"))
-        await a.send("1")
-        await b.send("2")
-        await a.send("3")
+        a, b = Agent(name="a"), Agent(name="b")
+        for agent in (a, b, a):
+            await (await orch.spawn(agent)).send("hi")  # fresh conversations: tiny prompts
         with pytest.raises(BudgetExceeded, match="global budget"):
-            await b.send("4")
+            await (await orch.spawn(b)).send("hi")
         costs = orch.costs()
     assert costs["total_usd"] == pytest.approx(0.012)
     assert costs["budget"] == {

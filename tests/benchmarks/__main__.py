@@ -50,6 +50,8 @@ QUICK = Config(
     b3_trace_n=200,
     b4_n=500,
     b5_n=200,
+    b6_n=2_000,
+    b6_repeats=3,
 )
 
 
@@ -103,6 +105,8 @@ def run(config: Config) -> dict[str, Any]:
     print("B4 restart latency, B5 one_for_all", file=sys.stderr)
     results["b4"] = _scenario("b4", n=config.b4_n)
     results["b5"] = _scenario("b5", n=config.b5_n)
+    print("B6 resilience overhead per call", file=sys.stderr)
+    results["b6"] = _scenario("b6", n=config.b6_n, repeats=config.b6_repeats)
     results["total_s"] = time.perf_counter() - started
     results["machine_after"] = machine_info(calibrate=False)
     return results

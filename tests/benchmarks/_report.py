@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from ._resilience import render_b6
 from ._restarts import render_b4_b5
 
 __all__ = ["Config", "machine_info", "render"]
@@ -45,6 +46,8 @@ class Config:
     b3_trace_n: int
     b4_n: int = 5_000
     b5_n: int = 1_000
+    b6_n: int = 20_000
+    b6_repeats: int = 7
 
 
 # ------------------------------------------------------------------------------ machine
@@ -406,6 +409,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
     b2_text, b2_run = _b2_section(config, results["b2"], baseline)
     b3_text, per_rss, per_traced = _b3_section(results["b3"])
     b45_text, b45_rows = render_b4_b5(results["b4"], results.get("b5"))
+    b6_text, b6_rows = render_b6(results["b6"]) if "b6" in results else ("", [])
 
     load = (
         f"{m['loadavg'][0]:.2f} before, {after['loadavg'][0]:.2f} after (1-minute)"
@@ -465,6 +469,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
                 _mark(b3_ok if per_rss is not None else None),
             ],
             *b45_rows,
+            *b6_rows,
         ],
         "lrl",
     )
@@ -503,6 +508,7 @@ in {results["total_s"]:.0f} s. Rerun it to refresh this page.
 {b2_text}
 {b3_text}
 {b45_text}
+{b6_text}
 {_reference(results["b1"])}
 ## How to reproduce
 

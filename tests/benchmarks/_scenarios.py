@@ -20,6 +20,7 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._resilience import b6
 from ._restarts import b4, b5
 
 __all__ = ["SCENARIOS", "current_rss", "peak_rss"]
@@ -461,6 +462,7 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
     "b3": b3,
     "b4": b4,
     "b5": b5,
+    "b6": b6,
 }
 
 

@@ -134,6 +134,8 @@ class AgentBehaviour:
         # process (and so its parent) is known.
         self._own_budgets = tuple(budgets)
         self._budgets: tuple[BudgetTracker, ...] | None = None
+        # (tokens of the last prompt and its reply, prompt length + 1, the reply turn)
+        self._last_prompt: tuple[int, int, Message] | None = None
 
     @property
     def name(self) -> str:
@@ -221,9 +223,13 @@ class AgentBehaviour:
                 max_tokens=self.agent.max_tokens,
                 temperature=self.agent.temperature,
             )
-            response = await self._call_llm(process, llm_request, events)
+            response = await self._call_llm(process, llm_request, events, pending)
             self.context.record_usage(llm_request.messages, response.usage)
-            pending.append(response.to_message())
+            reply = response.to_message()
+            pending.append(reply)
+            usage = response.usage
+            if usage.input_tokens:
+                self._last_prompt = (usage.total_tokens, len(llm_request.messages) + 1, reply)
             tool_uses = response.tool_uses
             if not tool_uses:
                 self.context.extend(pending)
@@ -241,7 +247,15 @@ class AgentBehaviour:
         process: Process,
         request: LLMRequest,
         events: trio.MemorySendChannel[ChatEvent] | None,
+        pending: Sequence[Message] | None = None,
     ) -> LLMResponse:
+        """One LLM call through the agent's call path, accounted and observed.
+
+        ``pending`` are the turns of this send that are not in the context yet (the
+        rest of ``request.messages`` is): the prompt's token estimate, which only
+        TPM limits and ``block`` budgets need, then costs O(pending) instead of a
+        pass over the whole conversation.
+        """
         observer = _CallObserver(self, process, request.model)
         if events is None:
             llm = self.llm
@@ -259,7 +273,7 @@ class AgentBehaviour:
             attempt,
             observer=observer,
             budgets=budgets,
-            estimate_tokens=lambda: _estimate_request_tokens(request),
+            estimate_tokens=lambda: self._estimate_tokens(request, pending),
             estimate_cost=self._estimate_cost,
         )
         self._account(process, request.model, response.usage, observer.started, observer.attempt)
@@ -288,6 +302,25 @@ class AgentBehaviour:
                 error_class=ErrorClass.TEMPORARY,
             )
         return response
+
+    def _estimate_tokens(self, request: LLMRequest, pending: Sequence[Message] | None) -> int:
+        # NOTE: the last call's reported usage counts its prompt and reply exactly;
+        # when this prompt continues that one (the reply is where it was), only the
+        # turns added since are estimated — O(new turns), not O(conversation).
+        messages = request.messages
+        known = self._last_prompt
+        if known is not None:
+            tokens, length, reply = known
+            if len(messages) >= length and messages[length - 1] is reply:
+                for message in messages[length:]:
+                    tokens += estimate_message_tokens(message)
+                return tokens
+        if pending is None:
+            return _estimate_request_tokens(request)
+        tokens = self.context.token_count() + estimate_tokens(request.system)
+        for message in pending:
+            tokens += estimate_message_tokens(message)
+        return tokens
 
     def _estimate_cost(self, tokens: int) -> float:
         # A lower bound for the budget check: the prompt alone, at the input price.

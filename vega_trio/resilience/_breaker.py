@@ -230,6 +230,12 @@ class CircuitBreaker:
             self._open(f"its half-open probe call failed ({exc.error_class.value})")
         # Open: a call that started before the breaker opened; the timer stands.
 
+    def release_probe(self) -> None:
+        """Give back the probe slot of a call that ended without an outcome (it was
+        cancelled): it said nothing about the service, but half-open must not jam."""
+        if self._probes and self.state == "half_open":
+            self._probes -= 1
+
     @contextlib.asynccontextmanager
     async def guard(self) -> AsyncIterator[None]:
         """``async with breaker.guard():`` around one call: before and record, in one.

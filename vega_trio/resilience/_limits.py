@@ -255,9 +255,8 @@ class RateLimiter:
         if self._tokens is not None:
             self._tokens.refill(now)
 
-    def _wait_for(self, tokens: int) -> float:
+    def _wait_for(self, tokens: int, now: float) -> float:
         """Seconds until one request with ``tokens`` fits (0 when it fits now)."""
-        now = trio.current_time()
         self._refill(now)
         wait = 0.0
         if self._requests is not None:
@@ -266,10 +265,9 @@ class RateLimiter:
             wait = max(wait, self._tokens.wait_for(tokens, now))
         return wait
 
-    def _take(self, tokens: int) -> Reservation:
+    def _take(self, tokens: int, now: float) -> Reservation:
         # NOTE: no checkpoint between the fit check and here, so a cancelled
         # caller never consumes.
-        now = trio.current_time()
         if self._requests is not None:
             self._requests.take(1, now)
         grant = None if self._tokens is None else self._tokens.take(tokens, now)
@@ -280,7 +278,6 @@ class RateLimiter:
         if window is None or grant is None or delta == 0:
             return
         now = trio.current_time()
-        window.refill(now)
         if delta > 0:
             # Give back what was not used, unless the grant has come back already.
             refund = min(delta, grant.amount) if grant.returns_at > now else 0
@@ -317,6 +314,27 @@ class RateLimiter:
                 capacity, so the call could never fit.
             ValueError: ``estimated_tokens`` is negative.
         """
+        # NOTE: the fit check and the take happen with no schedule point between
+        # them, and a waiter joins the queue the same way, so callers are served
+        # in the order they called; the checkpoint after taking is cancel-shielded
+        # so a cancellation cannot lose what was taken.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        reservation = self.try_acquire(estimated_tokens)
+        if reservation is None:
+            return await self._wait_in_queue(estimated_tokens)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return reservation
+
+    def try_acquire(self, estimated_tokens: int = 0) -> Reservation | None:
+        """:meth:`acquire` without waiting (and without a checkpoint): the reservation
+        when the call fits now and nobody is queued, else ``None`` (for
+        ``strategy="queue"``; then ``await acquire()`` joins the queue).
+
+        Raises:
+            RateLimited: ``strategy="reject"`` and the call does not fit now.
+            RequestTooLarge: ``estimated_tokens`` exceeds the tokens-per-minute capacity.
+            ValueError: ``estimated_tokens`` is negative.
+        """
         if estimated_tokens < 0:
             raise ValueError(f"estimated_tokens must be zero or more, got {estimated_tokens}")
         tpm = self.spec.tokens_per_minute
@@ -329,13 +347,9 @@ class RateLimiter:
                 estimated_tokens=estimated_tokens,
                 capacity=tpm,
             )
-        # NOTE: the fit check and the take happen with no schedule point between
-        # them, and a waiter joins the queue the same way, so callers are served
-        # in the order they called; the checkpoint after taking is cancel-shielded
-        # so a cancellation cannot lose what was taken.
-        await trio.lowlevel.checkpoint_if_cancelled()
+        now = trio.current_time()
         if self.spec.strategy == "reject":
-            wait = self._wait_for(estimated_tokens)
+            wait = self._wait_for(estimated_tokens, now)
             if wait > 0:
                 raise RateLimited(
                     f"{self.name}: rate limit reached ({self._describe()}); "
@@ -343,11 +357,9 @@ class RateLimiter:
                     limiter=self.name,
                     retry_after=wait,
                 )
-        elif self._queue or self._wait_for(estimated_tokens) > 0:
-            return await self._wait_in_queue(estimated_tokens)
-        reservation = self._take(estimated_tokens)
-        await trio.lowlevel.cancel_shielded_checkpoint()
-        return reservation
+        elif self._queue or self._wait_for(estimated_tokens, now) > 0:
+            return None
+        return self._take(estimated_tokens, now)
 
     async def _wait_in_queue(self, tokens: int) -> Reservation:
         waiter = _Waiter(tokens)
@@ -356,16 +368,17 @@ class RateLimiter:
         try:
             while True:
                 if self._queue[0] is waiter:
-                    wait = self._wait_for(tokens)
+                    now = trio.current_time()
+                    wait = self._wait_for(tokens, now)
                     if wait == 0:
                         self._queue.popleft()
                         granted = True
-                        reservation = self._take(tokens)
+                        reservation = self._take(tokens, now)
                         self._wake_head()
                         return reservation
                     # Sleep exactly until it fits, unless a settle() changes the
                     # arithmetic first (then recompute).
-                    with trio.move_on_at(trio.current_time() + wait):
+                    with trio.move_on_at(now + wait):
                         await waiter.wakeup.wait()
                 else:
                     await waiter.wakeup.wait()
@@ -448,6 +461,24 @@ class ConcurrencyCap:
     def in_flight(self) -> int:
         """How many calls are in flight now."""
         return self._limiter.borrowed_tokens
+
+    def try_acquire(self, borrower: object) -> bool:
+        """Take a slot for ``borrower`` without waiting (and without a checkpoint), if
+        one is free; pair a ``True`` with :meth:`release`. Any object can borrow, so
+        one task may hold several slots (a tool that calls another agent)."""
+        try:
+            self._limiter.acquire_on_behalf_of_nowait(borrower)
+        except trio.WouldBlock:
+            return False
+        return True
+
+    async def acquire(self, borrower: object) -> None:
+        """Wait (FIFO, cancellable) for a slot for ``borrower``; pair it with :meth:`release`."""
+        await self._limiter.acquire_on_behalf_of(borrower)
+
+    def release(self, borrower: object) -> None:
+        """Give back ``borrower``'s slot."""
+        self._limiter.release_on_behalf_of(borrower)
 
     async def __aenter__(self) -> None:
         await self._limiter.acquire()

@@ -159,9 +159,14 @@ class CallPath:
         estimated_tokens: Callable[[], int],
         estimate_cost: Callable[[int], float] | None,
     ) -> LLMResponse:
+        # NOTE: the steps before the call take their fast paths without a schedule
+        # point (the call itself has plenty); only a wait (a queue, a full cap) yields.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        cost = -1.0
         for tracker in budgets:
             if tracker.budget is not None and tracker.budget.on_exceed == "block":
-                cost = 0.0 if estimate_cost is None else estimate_cost(estimated_tokens())
+                if cost < 0:
+                    cost = 0.0 if estimate_cost is None else estimate_cost(estimated_tokens())
                 try:
                     tracker.check(cost)
                 except BudgetExceeded as exc:
@@ -174,12 +179,21 @@ class CallPath:
         if self.limiters:
             tokens = estimated_tokens() if self._needs_tokens else 0
             for limiter in self.limiters:
-                reservations.append(await limiter.acquire(tokens))
-        if self.cap is not None:
-            async with self.cap:
-                response = await self._guarded(attempt, observer)
-        else:
+                reservation = limiter.try_acquire(tokens)
+                if reservation is None:
+                    reservation = await limiter.acquire(tokens)
+                reservations.append(reservation)
+        cap = self.cap
+        if cap is None:
             response = await self._guarded(attempt, observer)
+        else:
+            borrower = object()
+            if not cap.try_acquire(borrower):
+                await cap.acquire(borrower)
+            try:
+                response = await self._guarded(attempt, observer)
+            finally:
+                cap.release(borrower)
         if reservations:
             used = response.usage.total_tokens
             for reservation in reservations:
@@ -191,15 +205,23 @@ class CallPath:
         if breaker is None:
             return await self._timed(attempt)
         before = breaker.state
+        breaker.before_call()  # raises CircuitOpen (also: every probe slot is taken)
+        if before == "half_open":
+            observer.breaker_changed(breaker, "half_open")  # this call is a probe
         try:
-            async with breaker.guard():
-                if before == "half_open":
-                    observer.breaker_changed(breaker, "half_open")  # this call is a probe
-                return await self._timed(attempt)
-        finally:
-            after = breaker.state
-            if after != before and after != "half_open":
-                observer.breaker_changed(breaker, after)
+            response = await self._timed(attempt)
+        except Exception as exc:
+            breaker.record_failure(exc)
+            if breaker.state != before:
+                observer.breaker_changed(breaker, breaker.state)
+            raise
+        except BaseException:
+            breaker.release_probe()  # cancelled: no outcome to record
+            raise
+        breaker.record_success()
+        if breaker.state != before:
+            observer.breaker_changed(breaker, breaker.state)
+        return response
 
     async def _timed(self, attempt: Attempt) -> LLMResponse:
         timeout = self.timeout
