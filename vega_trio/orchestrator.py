@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+import os
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -16,7 +17,7 @@ import attrs
 import trio
 
 from ._collapse import raise_collapsed
-from ._errors import OrchestratorClosed, RestartIntensityError
+from ._errors import OrchestratorClosed, RestartIntensityError, ToolNotFound
 from .agent import Agent, AgentBehaviour, AgentProcess
 from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
 from .resilience import (
@@ -44,6 +45,9 @@ from .runtime import (
     current_process_or_none,
 )
 from .runtime._supervisor import RestartType, ShutdownPolicy
+from .skills import skill_tool_names
+from .tools import Sandbox, Tool, Tools, builtin_tools
+from .tools.mcp import MCPServerConfig, MCPServers
 
 __all__ = ["Orchestrator", "open_orchestrator"]
 
@@ -87,6 +91,12 @@ class Orchestrator:
     _supervisors: list[Supervisor] = attrs.field(factory=list)
     _owned_llm: LLM | None = None
     """A backend the orchestrator created itself, and so closes at the end."""
+    tools: Tools = attrs.field(factory=Tools)
+    """Tools every agent can ask for by name (``Agent(tools=["read_file", "fs__*"])``):
+    ``open_orchestrator(tools=...)`` and the sandbox's built-ins; MCP tools come on top."""
+    mcp: MCPServers | None = None
+    """The MCP servers the orchestrator connected (``open_orchestrator(mcp_servers=...)``)."""
+    sandbox: Sandbox | None = None
     _limiters: RateLimiters = attrs.field(factory=RateLimiters)
     _caps: dict[int, tuple[LLM, ConcurrencyCap]] = attrs.field(factory=dict)
     _agents: dict[int, _AgentShared] = attrs.field(factory=dict)
@@ -164,6 +174,7 @@ class Orchestrator:
             llm = self.llm = self._owned_llm = _default_llm()
         model = agent.model or self.default_model
         shared = self._shared(agent, llm, model)
+        tools, skill_tools = self._tools_for(agent)
         return AgentBehaviour(
             agent,
             llm=llm,
@@ -173,6 +184,53 @@ class Orchestrator:
             max_iterations=max_iterations,
             path=shared.path,
             budgets=(shared.spend, self.budget),
+            tools=tools,
+            skill_tools=skill_tools,
+        )
+
+    def tool_registry(self) -> Tools:
+        """Every tool agents can ask for by name: the orchestrator's own tools (and the
+        sandbox's built-ins), then the MCP servers' (``<server>__<tool>``)."""
+        if self.mcp is None:
+            return self.tools
+        return self.tools.merged(self.mcp.tools())
+
+    def _tools_for(self, agent: Agent) -> tuple[Tools | None, Tools | None]:
+        names = agent.tool_names
+        wants_skills = hasattr(agent.system, "tool_names")
+        if not names and not wants_skills:
+            return None, None
+        available = self.tool_registry()
+        tools = agent.tool_registry
+        if names:
+            try:
+                picked = available.subset(names)
+            except ToolNotFound as exc:
+                raise ToolNotFound(f"agent {agent.name!r}: {exc}") from None
+            for name in names:
+                if any(c in name for c in "*?[") and not any(
+                    _matches(tool.name, name) for tool in picked
+                ):
+                    raise ToolNotFound(
+                        f"agent {agent.name!r} asks for tools {name!r}, but no tool matches; "
+                        f"{self._tool_hint()}"
+                    )
+            tools = tools.merged(picked)
+        if not wants_skills:
+            return tools, None
+        skill_tools = tools.merged(available)
+        # Every tool a skill names must exist now, not when a message first activates it.
+        skill_tool_names(skill_tools, getattr(agent.system, "skills", ()))
+        return tools, skill_tools
+
+    def _tool_hint(self) -> str:
+        known = self.tool_registry().names()
+        servers = (
+            ", ".join(f"{c.config.name}: {c.status}" for c in self.mcp) if self.mcp else "none"
+        )
+        return (
+            f"known tools: {', '.join(known) or 'none'}; MCP servers: {servers}. Give the "
+            "orchestrator the tools (tools=, sandbox=, mcp_servers=) or fix the name"
         )
 
     def _shared(self, agent: Agent, llm: LLM, model: str) -> _AgentShared:
@@ -395,6 +453,12 @@ class Orchestrator:
         await self._runtime.shutdown(max(0.0, deadline - trio.current_time()))
 
 
+def _matches(name: str, pattern: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(name, pattern)
+
+
 def _budget_dict(tracker: BudgetTracker) -> dict[str, Any]:
     budget = tracker.budget
     assert budget is not None
@@ -409,6 +473,32 @@ def _as_budget(value: Budget | str | float | None) -> Budget | None:
     if value is None or isinstance(value, Budget):
         return value
     return Budget(limit=parse_money(value))
+
+
+def _global_tools(tools: Tools | Sequence[Callable[..., Any] | Tool] | None) -> Tools:
+    if isinstance(tools, Tools):
+        return tools
+    if tools is not None and (isinstance(tools, str | bytes) or not isinstance(tools, Sequence)):
+        raise TypeError(
+            "open_orchestrator(tools=...) takes a Tools registry or a list of functions / "
+            f"Tool objects, not {type(tools).__name__}"
+        )
+    registry = Tools()
+    for tool in tools or ():
+        registry.register(tool)
+    return registry
+
+
+async def _run_mcp(
+    servers: MCPServers,
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[MCPServers] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    try:
+        await servers.run(task_status=task_status)
+    finally:
+        done.set()
 
 
 def _default_llm() -> LLM:
@@ -430,6 +520,9 @@ async def open_orchestrator(
     rate_limit: RateLimit | None = None,
     rate_limits: Mapping[str, RateLimit] | None = None,
     max_concurrent_calls: int | None = None,
+    tools: Tools | Sequence[Callable[..., Any] | Tool] | None = None,
+    sandbox: str | os.PathLike[str] | Sandbox | None = None,
+    mcp_servers: Iterable[MCPServerConfig] = (),
 ) -> AsyncIterator[Orchestrator]:
     """Open an orchestrator for the duration of an ``async with`` block::
 
@@ -455,6 +548,14 @@ async def open_orchestrator(
         rate_limits: per-model limits by model id; they replace ``rate_limit`` for
             those models.
         max_concurrent_calls: at most this many LLM calls in flight per backend.
+        tools: tools every agent can ask for by name (a :class:`~vega_trio.tools.Tools`
+            registry or a list of functions / ``Tool`` objects).
+        sandbox: a directory (or :class:`~vega_trio.tools.Sandbox`): registers the
+            built-in tools ``read_file``, ``write_file``, ``append_file``,
+            ``list_files`` and ``run_command``, confined to it.
+        mcp_servers: MCP servers to connect before the block starts (each in its own
+            task, reconnected when it fails); their tools are named
+            ``<server>__<tool>`` and agents pick them by name or glob.
 
     When the block ends normally, processes are asked to stop in reverse start order
     (children before parents), then whatever still runs after ``shutdown_timeout`` is
@@ -473,6 +574,11 @@ async def open_orchestrator(
                 f"rate_limits[{model!r}] must be a RateLimit, not {type(spec).__name__}"
             )
     global_budget = BudgetTracker(_as_budget(budget), owner="the global budget")
+    registry = _global_tools(tools)
+    box = None if sandbox is None else sandbox if isinstance(sandbox, Sandbox) else Sandbox(sandbox)
+    if box is not None:
+        registry = registry.merged(builtin_tools(box))
+    servers = MCPServers(mcp_servers) if mcp_servers else None
     runtime: Runtime | None = None
     orch: Orchestrator | None = None
     try:
@@ -489,10 +595,22 @@ async def open_orchestrator(
                 rate_limit,
                 dict(rate_limits or {}),
                 max_concurrent_calls,
+                tools=registry,
+                mcp=servers,
+                sandbox=box,
             )
+            mcp_done = trio.Event()
+            if servers is not None:
+                await nursery.start(_run_mcp, servers, mcp_done)
             try:
                 yield orch
                 await orch.shutdown(shutdown_timeout)
+                if servers is not None:
+                    # NOTE: each connection closes in the task that opened it (stdin
+                    # closed, a bounded wait, then a kill) before the nursery is cancelled.
+                    servers.close()
+                    with trio.move_on_after(shutdown_timeout):
+                        await mcp_done.wait()
             finally:
                 runtime._closing = True
                 nursery.cancel_scope.cancel(reason="orchestrator block ended")

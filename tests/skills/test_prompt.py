@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import vega_trio
 from vega_trio import Agent, open_orchestrator
 from vega_trio.llm import Message
 from vega_trio.runtime import Process
@@ -19,7 +20,7 @@ from vega_trio.skills import (
     skill_tool_names,
 )
 from vega_trio.testing import ScriptedLLM, Step
-from vega_trio.tools import Tools
+from vega_trio.tools import Tool, Tools
 
 REVIEW = Skill(
     name="code-review",
@@ -112,11 +113,26 @@ def test_skills_prompt_validates_its_arguments() -> None:
         SkillsPrompt("Base.", [REVIEW, REVIEW])
 
 
+def read_file(path: str) -> str:
+    """Read a file."""
+    return f"contents of {path}"
+
+
+def page(who: str) -> str:
+    """Page someone."""
+    return f"paged {who}"
+
+
+PAGER = Tool.from_function(page, name="pager__page")
+
+
 async def test_agent_run_injects_the_skills_for_each_message() -> None:
-    """A real agent's LLM requests carry the skills matching the message being answered."""
+    """A real agent's LLM requests carry the skills matching the message being answered,
+    and the tools of the active skills only (read_file for the review, pager__* for the
+    incident, none for plain chat)."""
     llm = ScriptedLLM(["Looks good.", "Rolling back.", "Hi!"])
     agent = Agent(name="helper", system=SkillsPrompt("You are helpful.", SKILLS))
-    async with open_orchestrator(llm=llm) as orch:
+    async with open_orchestrator(llm=llm, tools=[read_file, PAGER]) as orch:
         proc = await orch.spawn(agent)
         assert await proc.send("Please review my PR") == "Looks good."
         assert await proc.send("The API went down!") == "Rolling back."
@@ -128,6 +144,35 @@ async def test_agent_run_injects_the_skills_for_each_message() -> None:
     assert "## incident-triage" in second and "code-review" not in second
     assert "## plain-language" in third and "code-review" not in third
     assert "incident-triage" not in third
+    assert [[t.name for t in r.tools] for r in llm.requests] == [["read_file"], ["pager__page"], []]
+
+
+async def test_a_skill_tool_missing_everywhere_is_an_error_at_spawn() -> None:
+    """A skill naming a tool nobody registered fails the spawn, naming skill and tool."""
+    agent = Agent(name="helper", system=SkillsPrompt("Base.", SKILLS))
+    async with open_orchestrator(llm=ScriptedLLM()) as orch:
+        with pytest.raises(SkillError, match="lists tool 'read_file'"):
+            await orch.spawn(agent)
+
+
+async def test_the_process_exposes_the_message_it_is_answering() -> None:
+    """AgentProcess.current_message is the user message during a send, None between sends."""
+    seen: list[str | None] = []
+
+    def peek() -> str:
+        """Look at the message being answered."""
+        proc = vega_trio.current_process()
+        message = getattr(proc, "current_message", None)
+        seen.append(None if message is None else message.text)
+        return "ok"
+
+    llm = ScriptedLLM([Step.tool_call("peek", {}), Step.text("done")])
+    async with open_orchestrator(llm=llm) as orch:
+        proc = await orch.spawn(Agent(name="a", tools=[peek]))
+        assert proc.current_message is None
+        assert await proc.send("what am I answering?") == "done"
+        assert proc.current_message is None
+    assert seen == ["what am I answering?"]
 
 
 async def test_skills_stay_active_through_the_tool_loop() -> None:
@@ -139,7 +184,7 @@ async def test_skills_stay_active_through_the_tool_loop() -> None:
 
     llm = ScriptedLLM([Step.tool_call("lookup", {"topic": "PR 7"}), Step.text("Reviewed.")])
     agent = Agent(name="helper", system=SkillsPrompt("Base.", SKILLS), tools=[lookup])
-    async with open_orchestrator(llm=llm) as orch:
+    async with open_orchestrator(llm=llm, tools=[read_file, PAGER]) as orch:
         proc = await orch.spawn(agent)
         assert await proc.send("review PR 7") == "Reviewed."
     assert len(llm.requests) == 2
@@ -161,7 +206,7 @@ async def test_base_prompt_may_be_a_callable_taking_the_process() -> None:
         Agent(name="a", system=SkillsPrompt(base, SKILLS)),
         Agent(name="b", system=SkillsPrompt(lambda: "No process.", SKILLS, max_active=0)),
     ]
-    async with open_orchestrator(llm=llm) as orch:
+    async with open_orchestrator(llm=llm, tools=[read_file, PAGER]) as orch:
         for agent in agents:
             proc = await orch.spawn(agent)
             await proc.send("review this")

@@ -48,8 +48,10 @@ class Agent:
             ``default_model``.
         system: a static string, or a callable returning the prompt (called for every
             LLM request; it may take the calling process as its one argument).
-        tools: a :class:`~vega_trio.tools.Tools` registry or a list of functions /
-            :class:`~vega_trio.tools.Tool` objects.
+        tools: a :class:`~vega_trio.tools.Tools` registry or a list of functions,
+            :class:`~vega_trio.tools.Tool` objects and names of the orchestrator's tools
+            (built-ins, MCP tools, ``open_orchestrator(tools=...)``); a name may be a
+            glob such as ``"filesystem__*"``. Names are resolved at spawn.
         temperature: sent to the model when set.
         max_tokens: the reply-length limit sent to the model.
         max_iterations: LLM rounds allowed per send before
@@ -81,7 +83,7 @@ class Agent:
     name: str = attrs.field(validator=_check_name)
     model: str | None = None
     system: SystemPrompt = ""
-    tools: Tools | Sequence[Callable[..., Any] | Tool] | None = attrs.field(
+    tools: Tools | Sequence[Callable[..., Any] | Tool | str] | None = attrs.field(
         default=None, hash=False
     )
     temperature: float | None = None
@@ -118,6 +120,7 @@ class Agent:
     # NOTE: derived once per blueprint, not once per spawn: a tool list's schemas and
     # the system-prompt getter are the same for every process of this agent.
     _tool_registry: Tools = attrs.field(init=False, eq=False, hash=False, repr=False)
+    _tool_names: tuple[str, ...] = attrs.field(init=False, eq=False, hash=False, repr=False)
     _system_getter: Callable[[Process], str] = attrs.field(
         init=False, eq=False, hash=False, repr=False
     )
@@ -128,31 +131,47 @@ class Agent:
             raise ValueError(f"Agent.budget_scope must be 'agent' or 'tree', got {value!r}")
 
     def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "_tool_registry", _tools_from(self.tools))
+        registry, names = _tools_from(self.tools)
+        object.__setattr__(self, "_tool_registry", registry)
+        object.__setattr__(self, "_tool_names", names)
         object.__setattr__(self, "_system_getter", _system_prompt_getter(self.system))
 
     @property
     def tool_registry(self) -> Tools:
-        """The agent's tools as a registry (a given :class:`Tools` is used as is)."""
+        """The agent's own tools as a registry (a given :class:`Tools` is used as is);
+        names of the orchestrator's tools are in :attr:`tool_names`."""
         return self._tool_registry
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """Names (and globs) of the orchestrator's tools this agent asks for."""
+        return self._tool_names
 
     def system_prompt(self, process: Process) -> str:
         """The system prompt for a request of ``process``."""
         return self._system_getter(process)
 
 
-def _tools_from(spec: Tools | Sequence[Callable[..., Any] | Tool] | None) -> Tools:
+def _tools_from(
+    spec: Tools | Sequence[Callable[..., Any] | Tool | str] | None,
+) -> tuple[Tools, tuple[str, ...]]:
     if isinstance(spec, Tools):
-        return spec
+        return spec, ()
     if spec is not None and (isinstance(spec, str | bytes) or not isinstance(spec, Sequence)):
         raise TypeError(
-            f"Agent.tools must be a Tools registry or a list of functions/Tool objects, "
-            f"not {type(spec).__name__}"
+            f"Agent.tools must be a Tools registry or a list of functions, Tool objects and "
+            f"tool names, not {type(spec).__name__}"
         )
     tools = Tools()
+    names: list[str] = []
     for item in spec or ():
-        tools.register(item)
-    return tools
+        if isinstance(item, str):
+            if not item.strip():
+                raise ValueError("Agent.tools has an empty tool name; name a tool or a glob")
+            names.append(item)
+        else:
+            tools.register(item)
+    return tools, tuple(dict.fromkeys(names))
 
 
 def _system_prompt_getter(system: Any) -> Callable[[Process], str]:

@@ -21,13 +21,14 @@ from ..llm import (
     PriceTable,
     TextChunk,
     ToolResultBlock,
+    ToolSchema,
     ToolUseBlock,
     Usage,
 )
 from ..resilience import BudgetExceeded, BudgetTracker, CircuitBreaker
 from ..resilience._breaker import BreakerState
 from ..resilience._path import CallPath, KeepAlive
-from ..tools import ToolCall
+from ..tools import ToolCall, Tools
 from ._context import (
     ContextManager,
     SlidingWindowContext,
@@ -111,6 +112,8 @@ class AgentBehaviour:
         context: ContextManager | None = None,
         path: CallPath | None = None,
         budgets: Sequence[BudgetTracker] = (),
+        tools: Tools | None = None,
+        skill_tools: Tools | None = None,
     ) -> None:
         self.agent = agent
         self.llm = llm
@@ -118,7 +121,13 @@ class AgentBehaviour:
         self.prices = prices
         self.bus = bus
         self.max_iterations = max_iterations or agent.max_iterations
-        self.tools = agent.tool_registry
+        self.tools = tools if tools is not None else agent.tool_registry
+        # NOTE: a system prompt that picks skills per message (SkillsPrompt) may bring
+        # tools of their own; they are looked up here and added for that round only.
+        self._skills: Any = agent.system if hasattr(agent.system, "tool_names") else None
+        self._skill_tools = skill_tools if skill_tools is not None else self.tools
+        self.current_message: Message | None = None
+        """The user message the process is answering now (``None`` between sends)."""
         self.context: ContextManager = context or (
             agent.context() if agent.context else UnboundedContext()
         )
@@ -211,15 +220,36 @@ class AgentBehaviour:
     async def _converse(self, process: Process, request: ChatRequest) -> str:
         # NOTE: turns of this send are kept aside and committed to the context only when
         # the send succeeds, so a failed or cancelled send leaves an API-valid history.
+        self.current_message = request.message
+        try:
+            return await self._tool_loop(process, request)
+        finally:
+            self.current_message = None
+
+    def _round_tools(self, process: Process) -> tuple[Tools, tuple[ToolSchema, ...]]:
+        if self._skills is None:
+            return self.tools, self._schemas
+        wanted = [
+            name
+            for name in self._skills.tool_names(process, self._skill_tools)
+            if name not in self.tools
+        ]
+        if not wanted:
+            return self.tools, self._schemas
+        tools = self.tools.merged(self._skill_tools.subset(wanted))
+        return tools, tools.schemas()
+
+    async def _tool_loop(self, process: Process, request: ChatRequest) -> str:
         pending: list[Message] = [request.message]
         events = request.events
         for _ in range(self.max_iterations):
             self.metrics.iterations += 1
+            tools, schemas = self._round_tools(process)
             llm_request = LLMRequest(
                 model=self.model,
                 system=self._system(process),
                 messages=(*self.context.messages(), *pending),
-                tools=self._schemas,
+                tools=schemas,
                 max_tokens=self.agent.max_tokens,
                 temperature=self.agent.temperature,
             )
@@ -234,7 +264,7 @@ class AgentBehaviour:
             if not tool_uses:
                 self.context.extend(pending)
                 return response.text
-            results = await self._run_tools(process, tool_uses, events)
+            results = await self._run_tools(process, tools, tool_uses, events)
             pending.append(Message(role="user", content=results))
         raise MaxIterationsExceeded(
             f"agent {self.name!r} (process {process.id}) still asked for tools after "
@@ -414,15 +444,16 @@ class AgentBehaviour:
     async def _run_tools(
         self,
         process: Process,
+        tools: Tools,
         tool_uses: Sequence[ToolUseBlock],
         events: trio.MemorySendChannel[ChatEvent] | None,
     ) -> list[ToolResultBlock]:
         if len(tool_uses) == 1:
-            return [await self._run_tool(process, tool_uses[0], events)]
+            return [await self._run_tool(process, tools, tool_uses[0], events)]
         results: list[ToolResultBlock | None] = [None] * len(tool_uses)
 
         async def run(index: int, use: ToolUseBlock) -> None:
-            results[index] = await self._run_tool(process, use, events)
+            results[index] = await self._run_tool(process, tools, use, events)
 
         async with trio.open_nursery() as nursery:
             for index, use in enumerate(tool_uses):
@@ -432,6 +463,7 @@ class AgentBehaviour:
     async def _run_tool(
         self,
         process: Process,
+        tools: Tools,
         use: ToolUseBlock,
         events: trio.MemorySendChannel[ChatEvent] | None,
     ) -> ToolResultBlock:
@@ -452,7 +484,7 @@ class AgentBehaviour:
             )
         started = trio.current_time()
         try:
-            output = await self._execute(use, arguments)
+            output = await self._execute(tools, use, arguments)
             is_error = False
         except Exception as exc:  # the model sees the failure and may recover
             output = _describe_tool_error(use.name, exc)
@@ -482,7 +514,7 @@ class AgentBehaviour:
             )
         return ToolResultBlock(tool_use_id=use.id, content=output, is_error=is_error)
 
-    async def _execute(self, use: ToolUseBlock, arguments: Mapping[str, Any]) -> str:
+    async def _execute(self, tools: Tools, use: ToolUseBlock, arguments: Mapping[str, Any]) -> str:
         if INVALID_JSON_KEY in arguments:
             raise ValueError(
                 f"the arguments for {use.name!r} were not valid JSON "
@@ -491,12 +523,12 @@ class AgentBehaviour:
         call = ToolCall(id=use.id, name=use.name, arguments=arguments)
         timeout = self.agent.tool_timeout
         if timeout is None:
-            return await self.tools.execute(call)
-        tool = self.tools.get(use.name)
+            return await tools.execute(call)
+        tool = tools.get(use.name)
         if tool is not None and tool.timeout is not None:
-            return await self.tools.execute(call)  # the tool's own limit wins
+            return await tools.execute(call)  # the tool's own limit wins
         with trio.fail_after(timeout):
-            return await self.tools.execute(call)
+            return await tools.execute(call)
 
 
 class _ResilientLLM:

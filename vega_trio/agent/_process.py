@@ -57,6 +57,12 @@ class AgentProcess(Process):
         """The structured conversation (what its context manager retains)."""
         return self._agent_behaviour.context.snapshot()
 
+    @property
+    def current_message(self) -> Message | None:
+        """The user message this process is answering now (also during the later
+        rounds of its tool loop), or ``None`` between sends."""
+        return self._agent_behaviour.current_message
+
     async def send(self, message: str | Message) -> str:
         """Send ``message`` and wait for the final reply text.
 
