@@ -46,6 +46,7 @@ from .runtime import (
 )
 from .runtime._supervisor import RestartType, ShutdownPolicy
 from .skills import skill_tool_names
+from .team import blackboard_tools, team_tools
 from .tools import Sandbox, Tool, Tools, builtin_tools
 from .tools.mcp import MCPServerConfig, MCPServers
 
@@ -97,9 +98,12 @@ class Orchestrator:
     mcp: MCPServers | None = None
     """The MCP servers the orchestrator connected (``open_orchestrator(mcp_servers=...)``)."""
     sandbox: Sandbox | None = None
+    agents: dict[str, Agent] = attrs.field(factory=dict)
+    """Agents known by name (every spawned agent, and ``register_agent``): team members
+    may be named instead of given as objects."""
     _limiters: RateLimiters = attrs.field(factory=RateLimiters)
     _caps: dict[int, tuple[LLM, ConcurrencyCap]] = attrs.field(factory=dict)
-    _agents: dict[int, _AgentShared] = attrs.field(factory=dict)
+    _shared_by_agent: dict[int, _AgentShared] = attrs.field(factory=dict)
 
     # ------------------------------------------------------------------- spawn
     async def spawn(
@@ -141,6 +145,7 @@ class Orchestrator:
         """
         if not isinstance(agent, Agent):
             raise TypeError(f"spawn() takes an Agent, not {type(agent).__name__}")
+        self.agents.setdefault(agent.name, agent)
         if parent is _AUTO:
             caller = current_process_or_none()
             parent = caller if caller is not None and caller._runtime is self._runtime else None
@@ -168,13 +173,26 @@ class Orchestrator:
             trap_exit=trap_exit,
         )
 
-    def _behaviour(self, agent: Agent, *, max_iterations: int | None = None) -> AgentBehaviour:
+    def _behaviour(
+        self,
+        agent: Agent,
+        *,
+        max_iterations: int | None = None,
+        extra_tools: Tools | None = None,
+    ) -> AgentBehaviour:
         llm = agent.llm or self.llm
         if llm is None:
             llm = self.llm = self._owned_llm = _default_llm()
         model = agent.model or self.default_model
         shared = self._shared(agent, llm, model)
         tools, skill_tools = self._tools_for(agent)
+        if agent.team:
+            self.register_agent(agent)
+            team = team_tools(agent, self._team_of(agent), self._spawn_delegate)
+            tools = (tools or agent.tool_registry).merged(team)
+        if extra_tools is not None:
+            mine = tools or agent.tool_registry
+            tools = mine.merged(extra_tools.subset(n for n in extra_tools.names() if n not in mine))
         return AgentBehaviour(
             agent,
             llm=llm,
@@ -187,6 +205,74 @@ class Orchestrator:
             tools=tools,
             skill_tools=skill_tools,
         )
+
+    def register_agent(self, agent: Agent) -> None:
+        """Make ``agent`` known by its name (for ``team=["name"]``).
+
+        Raises:
+            ValueError: a different agent already has that name.
+        """
+        known = self.agents.get(agent.name)
+        if known is not None and known is not agent and known != agent:
+            raise ValueError(
+                f"another agent is already registered as {agent.name!r}; agent names must "
+                "be unique within an orchestrator"
+            )
+        self.agents[agent.name] = agent
+
+    def _team_of(self, agent: Agent) -> dict[str, Agent]:
+        members: dict[str, Agent] = {}
+        for member in agent.team:
+            if isinstance(member, str):
+                found = self.agents.get(member)
+                if found is None:
+                    known = ", ".join(self.agents) or "none"
+                    raise ValueError(
+                        f"agent {agent.name!r} has {member!r} in its team, but no agent of that "
+                        f"name is known (known agents: {known}); pass the Agent object, or "
+                        "register it with orch.register_agent()"
+                    )
+                member = found
+            members[member.name] = member
+        return members
+
+    async def _spawn_delegate(self, member: Agent, caller: Process, team_group: str) -> Process:
+        """A team member's process under ``caller``; with a team blackboard it gets the
+        ``bb_*`` tools (whatever its own tools) and joins the team's group."""
+        self.agents.setdefault(member.name, member)
+        behaviour = self._behaviour(member, extra_tools=blackboard_tools() if team_group else None)
+        behaviour.team_group = team_group or None
+        proc = await self._runtime.spawn(
+            behaviour,
+            process_class=AgentProcess,
+            parent=caller,
+            reason=f"delegate of {caller.agent_name}",
+            task=f"team member of {caller.agent_name}",
+            mailbox_size=self.mailbox_size,
+            supervision=member.supervision,
+        )
+        if team_group:
+            self._runtime.group(team_group).join(proc)
+        return proc
+
+    async def broadcast(
+        self, group: str, message: str, *, exclude: Process | None = None
+    ) -> dict[str, str | BaseException]:
+        """Send ``message`` to every live process of ``group`` at once and wait for all.
+
+        Returns:
+            Each member's reply text, or the error it failed with, by process id.
+        """
+        futures = self._runtime.group(group).broadcast(message, exclude=exclude)
+        results: dict[str, str | BaseException] = {}
+        for future in futures:
+            try:
+                reply = await future.wait()
+            except Exception as exc:  # one member's failure is that member's answer
+                results[future.process_id] = exc
+            else:
+                results[future.process_id] = getattr(reply, "text", reply)
+        return results
 
     def tool_registry(self) -> Tools:
         """Every tool agents can ask for by name: the orchestrator's own tools (and the
@@ -236,7 +322,7 @@ class Orchestrator:
     def _shared(self, agent: Agent, llm: LLM, model: str) -> _AgentShared:
         # NOTE: keyed by identity (the Agent is kept alive by the entry, so its id is
         # not reused): one breaker, limiter and spend per blueprint, made once.
-        shared = self._agents.get(id(agent))
+        shared = self._shared_by_agent.get(id(agent))
         if shared is not None:
             return shared
         limiters: list[RateLimiter] = []
@@ -262,7 +348,7 @@ class Orchestrator:
             timeout=agent.llm_timeout,
         )
         spend = BudgetTracker(agent.budget, owner=f"agent {agent.name!r}")
-        shared = self._agents[id(agent)] = _AgentShared(agent, path, spend)
+        shared = self._shared_by_agent[id(agent)] = _AgentShared(agent, path, spend)
         return shared
 
     # ------------------------------------------------------------- supervisors
@@ -426,7 +512,7 @@ class Orchestrator:
             events.
         """
         agents: dict[str, dict[str, Any]] = {}
-        for shared in self._agents.values():
+        for shared in self._shared_by_agent.values():
             entry = agents.setdefault(shared.agent.name, {"cost_usd": 0.0, "budget": None})
             entry["cost_usd"] += shared.spend.spent
             if shared.spend.budget is not None:
@@ -489,7 +575,7 @@ def _global_tools(tools: Tools | Sequence[Callable[..., Any] | Tool] | None) -> 
     return registry
 
 
-async def _run_mcp(
+async def _run_mcp(  # noqa: ASYNC114, ASYNC128 - servers.run calls started()
     servers: MCPServers,
     done: trio.Event,
     *,

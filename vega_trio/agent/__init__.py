@@ -3,7 +3,7 @@ and conversation context management."""
 
 from __future__ import annotations
 
-from ._agent import Agent, SystemPrompt
+from ._agent import Agent, Delegation, SystemPrompt
 from ._context import ContextManager, SlidingWindowContext, TokenBudgetContext, UnboundedContext
 from ._events import (
     ChatEvent,
@@ -18,6 +18,7 @@ from ._loop import AgentBehaviour, ChatRequest, ProcessMetrics, SendResult
 from ._process import AgentProcess, ChatStream, TextStream
 
 __all__ = [
+    "Delegation",
     "Agent",
     "AgentBehaviour",
     "AgentProcess",

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from ..runtime import Process
     from ._context import ContextManager
 
-__all__ = ["Agent", "SystemPrompt"]
+__all__ = ["Agent", "Delegation", "SystemPrompt"]
+
+_ROLES = ("user", "assistant")
 
 SystemPrompt: TypeAlias = "str | Callable[[], str] | Callable[[Process], str]"
 
@@ -34,6 +36,41 @@ def _check_positive(name: str) -> Callable[[Any, Any, Any], None]:
 def _check_name(_instance: Any, _attribute: Any, value: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"Agent.name must be a non-empty string, got {value!r}")
+
+
+def _check_roles(_instance: Any, _attribute: Any, value: tuple[str, ...]) -> None:
+    unknown = [role for role in value if role not in _ROLES]
+    if unknown:
+        raise ValueError(
+            f"Delegation.include_roles may hold 'user' and 'assistant', not {unknown!r}"
+        )
+
+
+def _check_window(_instance: Any, _attribute: Any, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"Delegation.context_window must be a whole number of turns >= 0, got {value!r}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Delegation:
+    """How an agent delegates to its team.
+
+    Attributes:
+        context_window: how many recent turns of the caller's conversation (the
+            message being answered included) are forwarded with each delegated
+            message; ``0`` forwards none.
+        include_roles: which turns count (``"user"``, ``"assistant"``).
+        blackboard: give the team a shared blackboard (``bb_read``, ``bb_write``,
+            ``bb_list`` for the caller and its delegates).
+    """
+
+    context_window: int = attrs.field(default=0, validator=_check_window)
+    include_roles: tuple[str, ...] = attrs.field(
+        default=_ROLES, converter=tuple, validator=_check_roles
+    )
+    blackboard: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -78,6 +115,9 @@ class Agent:
             this agent's budget too.
         llm_timeout: seconds one LLM call may take (for a stream: the longest
             silence between chunks); default 5 minutes, ``None`` for no limit.
+        team: the agents this one may delegate to (``Agent`` objects, or names of
+            agents the orchestrator knows); gives it a ``delegate(agent, message)`` tool.
+        delegation: how it delegates (forwarded context, shared blackboard).
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -117,6 +157,10 @@ class Agent:
     llm_timeout: float | None = attrs.field(
         default=DEFAULT_LLM_TIMEOUT, validator=_check_positive("llm_timeout")
     )
+    team: tuple[Agent | str, ...] = attrs.field(default=(), converter=tuple, hash=False)
+    delegation: Delegation | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(Delegation))
+    )
     # NOTE: derived once per blueprint, not once per spawn: a tool list's schemas and
     # the system-prompt getter are the same for every process of this agent.
     _tool_registry: Tools = attrs.field(init=False, eq=False, hash=False, repr=False)
@@ -129,6 +173,16 @@ class Agent:
     def _check_budget_scope(self, _attribute: Any, value: str) -> None:
         if value not in ("agent", "tree"):
             raise ValueError(f"Agent.budget_scope must be 'agent' or 'tree', got {value!r}")
+
+    @team.validator
+    def _check_team(self, _attribute: Any, value: tuple[Agent | str, ...]) -> None:
+        for member in value:
+            if not isinstance(member, Agent | str):
+                raise TypeError(
+                    f"Agent.team holds Agent objects or agent names, not {type(member).__name__}"
+                )
+            if (member.name if isinstance(member, Agent) else member) == self.name:
+                raise ValueError(f"agent {self.name!r} cannot be in its own team")
 
     def __attrs_post_init__(self) -> None:
         registry, names = _tools_from(self.tools)

@@ -41,6 +41,8 @@ class _Wire:
         data: dict[str, Any] = {"type": self.type}
         for field in attrs.fields(type(self)):  # type: ignore[arg-type]
             value = getattr(self, field.name)
+            if field.name == "agent" and value is None:
+                continue  # the streaming agent's own event: no name on the wire
             data[field.name] = value.to_dict() if isinstance(value, SendMetrics) else value
         return data
 
@@ -56,6 +58,8 @@ class TextDeltaEvent(_Wire):
 
     type: ClassVar[Literal["text_delta"]] = "text_delta"
     delta: str
+    agent: str | None = None
+    """The delegate that produced it (a team member's nested stream), else ``None``."""
 
 
 @attrs.frozen(kw_only=True)
@@ -66,6 +70,8 @@ class ToolStartEvent(_Wire):
     tool_call_id: str
     tool_name: str
     arguments: Mapping[str, Any] = attrs.field(hash=False)
+    agent: str | None = None
+    """The delegate that called the tool (a team member's nested stream), else ``None``."""
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form."""
@@ -84,6 +90,8 @@ class ToolEndEvent(_Wire):
     result: str
     duration_ms: int
     is_error: bool = False
+    agent: str | None = None
+    """The delegate that called the tool (a team member's nested stream), else ``None``."""
 
 
 @attrs.frozen(kw_only=True)

@@ -128,6 +128,13 @@ class AgentBehaviour:
         self._skill_tools = skill_tools if skill_tools is not None else self.tools
         self.current_message: Message | None = None
         """The user message the process is answering now (``None`` between sends)."""
+        self.current_events: trio.MemorySendChannel[ChatEvent] | None = None
+        """Where the send being served streams its events (``None``: not streamed);
+        a delegating tool forwards its delegate's events here."""
+        self.team_group: str | None = None
+        """The process group whose blackboard the team's ``bb_*`` tools use."""
+        self.delegates: dict[str, Process] = {}
+        """This process's delegates by agent name (team members it delegated to)."""
         self.context: ContextManager = context or (
             agent.context() if agent.context else UnboundedContext()
         )
@@ -221,10 +228,12 @@ class AgentBehaviour:
         # NOTE: turns of this send are kept aside and committed to the context only when
         # the send succeeds, so a failed or cancelled send leaves an API-valid history.
         self.current_message = request.message
+        self.current_events = request.events
         try:
             return await self._tool_loop(process, request)
         finally:
             self.current_message = None
+            self.current_events = None
 
     def _round_tools(self, process: Process) -> tuple[Tools, tuple[ToolSchema, ...]]:
         if self._skills is None:

@@ -172,8 +172,8 @@ class ChatStream:
         except (trio.EndOfChannel, trio.ClosedResourceError):
             await self._request.wait_done()
             return self._terminal()
-        if isinstance(event, TextDeltaEvent):
-            self.text += event.delta
+        if isinstance(event, TextDeltaEvent) and event.agent is None:
+            self.text += event.delta  # a delegate's forwarded text is not this reply
         return event
 
     def _terminal(self) -> ChatEvent:

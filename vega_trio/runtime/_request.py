@@ -112,6 +112,11 @@ class Future(Generic[T]):
 
     _request: Request
 
+    @property
+    def process_id(self) -> str:
+        """The process the request was sent to."""
+        return self._request.process_id
+
     def done(self) -> bool:
         """Whether the answer is in."""
         return self._request.done
