@@ -28,10 +28,22 @@ Every error the library raises on purpose derives from :class:`VegaError`::
     │       ├── RateLimited         a ``reject`` rate limiter refused it (resilience)
     │       ├── RequestTooLarge     it can never fit its tokens-per-minute limit
     │       └── CircuitOpen         the agent's circuit breaker is open (resilience)
-    └── ToolError                   tool registration or execution problems
-        ├── DuplicateTool           a tool name is registered twice
-        ├── ToolNotFound            the model asked for a tool that does not exist
-        └── ToolSchemaError         a function's signature cannot become a JSON schema
+    ├── ToolError                   tool registration or execution problems
+    │   ├── DuplicateTool           a tool name is registered twice
+    │   ├── ToolNotFound            the model asked for a tool that does not exist
+    │   ├── ToolSchemaError         a function's signature cannot become a JSON schema
+    │   │   └── ToolDefinitionError a declarative (http/exec) tool is malformed
+    │   ├── ToolArgumentError       the arguments don't match the schema (tools)
+    │   ├── ToolTimeout             a tool ran longer than its limit (tools)
+    │   ├── SandboxViolation        a path resolves outside the sandbox (tools)
+    │   ├── HttpToolError           an http tool's request failed (``HostNotAllowed``)
+    │   ├── ExecToolError           an exec tool's command failed
+    │   ├── MissingEnvironmentVariable  a ``${VAR}`` a tool needs is not set
+    │   ├── MCPServerError          an MCP server problem (``MCPConfigError``,
+    │   │                           ``MCPServerUnavailable``, ``MCPToolError``)
+    │   └── DelegationRefused       a ``delegate`` call named an agent outside the team
+    ├── SkillError                  a skill file or skill configuration is wrong (skills)
+    └── TemplateError               a DSL template or condition is malformed (dsl)
 
 ``RequestError`` is the line between "this request failed" and "this process
 crashed": a behaviour that raises a ``RequestError`` answers the caller with it and
