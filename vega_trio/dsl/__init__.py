@@ -1,0 +1,33 @@
+"""The YAML DSL (SPEC §8): for now its template and condition language and its units.
+
+Templates are text with ``{{ expr }}`` placeholders; conditions decide ``if:``, ``until:``
+and friends. Both are parsed once by a small parser of their own (never ``eval``) and
+evaluated against a mapping of variables::
+
+    from vega_trio.dsl import Condition, Template
+
+    Template.parse("Research {{ topic | upper }}").render({"topic": "trio"})  # 'Research TRIO'
+    Condition.parse("score >= 7 and 'ok' in tags").evaluate({"score": 8, "tags": ["ok"]})  # True
+
+The language is described in ``docs/dsl-templates.md``.
+"""
+
+from __future__ import annotations
+
+from ._errors import DurationError, TemplateError
+from ._expr import FILTERS, VariableRef
+from ._template import Condition, Template
+from ._units import parse_duration
+from ._values import to_text, truthy
+
+__all__ = [
+    "FILTERS",
+    "Condition",
+    "DurationError",
+    "Template",
+    "TemplateError",
+    "VariableRef",
+    "parse_duration",
+    "to_text",
+    "truthy",
+]

@@ -1,0 +1,927 @@
+"""The expression language inside ``{{ ... }}`` and in conditions: tokenizer, recursive-descent
+parser and the tree it builds.
+
+Grammar (lowest precedence first)::
+
+    expression  := and_expr ( "or" and_expr )*
+    and_expr    := not_expr ( "and" not_expr )*
+    not_expr    := "not" not_expr | comparison
+    comparison  := filtered [ COMPARE filtered ]
+    COMPARE     := "==" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "not" "in"
+    filtered    := primary ( "|" NAME [ ":" argument ] )*
+    primary     := STRING | NUMBER | "true" | "false" | "none" | "null"
+                 | PATH                      # name, .name, user.name, items.0
+                 | "(" expression ")"
+                 | "{{" expression "}}"      # a template placeholder inside a condition
+
+Nothing here calls ``eval``: the tree's nodes look variables up in a mapping and apply the
+filters of :data:`FILTERS`. Parse errors are :class:`TemplateError` with the offset of the
+offending character; render-time failures (an undefined variable) are :class:`RenderFailure`
+until the template or condition that owns the text turns them into a ``TemplateError``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final, NamedTuple
+
+import attrs
+
+from ._errors import TemplateError
+from ._values import contains, equal, ordered, to_json, to_text, truthy
+
+__all__ = [
+    "FILTERS",
+    "Node",
+    "Parser",
+    "RenderFailure",
+    "VariableRef",
+    "parse_parts",
+]
+
+# -- references -------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class VariableRef:
+    """A variable a template or condition reads.
+
+    Attributes:
+        name: the root variable (``user`` for ``user.name``).
+        path: the dotted path as written, without a leading dot (``user.name``).
+        position: 0-based offset of the reference in the template or condition text.
+        defaulted: the reference is under a ``default`` filter, so it may be undefined.
+    """
+
+    name: str
+    path: str
+    position: int
+    defaulted: bool = False
+
+
+# -- render-time failures ---------------------------------------------------------------------
+
+
+class RenderFailure(Exception):
+    """Raised while rendering; the owner of the text turns it into a :class:`TemplateError`
+    (it knows the text and the caller's ``where``)."""
+
+    def __init__(self, summary: str, *, position: int, hint: str, variable: str | None) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.position = position
+        self.hint = hint
+        self.variable = variable
+
+    def to_error(self, text: str, where: str | None) -> TemplateError:
+        return TemplateError(
+            self.summary,
+            text=text,
+            position=self.position,
+            hint=self.hint,
+            where=where,
+            variable=self.variable,
+        )
+
+
+# -- the tree ---------------------------------------------------------------------------------
+
+Variables = Mapping[str, object]
+
+
+class Node:
+    """A node of the expression tree."""
+
+    __slots__ = ()
+
+    def eval(self, variables: Variables) -> object:
+        raise NotImplementedError
+
+
+class Literal(Node):
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def eval(self, variables: Variables) -> object:
+        return self.value
+
+
+_MISSING: Final = object()
+
+
+class Path(Node):
+    """A variable with an optional dotted path: ``topic``, ``user.name``, ``items.0``."""
+
+    __slots__ = ("keys", "path", "position", "root")
+
+    def __init__(self, keys: tuple[str, ...], position: int) -> None:
+        self.root = keys[0]
+        self.keys = keys[1:]
+        self.path = ".".join(keys)
+        self.position = position
+
+    def eval(self, variables: Variables) -> object:
+        value = variables.get(self.root, _MISSING)
+        if value is _MISSING:
+            raise self._undefined(_close_match(self.root, variables, "variable"), root=True)
+        walked = self.root
+        for key in self.keys:
+            value = self._step(value, key, walked)
+            walked = f"{walked}.{key}"
+        return value
+
+    def _step(self, value: object, key: str, walked: str) -> object:
+        if isinstance(value, Mapping):
+            found = value.get(key, _MISSING)
+            if found is _MISSING and key.isdecimal():
+                # NOTE: JSON objects only have string keys, but a dict built in Python (or
+                # YAML `1: x`) may use an int; `scores.1` should find either.
+                found = value.get(int(key), _MISSING)
+            if found is _MISSING:
+                keys = ", ".join(sorted(map(str, value))) or "none"
+                hint = _close_match(key, value, "key")
+                raise self._undefined(f"{walked!r} has no key {key!r} (its keys: {keys}). {hint}")
+            return found
+        if isinstance(value, (list, tuple)):
+            if not key.isdecimal():
+                raise self._undefined(
+                    f"{walked!r} is a list; index it with a number, like {walked}.0. "
+                )
+            index = int(key)
+            if index >= len(value):
+                raise self._undefined(
+                    f"{walked!r} has {len(value)} item{'s' if len(value) != 1 else ''}, "
+                    f"so there is no index {index} (indexes start at 0). "
+                )
+            return value[index]
+        kind = "none" if value is None else type(value).__name__
+        raise self._undefined(f"{walked!r} is {_article(kind)} {kind}, which has no {key!r}. ")
+
+    def _undefined(self, detail: str, *, root: bool = False) -> RenderFailure:
+        fallback = f'{{{{ {self.path} | default:"..." }}}}'
+        if root:
+            todo = (
+                f"Define it (a workflow input, a save:, a set:, a loop variable or "
+                f"--task {self.root}=...) or give a fallback: {fallback}"
+            )
+        else:
+            todo = f"Give a fallback if it may be missing: {fallback}"
+        return RenderFailure(
+            f"undefined variable {self.path!r}",
+            position=self.position,
+            hint=f"{detail}{todo}",
+            variable=self.path,
+        )
+
+
+def _article(kind: str) -> str:
+    return "an" if kind[:1] in "aeiou" else "a"
+
+
+def _close_match(name: str, candidates: Iterable[object], what: str) -> str:
+    names = [str(candidate) for candidate in candidates]
+    matches = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
+    return f"Did you mean {what} {matches[0]!r}? " if matches else ""
+
+
+class Not(Node):
+    __slots__ = ("operand",)
+
+    def __init__(self, operand: Node) -> None:
+        self.operand = operand
+
+    def eval(self, variables: Variables) -> object:
+        return not truthy(self.operand.eval(variables))
+
+
+class And(Node):
+    __slots__ = ("left", "right")
+
+    def __init__(self, left: Node, right: Node) -> None:
+        self.left = left
+        self.right = right
+
+    def eval(self, variables: Variables) -> object:
+        return truthy(self.left.eval(variables)) and truthy(self.right.eval(variables))
+
+
+class Or(Node):
+    __slots__ = ("left", "right")
+
+    def __init__(self, left: Node, right: Node) -> None:
+        self.left = left
+        self.right = right
+
+    def eval(self, variables: Variables) -> object:
+        return truthy(self.left.eval(variables)) or truthy(self.right.eval(variables))
+
+
+def _eq(left: object, right: object) -> bool:
+    return equal(left, right)
+
+
+def _ne(left: object, right: object) -> bool:
+    return not equal(left, right)
+
+
+def _in(left: object, right: object) -> bool:
+    return contains(right, left)
+
+
+def _not_in(left: object, right: object) -> bool:
+    return not contains(right, left)
+
+
+def _ordering(op: str) -> Callable[[object, object], bool]:
+    return lambda left, right: ordered(op, left, right)
+
+
+_COMPARISONS: Final[dict[str, Callable[[object, object], bool]]] = {
+    "==": _eq,
+    "!=": _ne,
+    "<": _ordering("<"),
+    "<=": _ordering("<="),
+    ">": _ordering(">"),
+    ">=": _ordering(">="),
+    "in": _in,
+    "not in": _not_in,
+}
+
+
+class Compare(Node):
+    __slots__ = ("compare", "left", "right")
+
+    def __init__(self, op: str, left: Node, right: Node) -> None:
+        self.compare = _COMPARISONS[op]
+        self.left = left
+        self.right = right
+
+    def eval(self, variables: Variables) -> object:
+        return self.compare(self.left.eval(variables), self.right.eval(variables))
+
+
+class Filtered(Node):
+    """``base | f1 | f2:arg``. An undefined ``base`` skips the filters before the first
+    ``default`` (which supplies the value); without a ``default`` it is an error."""
+
+    __slots__ = ("base", "calls", "default_at")
+
+    def __init__(self, base: Node, calls: tuple[FilterCall, ...]) -> None:
+        self.base = base
+        self.calls = calls
+        self.default_at = next(
+            (index for index, call in enumerate(calls) if call.name == "default"), None
+        )
+
+    def eval(self, variables: Variables) -> object:
+        start = 0
+        try:
+            value = self.base.eval(variables)
+        except RenderFailure as failure:
+            if self.default_at is None or failure.variable is None:
+                raise
+            value = self.calls[self.default_at].argument
+            start = self.default_at + 1
+        for call in self.calls[start:]:
+            value = call.function(value, call.argument)
+        return value
+
+
+class Interpolation(Node):
+    """A quoted string with placeholders inside a condition: ``"{{x}}" == "yes"``."""
+
+    __slots__ = ("parts", "single")
+
+    def __init__(self, parts: tuple[str | Node, ...]) -> None:
+        self.parts = parts
+        self.single = parts[0] if len(parts) == 1 and isinstance(parts[0], Node) else None
+
+    def eval(self, variables: Variables) -> object:
+        if self.single is not None:
+            return self.single.eval(variables)
+        return render_parts(self.parts, variables)
+
+
+def render_parts(parts: tuple[str | Node, ...], variables: Variables) -> str:
+    """Literal text and placeholders rendered as one string."""
+    return "".join(
+        part if isinstance(part, str) else to_text(part.eval(variables)) for part in parts
+    )
+
+
+# -- filters ----------------------------------------------------------------------------------
+
+FilterFunction = Callable[[object, object], object]
+
+
+class FilterCall(NamedTuple):
+    name: str
+    function: FilterFunction
+    argument: object
+
+
+class _Filter(NamedTuple):
+    function: FilterFunction
+    # "none": takes no argument; "required"; "optional" (then `default_argument` applies).
+    takes: str
+    default_argument: object = None
+    example: str = ""
+
+
+def _upper(value: object, _: object) -> object:
+    return to_text(value).upper()
+
+
+def _lower(value: object, _: object) -> object:
+    return to_text(value).lower()
+
+
+def _trim(value: object, _: object) -> object:
+    return to_text(value).strip()
+
+
+def _default(value: object, fallback: object) -> object:
+    return fallback if value is None or value == "" else value
+
+
+def _truncate(value: object, limit: object) -> object:
+    text = to_text(value)
+    assert isinstance(limit, int)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _join(value: object, separator: object) -> object:
+    if isinstance(value, (list, tuple)):
+        return str(separator).join(map(to_text, value))
+    return value
+
+
+def _lines(value: object, _: object) -> object:
+    return len(to_text(value).splitlines())
+
+
+def _words(value: object, _: object) -> object:
+    return len(to_text(value).split())
+
+
+def _length(value: object, _: object) -> object:
+    if value is None:
+        return 0
+    if isinstance(value, (str, list, tuple, dict)):
+        return len(value)
+    return len(to_text(value))
+
+
+def _first(value: object, _: object) -> object:
+    if isinstance(value, (list, tuple, str)):
+        return value[0] if value else None
+    if isinstance(value, dict):
+        return next(iter(value), None)
+    return value
+
+
+def _last(value: object, _: object) -> object:
+    if isinstance(value, (list, tuple, str)):
+        return value[-1] if value else None
+    if isinstance(value, dict):
+        return next(reversed(value), None)
+    return value
+
+
+def _json(value: object, _: object) -> object:
+    return to_json(value)
+
+
+_FILTERS: Final[dict[str, _Filter]] = {
+    "upper": _Filter(_upper, "none"),
+    "lower": _Filter(_lower, "none"),
+    "trim": _Filter(_trim, "none"),
+    "default": _Filter(_default, "required", example='default:"n/a"'),
+    "truncate": _Filter(_truncate, "required", example="truncate:100"),
+    "join": _Filter(_join, "optional", ", ", example='join:", "'),
+    "lines": _Filter(_lines, "none"),
+    "words": _Filter(_words, "none"),
+    "length": _Filter(_length, "none"),
+    "first": _Filter(_first, "none"),
+    "last": _Filter(_last, "none"),
+    "json": _Filter(_json, "none"),
+}
+
+FILTERS: Final = frozenset(_FILTERS)
+"""The names of the template filters."""
+
+_FILTER_LIST: Final = ", ".join(_FILTERS)
+
+# -- tokenizer --------------------------------------------------------------------------------
+
+_IDENT: Final = r"[^\W\d]\w*(?:-\w+)*"
+_TOKEN: Final = re.compile(
+    rf"""
+      (?P<open>\{{\{{)
+    | (?P<close>\}}\}})
+    | (?P<number>[+-]?(?:\d+\.\d+|\d+)(?:[eE][+-]?\d+)?)
+    | (?P<path>\.?{_IDENT}(?:\.(?:{_IDENT}|\d+))*)
+    | (?P<op>==|!=|<=|>=|<|>)
+    | (?P<punct>[|():])
+    """,
+    re.VERBOSE,
+)
+_SPACE: Final = re.compile(r"\s*")
+# An unquoted filter argument: `default:anon`, `join:,`, `truncate:100`, `default:n/a`.
+_BARE_ARGUMENT: Final = re.compile(r"(?:[^\s|()'\"=!<>{}]|\{(?!\{)|\}(?!\}))+")
+_KEYWORDS: Final = frozenset({"and", "or", "not", "in", "true", "false", "none", "null"})
+_ESCAPES: Final = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "0": "\0",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+}
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+MAX_DEPTH: Final = 40
+"""How deeply parentheses, ``not`` and placeholders may nest (it keeps recursion bounded)."""
+
+_CHAR_HINTS: Final = {
+    "=": "to compare, write '==' (one '=' is not an operator)",
+    "!": "write 'not x' to negate, or '!=' to compare",
+    "&": "write 'and' to combine conditions",
+    "[": "index a list with a dot: items.0",
+    "]": "index a list with a dot: items.0",
+    "}": "a placeholder ends with '}}'",
+    "{": "a placeholder starts with '{{'",
+    ".": "a path needs a name after each dot: user.name, items.0",
+    "-": "there is no arithmetic in templates; a negative number is written -5",
+    "+": "there is no arithmetic in templates",
+    "*": "there is no arithmetic in templates",
+    "/": "there is no arithmetic in templates; quote text that contains '/'",
+    ",": "quote text that contains ',' (for example join:\", \")",
+}
+
+
+_VALUE_HINT: Final = "a value is a variable, a quoted text, a number, true, false or none"
+
+
+class Token(NamedTuple):
+    kind: str  # open close number path keyword op | ( ) : string argument end
+    value: object
+    start: int
+    end: int
+
+
+def _describe(token: Token, text: str) -> str:
+    if token.kind == "end":
+        return "the end of the text"
+    if token.kind == "close":
+        return "'}}'"
+    return repr(text[token.start : token.end])
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+class Parser:
+    """Parses one expression of ``content`` from ``start``.
+
+    ``source`` is the text errors show and ``base`` the offset of ``content`` in it (they
+    differ only for a quoted template inside a condition). Every node and reference gets its
+    offset in ``source``.
+    """
+
+    def __init__(
+        self,
+        content: str,
+        start: int,
+        *,
+        source: str,
+        base: int,
+        refs: list[VariableRef],
+        filters: set[str],
+        in_placeholder: bool,
+    ) -> None:
+        self.text = content
+        self.pos = start
+        self.source = source
+        self.base = base
+        self.refs = refs
+        self.filters = filters
+        self.placeholders = 1 if in_placeholder else 0
+        self.depth = 0
+        self._peeked: Token | None = None
+
+    # -- errors
+
+    def error(self, summary: str, position: int, hint: str = "") -> TemplateError:
+        return TemplateError(summary, text=self.source, position=self.base + position, hint=hint)
+
+    def _unexpected(self, token: Token, expected: str, hint: str = "") -> TemplateError:
+        found = _describe(token, self.text)
+        if token.kind == "end" and self.placeholders:
+            hint = hint or "close the placeholder with '}}'"
+        return self.error(f"expected {expected}, found {found}", token.start, hint)
+
+    # -- tokens
+
+    def peek(self) -> Token:
+        if self._peeked is None:
+            self._peeked = self._scan()
+        return self._peeked
+
+    def take(self) -> Token:
+        token = self.peek()
+        self._peeked = None
+        return token
+
+    def _skip_space(self) -> int:
+        match = _SPACE.match(self.text, self.pos)
+        assert match is not None
+        return match.end()
+
+    def _scan(self) -> Token:
+        text = self.text
+        pos = self._skip_space()
+        if pos >= len(text):
+            self.pos = pos
+            return Token("end", None, pos, pos)
+        char = text[pos]
+        if char in "\"'":
+            token = self._string(pos)
+        else:
+            match = _TOKEN.match(text, pos)
+            if match is None:
+                raise self._bad_character(pos)
+            kind = match.lastgroup
+            assert kind is not None
+            value: object = match.group()
+            if kind == "number":
+                raw = match.group()
+                value = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            elif kind == "punct":
+                kind = match.group()
+            elif kind == "path" and match.group().lower() in _KEYWORDS:
+                kind, value = "keyword", match.group().lower()
+            token = Token(kind, value, pos, match.end())
+        self.pos = token.end
+        return token
+
+    def _bad_character(self, pos: int) -> TemplateError:
+        char = self.text[pos]
+        if self.text.startswith("&&", pos):
+            hint = "write 'and' to combine conditions"
+        elif self.text.startswith("||", pos):
+            hint = "write 'or' to combine conditions"
+        else:
+            hint = _CHAR_HINTS.get(char, "")
+        shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
+        return self.error(f"unexpected character {shown}", pos, hint)
+
+    def _string(self, start: int) -> Token:
+        text = self.text
+        quote = text[start]
+        out: list[str] = []
+        i = start + 1
+        end = len(text)
+        while i < end:
+            char = text[i]
+            if char == quote:
+                return Token("string", "".join(out), start, i + 1)
+            if char == "\\" and i + 1 < end:
+                escaped = text[i + 1]
+                if escaped in _ESCAPES:
+                    out.append(_ESCAPES[escaped])
+                    i += 2
+                    continue
+                if escaped == "u":
+                    digits = text[i + 2 : i + 6]
+                    if len(digits) != 4 or not _HEX.issuperset(digits):
+                        raise self.error(
+                            "bad \\u escape in a string",
+                            i,
+                            "write \\u followed by four hex digits, like \\u00e9",
+                        )
+                    out.append(chr(int(digits, 16)))
+                    i += 6
+                    continue
+                # NOTE: an unknown escape is kept as written (`"\d"` is backslash, d) so
+                # that text pasted from elsewhere does not fail on a harmless backslash.
+                out.append(char)
+                i += 1
+                continue
+            out.append(char)
+            i += 1
+        raise self.error(
+            "unterminated string",
+            start,
+            f"close the string with {quote}; write \\{quote} for a {quote} inside it",
+        )
+
+    def _argument(self, colon: Token, filter_name: str) -> Token:
+        """The argument after ``name:``: a quoted string or an unquoted word."""
+        pos = self._skip_space()
+        if pos < len(self.text) and self.text[pos] in "\"'":
+            token = self._string(pos)
+        else:
+            match = _BARE_ARGUMENT.match(self.text, pos)
+            if match is None:
+                example = _FILTERS[filter_name].example
+                raise self.error(
+                    f"filter {filter_name!r} is missing its argument after ':'",
+                    colon.end,
+                    f"write it like {example}",
+                )
+            token = Token("argument", match.group(), pos, match.end())
+        self.pos = token.end
+        return token
+
+    # -- grammar
+
+    def placeholder(self, opened_at: int) -> tuple[Node, int]:
+        """After ``{{``: one expression and the ``}}``; returns the node and the offset
+        just past ``}}``."""
+        if self.peek().kind == "close":
+            raise self.error(
+                "empty placeholder '{{ }}'",
+                opened_at,
+                "put a variable inside, like {{ topic }}; to write '{{' as text, use {{ \"{{\" }}",
+            )
+        node = self.expression()
+        token = self.take()
+        if token.kind == "end":
+            raise self.error(
+                "'{{' is never closed",
+                opened_at,
+                "close the placeholder with '}}'; to write '{{' as text, use {{ \"{{\" }}",
+            )
+        if token.kind != "close":
+            raise self._unexpected(token, "'}}' or a filter ('| upper')")
+        return node, token.end
+
+    def condition(self) -> Node:
+        """The whole text as one condition."""
+        if self.peek().kind == "end":
+            raise self.error(
+                "empty condition", self.pos, "write a condition like: status == 'done'"
+            )
+        node = self.expression()
+        token = self.take()
+        if token.kind != "end":
+            raise self._unexpected(
+                token,
+                "the end of the condition",
+                "combine conditions with 'and' / 'or'; quote text that contains spaces",
+            )
+        return node
+
+    def _nest(self, position: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(
+                f"nested more than {MAX_DEPTH} levels deep",
+                position,
+                "split the condition into simpler steps",
+            )
+
+    def expression(self) -> Node:
+        node = self._and()
+        while self._is_keyword(self.peek(), "or"):
+            self.take()
+            node = Or(node, self._and())
+        return node
+
+    def _and(self) -> Node:
+        node = self._not()
+        while self._is_keyword(self.peek(), "and"):
+            self.take()
+            node = And(node, self._not())
+        return node
+
+    def _not(self) -> Node:
+        token = self.peek()
+        if self._is_keyword(token, "not"):
+            self.take()
+            self._nest(token.start)
+            node = Not(self._not())
+            self.depth -= 1
+            return node
+        return self._comparison()
+
+    @staticmethod
+    def _is_keyword(token: Token, word: str) -> bool:
+        return token.kind == "keyword" and token.value == word
+
+    def _comparison_operator(self) -> str | None:
+        token = self.peek()
+        if token.kind == "op":
+            self.take()
+            return str(token.value)
+        if self._is_keyword(token, "in"):
+            self.take()
+            return "in"
+        if self._is_keyword(token, "not"):
+            self.take()
+            follow = self.take()
+            if not self._is_keyword(follow, "in"):
+                raise self._unexpected(follow, "'in' after 'not'", "write: x not in items")
+            return "not in"
+        return None
+
+    def _comparison(self) -> Node:
+        left = self._filtered()
+        op = self._comparison_operator()
+        if op is None:
+            return left
+        right = self._filtered()
+        token = self.peek()
+        if token.kind == "op" or self._is_keyword(token, "in"):
+            raise self.error(
+                "comparisons cannot be chained",
+                token.start,
+                "combine them with 'and': a < b and b < c",
+            )
+        return Compare(op, left, right)
+
+    def _filtered(self) -> Node:
+        first_ref = len(self.refs)
+        node = self._primary()
+        calls: list[FilterCall] = []
+        while self.peek().kind == "|":
+            self.take()
+            calls.append(self._filter_call())
+        if not calls:
+            return node
+        if any(call.name == "default" for call in calls):
+            for index in range(first_ref, len(self.refs)):
+                self.refs[index] = attrs.evolve(self.refs[index], defaulted=True)
+        return Filtered(node, tuple(calls))
+
+    def _filter_call(self) -> FilterCall:
+        token = self.take()
+        if token.kind == "|":
+            raise self.error("unexpected '||'", token.start - 1, "write 'or' to combine conditions")
+        name = str(token.value) if token.kind in ("path", "keyword") else ""
+        if not name or name.startswith(".") or "." in name:
+            raise self._unexpected(
+                token, "a filter name after '|'", f"the filters are: {_FILTER_LIST}"
+            )
+        spec = _FILTERS.get(name)
+        if spec is None:
+            matches = difflib.get_close_matches(name, _FILTERS, n=1, cutoff=0.6)
+            guess = f"did you mean {matches[0]!r}? " if matches else ""
+            raise self.error(
+                f"unknown filter {name!r}", token.start, f"{guess}The filters are: {_FILTER_LIST}"
+            )
+        self.filters.add(name)
+        if self.peek().kind != ":":
+            if spec.takes == "required":
+                raise self.error(
+                    f"filter {name!r} needs an argument", token.start, f"write {spec.example}"
+                )
+            return FilterCall(name, spec.function, spec.default_argument)
+        colon = self.take()
+        if spec.takes == "none":
+            raise self.error(
+                f"filter {name!r} takes no argument",
+                colon.start,
+                f"remove the ':' and what follows: | {name}",
+            )
+        argument = self._argument(colon, name)
+        return FilterCall(name, spec.function, self._filter_argument(name, argument))
+
+    def _filter_argument(self, name: str, token: Token) -> object:
+        raw = str(token.value)
+        if name == "truncate":
+            if not raw.strip().isdecimal() or int(raw) < 1:
+                raise self.error(
+                    f"truncate needs a whole number of characters (1 or more), got {raw!r}",
+                    token.start,
+                    "write it like truncate:100",
+                )
+            return int(raw)
+        if name == "default" and token.kind == "argument":
+            return _bare_literal(raw)
+        return raw
+
+    def _primary(self) -> Node:
+        token = self.take()
+        kind = token.kind
+        if kind == "string":
+            value = str(token.value)
+            if self.placeholders == 0 and "{{" in value:
+                return self._interpolation(value, token.start)
+            return Literal(value)
+        if kind == "number":
+            return Literal(token.value)
+        if kind == "keyword":
+            word = token.value
+            if word in ("true", "false"):
+                return Literal(word == "true")
+            if word in ("none", "null"):
+                return Literal(None)
+            raise self._unexpected(
+                token, "a value", "a value is a variable, a quoted text or a number"
+            )
+        if kind == "path":
+            return self._path(str(token.value), token.start)
+        if kind == "(":
+            self._nest(token.start)
+            node = self.expression()
+            closing = self.take()
+            if closing.kind == "end":
+                raise self.error("'(' is never closed", token.start, "add the missing ')'")
+            if closing.kind != ")":
+                raise self._unexpected(closing, "')'")
+            self.depth -= 1
+            return node
+        if kind == "open":
+            self._nest(token.start)
+            self.placeholders += 1
+            node = self.expression()
+            closing = self.take()
+            if closing.kind != "close":
+                raise self._unexpected(closing, "'}}'")
+            self.placeholders -= 1
+            self.depth -= 1
+            return node
+        raise self._unexpected(token, "a value", _VALUE_HINT)
+
+    def _path(self, written: str, start: int) -> Node:
+        keys = tuple(written.removeprefix(".").split("."))
+        if len(keys) > 1 and keys[0].lower() in _KEYWORDS:
+            raise self.error(
+                f"{keys[0]!r} is a keyword and cannot start a path",
+                start,
+                f"write .{written} to read a variable named {keys[0]!r}",
+            )
+        position = self.base + start
+        node = Path(keys, position)
+        self.refs.append(VariableRef(name=keys[0], path=node.path, position=position))
+        return node
+
+    def _interpolation(self, value: str, start: int) -> Node:
+        # NOTE: offsets inside the string are exact unless an escape precedes them; then
+        # they are off by the escape's length, which still points near the problem.
+        parts = parse_parts(
+            value,
+            source=self.source,
+            base=self.base + start + 1,
+            refs=self.refs,
+            filters=self.filters,
+        )
+        return Interpolation(tuple(parts))
+
+
+def _bare_literal(raw: str) -> object:
+    """An unquoted ``default:`` argument: none/null, true/false, a number, else text."""
+    word = raw.lower()
+    if "_" in raw:
+        return raw
+    if word in ("none", "null"):
+        return None
+    if word in ("true", "false"):
+        return word == "true"
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        number = float(raw)
+    except ValueError:
+        return raw
+    return number if raw[-1:].isdigit() else raw  # "inf", "nan" stay text
+
+
+def parse_parts(
+    text: str,
+    *,
+    source: str,
+    base: int,
+    refs: list[VariableRef],
+    filters: set[str],
+) -> list[str | Node]:
+    """Split a template into literal text and placeholder trees (adjacent text merged)."""
+    parts: list[str | Node] = []
+    position = 0
+    while True:
+        opened = text.find("{{", position)
+        if opened < 0:
+            if position < len(text):
+                parts.append(text[position:])
+            return parts
+        if opened > position:
+            parts.append(text[position:opened])
+        parser = Parser(
+            text,
+            opened + 2,
+            source=source,
+            base=base,
+            refs=refs,
+            filters=filters,
+            in_placeholder=True,
+        )
+        node, position = parser.placeholder(opened)
+        parts.append(node)
