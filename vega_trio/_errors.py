@@ -43,7 +43,8 @@ Every error the library raises on purpose derives from :class:`VegaError`::
     │   │                           ``MCPServerUnavailable``, ``MCPToolError``)
     │   └── DelegationRefused       a ``delegate`` call named an agent outside the team
     ├── SkillError                  a skill file or skill configuration is wrong (skills)
-    └── TemplateError               a DSL template or condition is malformed (dsl)
+    ├── TemplateError               a DSL template or condition is malformed (dsl)
+    └── DurationError               a DSL duration ("30s", "5m") is malformed (dsl)
 
 ``RequestError`` is the line between "this request failed" and "this process
 crashed": a behaviour that raises a ``RequestError`` answers the caller with it and

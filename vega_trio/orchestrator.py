@@ -29,7 +29,7 @@ from .resilience import (
     RateLimiters,
     parse_money,
 )
-from .resilience._path import CallPath
+from .resilience._path import DEFAULT_LLM_TIMEOUT, CallPath
 from .runtime import (
     ChildSpec,
     EventBus,
@@ -340,12 +340,17 @@ class Orchestrator:
             if entry is None:
                 entry = self._caps[id(llm)] = (llm, ConcurrencyCap(self.max_concurrent_calls))
             cap = entry[1]
+        timeout = agent.llm_timeout
+        if timeout is None and not hasattr(llm, "timeout"):
+            # NOTE: a backend that bounds its own calls says so with a ``timeout``
+            # attribute (AnthropicLLM: 300 s); for any other, the SPEC's 5 minutes.
+            timeout = DEFAULT_LLM_TIMEOUT
         path = CallPath(
             retry=agent.retry,
             limiters=tuple(limiters),
             cap=cap,
             breaker=breaker,
-            timeout=agent.llm_timeout,
+            timeout=timeout,
         )
         spend = BudgetTracker(agent.budget, owner=f"agent {agent.name!r}")
         shared = self._shared_by_agent[id(agent)] = _AgentShared(agent, path, spend)

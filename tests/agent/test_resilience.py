@@ -135,17 +135,38 @@ async def test_a_stream_that_fails_after_output_is_not_retried(
 # -- the per-call timeout -----------------------------------------------------------------
 
 
-async def test_the_llm_call_times_out_after_five_minutes_by_default(
+class HangingLLM:
+    """A backend with no timeout of its own whose calls never answer."""
+
+    async def generate(self, request: LLMRequest) -> Any:
+        await trio.sleep_forever()
+
+    def stream(self, request: LLMRequest) -> Any:
+        raise NotImplementedError
+
+
+async def test_a_backend_without_its_own_timeout_gets_five_minutes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """A call that takes longer than the default 300 s llm_timeout fails with TIMEOUT then."""
-    llm = ScriptedLLM([Step.text("late", delay=1000)])
-    async with open_orchestrator(llm=llm) as orch:
+    """A backend that does not bound its calls (no ``timeout`` attribute) gets the SPEC's
+    default of 300 s per call: TIMEOUT then, not a hang."""
+    async with open_orchestrator(llm=HangingLLM()) as orch:  # type: ignore[arg-type]
         proc = await orch.spawn(Agent(name="a", retry=None))
         with pytest.raises(LLMError) as info:
             await proc.send("hi")
         assert trio.current_time() == 300.0
     assert info.value.error_class is ErrorClass.TIMEOUT and "llm_timeout" in str(info.value)
+
+
+async def test_llm_timeout_bounds_a_scripted_delay(autojump_clock: trio.testing.MockClock) -> None:
+    """An agent's llm_timeout applies to any backend, the scripted one included."""
+    llm = ScriptedLLM([Step.text("late", delay=1000)])
+    async with open_orchestrator(llm=llm) as orch:
+        proc = await orch.spawn(Agent(name="a", retry=None, llm_timeout=30))
+        with pytest.raises(LLMError) as info:
+            await proc.send("hi")
+        assert trio.current_time() == 30.0
+    assert info.value.error_class is ErrorClass.TIMEOUT
 
 
 async def test_a_timed_out_call_is_retried(autojump_clock: trio.testing.MockClock) -> None:

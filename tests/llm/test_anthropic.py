@@ -92,6 +92,7 @@ async def test_implements_the_llm_protocol_with_sdk_retries_off() -> None:
         as_protocol: LLM = llm  # mypy checks the structural match
         assert isinstance(as_protocol, LLM)
         assert llm.client.max_retries == 0
+        assert llm.timeout == 300.0  # SPEC §3.6: five minutes per LLM call by default
         assert llm.default_model == DEFAULT_MODEL
         assert llm.base_url.startswith("https://api.anthropic.com")
     assert llm.client.is_closed()

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import attrs
 
 from ..resilience import Budget, CircuitBreaker, RateLimit, RetryPolicy
-from ..resilience._path import DEFAULT_LLM_TIMEOUT
 from ..runtime import Supervision
 from ..tools import Tool, Tools
 
@@ -114,7 +113,9 @@ class Agent:
             spawned by this agent's processes (and theirs, recursively) count against
             this agent's budget too.
         llm_timeout: seconds one LLM call may take (for a stream: the longest
-            silence between chunks); default 5 minutes, ``None`` for no limit.
+            silence between chunks). ``None`` (default): the backend's own limit —
+            ``AnthropicLLM(timeout=300)`` bounds every call itself — or 5 minutes for
+            a backend without a ``timeout`` attribute.
         team: the agents this one may delegate to (``Agent`` objects, or names of
             agents the orchestrator knows); gives it a ``delegate(agent, message)`` tool.
         delegation: how it delegates (forwarded context, shared blackboard).
@@ -154,9 +155,7 @@ class Agent:
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(Budget))
     )
     budget_scope: Literal["agent", "tree"] = attrs.field(default="agent")
-    llm_timeout: float | None = attrs.field(
-        default=DEFAULT_LLM_TIMEOUT, validator=_check_positive("llm_timeout")
-    )
+    llm_timeout: float | None = attrs.field(default=None, validator=_check_positive("llm_timeout"))
     team: tuple[Agent | str, ...] = attrs.field(default=(), converter=tuple, hash=False)
     delegation: Delegation | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(Delegation))

@@ -133,8 +133,8 @@ class AgentBehaviour:
         a delegating tool forwards its delegate's events here."""
         self.team_group: str | None = None
         """The process group whose blackboard the team's ``bb_*`` tools use."""
-        self.delegates: dict[str, Process] = {}
-        """This process's delegates by agent name (team members it delegated to)."""
+        self.delegates: dict[str, Process] | None = None
+        """This process's delegates by agent name (made on its first delegation)."""
         self.context: ContextManager = context or (
             agent.context() if agent.context else UnboundedContext()
         )

@@ -190,6 +190,13 @@ class BudgetTracker:
         """
         if not (math.isfinite(cost) and cost >= 0):
             raise ValueError(f"a cost must be a finite number of USD >= 0, got {cost!r}")
+        if self.parent is None:  # the common case, on every LLM call: no list, no loop
+            before = self.spent
+            self.spent = before + cost
+            budget = self.budget
+            if budget is not None and before < budget.limit <= self.spent:
+                return (self,)
+            return ()
         crossed: list[BudgetTracker] = []
         for tracker in self.chain():
             before = tracker.spent

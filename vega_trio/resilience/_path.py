@@ -84,19 +84,25 @@ class CallPath:
         cap: the backend's concurrency cap, if any.
         breaker: the agent's circuit breaker, if any.
         timeout: seconds one attempt may take (for a stream: the longest silence
-            between chunks); ``None`` for no limit.
+            between chunks); ``None`` leaves it to the backend (``AnthropicLLM``'s
+            own ``timeout``, 5 minutes by default).
     """
 
     retry: RetryPolicy | None = None
     limiters: tuple[RateLimiter, ...] = ()
     cap: ConcurrencyCap | None = None
     breaker: CircuitBreaker | None = None
-    timeout: float | None = attrs.field(default=DEFAULT_LLM_TIMEOUT, validator=_check_timeout)
+    timeout: float | None = attrs.field(default=None, validator=_check_timeout)
     _needs_tokens: bool = attrs.field(init=False, default=False)
+    _plain: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         self._needs_tokens = any(
             limiter.spec.tokens_per_minute is not None for limiter in self.limiters
+        )
+        # Nothing between the budget check and the call: the common agent's path.
+        self._plain = (
+            not self.limiters and self.cap is None and self.breaker is None and self.timeout is None
         )
 
     async def call(
@@ -135,21 +141,49 @@ class CallPath:
                 tokens = estimate_tokens() if estimate_tokens is not None else 0
             return tokens
 
-        async def one(number: int) -> LLMResponse:
+        # NOTE: the retry loop is RetryPolicy.run's, inlined: this is every LLM call's
+        # hot path, and each coroutine layer costs more than the loop itself.
+        retry = self.retry
+        number = 1
+        while True:
             started = trio.current_time()
             try:
+                if self._plain:
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    if budgets:
+                        self._check_budgets(observer, budgets, estimated_tokens, estimate_cost)
+                    return await attempt(_no_keepalive)
                 return await self._attempt(
                     attempt, observer, budgets, estimated_tokens, estimate_cost
                 )
             except LLMError as exc:
                 exc.attempts = number
-                retry_in = None if self.retry is None else self.retry.delay_after(number, exc)
-                observer.attempt_failed(number, exc, started, retry_in)
-                raise
+                delay = None if retry is None else retry.delay_after(number, exc)
+                observer.attempt_failed(number, exc, started, delay)
+                if delay is None:
+                    raise
+            # Sleep outside the except block: the wait must not carry the handled error.
+            await trio.sleep(delay)
+            number += 1
 
-        if self.retry is None:
-            return await one(1)
-        return await self.retry.run(one)
+    @staticmethod
+    def _check_budgets(
+        observer: CallObserver,
+        budgets: Sequence[BudgetTracker],
+        estimated_tokens: Callable[[], int],
+        estimate_cost: Callable[[int], float] | None,
+    ) -> None:
+        cost = -1.0
+        for tracker in budgets:
+            budget = tracker.budget
+            if budget is not None and budget.on_exceed == "block":
+                if cost < 0:
+                    cost = 0.0 if estimate_cost is None else estimate_cost(estimated_tokens())
+                try:
+                    tracker.check(cost)
+                except BudgetExceeded as exc:
+                    observer.budget_refused(exc)
+                    raise
 
     async def _attempt(
         self,
@@ -162,16 +196,8 @@ class CallPath:
         # NOTE: the steps before the call take their fast paths without a schedule
         # point (the call itself has plenty); only a wait (a queue, a full cap) yields.
         await trio.lowlevel.checkpoint_if_cancelled()
-        cost = -1.0
-        for tracker in budgets:
-            if tracker.budget is not None and tracker.budget.on_exceed == "block":
-                if cost < 0:
-                    cost = 0.0 if estimate_cost is None else estimate_cost(estimated_tokens())
-                try:
-                    tracker.check(cost)
-                except BudgetExceeded as exc:
-                    observer.budget_refused(exc)
-                    raise
+        if budgets:
+            self._check_budgets(observer, budgets, estimated_tokens, estimate_cost)
         breaker = self.breaker
         if breaker is not None and breaker.state == "open":
             breaker.before_call()  # raises CircuitOpen: fail fast, take no rate slot

@@ -155,10 +155,12 @@ async def _delegate(
     if delegation.blackboard and behaviour.team_group is None:
         behaviour.team_group = f"team:{caller.id}"
         caller._runtime.group(behaviour.team_group).join(caller)
-    child = behaviour.delegates.get(name)
+    child = behaviour.delegates.get(name) if behaviour.delegates is not None else None
     if child is None or not child.alive:
         group = (behaviour.team_group or "") if delegation.blackboard else ""
         child = await spawn(member, caller, group)
+        if behaviour.delegates is None:
+            behaviour.delegates = {}
         behaviour.delegates[name] = child
     assert isinstance(child, AgentProcess)
     history = [*caller_history(caller), *_current(behaviour)]

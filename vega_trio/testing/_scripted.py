@@ -311,6 +311,10 @@ class ScriptedLLM:
     responder: Callable[[LLMRequest], Step | str] | None = attrs.field(default=None, kw_only=True)
     requests: list[LLMRequest] = attrs.field(init=False, factory=list)
     _open_streams: int = attrs.field(init=False, default=0)
+    timeout: None = attrs.field(init=False, default=None)
+    """A scripted model answers from memory and never hangs (a step's ``delay`` is what
+    the script asks for), so it declares that it needs no per-call timeout; set an
+    agent's ``llm_timeout`` to make scripted delays time out."""
 
     @classmethod
     def echo(cls, prefix: str = "") -> ScriptedLLM:
