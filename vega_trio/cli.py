@@ -1,12 +1,17 @@
 """The ``vega-trio`` command line.
 
-Click commands stay thin: they parse arguments and hand over to async functions
-(``trio.run`` at the edge only), so tests can call those functions directly.
+Click commands stay thin: they parse arguments and hand over to async functions in
+:mod:`vega_trio._cli` (``trio.run`` at the edge only), so tests can call those functions
+directly.
 """
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
+
 import click
+import trio
 
 from ._version import __version__
 
@@ -14,16 +19,141 @@ __all__ = ["main"]
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+_LLM_HELP = (
+    "Model backend: 'anthropic' (Claude; reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL) or "
+    "'scripted' (offline, deterministic replies). Default: $VEGA_LLM, else 'anthropic' when "
+    "ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL is set, else 'scripted' (with a notice)."
+)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``--timeout``: seconds as a number or a duration (``90``, ``30s``, ``5m``, ``1h30m``)."""
+    from .dsl import DurationError, parse_duration
+
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    if seconds <= 0:
+        raise click.BadParameter(
+            f"{value!r} is not a positive duration; write e.g. 90, 30s or 5m", ctx, param
+        )
+    return seconds
+
 
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="vega-trio")
 def main() -> None:
     """vega-trio: fault-tolerant AI agent orchestration on Trio.
 
-    Agents run as supervised processes (Erlang/OTP style). Use the library from
-    Python (see the README's quick start); the `run`, `validate`, `repl` and `serve`
-    commands for `.vega.yaml` files arrive in later releases.
+    Agents run as supervised processes (Erlang/OTP style). Describe agents and workflows
+    in a `.vega.yaml` file, check it with `validate`, run a workflow with `run`, or talk
+    to the agents with `repl`. From Python, see the README's quick start.
     """
+
+
+@main.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("file", type=_FILE)
+@click.option("-w", "--workflow", metavar="NAME", help="Workflow to run (default: the only one).")
+@click.option(
+    "-t",
+    "--task",
+    "tasks",
+    multiple=True,
+    metavar="K=V",
+    help="Set variable K to V (repeatable). Text without K= sets the variable 'task'.",
+)
+@click.option(
+    "-i",
+    "--input",
+    "input_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE.json",
+    help="A JSON object of variables; --task values win over it.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Print the result as text, or as JSON {output, variables, cost_usd, tokens, steps_run}.",
+)
+@click.option(
+    "--timeout",
+    callback=_duration,
+    metavar="DURATION",
+    help="Fail the run after this long (90, 30s, 5m, 1h30m). Default: no limit.",
+)
+@click.option("--llm", type=click.Choice(["anthropic", "scripted"]), help=_LLM_HELP)
+def run(
+    file: Path,
+    workflow: str | None,
+    tasks: tuple[str, ...],
+    input_file: Path | None,
+    output: str,
+    timeout: float | None,
+    llm: str | None,
+) -> None:
+    """Run a workflow of FILE; progress on stderr, the result on stdout.
+
+    \b
+    Example:
+      vega-trio run team.vega.yaml --workflow report --task "topic=Go concurrency"
+
+    Options may come before or after FILE. Exit status: 0 on success, 1 when the run
+    fails, 2 when FILE is invalid or the options do not fit it.
+    """
+    from ._cli import run_command
+
+    status = trio.run(
+        partial(
+            run_command,
+            file,
+            workflow=workflow,
+            tasks=tasks,
+            input_file=input_file,
+            output="json" if output == "json" else "text",
+            time_limit=timeout,
+            llm=llm,
+        )
+    )
+    raise SystemExit(status)
+
+
+@main.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("file", type=_FILE)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also summarise the agents, tools and workflows."
+)
+def validate(file: Path, verbose: bool) -> None:
+    """Check FILE and print every error and warning as file:line:col: severity: path: message.
+
+    Exit status: 1 when there are errors, 0 otherwise (warnings included).
+    """
+    from ._cli import validate_command
+
+    raise SystemExit(trio.run(partial(validate_command, file, verbose=verbose)))
+
+
+@main.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("file", type=_FILE)
+@click.option("--llm", type=click.Choice(["anthropic", "scripted"]), help=_LLM_HELP)
+def repl(file: Path, llm: str | None) -> None:
+    """Talk to the agents of FILE and run its workflows, a line at a time.
+
+    \b
+    Commands (type /help inside):
+      /ask AGENT   /agents   /workflows   /run WORKFLOW [k=v ...]   /end   /help   /quit
+    Other lines go to the current agent; its reply is streamed. Reads stdin, so a
+    pipe works too: printf '/ask helper\\nHi\\n' | vega-trio repl FILE
+    """
+    from ._cli import repl_command
+
+    raise SystemExit(trio.run(partial(repl_command, file, llm=llm)))
 
 
 if __name__ == "__main__":  # pragma: no cover

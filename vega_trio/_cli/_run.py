@@ -1,0 +1,231 @@
+"""``vega-trio run``: load a document, run one workflow, progress on stderr, result on
+stdout."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, TextIO
+
+import trio
+
+from ._common import (
+    OFFLINE_NOTICE,
+    UsageProblem,
+    choose_llm,
+    did_you_mean,
+    one_line_cause,
+    open_llm,
+    parse_inputs,
+    symbols,
+    write,
+)
+
+if TYPE_CHECKING:
+    from ..dsl._interpreter import ProgressEvent
+    from ..dsl._model import Document, WorkflowSpec
+
+__all__ = ["EXIT_FAILED", "EXIT_INVALID", "EXIT_OK", "load_document", "run_command"]
+
+EXIT_OK: Final = 0
+#: The run started and failed (a step, the model, a timeout).
+EXIT_FAILED: Final = 1
+#: Nothing ran: the file is invalid, or the command line does not fit it.
+EXIT_INVALID: Final = 2
+
+OutputFormat = Literal["text", "json"]
+
+
+async def load_document(file: Path, err: TextIO) -> Document | None:
+    """Load ``file``; on failure print every diagnostic (or the one-line cause) to
+    ``err`` and return ``None``."""
+    from ..dsl._loader import DSLError, load_file
+
+    try:
+        # NOTE: reading and checking a big file is CPU work: keep the event loop responsive.
+        document: Document = await trio.to_thread.run_sync(load_file, file)
+    except DSLError as exc:
+        errors = 0
+        for diagnostic in exc.diagnostics:
+            write(err, str(diagnostic))
+            errors += diagnostic.severity == "error"
+        noun = "error" if errors == 1 else "errors"
+        write(err, f"vega-trio: {file}: {errors} {noun}; nothing was run")
+        return None
+    except OSError as exc:
+        write(err, f"vega-trio: error: cannot read {file}: {exc.strerror or exc}")
+        return None
+    return document
+
+
+def select_workflow(document: Document, file: Path, name: str | None) -> WorkflowSpec:
+    """The workflow to run: ``name``, or the only one.
+
+    Raises:
+        UsageProblem: no such workflow, none at all, or several and no ``name``.
+    """
+    names = [w.name for w in document.workflows]
+    if name is not None:
+        workflow = document.workflow(name)
+        if workflow is None:
+            available = ", ".join(names) if names else "none"
+            raise UsageProblem(
+                f"{file} has no workflow {name!r}{did_you_mean(name, names)} "
+                f"(workflows: {available})"
+            )
+        return workflow
+    if len(names) == 1:
+        return document.workflows[0]
+    if not names:
+        raise UsageProblem(
+            f"{file} defines no workflows; add a 'workflows:' section, or talk to its "
+            f"agents with: vega-trio repl {file}"
+        )
+    raise UsageProblem(
+        f"{file} defines {len(names)} workflows ({', '.join(names)}); choose one with "
+        f"--workflow NAME"
+    )
+
+
+class _Progress:
+    """Writes one line per step start and finish to stderr."""
+
+    def __init__(self, err: TextIO) -> None:
+        self._err = err
+        self._marks = symbols(err)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        write(self._err, format_progress(event, self._marks))
+
+
+def format_progress(event: ProgressEvent, marks: Mapping[str, str]) -> str:
+    """One progress line: ``▶ report.steps[0] researcher`` when a step starts,
+    ``✓ report.steps[0] researcher 120+45 tokens $0.0012`` when it ends and
+    ``✗ report.steps[1] writer: <cause>`` when it fails."""
+    kind = event.kind
+    who = f" {event.agent}" if event.agent else ""
+    if kind.endswith(("start", "started")):
+        detail = f" {marks['dot']} {event.detail}" if event.detail else ""
+        return f"{marks['start']} {event.path}{who}{detail}"
+    if kind.endswith(("error", "failed", "fail")):
+        return f"{marks['fail']} {event.path}{who}: {event.detail}"
+    usage = ""
+    if event.input_tokens or event.output_tokens:
+        usage = f" {event.input_tokens}+{event.output_tokens} tokens ${event.cost_usd:.4f}"
+    detail = f" {marks['dot']} {event.detail}" if event.detail else ""
+    return f"{marks['ok']} {event.path}{who}{usage}{detail}"
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, default=_json_default)
+
+
+async def run_command(
+    file: Path,
+    *,
+    workflow: str | None = None,
+    tasks: Sequence[str] = (),
+    input_file: Path | None = None,
+    output: OutputFormat = "text",
+    time_limit: float | None = None,
+    llm: str | None = None,
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run one workflow of a ``.vega.yaml`` file: what ``vega-trio run`` does.
+
+    Args:
+        file: the document.
+        workflow: the workflow's name; ``None`` picks the only one.
+        tasks: ``--task`` values (``"k=v"`` sets ``k``; other text sets ``task``).
+        input_file: ``--input``: a JSON object of variables (``--task`` wins).
+        output: ``text`` (the result as text) or ``json`` (``{output, variables,
+            cost_usd, tokens: {input, output}, steps_run}``).
+        time_limit: ``--timeout``: seconds for the whole run; ``None``: no limit.
+        llm: ``--llm`` (``anthropic`` or ``scripted``); ``None`` chooses as
+            :func:`~vega_trio._cli._common.choose_llm` says.
+        env: the environment for that choice (default ``os.environ``).
+        out: where the result goes (default ``sys.stdout``).
+        err: where progress and errors go (default ``sys.stderr``).
+
+    Returns:
+        The exit status: 0 on success, 1 when the run failed, 2 when nothing could run
+        (an invalid file or command line). Each failure is explained on ``err``, the
+        last line being a one-line cause.
+    """
+    from ..dsl._interpreter import open_runner
+
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    try:
+        choice, defaulted = choose_llm(llm, env)
+        variables = parse_inputs(tasks, input_file)
+    except UsageProblem as exc:
+        write(err, f"vega-trio: error: {exc}")
+        return EXIT_INVALID
+    document = await load_document(file, err)
+    if document is None:
+        return EXIT_INVALID
+    try:
+        spec = select_workflow(document, file, workflow)
+    except UsageProblem as exc:
+        write(err, f"vega-trio: error: {exc}")
+        return EXIT_INVALID
+    if defaulted:
+        write(err, OFFLINE_NOTICE)
+
+    start = trio.current_time()
+    agents = [(agent.name, agent.system) for agent in document.agents]
+    base_dir = Path(await trio.Path(file).resolve()).parent
+    try:
+        with trio.fail_after(math.inf if time_limit is None else time_limit):
+            async with (
+                open_llm(choice, agents, document.settings.default_model) as model,
+                open_runner(document, base_dir=base_dir, llm=model) as runner,
+            ):
+                result = await runner.run(spec.name, variables, on_progress=_Progress(err))
+    except trio.TooSlowError:
+        write(
+            err,
+            f"vega-trio: error: workflow {spec.name!r} timed out after {time_limit:g}s "
+            "(--timeout); give it longer or leave --timeout out",
+        )
+        return EXIT_FAILED
+    except Exception as exc:  # any failure of the run ends the command with its cause
+        write(err, f"vega-trio: error: workflow {spec.name!r} failed: {one_line_cause(exc)}")
+        return EXIT_FAILED
+
+    elapsed = trio.current_time() - start
+    marks = symbols(err)
+    write(
+        err,
+        f"{marks['ok']} workflow {spec.name} done: {result.steps_run} step(s), "
+        f"{result.input_tokens}+{result.output_tokens} tokens ${result.cost_usd:.4f} "
+        f"in {elapsed:.1f}s",
+    )
+    if output == "json":
+        payload = {
+            "output": result.output,
+            "variables": dict(result.variables),
+            "cost_usd": result.cost_usd,
+            "tokens": {"input": result.input_tokens, "output": result.output_tokens},
+            "steps_run": result.steps_run,
+        }
+        write(out, json.dumps(payload, ensure_ascii=False, indent=2, default=_json_default))
+    else:
+        write(out, _as_text(result.output))
+    return EXIT_OK
