@@ -14,8 +14,11 @@ The language is described in ``docs/dsl-templates.md``.
 
 from __future__ import annotations
 
+from ._diagnostics import Diagnostic, DSLError
+from ._dump import dump_document
 from ._errors import DurationError, TemplateError
 from ._expr import FILTERS, VariableRef
+from ._loader import load_document, load_file, validate_file, validate_text
 from ._template import Condition, Template
 from ._units import parse_duration
 from ._values import to_text, truthy
@@ -23,11 +26,18 @@ from ._values import to_text, truthy
 __all__ = [
     "FILTERS",
     "Condition",
+    "DSLError",
+    "Diagnostic",
     "DurationError",
     "Template",
     "TemplateError",
     "VariableRef",
+    "dump_document",
+    "load_document",
+    "load_file",
     "parse_duration",
     "to_text",
     "truthy",
+    "validate_file",
+    "validate_text",
 ]

@@ -241,6 +241,7 @@ class HttpSpec:
     timeout: float | None = None
     max_response_bytes: int | None = None
     allowed_hosts: tuple[str, ...] | None = None
+    follow_redirects: bool = False
     where: Source = _where()
 
 

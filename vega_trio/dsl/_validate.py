@@ -1,0 +1,491 @@
+"""Checks of what a document's parts refer to (SPEC §8.4), after the loader has checked
+their shapes: agents named by steps and teams, tools named by agents, workflows named by
+``workflow:`` steps and cycles between them, templates and conditions (syntax and filters),
+tool definitions, and — as warnings — variables that nothing defines before their use.
+
+One pass over the steps of each workflow, carrying the set of variables defined so far, so
+that a long workflow is checked in linear time.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from ..tools._declarative import DeclarativeTool
+from ..tools._declarative_core import ToolDefinitionError, ToolParam
+from ..tools._exec_tool import ExecImplementation
+from ..tools._http_tool import HttpImplementation
+from ._diagnostics import Diagnostic, did_you_mean
+from ._errors import TemplateError
+from ._expr import VariableRef
+from ._loader import Loaded, ScalarLocation
+from ._model import (
+    AgentSpec,
+    AgentStep,
+    Document,
+    ExecSpec,
+    ForStep,
+    HttpSpec,
+    IfStep,
+    ParallelStep,
+    RepeatStep,
+    ReturnStep,
+    SetStep,
+    Source,
+    Step,
+    ToolSpec,
+    TryStep,
+    WorkflowSpec,
+    WorkflowStep,
+)
+from ._template import Condition, Template
+
+__all__ = ["BUILTIN_TOOLS", "check_document"]
+
+BUILTIN_TOOLS: Final = ("read_file", "write_file", "append_file", "list_files", "run_command")
+"""The built-in tools (SPEC §5.2); an agent may list them when ``settings.sandbox`` is set."""
+
+_GLOB: Final = re.compile(r"[*?\[]")
+_FOR: Final = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*\s+in\s+(\S.*?)\s*\Z", re.S)
+_LOOP_VARIABLES: Final = frozenset({"loop"})
+_CATCH_VARIABLES: Final = frozenset({"error", "error_class"})
+
+
+def check_document(loaded: Loaded) -> list[Diagnostic]:
+    """The cross-reference errors and the warnings of a loaded document (not sorted)."""
+    assert loaded.document is not None
+    return _Checker(loaded, loaded.document).run()
+
+
+class _Checker:
+    def __init__(self, loaded: Loaded, document: Document) -> None:
+        self.loaded = loaded
+        self.document = document
+        self.diagnostics: list[Diagnostic] = []
+        self.agents = {agent.name: agent for agent in document.agents}
+        self.workflows = {workflow.name: workflow for workflow in document.workflows}
+        self.tools = {tool.name: tool for tool in document.tools}
+        self.servers = {server.name for server in document.settings.mcp_servers}
+        # workflow name -> [(callee, step)], for the cycle check
+        self.calls: dict[str, list[tuple[str, WorkflowStep]]] = {}
+        # callee -> names its callers pass with ``with:`` (variables in the callee)
+        self.passed: dict[str, set[str]] = {}
+
+    # -- reporting --
+
+    def location(self, obj: object, field: str) -> ScalarLocation | None:
+        return self.loaded.locations.get((id(obj), field))
+
+    def source(self, obj: Any, field: str | None = None) -> Source:
+        if field is not None and (location := self.location(obj, field)) is not None:
+            return location.source()
+        where: Source = obj.where
+        return where
+
+    def report(
+        self,
+        source: Source,
+        message: str,
+        hint: str | None = None,
+        *,
+        severity: str = "error",
+    ) -> None:
+        self.diagnostics.append(
+            Diagnostic(
+                severity="warning" if severity == "warning" else "error",
+                source=source,
+                message=message,
+                hint=hint,
+            )
+        )
+
+    # -- passes --
+
+    def run(self) -> list[Diagnostic]:
+        for tool in self.document.tools:
+            self.check_tool(tool)
+        for agent in self.document.agents:
+            self.check_agent(agent)
+        for workflow in self.document.workflows:
+            for step in _walk(workflow.steps):
+                if isinstance(step, WorkflowStep):
+                    self.calls.setdefault(workflow.name, []).append((step.workflow, step))
+                    self.passed.setdefault(step.workflow, set()).update(step.inputs)
+        for workflow in self.document.workflows:
+            self.check_workflow(workflow)
+        self.check_cycles()
+        return self.diagnostics
+
+    def check_tool(self, tool: ToolSpec) -> None:
+        if tool.name in BUILTIN_TOOLS:
+            self.report(
+                tool.where,
+                f"tool {tool.name!r} has the name of a built-in tool",
+                "rename it; tool names are unique",
+            )
+            return
+        if id(tool) in self.loaded.broken or any(
+            id(param) in self.loaded.broken for param in tool.params
+        ):
+            return
+        try:
+            params = [
+                ToolParam(
+                    name=param.name,
+                    type=param.type,
+                    description=param.description,
+                    default=param.default,
+                    enum=param.enum,
+                    **({} if param.required is None else {"required": param.required}),
+                )
+                for param in tool.params
+            ]
+            DeclarativeTool(
+                name=tool.name,
+                description=tool.description,
+                params=params,
+                implementation=_implementation(tool.implementation),
+            )
+        except ToolDefinitionError as problem:
+            where = tool.where
+            field = problem.where
+            while field and self.location(tool, field) is None:
+                field = field[: max(field.rfind("."), field.rfind("["), 0)]
+            if field:
+                where = self.source(tool, field)
+            path = f"{tool.where.path}.{problem.where}" if problem.where else tool.where.path
+            message = str(problem).removeprefix(f"tool {tool.name!r}: ")
+            self.report(Source(where.file, where.line, where.column, path), message)
+        except (ValueError, TypeError) as problem:
+            self.report(tool.where, f"invalid tool: {problem}")
+
+    def check_agent(self, agent: AgentSpec) -> None:
+        sandbox = self.document.settings.sandbox is not None
+        available = set(self.tools) | (set(BUILTIN_TOOLS) if sandbox else set())
+        for i, name in enumerate(agent.tools):
+            source = self.source(agent, f"tools[{i}]")
+            if "__" in name:
+                server = name.split("__", 1)[0]
+                if _GLOB.search(server):
+                    if not any(fnmatch.fnmatchcase(s, server) for s in self.servers):
+                        self.report(
+                            source,
+                            f"the pattern {server!r} in {name!r} matches no MCP server",
+                            _servers_hint(self.servers),
+                        )
+                elif server not in self.servers:
+                    self.report(
+                        source,
+                        f"unknown MCP server {server!r} in tool {name!r}",
+                        did_you_mean(server, self.servers) or _servers_hint(self.servers),
+                    )
+                continue
+            if _GLOB.search(name):
+                if any(fnmatch.fnmatchcase(t, name) for t in available):
+                    continue
+                if not sandbox and any(fnmatch.fnmatchcase(t, name) for t in BUILTIN_TOOLS):
+                    self.report(
+                        source,
+                        f"the pattern {name!r} matches only built-in tools, which need "
+                        "settings.sandbox",
+                        _SANDBOX_HINT,
+                    )
+                else:
+                    self.report(
+                        source,
+                        f"the pattern {name!r} matches no tool",
+                        "define tools under the top-level 'tools:' or use server__* for MCP",
+                    )
+                continue
+            if name in self.tools:
+                continue
+            if name in BUILTIN_TOOLS:
+                if not sandbox:
+                    self.report(
+                        source, f"built-in tool {name!r} needs settings.sandbox", _SANDBOX_HINT
+                    )
+                continue
+            self.report(
+                source,
+                f"unknown tool {name!r}",
+                did_you_mean(name, [*self.tools, *BUILTIN_TOOLS])
+                or "define it under the top-level 'tools:', use a built-in ("
+                + ", ".join(BUILTIN_TOOLS)
+                + ") or 'server__tool' for an MCP server",
+            )
+        for i, member in enumerate(agent.team):
+            source = self.source(agent, f"team[{i}]")
+            if member == agent.name:
+                self.report(
+                    source,
+                    f"agent {agent.name!r} is in its own team",
+                    "list the agents it delegates to",
+                )
+            elif member not in self.agents:
+                self.report(
+                    source,
+                    f"unknown agent {member!r} in team",
+                    did_you_mean(member, self.agents) or _agents_hint(self.agents),
+                )
+
+    # -- workflows --
+
+    def check_workflow(self, workflow: WorkflowSpec) -> None:
+        defined = {spec.name for spec in workflow.inputs}
+        if not workflow.inputs:
+            defined |= self.passed.get(workflow.name, set())
+        flow = _Flow(self, workflow)
+        defined = flow.steps(workflow.steps, defined)
+        if isinstance(workflow.output, str):
+            flow.template(workflow, "output", workflow.output, defined)
+
+    def check_cycles(self) -> None:
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        path: list[str] = []
+        reported: set[frozenset[str]] = set()
+
+        def visit(name: str) -> None:
+            state[name] = 1
+            path.append(name)
+            for callee, step in self.calls.get(name, ()):
+                if callee not in self.workflows:
+                    continue
+                if state.get(callee) == 1:
+                    cycle = [*path[path.index(callee) :], callee]
+                    key = frozenset(cycle)
+                    if key not in reported:
+                        reported.add(key)
+                        self.report(
+                            self.source(step, "workflow"),
+                            "workflow cycle: " + " → ".join(cycle),
+                            "a workflow cannot call itself, directly or through others; "
+                            "use a repeat or for step instead",
+                        )
+                elif callee not in state:
+                    visit(callee)
+            path.pop()
+            state[name] = 2
+
+        for workflow in self.document.workflows:
+            if workflow.name not in state:
+                visit(workflow.name)
+
+
+class _Flow:
+    """One workflow's steps, checked in order with the variables defined so far."""
+
+    def __init__(self, checker: _Checker, workflow: WorkflowSpec) -> None:
+        self.checker = checker
+        self.workflow = workflow
+
+    def steps(self, steps: Iterable[Step], defined: set[str]) -> set[str]:
+        for step in steps:
+            defined = self.step(step, defined)
+        return defined
+
+    def step(self, step: Step, defined: set[str]) -> set[str]:
+        checker = self.checker
+        if isinstance(step, AgentStep):
+            if step.agent not in checker.agents:
+                checker.report(
+                    checker.source(step, "agent"),
+                    f"unknown agent {step.agent!r}",
+                    did_you_mean(step.agent, checker.agents) or _agents_hint(checker.agents),
+                )
+            self.template(step, "send", step.send, defined)
+            return _plus(defined, step.save)
+        if isinstance(step, IfStep):
+            self.condition(step, "condition", step.condition, defined)
+            then = self.steps(step.then, set(defined))
+            otherwise = self.steps(step.otherwise, set(defined))
+            return then | otherwise
+        if isinstance(step, ForStep):
+            self.items(step, defined)
+            inner = self.steps(step.steps, defined | {step.variable} | _LOOP_VARIABLES)
+            return _plus(defined | (inner - {step.variable} - _LOOP_VARIABLES), step.save)
+        if isinstance(step, ParallelStep):
+            merged = set(defined)
+            for branch in step.branches:
+                merged |= self.steps(branch, set(defined))
+            return _plus(merged, step.save)
+        if isinstance(step, TryStep):
+            tried = self.steps(step.steps, set(defined))
+            caught = self.steps(step.catch, defined | _CATCH_VARIABLES)
+            return tried | (caught - _CATCH_VARIABLES)
+        if isinstance(step, RepeatStep):
+            inner = self.steps(step.steps, defined | _LOOP_VARIABLES)
+            if step.until is not None:
+                self.condition(step, "until", step.until, inner)
+            return defined | (inner - _LOOP_VARIABLES)
+        if isinstance(step, SetStep):
+            result = set(defined)
+            for name, value in step.values.items():
+                if isinstance(value, str):
+                    self.template(step, f"values.{name}", value, result)
+                result.add(name)
+            return result
+        if isinstance(step, ReturnStep):
+            if isinstance(step.value, str):
+                self.template(step, "value", step.value, defined)
+            return defined
+        self.workflow_step(step, defined)
+        return _plus(defined, step.save)
+
+    def workflow_step(self, step: WorkflowStep, defined: set[str]) -> None:
+        checker = self.checker
+        callee = checker.workflows.get(step.workflow)
+        if callee is None:
+            checker.report(
+                checker.source(step, "workflow"),
+                f"unknown workflow {step.workflow!r}",
+                did_you_mean(step.workflow, checker.workflows)
+                or "workflows: " + ", ".join(checker.workflows),
+            )
+        elif callee.inputs:
+            declared = {spec.name for spec in callee.inputs}
+            for name in step.inputs:
+                if name not in declared:
+                    checker.report(
+                        checker.source(step, f"inputs.{name}"),
+                        f"workflow {callee.name!r} has no input {name!r}",
+                        did_you_mean(name, declared)
+                        or "its inputs: " + ", ".join(sorted(declared)),
+                    )
+            for spec in callee.inputs:
+                if spec.required is True and spec.name not in step.inputs:
+                    checker.report(
+                        checker.source(step, "workflow"),
+                        f"workflow {callee.name!r} needs its input {spec.name!r}",
+                        f"pass it with 'with: {{{spec.name}: ...}}'",
+                    )
+        for name, value in step.inputs.items():
+            if isinstance(value, str):
+                self.template(step, f"inputs.{name}", value, defined)
+
+    def items(self, step: ForStep, defined: set[str]) -> None:
+        location = self.checker.location(step, "for")
+        if location is None:
+            return
+        header = location.node.value
+        match = _FOR.match(header)
+        if match is None:  # the loader reported it
+            return
+        items = match.group(1)
+        offset = match.start(1)
+        if "{{" in items:
+            self.parsed(Template.parse, items, location, offset, defined)
+        else:
+            self.parsed(Template.parse, "{{ " + items + " }}", location, offset - 3, defined)
+
+    def template(self, obj: object, field: str, text: str, defined: set[str]) -> None:
+        location = self.checker.location(obj, field)
+        if location is None:
+            return
+        self.parsed(Template.parse, text, location, 0, defined)
+
+    def condition(self, obj: object, field: str, text: str, defined: set[str]) -> None:
+        location = self.checker.location(obj, field)
+        if location is None:
+            return
+        self.parsed(Condition.parse, text, location, 0, defined)
+
+    def parsed(
+        self,
+        parse: Any,
+        text: str,
+        location: ScalarLocation,
+        offset: int,
+        defined: set[str],
+    ) -> None:
+        try:
+            parsed: Template | Condition = parse(text)
+        except TemplateError as problem:
+            self.checker.report(
+                location.source(max(0, offset + problem.position)),
+                problem.summary,
+                problem.hint or None,
+            )
+            return
+        for reference in parsed.references:
+            if reference.name not in defined and not reference.defaulted:
+                self.undefined(reference, location, offset)
+
+    def undefined(self, reference: VariableRef, location: ScalarLocation, offset: int) -> None:
+        name = reference.name
+        self.checker.report(
+            location.source(max(0, offset + reference.position)),
+            f"variable {name!r} is not defined before this use",
+            f"declare it under workflows.{self.workflow.name}.inputs, save or set it in an "
+            f"earlier step, or pass it with --task {name}=...",
+            severity="warning",
+        )
+
+
+def _plus(defined: set[str], name: str | None) -> set[str]:
+    if name is None:
+        return defined
+    return defined | {name}
+
+
+def _walk(steps: Iterable[Step]) -> Iterable[Step]:
+    """Every step, nested ones included, in file order."""
+    stack = list(reversed(tuple(steps)))
+    while stack:
+        step = stack.pop()
+        yield step
+        children: tuple[Step, ...] = ()
+        if isinstance(step, IfStep):
+            children = (*step.then, *step.otherwise)
+        elif isinstance(step, ForStep | RepeatStep):
+            children = step.steps
+        elif isinstance(step, TryStep):
+            children = (*step.steps, *step.catch)
+        elif isinstance(step, ParallelStep):
+            children = tuple(s for branch in step.branches for s in branch)
+        stack.extend(reversed(children))
+
+
+def _implementation(spec: HttpSpec | ExecSpec) -> HttpImplementation | ExecImplementation:
+    if isinstance(spec, HttpSpec):
+        optional: dict[str, Any] = {}
+        if spec.timeout is not None:
+            optional["timeout"] = spec.timeout
+        if spec.max_response_bytes is not None:
+            optional["max_response_bytes"] = spec.max_response_bytes
+        return HttpImplementation(
+            url=spec.url,
+            method=spec.method,
+            headers=spec.headers,
+            query=spec.query,
+            body=spec.body,
+            allowed_hosts=spec.allowed_hosts,
+            follow_redirects=spec.follow_redirects,
+            **optional,
+        )
+    exec_optional: dict[str, Any] = {}
+    if spec.timeout is not None:
+        exec_optional["timeout"] = spec.timeout
+    if spec.max_output_bytes is not None:
+        exec_optional["max_output_bytes"] = spec.max_output_bytes
+    return ExecImplementation(
+        command=spec.command, shell=spec.shell, cwd=spec.cwd, env=spec.env, **exec_optional
+    )
+
+
+_SANDBOX_HINT: Final = (
+    "add 'sandbox: ./workspace' under settings: file tools and run_command are confined to it"
+)
+
+
+def _servers_hint(servers: Iterable[str]) -> str:
+    names = sorted(servers)
+    if not names:
+        return "no MCP servers are configured; add it under settings.mcp.servers"
+    return "configured MCP servers: " + ", ".join(names)
+
+
+def _agents_hint(agents: Mapping[str, AgentSpec]) -> str:
+    return "agents: " + ", ".join(agents)
