@@ -165,14 +165,18 @@ def one_line_cause(error: BaseException) -> str:
     """The cause of a failure on one line: the class name and the first line of the
     message (plus its ``hint`` when the error carries one). Exception groups are
     unwrapped to their first leaf."""
+    from .._errors import VegaError
+
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     message = lines[0] if lines else "(no message)"
-    hint = getattr(error, "hint", "")
+    # A workflow error wraps the step's error (a template error carries a hint).
+    hint = getattr(error, "hint", "") or getattr(getattr(error, "cause", None), "hint", "")
     if isinstance(hint, str) and hint.strip() and hint.strip() not in message:
         message += f" ({' '.join(hint.split())})"
-    return f"{type(error).__name__}: {message}"
+    # vega-trio's own errors say what happened; others need their class to make sense.
+    return message if isinstance(error, VegaError) else f"{type(error).__name__}: {message}"
 
 
 _SYMBOLS: Final = {"start": "▶", "ok": "✓", "fail": "✗", "dot": "·"}

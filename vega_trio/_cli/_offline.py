@@ -36,6 +36,7 @@ REPLY_WIDTH: Final = 72
 _JSON_WORD: Final = re.compile(r"\bjson\b", re.IGNORECASE)
 _LIST_WORD: Final = re.compile(r"\b(array|list)\b", re.IGNORECASE)
 _TOOL_MENTION: Final = re.compile(r"`([A-Za-z0-9_.\-]+)`")
+_END_OF_CONTEXT: Final = "--- end of context ---"
 
 
 def shorten(text: str, width: int = REPLY_WIDTH) -> str:
@@ -75,6 +76,9 @@ def offline_llm(agents: Iterable[tuple[str, str]] = ()) -> ScriptedLLM:
             verb = "failed" if result.is_error else "returned"
             return Step.text(f"[{agent}] {tool} {verb}: {shorten(result.content)}")
         text = next((m.text for m in reversed(request.messages) if m.role == "user" and m.text), "")
+        # A delegate's message starts with the delegation context block: answer the ask.
+        if text.lstrip().startswith("--- context from ") and _END_OF_CONTEXT in text:
+            text = text.split(_END_OF_CONTEXT, 1)[1]
         call = _tool_call(text, {tool.name for tool in request.tools})
         if call is not None:
             return Step.tool_call(call[0], call[1])

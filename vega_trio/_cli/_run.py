@@ -23,6 +23,7 @@ from ._common import (
     symbols,
     write,
 )
+from ._offline import shorten
 
 if TYPE_CHECKING:
     from ..dsl._interpreter import ProgressEvent
@@ -91,32 +92,58 @@ def select_workflow(document: Document, file: Path, name: str | None) -> Workflo
 
 
 class _Progress:
-    """Writes one line per step start and finish to stderr."""
+    """Writes one line per step start and finish (and failure) to stderr; the run's
+    cumulative token counts become each step's own."""
 
     def __init__(self, err: TextIO) -> None:
         self._err = err
         self._marks = symbols(err)
+        self._at_start: dict[str, tuple[int, int, float]] = {}
 
     def __call__(self, event: ProgressEvent) -> None:
-        write(self._err, format_progress(event, self._marks))
+        if not event.kind.startswith("step_"):
+            return  # the command reports the run's start and end itself
+        totals = (event.input_tokens, event.output_tokens, event.cost_usd)
+        if event.kind == "step_started":
+            self._at_start[event.path] = totals
+        before = self._at_start.get(event.path, totals)
+        write(self._err, format_progress(event, self._marks, before))
 
 
-def format_progress(event: ProgressEvent, marks: Mapping[str, str]) -> str:
-    """One progress line: ``▶ report.steps[0] researcher`` when a step starts,
-    ``✓ report.steps[0] researcher 120+45 tokens $0.0012`` when it ends and
-    ``✗ report.steps[1] writer: <cause>`` when it fails."""
-    kind = event.kind
+def format_progress(
+    event: ProgressEvent,
+    marks: Mapping[str, str],
+    before: tuple[int, int, float] = (0, 0, 0.0),
+) -> str:
+    """One progress line.
+
+    * ``▶ report.steps[0] researcher · Research Go concurrency`` when a step starts
+      (an agent step shows the start of its message, another step what it is:
+      ``▶ report.steps[2] · for part in subtopics``);
+    * ``✓ report.steps[0] researcher 120+45 tokens $0.0012`` when it ends (the tokens
+      and cost of the step, nested steps included; none when it used no model);
+    * ``✗ report.steps[1] writer: <the error on one line>`` when it fails.
+
+    Args:
+        event: the interpreter's event.
+        marks: the symbols to use (:func:`~vega_trio._cli._common.symbols`).
+        before: the run's token and cost totals when the step started.
+    """
     who = f" {event.agent}" if event.agent else ""
-    if kind.endswith(("start", "started")):
-        detail = f" {marks['dot']} {event.detail}" if event.detail else ""
-        return f"{marks['start']} {event.path}{who}{detail}"
-    if kind.endswith(("error", "failed", "fail")):
-        return f"{marks['fail']} {event.path}{who}: {event.detail}"
+    if event.kind == "step_started":
+        detail = shorten(event.detail, 60)
+        return f"{marks['start']} {event.path}{who}" + (
+            f" {marks['dot']} {detail}" if detail else ""
+        )
+    if event.kind == "step_failed":
+        return f"{marks['fail']} {event.path}{who}: {' '.join(event.detail.split())}"
+    what = who or f" {event.step}"
+    used_in = event.input_tokens - before[0]
+    used_out = event.output_tokens - before[1]
     usage = ""
-    if event.input_tokens or event.output_tokens:
-        usage = f" {event.input_tokens}+{event.output_tokens} tokens ${event.cost_usd:.4f}"
-    detail = f" {marks['dot']} {event.detail}" if event.detail else ""
-    return f"{marks['ok']} {event.path}{who}{usage}{detail}"
+    if used_in or used_out:
+        usage = f" {used_in}+{used_out} tokens ${event.cost_usd - before[2]:.4f}"
+    return f"{marks['ok']} {event.path}{what}{usage}"
 
 
 def _json_default(value: object) -> Any:
