@@ -13,6 +13,13 @@ nox.options.default_venv_backend = "venv"
 
 ROOT = Path(__file__).parent
 EXAMPLES = sorted(ROOT.glob("examples/*.py"))
+YAML_EXAMPLES = sorted(ROOT.glob("examples/*.vega.yaml"))
+# Variables a YAML workflow needs that it does not default (see each file's header).
+YAML_TASKS = {
+    ("team", "report"): ["topic=Go concurrency"],
+    ("code-review", "review"): ["Write a binary search function"],
+    ("control-flow", "polish"): ["text=Trio runs tasks in nurseries."],
+}
 
 
 @nox.session
@@ -47,12 +54,32 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def examples(session: nox.Session) -> None:
-    """Run every example offline with the scripted LLM."""
+    """Run every example offline with the scripted LLM: the Python scripts, then every
+    examples/*.vega.yaml through `vega-trio validate` and `vega-trio run` (each workflow)."""
     session.install("-e", ".")
     env = {"VEGA_LLM": "scripted"}
     for example in EXAMPLES:
         session.log(f"example: {example.name}")
         session.run("python", str(example), env=env)
+    for document in YAML_EXAMPLES:
+        name = document.name.removesuffix(".vega.yaml")
+        session.run("vega-trio", "validate", str(document), env=env)
+        for workflow in _workflow_names(session, document):
+            session.log(f"example: {document.name} --workflow {workflow}")
+            tasks = [
+                arg for task in YAML_TASKS.get((name, workflow), []) for arg in ("--task", task)
+            ]
+            session.run("vega-trio", "run", str(document), "--workflow", workflow, *tasks, env=env)
+
+
+def _workflow_names(session: nox.Session, document: Path) -> list[str]:
+    """The document's workflows, as the package's own loader reads them."""
+    code = (
+        "import sys; from vega_trio.dsl._loader import load_file; "
+        "print(*(w.name for w in load_file(sys.argv[1]).workflows))"
+    )
+    output = session.run("python", "-c", code, str(document), silent=True)
+    return str(output).split()
 
 
 @nox.session
