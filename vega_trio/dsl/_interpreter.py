@@ -1,0 +1,1172 @@
+"""The interpreter: runs a document's workflows on an orchestrator (SPEC §8.2).
+
+::
+
+    async with open_runner(document, llm=ScriptedLLM.echo()) as runner:
+        result = await runner.run("report", {"topic": "Go concurrency"})
+        print(result.output)
+
+Each run gets its own processes: they are children of a supervisor made for the run
+(``run <workflow>-<n>`` in the supervision tree) and all of them, with any delegates
+they spawned, are stopped when the run ends, whether it succeeded, failed or was
+cancelled. Within a run, steps addressed to one agent continue one conversation;
+``parallel`` branches addressing the same agent each get their own process (an agent
+that only one branch addresses keeps the run's conversation).
+
+Steps run as Trio code on the caller's task; ``parallel`` branches run in a nursery, and
+the first failing branch cancels its siblings.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final, Literal, TypeAlias
+
+import attrs
+import trio
+
+from .._errors import ChildStartFailed, LLMError, ProcessNotFound, VegaError
+from ..agent import Agent, AgentProcess, TextStream
+from ..agent._loop import error_class_of
+from ..llm import LLM
+from ..orchestrator import Orchestrator, open_orchestrator
+from ..runtime import Supervisor, SupervisorSpec
+from ._build import build_agents, orchestrator_options
+from ._errors import TemplateError
+from ._inputs import InputError, resolve_inputs
+from ._model import (
+    AgentStep,
+    Document,
+    ForStep,
+    IfStep,
+    ParallelStep,
+    RepeatStep,
+    ReturnStep,
+    SetStep,
+    Source,
+    Step,
+    TryStep,
+    WorkflowSpec,
+    WorkflowStep,
+)
+from ._template import Condition, Template
+from ._values import to_text
+
+__all__ = [
+    "MAX_WORKFLOW_DEPTH",
+    "ProgressEvent",
+    "ProgressKind",
+    "ReplyFormatError",
+    "RunResult",
+    "Runner",
+    "StepTimeout",
+    "WorkflowError",
+    "WorkflowInputError",
+    "open_runner",
+]
+
+MAX_WORKFLOW_DEPTH: Final = 10
+"""How deeply ``workflow:`` steps may nest (a workflow calling itself counts too)."""
+
+_SHUTDOWN_GRACE: Final = 5.0
+_CLOSE_DEADLINE: Final = 2 * _SHUTDOWN_GRACE + 1
+_PREVIEW: Final = 200
+_FENCED_JSON: Final = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)\n?[ \t]*```", re.S)
+
+_log = logging.getLogger("vega_trio.dsl")
+
+ProgressKind: TypeAlias = Literal[
+    "workflow_started",
+    "workflow_finished",
+    "workflow_failed",
+    "step_started",
+    "step_finished",
+    "step_failed",
+]
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+class WorkflowError(VegaError):
+    """A workflow run failed.
+
+    The message says where (the file position when known, and the step path such as
+    ``workflows.report.steps[1]``), which agent, and what went wrong.
+
+    Attributes:
+        workflow: the workflow whose step failed (a sub-workflow's name, if it was one).
+        path: the failing step's path (``workflows.report.steps[1].then[0]``), or the
+            workflow's own path for errors that belong to no step.
+        cause: the error behind the failure (an :class:`~vega_trio.LLMError`, a
+            :class:`~vega_trio.dsl.TemplateError`, a :class:`StepTimeout`, ...), or
+            ``None``.
+        error_class: ``cause``'s class: an LLM error class (``rate_limit``,
+            ``budget_exceeded``, ...), ``timeout`` for a step timeout, or the snake-case
+            exception name (``template_error``); ``workflow_error`` without a cause.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow: str,
+        path: str,
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.workflow = workflow
+        self.path = path
+        self.cause = cause
+        self.error_class = error_class(cause) if cause is not None else "workflow_error"
+
+
+class WorkflowInputError(WorkflowError):
+    """An input of a workflow is missing or invalid (nothing has run yet).
+
+    Attributes:
+        input: the input's name.
+    """
+
+    def __init__(self, message: str, *, workflow: str, input: str) -> None:
+        super().__init__(message, workflow=workflow, path=f"workflows.{workflow}.inputs.{input}")
+        self.input = input
+
+
+class StepTimeout(VegaError):
+    """A step's ``timeout`` elapsed before the agent replied (``error_class``
+    ``timeout``)."""
+
+
+class ReplyFormatError(VegaError):
+    """A ``format: json`` step got a reply that is not JSON."""
+
+
+def error_class(exc: BaseException) -> str:
+    """The ``error_class`` of a step failure (what ``catch:`` sees)."""
+    if isinstance(exc, WorkflowError):
+        return exc.error_class
+    if isinstance(exc, StepTimeout | trio.TooSlowError):
+        return "timeout"
+    return error_class_of(exc)
+
+
+def _message_of(exc: BaseException) -> str:
+    if isinstance(exc, WorkflowError) and exc.cause is not None:
+        return _message_of(exc.cause)
+    return str(exc) or type(exc).__name__
+
+
+# -- public records ----------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ProgressEvent:
+    """What a run is doing, for a progress display (``on_progress`` of
+    :meth:`Runner.run`).
+
+    Attributes:
+        kind: ``workflow_started``, ``step_started``, ``step_finished``,
+            ``step_failed``, ``workflow_finished`` or ``workflow_failed``.
+        workflow: the workflow being run (the one :meth:`Runner.run` was given).
+        run_id: identifies the run (``report-1``).
+        path: the step (``report.steps[1]``, ``report.steps[2].then[0]``, a
+            sub-workflow's ``summary.steps[0]``), or the workflow's name.
+        step: the step's type (``agent``, ``if``, ``for``, ``parallel``, ``try``,
+            ``repeat``, ``set``, ``return``, ``workflow``), or ``""``.
+        agent: the agent an agent step addresses, else ``None``.
+        detail: for a started agent step the message sent; for a finished step a
+            preview of its result; for a failure the error.
+        input_tokens: tokens sent so far in this run (cumulative).
+        output_tokens: tokens received so far in this run (cumulative).
+        cost_usd: what this run has cost so far, in USD (cumulative).
+    """
+
+    kind: ProgressKind
+    workflow: str
+    run_id: str
+    path: str
+    step: str = ""
+    agent: str | None = None
+    detail: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class RunResult:
+    """What a run produced.
+
+    Attributes:
+        workflow: the workflow that ran.
+        run_id: identifies the run (``report-1``).
+        output: the workflow's ``output`` rendered (a template that is one placeholder
+            keeps its value's type), else the value of a ``return`` step, else the result
+            of the last step that ran (``None`` when no step produced one).
+        variables: the workflow's variables at the end (inputs, saves, sets).
+        input_tokens: tokens sent to the model by this run's processes.
+        output_tokens: tokens received.
+        cost_usd: what the run cost, in USD (its processes and their delegates).
+        steps_run: how many steps ran (each loop iteration's steps count).
+        duration: seconds the run took (Trio's clock).
+    """
+
+    workflow: str
+    run_id: str
+    output: Any
+    variables: Mapping[str, Any]
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    steps_run: int
+    duration: float
+
+
+# -- the runner ----------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def open_runner(
+    doc: Document,
+    *,
+    base_dir: Path | None = None,
+    llm: LLM | None = None,
+    **orchestrator_overrides: Any,
+) -> AsyncIterator[Runner]:
+    """Open an orchestrator configured by ``doc`` and a :class:`Runner` on it::
+
+        async with open_runner(document) as runner:
+            result = await runner.run("report", {"topic": "Go concurrency"})
+
+    The orchestrator gets the document's options (:func:`orchestrator_options`) and
+    knows every agent of :func:`build_agents` by name; ``settings.logging.level`` sets
+    the ``vega_trio`` logger's level for the block.
+
+    Args:
+        doc: the loaded (and validated) document.
+        base_dir: what relative paths in the document are relative to (default: the
+            document file's directory when it names one that exists, else the current
+            directory).
+        llm: the backend (default: :class:`~vega_trio.llm.AnthropicLLM`, made when the
+            first agent is spawned).
+        orchestrator_overrides: more :func:`~vega_trio.open_orchestrator` options;
+            they win over the document's.
+
+    Raises:
+        SkillError: a skill directory or file is invalid.
+        ToolDefinitionError: a top-level tool is malformed.
+        ValueError: a setting the runtime refuses (the message names it).
+    """
+    base, options, agents = await trio.to_thread.run_sync(
+        functools.partial(_prepare, doc, base_dir)
+    )
+    options.update(orchestrator_overrides)
+    logger = logging.getLogger("vega_trio")
+    previous_level = logger.level
+    if doc.settings.log_level:
+        try:
+            logger.setLevel(doc.settings.log_level.upper())
+        except ValueError:
+            raise ValueError(
+                f"settings.logging.level {doc.settings.log_level!r} is not a log level; "
+                "use debug, info, warning, error or critical"
+            ) from None
+    try:
+        async with open_orchestrator(llm, **options) as orch:
+            for agent in agents.values():
+                orch.register_agent(agent)
+            runner = Runner(doc, orch, agents, base)
+            try:
+                yield runner
+            finally:
+                with trio.move_on_after(_SHUTDOWN_GRACE, shield=True):
+                    await runner.end()
+    finally:
+        logger.setLevel(previous_level)
+
+
+def _prepare(doc: Document, base_dir: Path | None) -> tuple[Path, dict[str, Any], dict[str, Agent]]:
+    base = base_dir if base_dir is not None else _document_dir(doc.where)
+    return base, orchestrator_options(doc, base_dir=base), build_agents(doc, base_dir=base)
+
+
+def _document_dir(where: Source) -> Path:
+    if where.file and not where.file.startswith("<"):
+        path = Path(where.file)
+        if path.exists():
+            return path.resolve().parent
+    return Path.cwd()
+
+
+@attrs.define(eq=False)
+class Runner:
+    """Runs a document's workflows and answers REPL questions. Made by
+    :func:`open_runner`; valid inside its block.
+
+    Attributes:
+        document: the document.
+        orchestrator: the orchestrator everything runs on.
+        agents: the built agents, by name.
+        base_dir: what the document's relative paths are relative to.
+    """
+
+    document: Document
+    orchestrator: Orchestrator
+    agents: dict[str, Agent]
+    base_dir: Path
+    _run_numbers: dict[str, itertools.count[int]] = attrs.field(factory=dict)
+    _addressed: dict[int, tuple[frozenset[str], ...]] = attrs.field(factory=dict)
+    _chat: dict[str, AgentProcess] = attrs.field(factory=dict)
+    _chat_supervisor: Supervisor | None = None
+    _chat_lock: trio.Lock = attrs.field(factory=trio.Lock)
+    _chat_count: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
+
+    # ------------------------------------------------------------------ workflows
+    async def run(
+        self,
+        workflow: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+    ) -> RunResult:
+        """Run ``workflow`` with ``inputs`` on fresh processes and return its result.
+
+        Declared inputs are coerced to their type (``"3"`` → ``3`` for an integer),
+        defaults are applied, required ones and enums are checked; values the workflow
+        does not declare are variables too. Progress goes to ``on_progress`` (called on
+        this task; keep it quick) and, as ``workflow.started|step|completed|failed``
+        events, to the orchestrator's event bus.
+
+        Raises:
+            WorkflowInputError: an input is missing or invalid (nothing ran).
+            WorkflowError: a step failed (``.path``, ``.cause``, ``.error_class``), or
+                there is no such workflow. Every process of the run is stopped first.
+        """
+        spec = self.document.workflow(workflow)
+        if spec is None:
+            known = ", ".join(w.name for w in self.document.workflows) or "none"
+            raise WorkflowError(
+                f"there is no workflow named {workflow!r}; workflows in this document: {known}",
+                workflow=workflow,
+                path=f"workflows.{workflow}",
+            )
+        try:
+            variables = resolve_inputs(spec, inputs or {})
+        except InputError as exc:
+            raise WorkflowInputError(str(exc), workflow=workflow, input=exc.name) from None
+        numbers = self._run_numbers.setdefault(workflow, itertools.count(1))
+        run_id = f"{workflow}-{next(numbers)}"
+        supervisor = await self.orchestrator.start_supervisor(
+            SupervisorSpec(name=f"run {run_id}", max_restarts=-1)
+        )
+        run = _Run(self, workflow, run_id, supervisor, on_progress, trio.current_time())
+        run.workflow_event("workflow_started", "workflow.started", inputs=sorted(variables))
+        succeeded = False
+        try:
+            output, variables = await run.run_workflow(spec, variables, _Sessions(run), ())
+            succeeded = True
+        except WorkflowError as exc:
+            run.workflow_event(
+                "workflow_failed",
+                "workflow.failed",
+                detail=str(exc),
+                path=exc.path,
+                error=_message_of(exc),
+                error_class=exc.error_class,
+            )
+            raise
+        finally:
+            # NOTE: also when cancelled: every process of the run ends, within a bound.
+            with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
+                await run.close(graceful=succeeded)
+            run.kill_leftovers()
+        totals = run.totals()
+        result = RunResult(
+            workflow=workflow,
+            run_id=run_id,
+            output=output,
+            variables=variables,
+            input_tokens=totals[0],
+            output_tokens=totals[1],
+            cost_usd=totals[2],
+            steps_run=run.steps_run,
+            duration=trio.current_time() - run.started,
+        )
+        run.workflow_event(
+            "workflow_finished",
+            "workflow.completed",
+            detail=_preview(output),
+            steps_run=run.steps_run,
+        )
+        return result
+
+    def addressed_by_branches(self, step: ParallelStep) -> tuple[frozenset[str], ...]:
+        """The agents each branch of ``step`` addresses (through nested steps and
+        sub-workflows), cached per step."""
+        found = self._addressed.get(id(step))
+        if found is None:
+            found = tuple(
+                frozenset(_addressed_agents(branch, self.document, set()))
+                for branch in step.branches
+            )
+            self._addressed[id(step)] = found
+        return found
+
+    # ----------------------------------------------------------------------- chat
+    async def ask(self, agent: str, message: str) -> str:
+        """Send ``message`` to this runner's long-lived process of ``agent`` (one per
+        agent, made on first use; the conversation goes on until :meth:`end`).
+
+        Raises:
+            KeyError: no agent has that name (the message lists the agents).
+            LLMError, SendTimeout, ...: as :meth:`~vega_trio.AgentProcess.send`.
+        """
+        proc = await self._chat_process(agent)
+        return await proc.send(message)
+
+    @asynccontextmanager
+    async def ask_stream(self, agent: str, message: str) -> AsyncIterator[TextStream]:
+        """Like :meth:`ask`, streaming the reply's text chunks::
+
+            async with runner.ask_stream("writer", "Hi") as chunks:
+                async for text in chunks:
+                    print(text, end="")
+
+        Leaving the block early cancels the request.
+
+        Raises:
+            KeyError: no agent has that name.
+        """
+        proc = await self._chat_process(agent)
+        async with proc.send_stream(message) as chunks:
+            yield chunks
+
+    async def end(self, agent: str | None = None) -> None:
+        """End the :meth:`ask` conversation with ``agent`` (every one when ``None``);
+        the next question starts a fresh one."""
+        names = list(self._chat) if agent is None else [agent]
+        for name in names:
+            proc = self._chat.pop(name, None)
+            if proc is not None:
+                await proc.shutdown(_SHUTDOWN_GRACE)
+
+    def chat_process(self, agent: str) -> AgentProcess | None:
+        """The live :meth:`ask` process of ``agent``, if there is one."""
+        proc = self._chat.get(agent)
+        return proc if proc is not None and proc.alive else None
+
+    async def _chat_process(self, name: str) -> AgentProcess:
+        agent = self._agent(name)
+        async with self._chat_lock:
+            proc = self._chat.get(name)
+            if proc is not None and proc.alive:
+                return proc
+            if self._chat_supervisor is None or not self._chat_supervisor.alive:
+                self._chat_supervisor = await self.orchestrator.start_supervisor(
+                    SupervisorSpec(name="chat", max_restarts=-1)
+                )
+            proc = await _start_agent(
+                self.orchestrator,
+                self._chat_supervisor,
+                agent,
+                f"{name}#chat{next(self._chat_count)}",
+            )
+            self._chat[name] = proc
+            return proc
+
+    def _agent(self, name: str) -> Agent:
+        agent = self.agents.get(name)
+        if agent is None:
+            raise KeyError(
+                f"there is no agent named {name!r}; agents in this document: "
+                f"{', '.join(self.agents) or 'none'}"
+            )
+        return agent
+
+
+async def _start_agent(
+    orch: Orchestrator, supervisor: Supervisor, agent: Agent, child_id: str
+) -> AgentProcess:
+    """A temporary child of ``supervisor`` running ``agent`` (its own per-process
+    supervision still restarts it in place)."""
+    try:
+        proc = await supervisor.start_child(
+            orch.child(agent, id=child_id, restart="temporary", shutdown=_SHUTDOWN_GRACE)
+        )
+    except ChildStartFailed as exc:
+        # The spawn's own error (an unknown tool, ...) says more than the wrapper.
+        if isinstance(exc.__cause__, Exception):
+            raise exc.__cause__ from None
+        raise
+    assert isinstance(proc, AgentProcess)
+    return proc
+
+
+# -- one run --------------------------------------------------------------------------------
+
+
+class _Return(Exception):
+    """``return:`` unwinding to the workflow that runs it."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("return")
+        self.value = value
+
+
+class _Nothing:
+    """No step has produced a result (yet)."""
+
+    def __repr__(self) -> str:
+        return "<nothing>"
+
+
+_NOTHING: Final = _Nothing()
+_MISSING: Final = object()
+
+
+@attrs.define(eq=False)
+class _Sessions:
+    """Which process of each agent a part of a run talks to.
+
+    The run's root has one process per agent; a ``parallel`` branch uses the root's
+    (through its parent) except for ``isolated`` agents, which other branches address
+    too: for those it has its own.
+    """
+
+    run: _Run
+    parent: _Sessions | None = None
+    isolated: frozenset[str] = frozenset()
+    own: dict[str, AgentProcess] = attrs.field(factory=dict)
+
+    async def process(self, agent: str) -> AgentProcess:
+        if self.parent is not None and agent not in self.isolated:
+            return await self.parent.process(agent)
+        proc = self.own.get(agent)
+        if proc is None or not proc.alive:
+            proc = self.own[agent] = await self.run.spawn(agent)
+        return proc
+
+    async def close(self) -> None:
+        for proc in reversed(list(self.own.values())):
+            await proc.shutdown(_SHUTDOWN_GRACE)
+        self.own.clear()
+
+
+@attrs.define(eq=False)
+class _Frame:
+    """The variables of one running workflow (or of one ``parallel`` branch)."""
+
+    workflow: str
+    variables: dict[str, Any]
+    sessions: _Sessions
+    chain: tuple[str, ...]
+    saved: dict[str, None] = attrs.field(factory=dict)
+    """Names this frame assigned (``save``, ``set``, ``error``), in order: what a
+    ``parallel`` branch hands back."""
+
+    def assign(self, name: str, value: Any) -> None:
+        self.variables[name] = value
+        self.saved[name] = None
+
+
+@attrs.define(eq=False)
+class _Run:
+    runner: Runner
+    workflow: str
+    run_id: str
+    supervisor: Supervisor
+    on_progress: Callable[[ProgressEvent], None] | None
+    started: float
+    steps_run: int = 0
+    spawned: list[AgentProcess] = attrs.field(factory=list)
+    _spawn_count: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
+    _seen: dict[str, AgentProcess] = attrs.field(factory=dict)
+
+    # ---------------------------------------------------------------- processes
+    async def spawn(self, agent_name: str) -> AgentProcess:
+        agent = self.runner._agent(agent_name)
+        proc = await _start_agent(
+            self.runner.orchestrator,
+            self.supervisor,
+            agent,
+            f"{agent_name}#{next(self._spawn_count)}",
+        )
+        self.spawned.append(proc)
+        return proc
+
+    def _all_processes(self) -> list[AgentProcess]:
+        """The run's processes and every descendant (delegates) seen so far."""
+        for proc in self.spawned:
+            self._seen.setdefault(proc.id, proc)
+        stack = list(self._seen.values())
+        while stack:
+            proc = stack.pop()
+            for child_id in proc.children:
+                if child_id in self._seen:
+                    continue
+                try:
+                    child = self.runner.orchestrator.get(child_id)
+                except ProcessNotFound:
+                    continue  # it has finished (its metrics are gone with it)
+                if isinstance(child, AgentProcess):
+                    self._seen[child_id] = child
+                    stack.append(child)
+        return list(self._seen.values())
+
+    def totals(self) -> tuple[int, int, float]:
+        input_tokens = output_tokens = 0
+        cost = 0.0
+        for proc in self._all_processes():
+            metrics = proc.metrics
+            input_tokens += metrics.input_tokens
+            output_tokens += metrics.output_tokens
+            cost += metrics.cost_usd
+        return input_tokens, output_tokens, cost
+
+    async def close(self, *, graceful: bool) -> None:
+        """Stop every process of the run and their delegates: asked to stop first when
+        ``graceful`` (they are idle then), killed at once otherwise."""
+        grace = _SHUTDOWN_GRACE if graceful else 0.0
+        processes = self._all_processes()
+        await self.supervisor.shutdown(grace)
+        for proc in reversed(processes):
+            if not proc.status.finished:
+                if grace:
+                    await proc.shutdown(grace)
+                else:
+                    proc.kill(f"workflow run {self.run_id} ended")
+                    await proc.wait()
+
+    def kill_leftovers(self) -> None:
+        """Kill whatever :meth:`close` did not stop in time."""
+        if self.supervisor.alive:
+            self.supervisor.kill(f"workflow run {self.run_id}: shutdown took too long")
+        for proc in self._all_processes():
+            if not proc.status.finished:
+                proc.kill(f"workflow run {self.run_id}: shutdown took too long")
+
+    # ----------------------------------------------------------------- progress
+    def progress(
+        self,
+        kind: ProgressKind,
+        path: str,
+        *,
+        step: str = "",
+        agent: str | None = None,
+        detail: str = "",
+    ) -> None:
+        bus = self.runner.orchestrator.events
+        if kind.startswith("step_"):
+            bus.emit(
+                "workflow.step",
+                agent=agent,
+                run_id=self.run_id,
+                workflow=self.workflow,
+                path=path,
+                step=step,
+                status=kind.removeprefix("step_"),
+                detail=detail,
+            )
+        if self.on_progress is not None:
+            input_tokens, output_tokens, cost = self.totals()
+            self.on_progress(
+                ProgressEvent(
+                    kind=kind,
+                    workflow=self.workflow,
+                    run_id=self.run_id,
+                    path=path,
+                    step=step,
+                    agent=agent,
+                    detail=detail,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    cost_usd=cost,
+                )
+            )
+
+    def workflow_event(
+        self, kind: ProgressKind, event: str, *, detail: str = "", **data: Any
+    ) -> None:
+        input_tokens, output_tokens, cost = self.totals()
+        self.runner.orchestrator.events.emit(
+            event,
+            run_id=self.run_id,
+            workflow=self.workflow,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            **data,
+        )
+        if self.on_progress is not None:
+            self.on_progress(
+                ProgressEvent(
+                    kind=kind,
+                    workflow=self.workflow,
+                    run_id=self.run_id,
+                    path=self.workflow,
+                    detail=detail,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    cost_usd=cost,
+                )
+            )
+
+    # ---------------------------------------------------------------- workflows
+    async def run_workflow(
+        self,
+        spec: WorkflowSpec,
+        variables: dict[str, Any],
+        sessions: _Sessions,
+        chain: tuple[str, ...],
+    ) -> tuple[Any, dict[str, Any]]:
+        """Run ``spec``'s steps; returns its result and its final variables."""
+        frame = _Frame(spec.name, variables, sessions, (*chain, spec.name))
+        try:
+            last = await self.block(spec.steps, frame, f"{spec.name}.steps")
+        except _Return as returned:
+            return returned.value, frame.variables
+        if spec.output is not None:
+            where = f"workflows.{spec.name}.output"
+            try:
+                output = _render_value(spec.output, frame.variables)
+            except TemplateError as exc:
+                raise WorkflowError(
+                    f"{_location(where, spec.where)}: the output could not be rendered: {exc}",
+                    workflow=spec.name,
+                    path=where,
+                    cause=exc,
+                ) from exc
+            return output, frame.variables
+        return (None if last is _NOTHING else last), frame.variables
+
+    async def block(self, steps: tuple[Step, ...], frame: _Frame, base: str) -> Any:
+        """Run ``steps`` in order; the last result any of them produced, or
+        ``_NOTHING``."""
+        result: Any = _NOTHING
+        for index, step in enumerate(steps):
+            value = await self.step(step, frame, f"{base}[{index}]")
+            if value is not _NOTHING:
+                result = value
+        return result
+
+    async def step(self, step: Step, frame: _Frame, path: str) -> Any:
+        self.steps_run += 1
+        if isinstance(step, AgentStep):
+            return await self.agent_step(step, frame, path)
+        kind = _STEP_KINDS[type(step)]
+        self.progress("step_started", path, step=kind, detail=_summary(step))
+        try:
+            value = await self._dispatch(step, frame, path)
+        except _Return as returned:
+            self.progress("step_finished", path, step=kind, detail=_preview(returned.value))
+            raise
+        except WorkflowError as exc:
+            self.progress("step_failed", path, step=kind, detail=_message_of(exc))
+            raise
+        except Exception as exc:
+            self.progress("step_failed", path, step=kind, detail=_message_of(exc))
+            raise self.failure(step, frame, path, exc) from exc
+        self.progress(
+            "step_finished",
+            path,
+            step=kind,
+            detail="" if value is _NOTHING else _preview(value),
+        )
+        return value
+
+    async def _dispatch(self, step: Step, frame: _Frame, path: str) -> Any:
+        if isinstance(step, IfStep):
+            return await self.if_step(step, frame, path)
+        if isinstance(step, ForStep):
+            return await self.for_step(step, frame, path)
+        if isinstance(step, ParallelStep):
+            return await self.parallel_step(step, frame, path)
+        if isinstance(step, TryStep):
+            return await self.try_step(step, frame, path)
+        if isinstance(step, RepeatStep):
+            return await self.repeat_step(step, frame, path)
+        if isinstance(step, SetStep):
+            return self.set_step(step, frame)
+        if isinstance(step, ReturnStep):
+            raise _Return(_render_value(step.value, frame.variables))
+        if isinstance(step, WorkflowStep):
+            return await self.workflow_step(step, frame, path)
+        raise TypeError(f"unknown step type {type(step).__name__}")  # pragma: no cover
+
+    def failure(self, step: Step, frame: _Frame, path: str, exc: BaseException) -> WorkflowError:
+        where = f"workflows.{path}"
+        agent = f" ({step.agent})" if isinstance(step, AgentStep) else ""
+        return WorkflowError(
+            f"{_location(where, step.where)}{agent}: {_describe(exc)}",
+            workflow=frame.workflow,
+            path=where,
+            cause=exc,
+        )
+
+    # -------------------------------------------------------------------- steps
+    async def agent_step(self, step: AgentStep, frame: _Frame, path: str) -> Any:
+        try:
+            text = Template.parse(step.send).render(frame.variables)
+        except TemplateError as exc:
+            return self._agent_failed(step, frame, path, exc)
+        self.progress("step_started", path, step="agent", agent=step.agent, detail=text)
+        attempts = 1 + max(0, step.retry)
+        for attempt in range(1, attempts + 1):
+            try:
+                value = await self._send(step, frame, text)
+            except Exception as exc:
+                if attempt == attempts:
+                    return self._agent_failed(step, frame, path, exc)
+                _log.info(
+                    "workflows.%s (%s): attempt %d of %d failed, retrying: %s",
+                    path,
+                    step.agent,
+                    attempt,
+                    attempts,
+                    _message_of(exc),
+                )
+                continue
+            break
+        if step.save:
+            frame.assign(step.save, value)
+        self.progress("step_finished", path, step="agent", agent=step.agent, detail=_preview(value))
+        return value
+
+    async def _send(self, step: AgentStep, frame: _Frame, text: str) -> Any:
+        proc = await frame.sessions.process(step.agent)
+        if step.timeout is None:
+            reply = await proc.send(text)
+        else:
+            try:
+                with trio.fail_after(step.timeout):
+                    reply = await proc.send(text)
+            except trio.TooSlowError:
+                raise StepTimeout(
+                    f"no reply within the step's timeout of {step.timeout:g}s; raise "
+                    "`timeout:` or ask for less"
+                ) from None
+        return _parse_json(reply) if step.format == "json" else reply
+
+    def _agent_failed(self, step: AgentStep, frame: _Frame, path: str, exc: Exception) -> Any:
+        error = self.failure(step, frame, path, exc)
+        if step.continue_on_error:
+            frame.assign("error", _message_of(exc))
+            frame.assign("error_class", error.error_class)
+            self.progress(
+                "step_failed",
+                path,
+                step="agent",
+                agent=step.agent,
+                detail=f"{_message_of(exc)} (continue_on_error: going on)",
+            )
+            return None
+        self.progress("step_failed", path, step="agent", agent=step.agent, detail=str(error))
+        raise error from exc
+
+    async def if_step(self, step: IfStep, frame: _Frame, path: str) -> Any:
+        if Condition.parse(step.condition).evaluate(frame.variables):
+            return await self.block(step.then, frame, f"{path}.then")
+        return await self.block(step.otherwise, frame, f"{path}.else")
+
+    async def for_step(self, step: ForStep, frame: _Frame, path: str) -> Any:
+        items = _as_items(_items_value(step.items, frame.variables), step.items)
+        variables = frame.variables
+        saved_item = variables.get(step.variable, _MISSING)
+        saved_loop = variables.get("loop", _MISSING)
+        results: list[Any] = []
+        count = len(items)
+        try:
+            for index, item in enumerate(items):
+                variables[step.variable] = item
+                variables["loop"] = {
+                    "index": index + 1,
+                    "index0": index,
+                    "count": count,
+                    "first": index == 0,
+                    "last": index == count - 1,
+                }
+                value = await self.block(step.steps, frame, f"{path}.steps")
+                results.append(None if value is _NOTHING else value)
+        finally:
+            _restore(variables, step.variable, saved_item)
+            _restore(variables, "loop", saved_loop)
+        if step.save:
+            frame.assign(step.save, results)
+        return results
+
+    async def parallel_step(self, step: ParallelStep, frame: _Frame, path: str) -> Any:
+        addressed = self.runner.addressed_by_branches(step)
+        counts: dict[str, int] = {}
+        for agents in addressed:
+            for agent in agents:
+                counts[agent] = counts.get(agent, 0) + 1
+        isolated = frozenset(agent for agent, n in counts.items() if n > 1)
+        frames = [
+            _Frame(
+                frame.workflow,
+                dict(frame.variables),
+                _Sessions(self, frame.sessions, isolated),
+                frame.chain,
+            )
+            for _ in step.branches
+        ]
+        results: list[Any] = [None] * len(step.branches)
+        failures: list[Exception] = []
+
+        async def branch(index: int, cancel_scope: trio.CancelScope) -> None:
+            steps = step.branches[index]
+            branch_path = f"{path}.parallel[{index}]"
+            try:
+                if len(steps) == 1:
+                    value = await self.step(steps[0], frames[index], branch_path)
+                else:
+                    value = await self.block(steps, frames[index], branch_path)
+            except Exception as exc:  # a WorkflowError, or a return: stop the others
+                if not failures:
+                    failures.append(exc)
+                    cancel_scope.cancel(reason=f"parallel branch {index} of {path} ended the step")
+                return
+            results[index] = None if value is _NOTHING else value
+
+        async with trio.open_nursery() as nursery:
+            for index in range(len(step.branches)):
+                nursery.start_soon(branch, index, nursery.cancel_scope)
+        if failures:
+            raise failures[0]
+        for branch_frame in frames:
+            await branch_frame.sessions.close()
+            for name in branch_frame.saved:
+                frame.assign(name, branch_frame.variables[name])
+        if step.save:
+            frame.assign(step.save, results)
+        return results
+
+    async def try_step(self, step: TryStep, frame: _Frame, path: str) -> Any:
+        try:
+            return await self.block(step.steps, frame, f"{path}.try")
+        except WorkflowError as exc:
+            frame.assign("error", _message_of(exc))
+            frame.assign("error_class", exc.error_class)
+        return await self.block(step.catch, frame, f"{path}.catch")
+
+    async def repeat_step(self, step: RepeatStep, frame: _Frame, path: str) -> Any:
+        until = Condition.parse(step.until) if step.until is not None else None
+        variables = frame.variables
+        saved_loop = variables.get("loop", _MISSING)
+        result: Any = _NOTHING
+        try:
+            for index in range(step.max):
+                variables["loop"] = {
+                    "index": index + 1,
+                    "index0": index,
+                    "first": index == 0,
+                    "max": step.max,
+                }
+                value = await self.block(step.steps, frame, f"{path}.steps")
+                if value is not _NOTHING:
+                    result = value
+                if until is not None and until.evaluate(variables):
+                    break
+        finally:
+            _restore(variables, "loop", saved_loop)
+        return result
+
+    def set_step(self, step: SetStep, frame: _Frame) -> Any:
+        value: Any = _NOTHING
+        for name, template in step.values.items():
+            value = _render_value(template, frame.variables)
+            frame.assign(name, value)
+        if len(step.values) > 1:
+            return {name: frame.variables[name] for name in step.values}
+        return value
+
+    async def workflow_step(self, step: WorkflowStep, frame: _Frame, path: str) -> Any:
+        spec = self.runner.document.workflow(step.workflow)
+        if spec is None:
+            known = ", ".join(w.name for w in self.runner.document.workflows)
+            raise LookupError(f"there is no workflow named {step.workflow!r} (workflows: {known})")
+        if len(frame.chain) >= MAX_WORKFLOW_DEPTH:
+            raise RecursionError(
+                f"workflows nest more than {MAX_WORKFLOW_DEPTH} deep "
+                f"({' → '.join((*frame.chain, step.workflow))}); a workflow that calls "
+                "itself needs a condition that ends the recursion"
+            )
+        given = {name: _render_value(value, frame.variables) for name, value in step.inputs.items()}
+        try:
+            variables = resolve_inputs(spec, given)
+        except InputError as exc:
+            raise ValueError(f"{exc} (set it with `with:`)") from None
+        try:
+            value, _ = await self.run_workflow(spec, variables, frame.sessions, frame.chain)
+        except WorkflowError as exc:
+            raise WorkflowError(
+                f"{exc}\n  called from workflows.{path}",
+                workflow=exc.workflow,
+                path=exc.path,
+                cause=exc.cause,
+            ) from exc
+        if step.save:
+            frame.assign(step.save, value)
+        return value
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+_STEP_KINDS: Final[dict[type, str]] = {
+    AgentStep: "agent",
+    IfStep: "if",
+    ForStep: "for",
+    ParallelStep: "parallel",
+    TryStep: "try",
+    RepeatStep: "repeat",
+    SetStep: "set",
+    ReturnStep: "return",
+    WorkflowStep: "workflow",
+}
+
+
+def _summary(step: Step) -> str:
+    if isinstance(step, IfStep):
+        return f"if {step.condition}"
+    if isinstance(step, ForStep):
+        return f"for {step.variable} in {step.items}"
+    if isinstance(step, ParallelStep):
+        return f"parallel ({len(step.branches)} branches)"
+    if isinstance(step, RepeatStep):
+        return f"repeat (max {step.max})" + (f" until {step.until}" if step.until else "")
+    if isinstance(step, SetStep):
+        return f"set {', '.join(step.values)}"
+    if isinstance(step, WorkflowStep):
+        return f"workflow {step.workflow}"
+    return _STEP_KINDS[type(step)]
+
+
+def _preview(value: Any) -> str:
+    text = to_text(value)
+    return text if len(text) <= _PREVIEW else text[: _PREVIEW - 1] + "…"
+
+
+def _location(where: str, source: Source) -> str:
+    if source.line:
+        return f"{source.file}:{source.line}:{source.column}: {where}"
+    return where
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, LLMError):
+        return f"{exc} (error class: {exc.error_class})"
+    if isinstance(exc, WorkflowError | TemplateError | StepTimeout | ReplyFormatError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _restore(variables: dict[str, Any], name: str, saved: object) -> None:
+    if saved is _MISSING:
+        variables.pop(name, None)
+    else:
+        variables[name] = saved
+
+
+def _render_value(value: Any, variables: Mapping[str, Any]) -> Any:
+    """Strings rendered as templates (one placeholder keeps its value's type); lists
+    and mappings rendered item by item; anything else as it is."""
+    if isinstance(value, str):
+        return Template.parse(value).render_value(variables)
+    if isinstance(value, Mapping):
+        return {key: _render_value(item, variables) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_render_value(item, variables) for item in value]
+    return value
+
+
+def _items_value(expression: str, variables: Mapping[str, Any]) -> Any:
+    text = expression if "{{" in expression else f"{{{{ {expression} }}}}"
+    return Template.parse(text).render_value(variables)
+
+
+def _as_items(value: Any, expression: str) -> list[Any]:
+    """What a ``for`` iterates over: a list; a string holding a JSON array; else the
+    non-empty lines of a string (each stripped)."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError:
+                pass
+            else:
+                if isinstance(parsed, list):
+                    return parsed
+        return [line.strip() for line in value.splitlines() if line.strip()]
+    raise TypeError(
+        f"`for` needs a list, a JSON array or lines of text to iterate over, but "
+        f"{expression!r} is {_kind_of(value)} (text is split into its non-empty lines)"
+    )
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {to_text(value)}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _parse_json(reply: str) -> Any:
+    """A ``format: json`` reply as data: the whole reply, or the first fenced
+    ```` ```json ```` block in it."""
+    text = reply.strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        first_error = exc
+    fenced = _FENCED_JSON.search(reply)
+    if fenced is not None:
+        try:
+            return json.loads(fenced.group(1))
+        except json.JSONDecodeError as exc:
+            first_error = exc
+    start = text[:80].replace("\n", " ")
+    raise ReplyFormatError(
+        f"the reply is not JSON ({first_error.msg} at line {first_error.lineno} column "
+        f"{first_error.colno}); it starts {start!r}. Ask the agent to answer with JSON "
+        "only (a ```json block is accepted too), or drop `format: json`"
+    )
+
+
+def _addressed_agents(steps: tuple[Step, ...], doc: Document, seen: set[str]) -> set[str]:
+    """The agents ``steps`` may send to, through nested steps and sub-workflows."""
+    found: set[str] = set()
+    for step in steps:
+        if isinstance(step, AgentStep):
+            found.add(step.agent)
+        elif isinstance(step, IfStep):
+            found |= _addressed_agents(step.then + step.otherwise, doc, seen)
+        elif isinstance(step, ForStep | RepeatStep):
+            found |= _addressed_agents(step.steps, doc, seen)
+        elif isinstance(step, TryStep):
+            found |= _addressed_agents(step.steps + step.catch, doc, seen)
+        elif isinstance(step, ParallelStep):
+            for branch in step.branches:
+                found |= _addressed_agents(branch, doc, seen)
+        elif isinstance(step, WorkflowStep) and step.workflow not in seen:
+            seen.add(step.workflow)
+            sub = doc.workflow(step.workflow)
+            if sub is not None:
+                found |= _addressed_agents(sub.steps, doc, seen)
+    return found
