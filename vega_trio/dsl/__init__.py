@@ -14,10 +14,22 @@ The language is described in ``docs/dsl-templates.md``.
 
 from __future__ import annotations
 
+from ._build import build_agents, orchestrator_options
 from ._diagnostics import Diagnostic, DSLError
 from ._dump import dump_document
 from ._errors import DurationError, TemplateError
 from ._expr import FILTERS, VariableRef
+from ._interpreter import (
+    MAX_WORKFLOW_DEPTH,
+    ProgressEvent,
+    ReplyFormatError,
+    Runner,
+    RunResult,
+    StepTimeout,
+    WorkflowError,
+    WorkflowInputError,
+    open_runner,
+)
 from ._loader import load_document, load_file, validate_file, validate_text
 from ._template import Condition, Template
 from ._units import parse_duration
@@ -25,6 +37,17 @@ from ._values import to_text, truthy
 
 __all__ = [
     "FILTERS",
+    "MAX_WORKFLOW_DEPTH",
+    "ProgressEvent",
+    "ReplyFormatError",
+    "RunResult",
+    "Runner",
+    "StepTimeout",
+    "WorkflowError",
+    "WorkflowInputError",
+    "build_agents",
+    "open_runner",
+    "orchestrator_options",
     "Condition",
     "DSLError",
     "Diagnostic",
