@@ -279,26 +279,41 @@ class _Reader:
         except Exception:  # a malformed int/float the resolver accepted
             return node.value
 
-    def plain(self, node: Node, path: str, depth: int = 0) -> Any:
+    def plain(self, node: Node, path: str) -> Any:
         """The node as plain data (``dict``/``list``/scalars); ``_BAD`` after an error."""
-        if depth > _MAX_DEPTH:
-            self.error(node, path, "the value is nested too deeply (or refers to itself)")
-            return _BAD
+        return self._plain(node, path, set())
+
+    def _plain(self, node: Node, path: str, active: set[int]) -> Any:
         if isinstance(node, ScalarNode):
             return self.scalar(node, path)
-        if isinstance(node, SequenceNode):
-            items = [
-                self.plain(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node.value)
-            ]
-            return _BAD if any(item is _BAD for item in items) else items
-        if isinstance(node, MappingNode):
-            result: dict[str, Any] = {}
-            bad = False
-            for key, value in self.entries(node, path).items():
-                item = self.plain(value[1], _child(path, key), depth + 1)
-                bad = bad or item is _BAD
-                result[key] = item
-            return _BAD if bad else result
+        if id(node) in active:
+            self.error(
+                node,
+                path,
+                "the value contains itself (a recursive YAML alias)",
+                "an alias *name may not appear inside its own anchor &name",
+            )
+            return _BAD
+        if len(active) > _MAX_DEPTH:
+            self.error(node, path, "the value is nested too deeply")
+            return _BAD
+        active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                items = [
+                    self._plain(item, f"{path}[{i}]", active) for i, item in enumerate(node.value)
+                ]
+                return _BAD if any(item is _BAD for item in items) else items
+            if isinstance(node, MappingNode):
+                result: dict[str, Any] = {}
+                bad = False
+                for key, value in self.entries(node, path).items():
+                    item = self._plain(value[1], _child(path, key), active)
+                    bad = bad or item is _BAD
+                    result[key] = item
+                return _BAD if bad else result
+        finally:
+            active.discard(id(node))
         self.error(node, path, "unsupported YAML node")
         return _BAD
 
@@ -533,6 +548,14 @@ _AGENT_KEYS: Final = (
 
 
 def _document(reader: _Reader, node: Node) -> Document | None:
+    if not isinstance(node, MappingNode):
+        reader.type_error(
+            node,
+            "",
+            "a mapping of 'name', 'agents', 'workflows', ... at the top level",
+            "start the file with 'agents:' at the beginning of a line",
+        )
+        return None
     entries = reader.mapping(node, "", _DOCUMENT_KEYS, "the document")
     if entries is None:
         return None
@@ -707,7 +730,7 @@ def _mcp(reader: _Reader, node: Node, path: str) -> tuple[MCPServerSpec, ...] | 
                 name_node,
                 f"{item_path}.name",
                 f"MCP server name {name!r} is invalid",
-                "use letters, digits, '-' and single '_' (tools are named server__tool)",
+                "use letters, digits, '-' and single '_'; its tools are named server__tool",
             )
             bad = True
         if name in seen:
@@ -740,7 +763,7 @@ def _mcp(reader: _Reader, node: Node, path: str) -> tuple[MCPServerSpec, ...] | 
                 item,
                 item_path,
                 f"MCP server {name!r} runs over stdio but has no 'command'",
-                "add 'command:' (and 'args:'), or give a 'url:' for an HTTP server",
+                "add 'command:' and 'args:', or give a 'url:' for an HTTP server",
             )
             bad = True
         elif transport in ("http", "sse") and "url" not in sub:
@@ -1102,6 +1125,7 @@ def _params(reader: _Reader, node: Node, path: str) -> tuple[ParamSpec, ...] | A
         reader.type_error(node, path, "a list of parameters", "write '- name: city' items")
         return _BAD
     params: list[ParamSpec] = []
+    seen: dict[str, int] = {}
     bad = False
     for i, item in enumerate(node.value):
         item_path = f"{path}[{i}]"
@@ -1114,7 +1138,19 @@ def _params(reader: _Reader, node: Node, path: str) -> tuple[ParamSpec, ...] | A
             bad = True
             continue
         fields = _typed_value(reader, entries, item_path)
-        fields["name"] = reader.leaf(entries["name"][1], f"{item_path}.name", Text)
+        name_node = entries["name"][1]
+        fields["name"] = name = reader.leaf(name_node, f"{item_path}.name", Text)
+        if isinstance(name, str):
+            if name in seen:
+                reader.error(
+                    name_node,
+                    f"{item_path}.name",
+                    f"duplicate parameter name {name!r} (first on line {seen[name]})",
+                    "give each parameter its own name",
+                )
+                bad = True
+                continue
+            seen[name] = name_node.start_mark.line + 1
         fields["where"] = reader.where(item, item_path)
         param = _build(reader, ParamSpec, fields, False)
         bad = bad or id(param) in reader.broken
@@ -1412,9 +1448,12 @@ def _agent_step(
 ) -> AgentStep | Any:
     fields: dict[str, Any] = {"agent": agent, "where": reader.where(key_node, path)}
     send_node: Node | None = None
-    if isinstance(node, ScalarNode) and isinstance(reader.scalar(node, path), str):
+    scalar = reader.scalar(node, path) if isinstance(node, ScalarNode) else _MISSING
+    if isinstance(scalar, str):
         send_node = node
         fields["send"] = node.value
+    elif scalar is _BAD:
+        fields["send"] = ""
     elif isinstance(node, MappingNode):
         entries = reader.mapping(node, path, _AGENT_STEP_KEYS, f"a step of agent {agent!r}")
         assert entries is not None
@@ -1443,10 +1482,11 @@ def _agent_step(
             )
     else:
         reader.type_error(
-            node,
+            key_node if scalar is None else node,
             path,
             "the message to send (text) or a mapping with 'send:'",
             f"write '- {agent}: \"...\"' or '- {agent}: {{send: \"...\", save: name}}'",
+            got=scalar,
         )
         fields["send"] = ""
     step = _build(reader, AgentStep, fields, False)
@@ -1499,7 +1539,7 @@ def _for_step(
                 header_node,
                 f"{path}.for",
                 f"expected 'NAME in ITEMS', got {header!r}",
-                "write 'for: item in items' (a variable name, 'in', then the list)",
+                "write 'for: item in items': a variable name, 'in', then the list",
             )
             bad = True
         else:
@@ -1593,10 +1633,13 @@ def _set_step(
     _check_keys(reader, entries, ("set",), path, "a set step")
     values_node = entries["set"][1]
     values_path = f"{path}.set"
-    if not isinstance(values_node, MappingNode) or not values_node.value:
+    if not isinstance(values_node, MappingNode):
         reader.type_error(
             values_node, values_path, "a mapping of variable names to values", "write 'set: {x: 1}'"
         )
+        return _BAD
+    if not values_node.value:
+        reader.error(values_node, values_path, "'set' is empty", "write 'set: {x: 1}'")
         return _BAD
     values: dict[str, Any] = {}
     nodes: dict[str, Node] = {}
@@ -1690,7 +1733,7 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
         return Loaded(None, reader.diagnostics, reader.locations, reader.broken)
     if root is None:
         reader.error(
-            None, "", "the document is empty", "define at least 'agents:' (see docs/dsl.md)"
+            None, "", "the document is empty", "define at least 'agents:'; see docs/dsl.md"
         )
         return Loaded(None, reader.diagnostics, reader.locations, reader.broken)
     try:

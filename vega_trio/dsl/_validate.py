@@ -280,6 +280,9 @@ class _Flow:
     def __init__(self, checker: _Checker, workflow: WorkflowSpec) -> None:
         self.checker = checker
         self.workflow = workflow
+        # NOTE: inside a step whose header was broken (a for without 'x in y'), the loop
+        # variable is unknown; warnings there would only repeat the header's error.
+        self.quiet = 0
 
     def steps(self, steps: Iterable[Step], defined: set[str]) -> set[str]:
         for step in steps:
@@ -304,7 +307,9 @@ class _Flow:
             return then | otherwise
         if isinstance(step, ForStep):
             self.items(step, defined)
+            self.quiet += not step.variable
             inner = self.steps(step.steps, defined | {step.variable} | _LOOP_VARIABLES)
+            self.quiet -= not step.variable
             return _plus(defined | (inner - {step.variable} - _LOOP_VARIABLES), step.save)
         if isinstance(step, ParallelStep):
             merged = set(defined)
@@ -414,6 +419,8 @@ class _Flow:
                 self.undefined(reference, location, offset)
 
     def undefined(self, reference: VariableRef, location: ScalarLocation, offset: int) -> None:
+        if self.quiet:
+            return
         name = reference.name
         self.checker.report(
             location.source(max(0, offset + reference.position)),
