@@ -182,8 +182,8 @@ class ProgressEvent:
         step: the step's type (``agent``, ``if``, ``for``, ``parallel``, ``try``,
             ``repeat``, ``set``, ``return``, ``workflow``), or ``""``.
         agent: the agent an agent step addresses, else ``None``.
-        detail: for a started agent step the message sent; for a finished step a
-            preview of its result; for a failure the error.
+        detail: for a started agent step the message sent, for a finished step its
+            result (both cut to 200 characters); for a failure the error.
         input_tokens: tokens sent so far in this run (cumulative).
         output_tokens: tokens received so far in this run (cumulative).
         cost_usd: what this run has cost so far, in USD (cumulative).
@@ -817,7 +817,7 @@ class _Run:
             text = Template.parse(step.send).render(frame.variables)
         except TemplateError as exc:
             return self._agent_failed(step, frame, path, exc)
-        self.progress("step_started", path, step="agent", agent=step.agent, detail=text)
+        self.progress("step_started", path, step="agent", agent=step.agent, detail=_preview(text))
         attempts = 1 + max(0, step.retry)
         for attempt in range(1, attempts + 1):
             try:
