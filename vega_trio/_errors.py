@@ -44,7 +44,12 @@ Every error the library raises on purpose derives from :class:`VegaError`::
     │   └── DelegationRefused       a ``delegate`` call named an agent outside the team
     ├── SkillError                  a skill file or skill configuration is wrong (skills)
     ├── TemplateError               a DSL template or condition is malformed (dsl)
-    └── DurationError               a DSL duration ("30s", "5m") is malformed (dsl)
+    ├── DurationError               a DSL duration ("30s", "5m") is malformed (dsl)
+    ├── DSLError                    a .vega.yaml document is invalid (``.diagnostics``)
+    └── WorkflowError               a workflow run failed (``.path``, ``.cause``) (dsl)
+        ├── WorkflowInputError      an input is missing, mistyped or not in its enum
+        ├── StepTimeout             a step ran longer than its ``timeout``
+        └── ReplyFormatError        a ``format: json`` reply was not JSON
 
 ``RequestError`` is the line between "this request failed" and "this process
 crashed": a behaviour that raises a ``RequestError`` answers the caller with it and

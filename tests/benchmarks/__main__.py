@@ -52,6 +52,9 @@ QUICK = Config(
     b5_n=200,
     b6_n=2_000,
     b6_repeats=3,
+    b7_steps=500,
+    b7_runs=10,
+    b7_repeats=3,
 )
 
 
@@ -107,6 +110,10 @@ def run(config: Config) -> dict[str, Any]:
     results["b5"] = _scenario("b5", n=config.b5_n)
     print("B6 resilience overhead per call", file=sys.stderr)
     results["b6"] = _scenario("b6", n=config.b6_n, repeats=config.b6_repeats)
+    print("B7 the DSL: validate, interpreter overhead per step", file=sys.stderr)
+    results["b7"] = _scenario(
+        "b7", steps=config.b7_steps, runs=config.b7_runs, repeats=config.b7_repeats
+    )
     results["total_s"] = time.perf_counter() - started
     results["machine_after"] = machine_info(calibrate=False)
     return results

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from ._dsl import render_b7
 from ._resilience import render_b6
 from ._restarts import render_b4_b5
 
@@ -48,6 +49,9 @@ class Config:
     b5_n: int = 1_000
     b6_n: int = 20_000
     b6_repeats: int = 7
+    b7_steps: int = 2_000
+    b7_runs: int = 50
+    b7_repeats: int = 5
 
 
 # ------------------------------------------------------------------------------ machine
@@ -410,6 +414,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
     b3_text, per_rss, per_traced = _b3_section(results["b3"])
     b45_text, b45_rows = render_b4_b5(results["b4"], results.get("b5"))
     b6_text, b6_rows = render_b6(results["b6"]) if "b6" in results else ("", [])
+    b7_text, b7_rows = render_b7(results["b7"]) if "b7" in results else ("", [])
 
     load = (
         f"{m['loadavg'][0]:.2f} before, {after['loadavg'][0]:.2f} after (1-minute)"
@@ -470,6 +475,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
             ],
             *b45_rows,
             *b6_rows,
+            *b7_rows,
         ],
         "lrl",
     )
@@ -509,6 +515,7 @@ in {results["total_s"]:.0f} s. Rerun it to refresh this page.
 {b3_text}
 {b45_text}
 {b6_text}
+{b7_text}
 {_reference(results["b1"])}
 ## How to reproduce
 

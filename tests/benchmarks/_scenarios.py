@@ -20,6 +20,7 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._dsl import b7
 from ._resilience import b6
 from ._restarts import b4, b5
 
@@ -463,6 +464,7 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
     "b4": b4,
     "b5": b5,
     "b6": b6,
+    "b7": b7,
 }
 
 

@@ -1,4 +1,4 @@
-"""The public surface of vega_trio.dsl (templates, conditions, units)."""
+"""The public surface of vega_trio.dsl (loader, validator, interpreter, templates, units)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,32 @@ def test_public_api_is_pinned() -> None:
     """vega_trio.dsl exports exactly these names, all importable."""
     assert sorted(vega_trio.dsl.__all__) == [
         "Condition",
+        "DSLError",
+        "Diagnostic",
         "DurationError",
         "FILTERS",
+        "MAX_WORKFLOW_DEPTH",
+        "ProgressEvent",
+        "ReplyFormatError",
+        "RunResult",
+        "Runner",
+        "StepTimeout",
         "Template",
         "TemplateError",
         "VariableRef",
+        "WorkflowError",
+        "WorkflowInputError",
+        "build_agents",
+        "dump_document",
+        "load_document",
+        "load_file",
+        "open_runner",
+        "orchestrator_options",
         "parse_duration",
         "to_text",
         "truthy",
+        "validate_file",
+        "validate_text",
     ]
     for name in vega_trio.dsl.__all__:
         assert getattr(vega_trio.dsl, name) is not None
