@@ -550,6 +550,23 @@ async def test_skills_are_injected_when_the_message_calls_for_them(tmp_path: Pat
     assert plain == "You are a."
 
 
+def test_a_skill_directory_named_twice_is_read_once_and_include_spans_all(
+    tmp_path: Path,
+) -> None:
+    """The same directory globally and on the agent is loaded once (no duplicate-name
+    error), and an include naming a skill of the agent's own directory is not an error
+    for the global one."""
+    write_skill(tmp_path / "skills", "code-review", "review")
+    write_skill(tmp_path / "mine", "poetry", "poem")
+    doc = doc_with(
+        spec("a", skills=SkillsSpec(directories=("skills", "mine"), include=("poetry",))),
+        settings=Settings(skill_directories=("skills",)),
+    )
+    system = build_agents(doc, base_dir=tmp_path)["a"].system
+    assert isinstance(system, SkillsPrompt)
+    assert [skill.name for skill in system.skills] == ["poetry"]
+
+
 def test_missing_agent_skill_directory_is_an_error(tmp_path: Path) -> None:
     """An agent's own skill directory must exist."""
     doc = doc_with(spec("a", skills=SkillsSpec(directories=("nowhere",))))

@@ -1,4 +1,10 @@
-"""The YAML DSL (SPEC §8): for now its template and condition language and its units.
+"""The YAML DSL (SPEC §8): ``.vega.yaml`` documents loaded, validated and run.
+
+``load_file`` / ``load_document`` build the :class:`Document` model (raising
+:class:`DSLError` with every problem at once), ``validate_file`` lists errors and
+warnings, ``open_runner`` runs workflows on an orchestrator built from the document
+(``build_agents`` / ``orchestrator_options``), and ``vega-trio run|validate|repl`` wraps
+them on the command line.
 
 Templates are text with ``{{ expr }}`` placeholders; conditions decide ``if:``, ``until:``
 and friends. Both are parsed once by a small parser of their own (never ``eval``) and
@@ -9,7 +15,7 @@ evaluated against a mapping of variables::
     Template.parse("Research {{ topic | upper }}").render({"topic": "trio"})  # 'Research TRIO'
     Condition.parse("score >= 7 and 'ok' in tags").evaluate({"score": 8, "tags": ["ok"]})  # True
 
-The language is described in ``docs/dsl-templates.md``.
+The language is described in ``docs/dsl.md``.
 """
 
 from __future__ import annotations

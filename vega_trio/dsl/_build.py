@@ -250,26 +250,18 @@ def _system(spec: AgentSpec, settings: Settings, *, base_dir: Path) -> str | Ski
         return spec.system
     include = own.include if own is not None else ()
     exclude = own.exclude if own is not None else ()
+    # NOTE: one load over every directory: a directory named both globally and by the
+    # agent is read once, and include/exclude apply to the skills of all of them.
+    directories: list[str] = [
+        directory
+        for directory in settings.skill_directories
+        if _resolve(directory, base_dir).is_dir()  # a missing global one is skipped
+    ]
+    if own is not None:
+        directories.extend(own.directories)  # the agent's own must exist
     skills: list[Skill] = []
-    if settings.skill_directories:
-        skills.extend(
-            load_skills(
-                list(settings.skill_directories),
-                include=include,
-                exclude=exclude,
-                base_dir=base_dir,
-                missing_ok=True,
-            )
-        )
-    if own is not None and own.directories:
-        skills.extend(
-            load_skills(
-                list(own.directories),
-                include=include,
-                exclude=exclude,
-                base_dir=base_dir,
-            )
-        )
+    if directories:
+        skills.extend(load_skills(directories, include=include, exclude=exclude, base_dir=base_dir))
     max_active = own.max_active if own is not None else 3
     return SkillsPrompt(spec.system, skills, max_active)
 

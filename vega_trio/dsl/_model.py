@@ -66,10 +66,6 @@ class Source:
 _NOWHERE = Source()
 
 
-def _where() -> Any:
-    return attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
-
-
 # -- settings ----------------------------------------------------------------------------
 
 
@@ -82,7 +78,7 @@ class BackoffSpec:
     multiplier: float = 2.0
     max: float = 30.0
     jitter: float = 0.0
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -92,7 +88,7 @@ class RateLimitSpec:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     strategy: Literal["queue", "reject"] = "queue"
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -109,7 +105,7 @@ class MCPServerSpec:
     url: str | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
     timeout: float | None = None
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -126,7 +122,7 @@ class Settings:
     rate_limit: RateLimitSpec | None = None
     prices: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
     log_level: str | None = None
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 # -- agents ------------------------------------------------------------------------------
@@ -141,7 +137,7 @@ class SupervisionSpec:
     window: float = 60.0
     backoff: BackoffSpec | None = None
     restart_state: Literal["keep", "fresh"] = "keep"
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -151,7 +147,7 @@ class RetrySpec:
     max_attempts: int = 3
     backoff: BackoffSpec | None = None
     retry_on: tuple[str, ...] | None = None
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -161,7 +157,7 @@ class BreakerSpec:
     threshold: int = 5
     reset_after: float = 30.0
     half_open_max: int = 1
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -172,7 +168,7 @@ class SkillsSpec:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     max_active: int = 3
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -182,7 +178,7 @@ class DelegationSpec:
     context_window: int = 0
     include_roles: tuple[str, ...] = ("user", "assistant")
     blackboard: bool = False
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -210,7 +206,7 @@ class AgentSpec:
     delegation: DelegationSpec | None = None
     timeout: float | None = None
     """``send_timeout`` of the agent's processes, seconds."""
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 # -- tools -------------------------------------------------------------------------------
@@ -226,7 +222,7 @@ class ParamSpec:
     required: bool | None = None
     default: Any = None
     enum: tuple[Any, ...] | None = None
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -242,7 +238,7 @@ class HttpSpec:
     max_response_bytes: int | None = None
     allowed_hosts: tuple[str, ...] | None = None
     follow_redirects: bool = False
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -255,7 +251,7 @@ class ExecSpec:
     cwd: str | None = None
     max_output_bytes: int | None = None
     env: Mapping[str, str] = attrs.field(factory=dict)
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -266,7 +262,7 @@ class ToolSpec:
     description: str = ""
     params: tuple[ParamSpec, ...] = ()
     implementation: HttpSpec | ExecSpec
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 # -- workflows ---------------------------------------------------------------------------
@@ -285,7 +281,7 @@ class AgentStep:
     """Extra attempts of the whole step after a failure (0: none)."""
     continue_on_error: bool = False
     format: Literal["text", "json"] = "text"
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -295,7 +291,7 @@ class IfStep:
     condition: str
     then: tuple[Step, ...] = ()
     otherwise: tuple[Step, ...] = ()
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -307,7 +303,7 @@ class ForStep:
     items: str
     steps: tuple[Step, ...] = ()
     save: str | None = None
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -316,7 +312,7 @@ class ParallelStep:
 
     branches: tuple[tuple[Step, ...], ...] = ()
     save: str | None = None
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -325,7 +321,7 @@ class TryStep:
 
     steps: tuple[Step, ...] = ()
     catch: tuple[Step, ...] = ()
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -335,7 +331,7 @@ class RepeatStep:
     steps: tuple[Step, ...] = ()
     until: str | None = None
     max: int = 10
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -343,7 +339,7 @@ class SetStep:
     """``- set: {name: value, ...}`` (values are templates when strings)."""
 
     values: Mapping[str, Any] = attrs.field(factory=dict)
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -351,7 +347,7 @@ class ReturnStep:
     """``- return: <template>``: ends the workflow with this result."""
 
     value: Any = None
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -361,7 +357,7 @@ class WorkflowStep:
     workflow: str
     inputs: Mapping[str, Any] = attrs.field(factory=dict)
     save: str | None = None
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 Step: TypeAlias = (
@@ -388,7 +384,7 @@ class InputSpec:
     required: bool | None = None
     default: Any = None
     enum: tuple[Any, ...] | None = None
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -400,7 +396,7 @@ class WorkflowSpec:
     inputs: tuple[InputSpec, ...] = ()
     steps: tuple[Step, ...] = ()
     output: Any = None
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -413,7 +409,7 @@ class Document:
     tools: tuple[ToolSpec, ...] = ()
     workflows: tuple[WorkflowSpec, ...] = ()
     settings: Settings = Settings()
-    where: Source = _where()
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
     def agent(self, name: str) -> AgentSpec | None:
         """The agent called ``name``, if any."""

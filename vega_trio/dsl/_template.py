@@ -25,7 +25,7 @@ class Template:
     ``expr`` is a variable with an optional dotted path (``topic``, ``user.name``,
     ``items.0``, Vega's ``.topic``), a literal (``"text"``, ``42``), and filters chained with
     ``|`` (``{{ name | trim | upper }}``). The full language, conditions included, is in
-    ``docs/dsl-templates.md``::
+    ``docs/dsl.md``::
 
         template = Template.parse("Research {{ topic | upper }}")
         template.render({"topic": "trio"})  # 'Research TRIO'
