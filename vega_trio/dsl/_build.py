@@ -115,6 +115,18 @@ def build_tool(spec: ToolSpec, *, base_dir: Path, sandbox: Path | None = None) -
     Raises:
         ToolDefinitionError: the definition is malformed (unknown ``{{param}}``, ...).
     """
+    return declarative_tool(spec, base_dir=base_dir, sandbox=sandbox).to_tool()
+
+
+def declarative_tool(
+    spec: ToolSpec, *, base_dir: Path, sandbox: Path | None = None
+) -> DeclarativeTool:
+    """The :class:`~vega_trio.tools.DeclarativeTool` of a ``tools:`` entry (the validator
+    builds it too, so a definition is checked exactly as it will run).
+
+    Raises:
+        ToolDefinitionError: the definition is malformed (unknown ``{{param}}``, ...).
+    """
     params = [_param(p) for p in spec.params]
     implementation: HttpImplementation | ExecImplementation
     if isinstance(spec.implementation, HttpSpec):
@@ -126,7 +138,7 @@ def build_tool(spec: ToolSpec, *, base_dir: Path, sandbox: Path | None = None) -
         description=spec.description,
         params=params,
         implementation=implementation,
-    ).to_tool()
+    )
 
 
 def build_agents(doc: Document, *, base_dir: Path) -> dict[str, Agent]:

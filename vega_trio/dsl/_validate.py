@@ -12,12 +12,11 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
-from ..tools._declarative import DeclarativeTool
-from ..tools._declarative_core import ToolDefinitionError, ToolParam
-from ..tools._exec_tool import ExecImplementation
-from ..tools._http_tool import HttpImplementation
+from ..tools._declarative_core import ToolDefinitionError
+from ._build import declarative_tool
 from ._diagnostics import Diagnostic, did_you_mean
 from ._errors import TemplateError
 from ._expr import VariableRef
@@ -26,9 +25,7 @@ from ._model import (
     AgentSpec,
     AgentStep,
     Document,
-    ExecSpec,
     ForStep,
-    HttpSpec,
     IfStep,
     ParallelStep,
     RepeatStep,
@@ -132,23 +129,8 @@ class _Checker:
         ):
             return
         try:
-            params = [
-                ToolParam(
-                    name=param.name,
-                    type=param.type,
-                    description=param.description,
-                    default=param.default,
-                    enum=param.enum,
-                    **({} if param.required is None else {"required": param.required}),
-                )
-                for param in tool.params
-            ]
-            DeclarativeTool(
-                name=tool.name,
-                description=tool.description,
-                params=params,
-                implementation=_implementation(tool.implementation),
-            )
+            # NOTE: built exactly as the builder builds it; paths are not resolved here.
+            declarative_tool(tool, base_dir=Path())
         except ToolDefinitionError as problem:
             where = tool.where
             field = problem.where
@@ -453,33 +435,6 @@ def _walk(steps: Iterable[Step]) -> Iterable[Step]:
         elif isinstance(step, ParallelStep):
             children = tuple(s for branch in step.branches for s in branch)
         stack.extend(reversed(children))
-
-
-def _implementation(spec: HttpSpec | ExecSpec) -> HttpImplementation | ExecImplementation:
-    if isinstance(spec, HttpSpec):
-        optional: dict[str, Any] = {}
-        if spec.timeout is not None:
-            optional["timeout"] = spec.timeout
-        if spec.max_response_bytes is not None:
-            optional["max_response_bytes"] = spec.max_response_bytes
-        return HttpImplementation(
-            url=spec.url,
-            method=spec.method,
-            headers=spec.headers,
-            query=spec.query,
-            body=spec.body,
-            allowed_hosts=spec.allowed_hosts,
-            follow_redirects=spec.follow_redirects,
-            **optional,
-        )
-    exec_optional: dict[str, Any] = {}
-    if spec.timeout is not None:
-        exec_optional["timeout"] = spec.timeout
-    if spec.max_output_bytes is not None:
-        exec_optional["max_output_bytes"] = spec.max_output_bytes
-    return ExecImplementation(
-        command=spec.command, shell=spec.shell, cwd=spec.cwd, env=spec.env, **exec_optional
-    )
 
 
 _SANDBOX_HINT: Final = (
