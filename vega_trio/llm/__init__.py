@@ -1,7 +1,9 @@
 """LLM backends, the conversation model and pricing.
 
 Every backend implements the small :class:`LLM` protocol (``generate`` and
-``stream``); :class:`AnthropicLLM` is the one on the official ``anthropic`` SDK.
+``stream``); :class:`AnthropicLLM` is the one on the official ``anthropic`` SDK,
+:class:`OpenAICompatibleLLM` the one on the ``openai`` SDK (OpenAI, Ollama, vLLM,
+llama.cpp servers).
 """
 
 from __future__ import annotations
@@ -36,13 +38,15 @@ from ._protocol import (
 if TYPE_CHECKING:
     from ._anthropic import AnthropicLLM
     from ._classify import classify, to_llm_error
+    from ._openai import OpenAICompatibleLLM
 
-# NOTE: the anthropic SDK takes seconds to import; load it only when it is used, so
+# NOTE: the anthropic and openai SDKs take seconds to import; load them only when used, so
 # offline work (the scripted LLM, validation, --help) starts fast.
 _LAZY = {
     "AnthropicLLM": "._anthropic",
     "classify": "._classify",
     "to_llm_error": "._classify",
+    "OpenAICompatibleLLM": "._openai",
 }
 
 
@@ -68,6 +72,7 @@ __all__ = [
     "Message",
     "MessageComplete",
     "ModelPrice",
+    "OpenAICompatibleLLM",
     "PriceTable",
     "Role",
     "StreamChunk",
