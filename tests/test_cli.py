@@ -17,7 +17,12 @@ from click.testing import CliRunner
 import vega_trio
 from vega_trio._cli import repl_command, run_command, validate_command
 from vega_trio.cli import main
-from vega_trio.testing import FakeResponse, open_fake_anthropic_server
+from vega_trio.testing import (
+    FakeChatResponse,
+    FakeResponse,
+    open_fake_anthropic_server,
+    open_fake_openai_server,
+)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 TEAM = EXAMPLES_DIR / "team.vega.yaml"
@@ -278,7 +283,7 @@ async def test_repl_single_agent_and_eof() -> None:
 
 
 def _child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_"))}
     env.pop("VEGA_LLM", None)
     env["PYTHONIOENCODING"] = "utf-8"
     env.update(extra)
@@ -320,6 +325,30 @@ async def test_seed_example_end_to_end_against_fake_anthropic(tmp_path: Path) ->
     assert "▶ report.steps[0] researcher · Research Go concurrency\n" in stderr
     assert "✓ report.steps[1] writer " in stderr
     assert "offline" not in stderr
+
+
+async def test_openai_compatible_backend_end_to_end(tmp_path: Path) -> None:
+    """--llm openai against an OpenAI-compatible server (OPENAI_BASE_URL, e.g. Ollama): the
+    same seed workflow runs, with the document's model names sent as they are."""
+    findings = "Goroutines are cheap."
+    summary = "Go uses cheap goroutines."
+    async with open_fake_openai_server() as server:
+        server.enqueue(FakeChatResponse.text(findings), FakeChatResponse.text(summary))
+        env = _child_env(OPENAI_BASE_URL=server.base_url)
+        env.pop("OPENAI_API_KEY", None)
+        command = [sys.executable, "-m", "vega_trio", "run", str(TEAM), "--llm", "openai"]
+        command += ["--task", "topic=Go concurrency"]
+        with trio.fail_after(SUBPROCESS_LIMIT):
+            done = await trio.run_process(
+                command, env=env, capture_stdout=True, capture_stderr=True, check=False
+            )
+    stdout, stderr = done.stdout.decode(), done.stderr.decode()
+    assert done.returncode == 0, stderr
+    assert stdout == summary + "\n"
+    first, second = (request.body for request in server.requests)
+    assert first["messages"][-1]["content"] == "Research Go concurrency"
+    assert second["messages"][-1]["content"] == f"Summarise: {findings}"
+    assert second["messages"][0] == {"role": "system", "content": "You write clear summaries."}
 
 
 async def test_cli_failure_end_to_end() -> None:

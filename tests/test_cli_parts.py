@@ -236,7 +236,7 @@ def test_run_defaults_and_exit_status(captured: list[dict[str, Any]], doc: Path)
         (["--timeout", "soon"], "invalid duration 'soon'"),
         (["--timeout", "0"], "not a positive duration"),
         (["--output", "yaml"], "'yaml' is not one of 'text', 'json'"),
-        (["--llm", "gpt"], "'gpt' is not one of 'anthropic', 'scripted'"),
+        (["--llm", "gpt"], "'gpt' is not one of 'anthropic', 'openai', 'scripted'"),
         (["--wrkflow", "x"], "No such option '--wrkflow'. Did you mean '--workflow'?"),
         (["--task"], "Option '--task' requires an argument"),
     ],

@@ -107,3 +107,21 @@ async def test_links_and_monitors_between_agent_processes() -> None:
         signal = await watcher.signals.receive()
         assert isinstance(signal, vega_trio.ExitSignal) and signal.process_id == a.id
         assert watcher.status == ProcessStatus.RUNNING
+
+
+async def test_a_provider_prefix_picks_that_providers_backend() -> None:
+    """model "openai:<name>" goes to the openai backend with the bare name; "anthropic:<name>"
+    and unprefixed models go to the default backend; an agent's own llm wins."""
+    default, openai, own = ScriptedLLM.echo("d:"), ScriptedLLM.echo("o:"), ScriptedLLM.echo("x:")
+    async with open_orchestrator(llm=default, backends={"openai": openai}) as orch:
+        gpt = await orch.spawn(Agent(name="gpt", model="openai:llama3:8b"))
+        claude = await orch.spawn(Agent(name="claude", model="anthropic:claude-opus-4-5"))
+        plain = await orch.spawn(Agent(name="plain", model="my-model:latest"))
+        mine = await orch.spawn(Agent(name="mine", model="openai:gpt-5", llm=own))
+        assert await gpt.send("hi") == "o:hi"
+        assert await claude.send("hi") == "d:hi"
+        assert await plain.send("hi") == "d:hi"
+        assert await mine.send("hi") == "x:hi"
+    assert [r.model for r in openai.requests] == ["llama3:8b"]
+    assert [r.model for r in default.requests] == ["claude-opus-4-5", "my-model:latest"]
+    assert [r.model for r in own.requests] == ["gpt-5"]

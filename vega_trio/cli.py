@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import trio
 
+from ._cli._common import LLM_CHOICES
 from ._version import __version__
 
 __all__ = ["main"]
@@ -21,9 +22,11 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 _FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 _LLM_HELP = (
-    "Model backend: 'anthropic' (Claude; reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL) or "
+    "Model backend: 'anthropic' (Claude; reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL), "
+    "'openai' (any OpenAI-compatible server; reads OPENAI_API_KEY and OPENAI_BASE_URL) or "
     "'scripted' (offline, deterministic replies). Default: $VEGA_LLM, else 'anthropic' when "
-    "ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL is set, else 'scripted' (with a notice)."
+    "an ANTHROPIC_* variable is set, else 'openai' when an OPENAI_* variable is set, else "
+    "'scripted' (with a notice)."
 )
 
 
@@ -88,7 +91,7 @@ def main() -> None:
     metavar="DURATION",
     help="Fail the run after this long (90, 30s, 5m, 1h30m). Default: no limit.",
 )
-@click.option("--llm", type=click.Choice(["anthropic", "scripted"]), help=_LLM_HELP)
+@click.option("--llm", type=click.Choice(list(LLM_CHOICES)), help=_LLM_HELP)
 def run(
     file: Path,
     workflow: str | None,
@@ -141,7 +144,7 @@ def validate(file: Path, verbose: bool) -> None:
 
 @main.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("file", type=_FILE)
-@click.option("--llm", type=click.Choice(["anthropic", "scripted"]), help=_LLM_HELP)
+@click.option("--llm", type=click.Choice(list(LLM_CHOICES)), help=_LLM_HELP)
 def repl(file: Path, llm: str | None) -> None:
     """Talk to the agents of FILE and run its workflows, a line at a time.
 

@@ -90,8 +90,10 @@ class Orchestrator:
     rate_limits: Mapping[str, RateLimit] = attrs.field(factory=dict)
     max_concurrent_calls: int | None = None
     _supervisors: list[Supervisor] = attrs.field(factory=list)
-    _owned_llm: LLM | None = None
-    """A backend the orchestrator created itself, and so closes at the end."""
+    backends: dict[str, LLM] = attrs.field(factory=dict)
+    """Backends by provider (``"anthropic"``, ``"openai"``) for ``model: "<provider>:<name>"``."""
+    _owned: list[LLM] = attrs.field(factory=list)
+    """Backends the orchestrator created itself, and so closes at the end."""
     tools: Tools = attrs.field(factory=Tools)
     """Tools every agent can ask for by name (``Agent(tools=["read_file", "fs__*"])``):
     ``open_orchestrator(tools=...)`` and the sandbox's built-ins; MCP tools come on top."""
@@ -180,10 +182,7 @@ class Orchestrator:
         max_iterations: int | None = None,
         extra_tools: Tools | None = None,
     ) -> AgentBehaviour:
-        llm = agent.llm or self.llm
-        if llm is None:
-            llm = self.llm = self._owned_llm = _default_llm()
-        model = agent.model or self.default_model
+        llm, model = self._llm_for(agent)
         shared = self._shared(agent, llm, model)
         tools, skill_tools = self._tools_for(agent)
         if agent.team:
@@ -205,6 +204,33 @@ class Orchestrator:
             tools=tools,
             skill_tools=skill_tools,
         )
+
+    def _llm_for(self, agent: Agent) -> tuple[LLM, str]:
+        """The backend and model id of an agent's calls.
+
+        ``model: "openai:<name>"`` (or ``"anthropic:<name>"``) picks the backend of that
+        provider (``open_orchestrator(backends={...})``, else one created on first use
+        and closed at the end); an agent's own ``llm`` wins over everything.
+        """
+        model = agent.model or self.default_model
+        provider, colon, name = model.partition(":")
+        if not colon or provider not in _PROVIDERS or not name:
+            provider, name = "", model
+        if agent.llm is not None:
+            return agent.llm, name
+        if provider:
+            backend = self.backends.get(provider)
+            if backend is None:
+                if provider == "anthropic" and self.llm is not None:
+                    backend = self.llm
+                else:
+                    backend = self.backends[provider] = _PROVIDERS[provider]()
+                    self._owned.append(backend)
+            return backend, name
+        if self.llm is None:
+            self.llm = _default_llm()
+            self._owned.append(self.llm)
+        return self.llm, name
 
     def register_agent(self, agent: Agent) -> None:
         """Make ``agent`` known by its name (for ``team=["name"]``).
@@ -598,6 +624,15 @@ def _default_llm() -> LLM:
     return AnthropicLLM()
 
 
+def _openai_llm() -> LLM:
+    from .llm import OpenAICompatibleLLM
+
+    return OpenAICompatibleLLM()
+
+
+_PROVIDERS: dict[str, Callable[[], LLM]] = {"anthropic": _default_llm, "openai": _openai_llm}
+
+
 @asynccontextmanager
 async def open_orchestrator(
     llm: LLM | None = None,
@@ -614,6 +649,7 @@ async def open_orchestrator(
     tools: Tools | Sequence[Callable[..., Any] | Tool] | None = None,
     sandbox: str | os.PathLike[str] | Sandbox | None = None,
     mcp_servers: Iterable[MCPServerConfig] = (),
+    backends: Mapping[str, LLM] | None = None,
 ) -> AsyncIterator[Orchestrator]:
     """Open an orchestrator for the duration of an ``async with`` block::
 
@@ -647,6 +683,10 @@ async def open_orchestrator(
         mcp_servers: MCP servers to connect before the block starts (each in its own
             task, reconnected when it fails); their tools are named
             ``<server>__<tool>`` and agents pick them by name or glob.
+        backends: backends by provider for agents whose model says
+            ``"openai:<name>"`` or ``"anthropic:<name>"`` (a missing one is created
+            on first use: ``OpenAICompatibleLLM()`` reads ``OPENAI_API_KEY`` /
+            ``OPENAI_BASE_URL``).
 
     When the block ends normally, processes are asked to stop in reverse start order
     (children before parents), then whatever still runs after ``shutdown_timeout`` is
@@ -689,6 +729,7 @@ async def open_orchestrator(
                 tools=registry,
                 mcp=servers,
                 sandbox=box,
+                backends=dict(backends or {}),
             )
             mcp_done = trio.Event()
             if servers is not None:
@@ -712,8 +753,9 @@ async def open_orchestrator(
     finally:
         if runtime is not None:
             runtime.bus.close()
-        aclose = getattr(orch._owned_llm, "aclose", None) if orch is not None else None
-        if aclose is not None:
-            # NOTE: awaited cleanup gets a deadline, even when we are being cancelled.
-            with trio.move_on_after(5, shield=True):
-                await aclose()
+        for owned in orch._owned if orch is not None else ():
+            aclose = getattr(owned, "aclose", None)
+            if aclose is not None:
+                # NOTE: awaited cleanup gets a deadline, even when we are being cancelled.
+                with trio.move_on_after(5, shield=True):
+                    await aclose()

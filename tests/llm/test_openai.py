@@ -36,7 +36,7 @@ from vega_trio.llm._protocol import (
     ToolSchema,
     Usage,
 )
-from vega_trio.testing._fake_openai import (
+from vega_trio.testing import (
     FakeChatResponse,
     FakeOpenAIServer,
     open_fake_openai_server,

@@ -11,7 +11,7 @@ import trio
 
 from vega_trio.llm import Usage
 from vega_trio.llm._messages import ToolUseBlock
-from vega_trio.testing._fake_openai import (
+from vega_trio.testing import (
     FakeChatResponse,
     FakeOpenAIServer,
     open_fake_openai_server,

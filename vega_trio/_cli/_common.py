@@ -28,8 +28,8 @@ __all__ = [
     "write",
 ]
 
-LLMChoice = Literal["anthropic", "scripted"]
-LLM_CHOICES: Final = ("anthropic", "scripted")
+LLMChoice = Literal["anthropic", "openai", "scripted"]
+LLM_CHOICES: Final = ("anthropic", "openai", "scripted")
 
 # A --task key is a variable name as templates write it: letters, digits, _ and inner -.
 _KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*")
@@ -57,7 +57,8 @@ def choose_llm(flag: str | None, env: Mapping[str, str] | None = None) -> tuple[
         The backend and whether the choice was made for the user (the scripted model
         chosen because no Anthropic variable is set: the commands say so on stderr).
         An explicit ``--llm``, then ``VEGA_LLM``, then ``anthropic`` when
-        ``ANTHROPIC_API_KEY`` or ``ANTHROPIC_BASE_URL`` is set, else ``scripted``.
+        ``ANTHROPIC_API_KEY`` or ``ANTHROPIC_BASE_URL`` is set, then ``openai`` when
+        ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set, else ``scripted``.
 
     Raises:
         UsageProblem: ``VEGA_LLM`` names no backend.
@@ -69,6 +70,8 @@ def choose_llm(flag: str | None, env: Mapping[str, str] | None = None) -> tuple[
         return _checked(env["VEGA_LLM"], "VEGA_LLM"), False
     if env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_BASE_URL"):
         return "anthropic", False
+    if env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"):
+        return "openai", False
     return "scripted", True
 
 
@@ -77,6 +80,8 @@ def _checked(value: str, where: str) -> LLMChoice:
         return "anthropic"
     if value == "scripted":
         return "scripted"
+    if value == "openai":
+        return "openai"
     raise UsageProblem(
         f"{where}={value!r} is not a model backend; use one of: {', '.join(LLM_CHOICES)}"
         + did_you_mean(value, LLM_CHOICES, prefix=" (", suffix=")")
@@ -91,7 +96,9 @@ async def open_llm(
 
     Args:
         choice: ``anthropic`` (:class:`~vega_trio.AnthropicLLM`, which reads
-            ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL``) or ``scripted`` (the
+            ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL``), ``openai``
+            (:class:`~vega_trio.llm.OpenAICompatibleLLM`: ``OPENAI_API_KEY``,
+            ``OPENAI_BASE_URL``; Ollama, vLLM, llama.cpp servers) or ``scripted`` (the
             offline model of :mod:`vega_trio._cli._offline`).
         agents: ``(name, system prompt)`` of the document's agents, for the offline model.
         default_model: the model for agents that name none.
@@ -100,10 +107,30 @@ async def open_llm(
         async with offline_llm(agents) as llm:
             yield llm
         return
-    from ..llm import DEFAULT_MODEL, AnthropicLLM  # the SDK is slow to import: only now
+    if choice == "openai":
+        from ..llm import OpenAICompatibleLLM  # the SDK is slow to import: only now
+
+        openai_llm = (
+            OpenAICompatibleLLM(default_model=default_model)
+            if default_model
+            else OpenAICompatibleLLM()
+        )
+        async with openai_llm:
+            yield openai_llm
+        return
+    from ..llm import DEFAULT_MODEL, AnthropicLLM
 
     async with AnthropicLLM(default_model=default_model or DEFAULT_MODEL) as anthropic_llm:
         yield anthropic_llm
+
+
+def backends_for(choice: LLMChoice, llm: LLM) -> dict[str, LLM]:
+    """The per-provider backends of a run: offline, every ``provider:model`` agent
+    talks to the scripted model too (never to the network); otherwise the chosen
+    backend serves its own provider and the other is created from its environment."""
+    if choice == "scripted":
+        return {"anthropic": llm, "openai": llm}
+    return {choice: llm}
 
 
 def parse_inputs(tasks: Sequence[str], input_file: Path | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import trio
 from ._common import (
     OFFLINE_NOTICE,
     UsageProblem,
+    backends_for,
     choose_llm,
     did_you_mean,
     one_line_cause,
@@ -225,7 +226,12 @@ async def repl_command(
     base_dir = Path(await trio.Path(file).resolve()).parent
     async with (
         open_llm(choice, agents, document.settings.default_model) as model,
-        open_runner(document, base_dir=base_dir, llm=model) as runner,
+        open_runner(
+            document,
+            base_dir=base_dir,
+            llm=model,
+            backends=backends_for(choice, model),
+        ) as runner,
     ):
         session = _Session(document, runner, out, err)
         names = ", ".join(agent.name for agent in document.agents)

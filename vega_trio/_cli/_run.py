@@ -15,6 +15,7 @@ import trio
 from ._common import (
     OFFLINE_NOTICE,
     UsageProblem,
+    backends_for,
     choose_llm,
     did_you_mean,
     one_line_cause,
@@ -222,7 +223,12 @@ async def run_command(
         with trio.fail_after(math.inf if time_limit is None else time_limit):
             async with (
                 open_llm(choice, agents, document.settings.default_model) as model,
-                open_runner(document, base_dir=base_dir, llm=model) as runner,
+                open_runner(
+                    document,
+                    base_dir=base_dir,
+                    llm=model,
+                    backends=backends_for(choice, model),
+                ) as runner,
             ):
                 result = await runner.run(spec.name, variables, on_progress=_Progress(err))
     except trio.TooSlowError:

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from ._fake_openai import (
+    ChatResponder,
+    ChatStreamFailure,
+    FakeChatResponse,
+    FakeOpenAIServer,
+    open_fake_openai_server,
+)
 from ._fake_server import (
     FakeAnthropicServer,
     FakeResponse,
@@ -18,4 +25,9 @@ __all__ = [
     "FakeResponse",
     "RecordedRequest",
     "open_fake_anthropic_server",
+    "ChatResponder",
+    "ChatStreamFailure",
+    "FakeChatResponse",
+    "FakeOpenAIServer",
+    "open_fake_openai_server",
 ]
