@@ -190,6 +190,62 @@ async def test_error_results_raise_tool_errors() -> None:
                 await run_tool(servers, "echo__add", a="not a number", b=1)
 
 
+async def test_json_rpc_error_raises_tool_error_with_code() -> None:
+    """A tools/call refused with a JSON-RPC error raises MCPToolError with its code and
+    message, directly and through the Tool; the connection stays usable."""
+    with trio.fail_after(15):
+        async with open_mcp_servers([echo_config()]) as servers:
+            with pytest.raises(MCPToolError) as info:
+                await servers["echo"].call_tool(
+                    "refuse", {"code": -32042, "message": "quota exhausted"}
+                )
+            error = info.value
+            assert (error.server, error.tool, error.code) == ("echo", "refuse", -32042)
+            assert str(error) == (
+                "MCP server 'echo' refused the call to 'refuse': quota exhausted "
+                "(JSON-RPC error -32042)"
+            )
+            with pytest.raises(MCPToolError, match="quota exhausted") as info:
+                await run_tool(servers, "echo__refuse", code=-32042, message="quota exhausted")
+            assert info.value.code == -32042
+            assert await run_tool(servers, "echo__echo", text="still here") == "still here"
+
+
+@pytest.mark.parametrize(
+    ("mode", "protocol"), [("default", "2026-07-28"), ("legacy", "2025-11-25")]
+)
+async def test_announced_tool_list_change_refreshes_tools(mode: str, protocol: str) -> None:
+    """When the server announces a tool list change (a subscriptions/listen event at
+    2026-07-28, a notification before), new tools appear, removed ones go, and unchanged
+    tools keep their Tool object."""
+    args = [str(ECHO_SERVER)] + (["legacy"] if mode == "legacy" else [])
+    with trio.fail_after(15):
+        async with open_mcp_servers([echo_config(args=args)]) as servers:
+            connection = servers["echo"]
+            assert connection.protocol_version == protocol
+            echo_tool = servers.tools(["echo__*"])["echo__echo"]
+            assert "echo__late" not in servers.tools(["echo__*"]).names()
+            assert await run_tool(servers, "echo__grow", name="late") == "added late"
+            while "echo__late" not in servers.tools(["echo__*"]).names():
+                await connection.wait_changed()
+            tools = servers.tools(["echo__*"])
+            assert tools["echo__echo"] is echo_tool
+            assert tools["echo__late"].description == "Reverse the text."
+            assert await run_tool(servers, "echo__late", text="abc") == "cba"
+            assert "echo__late" in [t["name"] for t in servers.status()[0]["tools"]]
+            # A second change: at 2026-07-28 the client also lists once after the server
+            # acknowledged the listen stream, so at least one of the two changes is seen
+            # only through the server's announcement.
+            assert await run_tool(servers, "echo__forget", name="add") == "removed add"
+            while "echo__add" in servers.tools(["echo__*"]).names():
+                await connection.wait_changed()
+            assert servers.tools(["echo__*"])["echo__echo"] is echo_tool
+            with pytest.raises(ToolNotFound):
+                servers.tools(["echo__add"])
+            assert connection.status == "connected" and connection.last_error is None
+            assert connection.reconnects == 0
+
+
 async def test_agent_sees_mcp_results_and_errors() -> None:
     """In an agent's tool loop, MCP results and isError failures reach the model."""
     llm = ScriptedLLM(

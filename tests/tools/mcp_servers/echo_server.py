@@ -1,6 +1,7 @@
 """A small MCP server (the SDK's ``MCPServer``) that the MCP client tests run as a subprocess.
 
     python echo_server.py                      # stdio
+    python echo_server.py legacy               # stdio, the pre-2026 initialize handshake only
     python echo_server.py http                 # streamable HTTP on 127.0.0.1
     python echo_server.py sse                  # legacy HTTP+SSE on 127.0.0.1
 
@@ -18,6 +19,7 @@ import anyio
 import uvicorn
 from mcp.server.mcpserver import Audio, Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
 from mcp_types import EmbeddedResource, ResourceLink, TextContent, TextResourceContents
 
 server = MCPServer("echo", version="1.0")
@@ -112,6 +114,58 @@ async def slow(report_port: int) -> str:
     return "finished"
 
 
+@server.tool()
+def refuse(code: int, message: str) -> str:
+    """Refuse the call with a JSON-RPC error (not an isError result)."""
+    raise MCPError(code, message)
+
+
+def _reverse(text: str) -> str:
+    return text[::-1]
+
+
+async def _announce_tools_changed(ctx: Context) -> None:
+    # 2026-07-28 connections get list changes only on subscriptions/listen streams (the
+    # first call); earlier protocols as a notification on the connection (the second).
+    # Each is a no-op on the other kind of connection.
+    await ctx.notify_tools_changed()
+    await ctx.session.send_tool_list_changed()
+
+
+@server.tool()
+async def grow(name: str, ctx: Context) -> str:
+    """Offer a new tool called `name` (it reverses a text) and announce the change."""
+    server.add_tool(_reverse, name=name, description="Reverse the text.")
+    await _announce_tools_changed(ctx)
+    return f"added {name}"
+
+
+@server.tool()
+async def forget(name: str, ctx: Context) -> str:
+    """Stop offering the tool called `name` and announce the change."""
+    server.remove_tool(name)
+    await _announce_tools_changed(ctx)
+    return f"removed {name}"
+
+
+async def _serve_legacy_stdio() -> None:
+    """Serve stdio with the initialize handshake only, like servers built before 2026-07-28
+    (they announce tool changes with a plain notifications/tools/list_changed)."""
+    from mcp.server.lowlevel.server import NotificationOptions
+    from mcp.server.runner import serve_loop
+    from mcp.server.stdio import stdio_server
+
+    # NOTE: MCPServer.run() serves both protocol eras; serve_loop() is the SDK's
+    # handshake-only loop, and it needs the low-level server MCPServer wraps.
+    lowlevel = server._lowlevel_server
+    options = lowlevel.create_initialization_options(NotificationOptions(tools_changed=True))
+    async with stdio_server() as (read_stream, write_stream):
+        async with lowlevel.lifespan(lowlevel) as state:
+            await serve_loop(
+                lowlevel, read_stream, write_stream, lifespan_state=state, init_options=options
+            )
+
+
 def _serve_http(kind: str) -> None:
     app = server.streamable_http_app() if kind == "http" else server.sse_app()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -125,5 +179,7 @@ def _serve_http(kind: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in ("http", "sse"):
         _serve_http(sys.argv[1])
+    elif len(sys.argv) > 1 and sys.argv[1] == "legacy":
+        anyio.run(_serve_legacy_stdio)
     else:
         server.run()

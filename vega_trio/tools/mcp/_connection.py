@@ -15,6 +15,12 @@ always restarted, until ``max_restarts`` within ``restart_window`` are used up):
     caller: MCPConnection.call_tool()  ─ request over the channel ─ wait for the reply
             (cancelled → the call task's scope is cancelled → the SDK sends
             notifications/cancelled to the server)
+
+While connected, the server may announce that its tools changed
+(``notifications/tools/list_changed``; on a 2026-07-28 connection it sends them only on a
+``subscriptions/listen`` stream, which the serve nursery keeps open). The SDK's message
+handler only marks the list stale — it runs on the SDK's receive path and must not wait on
+the server — and a task of the serve nursery lists the tools again.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from ._results import render_mcp_result
 if TYPE_CHECKING:
     import mcp_types
     from mcp import Client
+    from mcp.client.session import IncomingMessage
 
 # NOTE: the mcp SDK is imported when a server connects, not with this module: importing it
 # costs most of a second, which every `import vega_trio` (and CLI start) would pay.
@@ -180,6 +187,24 @@ def _describe(error: BaseException) -> str:
 
 
 @attrs.define(eq=False)
+class _StaleFlag:
+    """Set when the server announces a tool list change; :meth:`wait` waits and clears it.
+
+    Announcements that arrive while a refresh is under way set it again, so they are
+    answered by one more listing, never lost.
+    """
+
+    _event: trio.Event = attrs.field(factory=trio.Event)
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = trio.Event()
+
+
+@attrs.define(eq=False)
 class _Starter:
     """Calls ``task_status.started(connection)`` once, at the end of the first attempt."""
 
@@ -211,7 +236,8 @@ class MCPConnection:
         reconnects: how many times the connection was (re)attempted after the first.
         gave_up: ``max_restarts`` were used up; the connection stays ``failed``.
         tools: the tools offered, as of the last successful listing (kept while
-            disconnected, so a registry built from them stays valid across reconnects).
+            disconnected, so a registry built from them stays valid across reconnects);
+            listed on connecting, and again whenever the server announces a change.
         skipped_tools: server tools that match ``config.tools`` but can't be offered
             (why, one line each).
         server_name / server_version: what the server said it is, once connected.
@@ -244,6 +270,9 @@ class MCPConnection:
         self.status = status
         if error is not None:
             self.last_error = error
+        self._announce_change()
+
+    def _announce_change(self) -> None:
         changed, self._changed = self._changed, trio.Event()
         changed.set()
 
@@ -286,6 +315,24 @@ class MCPConnection:
             if self.gave_up or self._closing:
                 raise self._unavailable("waiting for it to connect")
             await self._changed.wait()
+
+    async def wait_changed(self) -> None:
+        """Wait for the next change of the connection's state: its status, its tool list
+        (re-listed after the server announced a change) or :attr:`last_error`.
+
+        Check a condition, then wait, in a loop (no checkpoint between the check and the
+        call, so no change is missed)::
+
+            while not any(t.name == "files__search" for t in connection.tools):
+                await connection.wait_changed()
+
+        Raises:
+            MCPServerUnavailable: the connection gave up or is shutting down (nothing will
+                change any more).
+        """
+        if self.gave_up or self._closing:
+            raise self._unavailable("waiting for a change")
+        await self._changed.wait()
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -536,6 +583,14 @@ class MCPConnection:
         from mcp import Client
 
         ended = trio.Event()
+        tools_stale = _StaleFlag()
+
+        async def on_message(message: IncomingMessage) -> None:
+            # NOTE: runs on the SDK's receive path: only mark the list stale; the refresh
+            # task (in the serve nursery) does the listing.
+            if isinstance(message, mcp_types.ToolListChangedNotification):
+                tools_stale.set()
+            await trio.lowlevel.checkpoint()
 
         def lost(reason: str = "the server closed the connection") -> None:
             # NOTE: synchronous, so that from the moment the loss is seen no new call is
@@ -553,6 +608,7 @@ class MCPConnection:
             client = Client(
                 _watch_end(self._open_transport(), lost),
                 cache=None,
+                message_handler=on_message,
                 client_info=mcp_types.Implementation(name="vega-trio", version=__version__),
             )
             async with client:
@@ -563,7 +619,7 @@ class MCPConnection:
                 self.protocol_version = client.protocol_version
                 connect_scope.deadline = math.inf
                 connected = True
-                await self._serve(client, ended, lost, on_connected)
+                await self._serve(client, ended, lost, on_connected, tools_stale)
         if connect_scope.cancelled_caught and not connected:
             raise MCPServerError(
                 f"MCP server {self.name!r} did not connect within its "
@@ -578,6 +634,7 @@ class MCPConnection:
         ended: trio.Event,
         lost: Callable[[str], None],
         on_connected: Callable[[], None],
+        tools_stale: _StaleFlag,
     ) -> None:
         send, receive = trio.open_memory_channel[_PendingCall](_QUEUE_SIZE)
         self._requests = send
@@ -592,6 +649,8 @@ class MCPConnection:
                     nursery.cancel_scope.cancel(reason=f"MCP server {self.name!r} went away")
 
                 nursery.start_soon(watch_end)
+                nursery.start_soon(self._refresh_tools, client, tools_stale, ended)
+                nursery.start_soon(self._listen_for_tool_changes, client, tools_stale, ended)
                 async for call in receive:
                     nursery.start_soon(self._serve_call, client, call, lost)
         finally:
@@ -651,6 +710,72 @@ class MCPConnection:
                     # (its transport failed, or we are closing).
                     lost("the connection broke")
                 call.fail(self._lost(call.tool))
+
+    async def _refresh_tools(self, client: Client, stale: _StaleFlag, ended: trio.Event) -> None:
+        """List the tools again each time they are marked stale, until the serve nursery
+        ends. A failed listing keeps the previous list and is recorded in ``last_error``."""
+        while True:
+            await stale.wait()
+            try:
+                listed = await _list_tools(client)
+            except Exception as exc:
+                if ended.is_set():
+                    return  # the connection is gone; the run loop reports why
+                self.last_error = (
+                    f"listing the tools again after the server announced a change failed: "
+                    f"{_describe(exc)}; the previous list stays until the next announcement "
+                    "or reconnect"
+                )
+                logger.warning("MCP server %r: %s", self.name, self.last_error)
+                self._announce_change()
+                continue
+            before = {info.name for info in self.tools}
+            self._install_tools(listed)
+            after = {info.name for info in self.tools}
+            logger.info(
+                "MCP server %r changed its tools: %d offered (added: %s; removed: %s)",
+                self.name,
+                len(after),
+                ", ".join(sorted(after - before)) or "none",
+                ", ".join(sorted(before - after)) or "none",
+            )
+            self._announce_change()
+
+    async def _listen_for_tool_changes(
+        self, client: Client, stale: _StaleFlag, ended: trio.Event
+    ) -> None:
+        """On a 2026-07-28 connection, keep a ``subscriptions/listen`` stream for tool list
+        changes open (servers of that protocol announce changes only there).
+
+        Its events also reach the message handler (the SDK tees them), which marks the list
+        stale; this task only keeps the stream open and drains it.
+        """
+        from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+        capability = client.server_capabilities.tools
+        if (
+            client.protocol_version not in MODERN_PROTOCOL_VERSIONS
+            or capability is None
+            or not capability.list_changed
+        ):
+            return
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                if not subscription.honored.tools_list_changed:
+                    return
+                # NOTE: no replay: a change between the first listing and the server's
+                # acknowledgment would be lost, so list once more now.
+                stale.set()
+                async for _event in subscription:
+                    pass
+        except Exception as exc:
+            if not ended.is_set():
+                logger.warning(
+                    "MCP server %r: listening for tool list changes failed: %s; its tools "
+                    "are listed again only on reconnect",
+                    self.name,
+                    _describe(exc),
+                )
 
     def _lost(self, tool: str) -> MCPServerUnavailable:
         if self._closing:
