@@ -7,8 +7,10 @@ one :class:`~vega_trio.tools.Sandbox`::
       └─ Sandbox.resolve (symlinks followed, outside → SandboxViolation) ─ size caps ─ UTF-8
     run_command
       └─ run_in_sandbox: argv (no shell) ─ cwd in the sandbox ─ minimal environment
-           ─ rlimits (CPU, memory, file size, processes) ─ own session / process group
-           ─ timeout or cancel → SIGKILL to the whole group ─ output capped per stream
+           ─ rlimits (CPU, memory, file size, processes)
+           └─ run_process_group (``_subprocess``, shared with exec tools): own session /
+                process group ─ timeout or cancel → SIGKILL to the whole group
+                ─ output capped per stream (head and tail kept)
 
 File work runs in worker threads (the tools are sync functions, which the registry runs with
 ``trio.to_thread``), so nothing blocks the event loop.
@@ -32,6 +34,7 @@ import trio
 from .._errors import ToolError
 from ._registry import Tool, Tools, ToolTimeout
 from ._sandbox import Sandbox
+from ._subprocess import CapturedOutput, GroupCommand, run_process_group
 
 try:
     import resource
@@ -57,13 +60,6 @@ BUILTIN_TOOL_NAMES: Final[tuple[str, ...]] = (
 """The names of the built-in tools, in the order :func:`builtin_tools` registers them."""
 
 _TMPDIR = ".tmp"
-# NOTE: after the command exits (or is killed) its process group is killed too; a descendant
-# that left the group (setsid) could still hold the output pipes open, so reading them gets
-# this long before it is abandoned.
-_DRAIN_GRACE = 1.0
-# Reaping a SIGKILLed process is immediate unless the kernel is stuck (uninterruptible I/O).
-_REAP_GRACE = 5.0
-
 _SIGNAL_HINTS: Final[Mapping[int, str]] = {
     getattr(signal, name): hint
     for name, hint in (
@@ -236,57 +232,16 @@ def _section(name: str, text: str) -> str:
 # -- running commands ----------------------------------------------------------------------
 
 
-class _Capture:
-    """Keeps the first and the last part of a byte stream, and counts what is left out."""
-
-    def __init__(self, limit: int) -> None:
-        self.head_limit = limit // 2
-        self.tail_limit = limit - self.head_limit
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.total = 0
-
-    def add(self, chunk: bytes | bytearray) -> None:
-        self.total += len(chunk)
-        room = self.head_limit - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        if chunk:
-            self.tail += chunk
-            excess = len(self.tail) - self.tail_limit
-            if excess > 0:
-                del self.tail[:excess]
-
-    @property
-    def omitted(self) -> int:
-        return self.total - len(self.head) - len(self.tail)
-
-    def text(self) -> str:
-        head = self.head.decode("utf-8", errors="replace")
-        tail = self.tail.decode("utf-8", errors="replace")
-        if not self.omitted:
-            return (self.head + self.tail).decode("utf-8", errors="replace")
-        limit = self.head_limit + self.tail_limit
-        return (
-            f"{head}\n[... {self.omitted} bytes omitted: the output was {self.total} bytes, "
-            f"more than the {limit}-byte limit ...]\n{tail}"
-        )
-
-
-async def _pump(stream: trio.abc.ReceiveStream, capture: _Capture) -> None:
-    while chunk := await stream.receive_some(65536):
-        capture.add(chunk)
-
-
-def _kill_group(pgid: int) -> None:
-    # NOTE: the command runs in its own session, so its pid is its process group id; the
-    # group id cannot be reused while any member is alive. Once the group is empty the kill
-    # fails with ESRCH, which just means there is nothing left to kill.
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _output_text(output: CapturedOutput, limit: int) -> str:
+    """A captured stream as text: head and tail with a marker for what was left out between."""
+    if not output.omitted:
+        return (output.head + output.tail).decode("utf-8", errors="replace")
+    head = output.head.decode("utf-8", errors="replace")
+    tail = output.tail.decode("utf-8", errors="replace")
+    return (
+        f"{head}\n[... {output.omitted} bytes omitted: the output was {output.total} bytes, "
+        f"more than the {limit}-byte limit ...]\n{tail}"
+    )
 
 
 def _command_argv(command: str | Sequence[str]) -> tuple[str, ...]:
@@ -399,18 +354,19 @@ async def run_in_sandbox(
     argv = _command_argv(command)
     workdir, relative_cwd, tmpdir = await trio.to_thread.run_sync(_prepare_workdir, sandbox, cwd)
     env = _environment(sandbox, tmpdir, policy.env)
+    keep_head = policy.output_limit // 2
+    group_command = GroupCommand(
+        argv=argv,
+        env=env,
+        cwd=workdir,
+        timeout=policy.timeout,
+        keep_head=keep_head,
+        keep_tail=policy.output_limit - keep_head,
+        preexec=_limiter(policy.limits.plan()),
+    )
     started = trio.current_time()
     try:
-        process = await trio.lowlevel.open_process(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=workdir,
-            env=env,
-            start_new_session=True,
-            preexec_fn=_limiter(policy.limits.plan()),
-        )
+        outcome = await run_process_group(group_command)
     except FileNotFoundError:
         raise ToolError(
             f"command {argv[0]!r} was not found (PATH={env['PATH']!r}, working directory "
@@ -424,39 +380,15 @@ async def run_in_sandbox(
         ) from None
     except (OSError, subprocess.SubprocessError) as exc:
         raise ToolError(f"command {argv[0]!r} could not be started: {exc}") from None
-
-    assert process.stdout is not None
-    assert process.stderr is not None
-    stdout = _Capture(policy.output_limit)
-    stderr = _Capture(policy.output_limit)
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_pump, process.stdout, stdout)
-            nursery.start_soon(_pump, process.stderr, stderr)
-            with trio.move_on_after(policy.timeout) as deadline:
-                await process.wait()
-            _kill_group(process.pid)
-            nursery.cancel_scope.deadline = trio.current_time() + _DRAIN_GRACE
-        output_incomplete = nursery.cancel_scope.cancelled_caught
-    finally:
-        # NOTE: also the cancellation path: the caller's Cancelled must not leave the
-        # command (or anything it started) running.
-        _kill_group(process.pid)
-        with trio.move_on_after(_REAP_GRACE, shield=True):
-            await process.wait()
-        with trio.move_on_after(_REAP_GRACE, shield=True):
-            await process.stdout.aclose()
-            await process.stderr.aclose()
-    exit_code = process.returncode
     return CommandResult(
         argv=argv,
         cwd=relative_cwd,
-        exit_code=-signal.SIGKILL if exit_code is None else exit_code,
-        stdout=stdout.text(),
-        stderr=stderr.text(),
-        timed_out=deadline.cancelled_caught,
-        output_truncated=bool(stdout.omitted or stderr.omitted),
-        output_incomplete=output_incomplete,
+        exit_code=outcome.exit_code,
+        stdout=_output_text(outcome.stdout, policy.output_limit),
+        stderr=_output_text(outcome.stderr, policy.output_limit),
+        timed_out=outcome.timed_out,
+        output_truncated=bool(outcome.stdout.omitted or outcome.stderr.omitted),
+        output_incomplete=outcome.output_incomplete,
         duration=trio.current_time() - started,
     )
 

@@ -12,26 +12,22 @@ arithmetic, where a quoted value would not be one plain word.
 The command runs in its own session (so the whole process group can be killed on timeout or
 cancellation, and a background child can't outlive the call), in ``cwd``, with a minimal
 environment: a few locale/path variables of the parent and what ``env`` adds — never the
-parent's API keys, tokens or other secrets.
+parent's API keys, tokens or other secrets. Running it is the job of
+``_subprocess.run_process_group``, the runner ``run_command`` uses too.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import pathlib
 import re
 import shlex
-import signal
-import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import attrs
-import trio
 
-from .._collapse import raise_collapsed
 from ._declarative_core import (
     ExecToolError,
     Placeholder,
@@ -44,6 +40,7 @@ from ._declarative_core import (
 )
 from ._registry import ToolHandler
 from ._schema import ToolArgumentError
+from ._subprocess import GroupCommand, run_process_group
 
 __all__ = ["ExecImplementation", "minimal_environment"]
 
@@ -76,7 +73,6 @@ _SECRET_NAME: Final = re.compile(
 _ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHELLS: Final = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish"})
 _SCRIPT_FLAG: Final = re.compile(r"^-[A-Za-z]*c[A-Za-z]*$")
-_READ_SIZE: Final = 64 * 1024
 
 
 def minimal_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -383,8 +379,17 @@ class _CompiledCommand:
                 "not a directory; create it or fix implementation.cwd",
                 tool=self.tool,
             )
+        command = GroupCommand(
+            argv=argv,
+            env=env,
+            cwd=cwd,
+            # NOTE: the time limit is the tool's (the registry cancels the call, which kills
+            # the group); here only the first max_output_bytes of the merged output are kept.
+            keep_head=int(spec.max_output_bytes),
+            merge_stderr=True,
+        )
         try:
-            returncode, output, truncated = await _run(argv, env, cwd, spec.max_output_bytes)
+            outcome = await run_process_group(command)
         except OSError as exc:
             raise ExecToolError(
                 f"tool {self.tool!r}: could not run {argv[0]!r}: {exc.strerror or exc}. Check "
@@ -392,11 +397,17 @@ class _CompiledCommand:
                 "locale variables of the environment).",
                 tool=self.tool,
             ) from exc
-        text = output.decode("utf-8", errors="replace")
-        if truncated:
+        returncode = outcome.exit_code
+        text = outcome.stdout.head.decode("utf-8", errors="replace")
+        if outcome.stdout.omitted:
             text += (
                 f"\n[output truncated: the command wrote more than {spec.max_output_bytes} "
                 "bytes; only the first ones are shown]"
+            )
+        if outcome.output_incomplete:
+            text += (
+                "\n[output may be incomplete: a background process that left the command's "
+                "process group kept the output open]"
             )
         if returncode != 0:
             how = (
@@ -411,67 +422,3 @@ class _CompiledCommand:
                 output=text,
             )
         return text
-
-
-def _kill_group(process: trio.Process) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is gone already
-
-
-async def _deliver_cancel(process: trio.Process) -> None:  # noqa: ASYNC124 - trio's API
-    # NOTE: SIGKILL to the whole group (the command runs in its own session): a shell's
-    # children would otherwise outlive it and keep the output pipe open.
-    _kill_group(process)
-
-
-async def _reap_group(process: trio.Process) -> None:
-    await process.wait()
-    # NOTE: the command is done; kill what it left running in its group (a `cmd &`), which
-    # also closes their end of the output pipe so that reading it ends.
-    _kill_group(process)
-
-
-async def _read_capped(stream: trio.abc.ReceiveStream, limit: int) -> tuple[bytes, bool]:
-    """Read until EOF, keeping at most ``limit`` bytes; ``True`` when some were dropped."""
-    kept = bytearray()
-    truncated = False
-    async with stream:
-        while chunk := await stream.receive_some(_READ_SIZE):
-            room = limit - len(kept)
-            if len(chunk) > room:
-                kept += chunk[:room]
-                truncated = True
-            else:
-                kept += chunk
-    return bytes(kept), truncated
-
-
-async def _run(
-    argv: list[str], env: dict[str, str], cwd: pathlib.Path | None, limit: int
-) -> tuple[int, bytes, bool]:
-    """Run ``argv`` in its own session; return its status, (capped) output and whether the
-    output was cut. Cancellation kills the whole process group."""
-    run = functools.partial(
-        trio.run_process,
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        check=False,
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
-        deliver_cancel=_deliver_cancel,
-    )
-    try:
-        async with trio.open_nursery() as nursery:
-            process: trio.Process = await nursery.start(run)
-            nursery.start_soon(_reap_group, process)
-            assert process.stdout is not None
-            output, truncated = await _read_capped(process.stdout, limit)
-    except BaseExceptionGroup as group:
-        raise_collapsed(group, only_exceptions=True)
-    assert process.returncode is not None
-    return process.returncode, output, truncated
