@@ -15,8 +15,10 @@ from typing import Any, Final
 __all__ = ["as_number", "contains", "equal", "ordered", "to_json", "to_text", "truthy"]
 
 _FALSE_WORDS: Final = frozenset({"", "0", "false", "no", "none", "null"})
-_NUMERIC: Final = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
-_INTEGER: Final = re.compile(r"\s*[+-]?\d+\s*")
+# NOTE: ASCII only: Unicode "whitespace" such as U+001F matches \s but int() and float()
+# refuse it, so such a string must compare as text rather than crash a condition.
+_NUMERIC: Final = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*", re.ASCII)
+_INTEGER: Final = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
 _COLLECTIONS: Final = (list, tuple, dict)
 
 
@@ -74,7 +76,10 @@ def as_number(value: object) -> int | float | None:
     if isinstance(value, (int, float)):
         return value
     if isinstance(value, str) and _NUMERIC.fullmatch(value):
-        return int(value) if _INTEGER.fullmatch(value) else float(value)
+        try:
+            return int(value) if _INTEGER.fullmatch(value) else float(value)
+        except ValueError:  # defensive: what the pattern and Python disagree on is text
+            return None
     return None
 
 
