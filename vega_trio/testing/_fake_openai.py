@@ -42,16 +42,14 @@ import trio
 from .._collapse import raise_collapsed
 from ..llm._messages import TextBlock, ToolUseBlock
 from ..llm._protocol import Usage
-from ._fake_server import (
-    _MAX_HEADER_BYTES,
-    _RECEIVE_SIZE,
+from ._fake_server import _format_number, _split
+from ._http import (
     MAX_REQUEST_BODY,
+    LoopbackServer,
     RecordedRequest,
     _encode,
-    _format_number,
     _Hangup,
     _send,
-    _split,
     _wait_for_hangup,
 )
 
@@ -373,7 +371,7 @@ class _Drop(Exception):
 
 
 @attrs.define(eq=False)
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     """A fake OpenAI-compatible Chat Completions API on loopback.
 
     Run it with ``server = await nursery.start(FakeOpenAIServer().serve)`` or
@@ -392,27 +390,12 @@ class FakeOpenAIServer:
         connections: how many TCP connections have been accepted (keep-alive reuses one).
     """
 
-    host: str = "127.0.0.1"
-    port: int = 0
+    _base_path = "/v1"
+    _factory = "open_fake_openai_server()"
+
     responder: ChatResponder | None = None
     api_key: str | None = None
-    requests: list[RecordedRequest] = attrs.field(factory=list, init=False)
-    aborted: list[RecordedRequest] = attrs.field(factory=list, init=False)
-    connections: int = attrs.field(default=0, init=False)
     _queue: deque[FakeChatResponse] = attrs.field(factory=deque, init=False)
-    _base_url: str | None = attrs.field(default=None, init=False)
-    _started: bool = attrs.field(default=False, init=False)
-    _changed: trio.Event = attrs.field(factory=trio.Event, init=False)
-
-    @property
-    def base_url(self) -> str:
-        """``http://<host>:<port>/v1`` of the server (known once it listens)."""
-        if self._base_url is None:
-            raise RuntimeError(
-                "FakeOpenAIServer.base_url is only known once the server is serving: "
-                "use `await nursery.start(server.serve)` or `open_fake_openai_server()`"
-            )
-        return self._base_url
 
     def enqueue(self, *responses: FakeChatResponse) -> None:
         """Append replies to the FIFO queue; each request consumes one."""
@@ -429,111 +412,6 @@ class FakeOpenAIServer:
     def pending(self) -> int:
         """How many scripted replies are still queued."""
         return len(self._queue)
-
-    async def wait_for_requests(self, count: int = 1) -> None:
-        """Wait until at least ``count`` requests have been received."""
-        while len(self.requests) < count:
-            await self._changed.wait()
-
-    async def wait_for_aborts(self, count: int = 1) -> None:
-        """Wait until at least ``count`` clients have hung up mid-reply."""
-        while len(self.aborted) < count:
-            await self._changed.wait()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def serve(
-        self, *, task_status: trio.TaskStatus[FakeOpenAIServer] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Serve until cancelled.
-
-        Supports ``nursery.start``: ``started()`` hands back this server, with
-        :attr:`base_url` set, once it is listening. Cancelling the surrounding nursery
-        closes the listener and every connection.
-        """
-        if self._started:
-            raise RuntimeError("a FakeOpenAIServer serves only once; make a new one")
-        self._started = True
-        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
-        host, port = listeners[0].socket.getsockname()[:2]
-        authority = f"[{host}]" if ":" in host else host  # IPv6 literals need brackets
-        self._base_url = f"http://{authority}:{port}/v1"
-        task_status.started(self)
-        await trio.serve_listeners(self._handle_connection, listeners)
-
-    # -- one connection ---------------------------------------------------------------
-
-    async def _handle_connection(self, stream: trio.SocketStream) -> None:
-        self.connections += 1
-        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEADER_BYTES)
-        try:
-            while True:
-                exchange = await self._read_request(connection, stream)
-                if exchange is None:
-                    return
-                request, too_large = exchange
-                keep_open = await self._answer(connection, stream, request, too_large=too_large)
-                if not keep_open or connection.our_state is not h11.DONE:
-                    return
-                if connection.their_state is not h11.DONE:
-                    return
-                connection.start_next_cycle()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
-            return
-        finally:
-            with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-                await stream.aclose()
-
-    async def _next_event(self, connection: h11.Connection, stream: trio.SocketStream) -> Any:
-        while True:
-            event = connection.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            data = await stream.receive_some(_RECEIVE_SIZE)
-            connection.receive_data(data)  # b"" marks EOF
-
-    async def _read_request(
-        self, connection: h11.Connection, stream: trio.SocketStream
-    ) -> tuple[RecordedRequest, bool] | None:
-        event = await self._next_event(connection, stream)
-        if isinstance(event, h11.ConnectionClosed):
-            return None
-        if not isinstance(event, h11.Request):
-            raise h11.RemoteProtocolError(f"expected a request, got {event!r}")
-        body = bytearray()
-        too_large = False
-        while True:
-            part = await self._next_event(connection, stream)
-            if isinstance(part, h11.Data):
-                if len(body) + len(part.data) > MAX_REQUEST_BODY:
-                    too_large = True
-                    body.clear()
-                if not too_large:
-                    body += part.data
-            elif isinstance(part, h11.EndOfMessage):
-                break
-            else:  # ConnectionClosed mid-body
-                return None
-        headers: dict[str, str] = {}
-        for name, value in event.headers:
-            key = name.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        parsed: Any = None
-        if body:
-            try:
-                parsed = json.loads(body)
-            except ValueError:
-                parsed = None
-        recorded = RecordedRequest(
-            method=event.method.decode("ascii"),
-            path=event.target.decode("latin-1"),
-            headers=headers,
-            body=parsed,
-        )
-        return recorded, too_large
 
     async def _answer(
         self,
