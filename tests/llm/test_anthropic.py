@@ -20,7 +20,6 @@ from vega_trio.llm._anthropic import (
     DEFAULT_MODEL,
     INVALID_JSON_KEY,
     AnthropicLLM,
-    _SSEDecoder,
 )
 from vega_trio.llm._messages import (
     Message,
@@ -39,6 +38,7 @@ from vega_trio.llm._protocol import (
     ToolSchema,
     Usage,
 )
+from vega_trio.llm._sse import SSEDecoder
 from vega_trio.testing import FakeAnthropicServer, FakeResponse, open_fake_anthropic_server
 
 # NOTE: these tests do real socket I/O on loopback, so most run on the real clock. The
@@ -657,21 +657,21 @@ def test_sse_decoder_handles_split_crlf_comments_and_multiline_data() -> None:
     """Events split anywhere across reads decode the same; comments are skipped."""
     wire = b': keep-alive\r\nevent: a\r\ndata: {"x":\r\ndata: 1}\r\n\r\nevent: b\rdata: 2\r\r'
     for split in range(len(wire) + 1):
-        decoder = _SSEDecoder()
+        decoder = SSEDecoder()
         events = decoder.feed(wire[:split]) + decoder.feed(wire[split:]) + decoder.close()
         assert events == [("a", '{"x":\n1}'), ("b", "2")], split
 
 
 def test_sse_decoder_finishes_a_last_event_without_blank_line() -> None:
     """A body ending right after a data line still yields that event."""
-    decoder = _SSEDecoder()
+    decoder = SSEDecoder()
     assert decoder.feed(b"event: e\ndata: tail") == []
     assert decoder.close() == [("e", "tail")]
 
 
 def test_sse_decoder_is_bounded() -> None:
     """An endless event is refused instead of growing memory without limit."""
-    decoder = _SSEDecoder(max_buffer=1024)
+    decoder = SSEDecoder(max_buffer=1024)
     with pytest.raises(ValueError, match="exceeds 1024 bytes"):
         for _ in range(100):
             decoder.feed(b"data: " + b"x" * 100 + b"\n")

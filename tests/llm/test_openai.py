@@ -24,7 +24,6 @@ from vega_trio.llm._openai import (
     INVALID_JSON_KEY,
     LOCAL_SERVER_API_KEY,
     OpenAICompatibleLLM,
-    _SSEDecoder,
 )
 from vega_trio.llm._protocol import (
     LLM,
@@ -36,6 +35,7 @@ from vega_trio.llm._protocol import (
     ToolSchema,
     Usage,
 )
+from vega_trio.llm._sse import SSEDecoder
 from vega_trio.testing import (
     FakeChatResponse,
     FakeOpenAIServer,
@@ -590,14 +590,14 @@ def test_sse_decoder_handles_split_crlf_and_comments() -> None:
     """Events split anywhere across reads decode the same; comments are skipped."""
     wire = b': keep-alive\r\ndata: {"x":\r\ndata: 1}\r\n\r\ndata: [DONE]\r\r'
     for split in range(len(wire) + 1):
-        decoder = _SSEDecoder()
+        decoder = SSEDecoder()
         events = decoder.feed(wire[:split]) + decoder.feed(wire[split:]) + decoder.close()
         assert events == [("message", '{"x":\n1}'), ("message", "[DONE]")]
 
 
 def test_sse_decoder_is_bounded() -> None:
     """An event that never ends cannot grow the buffer without limit."""
-    decoder = _SSEDecoder(max_buffer=100)
+    decoder = SSEDecoder(max_buffer=100)
     with pytest.raises(ValueError, match="exceeds 100 bytes"):
         decoder.feed(b"data: " + b"x" * 200)
 
