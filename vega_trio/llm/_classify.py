@@ -284,7 +284,8 @@ def _response_headers(exc: BaseException) -> Mapping[str, str] | None:
     return headers if isinstance(headers, Mapping) else None
 
 
-def _where(exc: BaseException) -> str:
+def request_label(exc: BaseException, default: str) -> str:
+    """``METHOD URL`` of the request ``exc`` is about, or ``default`` when unknown."""
     try:
         request = getattr(exc, "request", None)
     except RuntimeError:  # httpx2 raises when the exception was made without a request
@@ -293,7 +294,42 @@ def _where(exc: BaseException) -> str:
     url = getattr(request, "url", None)
     if method and url:
         return f"{method} {url}"
-    return "the Anthropic API"
+    return default
+
+
+def build_llm_error(
+    exc: BaseException,
+    *,
+    error_class: ErrorClass,
+    status: int | None,
+    retry_after: float | None,
+    label: str,
+    where: str,
+    detail: str,
+    advice: Mapping[ErrorClass, str],
+    output_started: bool,
+) -> LLMError:
+    """The :class:`~vega_trio.LLMError` of a classified failure, with one message format
+    for every backend (what, from where, the detail, request id, retry-after, advice);
+    ``exc`` is its ``__cause__``."""
+    parts = [f"LLM call failed ({error_class.value}): {label} from {where}: {detail}"]
+    if output_started:
+        parts.append("the failure came after streamed output had started")
+    request_id = getattr(exc, "request_id", None)
+    if isinstance(request_id, str) and request_id:
+        parts.append(f"request-id {request_id}")
+    if retry_after is not None:
+        parts.append(f"the server asked to retry after {retry_after:g}s")
+    parts.append(advice[error_class])
+    error = LLMError(
+        "; ".join(parts),
+        error_class=error_class,
+        status_code=status,
+        retry_after=retry_after,
+        output_started=output_started,
+    )
+    error.__cause__ = exc
+    return error
 
 
 def to_llm_error(exc: BaseException, *, output_started: bool = False) -> LLMError:
@@ -322,22 +358,14 @@ def to_llm_error(exc: BaseException, *, output_started: bool = False) -> LLMErro
     what = f"HTTP {status}" if status is not None else type(exc).__name__
     if error_type:
         what = f"{what} {error_type}"
-    detail = _error_text(exc)
-    request_id = getattr(exc, "request_id", None)
-    parts = [f"LLM call failed ({error_class.value}): {what} from {_where(exc)}: {detail}"]
-    if output_started:
-        parts.append("the failure came after streamed output had started")
-    if isinstance(request_id, str) and request_id:
-        parts.append(f"request-id {request_id}")
-    if retry_after is not None:
-        parts.append(f"the server asked to retry after {retry_after:g}s")
-    parts.append(_ADVICE[error_class])
-    error = LLMError(
-        "; ".join(parts),
+    return build_llm_error(
+        exc,
         error_class=error_class,
-        status_code=status,
+        status=status,
         retry_after=retry_after,
+        label=what,
+        where=request_label(exc, "the Anthropic API"),
+        detail=_error_text(exc),
+        advice=_ADVICE,
         output_started=output_started,
     )
-    error.__cause__ = exc
-    return error

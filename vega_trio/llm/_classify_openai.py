@@ -27,7 +27,7 @@ import openai
 import trio
 
 from .._errors import ErrorClass, LLMError
-from ._classify import retry_after_from_headers
+from ._classify import build_llm_error, request_label, retry_after_from_headers
 
 __all__ = ["OPENAI_CALL_FAILURES", "classify_openai", "openai_llm_error"]
 
@@ -192,18 +192,6 @@ def _error_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _where(exc: BaseException) -> str:
-    try:
-        request = getattr(exc, "request", None)
-    except RuntimeError:  # httpx2 raises when the exception was made without a request
-        request = None
-    method = getattr(request, "method", None)
-    url = getattr(request, "url", None)
-    if method and url:
-        return f"{method} {url}"
-    return "the OpenAI-compatible API"
-
-
 def openai_llm_error(exc: BaseException, *, output_started: bool = False) -> LLMError:
     """Translate a failed OpenAI-compatible call into an :class:`~vega_trio.LLMError`.
 
@@ -231,23 +219,14 @@ def openai_llm_error(exc: BaseException, *, output_started: bool = False) -> LLM
     codes = _error_codes(exc)
     if codes:
         what = f"{what} {codes[0]}"
-    parts = [
-        f"LLM call failed ({error_class.value}): {what} from {_where(exc)}: {_error_text(exc)}"
-    ]
-    if output_started:
-        parts.append("the failure came after streamed output had started")
-    request_id = getattr(exc, "request_id", None)
-    if isinstance(request_id, str) and request_id:
-        parts.append(f"request-id {request_id}")
-    if retry_after is not None:
-        parts.append(f"the server asked to retry after {retry_after:g}s")
-    parts.append(_ADVICE[error_class])
-    error = LLMError(
-        "; ".join(parts),
+    return build_llm_error(
+        exc,
         error_class=error_class,
-        status_code=status,
+        status=status,
         retry_after=retry_after,
+        label=what,
+        where=request_label(exc, "the OpenAI-compatible API"),
+        detail=_error_text(exc),
+        advice=_ADVICE,
         output_started=output_started,
     )
-    error.__cause__ = exc
-    return error
