@@ -1,0 +1,155 @@
+"""One redaction layer for everything that leaves the library (SPEC §11).
+
+Secrets — API keys, tokens, passwords in URLs, and values a server echoes back — must never
+appear in an error message, a log record, an event payload, ``--output json`` or (later) an API
+response. Every one of those paths calls :func:`redact` (or :func:`redact_data` for JSON-like
+values) at the point where text leaves; nothing else decides what a secret is.
+
+What counts as a secret:
+
+* the value of every environment variable whose *name* looks secret (contains ``KEY``,
+  ``TOKEN``, ``SECRET``, ``PASSWORD``, ``PASSWD``, ``CREDENTIAL``, ``AUTH`` or ``COOKIE``) and
+  is at least :data:`MIN_SECRET_LENGTH` characters long — read fresh, so a key set after import
+  is covered too;
+* every value handed to :func:`register_secret` (settings keys, expanded ``${VAR}`` headers of
+  http tools, a server's ``--token``);
+* the userinfo of any URL (``https://user:pass@host`` → ``https://***@host``);
+* the credential after ``Bearer`` / ``Basic`` and in ``x-api-key: …`` / ``api_key=…`` pairs;
+* strings shaped like provider keys (``sk-…``, ``sk-ant-…``).
+
+Each is replaced by ``***``. Redaction is a boundary operation, never on the hot path: it is
+applied when an error is built, a record is formatted or a payload is serialised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "RedactingFilter",
+    "redact",
+    "redact_data",
+    "register_secret",
+]
+
+MASK = "***"
+"""What a secret is replaced with."""
+
+MIN_SECRET_LENGTH = 6
+"""Shorter values are not treated as secrets: masking ``"1"`` or ``"true"`` everywhere would
+destroy the text and protect nothing."""
+
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE", re.I)
+
+# Patterns whose *credential part* is masked; each keeps its first group (the label).
+_PATTERNS: tuple[re.Pattern[str], ...] = (
+    # URL userinfo: scheme://user:pass@host, scheme://token@host
+    re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://)[^/\s@'\"<>]+(?=@)"),
+    # Authorization: Bearer xyz / Basic xyz
+    re.compile(r"(\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=\-]{6,}", re.I),
+    # header or parameter pairs: x-api-key: xyz, api_key=xyz, "token": "xyz"
+    re.compile(
+        r"""((?:x-api-key|api[_-]?key|access[_-]?token|auth[_-]?token|password|passwd|secret)"""
+        r"""["']?\s*[:=]\s*["']?)[^\s"'&,;}]{6,}""",
+        re.I,
+    ),
+    # provider-shaped keys (Anthropic, OpenAI, ...)
+    re.compile(r"()\bsk-(?:ant-)?[A-Za-z0-9_\-]{12,}"),
+)
+
+_registered: set[str] = set()
+_lock = threading.Lock()
+_cache_key: tuple[tuple[str, ...], frozenset[str]] | None = None
+_cache_values: tuple[str, ...] = ()
+
+
+def register_secret(value: str | None) -> None:
+    """Treat ``value`` as a secret from now on (ignored when shorter than
+    :data:`MIN_SECRET_LENGTH` or empty). Safe to call from any thread, any number of times."""
+    if value and len(value) >= MIN_SECRET_LENGTH:
+        with _lock:
+            _registered.add(value)
+
+
+def _secret_values() -> tuple[str, ...]:
+    """Known secret values, longest first (so a secret that contains another is masked whole)."""
+    global _cache_key, _cache_values
+    env = tuple(
+        value
+        for name, value in os.environ.items()
+        if len(value) >= MIN_SECRET_LENGTH and _SECRET_NAME.search(name)
+    )
+    with _lock:
+        key = (env, frozenset(_registered))
+        if key != _cache_key:
+            _cache_values = tuple(sorted(set(env) | _registered, key=len, reverse=True))
+            _cache_key = key
+        return _cache_values
+
+
+def redact(text: str) -> str:
+    """``text`` with every known secret, URL password and credential-shaped token masked."""
+    if not text:
+        return text
+    for secret in _secret_values():
+        if secret in text:
+            text = text.replace(secret, MASK)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
+    return text
+
+
+def redact_data(value: Any) -> Any:
+    """A copy of a JSON-like value (dicts, lists, tuples, strings, scalars) with every string
+    redacted; a mapping entry whose key names a secret (``api_key``, ``token``, …) is masked
+    whole. Other objects are returned as they are."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, str) and isinstance(item, str) and _is_secret_key(key) and item:
+                out[key] = MASK
+            else:
+                out[key] = redact_data(item)
+        return out
+    if isinstance(value, list | tuple):
+        items = [redact_data(item) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    if lowered in {"authorization", "x-api-key", "api_key", "apikey", "api-key"}:
+        return True
+    return bool(_SECRET_NAME.search(key)) and not lowered.endswith(("_tokens", "tokens"))
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts a record's message (arguments merged in) and its string
+    ``extra`` fields. Attach it to a *handler* (handler filters see records from every child
+    logger; logger filters do not)."""
+
+    _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to the handler's error path
+            return True
+        record.msg = redact(message)
+        record.args = None
+        for name, value in list(record.__dict__.items()):
+            if name not in self._STANDARD and isinstance(value, str | Mapping | list | tuple):
+                setattr(record, name, redact_data(value))
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
