@@ -19,10 +19,12 @@ import trio
 from ._collapse import raise_collapsed
 from ._errors import OrchestratorClosed, RestartIntensityError, ToolNotFound
 from .agent import Agent, AgentBehaviour, AgentProcess
+from .agent._loop import fallback_breaker
 from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
 from .resilience import (
     Budget,
     BudgetTracker,
+    CircuitBreaker,
     ConcurrencyCap,
     RateLimit,
     RateLimiter,
@@ -183,7 +185,8 @@ class Orchestrator:
         extra_tools: Tools | None = None,
     ) -> AgentBehaviour:
         llm, model = self._llm_for(agent)
-        shared = self._shared(agent, llm, model)
+        fallback = None if agent.fallback_model is None else self._llm_for(agent, fallback=True)
+        shared = self._shared(agent, llm, model, fallback)
         tools, skill_tools = self._tools_for(agent)
         if agent.team:
             self.register_agent(agent)
@@ -203,16 +206,19 @@ class Orchestrator:
             budgets=(shared.spend, self.budget),
             tools=tools,
             skill_tools=skill_tools,
+            fallback_llm=None if fallback is None else fallback[0],
+            fallback_model=None if fallback is None else fallback[1],
         )
 
-    def _llm_for(self, agent: Agent) -> tuple[LLM, str]:
-        """The backend and model id of an agent's calls.
+    def _llm_for(self, agent: Agent, *, fallback: bool = False) -> tuple[LLM, str]:
+        """The backend and model id of an agent's calls (of its ``fallback_model``
+        when ``fallback`` is true).
 
         ``model: "openai:<name>"`` (or ``"anthropic:<name>"``) picks the backend of that
         provider (``open_orchestrator(backends={...})``, else one created on first use
         and closed at the end); an agent's own ``llm`` wins over everything.
         """
-        model = agent.model or self.default_model
+        model = (agent.fallback_model if fallback else agent.model) or self.default_model
         provider, colon, name = model.partition(":")
         if not colon or provider not in _PROVIDERS or not name:
             provider, name = "", model
@@ -345,21 +351,50 @@ class Orchestrator:
             "orchestrator the tools (tools=, sandbox=, mcp_servers=) or fix the name"
         )
 
-    def _shared(self, agent: Agent, llm: LLM, model: str) -> _AgentShared:
+    def _shared(
+        self, agent: Agent, llm: LLM, model: str, fallback: tuple[LLM, str] | None = None
+    ) -> _AgentShared:
         # NOTE: keyed by identity (the Agent is kept alive by the entry, so its id is
         # not reused): one breaker, limiter and spend per blueprint, made once.
         shared = self._shared_by_agent.get(id(agent))
         if shared is not None:
             return shared
+        agent_limiter = None
+        if agent.rate_limit is not None:
+            agent_limiter = RateLimiter(agent.rate_limit, name=f"agent {agent.name!r}")
+        breaker = agent.circuit_breaker
+        if breaker is not None and not breaker.name:
+            breaker.name = f"agent {agent.name!r}"
+        path = self._path(agent, llm, model, agent_limiter, breaker)
+        if fallback is not None:
+            # NOTE: the fallback model has its own per-model limiter, concurrency cap
+            # (of its backend) and breaker state; the agent's own limit covers both.
+            path.fallback = self._path(
+                agent,
+                fallback[0],
+                fallback[1],
+                agent_limiter,
+                fallback_breaker(breaker, fallback[1]),
+            )
+        spend = BudgetTracker(agent.budget, owner=f"agent {agent.name!r}")
+        shared = self._shared_by_agent[id(agent)] = _AgentShared(agent, path, spend)
+        return shared
+
+    def _path(
+        self,
+        agent: Agent,
+        llm: LLM,
+        model: str,
+        agent_limiter: RateLimiter | None,
+        breaker: CircuitBreaker | None,
+    ) -> CallPath:
+        """The call path of one model of ``agent`` (its primary or fallback)."""
         limiters: list[RateLimiter] = []
         model_limit = self.rate_limits.get(model, self.rate_limit)
         if model_limit is not None:
             limiters.append(self._limiters.for_model(model, model_limit))
-        if agent.rate_limit is not None:
-            limiters.append(RateLimiter(agent.rate_limit, name=f"agent {agent.name!r}"))
-        breaker = agent.circuit_breaker
-        if breaker is not None and not breaker.name:
-            breaker.name = f"agent {agent.name!r}"
+        if agent_limiter is not None:
+            limiters.append(agent_limiter)
         cap = None
         if self.max_concurrent_calls is not None:
             entry = self._caps.get(id(llm))
@@ -371,16 +406,13 @@ class Orchestrator:
             # NOTE: a backend that bounds its own calls says so with a ``timeout``
             # attribute (AnthropicLLM: 300 s); for any other, the SPEC's 5 minutes.
             timeout = DEFAULT_LLM_TIMEOUT
-        path = CallPath(
+        return CallPath(
             retry=agent.retry,
             limiters=tuple(limiters),
             cap=cap,
             breaker=breaker,
             timeout=timeout,
         )
-        spend = BudgetTracker(agent.budget, owner=f"agent {agent.name!r}")
-        shared = self._shared_by_agent[id(agent)] = _AgentShared(agent, path, spend)
-        return shared
 
     # ------------------------------------------------------------- supervisors
     def child(

@@ -82,6 +82,13 @@ class Agent:
         name: the agent's name (events, spawn tree, registry of agents).
         model: the model id sent to the backend; ``None`` uses the orchestrator's
             ``default_model``.
+        fallback_model: a second model for when ``model`` is unavailable: after the
+            primary's retries end with a retryable error class (``rate_limit``,
+            ``overloaded``, ``timeout``, ``temporary``, or its circuit breaker is
+            open), the same request goes to this model, with its own run of the retry
+            policy — for a stream only before any output reached the caller. It may
+            name another provider (``"openai:gpt-4o-mini"``). Never used after a budget
+            refusal, ``invalid_request`` or ``authentication``. ``None``: no fallback.
         system: a static string, or a callable returning the prompt (called for every
             LLM request; it may take the calling process as its one argument).
         tools: a :class:`~vega_trio.tools.Tools` registry or a list of functions,
@@ -123,6 +130,7 @@ class Agent:
 
     name: str = attrs.field(validator=_check_name)
     model: str | None = None
+    fallback_model: str | None = attrs.field(default=None)
     system: SystemPrompt = ""
     tools: Tools | Sequence[Callable[..., Any] | Tool | str] | None = attrs.field(
         default=None, hash=False
@@ -167,6 +175,20 @@ class Agent:
     _system_getter: Callable[[Process], str] = attrs.field(
         init=False, eq=False, hash=False, repr=False
     )
+
+    @fallback_model.validator
+    def _check_fallback_model(self, _attribute: Any, value: str | None) -> None:
+        if value is None:
+            return
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(
+                f"Agent.fallback_model must be a non-empty model id or None, got {value!r}"
+            )
+        if value == self.model:
+            raise ValueError(
+                f"agent {self.name!r} has fallback_model equal to its model ({value!r}); "
+                "name a different model, or drop fallback_model"
+            )
 
     @budget_scope.validator
     def _check_budget_scope(self, _attribute: Any, value: str) -> None:

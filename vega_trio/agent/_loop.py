@@ -18,6 +18,7 @@ from ..llm import (
     LLMResponse,
     Message,
     MessageComplete,
+    ModelPrice,
     PriceTable,
     TextChunk,
     ToolResultBlock,
@@ -27,7 +28,7 @@ from ..llm import (
 )
 from ..resilience import BudgetExceeded, BudgetTracker, CircuitBreaker
 from ..resilience._breaker import BreakerState
-from ..resilience._path import CallPath, KeepAlive
+from ..resilience._path import Attempt, CallPath, KeepAlive
 from ..tools import ToolCall, Tools
 from ._context import (
     ContextManager,
@@ -114,6 +115,8 @@ class AgentBehaviour:
         budgets: Sequence[BudgetTracker] = (),
         tools: Tools | None = None,
         skill_tools: Tools | None = None,
+        fallback_llm: LLM | None = None,
+        fallback_model: str | None = None,
     ) -> None:
         self.agent = agent
         self.llm = llm
@@ -142,8 +145,27 @@ class AgentBehaviour:
         self._price = prices.lookup(model)  # None: unknown model, reported per call
         self._schemas = self.tools.schemas()
         self._system = agent.system_prompt
+        # NOTE: (backend, model id, price) of the agent's fallback_model; the
+        # orchestrator resolves the backend by the model's provider prefix.
+        fallback_model = fallback_model or agent.fallback_model
+        self._fallback: tuple[LLM, str, ModelPrice | None] | None = None
+        if fallback_model is not None:
+            self._fallback = (
+                fallback_llm or llm,
+                fallback_model,
+                prices.lookup(fallback_model),
+            )
         self.path = path or CallPath(
-            retry=agent.retry, breaker=agent.circuit_breaker, timeout=agent.llm_timeout
+            retry=agent.retry,
+            breaker=agent.circuit_breaker,
+            timeout=agent.llm_timeout,
+            fallback=None
+            if self._fallback is None
+            else CallPath(
+                retry=agent.retry,
+                breaker=fallback_breaker(agent.circuit_breaker, self._fallback[1]),
+                timeout=agent.llm_timeout,
+            ),
         )
         # NOTE: the agent's tracker (first) and the global one; the trackers of
         # ancestors with budget_scope="tree" join them at the first call, when the
@@ -296,36 +318,68 @@ class AgentBehaviour:
         pass over the whole conversation.
         """
         observer = _CallObserver(self, process, request.model)
-        if events is None:
-            llm = self.llm
+        attempt = self._attempt(self.llm, request, events)
+        budgets = self._budgets if self._budgets is not None else self._budget_chain(process)
+        if self._fallback is None:
+            response = await self.path.call(
+                attempt,
+                observer=observer,
+                budgets=budgets,
+                estimate_tokens=lambda: self._estimate_tokens(request, pending),
+                estimate_cost=self._estimate_cost,
+            )
+        else:
+            fallback_llm, fallback_model, fallback_price = self._fallback
+            observer.fallback_model = fallback_model
+            response = await self.path.call(
+                attempt,
+                observer=observer,
+                budgets=budgets,
+                estimate_tokens=lambda: self._estimate_tokens(request, pending),
+                estimate_cost=self._estimate_cost,
+                fallback=self._attempt(
+                    fallback_llm, attrs.evolve(request, model=fallback_model), events
+                ),
+                fallback_cost=lambda tokens: _prompt_cost(fallback_price, tokens),
+            )
+        self._account(
+            process,
+            observer.model,
+            response.usage,
+            observer.started,
+            observer.attempt,
+            fallback=observer.fallback,
+        )
+        return response
 
-            async def attempt(keep_alive: KeepAlive) -> LLMResponse:
+    def _attempt(
+        self,
+        llm: LLM,
+        request: LLMRequest,
+        events: trio.MemorySendChannel[ChatEvent] | None,
+    ) -> Attempt:
+        """One attempt of ``request`` on ``llm``: blocking, or streamed to ``events``."""
+        if events is None:
+
+            async def generate(keep_alive: KeepAlive) -> LLMResponse:
                 return await llm.generate(request)
 
-        else:
+            return generate
 
-            async def attempt(keep_alive: KeepAlive) -> LLMResponse:
-                return await self._stream_llm(request, events, keep_alive)
+        async def stream(keep_alive: KeepAlive) -> LLMResponse:
+            return await self._stream_llm(request, events, keep_alive, llm)
 
-        budgets = self._budgets if self._budgets is not None else self._budget_chain(process)
-        response = await self.path.call(
-            attempt,
-            observer=observer,
-            budgets=budgets,
-            estimate_tokens=lambda: self._estimate_tokens(request, pending),
-            estimate_cost=self._estimate_cost,
-        )
-        self._account(process, request.model, response.usage, observer.started, observer.attempt)
-        return response
+        return stream
 
     async def _stream_llm(
         self,
         request: LLMRequest,
         events: trio.MemorySendChannel[ChatEvent],
         keep_alive: KeepAlive,
+        llm: LLM | None = None,
     ) -> LLMResponse:
         response: LLMResponse | None = None
-        async with self.llm.stream(request) as chunks:
+        async with (llm or self.llm).stream(request) as chunks:
             async for chunk in chunks:
                 if isinstance(chunk, TextChunk):
                     keep_alive(bool(chunk.text))
@@ -363,8 +417,7 @@ class AgentBehaviour:
 
     def _estimate_cost(self, tokens: int) -> float:
         # A lower bound for the budget check: the prompt alone, at the input price.
-        price = self._price
-        return 0.0 if price is None else price.cost(Usage(input_tokens=tokens))
+        return _prompt_cost(self._price, tokens)
 
     def _budget_chain(self, process: Process) -> tuple[BudgetTracker, ...]:
         """This process's budgets: its agent's, those of ancestors whose agent has
@@ -392,7 +445,14 @@ class AgentBehaviour:
         return inherited
 
     def _account(
-        self, process: Process, model: str, usage: Usage, started: float, attempt: int = 1
+        self,
+        process: Process,
+        model: str,
+        usage: Usage,
+        started: float,
+        attempt: int = 1,
+        *,
+        fallback: bool = False,
     ) -> None:
         m = self.metrics
         m.llm_calls += 1
@@ -400,7 +460,13 @@ class AgentBehaviour:
         m.output_tokens += usage.output_tokens
         m.cache_creation_input_tokens += usage.cache_creation_input_tokens
         m.cache_read_input_tokens += usage.cache_read_input_tokens
-        price = self._price if model == self.model else self.prices.lookup(model)
+        # NOTE: priced with the model that answered (the fallback's price after a switch).
+        if model == self.model:
+            price = self._price
+        elif self._fallback is not None and model == self._fallback[1]:
+            price = self._fallback[2]
+        else:
+            price = self.prices.lookup(model)
         cost = None if price is None else price.cost(usage)
         if cost is None:
             m.unpriced_calls += 1
@@ -424,6 +490,7 @@ class AgentBehaviour:
                 priced=cost is not None,
                 latency_ms=round((trio.current_time() - started) * 1000),
                 attempt=attempt,
+                fallback=fallback,
                 error_class=None,
             )
 
@@ -557,7 +624,15 @@ class _ResilientLLM:
 class _CallObserver:
     """Turns what the call path reports into events for one LLM call."""
 
-    __slots__ = ("attempt", "behaviour", "model", "process", "started")
+    __slots__ = (
+        "attempt",
+        "behaviour",
+        "fallback",
+        "fallback_model",
+        "model",
+        "process",
+        "started",
+    )
 
     def __init__(self, behaviour: AgentBehaviour, process: Process, model: str) -> None:
         self.behaviour = behaviour
@@ -565,6 +640,9 @@ class _CallObserver:
         self.model = model
         self.attempt = 1
         self.started = trio.current_time()
+        self.fallback = False
+        """Whether the call went on to the fallback model."""
+        self.fallback_model = ""
 
     def attempt_failed(
         self, number: int, error: LLMError, started: float, retry_in: float | None
@@ -585,8 +663,15 @@ class _CallObserver:
             error=str(error),
             status_code=error.status_code,
             retry_in=retry_in,
+            fallback=self.fallback,
             latency_ms=round((trio.current_time() - started) * 1000),
         )
+
+    def falling_back(self, error: LLMError) -> None:
+        self.model = self.fallback_model
+        self.fallback = True
+        self.attempt = 1
+        self.started = trio.current_time()
 
     def budget_refused(self, error: BudgetExceeded) -> None:
         behaviour = self.behaviour
@@ -612,6 +697,20 @@ class _CallObserver:
             failures=breaker.failures,
             reset_after=breaker.reset_after,
         )
+
+
+def _prompt_cost(price: ModelPrice | None, tokens: int) -> float:
+    return 0.0 if price is None else price.cost(Usage(input_tokens=tokens))
+
+
+def fallback_breaker(breaker: CircuitBreaker | None, model: str) -> CircuitBreaker | None:
+    """The breaker of an agent's fallback model: the agent's settings and hooks, its
+    own state (a breaker guards one model, so the primary's open breaker does not
+    stop the fallback), named after the agent's breaker and the model."""
+    if breaker is None:
+        return None
+    name = f"{breaker.name} fallback {model}" if breaker.name else f"fallback {model}"
+    return attrs.evolve(breaker, name=name)
 
 
 def _estimate_request_tokens(request: LLMRequest) -> int:

@@ -12,6 +12,18 @@ retries starts over at the budget check after the policy's delay (or the server'
 ``retry-after``). Local refusals — a ``block`` budget, a ``reject`` rate limiter,
 an open breaker — are never retried: they fail fast.
 
+**Fallback model.** A path may carry a second path, :attr:`CallPath.fallback`, for
+the agent's ``fallback_model`` (its own rate limiters, breaker and timeout; the same
+retry policy). When the primary's attempts end with an error of a retryable class
+(``rate_limit``, ``overloaded``, ``timeout``, ``temporary``) that came before any
+output reached the caller, the same request goes through the fallback path, whose
+retry policy runs afresh. That includes an open breaker and a ``reject`` rate
+limiter of the primary (both ``refused_locally`` with a retryable class: the
+primary model is unavailable, which is what a fallback is for); never a budget
+refusal (``budget_exceeded``), ``invalid_request`` or ``authentication`` — another
+model cannot cure those. It is one loop: the retry loop below switches to the
+fallback path once, in place, so a path without a fallback pays nothing.
+
 The path knows nothing of agents or events; it reports what happens through the
 hooks of :class:`CallObserver`, which the agent loop turns into ``llm.call``,
 ``budget.*`` and ``circuit.*`` events.
@@ -35,7 +47,14 @@ from ._retry import RetryPolicy
 if TYPE_CHECKING:
     from ..llm import LLMResponse
 
-__all__ = ["DEFAULT_LLM_TIMEOUT", "Attempt", "CallObserver", "CallPath", "KeepAlive"]
+__all__ = [
+    "DEFAULT_LLM_TIMEOUT",
+    "Attempt",
+    "CallObserver",
+    "CallPath",
+    "KeepAlive",
+    "falls_back",
+]
 
 #: Seconds one LLM call may take (SPEC §3.6), unless configured otherwise.
 DEFAULT_LLM_TIMEOUT: Final = 300.0
@@ -65,6 +84,10 @@ class CallObserver(Protocol):
     def breaker_changed(self, breaker: CircuitBreaker, state: BreakerState) -> None:
         """The breaker moved to ``state`` (``open``, ``half_open`` or ``closed``)."""
 
+    def falling_back(self, error: LLMError) -> None:
+        """The primary model's attempts ended with ``error``; the following attempts
+        (numbered from 1 again) go to the fallback model."""
+
 
 def _check_timeout(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not (isinstance(value, int | float) and 0 < value < math.inf):
@@ -86,6 +109,9 @@ class CallPath:
         timeout: seconds one attempt may take (for a stream: the longest silence
             between chunks); ``None`` leaves it to the backend (``AnthropicLLM``'s
             own ``timeout``, 5 minutes by default).
+        fallback: the path of the fallback model, if there is one: a call given a
+            ``fallback`` attempt goes through it when the primary's attempts end with
+            a retryable class before any output (see the module docstring).
     """
 
     retry: RetryPolicy | None = None
@@ -93,6 +119,7 @@ class CallPath:
     cap: ConcurrencyCap | None = None
     breaker: CircuitBreaker | None = None
     timeout: float | None = attrs.field(default=None, validator=_check_timeout)
+    fallback: CallPath | None = None
     _needs_tokens: bool = attrs.field(init=False, default=False)
     _plain: bool = attrs.field(init=False, default=False)
 
@@ -113,6 +140,8 @@ class CallPath:
         budgets: Sequence[BudgetTracker] = (),
         estimate_tokens: Callable[[], int] | None = None,
         estimate_cost: Callable[[int], float] | None = None,
+        fallback: Attempt | None = None,
+        fallback_cost: Callable[[int], float] | None = None,
     ) -> LLMResponse:
         """Make an LLM call through the whole path and return its response.
 
@@ -127,11 +156,15 @@ class CallPath:
                 limits and the budget check); called at most once per call.
             estimate_cost: the estimated USD cost of that many prompt tokens (a
                 lower bound: output is not known yet).
+            fallback: makes one call of the same request to the fallback model; used
+                only when this path has a :attr:`fallback` path.
+            fallback_cost: ``estimate_cost`` at the fallback model's price.
 
         Raises:
             LLMError: the last attempt's error (``attempts`` says how many were
-                made), or a local refusal (:class:`BudgetExceeded`,
-                :class:`RateLimited`, :class:`RequestTooLarge`, :class:`CircuitOpen`).
+                made — of the fallback model, once it was tried), or a local refusal
+                (:class:`BudgetExceeded`, :class:`RateLimited`,
+                :class:`RequestTooLarge`, :class:`CircuitOpen`).
         """
         tokens = -1  # NOTE: estimated lazily: most paths have no use for it
 
@@ -143,17 +176,18 @@ class CallPath:
 
         # NOTE: the retry loop is RetryPolicy.run's, inlined: this is every LLM call's
         # hot path, and each coroutine layer costs more than the loop itself.
+        path = self
         retry = self.retry
         number = 1
         while True:
             started = trio.current_time()
             try:
-                if self._plain:
+                if path._plain:
                     await trio.lowlevel.checkpoint_if_cancelled()
                     if budgets:
-                        self._check_budgets(observer, budgets, estimated_tokens, estimate_cost)
+                        path._check_budgets(observer, budgets, estimated_tokens, estimate_cost)
                     return await attempt(_no_keepalive)
-                return await self._attempt(
+                return await path._attempt(
                     attempt, observer, budgets, estimated_tokens, estimate_cost
                 )
             except LLMError as exc:
@@ -161,7 +195,17 @@ class CallPath:
                 delay = None if retry is None else retry.delay_after(number, exc)
                 observer.attempt_failed(number, exc, started, delay)
                 if delay is None:
-                    raise
+                    # NOTE: the one switch to the fallback model happens here, in the
+                    # same loop: the failure path only, so the hot path costs nothing.
+                    if fallback is None or path.fallback is None or not falls_back(exc):
+                        raise
+                    observer.falling_back(exc)
+                    path = path.fallback
+                    retry = path.retry
+                    attempt, fallback = fallback, None
+                    if fallback_cost is not None:
+                        estimate_cost = fallback_cost
+                    number, delay = 0, 0.0
             # Sleep outside the except block: the wait must not carry the handled error.
             await trio.sleep(delay)
             number += 1
@@ -269,6 +313,14 @@ class CallPath:
             error_class=ErrorClass.TIMEOUT,
             output_started=output_started,
         )
+
+
+def falls_back(error: LLMError) -> bool:
+    """Whether a primary model's final ``error`` sends the call to the fallback model:
+    a retryable class (``rate_limit``, ``overloaded``, ``timeout``, ``temporary``,
+    an open breaker and a ``reject`` rate limiter included) before any output reached
+    the caller. Never a budget refusal, ``invalid_request`` or ``authentication``."""
+    return error.error_class.retryable and not error.output_started
 
 
 def _no_keepalive(output: bool) -> None:
