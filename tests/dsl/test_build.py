@@ -156,6 +156,7 @@ def test_build_agents_maps_every_agent_key(tmp_path: Path) -> None:
     full = spec(
         "lead",
         model="claude-haiku-4-5",
+        fallback_model="openai:gpt-4o-mini",
         description="Leads the team",
         temperature=0.3,
         max_tokens=1000,
@@ -190,6 +191,7 @@ def test_build_agents_maps_every_agent_key(tmp_path: Path) -> None:
         "Leads the team",
         0.3,
     )
+    assert lead.fallback_model == "openai:gpt-4o-mini" and helper.fallback_model is None
     assert (lead.max_tokens, lead.max_iterations, lead.send_timeout) == (1000, 7, 45.0)
     assert lead.tool_names == ("read_file", "fs__*")
     assert lead.budget == Budget(limit=1.5, on_exceed="warn")

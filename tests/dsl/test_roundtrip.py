@@ -79,10 +79,12 @@ rate_limits = st.builds(
 @st.composite
 def agents(draw: st.DrawFn, name: str, others: list[str]) -> AgentSpec:
     budget = draw(_opt(dollars))
+    model = draw(_opt(names))
     return AgentSpec(
         name=name,
         system=draw(texts),
-        model=draw(_opt(names)),
+        model=model,
+        fallback_model=draw(_opt(names.filter(lambda n: n != model))),
         description=draw(texts),
         temperature=draw(_opt(st.floats(min_value=0, max_value=2))),
         max_tokens=draw(_opt(small)),

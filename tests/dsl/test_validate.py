@@ -124,3 +124,21 @@ def test_two_thousand_steps_validate_quickly() -> None:
     elapsed = time.perf_counter() - started
     assert diagnostics == []
     assert elapsed < 5.0, elapsed
+
+
+def test_fallback_model_equal_to_the_model_is_an_error() -> None:
+    """`fallback_model` naming the agent's own model is an error at its position; naming
+    settings.default_model, which a model-less agent uses, is a warning."""
+    text = "agents:\n  a:\n    model: m1\n    fallback_model: m1\n"
+    (diagnostic,) = validate_text(text, file="f.yaml")
+    assert diagnostic.severity == "error"
+    assert str(diagnostic).startswith(
+        "f.yaml:4:21: error: agents.a.fallback_model: agent 'a' has fallback_model equal to "
+        "its model ('m1')"
+    )
+    text = "settings:\n  default_model: m1\nagents:\n  a:\n    fallback_model: m1\n"
+    (diagnostic,) = validate_text(text)
+    assert diagnostic.severity == "warning" and "settings.default_model" in diagnostic.message
+    ok = "agents:\n  a:\n    model: m1\n    fallback_model: openai:m2\n"
+    assert validate_text(ok) == []
+    assert load_document(ok).agents[0].fallback_model == "openai:m2"

@@ -217,6 +217,7 @@ def _agent(
     return Agent(
         name=spec.name,
         model=spec.model,
+        fallback_model=spec.fallback_model,
         system=_system(spec, settings, base_dir=base_dir),
         tools=list(spec.tools) or None,
         temperature=spec.temperature,

@@ -544,6 +544,7 @@ _AGENT_KEYS: Final = (
     "team",
     "delegation",
     "timeout",
+    "fallback_model",
 )
 
 
@@ -835,7 +836,7 @@ def _agent(reader: _Reader, name: str, key_node: Node, node: Node, path: str) ->
     def sub(key: str) -> tuple[Node, str] | None:
         return (entries[key][1], _child(path, key)) if key in entries else None
 
-    for key in ("model", "system", "description"):
+    for key in ("model", "fallback_model", "system", "description"):
         if (found := sub(key)) is not None:
             fields[key] = reader.leaf(*found, Text)
     if (found := sub("temperature")) is not None:
@@ -893,6 +894,10 @@ def _agent(reader: _Reader, name: str, key_node: Node, node: Node, path: str) ->
             list_node = entries[key][1]
             for i, item in enumerate(list_node.value):
                 reader.locate(agent, f"{key}[{i}]", item, f"{path}.{key}[{i}]")
+    if "fallback_model" in entries:
+        reader.locate(
+            agent, "fallback_model", entries["fallback_model"][1], f"{path}.fallback_model"
+        )
     return agent
 
 

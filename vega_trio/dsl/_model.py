@@ -189,6 +189,8 @@ class AgentSpec:
     name: str
     system: str = ""
     model: str | None = None
+    fallback_model: str | None = None
+    """The model to switch to when ``model`` is unavailable (``Agent.fallback_model``)."""
     description: str = ""
     temperature: float | None = None
     max_tokens: int | None = None

@@ -198,6 +198,7 @@ class _Checker:
                 + ", ".join(BUILTIN_TOOLS)
                 + ") or 'server__tool' for an MCP server",
             )
+        self.check_fallback_model(agent)
         for i, member in enumerate(agent.team):
             source = self.source(agent, f"team[{i}]")
             if member == agent.name:
@@ -212,6 +213,31 @@ class _Checker:
                     f"unknown agent {member!r} in team",
                     did_you_mean(member, self.agents) or _agents_hint(self.agents),
                 )
+
+    def check_fallback_model(self, agent: AgentSpec) -> None:
+        # NOTE: a provider prefix ("openai:") is read as for ``model``: the orchestrator
+        # picks the backend by it, and an unknown prefix is part of the model's name.
+        fallback = agent.fallback_model
+        if fallback is None:
+            return
+        source = self.source(agent, "fallback_model")
+        if not fallback.strip():
+            self.report(source, "fallback_model is empty", "name a model, or drop the key")
+        elif fallback == agent.model:
+            self.report(
+                source,
+                f"agent {agent.name!r} has fallback_model equal to its model ({fallback!r})",
+                "name a different model, or drop fallback_model",
+            )
+        elif agent.model is None and fallback == self.document.settings.default_model:
+            self.report(
+                source,
+                f"agent {agent.name!r} has fallback_model equal to settings.default_model "
+                f"({fallback!r}), which it uses as its model: the fallback would call the same "
+                "model again",
+                "name a different model, or give the agent a model",
+                severity="warning",
+            )
 
     # -- workflows --
 
