@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 from vega_trio.llm._messages import (
     ContentBlock,
     Message,
+    RedactedThinkingBlock,
+    ServerBlock,
     TextBlock,
+    ThinkingBlock,
     ToolResultBlock,
     ToolUseBlock,
     marshal_messages,
@@ -45,6 +48,26 @@ blocks: st.SearchStrategy[ContentBlock] = st.one_of(
         content=st.text(max_size=30),
         is_error=st.booleans(),
     ),
+    st.builds(ThinkingBlock, thinking=st.text(max_size=30), signature=st.text(max_size=20)),
+    st.builds(RedactedThinkingBlock, data=st.text(max_size=30)),
+    st.builds(
+        ServerBlock,
+        data=st.builds(
+            lambda kind, rest: {**rest, "type": kind},
+            st.sampled_from(
+                [
+                    "server_tool_use",
+                    "web_search_tool_result",
+                    "web_fetch_tool_result",
+                    "code_execution_tool_result",
+                    "mcp_tool_use",
+                    "mcp_tool_result",
+                    "container_upload",
+                ]
+            ),
+            st.dictionaries(st.text(max_size=5), json_values, max_size=3),
+        ),
+    ),
 )
 
 messages_lists = st.lists(
@@ -66,6 +89,9 @@ STRUCTURAL_KEYS = {
     "input",
     "tool_use_id",
     "is_error",
+    "thinking",
+    "signature",
+    "data",
 }
 
 
@@ -74,8 +100,13 @@ def _structural_keys(raw: list[dict[str, Any]]) -> set[str]:
     for message in raw:
         keys |= set(message)
         for block in message["content"]:
-            keys |= set(block)
+            # NOTE: a server block's keys are the API's, kept verbatim.
+            keys |= {"type"} if _is_server(block["type"]) else set(block)
     return keys
+
+
+def _is_server(kind: str) -> bool:
+    return kind not in {"text", "tool_use", "tool_result", "thinking", "redacted_thinking"}
 
 
 @given(messages_lists)
@@ -154,7 +185,9 @@ def test_unmarshal_accepts_the_api_form() -> None:
         (
             '[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},'
             ' {"role": "user", "content": [{"type": "image"}]}]',
-            "messages[2].content[0].type is 'image'; expected 'text', 'tool_use' or 'tool_result'",
+            "messages[2].content[0].type is 'image'; expected 'text', 'tool_use', 'tool_result', "
+            "'thinking', 'redacted_thinking' or a server tool block ('server_tool_use', "
+            "'<tool>_tool_result')",
         ),
         (
             '[{"role": "user", "content": "a"},'
@@ -173,3 +206,65 @@ def test_unmarshal_errors_name_the_bad_element(data: str, error: str) -> None:
     with pytest.raises(ValueError) as excinfo:
         unmarshal_messages(data)
     assert str(excinfo.value) == error
+
+
+THINKING_TURN = Message.assistant(
+    [
+        ThinkingBlock(thinking="Let me search.", signature="sig=="),
+        ServerBlock(
+            data={
+                "type": "server_tool_use",
+                "id": "srvtoolu_1",
+                "name": "web_search",
+                "input": {"query": "trio"},
+            }
+        ),
+        ServerBlock(
+            data={
+                "type": "web_search_tool_result",
+                "tool_use_id": "srvtoolu_1",
+                "content": [{"type": "web_search_result", "url": "u", "encrypted_content": "E"}],
+            }
+        ),
+        RedactedThinkingBlock(data="ENCRYPTED"),
+        TextBlock(text="Found it."),
+        ToolUseBlock(id="t1", name="add", input={"a": 1}),
+    ]
+)
+
+
+def test_thinking_and_server_blocks_keep_their_order_and_wire_form() -> None:
+    """Thinking, redacted thinking and server blocks marshal to the API's form, in order,
+    and come back as the same typed blocks."""
+    raw = json.loads(marshal_messages([THINKING_TURN]))
+    assert [b["type"] for b in raw[0]["content"]] == [
+        "thinking",
+        "server_tool_use",
+        "web_search_tool_result",
+        "redacted_thinking",
+        "text",
+        "tool_use",
+    ]
+    assert raw[0]["content"][0] == {
+        "type": "thinking",
+        "thinking": "Let me search.",
+        "signature": "sig==",
+    }
+    assert raw[0]["content"][2] == THINKING_TURN.content[2].data  # type: ignore[union-attr]
+    assert raw[0]["content"][3] == {"type": "redacted_thinking", "data": "ENCRYPTED"}
+    assert unmarshal_messages(marshal_messages([THINKING_TURN])) == [THINKING_TURN]
+    assert THINKING_TURN.text == "Found it." and len(THINKING_TURN.tool_uses) == 1
+
+
+def test_a_server_block_is_a_copy_and_only_of_server_types() -> None:
+    """ServerBlock copies its data (later changes to the source do not leak in) and refuses
+    a type that is not a server tool block."""
+    source: dict[str, Any] = {"type": "web_search_tool_result", "content": []}
+    block = ServerBlock(data=source)
+    source["content"].append("x")
+    assert block.data == {"type": "web_search_tool_result", "content": []}
+    assert block.type == "web_search_tool_result"
+    with pytest.raises(ValueError, match="server block"):
+        ServerBlock(data={"type": "image"})
+    with pytest.raises(ValueError, match="server block"):
+        ServerBlock(data={"type": "_tool_result"})

@@ -34,7 +34,15 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from ..llm._messages import Message, TextBlock, ToolResultBlock, ToolUseBlock
+from ..llm._messages import (
+    Message,
+    RedactedThinkingBlock,
+    ServerBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 from ..llm._protocol import LLM, LLMRequest, Usage
 
 __all__ = [
@@ -70,15 +78,22 @@ def estimate_tokens(text: str) -> int:
 
 def estimate_message_tokens(message: Message) -> int:
     """Estimate the tokens of one turn (at least 1): text, tool names, tool
-    arguments as JSON and tool results, at about four characters per token."""
+    arguments as JSON, tool results, thinking (its text, or a redacted block's data)
+    and server tool blocks as JSON, at about four characters per token."""
     chars = 0
     for block in message.content:
         if isinstance(block, TextBlock):
             chars += len(block.text)
         elif isinstance(block, ToolUseBlock):
             chars += len(block.name) + len(_json(block.input))
-        else:
+        elif isinstance(block, ToolResultBlock):
             chars += len(block.content)
+        elif isinstance(block, ThinkingBlock):
+            chars += len(block.thinking)
+        elif isinstance(block, RedactedThinkingBlock):
+            chars += len(block.data)
+        else:
+            chars += len(_json(block.data))
     return max(1, -(-chars // _CHARS_PER_TOKEN))
 
 
@@ -577,7 +592,11 @@ def _transcript_lines(message: Message) -> list[str]:
         elif isinstance(block, ToolUseBlock):
             arguments = _json(block.input)
             lines.append(f"Assistant called tool {block.name} [{block.id}] with {arguments}")
-        else:
+        elif isinstance(block, ToolResultBlock):
             outcome = "failed" if block.is_error else "returned"
             lines.append(f"Tool call [{block.tool_use_id}] {outcome}: {block.content}")
+        elif isinstance(block, ServerBlock):
+            # NOTE: server tool calls and results (web search, ...) are part of what
+            # was said; the model's private thinking is not summarised.
+            lines.append(f"Assistant's server tool block ({block.type}): {_json(block.data)}")
     return lines

@@ -6,8 +6,12 @@
   :class:`~vega_trio.ErrorClass`, the server's ``retry-after`` and the SDK exception
   as ``__cause__``.
 * Streams assemble ``input_json_delta`` fragments per content block into complete
-  tool arguments; leaving the ``async with`` early (``break``, an exception,
-  cancellation) closes the HTTP response.
+  tool arguments (of client and server tools), and ``thinking_delta`` /
+  ``signature_delta`` into thinking blocks (yielded as :class:`ThinkingChunk`, never
+  as text). Thinking, redacted thinking and server tool blocks are kept in the reply
+  (:class:`ThinkingBlock`, :class:`RedactedThinkingBlock`, :class:`ServerBlock`) and
+  sent back unchanged, in order, with the history; leaving the ``async with`` early
+  (``break``, an exception, cancellation) closes the HTTP response.
 * ``temperature`` is sent only when set, through ``extra_body``: anthropic 1.0 removed
   the sampling parameters from ``messages.create``'s signature, the API still takes
   them on models that support them.
@@ -31,7 +35,16 @@ from anthropic.types import MessageParam, ToolParam
 
 from .._errors import ErrorClass, LLMError
 from ._classify import CALL_FAILURES, to_llm_error
-from ._messages import ContentBlock, TextBlock, ToolUseBlock, message_to_dict
+from ._messages import (
+    ContentBlock,
+    RedactedThinkingBlock,
+    ServerBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolUseBlock,
+    is_server_block_type,
+    message_to_dict,
+)
 from ._protocol import (
     DEFAULT_MODEL,
     INVALID_JSON_KEY,
@@ -40,6 +53,7 @@ from ._protocol import (
     MessageComplete,
     StreamChunk,
     TextChunk,
+    ThinkingChunk,
     ToolInputChunk,
     Usage,
 )
@@ -273,7 +287,15 @@ def _response_from_message(message: SDKMessage) -> LLMResponse:
             content.append(
                 ToolUseBlock(id=block.id, name=block.name, input=_tool_input(block.input))
             )
-        # Other block kinds (thinking, server tools) have no place in the history model.
+        elif block.type == "thinking":
+            content.append(ThinkingBlock(thinking=block.thinking, signature=block.signature))
+        elif block.type == "redacted_thinking":
+            content.append(RedactedThinkingBlock(data=block.data))
+        elif is_server_block_type(block.type):
+            # NOTE: the fields the API sent, as sent (exclude_unset): the block goes
+            # back verbatim on the next request.
+            content.append(ServerBlock(data=_raw_block(block)))
+        # Other kinds (none known today) have no place in the history model.
     return LLMResponse(
         content=tuple(content),
         model=str(message.model),
@@ -282,15 +304,27 @@ def _response_from_message(message: SDKMessage) -> LLMResponse:
     )
 
 
+def _raw_block(block: Any) -> dict[str, Any]:
+    """An SDK content block as the JSON object the API sent."""
+    if isinstance(block, Mapping):
+        return dict(block)
+    raw: dict[str, Any] = block.to_dict(mode="json", exclude_unset=True)
+    return raw
+
+
 @attrs.define(eq=False)
 class _Block:
     """A content block being assembled from stream events."""
 
     kind: str
     text: str = ""
+    signature: str = ""
     tool_id: str = ""
     tool_name: str = ""
     arguments: list[str] = attrs.field(factory=list)
+    start: Mapping[str, Any] | None = None
+    """A server block's ``content_block_start`` object (its input, if streamed,
+    arrives in ``arguments``)."""
 
     def finish(self) -> ContentBlock | None:
         if self.kind == "text":
@@ -301,7 +335,16 @@ class _Block:
                 name=self.tool_name,
                 input=_parse_arguments("".join(self.arguments)),
             )
-        return None  # thinking, server tools: no place in the history model
+        if self.kind == "thinking":
+            return ThinkingBlock(thinking=self.text, signature=self.signature)
+        if self.kind == "redacted_thinking":
+            return RedactedThinkingBlock(data=self.text)
+        if self.start is not None:
+            data = dict(self.start)
+            if self.arguments:
+                data["input"] = _parse_arguments("".join(self.arguments))
+            return ServerBlock(data=data)
+        return None  # a kind unknown today: no place in the history model
 
 
 def _int(value: object) -> int:
@@ -489,6 +532,17 @@ class _ChunkStream:
                 tool_id=str(block.get("id", "")),
                 tool_name=str(block.get("name", "")),
             )
+        elif kind == "thinking":
+            thinking = str(block.get("thinking") or "")
+            self._blocks[index] = _Block(
+                kind=kind, text=thinking, signature=str(block.get("signature") or "")
+            )
+            if thinking:
+                return ThinkingChunk(thinking=thinking)
+        elif kind == "redacted_thinking":
+            self._blocks[index] = _Block(kind=kind, text=str(block.get("data") or ""))
+        elif is_server_block_type(kind):
+            self._blocks[index] = _Block(kind=kind, start=dict(block))
         else:
             self._blocks[index] = _Block(kind=kind)
         return None
@@ -503,9 +557,25 @@ class _ChunkStream:
                 return None
             self._output_started = True
             return TextChunk(text=text)
+        if kind == "thinking_delta" or kind == "signature_delta":
+            thought = self._blocks.get(index)
+            if thought is None or thought.kind != "thinking":
+                raise self._malformed(
+                    f"a {kind} arrived for content block {index}, which is not a thinking block"
+                )
+            if kind == "signature_delta":
+                thought.signature += str(delta.get("signature") or "")
+                return None
+            thinking = str(delta.get("thinking") or "")
+            thought.text += thinking
+            return ThinkingChunk(thinking=thinking) if thinking else None
         if kind == "input_json_delta":
             fragment = str(delta.get("partial_json") or "")
             tool = self._blocks.get(index)
+            if tool is not None and tool.start is not None:
+                # a server tool's input (server_tool_use): kept, not a client tool call
+                tool.arguments.append(fragment)
+                return None
             if tool is None or tool.kind != "tool_use":
                 raise self._malformed(
                     f"tool arguments arrived for content block {index}, which is not a "
@@ -521,7 +591,7 @@ class _ChunkStream:
                 tool_name=tool.tool_name,
                 partial_json=fragment,
             )
-        return None  # thinking, signatures, citations: not part of our chunk model
+        return None  # citations and unknown deltas: not part of our chunk model
 
     def _response(self) -> LLMResponse:
         content = [

@@ -3,21 +3,31 @@
 History keeps structured turns (text, tool_use, tool_result) so that a resumed
 conversation is valid for the API. :func:`marshal_messages` and
 :func:`unmarshal_messages` round-trip it exactly through stable, lower-case JSON.
+
+The API's own blocks of an assistant turn are kept too, so they can be sent back
+unchanged (in their order) on the next request, as the API requires for extended
+thinking with tool use: :class:`ThinkingBlock` (``thinking`` + ``signature``),
+:class:`RedactedThinkingBlock` (``data``) and :class:`ServerBlock`, which holds any
+server-side block (``server_tool_use``, ``web_search_tool_result`` and the other
+``*_tool_result`` blocks, ``mcp_tool_use``, ``container_upload``) verbatim as JSON.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
 __all__ = [
     "ContentBlock",
     "Message",
+    "RedactedThinkingBlock",
     "Role",
+    "ServerBlock",
     "TextBlock",
+    "ThinkingBlock",
     "ToolResultBlock",
     "ToolUseBlock",
     "marshal_messages",
@@ -55,7 +65,73 @@ class ToolResultBlock:
     type: Literal["tool_result"] = "tool_result"
 
 
-ContentBlock: TypeAlias = TextBlock | ToolUseBlock | ToolResultBlock
+@attrs.frozen(kw_only=True)
+class ThinkingBlock:
+    """The model's extended thinking, with the ``signature`` the API checks when the
+    block is sent back (it must come back unchanged)."""
+
+    thinking: str
+    signature: str
+    type: Literal["thinking"] = "thinking"
+
+
+@attrs.frozen(kw_only=True)
+class RedactedThinkingBlock:
+    """Thinking the API encrypted (``data`` is opaque; it is sent back unchanged)."""
+
+    data: str
+    type: Literal["redacted_thinking"] = "redacted_thinking"
+
+
+#: Block types of the API's server-side tools besides the ``*_tool_result`` family.
+_SERVER_TYPES: Final = frozenset({"server_tool_use", "mcp_tool_use", "container_upload"})
+
+
+def is_server_block_type(kind: object) -> bool:
+    """Whether ``kind`` names a server-side block: ``server_tool_use``,
+    ``mcp_tool_use``, ``container_upload`` or a ``<tool>_tool_result`` (such as
+    ``web_search_tool_result`` or ``mcp_tool_result``)."""
+    return isinstance(kind, str) and (
+        kind in _SERVER_TYPES or (kind.endswith("_tool_result") and len(kind) > len("_tool_result"))
+    )
+
+
+def _json_object(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"ServerBlock.data must be a JSON object, not {type(value).__name__}")
+    # NOTE: a deep copy through JSON: the block is immutable and surely serialisable.
+    copied: dict[str, Any] = json.loads(json.dumps(value, ensure_ascii=False))
+    return copied
+
+
+def _check_server_type(_instance: Any, _attribute: Any, value: Mapping[str, Any]) -> None:
+    kind = value.get("type")
+    if not is_server_block_type(kind):
+        raise ValueError(
+            f"ServerBlock.data['type'] is {kind!r}; a server block is a 'server_tool_use', "
+            "'mcp_tool_use', 'container_upload' or '<tool>_tool_result' block of the API"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ServerBlock:
+    """A block of the API's server-side tools (``server_tool_use``,
+    ``web_search_tool_result``, ...), kept verbatim: ``data`` is the block's whole
+    JSON object, ``type`` included, and is sent back exactly as received."""
+
+    data: Mapping[str, Any] = attrs.field(
+        converter=_json_object, validator=_check_server_type, hash=False
+    )
+
+    @property
+    def type(self) -> str:
+        """The block's ``type`` (e.g. ``"web_search_tool_result"``)."""
+        return str(self.data["type"])
+
+
+ContentBlock: TypeAlias = (
+    TextBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock | ServerBlock
+)
 
 
 def _to_blocks(content: str | Iterable[ContentBlock]) -> tuple[ContentBlock, ...]:
@@ -106,12 +182,18 @@ def block_to_dict(block: ContentBlock) -> dict[str, Any]:
         return {"type": "text", "text": block.text}
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": dict(block.input)}
-    return {
-        "type": "tool_result",
-        "tool_use_id": block.tool_use_id,
-        "content": block.content,
-        "is_error": block.is_error,
-    }
+    if isinstance(block, ToolResultBlock):
+        return {
+            "type": "tool_result",
+            "tool_use_id": block.tool_use_id,
+            "content": block.content,
+            "is_error": block.is_error,
+        }
+    if isinstance(block, ThinkingBlock):
+        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    if isinstance(block, RedactedThinkingBlock):
+        return {"type": "redacted_thinking", "data": block.data}
+    return dict(_json_object(block.data))  # a fresh copy: callers may mutate what they get
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:
@@ -140,9 +222,18 @@ def _block_from_dict(data: Mapping[str, Any], where: str) -> ContentBlock:
                 content=str(content),
                 is_error=bool(data.get("is_error", False)),
             )
+        if kind == "thinking":
+            return ThinkingBlock(thinking=str(data["thinking"]), signature=str(data["signature"]))
+        if kind == "redacted_thinking":
+            return RedactedThinkingBlock(data=str(data["data"]))
     except KeyError as exc:
         raise ValueError(f"{where} ({kind}) is missing the key {exc.args[0]!r}") from None
-    raise ValueError(f"{where}.type is {kind!r}; expected 'text', 'tool_use' or 'tool_result'")
+    if is_server_block_type(kind):
+        return ServerBlock(data=data)
+    raise ValueError(
+        f"{where}.type is {kind!r}; expected 'text', 'tool_use', 'tool_result', 'thinking', "
+        "'redacted_thinking' or a server tool block ('server_tool_use', '<tool>_tool_result')"
+    )
 
 
 def message_from_dict(data: Mapping[str, Any], where: str = "message") -> Message:

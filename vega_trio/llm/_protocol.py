@@ -5,8 +5,9 @@ A backend has two methods:
 * ``await llm.generate(request)`` returns a whole :class:`LLMResponse`;
 * ``async with llm.stream(request) as chunks:`` yields typed chunks —
   :class:`TextChunk` as text arrives, :class:`ToolInputChunk` as tool arguments
-  arrive, and finally exactly one :class:`MessageComplete` carrying the assembled
-  response. Leaving the block early closes the underlying HTTP stream.
+  arrive, :class:`ThinkingChunk` as extended thinking arrives, and finally exactly
+  one :class:`MessageComplete` carrying the assembled response. Leaving the block
+  early closes the underlying HTTP stream.
 
 Backends raise :class:`~vega_trio.LLMError` (with an :class:`~vega_trio.ErrorClass`)
 for every failure of the call itself.
@@ -31,6 +32,7 @@ __all__ = [
     "MessageComplete",
     "StreamChunk",
     "TextChunk",
+    "ThinkingChunk",
     "ToolInputChunk",
     "ToolSchema",
     "Usage",
@@ -136,6 +138,15 @@ class TextChunk:
 
 
 @attrs.frozen(kw_only=True)
+class ThinkingChunk:
+    """A piece of the model's extended thinking (informational, never shown as the
+    reply's text; the complete block, signature included, arrives in
+    :class:`MessageComplete`)."""
+
+    thinking: str
+
+
+@attrs.frozen(kw_only=True)
 class ToolInputChunk:
     """A fragment of a tool call's JSON arguments (informational; the complete
     arguments arrive in :class:`MessageComplete`)."""
@@ -153,7 +164,7 @@ class MessageComplete:
     response: LLMResponse
 
 
-StreamChunk: TypeAlias = TextChunk | ToolInputChunk | MessageComplete
+StreamChunk: TypeAlias = TextChunk | ThinkingChunk | ToolInputChunk | MessageComplete
 
 
 @runtime_checkable

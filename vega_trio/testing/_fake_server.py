@@ -16,7 +16,13 @@ Point the real ``anthropic`` SDK (or :class:`~vega_trio.llm.AnthropicLLM`) at
 ``POST /v1/messages`` is served both as a blocking JSON reply and, when the request
 says ``"stream": true``, as a real SSE stream (``message_start``, ``ping``,
 ``content_block_start`` / ``content_block_delta`` / ``content_block_stop``,
-``message_delta`` with usage, ``message_stop``). Failures are scriptable too: HTTP
+``message_delta`` with usage, ``message_stop``). Replies may carry extended thinking
+(:meth:`FakeResponse.thinking_block`: ``thinking_delta`` + ``signature_delta`` when
+streamed), redacted thinking and server tool blocks (:class:`~vega_trio.llm.ServerBlock`:
+a ``server_tool_use`` streams its input as ``input_json_delta``, a result block arrives
+whole in ``content_block_start``). Like the API, the server refuses (400) a request
+whose thinking block carries one of its signatures but not the thinking it was issued
+for. Failures are scriptable too: HTTP
 errors with ``retry-after`` (:meth:`FakeResponse.error`), an SSE ``error`` event
 mid-stream (:meth:`FakeResponse.stream_error`), a dropped connection
 (:meth:`FakeResponse.disconnect`) and a reply that never finishes
@@ -26,6 +32,7 @@ time under :class:`trio.testing.MockClock`.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -39,7 +46,14 @@ import h11
 import trio
 
 from .._collapse import raise_collapsed
-from ..llm._messages import TextBlock, ToolUseBlock
+from ..llm._messages import (
+    RedactedThinkingBlock,
+    ServerBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolUseBlock,
+    block_to_dict,
+)
 from ..llm._protocol import Usage
 from ._http import (
     MAX_REQUEST_BODY,
@@ -94,7 +108,18 @@ _STATUS_OF_ERROR_TYPE: Final[Mapping[str, int]] = {
 #: The usage reported when a reply does not set one.
 _DEFAULT_USAGE: Final = Usage(input_tokens=12, output_tokens=8)
 
-ReplyBlock: TypeAlias = TextBlock | ToolUseBlock
+ReplyBlock: TypeAlias = (
+    TextBlock | ToolUseBlock | ThinkingBlock | RedactedThinkingBlock | ServerBlock
+)
+
+_SIGNATURE_PREFIX: Final = "fakesig_"
+
+
+def fake_signature(thinking: str) -> str:
+    """The signature the fake server gives ``thinking`` (and checks when it comes back)."""
+    return _SIGNATURE_PREFIX + hashlib.sha256(thinking.encode()).hexdigest()[:32]
+
+
 FailureKind: TypeAlias = Literal["error_event", "disconnect", "stall"]
 
 
@@ -291,6 +316,12 @@ class FakeResponse:
             first_byte_delay=first_byte_delay,
             chunk_delay=chunk_delay,
         )
+
+    @staticmethod
+    def thinking_block(thinking: str) -> ThinkingBlock:
+        """A thinking block signed by the fake server: sent back with other text, the
+        server refuses the request (400) as the API does."""
+        return ThinkingBlock(thinking=thinking, signature=fake_signature(thinking))
 
     @classmethod
     def error(
@@ -688,6 +719,17 @@ def _validate_body(body: Any) -> str | None:
     max_tokens = body.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         return "fake server: max_tokens: field required (an integer >= 1)"
+    for i, message in enumerate(body["messages"]):
+        content = message.get("content") if isinstance(message, Mapping) else None
+        for j, block in enumerate(content if isinstance(content, list) else ()):
+            if not isinstance(block, Mapping) or block.get("type") != "thinking":
+                continue
+            signature, thinking = block.get("signature"), block.get("thinking")
+            where = f"fake server: messages.{i}.content.{j}"
+            if not isinstance(signature, str) or not isinstance(thinking, str):
+                return f"{where}: thinking.signature: Field required"
+            if signature.startswith(_SIGNATURE_PREFIX) and signature != fake_signature(thinking):
+                return f"{where}: Invalid `signature` in `thinking` block"
     return None
 
 
@@ -708,9 +750,7 @@ def _usage_dict(usage: Usage) -> dict[str, int]:
 
 
 def _block_dict(block: ReplyBlock) -> dict[str, Any]:
-    if isinstance(block, TextBlock):
-        return {"type": "text", "text": block.text}
-    return {"type": "tool_use", "id": block.id, "name": block.name, "input": dict(block.input)}
+    return block_to_dict(block)
 
 
 def _message_body(reply: FakeResponse, model: str) -> dict[str, Any]:
@@ -767,12 +807,20 @@ def _stream_events(reply: FakeResponse, model: str) -> list[tuple[str, dict[str,
         ("ping", {"type": "ping"}, False),
     ]
     for index, block in enumerate(reply.content):
+        deltas: list[dict[str, Any]]
         if isinstance(block, TextBlock):
             start: dict[str, Any] = {"type": "text", "text": ""}
             deltas = [
                 {"type": "text_delta", "text": t} for t in _split(block.text, reply.text_chunks)
             ]
-        else:
+        elif isinstance(block, ThinkingBlock):
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [
+                {"type": "thinking_delta", "thinking": t}
+                for t in _split(block.thinking, reply.text_chunks)
+            ]
+            deltas.append({"type": "signature_delta", "signature": block.signature})
+        elif isinstance(block, ToolUseBlock):
             start = {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
             raw = dict(reply.raw_tool_arguments).get(block.id)
             arguments = raw if raw is not None else json.dumps(dict(block.input))
@@ -780,6 +828,15 @@ def _stream_events(reply: FakeResponse, model: str) -> list[tuple[str, dict[str,
                 {"type": "input_json_delta", "partial_json": p}
                 for p in _split(arguments, reply.json_fragments)
             ]
+        elif isinstance(block, ServerBlock) and block.type == "server_tool_use":
+            # like the API: the server tool's input streams as JSON fragments
+            start = {**block_to_dict(block), "input": {}}
+            deltas = [
+                {"type": "input_json_delta", "partial_json": p}
+                for p in _split(json.dumps(block.data.get("input", {})), reply.json_fragments)
+            ]
+        else:  # redacted thinking, server tool results: whole in content_block_start
+            start, deltas = block_to_dict(block), []
         events.append(
             (
                 "content_block_start",

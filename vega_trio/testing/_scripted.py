@@ -26,7 +26,7 @@ import attrs
 import trio
 
 from .._errors import ErrorClass, LLMError
-from ..llm._messages import ContentBlock, TextBlock, ToolUseBlock
+from ..llm._messages import ContentBlock, TextBlock, ToolResultBlock, ToolUseBlock
 from ..llm._protocol import (
     LLMRequest,
     LLMResponse,
@@ -464,7 +464,7 @@ def _estimate_usage(request: LLMRequest, step: Step) -> Usage:
                 chars += len(block.text)
             elif isinstance(block, ToolUseBlock):
                 chars += len(block.name) + len(_arguments_json(block.input))
-            else:
+            elif isinstance(block, ToolResultBlock):
                 chars += len(block.content)
     out = len(step.reply_text)
     for call in step.calls:
