@@ -25,7 +25,10 @@ from vega_trio.agent._context import (
 )
 from vega_trio.llm._messages import (
     Message,
+    RedactedThinkingBlock,
+    ServerBlock,
     TextBlock,
+    ThinkingBlock,
     ToolResultBlock,
     ToolUseBlock,
     marshal_messages,
@@ -86,6 +89,17 @@ def clean_starts(messages: Sequence[Message]) -> list[int]:
 
 
 text_st = st.text(alphabet="ab cd", min_size=1, max_size=60)
+REDACTED = RedactedThinkingBlock(data="ENCRYPTED==")
+SERVER_PAIR = (
+    ServerBlock(
+        data={"type": "server_tool_use", "id": "srv1", "name": "web_search", "input": {"q": "x"}}
+    ),
+    ServerBlock(data={"type": "web_search_tool_result", "tool_use_id": "srv1", "content": []}),
+)
+
+
+def _thought(text: str) -> ThinkingBlock:
+    return ThinkingBlock(thinking=text, signature="sig")
 
 
 @st.composite
@@ -100,8 +114,12 @@ def conversations(draw: st.DrawFn) -> list[Message]:
         for _ in range(draw(st.integers(0, 3))):
             call_ids = [f"t{next(ids)}" for _ in range(draw(st.integers(1, 3)))]
             preamble = [TextBlock(text=draw(text_st))] if draw(st.booleans()) else []
+            # NOTE: thinking (first, as the API sends it) and server tool blocks ride in
+            # the assistant turn: trimming must keep them with its tool calls.
+            thinking = draw(st.sampled_from([[], [_thought(draw(text_st))], [REDACTED]]))
+            server = [*SERVER_PAIR] if draw(st.booleans()) else []
             uses = [ToolUseBlock(id=c, name="f", input={"q": draw(text_st)}) for c in call_ids]
-            messages.append(Message.assistant([*preamble, *uses]))
+            messages.append(Message.assistant([*thinking, *server, *preamble, *uses]))
             results = [ToolResultBlock(tool_use_id=c, content=draw(text_st)) for c in call_ids]
             messages.append(Message.user(results))
         if r < rounds - 1 or draw(st.booleans()):
@@ -549,3 +567,33 @@ def test_compacted_window_is_api_valid(messages: list[Message], window: int) -> 
     assert head == TextBlock(text=SUMMARY_PREFIX + "the summary")
     rest = [Message.user(sent[0].content[1:]), *sent[1:]] if len(sent[0].content) > 1 else sent[1:]
     assert rest == before
+
+
+def test_thinking_and_server_blocks_are_estimated() -> None:
+    """Thinking text, redacted data and server blocks' JSON count toward a turn's tokens."""
+    assert estimate_message_tokens(Message.assistant([_thought("t" * 40)])) == 10
+    assert estimate_message_tokens(Message.assistant([RedactedThinkingBlock(data="d" * 8)])) == 2
+    block = SERVER_PAIR[1]
+    expected = -(-len('{"content":[],"tool_use_id":"srv1","type":"web_search_tool_result"}') // 4)
+    assert estimate_message_tokens(Message.assistant([block])) == expected
+
+
+async def test_compaction_summarises_server_blocks_but_not_thinking() -> None:
+    """The transcript for a summary shows server tool blocks and leaves private thinking
+    out; the turns kept in the window keep their thinking blocks untouched."""
+    kept = Message.assistant([_thought("keep me"), TextBlock(text="Bye.")])
+    turns = [
+        Message.user("Search it."),
+        Message.assistant([_thought("secret plan"), *SERVER_PAIR, TextBlock(text="Found.")]),
+        Message.user("Thanks"),
+        kept,
+    ]
+    context = SlidingWindowContext(2)
+    context.load(turns)
+    llm = ScriptedLLM(["They searched."])
+    assert await context.compact(llm, model="m") is True
+    transcript = llm.requests[0].messages[0].text
+    assert "secret plan" not in transcript
+    assert "Assistant's server tool block (server_tool_use):" in transcript
+    assert "web_search_tool_result" in transcript
+    assert context.messages()[-1] is kept

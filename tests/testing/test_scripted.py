@@ -330,3 +330,35 @@ def test_script_items_must_be_steps_or_strings() -> None:
         "a ScriptedLLM script holds Step objects or strings, got int; "
         "build steps with Step.text(...), Step.tool_call(...) or Step.error(...)"
     )
+
+
+async def test_a_step_may_think_first() -> None:
+    """Step(thinking=...) starts the reply with a signed ThinkingBlock (streamed as one
+    ThinkingChunk, never as text); an agent keeps it in its history and sends it back."""
+    from vega_trio import Agent, open_orchestrator
+    from vega_trio.agent import TextDeltaEvent
+    from vega_trio.llm import ThinkingBlock, ThinkingChunk
+
+    llm = ScriptedLLM(
+        [Step.tool_call("add", {"a": 1}, thinking="I need add."), Step.text("2", thinking="ok")]
+    )
+
+    def add(a: int) -> str:
+        """Add one.
+
+        Args:
+            a: the number.
+        """
+        return str(a + 1)
+
+    async with open_orchestrator(llm=llm) as orch:
+        proc = await orch.spawn(Agent(name="a", tools=[add]))
+        async with proc.send_stream_rich("hi") as stream:
+            events = [event async for event in stream]
+    assert "".join(e.delta for e in events if isinstance(e, TextDeltaEvent)) == "2"
+    thought = ThinkingBlock(thinking="I need add.", signature="scripted-signature-1")
+    assert llm.requests[1].messages[1].content[0] == thought
+    assert proc.history[1].content[0] == thought
+    async with ScriptedLLM([Step.text("x", thinking="hm")]).stream(llm.requests[0]) as chunks:
+        received = [c async for c in chunks]
+    assert received[0] == ThinkingChunk(thinking="hm")

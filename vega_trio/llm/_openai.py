@@ -318,7 +318,11 @@ def chat_messages(system: str, messages: tuple[Message, ...]) -> list[dict[str, 
       back as the model wrote them);
     * a user turn's ``tool_result`` blocks become ``role: tool`` messages, in order and
       before the turn's text, so they directly follow the assistant's ``tool_calls``.
-      The chat API has no error flag, so a failed tool's result is prefixed ``Error: ``.
+      The chat API has no error flag, so a failed tool's result is prefixed ``Error: ``;
+    * Anthropic's own blocks — ``thinking`` (signed for Anthropic only),
+      ``redacted_thinking`` and server tool blocks (``server_tool_use``,
+      ``web_search_tool_result``, ...) — are omitted: the Chat Completions API has no
+      form for them and no other model could use them. They stay in the history.
     """
     out: list[dict[str, Any]] = []
     if system:

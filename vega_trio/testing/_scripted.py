@@ -26,13 +26,14 @@ import attrs
 import trio
 
 from .._errors import ErrorClass, LLMError
-from ..llm._messages import ContentBlock, TextBlock, ToolResultBlock, ToolUseBlock
+from ..llm._messages import ContentBlock, TextBlock, ThinkingBlock, ToolResultBlock, ToolUseBlock
 from ..llm._protocol import (
     LLMRequest,
     LLMResponse,
     MessageComplete,
     StreamChunk,
     TextChunk,
+    ThinkingChunk,
     ToolInputChunk,
     Usage,
 )
@@ -97,6 +98,11 @@ class Step:
     * ``chunk_delay``: seconds between streamed chunks;
     * ``usage``: the usage to report (default: an estimate at about four characters
       per token of the request and of the reply, deterministic).
+
+    :meth:`text`, :meth:`tool_call` and :meth:`tool_calls` also take ``thinking``: the
+    reply then starts with a :class:`~vega_trio.llm.ThinkingBlock` (signed
+    ``scripted-signature-<request>``), streamed first as one
+    :class:`~vega_trio.llm.ThinkingChunk`.
     """
 
     reply_text: str = ""
@@ -110,6 +116,7 @@ class Step:
     chunks: tuple[str, ...] | None = None
     usage: Usage | None = None
     stop_reason: str | None = None
+    thinking: str = ""
 
     def __attrs_post_init__(self) -> None:
         if self.chunks is not None and "".join(self.chunks) != self.reply_text:
@@ -128,6 +135,7 @@ class Step:
         chunk_delay: float = 0.0,
         usage: Usage | None = None,
         stop_reason: str = "end_turn",
+        thinking: str = "",
     ) -> Step:
         """Reply with ``text``.
 
@@ -143,6 +151,7 @@ class Step:
             chunk_delay=chunk_delay,
             usage=usage,
             stop_reason=stop_reason,
+            thinking=thinking,
         )
 
     @classmethod
@@ -157,6 +166,7 @@ class Step:
         chunk_size: int | None = None,
         chunk_delay: float = 0.0,
         usage: Usage | None = None,
+        thinking: str = "",
     ) -> Step:
         """Ask for one tool call, optionally after some ``text``.
 
@@ -171,6 +181,7 @@ class Step:
             chunk_size=chunk_size,
             chunk_delay=chunk_delay,
             usage=usage,
+            thinking=thinking,
         )
 
     @classmethod
@@ -183,6 +194,7 @@ class Step:
         chunk_size: int | None = None,
         chunk_delay: float = 0.0,
         usage: Usage | None = None,
+        thinking: str = "",
     ) -> Step:
         """Ask for several tool calls in one turn (``ToolCall``\\ s or
         ``(name, arguments)`` pairs), optionally after some ``text``."""
@@ -200,6 +212,7 @@ class Step:
             chunk_delay=chunk_delay,
             usage=usage,
             stop_reason="tool_use",
+            thinking=thinking,
         )
 
     @classmethod
@@ -414,6 +427,9 @@ class ScriptedLLM:
 
     def _content(self, step: Step, number: int) -> tuple[ContentBlock, ...]:
         blocks: list[ContentBlock] = []
+        if step.thinking:
+            signature = f"scripted-signature-{number}"
+            blocks.append(ThinkingBlock(thinking=step.thinking, signature=signature))
         if step.reply_text:
             blocks.append(TextBlock(text=step.reply_text))
         for index, call in enumerate(step.calls):
@@ -432,6 +448,8 @@ class ScriptedLLM:
 
     def _chunks(self, step: Step, number: int, request: LLMRequest) -> list[StreamChunk]:
         chunks: list[StreamChunk] = [TextChunk(text=t) for t in step._text_chunks()]
+        if step.thinking and step.failure is None:
+            chunks.insert(0, ThinkingChunk(thinking=step.thinking))
         if step.failure is not None:
             return chunks  # the stream raises after these
         response = self._response(step, number, request)
@@ -466,7 +484,7 @@ def _estimate_usage(request: LLMRequest, step: Step) -> Usage:
                 chars += len(block.name) + len(_arguments_json(block.input))
             elif isinstance(block, ToolResultBlock):
                 chars += len(block.content)
-    out = len(step.reply_text)
+    out = len(step.reply_text) + len(step.thinking)
     for call in step.calls:
         out += len(call.name) + len(_arguments_json(call.arguments))
     return Usage(input_tokens=max(1, -(-chars // 4)), output_tokens=max(1, -(-out // 4)))
