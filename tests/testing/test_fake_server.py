@@ -534,3 +534,67 @@ def test_replies_are_frozen_and_evolvable() -> None:
     assert slow.first_byte_delay == 3.0
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         base.status = 500  # type: ignore[misc]
+
+
+async def test_thinking_and_server_blocks_stream_as_the_api_sends_them() -> None:
+    """A thinking block streams as thinking_delta events then one signature_delta; a
+    server_tool_use streams its input as input_json_delta; a result block and redacted
+    thinking arrive whole in content_block_start; blocking replies carry them verbatim."""
+    from vega_trio.llm import RedactedThinkingBlock, ServerBlock
+
+    thought = FakeResponse.thinking_block("abcdef")
+    use = {"type": "server_tool_use", "id": "srv_1", "name": "web_search", "input": {"q": "x"}}
+    result = {"type": "web_search_tool_result", "tool_use_id": "srv_1", "content": []}
+    blocks = (
+        thought,
+        ServerBlock(data=use),
+        ServerBlock(data=result),
+        RedactedThinkingBlock(data="R"),
+    )
+    reply = FakeResponse.message(blocks, text_chunks=3, json_fragments=2)
+    with trio.fail_after(10):
+        async with open_fake_anthropic_server(reply, reply) as server:
+            events = sse_events((await post(server, {**BODY, "stream": True})).text)
+            body = (await post(server)).json()
+    starts = [data["content_block"] for name, data in events if name == "content_block_start"]
+    assert starts == [
+        {"type": "thinking", "thinking": "", "signature": ""},
+        {**use, "input": {}},
+        result,
+        {"type": "redacted_thinking", "data": "R"},
+    ]
+    deltas = [(d["index"], d["delta"]) for n, d in events if n == "content_block_delta"]
+    assert deltas[:4] == [
+        (0, {"type": "thinking_delta", "thinking": "ab"}),
+        (0, {"type": "thinking_delta", "thinking": "cd"}),
+        (0, {"type": "thinking_delta", "thinking": "ef"}),
+        (0, {"type": "signature_delta", "signature": thought.signature}),
+    ]
+    assert [d["type"] for _, d in deltas[4:]] == ["input_json_delta"] * 2
+    assert json.loads("".join(d["partial_json"] for _, d in deltas[4:])) == {"q": "x"}
+    assert dict(events)["message_delta"]["delta"]["stop_reason"] == "end_turn"
+    assert body["content"] == [
+        {"type": "thinking", "thinking": "abcdef", "signature": thought.signature},
+        use,
+        result,
+        {"type": "redacted_thinking", "data": "R"},
+    ]
+
+
+async def test_a_thinking_block_sent_back_altered_is_refused() -> None:
+    """Like the API, a thinking block whose fake-server signature does not match its text is
+    a 400 invalid_request_error; the unchanged block is accepted."""
+    thought = FakeResponse.thinking_block("plan")
+    turn = {"type": "thinking", "thinking": "plan", "signature": thought.signature}
+    history = [{"role": "user", "content": "a"}, {"role": "assistant", "content": [turn]}]
+    bad = {**turn, "thinking": "edited"}
+    with trio.fail_after(10):
+        async with open_fake_anthropic_server(FakeResponse.text("ok")) as server:
+            refused = await post(
+                server, {**BODY, "messages": [history[0], {"role": "assistant", "content": [bad]}]}
+            )
+            accepted = await post(server, {**BODY, "messages": history})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+    assert "Invalid `signature`" in refused.json()["error"]["message"]
+    assert accepted.status_code == 200
