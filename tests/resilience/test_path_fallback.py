@@ -38,7 +38,7 @@ class Observer:
 
 
 def failing(error_class: ErrorClass, calls: list[str], name: str = "primary") -> Any:
-    async def attempt(keep_alive: KeepAlive) -> LLMResponse:
+    async def attempt(keep_alive: KeepAlive) -> LLMResponse:  # noqa: ASYNC124 - an LLM stand-in
         calls.append(name)
         raise LLMError(f"{name} failed", error_class=error_class)
 
@@ -46,7 +46,7 @@ def failing(error_class: ErrorClass, calls: list[str], name: str = "primary") ->
 
 
 def answering(calls: list[str]) -> Any:
-    async def attempt(keep_alive: KeepAlive) -> LLMResponse:
+    async def attempt(keep_alive: KeepAlive) -> LLMResponse:  # noqa: ASYNC124 - an LLM stand-in
         calls.append("fallback")
         return OK
 
