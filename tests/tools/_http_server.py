@@ -55,6 +55,7 @@ class LoopbackServer:
     """The running server: its base URL, the requests it got, the connections it accepted."""
 
     handler: Handler
+    host: str = "127.0.0.1"
     port: int = 0
     requests: list[Received] = attrs.field(factory=list)
     connections: int = 0
@@ -62,8 +63,9 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://<host>:<port>`` (``http://127.0.0.1:<port>`` by default)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
         self.connections += 1
@@ -134,12 +136,15 @@ class LoopbackServer:
 
 
 @asynccontextmanager
-async def open_loopback_server(handler: Handler) -> AsyncIterator[LoopbackServer]:
-    """Serve ``handler`` on ``127.0.0.1`` (a free port) for the duration of the block."""
-    server = LoopbackServer(handler)
+async def open_loopback_server(
+    handler: Handler, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[LoopbackServer]:
+    """Serve ``handler`` on ``host`` (``127.0.0.1``; any 127.x.y.z and ``::1`` work too) and
+    ``port`` (a free one by default) for the duration of the block."""
+    server = LoopbackServer(handler, host)
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(
-            functools.partial(trio.serve_tcp, server._serve_connection, 0, host="127.0.0.1")
+            functools.partial(trio.serve_tcp, server._serve_connection, port, host=host)
         )
         server.port = listeners[0].socket.getsockname()[1]
         yield server

@@ -246,7 +246,7 @@ def normalize_entry(entry: str) -> str:
     except ValueError:
         return text.rstrip(".")
     if isinstance(parsed, ipaddress.IPv4Network | ipaddress.IPv6Network):
-        return str(parsed)
+        return text if port is not None else str(parsed)
     if isinstance(parsed, ipaddress.IPv4Address | ipaddress.IPv6Address):
         shown = f"[{parsed}]" if parsed.version == 6 and port is not None else str(parsed)
     else:

@@ -59,6 +59,8 @@ from ._address_policy import (
     normalize_entry,
 )
 from ._declarative_core import (
+    _BRACES,
+    _PLACEHOLDER,
     EnvVar,
     HttpToolError,
     Placeholder,
@@ -289,6 +291,24 @@ def _compile_url(url: str, tool: str, params: Sequence[ToolParam]) -> _UrlTempla
             elif char == "/" and state == "authority":
                 state = "path"
     return _UrlTemplate(template, tuple(sections), verbatim=False)
+
+
+def url_host_parameter(url: str) -> str | None:
+    """The parameter whose placeholder decides the scheme, host or port of the URL template
+    ``url`` (``"url"`` for ``"{{url}}"``), or ``None`` when the template fixes them.
+
+    ``vega-trio validate`` warns about such a tool without ``allowed_hosts``: the model then
+    chooses the server (public ones, as internal destinations are refused anyway).
+    """
+    match = _BRACES.search(url)
+    if match is None:
+        return None
+    prefix = url[: match.start()]
+    scheme_end = prefix.find("://")
+    if scheme_end >= 0 and any(c in prefix[scheme_end + 3 :] for c in "/?#"):
+        return None
+    name = _PLACEHOLDER.match(match.group(1))
+    return None if name is None else name.group(1)
 
 
 def _freeze_body(value: Any, *, tool: str, params: Sequence[ToolParam], where: str) -> Any:
@@ -773,7 +793,7 @@ class _CompiledRequest:
         if new_method != method and new_method == "GET":
             content = None
             drop |= {"content-type", "content-length", "transfer-encoding"}
-        if target.origin != url.origin:
+        if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
             # NOTE: credentials stay with the origin they were written for: Authorization,
             # every header that reads the environment, and a Host set by the tool.
             drop |= {"authorization", "proxy-authorization", "host"} | self.env_headers
