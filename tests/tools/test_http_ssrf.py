@@ -5,7 +5,11 @@ as what a name resolves to, on every redirect — and connect to the address the
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import socket
+import ssl
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -511,3 +515,48 @@ async def test_header_values_from_the_environment_are_redacted(
         await call(tool)
     assert server.requests[0].headers["x-api"] == "v=plain-credential-42"
     assert redact("the server said: plain-credential-42") == "the server said: ***"
+
+
+# -- TLS keeps the host name -----------------------------------------------------------------
+
+
+def _certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate (its own CA) for the DNS name ``name``, made with openssl."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}",
+            "-addext", f"subjectAltName=DNS:{name}",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.parametrize("certified", ["secure.test", "other.test"])
+async def test_https_to_the_checked_address_keeps_sni_and_certificate_check(
+    certified: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection goes to the resolved IP, but TLS sends the URL's host name (SNI) and
+    verifies the certificate against it: a certificate for another name is rejected."""
+    cert, key = _certificate(tmp_path, certified)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_context.sni_callback = lambda sock, name, context: names.append(name)  # type: ignore[assignment,func-returns-value]
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    use_resolver({"secure.test": [["127.0.0.1"]]})
+    async with open_loopback_server(ok, ssl_context=server_context) as server:
+        tool = make(f"https://secure.test:{server.port}/", allowed_hosts=["secure.test"])
+        if certified == "secure.test":
+            assert await call(tool) == f"host=secure.test:{server.port}"
+        else:
+            with pytest.raises(HttpToolError, match=r"certificate is not valid for 'secure.test'"):
+                await call(tool)
+    assert names == ["secure.test"]

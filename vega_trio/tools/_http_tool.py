@@ -592,7 +592,7 @@ class _CompiledRequest:
             where = _display(url_text if url is None else str(url))
             raise HttpToolError(
                 f"tool {self.tool!r}: {method} {where} failed: {type(exc).__name__}: "
-                f"{exc or 'no details'}. Check the URL and that the server is reachable.",
+                f"{_detail(exc)}. Check the URL and that the server is reachable.",
                 tool=self.tool,
             ) from exc
         text = _decode(body, response)
@@ -601,7 +601,9 @@ class _CompiledRequest:
             if truncated or len(text) > _ERROR_EXCERPT_CHARS:
                 excerpt += " [...]"
             hint = (
-                " (a redirect: set follow_redirects to follow it)" if response.is_redirect else ""
+                " (a redirect: set follow_redirects to follow it)"
+                if response.is_redirect and not spec.follow_redirects
+                else ""
             )
             raise HttpToolError(
                 f"tool {self.tool!r}: {method} {_display(str(url))} answered "
@@ -799,6 +801,19 @@ class _CompiledRequest:
             drop |= {"authorization", "proxy-authorization", "host"} | self.env_headers
         kept = {n: v for n, v in headers.items() if n.lower() not in drop}
         return new_method, content, kept
+
+
+def _detail(exc: BaseException) -> str:
+    """The first non-empty message down an exception's cause chain (httpx2 wraps a TLS
+    certificate error in errors without text of their own)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if str(current):
+            return str(current)
+        current = current.__cause__ or current.__context__
+    return "no details"
 
 
 def _from(previous: httpx2.URL | None) -> str:
