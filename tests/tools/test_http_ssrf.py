@@ -310,6 +310,14 @@ async def test_literal_addresses_are_checked_with_a_custom_transport() -> None:
     assert await call(tool, "https://api.test/", http_transport=httpx2.MockTransport(handler))
 
 
+async def test_url_without_host_is_an_error() -> None:
+    """``http:///etc/passwd`` names no host: an error saying so, no lookup."""
+    resolver = use_resolver({})
+    with pytest.raises(HttpToolError, match=r"has no host"):
+        await call(make("{{x}}"), "http:///etc/passwd")
+    assert resolver.calls == []
+
+
 # -- the allow-list --------------------------------------------------------------------------
 
 

@@ -685,6 +685,12 @@ class _CompiledRequest:
                 tool=self.tool,
             )
         host = url.raw_host.decode("ascii").lower().rstrip(".")
+        if not host:
+            raise HttpToolError(
+                f"tool {self.tool!r}: {method} {_display(str(url))}{_from(previous)} has no "
+                "host; write a URL like https://api.example.com/path. The request was not sent.",
+                tool=self.tool,
+            )
         names = {host, url.host.lower().rstrip(".")}
         port = url.port or (443 if url.scheme == "https" else 80)
         literal = literal_address(host)
