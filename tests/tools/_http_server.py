@@ -8,6 +8,7 @@ connection is recorded.
 from __future__ import annotations
 
 import functools
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -55,6 +56,8 @@ class LoopbackServer:
     """The running server: its base URL, the requests it got, the connections it accepted."""
 
     handler: Handler
+    host: str = "127.0.0.1"
+    scheme: str = "http"
     port: int = 0
     requests: list[Received] = attrs.field(factory=list)
     connections: int = 0
@@ -62,10 +65,11 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://<host>:<port>`` (``http://127.0.0.1:<port>`` by default)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _serve_connection(self, stream: trio.abc.Stream) -> None:
         self.connections += 1
         connection = h11.Connection(h11.SERVER)
         try:
@@ -97,7 +101,7 @@ class LoopbackServer:
                 await stream.aclose()
 
     async def _read_request(
-        self, connection: h11.Connection, stream: trio.SocketStream
+        self, connection: h11.Connection, stream: trio.abc.Stream
     ) -> Received | None:
         head: h11.Request | None = None
         body = bytearray()
@@ -125,7 +129,7 @@ class LoopbackServer:
                 return None
 
     async def _send(
-        self, connection: h11.Connection, stream: trio.SocketStream, event: h11.Event
+        self, connection: h11.Connection, stream: trio.abc.Stream, event: h11.Event
     ) -> None:
         data = connection.send(event)
         if data:
@@ -134,13 +138,28 @@ class LoopbackServer:
 
 
 @asynccontextmanager
-async def open_loopback_server(handler: Handler) -> AsyncIterator[LoopbackServer]:
-    """Serve ``handler`` on ``127.0.0.1`` (a free port) for the duration of the block."""
-    server = LoopbackServer(handler)
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            functools.partial(trio.serve_tcp, server._serve_connection, 0, host="127.0.0.1")
+async def open_loopback_server(
+    handler: Handler,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[LoopbackServer]:
+    """Serve ``handler`` on ``host`` (``127.0.0.1``; any 127.x.y.z and ``::1`` work too) and
+    ``port`` (a free one by default) for the duration of the block; over TLS (``https``) with
+    ``ssl_context``."""
+    server = LoopbackServer(handler, host, "http" if ssl_context is None else "https")
+    serve = (
+        functools.partial(trio.serve_tcp, server._serve_connection, port, host=host)
+        if ssl_context is None
+        else functools.partial(
+            trio.serve_ssl_over_tcp, server._serve_connection, port, ssl_context, host=host
         )
-        server.port = listeners[0].socket.getsockname()[1]
+    )
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(serve)
+        listener = listeners[0]
+        tcp = listener.transport_listener if ssl_context is not None else listener
+        server.port = tcp.socket.getsockname()[1]
         yield server
         nursery.cancel_scope.cancel(reason="the test is done with the loopback server")

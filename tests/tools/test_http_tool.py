@@ -27,6 +27,9 @@ from vega_trio.tools import (
     ToolTimeout,
 )
 
+LOOPBACK = ["127.0.0.1"]
+"""The allow-list that lets a tool reach the loopback test server (refused by default)."""
+
 
 def make(url: str, params: list[ToolParam] | None = None, **options: Any) -> DeclarativeTool:
     """An HTTP tool with one string parameter ``x`` (unless ``params`` are given)."""
@@ -56,6 +59,7 @@ async def test_method_headers_and_env_expansion(monkeypatch: pytest.MonkeyPatch)
     async with open_loopback_server(lambda r: ok()) as server:
         tool = make(
             f"{server.url}/things",
+            allowed_hosts=LOOPBACK,
             method="delete",
             headers={
                 "Authorization": "Bearer ${VEGA_TEST_TOKEN}",
@@ -81,7 +85,9 @@ async def test_env_is_read_at_call_time_and_values_are_never_expanded(
     monkeypatch.setenv("VEGA_TEST_TOKEN", "first")
     async with open_loopback_server(lambda r: ok()) as server:
         tool = make(
-            f"{server.url}/", headers={"X-Token": "${VEGA_TEST_TOKEN}", "X-Value": "{{x}}"}
+            f"{server.url}/",
+            allowed_hosts=LOOPBACK,
+            headers={"X-Token": "${VEGA_TEST_TOKEN}", "X-Value": "{{x}}"},
         ).to_tool()
         await call(tool, {"x": "${VEGA_TEST_SECRET}"})
         monkeypatch.setenv("VEGA_TEST_TOKEN", "second")
@@ -101,7 +107,11 @@ async def test_missing_env_variable_is_named_and_nothing_is_sent() -> None:
     """A ``${NAME}`` that is not set fails the call with the variable's name, before any
     request."""
     async with open_loopback_server(lambda r: ok()) as server:
-        tool = make(f"{server.url}/", headers={"Authorization": "${VEGA_TEST_NOT_SET}"}).to_tool()
+        tool = make(
+            f"{server.url}/",
+            allowed_hosts=LOOPBACK,
+            headers={"Authorization": "${VEGA_TEST_NOT_SET}"},
+        ).to_tool()
         with pytest.raises(MissingEnvironmentVariable) as caught:
             await call(tool, {"x": "a"})
     assert caught.value.variable == "VEGA_TEST_NOT_SET"
@@ -113,7 +123,9 @@ async def test_missing_env_variable_is_named_and_nothing_is_sent() -> None:
 async def test_line_breaks_in_header_values_are_refused() -> None:
     """A value can't add headers (CR/LF injection): it is an argument error."""
     async with open_loopback_server(lambda r: ok()) as server:
-        tool = make(f"{server.url}/", headers={"X-Value": "{{x}}"}).to_tool()
+        tool = make(
+            f"{server.url}/", allowed_hosts=LOOPBACK, headers={"X-Value": "{{x}}"}
+        ).to_tool()
         with pytest.raises(ToolArgumentError, match=r"must not contain line breaks"):
             await call(tool, {"x": "a\r\nX-Admin: yes"})
     assert server.connections == 0
@@ -126,6 +138,7 @@ async def test_url_path_and_query_values_are_percent_encoded() -> None:
     async with open_loopback_server(lambda r: ok()) as server:
         tool = make(
             f"{server.url}/repos/{{{{.owner}}}}/issues?q={{{{q}}}}&fixed=1",
+            allowed_hosts=LOOPBACK,
             params=params,
             query={"page": "{{page}}", "label": "bug {{q}}"},
         ).to_tool()
@@ -159,7 +172,10 @@ async def test_query_mapping_omits_missing_values_and_repeats_lists() -> None:
     ]
     async with open_loopback_server(lambda r: ok()) as server:
         tool = make(
-            f"{server.url}/search", params=params, query={"tag": "{{tags}}", "limit": "{{limit}}"}
+            f"{server.url}/search",
+            allowed_hosts=LOOPBACK,
+            params=params,
+            query={"tag": "{{tags}}", "limit": "{{limit}}"},
         ).to_tool()
         await call(tool, {"tags": ["a b", "c&d"]})
         await call(tool, {})
@@ -183,6 +199,7 @@ async def test_json_body_is_built_as_data() -> None:
     async with open_loopback_server(lambda r: ok(b"{}", "application/json")) as server:
         tool = make(
             f"{server.url}/issues",
+            allowed_hosts=LOOPBACK,
             params=params,
             method="POST",
             body={
@@ -213,7 +230,9 @@ async def test_json_body_is_built_as_data() -> None:
 async def test_text_body_is_sent_as_text() -> None:
     """A string body is interpolated as text and sent as text/plain."""
     async with open_loopback_server(lambda r: ok()) as server:
-        tool = make(f"{server.url}/notes", method="PUT", body="note: {{x}}").to_tool()
+        tool = make(
+            f"{server.url}/notes", allowed_hosts=LOOPBACK, method="PUT", body="note: {{x}}"
+        ).to_tool()
         await call(tool, {"x": 'a "b"'})
     (request,) = server.requests
     assert request.body == b'note: a "b"'
@@ -227,7 +246,7 @@ async def test_json_response_is_pretty_and_text_as_is() -> None:
         "/text": ok(b"plain  text\n"),
     }
     async with open_loopback_server(lambda r: replies[r.target]) as server:
-        tool = make(f"{server.url}/{{{{x}}}}").to_tool()
+        tool = make(f"{server.url}/{{{{x}}}}", allowed_hosts=LOOPBACK).to_tool()
         assert await call(tool, {"x": "json"}) == '{\n  "temp": 21,\n  "city": "Oslo"\n}'
         assert await call(tool, {"x": "text"}) == "plain  text\n"
 
@@ -237,7 +256,7 @@ async def test_response_size_is_capped_while_streaming() -> None:
     and the text is marked as truncated."""
     chunk = b"0123456789" * 100
     async with open_loopback_server(lambda r: Reply(body=chunk, endless=True)) as server:
-        tool = make(f"{server.url}/big", max_response_bytes=2500).to_tool()
+        tool = make(f"{server.url}/big", allowed_hosts=LOOPBACK, max_response_bytes=2500).to_tool()
         out = await call(tool, {"x": "a"})
     body, marker = out.split("\n", 1)
     assert body == (chunk * 3)[:2500].decode()
@@ -247,7 +266,7 @@ async def test_response_size_is_capped_while_streaming() -> None:
 async def test_timeout_against_a_stalled_server() -> None:
     """A server that never answers makes the tool fail with ToolTimeout after its timeout."""
     async with open_loopback_server(lambda r: Reply(stall=True)) as server:
-        tool = make(f"{server.url}/slow", timeout=0.3).to_tool()
+        tool = make(f"{server.url}/slow", allowed_hosts=LOOPBACK, timeout=0.3).to_tool()
         started = trio.current_time()
         with pytest.raises(ToolTimeout, match=r"0.3 s timeout"):
             await call(tool, {"x": "a"})
@@ -308,7 +327,7 @@ async def test_redirect_not_followed_is_an_error_with_a_hint() -> None:
     reply = Reply(status=301, headers=(("location", "/elsewhere"),))
     async with open_loopback_server(lambda r: reply) as server:
         with pytest.raises(HttpToolError, match=r"HTTP 301 .*set follow_redirects"):
-            await call(make(f"{server.url}/old").to_tool(), {"x": "a"})
+            await call(make(f"{server.url}/old", allowed_hosts=LOOPBACK).to_tool(), {"x": "a"})
 
 
 async def test_non_2xx_is_an_error_result_with_status_and_body_excerpt() -> None:
@@ -317,7 +336,9 @@ async def test_non_2xx_is_an_error_result_with_status_and_body_excerpt() -> None
     body = b'{"message": "Not Found"}' + b"." * 5000
     async with open_loopback_server(lambda r: Reply(status=404, body=body)) as server:
         tools = Tools()
-        tools.register(make(f"{server.url}/repos/{{{{x}}}}?token=abc").to_tool())
+        tools.register(
+            make(f"{server.url}/repos/{{{{x}}}}?token=abc", allowed_hosts=LOOPBACK).to_tool()
+        )
         with trio.fail_after(10), pytest.raises(HttpToolError) as caught:
             await tools.execute(ToolCall(id="1", name="fetch", arguments={"x": "nope"}))
     error = caught.value
@@ -334,7 +355,7 @@ async def test_unreachable_server_is_an_error_result() -> None:
     """A refused connection is an HttpToolError saying the server could not be reached."""
     async with open_loopback_server(lambda r: ok()) as server:
         url = server.url
-    tool = make(f"{url}/").to_tool()
+    tool = make(f"{url}/", allowed_hosts=LOOPBACK).to_tool()
     with pytest.raises(HttpToolError, match=r"failed: ConnectError.*reachable") as caught:
         await call(tool, {"x": "a"})
     assert caught.value.status_code is None

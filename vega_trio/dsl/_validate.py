@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..tools._declarative_core import ToolDefinitionError
+from ..tools._http_tool import url_host_parameter
 from ._build import declarative_tool
 from ._diagnostics import Diagnostic, did_you_mean
 from ._errors import TemplateError
@@ -26,6 +27,7 @@ from ._model import (
     AgentStep,
     Document,
     ForStep,
+    HttpSpec,
     IfStep,
     ParallelStep,
     RepeatStep,
@@ -143,6 +145,25 @@ class _Checker:
             self.report(Source(where.file, where.line, where.column, path), message)
         except (ValueError, TypeError) as problem:
             self.report(tool.where, f"invalid tool: {problem}")
+        else:
+            self.check_http_host(tool)
+
+    def check_http_host(self, tool: ToolSpec) -> None:
+        """Warn when the model chooses an http tool's server and no allow-list limits it."""
+        spec = tool.implementation
+        if not isinstance(spec, HttpSpec) or spec.allowed_hosts is not None:
+            return
+        param = url_host_parameter(spec.url)
+        if param is None:
+            return
+        self.report(
+            self.source(tool, "implementation.url"),
+            f"the parameter {param!r} decides which server this http tool calls and it has "
+            "no allowed_hosts: the model may make it call any public host",
+            "list the hosts it may call, e.g. 'allowed_hosts: [api.example.com]'; internal "
+            "and cloud metadata addresses are refused either way",
+            severity="warning",
+        )
 
     def check_agent(self, agent: AgentSpec) -> None:
         sandbox = self.document.settings.sandbox is not None

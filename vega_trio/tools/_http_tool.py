@@ -13,30 +13,62 @@ Each argument is encoded for the place it goes, never pasted as raw text:
   text reads the environment when the tool runs.
 
 The response body is streamed and read up to ``max_response_bytes``; a longer body is cut there
-with a marker. ``allowed_hosts`` is checked for every request (redirects included) before a
-connection is opened. A non-2xx answer becomes an :class:`HttpToolError` whose message (status and
-the start of the body) is what the model sees.
+with a marker. A non-2xx answer becomes an :class:`HttpToolError` whose message (status and the
+start of the body) is what the model sees.
+
+Where a request may go (SPEC §5.3), checked for the first request and for every redirect, which
+is followed here hop by hop (never by httpx2):
+
+1. the scheme is ``http`` or ``https``;
+2. with ``allowed_hosts``, the URL's host is one of them (:class:`~._address_policy.AllowList`);
+3. the host is resolved **once** (``trio.socket.getaddrinfo``, so
+   ``trio.socket.set_custom_hostname_resolver`` is honoured) and every address it resolves to is
+   checked: one loopback, private, link-local, CGNAT, multicast, unspecified, reserved or cloud
+   metadata address (:func:`~._address_policy.classify`) refuses the request, unless
+   ``allowed_hosts`` names the host or covers the address;
+4. the connection is made to a checked address — the URL is rewritten to it, while the ``Host``
+   header and the TLS server name (SNI and certificate check) stay the original host's — so a
+   DNS answer that changes between the check and the connection (DNS rebinding) can't redirect
+   it.
+
+A transport passed to ``bind`` makes its own connections: steps 1, 2 and the checks that need no
+lookup (literal addresses, metadata and ``localhost`` names) still apply.
 """
 
 from __future__ import annotations
 
 import http
+import ipaddress
 import json
 import re
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 from urllib.parse import quote
 
 import attrs
 import httpx2
+import trio
 
+from .._redact import register_secret
+from ._address_policy import (
+    AllowList,
+    IPAddress,
+    classify,
+    forbidden_name,
+    literal_address,
+    normalize_entry,
+)
 from ._declarative_core import (
+    _BRACES,
+    _PLACEHOLDER,
+    EnvVar,
     HttpToolError,
     Placeholder,
     Template,
     Text,
     ToolDefinitionError,
     ToolParam,
+    expand_env,
     parse_template,
     text_of,
 )
@@ -50,7 +82,7 @@ DEFAULT_MAX_RESPONSE_BYTES: Final = 256 * 1024
 
 _METHOD: Final = re.compile(r"^[A-Z]{1,16}$")
 _HEADER_NAME: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_HOST_PATTERN: Final = re.compile(r"^(\*\.)?[a-z0-9.:\[\]_-]+$")
+MAX_REDIRECTS: Final = 10
 _ERROR_EXCERPT_CHARS: Final = 1000
 _ERROR_READ_BYTES: Final = 16 * 1024
 _DRAIN_READS: Final = 8
@@ -58,16 +90,26 @@ _READ_ERRORS: Final = (httpx2.HTTPError, httpx2.StreamError, httpx2.InvalidURL)
 
 
 class HostNotAllowed(HttpToolError):
-    """An HTTP tool's request (or a redirect) was for a host outside its ``allowed_hosts``;
-    it was refused before any connection was made.
+    """An HTTP tool's request (or a redirect) was refused before any connection was made: its
+    host is outside the tool's ``allowed_hosts``, or it is (or resolves to) a loopback,
+    private, link-local, CGNAT, multicast, unspecified, reserved or cloud metadata destination
+    that ``allowed_hosts`` does not name.
 
     Attributes:
-        host: the refused host.
+        host: the refused host, as in the URL.
+        address: the refused address (the host itself or what it resolved to), or ``None``
+            when the host was refused by name.
+        reason: what the refused destination is (``"a loopback address (127.0.0.0/8)"``), or
+            ``""`` when the host is simply not in ``allowed_hosts``.
     """
 
-    def __init__(self, message: str, *, tool: str, host: str) -> None:
+    def __init__(
+        self, message: str, *, tool: str, host: str, address: str | None = None, reason: str = ""
+    ) -> None:
         super().__init__(message, tool=tool)
         self.host = host
+        self.address = address
+        self.reason = reason
 
 
 def _normalize_method(value: str) -> str:
@@ -99,19 +141,22 @@ def _freeze_hosts(value: Sequence[str] | None) -> tuple[str, ...] | None:
         return None
     if isinstance(value, str):
         value = [value]
-    return tuple(str(v).strip().lower().rstrip(".") for v in value)
+    return tuple(normalize_entry(v) for v in value)
 
 
 def _check_hosts(
     instance: HttpImplementation, attribute: attrs.Attribute[Any], value: tuple[str, ...] | None
 ) -> None:
-    for host in value or ():
-        if not _HOST_PATTERN.match(host):
-            raise ToolDefinitionError(
-                f"allowed host {host!r} is invalid; write a host name like 'api.github.com', or "
-                "'*.example.com' for every subdomain of example.com (no scheme, path or port)",
-                where="implementation.allowed_hosts",
-            )
+    try:
+        AllowList.parse(value or ())
+    except ValueError as problem:
+        raise ToolDefinitionError(
+            f"allowed host {problem}; write a host name like 'api.github.com', "
+            "'*.example.com' for every subdomain of example.com, an address ('10.0.0.5', "
+            "'::1') or a network ('10.0.0.0/8', 'fd00::/8'), optionally with ':port' (no "
+            "scheme or path)",
+            where="implementation.allowed_hosts",
+        ) from None
 
 
 def _freeze_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -142,11 +187,15 @@ class HttpImplementation:
             with :class:`~vega_trio.tools.ToolTimeout`; ``None`` for no limit.
         max_response_bytes: the most of the response body that is read; a longer body is cut
             there with a marker saying so.
-        allowed_hosts: when set, the only hosts requests (and redirects) may go to: exact names
-            or ``"*.example.com"`` for subdomains. Others fail with :class:`HostNotAllowed`
-            before connecting.
-        follow_redirects: whether 3xx answers are followed (each hop checked against
-            ``allowed_hosts``); otherwise a 3xx is an error result.
+        allowed_hosts: when set, the only hosts requests (and redirects) may go to: exact
+            names (``"api.github.com"``), ``"*.example.com"`` for subdomains, addresses
+            (``"10.0.0.5"``, ``"::1"``) and networks (``"10.0.0.0/8"``); a name or address
+            may end in ``:port``. With or without it, loopback, private, link-local, CGNAT,
+            multicast, unspecified, reserved and cloud metadata destinations are refused
+            unless an entry names the host exactly or covers its address. Refusals fail
+            with :class:`HostNotAllowed` before connecting.
+        follow_redirects: whether 3xx answers are followed (at most ``MAX_REDIRECTS``, each
+            hop checked like the first request); otherwise a 3xx is an error result.
 
     Raises:
         ToolDefinitionError: an invalid method, host pattern, size or timeout.
@@ -179,7 +228,9 @@ class HttpImplementation:
             tool: the tool's name (for messages).
             params: the tool's parameters.
             transport: an ``httpx2`` transport to send through (e.g. ``httpx2.MockTransport``
-                in tests); the default opens real connections.
+                in tests); the default opens real connections, to the checked addresses. A
+                transport of your own makes its own connections: the allow-list, literal
+                address and host name checks still apply, the resolved-address check does not.
 
         Raises:
             ToolDefinitionError: a template is malformed or names an unknown parameter, or
@@ -242,6 +293,24 @@ def _compile_url(url: str, tool: str, params: Sequence[ToolParam]) -> _UrlTempla
     return _UrlTemplate(template, tuple(sections), verbatim=False)
 
 
+def url_host_parameter(url: str) -> str | None:
+    """The parameter whose placeholder decides the scheme, host or port of the URL template
+    ``url`` (``"url"`` for ``"{{url}}"``), or ``None`` when the template fixes them.
+
+    ``vega-trio validate`` warns about such a tool without ``allowed_hosts``: the model then
+    chooses the server (public ones, as internal destinations are refused anyway).
+    """
+    match = _BRACES.search(url)
+    if match is None:
+        return None
+    prefix = url[: match.start()]
+    scheme_end = prefix.find("://")
+    if scheme_end >= 0 and any(c in prefix[scheme_end + 3 :] for c in "/?#"):
+        return None
+    name = _PLACEHOLDER.match(match.group(1))
+    return None if name is None else name.group(1)
+
+
 def _freeze_body(value: Any, *, tool: str, params: Sequence[ToolParam], where: str) -> Any:
     """The body with every string replaced by its parsed :class:`Template`."""
     if isinstance(value, str):
@@ -292,17 +361,6 @@ def _render_body(node: Any, arguments: Mapping[str, Any], tool: str) -> Any:
     return node
 
 
-def _host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    host = host.lower().rstrip(".")
-    for pattern in allowed:
-        if pattern.startswith("*."):
-            if host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
-                return True
-        elif host == pattern:
-            return True
-    return False
-
-
 @attrs.frozen
 class _CompiledRequest:
     tool: str
@@ -313,6 +371,10 @@ class _CompiledRequest:
     body: Any  # templates frozen into the body structure, or None
     body_is_json: bool
     transport: httpx2.AsyncBaseTransport | None
+    allow: AllowList | None
+    # lower-cased names of the headers that read the environment (credentials, usually):
+    # they are not sent on to another origin when a redirect leads there
+    env_headers: frozenset[str]
 
     @classmethod
     def build(
@@ -366,7 +428,22 @@ class _CompiledRequest:
             if spec.body is None
             else _freeze_body(spec.body, tool=tool, params=params, where="implementation.body")
         )
-        return cls(tool, spec, url, tuple(headers), query, body, body_is_json, transport)
+        allow = None if spec.allowed_hosts is None else AllowList.parse(spec.allowed_hosts)
+        env_headers = frozenset(
+            name.lower() for name, t in headers if any(isinstance(p, EnvVar) for p in t.parts)
+        )
+        return cls(
+            tool,
+            spec,
+            url,
+            tuple(headers),
+            query,
+            body,
+            body_is_json,
+            transport,
+            allow,
+            env_headers,
+        )
 
     # -- per call -------------------------------------------------------------------------
 
@@ -423,6 +500,11 @@ class _CompiledRequest:
                     "character (from an environment variable); fix the variable's value",
                     tool=self.tool,
                 )
+            for part in template.parts:
+                if isinstance(part, EnvVar):
+                    # NOTE: a value read from the environment for a header is a credential
+                    # more often than not; redaction masks it wherever it shows up later.
+                    register_secret(expand_env(part, tool=self.tool, where=template.where))
             headers[name] = value
         if not any(n.lower() == "accept-encoding" for n in headers):
             # NOTE: ask for an uncompressed body: max_response_bytes then bounds what is
@@ -447,7 +529,7 @@ class _CompiledRequest:
     async def handle(self, arguments: Mapping[str, Any]) -> str:
         """Send the request for one call and return the response body as text."""
         spec = self.spec
-        url = self._render_url(arguments)
+        url_text = self._render_url(arguments)
         headers = self._render_headers(arguments)
         query = self._render_query(arguments)
         content: bytes | None = None
@@ -462,37 +544,55 @@ class _CompiledRequest:
                 default_type = "text/plain; charset=utf-8"
             if not any(n.lower() == "content-type" for n in headers):
                 headers["Content-Type"] = default_type
-        where = _display(url)
-        check_host = self._host_check() if spec.allowed_hosts is not None else None
-        hooks: Mapping[str, list[Callable[[httpx2.Request], Any]]] = (
-            {"request": [check_host]} if check_host is not None else {}
-        )
+        method = spec.method
+        url: httpx2.URL | None = None
         try:
+            url = httpx2.URL(url_text)
+            if query:
+                # NOTE: merged into the URL's own query; httpx's params= would replace it.
+                url = url.copy_merge_params(tuple(query))
             # NOTE: timeout=None: the tool's own timeout (Tool.timeout, a cancel scope around
             # this handler) bounds the whole call; httpx's per-phase timeouts would only add a
-            # second, different limit.
+            # second, different limit. An explicit transport also keeps httpx2 from routing
+            # through a proxy from the environment, which would resolve the host itself.
             async with httpx2.AsyncClient(
-                transport=self.transport,
+                transport=self.transport or httpx2.AsyncHTTPTransport(),
                 timeout=None,
-                follow_redirects=spec.follow_redirects,
-                event_hooks=hooks,
+                follow_redirects=False,
             ) as client:
-                request_url = httpx2.URL(url)
-                if query:
-                    # NOTE: merged into the URL's own query; httpx's params= would replace it.
-                    request_url = request_url.copy_merge_params(tuple(query))
-                async with client.stream(
-                    spec.method, request_url, headers=headers, content=content
-                ) as response:
-                    ok = response.is_success
-                    limit = spec.max_response_bytes
-                    body, truncated = await _read_capped(
-                        response, limit if ok else min(limit, _ERROR_READ_BYTES)
-                    )
+                previous: httpx2.URL | None = None
+                for hop in range(MAX_REDIRECTS + 1):
+                    response = await self._send(client, method, url, headers, content, previous)
+                    try:
+                        if not (spec.follow_redirects and response.has_redirect_location):
+                            ok = response.is_success
+                            limit = spec.max_response_bytes
+                            body, truncated = await _read_capped(
+                                response, limit if ok else min(limit, _ERROR_READ_BYTES)
+                            )
+                            break
+                        if hop == MAX_REDIRECTS:
+                            raise HttpToolError(
+                                f"tool {self.tool!r}: {method} {_display(str(url))} was "
+                                f"redirected more than {MAX_REDIRECTS} times; the last answer "
+                                f"was HTTP {response.status_code} to "
+                                f"{_display(response.headers['location'])}. Call the final "
+                                "URL directly.",
+                                tool=self.tool,
+                                status_code=response.status_code,
+                            )
+                        target = url.join(response.headers["location"])
+                        method, content, headers = self._redirected(
+                            method, content, headers, url, target, response.status_code
+                        )
+                        previous, url = url, target
+                    finally:
+                        await response.aclose()
         except _READ_ERRORS as exc:
+            where = _display(url_text if url is None else str(url))
             raise HttpToolError(
-                f"tool {self.tool!r}: {spec.method} {where} failed: {type(exc).__name__}: "
-                f"{exc or 'no details'}. Check the URL and that the server is reachable.",
+                f"tool {self.tool!r}: {method} {where} failed: {type(exc).__name__}: "
+                f"{_detail(exc)}. Check the URL and that the server is reachable.",
                 tool=self.tool,
             ) from exc
         text = _decode(body, response)
@@ -501,10 +601,12 @@ class _CompiledRequest:
             if truncated or len(text) > _ERROR_EXCERPT_CHARS:
                 excerpt += " [...]"
             hint = (
-                " (a redirect: set follow_redirects to follow it)" if response.is_redirect else ""
+                " (a redirect: set follow_redirects to follow it)"
+                if response.is_redirect and not spec.follow_redirects
+                else ""
             )
             raise HttpToolError(
-                f"tool {self.tool!r}: {spec.method} {_display(str(response.url))} answered "
+                f"tool {self.tool!r}: {method} {_display(str(url))} answered "
                 f"HTTP {response.status_code} {_reason(response)}{hint}: "
                 f"{excerpt or '(empty body)'}",
                 tool=self.tool,
@@ -523,25 +625,205 @@ class _CompiledRequest:
                 return text
         return text
 
-    def _host_check(self) -> Callable[[httpx2.Request], Any]:
-        allowed = self.spec.allowed_hosts or ()
-        tool = self.tool
+    # -- one hop --------------------------------------------------------------------------
 
-        # NOTE: async because AsyncClient awaits its event hooks.
-        async def check_host(request: httpx2.Request) -> None:  # noqa: ASYNC124
-            host = request.url.host
-            if not _host_allowed(host, allowed):
-                raise HostNotAllowed(
-                    f"tool {tool!r} may not call host {host!r} ({request.method} "
-                    f"{_display(str(request.url))}); its allowed hosts are: "
-                    + ", ".join(repr(h) for h in allowed)
-                    + ". The request was not sent. Add the host to allowed_hosts if it should "
-                    "be reachable.",
-                    tool=tool,
-                    host=host,
-                )
+    async def _send(
+        self,
+        client: httpx2.AsyncClient,
+        method: str,
+        url: httpx2.URL,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        previous: httpx2.URL | None,
+    ) -> httpx2.Response:
+        """Check where ``url`` leads, then send the request there (a streaming response)."""
+        addresses = await self._destination(method, url, previous)
+        if addresses is None:
+            request = client.build_request(method, url, headers=headers, content=content)
+            return await client.send(request, stream=True)
+        hop_headers = dict(headers)
+        if not any(n.lower() == "host" for n in hop_headers):
+            hop_headers["Host"] = url.netloc.decode("ascii")
+        extensions: dict[str, Any] = {}
+        host = url.raw_host.decode("ascii")
+        if url.scheme == "https" and literal_address(host) is None:
+            # NOTE: the connection goes to the IP address, TLS still names (SNI) and verifies
+            # the certificate of the host in the URL (httpcore2 uses sni_hostname for both).
+            extensions["sni_hostname"] = host
+        failure: httpx2.ConnectError | None = None
+        # NOTE: the checked addresses in the resolver's order, one after the other (the
+        # loopback "localhost" answers ::1 first, where a server on 127.0.0.1 refuses at once).
+        for address in addresses:
+            request = client.build_request(
+                method,
+                url.copy_with(host=str(address)),
+                headers=hop_headers,
+                content=content,
+                extensions=extensions,
+            )
+            try:
+                return await client.send(request, stream=True)
+            except httpx2.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
 
-        return check_host
+    async def _destination(
+        self, method: str, url: httpx2.URL, previous: httpx2.URL | None
+    ) -> list[IPAddress] | None:
+        """The checked addresses to connect to for ``url`` (``None``: a transport of the
+        caller's connects, after the checks that need no lookup).
+
+        Raises:
+            HostNotAllowed: the scheme, host or an address it resolves to is refused.
+            HttpToolError: the host name can't be resolved.
+        """
+        if url.scheme not in ("http", "https"):
+            raise HttpToolError(
+                f"tool {self.tool!r}: {method} {_display(str(url))}{_from(previous)} is not "
+                "an http:// or https:// URL; only those are followed. The request was not sent.",
+                tool=self.tool,
+            )
+        host = url.raw_host.decode("ascii").lower().rstrip(".")
+        if not host:
+            raise HttpToolError(
+                f"tool {self.tool!r}: {method} {_display(str(url))}{_from(previous)} has no "
+                "host; write a URL like https://api.example.com/path. The request was not sent.",
+                tool=self.tool,
+            )
+        names = {host, url.host.lower().rstrip(".")}
+        port = url.port or (443 if url.scheme == "https" else 80)
+        literal = literal_address(host)
+        allow = self.allow
+        if allow is not None and not allow.matches(names, literal, port):
+            raise HostNotAllowed(
+                f"tool {self.tool!r} may not call host {url.host!r} ({method} "
+                f"{_display(str(url))}{_from(previous)}); its allowed hosts are: "
+                + (", ".join(repr(h) for h in self.spec.allowed_hosts or ()) or "none")
+                + ". The request was not sent. Add the host to allowed_hosts if it should "
+                "be reachable.",
+                tool=self.tool,
+                host=url.host,
+            )
+        if literal is not None:
+            reason = classify(literal)
+            if reason is not None and not (allow is not None and allow.covers(literal, port)):
+                self._refuse(method, url, previous, literal, reason, resolved=False)
+            return None if self.transport is not None else [literal]
+        named = allow is not None and allow.names(names, port)
+        reason = None if named else forbidden_name(host)
+        if reason is not None:
+            self._refuse(method, url, previous, None, reason, resolved=False)
+        if self.transport is not None:
+            return None
+        try:
+            infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
+        except OSError as exc:
+            raise HttpToolError(
+                f"tool {self.tool!r}: {method} {_display(str(url))}{_from(previous)} failed: "
+                f"the host {url.host!r} could not be resolved ({exc}). Check the host name.",
+                tool=self.tool,
+            ) from exc
+        addresses: list[IPAddress] = []
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if address not in addresses:
+                addresses.append(address)
+        if not named:
+            # NOTE: one refused address refuses the host, rather than connecting to the
+            # others: a name that mixes public and internal addresses is a misconfiguration
+            # or an attack, and either way the refusal should be visible, not a coin toss.
+            for address in addresses:
+                reason = classify(address)
+                if reason is not None and not (allow is not None and allow.covers(address, port)):
+                    self._refuse(method, url, previous, address, reason, resolved=True)
+        if not addresses:
+            raise HttpToolError(
+                f"tool {self.tool!r}: {method} {_display(str(url))} failed: the host "
+                f"{url.host!r} resolved to no address. Check the host name.",
+                tool=self.tool,
+            )
+        return addresses
+
+    def _refuse(
+        self,
+        method: str,
+        url: httpx2.URL,
+        previous: httpx2.URL | None,
+        address: IPAddress | None,
+        reason: str,
+        *,
+        resolved: bool,
+    ) -> None:
+        host = url.host
+        if resolved:
+            assert address is not None
+            what = f"the host {host!r} resolves to {address}, {reason}"
+            fix = f"the host name {host!r} (or the address '{address}')"
+        else:
+            what = f"{host!r} is {reason}"
+            fix = repr(host) if address is None else f"'{address}'"
+        caution = (
+            " Metadata services hand out the machine's credentials: allow one only on purpose."
+            if "metadata" in reason
+            else ""
+        )
+        raise HostNotAllowed(
+            f"tool {self.tool!r} may not call {method} {_display(str(url))}{_from(previous)}: "
+            f"{what}. Loopback, private, link-local, carrier-grade NAT, multicast, "
+            "unspecified, reserved and cloud metadata destinations are refused unless the "
+            "tool's allowed_hosts names them. The request was not sent. If this tool must "
+            f"reach it, add {fix} to allowed_hosts.{caution}",
+            tool=self.tool,
+            host=host,
+            address=None if address is None else str(address),
+            reason=reason,
+        )
+
+    def _redirected(
+        self,
+        method: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        url: httpx2.URL,
+        target: httpx2.URL,
+        status: int,
+    ) -> tuple[str, bytes | None, dict[str, str]]:
+        """The method, body and headers of the request a redirect leads to (as browsers and
+        httpx do it: 303, and 302/301 after POST, become a GET without body)."""
+        to_get = (
+            (status == http.HTTPStatus.SEE_OTHER and method != "HEAD")
+            or (status == http.HTTPStatus.FOUND and method not in ("HEAD", "QUERY"))
+            or (status == http.HTTPStatus.MOVED_PERMANENTLY and method == "POST")
+        )
+        new_method = "GET" if to_get else method
+        drop = {"cookie"}
+        if new_method != method and new_method == "GET":
+            content = None
+            drop |= {"content-type", "content-length", "transfer-encoding"}
+        if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
+            # NOTE: credentials stay with the origin they were written for: Authorization,
+            # every header that reads the environment, and a Host set by the tool.
+            drop |= {"authorization", "proxy-authorization", "host"} | self.env_headers
+        kept = {n: v for n, v in headers.items() if n.lower() not in drop}
+        return new_method, content, kept
+
+
+def _detail(exc: BaseException) -> str:
+    """The first non-empty message down an exception's cause chain (httpx2 wraps a TLS
+    certificate error in errors without text of their own)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if str(current):
+            return str(current)
+        current = current.__cause__ or current.__context__
+    return "no details"
+
+
+def _from(previous: httpx2.URL | None) -> str:
+    return "" if previous is None else f" (a redirect from {_display(str(previous))})"
 
 
 async def _read_capped(response: httpx2.Response, limit: int) -> tuple[bytes, bool]:
