@@ -4,9 +4,13 @@
 one :class:`~vega_trio.tools.Sandbox`::
 
     read_file / write_file / append_file / list_files
-      └─ Sandbox.resolve (symlinks followed, outside → SandboxViolation) ─ size caps ─ UTF-8
+      └─ Sandbox.open_resolved (walked from the root fd, no link followed by the OS, outside →
+           SandboxViolation; missing directories made relative to their parent's fd)
+           ─ act on the returned fd only ─ size caps ─ UTF-8
+           ─ list_files recursion: subdirectories opened beneath the listed fd (open_beneath)
     run_command
-      └─ run_in_sandbox: argv (no shell) ─ cwd in the sandbox ─ minimal environment
+      └─ run_in_sandbox: argv (no shell) ─ cwd opened by Sandbox.open_directory, entered with
+           fchdir in the child (never by path) ─ minimal environment
            ─ rlimits (CPU, memory, file size, processes)
            └─ run_process_group (``_subprocess``, shared with exec tools): own session /
                 process group ─ timeout or cancel → SIGKILL to the whole group
@@ -372,9 +376,7 @@ async def run_in_sandbox(
     """
     policy = CommandPolicy() if policy is None else policy
     argv = _command_argv(command)
-    workdir_fd, relative_cwd, tmpdir = await trio.to_thread.run_sync(
-        _prepare_workdir, sandbox, cwd
-    )
+    workdir_fd, relative_cwd, tmpdir = await trio.to_thread.run_sync(_prepare_workdir, sandbox, cwd)
     try:
         env = _environment(sandbox, tmpdir, policy.env)
         keep_head = policy.output_limit // 2

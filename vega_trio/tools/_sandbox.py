@@ -159,14 +159,17 @@ def _openat2_call() -> Callable[[int, bytes, int, int], int] | None:
             raise OSError(code, os.strerror(code), os.fsdecode(path))
         return fd
 
+    return openat2 if _works(openat2) else None
+
+
+def _works(openat2: Callable[[int, bytes, int, int], int]) -> bool:
+    """Whether ``openat2`` really opens something here (one probe of the current directory)."""
     try:
-        probe = openat2(
-            _AT_FDCWD, b".", _DIR_FLAGS, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS
-        )
-    except OSError:
-        return None
+        probe = openat2(_AT_FDCWD, b".", _DIR_FLAGS, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS)
+    except OSError:  # ENOSYS: older kernel; EPERM: a seccomp filter; EINVAL: unknown flags
+        return False
     os.close(probe)
-    return openat2
+    return True
 
 
 def _use_openat2() -> bool:
@@ -564,7 +567,9 @@ class Sandbox:
                 requested,
                 None,
                 f"path {requested!r} could not be resolved: {exc.strerror or exc}",
-                "Use a shorter path without symbolic link loops.",
+                "Use a path without symbolic link loops."
+                if exc.errno == errno.ELOOP
+                else "Check that its directories exist and can be searched.",
             ) from None
 
     def relative(self, resolved: Path) -> str:
@@ -674,7 +679,13 @@ class Sandbox:
     ) -> _T:
         """Walk ``requested`` and call ``act`` on its last component; when ``act`` fails on
         a symbolic link there, follow the link and call it again."""
-        walk = _Walk(self.root)
+        try:
+            walk = _Walk(self.root)
+        except OSError as exc:
+            raise ToolError(
+                f"the sandbox root {str(self.root)!r} could not be opened: "
+                f"{exc.strerror or exc}; re-create the directory or use another sandbox"
+            ) from None
         try:
             parts = walk.start(requested)
             while True:
