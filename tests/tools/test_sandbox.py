@@ -230,17 +230,13 @@ DOTDOT: list[tuple[str, str, str]] = [
 @pytest.mark.parametrize(
     ("requested", "relative"), [(p, r) for _, p, r in DOTDOT], ids=[i for i, _, _ in DOTDOT]
 )
-def test_dotdot_means_what_it_means_to_the_os(
-    layout: Path, requested: str, relative: str
-) -> None:
+def test_dotdot_means_what_it_means_to_the_os(layout: Path, requested: str, relative: str) -> None:
     """'..' goes up from the directory the walk reached (links resolved), as realpath does."""
     sandbox = Sandbox(layout / "sandbox")
     requested = requested.format(root=sandbox.root)
     assert sandbox.relative(sandbox.resolve(requested)) == relative
     if relative == "b.txt":
-        fd, resolved = sandbox.open_resolved(
-            requested, os.O_WRONLY | os.O_CREAT, make_parents=True
-        )
+        fd, resolved = sandbox.open_resolved(requested, os.O_WRONLY | os.O_CREAT, make_parents=True)
         os.close(fd)
         assert sandbox.relative(resolved) == "b.txt"
         assert (sandbox.root / "b.txt").is_file()
@@ -351,5 +347,5 @@ def test_a_missing_root_is_a_clear_tool_error(tmp_path: Path) -> None:
     """If the root disappears later, operations say so instead of 'file not found'."""
     sandbox = Sandbox.create(tmp_path / "gone")
     (tmp_path / "gone").rmdir()
-    with pytest.raises(ToolError, match="sandbox root .* could not be opened"):
+    with pytest.raises(ToolError, match=r"sandbox root .* could not be opened"):
         sandbox.open("x.txt", os.O_RDONLY)
