@@ -131,6 +131,7 @@ INSIDE: list[tuple[str, str, str]] = [
     ("empty-is-root", "", "."),
     ("new-file-in-new-dirs", "new/dir/file.txt", "new/dir/file.txt"),
     ("symlink-inside", "link_in/a.txt", "inner/a.txt"),
+    ("below-a-file", "inner/a.txt/x", "inner/a.txt/x"),
 ]
 
 

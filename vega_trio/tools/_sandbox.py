@@ -262,6 +262,9 @@ class _Walk:
         self.virtual: list[str] = []
         self.final: str | None = None
         self.hops = 0
+        # NOTE: resolve() only answers "where does it lead": like realpath, a component it
+        # can't enter (a file, no permission) just ends the real part of the walk.
+        self.lenient = False
         # NOTE: once openat2 met something it won't cross (a link, a missing or non-directory
         # component), the rest of this walk goes component by component.
         self.stepwise = not _use_openat2()
@@ -411,7 +414,7 @@ class _Walk:
                 pending.clear()
                 pending.extend(part for part in follow if part not in ("", "."))
                 return
-            if exc.errno != errno.ENOENT:
+            if exc.errno != errno.ENOENT and not self.lenient:
                 raise
             self.virtual.append(name)
             return
@@ -559,7 +562,7 @@ class Sandbox:
             return walk.path()
 
         try:
-            return self._walk(requested, where, create=False, allow_missing=True)
+            return self._walk(requested, where, create=False, lenient=True)
         except SandboxViolation:
             raise
         except OSError as exc:
@@ -675,7 +678,7 @@ class Sandbox:
         act: Callable[[_Walk], _T],
         *,
         create: bool,
-        allow_missing: bool = False,
+        lenient: bool = False,
     ) -> _T:
         """Walk ``requested`` and call ``act`` on its last component; when ``act`` fails on
         a symbolic link there, follow the link and call it again."""
@@ -686,11 +689,12 @@ class Sandbox:
                 f"the sandbox root {str(self.root)!r} could not be opened: "
                 f"{exc.strerror or exc}; re-create the directory or use another sandbox"
             ) from None
+        walk.lenient = lenient
         try:
             parts = walk.start(requested)
             while True:
                 walk.advance(parts, create=create)
-                if walk.virtual and not allow_missing:
+                if walk.virtual and not lenient:
                     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), requested)
                 try:
                     return act(walk)
