@@ -215,6 +215,15 @@ async def test_a_subdirectory_swapped_for_a_link_while_listing_is_not_listed(
     assert "[could not list 'sub': it changed while it was being listed" in text
 
 
+async def test_a_file_in_place_of_the_temporary_directory_is_a_clear_error(
+    sandbox: Sandbox,
+) -> None:
+    """run_command says what is wrong when '.tmp' (its TMPDIR) is a file."""
+    (sandbox.root / ".tmp").write_text("")
+    with pytest.raises(ToolError, match=r"temporary directory '\.tmp'.*remove or rename"):
+        await run(builtin_tools(sandbox), "run_command", command=["true"])
+
+
 async def test_run_command_cwd_swapped_after_the_check_stays_inside(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -295,6 +295,12 @@ def _prepare_workdir(sandbox: Sandbox, cwd: str) -> tuple[int, str, str]:
         ) from None
     try:
         tmpdir = sandbox.make_directory(_TMPDIR)
+    except OSError as exc:
+        os.close(fd)
+        raise ToolError(
+            f"could not prepare the commands' temporary directory {_TMPDIR!r} in the sandbox: "
+            f"{exc.strerror or exc}; remove or rename what is in its way"
+        ) from None
     except Exception:
         os.close(fd)
         raise
