@@ -350,3 +350,23 @@ def test_a_missing_root_is_a_clear_tool_error(tmp_path: Path) -> None:
     (tmp_path / "gone").rmdir()
     with pytest.raises(ToolError, match=r"sandbox root .* could not be opened"):
         sandbox.open("x.txt", os.O_RDONLY)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open fds in /proc")
+def test_walks_leave_no_file_descriptor_open(layout: Path) -> None:
+    """Successful, refused and failing walks all close every directory fd they opened."""
+    sandbox = Sandbox(layout / "sandbox")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        os.close(sandbox.open("link_in/a.txt", os.O_RDONLY))
+        sandbox.resolve("inner/../link_in/x/y")
+        sandbox.make_directory("inner/made/deeper")
+        for attempt in (
+            lambda: sandbox.open("link_out/secret.txt", os.O_RDONLY),
+            lambda: sandbox.open("inner/a.txt/x", os.O_RDONLY),
+            lambda: sandbox.open("inner/missing/x", os.O_RDONLY),
+            lambda: sandbox.resolve("../outside"),
+        ):
+            with pytest.raises((OSError, SandboxViolation)):
+                attempt()
+    assert len(os.listdir("/proc/self/fd")) == before
