@@ -172,6 +172,83 @@ async def test_escapes_through_the_tools_are_refused(
     assert not any(evil.iterdir())
 
 
+async def test_links_inside_the_sandbox_work_and_results_name_the_real_path(
+    sandbox: Sandbox,
+) -> None:
+    """Links that stay inside are followed (walked), and results name where files really are."""
+    (sandbox.root / "real").mkdir()
+    os.symlink("real", sandbox.root / "alias")
+    tools = builtin_tools(sandbox)
+    assert await run(tools, "write_file", path="alias/new/x.txt", content="x") == (
+        "wrote 1 bytes to 'real/new/x.txt'"
+    )
+    assert await run(tools, "read_file", path="alias/new/x.txt") == "x"
+    assert await run(tools, "list_files", path="alias", recursive=True) == (
+        "real/new/\nreal/new/x.txt"
+    )
+    with trio.fail_after(PROCESS_DEADLINE):
+        text = await run(tools, "run_command", command=["pwd"], cwd="alias/new")
+    assert f"stdout:\n{sandbox.root / 'real' / 'new'}\n" in text
+
+
+async def test_a_subdirectory_swapped_for_a_link_while_listing_is_not_listed(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """list_files descends only into what it saw as a directory: one swapped for a link to the
+    outside between the scan and the descent is reported, never listed."""
+    from vega_trio.tools import _builtins
+
+    outside = sandbox.root.parent / "outside"
+    (sandbox.root / "sub").mkdir()
+    (sandbox.root / "sub" / "inside.txt").write_text("")
+    real_open_beneath = _builtins.open_beneath
+
+    def swap_then_open(dir_fd: int, names: Any, flags: int) -> int:
+        if list(names) == ["sub"] and not (sandbox.root / "sub").is_symlink():
+            os.rename(sandbox.root / "sub", sandbox.root / "moved")
+            os.symlink(outside, sandbox.root / "sub")
+        return real_open_beneath(dir_fd, names, flags)
+
+    monkeypatch.setattr(_builtins, "open_beneath", swap_then_open)
+    text = await run(builtin_tools(sandbox), "list_files", recursive=True)
+    assert "secret.txt" not in text
+    assert "[could not list 'sub': it changed while it was being listed" in text
+
+
+async def test_a_file_in_place_of_the_temporary_directory_is_a_clear_error(
+    sandbox: Sandbox,
+) -> None:
+    """run_command says what is wrong when '.tmp' (its TMPDIR) is a file."""
+    (sandbox.root / ".tmp").write_text("")
+    with pytest.raises(ToolError, match=r"temporary directory '\.tmp'.*remove or rename"):
+        await run(builtin_tools(sandbox), "run_command", command=["true"])
+
+
+async def test_run_command_cwd_swapped_after_the_check_stays_inside(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command starts in the directory that was checked, even if its path is swapped for
+    a link to the outside right after the check."""
+    from vega_trio.tools import _builtins
+
+    outside = sandbox.root.parent / "outside"
+    (sandbox.root / "work").mkdir()
+    (sandbox.root / "work" / "inside.txt").write_text("")
+    real_prepare = _builtins._prepare_workdir
+
+    def prepare_then_swap(box: Sandbox, cwd: str) -> Any:
+        prepared = real_prepare(box, cwd)
+        os.rename(sandbox.root / "work", sandbox.root / "moved")
+        os.symlink(outside, sandbox.root / "work")
+        return prepared
+
+    monkeypatch.setattr(_builtins, "_prepare_workdir", prepare_then_swap)
+    with trio.fail_after(PROCESS_DEADLINE):
+        text = await run(builtin_tools(sandbox), "run_command", command=["ls"], cwd="work")
+    assert "secret.txt" not in text
+    assert "stdout:\ninside.txt" in text
+
+
 async def test_read_limit_is_a_clear_error(sandbox: Sandbox) -> None:
     """A file over max_read_bytes is refused with its size, the limit, and what to do."""
     (sandbox.root / "big.txt").write_text("x" * 101)

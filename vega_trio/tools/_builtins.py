@@ -4,9 +4,13 @@
 one :class:`~vega_trio.tools.Sandbox`::
 
     read_file / write_file / append_file / list_files
-      └─ Sandbox.resolve (symlinks followed, outside → SandboxViolation) ─ size caps ─ UTF-8
+      └─ Sandbox.open_resolved (walked from the root fd, no link followed by the OS, outside →
+           SandboxViolation; missing directories made relative to their parent's fd)
+           ─ act on the returned fd only ─ size caps ─ UTF-8
+           ─ list_files recursion: subdirectories opened beneath the listed fd (open_beneath)
     run_command
-      └─ run_in_sandbox: argv (no shell) ─ cwd in the sandbox ─ minimal environment
+      └─ run_in_sandbox: argv (no shell) ─ cwd opened by Sandbox.open_directory, entered with
+           fchdir in the child (never by path) ─ minimal environment
            ─ rlimits (CPU, memory, file size, processes)
            └─ run_process_group (``_subprocess``, shared with exec tools): own session /
                 process group ─ timeout or cancel → SIGKILL to the whole group
@@ -33,7 +37,7 @@ import trio
 
 from .._errors import ToolError
 from ._registry import Tool, Tools, ToolTimeout
-from ._sandbox import Sandbox
+from ._sandbox import Sandbox, open_beneath
 from ._subprocess import CapturedOutput, GroupCommand, run_process_group
 
 try:
@@ -275,17 +279,32 @@ def _command_argv(command: str | Sequence[str]) -> tuple[str, ...]:
     return argv
 
 
-def _prepare_workdir(sandbox: Sandbox, cwd: str) -> tuple[str, str, str]:
-    """The working directory (absolute and relative to the root) and the TMPDIR."""
-    workdir = sandbox.resolve(cwd)
-    if not workdir.is_dir():
+def _prepare_workdir(sandbox: Sandbox, cwd: str) -> tuple[int, str, str]:
+    """The working directory, opened (the caller closes the fd), its path relative to the
+    root, and the TMPDIR (made if missing).
+
+    The command is started in the directory this fd refers to (``fchdir`` in the child), never
+    by its path, so swapping a component for a link after the walk cannot move it outside.
+    """
+    try:
+        fd, workdir = sandbox.open_directory(cwd)
+    except (FileNotFoundError, NotADirectoryError):
         raise ToolError(
             f"working directory {cwd!r} is not a directory in the sandbox "
             f"{str(sandbox.root)!r}; pass an existing directory (default '.', the sandbox root)"
-        )
-    tmpdir = sandbox.resolve(_TMPDIR)
-    os.makedirs(tmpdir, exist_ok=True)
-    return str(workdir), sandbox.relative(workdir), str(tmpdir)
+        ) from None
+    try:
+        tmpdir = sandbox.make_directory(_TMPDIR)
+    except OSError as exc:
+        os.close(fd)
+        raise ToolError(
+            f"could not prepare the commands' temporary directory {_TMPDIR!r} in the sandbox: "
+            f"{exc.strerror or exc}; remove or rename what is in its way"
+        ) from None
+    except Exception:
+        os.close(fd)
+        raise
+    return fd, sandbox.relative(workdir), str(tmpdir)
 
 
 def _environment(sandbox: Sandbox, tmpdir: str, extra: Mapping[str, str]) -> dict[str, str]:
@@ -315,6 +334,17 @@ def _limiter(plan: tuple[tuple[int, int, int], ...]) -> Callable[[], None] | Non
                 pass  # "where the OS allows": a limit it refuses is skipped
 
     return apply_limits
+
+
+def _enter_directory(fd: int, then: Callable[[], None] | None) -> Callable[[], None]:
+    def enter() -> None:
+        # NOTE: runs in the forked child before exec (see _limiter): one syscall, then the
+        # limits. The fd is O_CLOEXEC, so the command itself does not inherit it.
+        os.fchdir(fd)
+        if then is not None:
+            then()
+
+    return enter
 
 
 async def run_in_sandbox(
@@ -352,20 +382,19 @@ async def run_in_sandbox(
     """
     policy = CommandPolicy() if policy is None else policy
     argv = _command_argv(command)
-    workdir, relative_cwd, tmpdir = await trio.to_thread.run_sync(_prepare_workdir, sandbox, cwd)
-    env = _environment(sandbox, tmpdir, policy.env)
-    keep_head = policy.output_limit // 2
-    group_command = GroupCommand(
-        argv=argv,
-        env=env,
-        cwd=workdir,
-        timeout=policy.timeout,
-        keep_head=keep_head,
-        keep_tail=policy.output_limit - keep_head,
-        preexec=_limiter(policy.limits.plan()),
-    )
-    started = trio.current_time()
+    workdir_fd, relative_cwd, tmpdir = await trio.to_thread.run_sync(_prepare_workdir, sandbox, cwd)
     try:
+        env = _environment(sandbox, tmpdir, policy.env)
+        keep_head = policy.output_limit // 2
+        group_command = GroupCommand(
+            argv=argv,
+            env=env,
+            timeout=policy.timeout,
+            keep_head=keep_head,
+            keep_tail=policy.output_limit - keep_head,
+            preexec=_enter_directory(workdir_fd, _limiter(policy.limits.plan())),
+        )
+        started = trio.current_time()
         outcome = await run_process_group(group_command)
     except FileNotFoundError:
         raise ToolError(
@@ -380,6 +409,8 @@ async def run_in_sandbox(
         ) from None
     except (OSError, subprocess.SubprocessError) as exc:
         raise ToolError(f"command {argv[0]!r} could not be started: {exc}") from None
+    finally:
+        os.close(workdir_fd)
     return CommandResult(
         argv=argv,
         cwd=relative_cwd,
@@ -482,19 +513,15 @@ def _write_file(sandbox: Sandbox, path: str, content: str, max_bytes: int, appen
             f"could not {action} {path!r}: the content is {len(data)} bytes, more than the "
             f"{max_bytes}-byte write limit; write it in parts with append_file"
         )
-    resolved = sandbox.resolve(path)
-    if resolved == sandbox.root:
-        raise ToolError(f"could not {action} {path!r}: that is the sandbox root directory")
     flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NONBLOCK", 0)
     flags |= os.O_APPEND if append else os.O_TRUNC
     try:
-        os.makedirs(resolved.parent, exist_ok=True)
-        fd = sandbox.open(path, flags)
-    except FileExistsError:
-        raise ToolError(
-            f"could not {action} {path!r}: a part of the path is a file, not a directory"
-        ) from None
+        fd, resolved = sandbox.open_resolved(path, flags, make_parents=True)
     except OSError as exc:
+        if isinstance(exc, IsADirectoryError) and _is_root(sandbox, path):
+            raise ToolError(
+                f"could not {action} {path!r}: that is the sandbox root directory"
+            ) from None
         raise _os_problem(action, path, exc) from None
     with os.fdopen(fd, "wb") as file:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -511,41 +538,79 @@ def _write_file(sandbox: Sandbox, path: str, content: str, max_bytes: int, appen
     return f"wrote {len(data)} bytes to {where!r}"
 
 
+def _is_root(sandbox: Sandbox, path: str) -> bool:
+    """Whether ``path`` names the sandbox root (for messages only; never a safety check)."""
+    try:
+        return sandbox.resolve(path) == sandbox.root
+    except ToolError:
+        return False
+
+
+def _is_file(sandbox: Sandbox, path: str) -> bool:
+    """Whether ``path`` names something that is not a directory (for messages only)."""
+    try:
+        return os.path.lexists(sandbox.resolve(path))
+    except ToolError:
+        return False
+
+
 def _list_files(sandbox: Sandbox, path: str, recursive: bool, max_entries: int) -> str:
-    resolved = sandbox.resolve(path)
-    if not resolved.is_dir():
-        if resolved.exists():
-            raise ToolError(f"could not list {path!r}: it is a file, not a directory")
+    try:
+        fd, resolved = sandbox.open_resolved(path, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        if _is_file(sandbox, path):
+            raise ToolError(f"could not list {path!r}: it is a file, not a directory") from None
         raise ToolError(
             f"could not list {path!r}: it does not exist in the sandbox; list '.' to see what does"
-        )
+        ) from None
+    except OSError as exc:
+        raise _os_problem("list", path, exc) from None
+    base = sandbox.relative(resolved)
+    prefix = "" if base == "." else base + "/"
     lines: list[str] = []
-    pending = [resolved]
+    # NOTE: subdirectories are remembered by their names below the listed directory and
+    # opened relative to its fd without following any link (open_beneath), so a directory
+    # swapped for a link after it was seen is reported, not listed.
+    pending: list[tuple[str, ...]] = [()]
     stopped = False
-    while pending and not stopped:
-        directory = pending.pop()
-        try:
-            with os.scandir(directory) as scan:
-                entries = sorted(scan, key=lambda entry: entry.name)
-        except OSError as exc:
-            lines.append(f"[could not list {sandbox.relative(directory)!r}: {exc.strerror}]")
-            continue
-        subdirectories = []
-        for entry in entries:
-            if len(lines) >= max_entries:
-                stopped = True
-                break
-            relative = sandbox.relative(directory / entry.name)
-            if entry.is_symlink():
-                lines.append(relative + "@")
-            elif entry.is_dir(follow_symlinks=False):
-                lines.append(relative + "/")
-                subdirectories.append(directory / entry.name)
-            else:
-                lines.append(relative)
-        if recursive:
-            # NOTE: reversed onto a stack, so directories are walked in name order.
-            pending.extend(reversed(subdirectories))
+    try:
+        while pending and not stopped:
+            below = pending.pop()
+            where = prefix + "/".join(below) if below else base
+            try:
+                directory = open_beneath(fd, below, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError as exc:
+                why = exc.strerror
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT, errno.EMLINK):
+                    why = "it changed while it was being listed (it is no longer a directory)"
+                lines.append(f"[could not list {where!r}: {why}]")
+                continue
+            try:
+                with os.scandir(directory) as scan:
+                    entries = sorted(scan, key=lambda entry: entry.name)
+            except OSError as exc:
+                lines.append(f"[could not list {where!r}: {exc.strerror}]")
+                continue
+            finally:
+                os.close(directory)
+            subdirectories = []
+            for entry in entries:
+                if len(lines) >= max_entries:
+                    stopped = True
+                    break
+                relative = prefix + "/".join((*below, entry.name))
+                if entry.is_symlink():
+                    lines.append(relative + "@")
+                elif entry.is_dir(follow_symlinks=False):
+                    lines.append(relative + "/")
+                    subdirectories.append((*below, entry.name))
+                else:
+                    lines.append(relative)
+            if recursive:
+                # NOTE: reversed onto a stack, so directories are walked in name order.
+                pending.extend(reversed(subdirectories))
+    finally:
+        os.close(fd)
     if recursive:
         lines.sort()
     if stopped:
@@ -555,7 +620,7 @@ def _list_files(sandbox: Sandbox, path: str, recursive: bool, max_entries: int) 
             + " to see the rest]"
         )
     if not lines:
-        return f"{sandbox.relative(resolved)!r} is empty"
+        return f"{base!r} is empty"
     return "\n".join(lines)
 
 
