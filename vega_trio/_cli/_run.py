@@ -232,7 +232,7 @@ def format_progress(
 def format_event(event: Event, marks: Mapping[str, str]) -> str | None:
     """One progress line for a runtime event, or ``None`` when it needs none.
 
-    * ``↻ researcher: LLM call failed (overloaded, HTTP 529); retry 2 in 1.0s``
+    * ``↻ researcher: LLM call failed (overloaded, HTTP 529); retry 2 in 0.5s``
     * ``· researcher → files__read 12 ms`` (a tool call; ``failed`` and the first line
       of the error when it failed)
     * ``↻ researcher restarted (restart 1): RuntimeError: boom``
@@ -249,7 +249,7 @@ def format_event(event: Event, marks: Mapping[str, str]) -> str | None:
         cause = f"{data['error_class']}" + (f", HTTP {status}" if status is not None else "")
         return (
             f"{marks['retry']} {who}: LLM call failed ({cause}); retry "
-            f"{int(data.get('attempt') or 1) + 1} in {float(data['retry_in']):.1f}s"
+            f"{int(data.get('attempt') or 1) + 1} in {round(float(data['retry_in']), 2):g}s"
         )
     if kind == "tool.end":
         line = f"{marks['dot']} {who} {marks['arrow']} {data.get('tool')}"

@@ -612,15 +612,20 @@ class MCPConnection:
         if isinstance(error, FileNotFoundError) and config.transport == "stdio":
             if config.cwd is not None and not os.path.isdir(config.cwd):
                 cause = f"its working directory {config.cwd!r} does not exist"
+            elif os.sep in command:
+                cause = f"executable {command!r} not found (no such file)"
             else:
                 cause = (
-                    f"executable {command!r} not found (install it, or give its full path "
-                    "as the command)"
+                    f"executable {command!r} not found on PATH (install it, or give its "
+                    "full path as the command)"
                 )
         elif isinstance(error, PermissionError) and config.transport == "stdio":
             cause = f"{command!r} cannot be run (permission denied)"
         elif config.transport == "stdio" and "connection closed" in str(error).lower():
-            cause = "the server exited (or closed its stdout) before the MCP handshake"
+            cause = (
+                "the server exited (or closed its stdout) before the MCP handshake "
+                f"({_describe(error)})"
+            )
         else:
             cause = _describe(error)
         if self._stderr_tail:
