@@ -9,7 +9,6 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +49,12 @@ async def run(file: Path, **kwargs: Any) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def anthropic_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+def anthropic_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """ANTHROPIC_* variables are set by each test (to its fake server); none leak in."""
     for name in list(os.environ):
         if name.startswith(("ANTHROPIC_", "OPENAI_", "VEGA_")):
             monkeypatch.delenv(name)
-    yield monkeypatch
+    return monkeypatch
 
 
 # -- log records ---------------------------------------------------------------------------
@@ -66,7 +65,8 @@ async def test_log_level_debug_shows_structured_records(tmp_path: Path) -> None:
     status, _, err = await run(document(tmp_path), log_level="debug")
     assert status == 0, err
     lines = err.splitlines()
-    assert any(ln.startswith("DEBUG vega_trio.runtime: process ") and "spawned" in ln for ln in lines)
+    spawned = [ln for ln in lines if ln.startswith("DEBUG vega_trio.runtime: process ")]
+    assert any(ln.endswith(" (researcher) spawned") for ln in spawned), err
     assert any(ln.startswith("DEBUG vega_trio.llm: LLM call of researcher") for ln in lines), err
 
 
@@ -109,9 +109,7 @@ async def test_settings_logging_level_applies_and_the_flag_wins(tmp_path: Path) 
 async def test_budget_warning_is_visible_by_default(tmp_path: Path) -> None:
     """A `warn` budget that is exceeded prints one line by default: as a progress line,
     or (with --quiet) as the WARNING log record."""
-    doc = document(
-        tmp_path, agent_extra='    budget: {limit: "$0.000001", on_exceed: warn}\n'
-    )
+    doc = document(tmp_path, agent_extra='    budget: {limit: "$0.000001", on_exceed: warn}\n')
     status, _, err = await run(doc)
     assert status == 0, err
     warned = [ln for ln in err.splitlines() if "budget of agent 'researcher'" in ln]
@@ -209,9 +207,8 @@ async def test_mcp_stderr_and_secrets_in_a_real_run_at_debug(tmp_path: Path) -> 
     appears on stderr, and the run itself goes on (the agent does not need the server)."""
     secret = "sk-ant-marker-for-the-redaction-test-0123456789"
     script = "import os, sys; print('fatal: bad key', os.environ['LEAK'], file=sys.stderr)"
-    doc = document(
-        tmp_path, settings=MCP_SETTINGS.format(command=sys.executable, args=json.dumps(["-c", script]))
-    )
+    settings = MCP_SETTINGS.format(command=sys.executable, args=json.dumps(["-c", script]))
+    doc = document(tmp_path, settings=settings)
     async with open_fake_anthropic_server() as server:
         server.enqueue(FakeResponse.text("findings"))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "VEGA_"))}

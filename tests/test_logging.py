@@ -18,7 +18,7 @@ from vega_trio import Agent, Budget, ErrorClass, RetryPolicy, open_orchestrator
 from vega_trio._cli._logging import cli_logging
 from vega_trio._log import JsonFormatter, TextFormatter, extra_fields, log_record
 from vega_trio.resilience import CircuitBreaker
-from vega_trio.runtime import Backoff, Runtime, Supervision
+from vega_trio.runtime import Backoff, Process, Runtime, Supervision
 from vega_trio.testing import ScriptedLLM, Step
 
 from .runtime.conftest import EchoBehaviour
@@ -71,21 +71,36 @@ async def test_process_spawn_complete_and_failure_records(
     assert "boom" in failed.getMessage() and bad.id in failed.getMessage()
 
 
+class CrashesOnce:
+    """Crashes on its first message and echoes every later one."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.crashed = False
+
+    async def handle(self, process: Process, payload: object) -> object:
+        await trio.lowlevel.checkpoint()
+        if not self.crashed:
+            self.crashed = True
+            raise ValueError("boom")
+        return payload
+
+
 async def test_restart_record(
     runtime: Runtime, caplog: pytest.LogCaptureFixture, autojump_clock: trio.testing.MockClock
 ) -> None:
     """A supervised restart is logged at INFO with its restart count and the crash's class."""
     supervision = Supervision(max_restarts=3, backoff=Backoff(kind="constant", initial=1))
     with caplog.at_level(logging.INFO, logger="vega_trio.runtime"):
-        proc = await runtime.spawn(EchoBehaviour(name="flaky"), supervision=supervision)
-        proc._crash_from_outside(ValueError("boom"), "test")
-        with trio.fail_after(10):
-            while proc.restart_count == 0 or proc.incarnation < 2:
-                await trio.sleep(0.5)
+        proc = await runtime.spawn(CrashesOnce(), supervision=supervision)
+        assert await proc.call("again") == "again"  # served by the restarted incarnation
     (restarted,) = records(caplog, "process.restarted")
     assert restarted.levelno == logging.INFO
     assert (restarted.process_id, restarted.agent) == (proc.id, "flaky")
     assert (restarted.restart_count, restarted.error_class) == (1, "ValueError")
+    # The crash is reported by the restart record; the process itself did not exit.
+    assert not records(caplog, "process.failed")
 
 
 async def test_disabled_levels_create_no_records(
