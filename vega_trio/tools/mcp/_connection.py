@@ -680,8 +680,9 @@ class MCPConnection:
             finally:
                 errlog.close()
                 # What a server that failed wrote last is the best clue: read it before
-                # the error is reported (bounded: a grandchild may keep the pipe open).
-                with trio.move_on_after(_STDERR_DRAIN):
+                # the error is reported — also when closing (shielded), so no line is lost.
+                # Bounded: the server is stopped by now, but a grandchild may keep the pipe.
+                with trio.move_on_after(_STDERR_DRAIN, shield=True):
                     await drained.wait()
                 nursery.cancel_scope.cancel()
 
