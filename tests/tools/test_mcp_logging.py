@@ -114,3 +114,20 @@ async def test_agent_tools_from_a_failed_server_name_it() -> None:
         "agent 'helper' asks for tools 'files__*', but no tool matches: the MCP server " in message
     )
     assert "'files' (vega-no-such-mcp) that would provide 'files__*' failed: executable " in message
+
+
+async def test_a_secret_the_server_prints_is_masked_in_its_failure(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that echoes a token to stderr before exiting: the connection's last_error
+    and the start-failure record's message and cause show *** instead of the token."""
+    secret = "tok-0123456789-abcdefghij"
+    monkeypatch.setenv("VEGA_TEST_MCP_TOKEN", secret)
+    script = "import os, sys; print('bad token', os.environ['LEAK'], file=sys.stderr)"
+    server = config("files", sys.executable, "-c", script, env={"LEAK": "${VEGA_TEST_MCP_TOKEN}"})
+    with caplog.at_level(logging.INFO, logger="vega_trio"), trio.fail_after(10):
+        async with open_mcp_servers([server]) as servers:
+            last_error = servers["files"].last_error
+    assert last_error is not None and last_error.endswith("its stderr ends with: bad token ***")
+    (failed,) = by_event(caplog, "mcp.start_failed")
+    assert secret not in failed.getMessage() and secret not in failed.cause

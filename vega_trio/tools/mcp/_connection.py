@@ -582,7 +582,7 @@ class MCPConnection:
                         event="mcp.start_failed",
                         server=self.name,
                         transport=config.transport,
-                        command=self._command_line(),
+                        command=redact(self._command_line()),
                         cause=error,
                     )
             else:
@@ -630,7 +630,8 @@ class MCPConnection:
             cause = _describe(error)
         if self._stderr_tail:
             cause += "; its stderr ends with: " + " | ".join(list(self._stderr_tail)[-3:])
-        return cause
+        # NOTE: it becomes last_error (status, API) and messages: a server may echo a key.
+        return redact(cause)
 
     def _open_transport(self) -> AbstractAsyncContextManager[tuple[Any, Any]]:
         from mcp.client.sse import sse_client
