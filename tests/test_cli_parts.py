@@ -217,6 +217,9 @@ def test_run_flags_before_and_after_file(
         "output": "json",
         "time_limit": 90.0,
         "llm": "scripted",
+        "log_level": None,
+        "log_format": "text",
+        "quiet": False,
     }
     assert captured == [expected, expected, expected]
 
@@ -268,7 +271,7 @@ def test_validate_and_repl_wiring(captured: list[dict[str, Any]], doc: Path) -> 
     assert captured == [
         {"command": "validate", "file": doc, "verbose": True},
         {"command": "validate", "file": doc, "verbose": True},
-        {"command": "repl", "file": doc, "llm": "scripted"},
+        {"command": "repl", "file": doc, "llm": "scripted", "log_level": None},
     ]
 
 

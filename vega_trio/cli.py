@@ -7,13 +7,17 @@ directly.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import trio
 
 from ._cli._common import LLM_CHOICES
+from ._cli._logging import LOG_FORMATS, LOG_LEVELS, LogFormat, cli_logging, level_from_flags
 from ._version import __version__
 
 __all__ = ["main"]
@@ -47,14 +51,64 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return seconds
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _logging_options(*, verbose: bool = True) -> Callable[[_F], _F]:
+    """``--log-level``, ``-v/--verbose`` (counted) and ``--log-format``: on the group
+    (before the command) and on each command (after it; those win)."""
+
+    def decorate(function: _F) -> _F:
+        function = click.option(
+            "--log-format",
+            type=click.Choice(LOG_FORMATS),
+            default=None,
+            help="Log records as text (LEVEL logger: message) or json (one object per line "
+            "with time, level, logger, message and every field). Default: text.",
+        )(function)
+        if verbose:
+            function = click.option(
+                "-v",
+                "--verbose",
+                "verbosity",
+                count=True,
+                help="Show more log records: -v info, -vv debug.",
+            )(function)
+        return click.option(
+            "--log-level",
+            type=click.Choice(LOG_LEVELS, case_sensitive=False),
+            default=None,
+            help="Show log records from this level up (wins over -v and the file's "
+            "settings.logging.level). Default: warning.",
+        )(function)
+
+    return decorate
+
+
+def _log_flags(
+    log_level: str | None, verbosity: int, log_format: str | None
+) -> tuple[str | None, LogFormat]:
+    """The level and format asked for: the command's own flags, else the group's."""
+    group = click.get_current_context().find_root().params
+    level = level_from_flags(log_level, verbosity) or level_from_flags(
+        group.get("log_level"), group.get("verbosity") or 0
+    )
+    chosen = log_format or group.get("log_format") or "text"
+    return level, "json" if chosen == "json" else "text"
+
+
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="vega-trio")
-def main() -> None:
+@_logging_options()
+def main(log_level: str | None, verbosity: int, log_format: str | None) -> None:
     """vega-trio: fault-tolerant AI agent orchestration on Trio.
 
     Agents run as supervised processes (Erlang/OTP style). Describe agents and workflows
     in a `.vega.yaml` file, check it with `validate`, run a workflow with `run`, or talk
     to the agents with `repl`. From Python, see the README's quick start.
+
+    Log records go to stderr from warning up (--log-level, -v, -vv; or the file's
+    settings.logging.level); --log-format json prints one JSON object per record.
     """
 
 
@@ -92,6 +146,13 @@ def main() -> None:
     help="Fail the run after this long (90, 30s, 5m, 1h30m). Default: no limit.",
 )
 @click.option("--llm", type=click.Choice(list(LLM_CHOICES)), help=_LLM_HELP)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress lines on stderr (errors and log records still print).",
+)
+@_logging_options()
 def run(
     file: Path,
     workflow: str | None,
@@ -100,6 +161,10 @@ def run(
     output: str,
     timeout: float | None,
     llm: str | None,
+    quiet: bool,
+    log_level: str | None,
+    verbosity: int,
+    log_format: str | None,
 ) -> None:
     """Run a workflow of FILE; progress on stderr, the result on stdout.
 
@@ -112,6 +177,7 @@ def run(
     """
     from ._cli import run_command
 
+    level, fmt = _log_flags(log_level, verbosity, log_format)
     status = trio.run(
         partial(
             run_command,
@@ -122,6 +188,9 @@ def run(
             output="json" if output == "json" else "text",
             time_limit=timeout,
             llm=llm,
+            log_level=level,
+            log_format=fmt,
+            quiet=quiet,
         )
     )
     raise SystemExit(status)
@@ -132,20 +201,28 @@ def run(
 @click.option(
     "-v", "--verbose", is_flag=True, help="Also summarise the agents, tools and workflows."
 )
-def validate(file: Path, verbose: bool) -> None:
+@_logging_options(verbose=False)
+def validate(file: Path, verbose: bool, log_level: str | None, log_format: str | None) -> None:
     """Check FILE and print every error and warning as file:line:col: severity: path: message.
 
-    Exit status: 1 when there are errors, 0 otherwise (warnings included).
+    Exit status: 1 when there are errors, 0 otherwise (warnings included). Here -v is
+    the summary; for more log records put -v before the command: vega-trio -v validate.
     """
     from ._cli import validate_command
 
-    raise SystemExit(trio.run(partial(validate_command, file, verbose=verbose)))
+    level, fmt = _log_flags(log_level, 0, log_format)
+    with cli_logging(sys.stderr, level=level, log_format=fmt):
+        status = trio.run(partial(validate_command, file, verbose=verbose))
+    raise SystemExit(status)
 
 
 @main.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("file", type=_FILE)
 @click.option("--llm", type=click.Choice(list(LLM_CHOICES)), help=_LLM_HELP)
-def repl(file: Path, llm: str | None) -> None:
+@_logging_options()
+def repl(
+    file: Path, llm: str | None, log_level: str | None, verbosity: int, log_format: str | None
+) -> None:
     """Talk to the agents of FILE and run its workflows, a line at a time.
 
     \b
@@ -156,7 +233,10 @@ def repl(file: Path, llm: str | None) -> None:
     """
     from ._cli import repl_command
 
-    raise SystemExit(trio.run(partial(repl_command, file, llm=llm)))
+    level, fmt = _log_flags(log_level, verbosity, log_format)
+    with cli_logging(sys.stderr, level=level, log_format=fmt):
+        status = trio.run(partial(repl_command, file, llm=llm, log_level=level))
+    raise SystemExit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

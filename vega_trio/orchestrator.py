@@ -329,9 +329,11 @@ class Orchestrator:
                 if any(c in name for c in "*?[") and not any(
                     _matches(tool.name, name) for tool in picked
                 ):
+                    failed = available.missing_provider(name)
                     raise ToolNotFound(
-                        f"agent {agent.name!r} asks for tools {name!r}, but no tool matches; "
-                        f"{self._tool_hint()}"
+                        f"agent {agent.name!r} asks for tools {name!r}, but no tool matches"
+                        + (f": {failed}" if failed else "")
+                        + f"; {self._tool_hint()}"
                     )
             tools = tools.merged(picked)
         if not wants_skills:

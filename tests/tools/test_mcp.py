@@ -329,7 +329,7 @@ async def test_gives_up_after_max_restarts() -> None:
                 await connection.wait_connected()
             assert connection.gave_up and connection.status == "failed"
             assert connection.last_error is not None
-            assert "FileNotFoundError" in connection.last_error
+            assert "executable '/nonexistent/mcp-server' not found" in connection.last_error
             assert "gave up: more than 2 reconnects" in connection.last_error
 
 

@@ -206,8 +206,24 @@ def one_line_cause(error: BaseException) -> str:
     return message if isinstance(error, VegaError) else f"{type(error).__name__}: {message}"
 
 
-_SYMBOLS: Final = {"start": "▶", "ok": "✓", "fail": "✗", "dot": "·"}
-_ASCII: Final = {"start": ">", "ok": "+", "fail": "x", "dot": "-"}
+_SYMBOLS: Final = {
+    "start": "▶",
+    "ok": "✓",
+    "fail": "✗",
+    "dot": "·",
+    "retry": "↻",
+    "warn": "!",
+    "arrow": "→",
+}
+_ASCII: Final = {
+    "start": ">",
+    "ok": "+",
+    "fail": "x",
+    "dot": "-",
+    "retry": "~",
+    "warn": "!",
+    "arrow": "->",
+}
 
 
 def symbols(stream: TextIO) -> Mapping[str, str]:

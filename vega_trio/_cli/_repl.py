@@ -186,6 +186,7 @@ async def repl_command(
     interactive: bool | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    log_level: str | None = None,
 ) -> int:
     """Read commands and messages until ``/quit`` or the end of input: what
     ``vega-trio repl`` does (see :data:`HELP`).
@@ -199,6 +200,8 @@ async def repl_command(
         interactive: show a prompt; default: when stdin is a terminal.
         out: replies and listings (default ``sys.stdout``).
         err: progress, notices and problems (default ``sys.stderr``).
+        log_level: ``--log-level``; wins over the document's ``settings.logging.level``
+            (the CLI shows the records, see :func:`~vega_trio._cli._logging.cli_logging`).
 
     Returns:
         The exit status: 0, or 2 when the file is invalid or ``--llm`` is unknown.
@@ -230,6 +233,7 @@ async def repl_command(
             document,
             base_dir=base_dir,
             llm=model,
+            log_level=log_level,
             backends=backends_for(choice, model),
         ) as runner,
     ):

@@ -10,8 +10,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TextIO
 
+import outcome
 import trio
 
+from .._redact import redact
+from ..runtime._events import Event, Lagged, Subscription
 from ._common import (
     OFFLINE_NOTICE,
     UsageProblem,
@@ -24,13 +27,22 @@ from ._common import (
     symbols,
     write,
 )
+from ._logging import LogFormat, cli_logging
 from ._offline import shorten
 
 if TYPE_CHECKING:
-    from ..dsl._interpreter import ProgressEvent
+    from ..dsl._interpreter import ProgressEvent, Runner, RunResult
     from ..dsl._model import Document, WorkflowSpec
 
-__all__ = ["EXIT_FAILED", "EXIT_INVALID", "EXIT_OK", "load_document", "run_command"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "PROGRESS_EVENTS",
+    "format_event",
+    "load_document",
+    "run_command",
+]
 
 EXIT_OK: Final = 0
 #: The run started and failed (a step, the model, a timeout).
@@ -92,23 +104,93 @@ def select_workflow(document: Document, file: Path, name: str | None) -> Workflo
     )
 
 
-class _Progress:
-    """Writes one line per step start and finish (and failure) to stderr; the run's
-    cumulative token counts become each step's own."""
+#: Runtime events ``run`` shows as progress lines, besides its step lines (SPEC §13).
+PROGRESS_EVENTS: Final = (
+    "llm.call",
+    "tool.end",
+    "process.restarted",
+    "supervisor.gave_up",
+    "circuit.",
+    "budget.warning",
+    "budget.exceeded",
+)
+#: The ``event`` of log records that those lines already show: not printed twice.
+SHOWN_AS_PROGRESS: Final = (
+    "llm.retry",
+    "process.restarted",
+    "circuit.open",
+    "circuit.closed",
+    "budget.warning",
+)
 
-    def __init__(self, err: TextIO) -> None:
+
+class _Progress:
+    """Writes one line per step start and finish (and failure) to stderr, and one per
+    tool call, retry, restart, circuit change and budget warning (from the
+    orchestrator's event bus); the run's cumulative token counts become each step's
+    own. Every line is redacted."""
+
+    def __init__(self, err: TextIO, events: Subscription | None = None) -> None:
         self._err = err
         self._marks = symbols(err)
         self._at_start: dict[str, tuple[int, int, float]] = {}
+        self._events = events
 
     def __call__(self, event: ProgressEvent) -> None:
         if not event.kind.startswith("step_"):
             return  # the command reports the run's start and end itself
+        # Runtime events that happened before this step line belong above it.
+        self.drain()
         totals = (event.input_tokens, event.output_tokens, event.cost_usd)
         if event.kind == "step_started":
             self._at_start[event.path] = totals
         before = self._at_start.get(event.path, totals)
-        write(self._err, format_progress(event, self._marks, before))
+        self._write(format_progress(event, self._marks, before))
+
+    def _write(self, line: str) -> None:
+        write(self._err, redact(line))
+
+    def _show(self, item: Event | Lagged) -> None:
+        if isinstance(item, Lagged):
+            line: str | None = f"{self._marks['warn']} ({item.missed} progress event(s) not shown)"
+        else:
+            line = format_event(item, self._marks)
+        if line is not None:
+            self._write(line)
+
+    def drain(self) -> None:
+        """Print the runtime events received so far."""
+        if self._events is None:
+            return
+        while (item := self._events.receive_nowait()) is not None:
+            self._show(item)
+
+    async def follow(self) -> None:
+        """Print runtime events as they come (until cancelled), so a retry's wait or a
+        long tool shows while it happens."""
+        if self._events is None:
+            return
+        async for item in self._events:
+            self._show(item)
+
+
+async def _run_with_progress(
+    runner: Runner, workflow: str, variables: Mapping[str, Any], err: TextIO, quiet: bool
+) -> RunResult:
+    """Run the workflow; unless ``quiet``, show its steps and the runtime events of
+    :data:`PROGRESS_EVENTS` on ``err`` while it runs."""
+    if quiet:
+        return await runner.run(workflow, variables)
+    with runner.orchestrator.events.subscribe(types=PROGRESS_EVENTS) as events:
+        progress = _Progress(err, events)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(progress.follow)
+            # NOTE: captured, so the run's own error leaves the nursery unwrapped (not
+            # as an exception group) and the command reports it as before.
+            done = await outcome.acapture(runner.run, workflow, variables, on_progress=progress)
+            nursery.cancel_scope.cancel()
+        progress.drain()
+        return done.unwrap()
 
 
 def format_progress(
@@ -147,6 +229,60 @@ def format_progress(
     return f"{marks['ok']} {event.path}{what}{usage}"
 
 
+def format_event(event: Event, marks: Mapping[str, str]) -> str | None:
+    """One progress line for a runtime event, or ``None`` when it needs none.
+
+    * ``↻ researcher: LLM call failed (overloaded, HTTP 529); retry 2 in 0.5s``
+    * ``· researcher → files__read 12 ms`` (a tool call; ``failed`` and the first line
+      of the error when it failed)
+    * ``↻ researcher restarted (restart 1): RuntimeError: boom``
+    * ``! researcher: circuit breaker 'llm' open (5 failures); half-opens in 30s``
+    * ``! budget of agent 'writer' exceeded: $0.0120 of $0.0100 (calls go on)``
+    """
+    data = event.data
+    who = event.agent or event.process_id or "?"
+    kind = event.type
+    if kind == "llm.call":
+        if data.get("error_class") is None or data.get("retry_in") is None:
+            return None  # a success, or the last failure: the step's line reports it
+        status = data.get("status_code")
+        cause = f"{data['error_class']}" + (f", HTTP {status}" if status is not None else "")
+        return (
+            f"{marks['retry']} {who}: LLM call failed ({cause}); retry "
+            f"{int(data.get('attempt') or 1) + 1} in {round(float(data['retry_in']), 2):g}s"
+        )
+    if kind == "tool.end":
+        line = f"{marks['dot']} {who} {marks['arrow']} {data.get('tool')}"
+        if data.get("is_error"):
+            first = next(iter(str(data.get("result") or "").splitlines()), "")
+            line += f" failed: {shorten(first, 100)}"
+        return f"{line} {data.get('duration_ms', 0)} ms"
+    if kind == "process.restarted":
+        detail = " ".join(str(data.get("detail") or data.get("reason") or "").split())
+        return f"{marks['retry']} {who} restarted (restart {data.get('restart_count')})" + (
+            f": {shorten(detail, 120)}" if detail else ""
+        )
+    if kind == "supervisor.gave_up":
+        return f"{marks['fail']} supervisor gave up: {' '.join(str(data.get('detail')).split())}"
+    if kind.startswith("circuit."):
+        state = kind.removeprefix("circuit.").replace("_", "-")
+        line = f"{marks['warn']} {who}: circuit breaker {data.get('breaker')!r} {state}"
+        if state == "open":
+            line += (
+                f" ({data.get('failures')} failures); half-opens in "
+                f"{float(data.get('reset_after') or 0):g}s"
+            )
+        return line
+    if kind in ("budget.warning", "budget.exceeded"):
+        outcome = "calls go on" if kind == "budget.warning" else "the call was refused"
+        return (
+            f"{marks['warn']} budget of {data.get('owner')} exceeded: "
+            f"${float(data.get('spent_usd') or 0):.4f} of ${float(data.get('limit_usd') or 0):.4f}"
+            f" ({outcome})"
+        )
+    return None
+
+
 def _json_default(value: object) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
@@ -173,6 +309,9 @@ async def run_command(
     env: Mapping[str, str] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    log_level: str | None = None,
+    log_format: LogFormat = "text",
+    quiet: bool = False,
 ) -> int:
     """Run one workflow of a ``.vega.yaml`` file: what ``vega-trio run`` does.
 
@@ -188,17 +327,58 @@ async def run_command(
             :func:`~vega_trio._cli._common.choose_llm` says.
         env: the environment for that choice (default ``os.environ``).
         out: where the result goes (default ``sys.stdout``).
-        err: where progress and errors go (default ``sys.stderr``).
+        err: where progress, log records and errors go (default ``sys.stderr``).
+        log_level: ``--log-level`` (``debug`` … ``critical``); ``None``: the
+            document's ``settings.logging.level``, else ``warning``.
+        log_format: ``--log-format``: ``text`` or ``json`` (one object per line).
+        quiet: ``--quiet``: no progress lines (errors and log records still print).
 
     Returns:
         The exit status: 0 on success, 1 when the run failed, 2 when nothing could run
         (an invalid file or command line). Each failure is explained on ``err``, the
         last line being a one-line cause.
     """
-    from ..dsl._interpreter import open_runner
-
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
+    with cli_logging(
+        err,
+        level=log_level,
+        log_format=log_format,
+        shown_elsewhere=() if quiet else SHOWN_AS_PROGRESS,
+    ):
+        return await _run(
+            file,
+            workflow=workflow,
+            tasks=tasks,
+            input_file=input_file,
+            output=output,
+            time_limit=time_limit,
+            llm=llm,
+            env=env,
+            out=out,
+            err=err,
+            log_level=log_level,
+            quiet=quiet,
+        )
+
+
+async def _run(
+    file: Path,
+    *,
+    workflow: str | None,
+    tasks: Sequence[str],
+    input_file: Path | None,
+    output: OutputFormat,
+    time_limit: float | None,
+    llm: str | None,
+    env: Mapping[str, str] | None,
+    out: TextIO,
+    err: TextIO,
+    log_level: str | None,
+    quiet: bool,
+) -> int:
+    from ..dsl._interpreter import open_runner
+
     try:
         choice, defaulted = choose_llm(llm, env)
         variables = parse_inputs(tasks, input_file)
@@ -227,10 +407,11 @@ async def run_command(
                     document,
                     base_dir=base_dir,
                     llm=model,
+                    log_level=log_level,
                     backends=backends_for(choice, model),
                 ) as runner,
             ):
-                result = await runner.run(spec.name, variables, on_progress=_Progress(err))
+                result = await _run_with_progress(runner, spec.name, variables, err, quiet)
     except trio.TooSlowError:
         write(
             err,
@@ -244,12 +425,13 @@ async def run_command(
 
     elapsed = trio.current_time() - start
     marks = symbols(err)
-    write(
-        err,
-        f"{marks['ok']} workflow {spec.name} done: {result.steps_run} step(s), "
-        f"{result.input_tokens}+{result.output_tokens} tokens ${result.cost_usd:.4f} "
-        f"in {elapsed:.1f}s",
-    )
+    if not quiet:
+        write(
+            err,
+            f"{marks['ok']} workflow {spec.name} done: {result.steps_run} step(s), "
+            f"{result.input_tokens}+{result.output_tokens} tokens ${result.cost_usd:.4f} "
+            f"in {elapsed:.1f}s",
+        )
     if output == "json":
         payload = {
             "output": result.output,

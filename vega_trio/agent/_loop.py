@@ -11,6 +11,7 @@ import attrs
 import trio
 
 from .._errors import ErrorClass, LLMError, MaxIterationsExceeded, RequestError, SendTimeout
+from .._log import log_record
 from ..llm import (
     INVALID_JSON_KEY,
     LLM,
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["AgentBehaviour", "ChatRequest", "ProcessMetrics", "SendResult", "error_class_of"]
 
 _log = logging.getLogger("vega_trio")
+_llm_log = logging.getLogger("vega_trio.llm")
+_resilience_log = logging.getLogger("vega_trio.resilience")
 
 
 @attrs.define(eq=False, slots=True)
@@ -476,6 +479,28 @@ class AgentBehaviour:
             for tracker in budgets:
                 if tracker.charge(cost):
                     self._budget_crossed(process, tracker)
+        if _llm_log.isEnabledFor(logging.DEBUG):
+            log_record(
+                _llm_log,
+                logging.DEBUG,
+                "LLM call of %s (process %s) to %s: %d+%d tokens in %d ms",
+                self.name,
+                process.id,
+                model,
+                usage.input_tokens,
+                usage.output_tokens,
+                round((trio.current_time() - started) * 1000),
+                event="llm.call",
+                process_id=process.id,
+                agent=self.name,
+                model=model,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost_usd=cost,
+                latency_ms=round((trio.current_time() - started) * 1000),
+                attempt=attempt,
+                error_class=None,
+            )
         if self.bus.has_subscribers:
             self.bus.emit(
                 "llm.call",
@@ -497,13 +522,21 @@ class AgentBehaviour:
     def _budget_crossed(self, process: Process, tracker: BudgetTracker) -> None:
         budget = tracker.budget
         assert budget is not None
-        if budget.on_exceed == "warn":
-            _log.warning(
+        if budget.on_exceed == "warn" and _resilience_log.isEnabledFor(logging.WARNING):
+            log_record(
+                _resilience_log,
+                logging.WARNING,
                 "budget of %s exceeded: $%.4f spent of its $%.4f limit (on_exceed='warn': "
                 "calls go on)",
                 tracker.owner,
                 tracker.spent,
                 budget.limit,
+                event="budget.warning",
+                process_id=process.id,
+                agent=self.name,
+                owner=tracker.owner,
+                limit_usd=budget.limit,
+                spent_usd=tracker.spent,
             )
         self.bus.emit(
             "budget.warning" if budget.on_exceed == "warn" else "budget.exceeded",
@@ -653,6 +686,11 @@ class _CallObserver:
         self.started = trio.current_time()
         if error.refused_locally:
             return  # no call was made: budget.exceeded / the breaker say why
+        # NOTE: INFO, not WARNING: a retry is handled here, and a last failure is raised
+        # to the caller, who reports it (logging it louder would report it twice).
+        logger = _llm_log if retry_in is None else _resilience_log
+        if logger.isEnabledFor(logging.INFO):
+            self._log_failed(logger, number, error, started, retry_in)
         behaviour.bus.emit(
             "llm.call",
             process_id=self.process.id,
@@ -668,10 +706,62 @@ class _CallObserver:
         )
 
     def falling_back(self, error: LLMError) -> None:
+        if _resilience_log.isEnabledFor(logging.WARNING):
+            log_record(
+                _resilience_log,
+                logging.WARNING,
+                "LLM call of %s (process %s) to %s failed (%s) after its retries; "
+                "trying the fallback model %s",
+                self.behaviour.name,
+                self.process.id,
+                self.model,
+                error.error_class,
+                self.fallback_model,
+                event="llm.fallback",
+                process_id=self.process.id,
+                agent=self.behaviour.name,
+                model=self.model,
+                fallback_model=self.fallback_model,
+                error_class=str(error.error_class),
+            )
         self.model = self.fallback_model
         self.fallback = True
         self.attempt = 1
         self.started = trio.current_time()
+
+    def _log_failed(
+        self,
+        logger: logging.Logger,
+        number: int,
+        error: LLMError,
+        started: float,
+        retry_in: float | None,
+    ) -> None:
+        what = f"{error.error_class}" + (
+            f", HTTP {error.status_code}" if error.status_code is not None else ""
+        )
+        then = "" if retry_in is None else f"; retrying in {retry_in:.2f}s"
+        log_record(
+            logger,
+            logging.INFO,
+            "LLM call of %s (process %s) to %s failed (%s) on attempt %d%s: %s",
+            self.behaviour.name,
+            self.process.id,
+            self.model,
+            what,
+            number,
+            then,
+            str(error).splitlines()[0] if str(error) else type(error).__name__,
+            event="llm.call" if retry_in is None else "llm.retry",
+            process_id=self.process.id,
+            agent=self.behaviour.name,
+            model=self.model,
+            attempt=number,
+            error_class=str(error.error_class),
+            status_code=error.status_code,
+            delay_s=retry_in,
+            latency_ms=round((trio.current_time() - started) * 1000),
+        )
 
     def budget_refused(self, error: BudgetExceeded) -> None:
         behaviour = self.behaviour

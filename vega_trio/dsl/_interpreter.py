@@ -239,6 +239,7 @@ async def open_runner(
     *,
     base_dir: Path | None = None,
     llm: LLM | None = None,
+    log_level: str | None = None,
     **orchestrator_overrides: Any,
 ) -> AsyncIterator[Runner]:
     """Open an orchestrator configured by ``doc`` and a :class:`Runner` on it::
@@ -257,6 +258,8 @@ async def open_runner(
             directory).
         llm: the backend (default: :class:`~vega_trio.llm.AnthropicLLM`, made when the
             first agent is spawned).
+        log_level: a level that wins over ``settings.logging.level`` (the CLI's
+            ``--log-level``); ``None``: the document's.
         orchestrator_overrides: more :func:`~vega_trio.open_orchestrator` options;
             they win over the document's.
 
@@ -271,12 +274,13 @@ async def open_runner(
     options.update(orchestrator_overrides)
     logger = logging.getLogger("vega_trio")
     previous_level = logger.level
-    if doc.settings.log_level:
+    level = log_level or doc.settings.log_level
+    if level:
         try:
-            logger.setLevel(doc.settings.log_level.upper())
+            logger.setLevel(level.upper())
         except ValueError:
             raise ValueError(
-                f"settings.logging.level {doc.settings.log_level!r} is not a log level; "
+                f"settings.logging.level {level!r} is not a log level; "
                 "use debug, info, warning, error or critical"
             ) from None
     try:

@@ -39,6 +39,7 @@ import attrs
 import trio
 
 from .._errors import ErrorClass, LLMError
+from .._log import log_record
 
 __all__ = ["BreakerState", "CircuitBreaker", "CircuitOpen"]
 
@@ -270,19 +271,35 @@ class CircuitBreaker:
         self._opened_at = trio.current_time()
         self._opened_because = because
         self._probes = 0
-        _log.warning(
-            "circuit breaker %r opened: %s; it half-opens in %gs",
-            self.name,
-            because,
-            self.reset_after,
-        )
+        if _log.isEnabledFor(logging.WARNING):
+            log_record(
+                _log,
+                logging.WARNING,
+                "circuit breaker %r opened: %s; it half-opens in %gs",
+                self.name,
+                because,
+                self.reset_after,
+                event="circuit.open",
+                breaker=self.name,
+                failures=self._failures,
+                reset_after=self.reset_after,
+                detail=because,
+            )
         self._call_hook(self.on_open, "on_open")
 
     def _close(self) -> None:
         self._opened_at = None
         self._probes = 0
         self._failures = 0
-        _log.info("circuit breaker %r closed: a probe call succeeded", self.name)
+        if _log.isEnabledFor(logging.INFO):
+            log_record(
+                _log,
+                logging.INFO,
+                "circuit breaker %r closed: a probe call succeeded",
+                self.name,
+                event="circuit.closed",
+                breaker=self.name,
+            )
         self._call_hook(self.on_close, "on_close")
 
     def _call_hook(self, hook: Hook | None, which: str) -> None:

@@ -15,6 +15,7 @@ import attrs
 import trio
 
 from .._errors import LinkedProcessError, ProcessExited, ProcessNotRunning, RequestError
+from .._log import log_record
 from ._context import _current
 from ._links import Monitor, Signal, SignalChannel, _on_trio_thread, check_signal_buffer
 from ._reason import ExitReason, ProcessStatus
@@ -371,9 +372,13 @@ class Process:
                     if self.incarnation == 1:
                         self.started_at = self.last_active
                         self._runtime._on_started(self)
+                        if _log.isEnabledFor(logging.DEBUG):
+                            _log_spawned(self)
                         task_status.started()
                     else:
                         self._runtime._on_restarted(self, previous)
+                        if _log.isEnabledFor(logging.INFO):
+                            _log_restarted(self, previous)
                     crash = await self._serve()
                 if crash is None and self._pending_crash is not None:
                     # A failure delivered from outside (escalation, link) cancelled us.
@@ -551,6 +556,9 @@ class Process:
         if self._exited is not None:
             self._exited.set()
         self._runtime._on_exited(self)
+        # NOTE: a normal exit logs at DEBUG, a failure at WARNING; check before building.
+        if _log.isEnabledFor(logging.WARNING if reason.kind in _FAILED else logging.DEBUG):
+            _log_exited(self, reason)
 
 
 def _call_hook(hook: Any, *args: Any) -> None:
@@ -560,3 +568,84 @@ def _call_hook(hook: Any, *args: Any) -> None:
         hook(*args)
     except Exception:  # a failing hook must not take the supervision down with it
         _log.exception("supervision hook %r failed", hook)
+
+
+# -- structured log records (vega_trio._log): built only when their level is enabled --------
+
+#: Exit reasons logged as failures (as the runtime's ``process.failed`` event has them).
+_FAILED = frozenset({"error", "linked", "timeout", "budget_exceeded"})
+
+
+def _log_spawned(proc: Process) -> None:
+    log_record(
+        _log,
+        logging.DEBUG,
+        "process %s (%s) spawned",
+        proc.id,
+        proc.agent_name,
+        event="process.spawned",
+        process_id=proc.id,
+        agent=proc.agent_name,
+        process_name=proc.name,
+        parent_id=proc.parent_id,
+    )
+
+
+def _log_restarted(proc: Process, crash: BaseException | None) -> None:
+    log_record(
+        _log,
+        logging.INFO,
+        "process %s (%s) restarted (restart %d) after: %s",
+        proc.id,
+        proc.agent_name,
+        proc.restart_count,
+        "?" if crash is None else f"{type(crash).__name__}: {crash}",
+        event="process.restarted",
+        process_id=proc.id,
+        agent=proc.agent_name,
+        incarnation=proc.incarnation,
+        restart_count=proc.restart_count,
+        error_class=None if crash is None else type(crash).__name__,
+    )
+
+
+def _log_exited(proc: Process, reason: ExitReason) -> None:
+    duration_ms = (
+        None
+        if proc.started_at is None or proc.completed_at is None
+        else round((proc.completed_at - proc.started_at) * 1000)
+    )
+    error = reason.error
+    if reason.kind not in _FAILED:
+        log_record(
+            _log,
+            logging.DEBUG,
+            "process %s (%s) %s",
+            proc.id,
+            proc.agent_name,
+            "completed" if reason.kind == "normal" else f"stopped ({reason.kind})",
+            event="process.completed" if reason.kind == "normal" else "process.stopped",
+            process_id=proc.id,
+            agent=proc.agent_name,
+            reason=reason.kind,
+            duration_ms=duration_ms,
+            restart_count=proc.restart_count,
+        )
+        return
+    log_record(
+        _log,
+        logging.WARNING,
+        "process %s (%s) failed (%s): %s",
+        proc.id,
+        proc.agent_name,
+        reason.kind,
+        reason.detail,
+        event="process.failed",
+        process_id=proc.id,
+        agent=proc.agent_name,
+        reason=reason.kind,
+        detail=reason.detail,
+        error_class=None if error is None else type(error).__name__,
+        duration_ms=duration_ms,
+        restart_count=proc.restart_count,
+    )

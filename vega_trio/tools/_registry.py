@@ -325,6 +325,9 @@ class Tools:
     _middleware: list[Middleware] = attrs.field(factory=list, init=False)
     _chain: CallNext = attrs.field(init=False)
     _all_schemas: tuple[ToolSchema, ...] | None = attrs.field(default=None, init=False)
+    # Tool-name prefixes whose provider failed (an MCP server that did not start) → why;
+    # a ToolNotFound for a name under one says so, instead of only "available: none".
+    _missing_providers: dict[str, str] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._chain = self._dispatch
@@ -515,14 +518,34 @@ class Tools:
         for middleware in other._middleware:
             if not any(middleware is mine for mine in result._middleware):
                 result._middleware.append(middleware)
+        result._missing_providers.update(other._missing_providers)
         result._rebuild_chain()
         return result
 
     def _empty_copy(self) -> Tools:
         result = Tools()
         result._middleware = list(self._middleware)
+        result._missing_providers = dict(self._missing_providers)
         result._rebuild_chain()
         return result
+
+    def _provider_failed(self, prefix: str, why: str) -> None:
+        """Record that the tools named ``<prefix>…`` are missing because their provider
+        failed (``why`` says which and how); lookups of such names report it. Copies
+        made by :meth:`subset` and :meth:`merged` keep the note."""
+        self._missing_providers[prefix] = why
+
+    def missing_provider(self, name: str) -> str | None:
+        """Why the tools named like ``name`` (a name or a glob) are missing, when their
+        provider failed (an MCP server that could not start); else ``None``."""
+        # A glob may match a failed provider's tools when its literal head fits the prefix.
+        head = re.split(r"[*?\[]", name, maxsplit=1)[0]
+        reasons = [
+            why
+            for prefix, why in self._missing_providers.items()
+            if name.startswith(prefix) or (head != name and prefix.startswith(head))
+        ]
+        return "; ".join(reasons) if reasons else None
 
     # -- execution ----------------------------------------------------------------------------
 
@@ -551,6 +574,12 @@ class Tools:
 
     def _not_found(self, name: str) -> ToolNotFound:
         available = ", ".join(repr(n) for n in self._tools) or "none"
+        failed = self.missing_provider(name)
+        if failed is not None:
+            return ToolNotFound(
+                f"no tool named {name!r}: {failed}. Available tools: {available}. Fix the "
+                "server (its command, arguments and environment) and run again."
+            )
         return ToolNotFound(
             f"no tool named {name!r} is registered; available tools: {available}. "
             "Call one of those, or register the tool first."

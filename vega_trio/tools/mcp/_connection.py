@@ -25,10 +25,13 @@ the server — and a task of the serve nursery lists the tools again.
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import logging
 import math
+import os
 import re
+import shlex
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -40,6 +43,8 @@ import attrs
 import httpx2
 import trio
 
+from ..._log import log_record
+from ..._redact import redact
 from ..._version import __version__
 from ...runtime._supervision import RestartIntensity
 from .._registry import Tool, ToolTimeout
@@ -57,7 +62,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ConnectionStatus", "MCPConnection", "MCPToolInfo"]
 
-logger = logging.getLogger("vega_trio.tools.mcp")
+logger = logging.getLogger("vega_trio.mcp")
+"""Connection records; each server's stderr goes to its child logger ``vega_trio.mcp.<name>``."""
 
 ConnectionStatus: TypeAlias = Literal["connecting", "connected", "disconnected", "failed"]
 """``connecting`` (an attempt is under way), ``connected``, ``disconnected`` (the connection
@@ -69,6 +75,11 @@ _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _INVALID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _LIST_PAGE_CAP: Final = 100
 _HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+#: A stdio server's stderr: characters kept of one line, lines kept for a failure report,
+#: and seconds to read what a server that went away still had to say.
+_STDERR_LINE_CHARS: Final = 2000
+_STDERR_TAIL_LINES: Final = 20
+_STDERR_DRAIN: Final = 1.0
 
 
 @attrs.frozen(kw_only=True)
@@ -258,6 +269,9 @@ class MCPConnection:
     _changed: trio.Event = attrs.field(factory=trio.Event, repr=False)
     _tool_objects: dict[str, Tool] = attrs.field(factory=dict, repr=False)
     _closing: bool = attrs.field(default=False, repr=False)
+    _stderr_tail: collections.deque[str] = attrs.field(
+        factory=lambda: collections.deque(maxlen=_STDERR_TAIL_LINES), repr=False
+    )
 
     @property
     def name(self) -> str:
@@ -516,10 +530,11 @@ class MCPConnection:
                 connected_at.append(trio.current_time())
                 starter.started()
 
+            self._stderr_tail.clear()
             try:
                 await self._connect_and_serve(on_connected)
             except Exception as exc:
-                error = _describe(exc)
+                error = self._cause(exc) if not connected_at else _describe(exc)
             except BaseExceptionGroup as group:
                 # NOTE: the SDK's HTTP transport can let Cancelled of its own task group leak
                 # out next to the error that cancelled it. When we are not being cancelled
@@ -533,7 +548,7 @@ class MCPConnection:
                     if cancelled is not None:
                         raise cancelled from None
                     raise
-                error = _describe(errors)
+                error = self._cause(errors) if not connected_at else _describe(errors)
             else:
                 error = "the server closed the connection"
             now = trio.current_time()
@@ -554,14 +569,73 @@ class MCPConnection:
                 return
             status: ConnectionStatus = "disconnected" if connected_at else "failed"
             self._set_status(status, error=error)
-            logger.warning("MCP server %r %s: %s; reconnecting", self.name, status, error)
+            if not connected_at and not self.reconnects:
+                # The first attempt failed: the server's tools are missing from the start,
+                # which is worth an error of its own (name, command, cause), not a retry note.
+                if logger.isEnabledFor(logging.ERROR):
+                    log_record(
+                        logger,
+                        logging.ERROR,
+                        "%s failed to start: %s; retrying in the background",
+                        self.describe(),
+                        error,
+                        event="mcp.start_failed",
+                        server=self.name,
+                        transport=config.transport,
+                        command=redact(self._command_line()),
+                        cause=error,
+                    )
+            else:
+                logger.warning("MCP server %r %s: %s; reconnecting", self.name, status, error)
             starter.started()
             await trio.sleep(config.backoff.delay(failures))
             self.reconnects += 1
 
+    def describe(self) -> str:
+        """``MCP server 'files' (npx -y @mcp/fs /data)``: the name and what it runs (or
+        its URL), secrets masked — for messages about the server."""
+        return redact(f"MCP server {self.name!r} ({self._command_line()})")
+
+    def _command_line(self) -> str:
+        config = self.config
+        if config.transport == "stdio":
+            return shlex.join([config.command or "", *config.args])
+        return _public_url(config.url or "")
+
+    def _cause(self, error: BaseException) -> str:
+        """Why a connection attempt failed, in words (a missing executable, a server that
+        exited at once), with the last lines the server wrote to its stderr."""
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
+        config = self.config
+        command = config.command or ""
+        if isinstance(error, FileNotFoundError) and config.transport == "stdio":
+            if config.cwd is not None and not os.path.isdir(config.cwd):
+                cause = f"its working directory {config.cwd!r} does not exist"
+            elif os.sep in command:
+                cause = f"executable {command!r} not found (no such file)"
+            else:
+                cause = (
+                    f"executable {command!r} not found on PATH (install it, or give its "
+                    "full path as the command)"
+                )
+        elif isinstance(error, PermissionError) and config.transport == "stdio":
+            cause = f"{command!r} cannot be run (permission denied)"
+        elif config.transport == "stdio" and "connection closed" in str(error).lower():
+            cause = (
+                "the server exited (or closed its stdout) before the MCP handshake "
+                f"({_describe(error)})"
+            )
+        else:
+            cause = _describe(error)
+        if self._stderr_tail:
+            cause += "; its stderr ends with: " + " | ".join(list(self._stderr_tail)[-3:])
+        # NOTE: it becomes last_error (status, API) and messages: a server may echo a key.
+        return redact(cause)
+
     def _open_transport(self) -> AbstractAsyncContextManager[tuple[Any, Any]]:
         from mcp.client.sse import sse_client
-        from mcp.client.stdio import StdioServerParameters, stdio_client
+        from mcp.client.stdio import StdioServerParameters
 
         config = self.config
         if config.transport == "stdio":
@@ -572,11 +646,80 @@ class MCPConnection:
                 env=dict(config.env) or None,
                 cwd=config.cwd,
             )
-            return stdio_client(params, errlog=sys.stderr)
+            return self._stdio_transport(params)
         assert config.url is not None
         if config.transport == "http":
             return _http_transport(config.url, config.headers)
         return sse_client(config.url, headers=dict(config.headers), timeout=30.0)
+
+    @asynccontextmanager
+    async def _stdio_transport(self, params: Any) -> AsyncIterator[tuple[Any, Any]]:
+        """The SDK's stdio transport, with the server's stderr read line by line into
+        records of ``vega_trio.mcp.<name>`` (and kept for a failure report) instead of
+        being written over the application's own stderr."""
+        from mcp.client.stdio import stdio_client
+
+        if sys.platform == "win32":  # pragma: no cover - no FdStream on Windows
+            async with stdio_client(params, errlog=sys.stderr) as streams:
+                yield streams
+            return
+        read_fd, write_fd = os.pipe()
+        errlog = os.fdopen(write_fd, "w")
+        try:
+            reader = trio.lowlevel.FdStream(read_fd)
+        except BaseException:
+            os.close(read_fd)
+            errlog.close()
+            raise
+        async with trio.open_nursery() as nursery:
+            drained = trio.Event()
+            nursery.start_soon(self._read_stderr, reader, drained)
+            try:
+                async with stdio_client(params, errlog=errlog) as streams:
+                    errlog.close()  # the server has its own copy: EOF comes when it exits
+                    yield streams
+            finally:
+                errlog.close()
+                # What a server that failed wrote last is the best clue: read it before
+                # the error is reported — also when closing (shielded), so no line is lost.
+                # Bounded: the server is stopped by now, but a grandchild may keep the pipe.
+                with trio.move_on_after(_STDERR_DRAIN, shield=True):
+                    await drained.wait()
+                nursery.cancel_scope.cancel()
+
+    async def _read_stderr(self, reader: trio.lowlevel.FdStream, drained: trio.Event) -> None:
+        stderr_log = logging.getLogger(f"{logger.name}.{self.name}")
+        pending = b""
+        try:
+            async with reader:
+                while True:
+                    try:
+                        chunk = await reader.receive_some(65536)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        chunk = b""
+                    if not chunk:
+                        break
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    if len(pending) > _STDERR_LINE_CHARS:  # no newline in sight: cut it here
+                        lines.append(pending)
+                        pending = b""
+                    for line in lines:
+                        self._stderr_line(stderr_log, line)
+                if pending:
+                    self._stderr_line(stderr_log, pending)
+        finally:
+            drained.set()
+
+    def _stderr_line(self, stderr_log: logging.Logger, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        if len(line) > _STDERR_LINE_CHARS:
+            cut = len(line) - _STDERR_LINE_CHARS
+            line = f"{line[:_STDERR_LINE_CHARS]}… ({cut} more characters)"
+        if not line.strip():
+            return
+        self._stderr_tail.append(line)
+        if stderr_log.isEnabledFor(logging.INFO):
+            log_record(stderr_log, logging.INFO, "%s", line, event="mcp.stderr", server=self.name)
 
     async def _connect_and_serve(self, on_connected: Callable[[], None]) -> None:
         import mcp_types

@@ -158,6 +158,12 @@ class MCPServers:
         for connection in self._connections.values():
             for tool in connection.tool_objects():
                 everything.register(tool)
+            if not connection.tools and connection.status == "failed" and connection.last_error:
+                everything._provider_failed(
+                    f"{connection.name}__",
+                    f"the {connection.describe()} that would provide '{connection.name}__*' "
+                    f"failed: {connection.last_error}",
+                )
         try:
             return everything.subset(patterns)
         except ToolNotFound as exc:
