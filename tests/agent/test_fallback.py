@@ -243,3 +243,24 @@ async def test_the_fallback_may_live_on_another_provider(
         assert await proc.send("hi") == "from openai"
     assert [r.model for r in primary.requests] == [PRIMARY]
     assert [r.model for r in other.requests] == ["gpt-4o-mini"]
+
+
+async def test_switching_to_the_fallback_is_logged(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The switch to the fallback model is one WARNING record naming both models and the class."""
+    llm = ScriptedLLM(
+        [Step.error(ErrorClass.OVERLOADED), Step.error(ErrorClass.OVERLOADED), Step.text("ok")]
+    )
+    with caplog.at_level("WARNING", logger="vega_trio.resilience"):
+        async with open_orchestrator(llm=llm) as orch:
+            proc = await orch.spawn(_agent())
+            assert await proc.send("hi") == "ok"
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "llm.fallback"]
+    assert record.levelname == "WARNING"
+    assert (record.model, record.fallback_model, record.error_class) == (
+        PRIMARY,
+        FALLBACK,
+        "overloaded",
+    )
+    assert FALLBACK in record.getMessage()
