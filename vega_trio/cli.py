@@ -135,7 +135,9 @@ def run(
 def validate(file: Path, verbose: bool) -> None:
     """Check FILE and print every error and warning as file:line:col: severity: path: message.
 
-    Exit status: 1 when there are errors, 0 otherwise (warnings included).
+    Exit status: 1 when there are errors, 0 otherwise (warnings included), 2 when FILE
+    cannot be read as input (not a regular file, or over the size cap: 4 MiB unless
+    VEGA_MAX_INPUT_BYTES says otherwise).
     """
     from ._cli import validate_command
 
