@@ -144,9 +144,9 @@ def parse_inputs(tasks: Sequence[str], input_file: Path | None) -> dict[str, Any
     variable ``task`` to the whole text: ``--task "Write a binary search"``.
 
     Raises:
-        UsageProblem: the file cannot be read (or is not a regular file, or is over
-            the size cap of :func:`~vega_trio._files.read_bounded_text`) or is not a JSON object, or two
-            ``--task`` set the same variable.
+        UsageProblem: the file cannot be read (missing, not a regular file, over the
+            size cap of :func:`~vega_trio._files.read_bounded_text`) or is not a JSON
+            object, or two ``--task`` set the same variable.
     """
     variables: dict[str, Any] = {}
     if input_file is not None:
