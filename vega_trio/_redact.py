@@ -36,6 +36,7 @@ __all__ = [
     "MASK",
     "MIN_SECRET_LENGTH",
     "RedactingFilter",
+    "is_secret_name",
     "redact",
     "redact_data",
     "redact_exception",
@@ -167,6 +168,12 @@ def redact_exception(error: BaseException) -> None:
             except Exception:  # a read-only attribute: leave that one as it is
                 pass
         current = current.__cause__ or current.__context__
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a variable, header or field *name* says its value is a secret
+    (``GITHUB_TOKEN``, ``Authorization``, ``api_key``; not ``input_tokens``)."""
+    return _is_secret_key(name)
 
 
 def _is_secret_key(key: str) -> bool:
