@@ -1746,7 +1746,7 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
             "",
             f"YAML aliases expand the document by more than {MAX_ALIAS_EXPANSION:,} values "
             "(an alias bomb?)",
-            "write the repeated values out, or reuse fewer and smaller anchors (&name)",
+            "write the repeated values out, or reuse fewer and smaller &anchors",
         )
         return Loaded(None, reader.diagnostics, reader.locations, reader.broken)
     try:
