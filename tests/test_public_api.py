@@ -44,6 +44,7 @@ def test_top_level_all_is_pinned() -> None:
             "Down",
             "DuplicateTool",
             "ErrorClass",
+            "InputFileError",
             "ExitReason",
             "ExitSignal",
             "Future",

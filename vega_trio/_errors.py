@@ -42,6 +42,7 @@ Every error the library raises on purpose derives from :class:`VegaError`::
     │   ├── MCPServerError          an MCP server problem (``MCPConfigError``,
     │   │                           ``MCPServerUnavailable``, ``MCPToolError``)
     │   └── DelegationRefused       a ``delegate`` call named an agent outside the team
+    ├── InputFileError              a file a user named can't be read as input (``.path``)
     ├── SkillError                  a skill file or skill configuration is wrong (skills)
     ├── TemplateError               a DSL template or condition is malformed (dsl)
     ├── DurationError               a DSL duration ("30s", "5m") is malformed (dsl)
@@ -63,6 +64,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
+from ._redact import redact
+
 if TYPE_CHECKING:
     from .runtime._reason import ExitReason
 
@@ -74,6 +77,7 @@ __all__ = [
     "DuplicateChild",
     "DuplicateTool",
     "ErrorClass",
+    "InputFileError",
     "LLMError",
     "LinkedProcessError",
     "MaxIterationsExceeded",
@@ -99,7 +103,34 @@ __all__ = [
 
 
 class VegaError(Exception):
-    """Root of every error vega-trio raises on purpose."""
+    """Root of every error vega-trio raises on purpose.
+
+    Its text is redacted (SPEC §11): ``str(error)`` — and so every traceback, log record
+    and CLI line that shows it — has known secrets, URL passwords and credential-shaped
+    tokens masked by :func:`vega_trio._redact.redact`. The raw arguments stay in
+    ``.args`` for code that needs them.
+    """
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
+
+    def __repr__(self) -> str:
+        return redact(super().__repr__())
+
+
+class InputFileError(VegaError):
+    """A file a user named (a ``.vega.yaml`` document, a skill file, ``--input`` JSON)
+    cannot be used as input: it is missing or unreadable, not a regular file (a FIFO, a
+    device such as ``/dev/zero``, a directory), larger than the size cap, or not UTF-8
+    (SPEC §11). Nothing of it was parsed.
+
+    Attributes:
+        path: the file, as given (``None`` when the size cap itself is misconfigured).
+    """
+
+    def __init__(self, message: str, *, path: str | None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class OrchestratorClosed(VegaError):

@@ -12,7 +12,8 @@ What counts as a secret:
   is at least :data:`MIN_SECRET_LENGTH` characters long — read fresh, so a key set after import
   is covered too;
 * every value handed to :func:`register_secret` (settings keys, expanded ``${VAR}`` headers of
-  http tools, a server's ``--token``);
+  http tools, a server's ``--token``, an LLM backend's ``api_key``) and every URL password
+  handed to :func:`register_url_secret` (an LLM backend's base URL);
 * the userinfo of any URL (``https://user:pass@host`` → ``https://***@host``);
 * the credential after ``Bearer`` / ``Basic`` and in ``x-api-key: …`` / ``api_key=…`` pairs;
 * strings shaped like provider keys (``sk-…``, ``sk-ant-…``).
@@ -29,14 +30,18 @@ import re
 import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = [
     "MASK",
     "MIN_SECRET_LENGTH",
     "RedactingFilter",
+    "is_secret_name",
     "redact",
     "redact_data",
+    "redact_exception",
     "register_secret",
+    "register_url_secret",
 ]
 
 MASK = "***"
@@ -76,6 +81,17 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= MIN_SECRET_LENGTH:
         with _lock:
             _registered.add(value)
+
+
+def register_url_secret(url: str | None) -> None:
+    """Treat the password of ``url``'s userinfo (``https://user:PASSWORD@host``) as a
+    secret, so it is masked even where a server echoes it without the URL around it."""
+    if url:
+        try:
+            password = urlsplit(url).password
+        except ValueError:  # not a URL (a bad port): nothing to register
+            return
+        register_secret(password)
 
 
 def _secret_values() -> tuple[str, ...]:
@@ -126,6 +142,40 @@ def redact_data(value: Any) -> Any:
     return value
 
 
+def redact_exception(error: BaseException) -> None:
+    """Mask secrets inside a *foreign* exception, in place: its ``args``, a string
+    ``message`` and a JSON-like ``body`` (the SDKs keep the server's error body there),
+    then the same along its ``__cause__`` / ``__context__`` chain.
+
+    For exceptions the library keeps as the cause of its own errors (an SDK's status
+    error under an :class:`~vega_trio.LLMError`): a traceback prints the whole chain,
+    and a server may have echoed a key back in that body. vega-trio's own errors redact
+    themselves when shown and are left alone.
+    """
+    from ._errors import VegaError  # NOTE: _errors imports this module
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if not isinstance(current, VegaError):
+            try:
+                current.args = tuple(redact_data(list(current.args)))
+                for name in ("message", "body"):
+                    value = getattr(current, name, None)
+                    if isinstance(value, str | Mapping | list):
+                        setattr(current, name, redact_data(value))
+            except Exception:  # a read-only attribute: leave that one as it is
+                pass
+        current = current.__cause__ or current.__context__
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a variable, header or field *name* says its value is a secret
+    (``GITHUB_TOKEN``, ``Authorization``, ``api_key``; not ``input_tokens``)."""
+    return _is_secret_key(name)
+
+
 def _is_secret_key(key: str) -> bool:
     lowered = key.lower()
     if lowered in {"authorization", "x-api-key", "api_key", "apikey", "api-key"}:
@@ -150,6 +200,12 @@ class RedactingFilter(logging.Filter):
         for name, value in list(record.__dict__.items()):
             if name not in self._STANDARD and isinstance(value, str | Mapping | list | tuple):
                 setattr(record, name, redact_data(value))
+        if record.exc_info and not record.exc_text:
+            # NOTE: formatted here (as logging.Formatter would) so the traceback text can be
+            # redacted; formatters use exc_text when it is set.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True

@@ -205,8 +205,10 @@ def run(
 def validate(file: Path, verbose: bool, log_level: str | None, log_format: str | None) -> None:
     """Check FILE and print every error and warning as file:line:col: severity: path: message.
 
-    Exit status: 1 when there are errors, 0 otherwise (warnings included). Here -v is
-    the summary; for more log records put -v before the command: vega-trio -v validate.
+    Exit status: 1 when there are errors, 0 otherwise (warnings included), 2 when FILE
+    cannot be read as input (not a regular file, or over the size cap: 4 MiB unless
+    VEGA_MAX_INPUT_BYTES says otherwise). Here -v is the summary; for more log records
+    put -v before the command: vega-trio -v validate.
     """
     from ._cli import validate_command
 

@@ -55,6 +55,8 @@ QUICK = Config(
     b7_steps=500,
     b7_runs=10,
     b7_repeats=3,
+    b7_agents=(1_000, 10_000),
+    b7_scaling_steps=(500, 5_000),
 )
 
 
@@ -112,7 +114,12 @@ def run(config: Config) -> dict[str, Any]:
     results["b6"] = _scenario("b6", n=config.b6_n, repeats=config.b6_repeats)
     print("B7 the DSL: validate, interpreter overhead per step", file=sys.stderr)
     results["b7"] = _scenario(
-        "b7", steps=config.b7_steps, runs=config.b7_runs, repeats=config.b7_repeats
+        "b7",
+        steps=config.b7_steps,
+        runs=config.b7_runs,
+        repeats=config.b7_repeats,
+        agents=config.b7_agents,
+        scaling_steps=config.b7_scaling_steps,
     )
     results["total_s"] = time.perf_counter() - started
     results["machine_after"] = machine_info(calibrate=False)

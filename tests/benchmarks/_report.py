@@ -52,6 +52,8 @@ class Config:
     b7_steps: int = 2_000
     b7_runs: int = 50
     b7_repeats: int = 5
+    b7_agents: tuple[int, int] = (10_000, 100_000)
+    b7_scaling_steps: tuple[int, int] = (2_000, 20_000)
 
 
 # ------------------------------------------------------------------------------ machine

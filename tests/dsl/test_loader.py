@@ -6,6 +6,7 @@ import pathlib
 
 import pytest
 
+from vega_trio import InputFileError
 from vega_trio.dsl import DSLError, load_document, load_file, validate_file, validate_text
 from vega_trio.dsl._model import (
     AgentStep,
@@ -326,17 +327,19 @@ def test_warnings_do_not_raise() -> None:
 
 
 def test_missing_file(tmp_path: pathlib.Path) -> None:
-    """A missing file is a DSLError with a diagnostic naming the file."""
+    """A missing file is an InputFileError naming the file (nothing was parsed)."""
     missing = tmp_path / "nope.vega.yaml"
-    with pytest.raises(DSLError) as caught:
+    with pytest.raises(InputFileError) as caught:
         load_file(missing)
-    assert str(caught.value) == f"{missing}: error: file not found (check the path)"
-    assert [d.message for d in validate_file(missing)] == ["file not found"]
+    assert str(caught.value) == f"{missing}: document not found; check the path"
+    assert caught.value.path == str(missing)
+    with pytest.raises(InputFileError, match="not found"):
+        validate_file(missing)
 
 
 def test_non_utf8_file(tmp_path: pathlib.Path) -> None:
-    """A file that is not UTF-8 is a clear diagnostic, not a UnicodeDecodeError."""
+    """A file that is not UTF-8 is a clear InputFileError, not a UnicodeDecodeError."""
     path = tmp_path / "latin1.vega.yaml"
     path.write_bytes(b"agents: {caf\xe9: {}}\n")
-    with pytest.raises(DSLError, match="not UTF-8"):
+    with pytest.raises(InputFileError, match=r"not UTF-8 text .* save it as UTF-8"):
         load_file(path)

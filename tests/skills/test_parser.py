@@ -88,7 +88,9 @@ def test_read_skill_reads_the_file(tmp_path: Path) -> None:
 def test_read_skill_missing_file_is_a_skill_error(tmp_path: Path) -> None:
     """A file that cannot be read is a SkillError naming it."""
     path = tmp_path / "gone.skill.md"
-    with pytest.raises(SkillError, match=r"gone\.skill\.md: cannot read the skill file") as info:
+    with pytest.raises(
+        SkillError, match=r"gone\.skill\.md: skill file not found; check the path"
+    ) as info:
         read_skill(path)
     assert info.value.path == path
 

@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final, Literal, TextIO
 
+from .._errors import InputFileError
+from .._files import read_bounded_text
 from ..llm._protocol import LLM
 from ._offline import offline_llm
 
@@ -142,17 +144,16 @@ def parse_inputs(tasks: Sequence[str], input_file: Path | None) -> dict[str, Any
     variable ``task`` to the whole text: ``--task "Write a binary search"``.
 
     Raises:
-        UsageProblem: the file cannot be read or is not a JSON object, or two
-            ``--task`` set the same variable.
+        UsageProblem: the file cannot be read (missing, not a regular file, over the
+            size cap of :func:`~vega_trio._files.read_bounded_text`) or is not a JSON
+            object, or two ``--task`` set the same variable.
     """
     variables: dict[str, Any] = {}
     if input_file is not None:
         try:
-            text = input_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageProblem(
-                f"--input {input_file}: cannot read it ({exc.strerror or exc})"
-            ) from exc
+            text = read_bounded_text(input_file, what="--input file")
+        except InputFileError as exc:  # not a regular file, over the size cap, ...
+            raise UsageProblem(str(exc)) from exc
         try:
             loaded = json.loads(text)
         except ValueError as exc:

@@ -56,6 +56,7 @@ OutputFormat = Literal["text", "json"]
 async def load_document(file: Path, err: TextIO) -> Document | None:
     """Load ``file``; on failure print every diagnostic (or the one-line cause) to
     ``err`` and return ``None``."""
+    from .._errors import InputFileError
     from ..dsl._loader import DSLError, load_file
 
     try:
@@ -69,8 +70,8 @@ async def load_document(file: Path, err: TextIO) -> Document | None:
         noun = "error" if errors == 1 else "errors"
         write(err, f"vega-trio: {file}: {errors} {noun}; nothing was run")
         return None
-    except OSError as exc:
-        write(err, f"vega-trio: error: cannot read {file}: {exc.strerror or exc}")
+    except InputFileError as exc:  # not a regular file, over the size cap, ...
+        write(err, f"vega-trio: error: {exc}")
         return None
     return document
 

@@ -31,17 +31,19 @@ async def validate_command(file: Path, *, verbose: bool = False, out: TextIO | N
         out: where it all goes (default ``sys.stdout``).
 
     Returns:
-        The exit status: 1 when there are errors (or the file cannot be read), else 0.
+        The exit status: 1 when there are errors, 2 when the file cannot be read as input
+        (not a regular file, over the size cap: one line says why), else 0.
     """
+    from .._errors import InputFileError
     from ..dsl._loader import load_file, validate_file
 
     out = sys.stdout if out is None else out
     try:
         # NOTE: reading and checking a big file is CPU work: keep the loop responsive.
         diagnostics = await trio.to_thread.run_sync(validate_file, file)
-    except OSError as exc:
-        write(out, f"{file}: error: cannot read it: {exc.strerror or exc}")
-        return 1
+    except InputFileError as exc:  # not a regular file, over the size cap, ...
+        write(out, f"vega-trio: error: {exc}")
+        return 2
     errors = sum(d.severity == "error" for d in diagnostics)
     warnings = len(diagnostics) - errors
     for diagnostic in diagnostics:

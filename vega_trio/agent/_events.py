@@ -1,4 +1,9 @@
-"""Typed streaming events (SPEC §1.4), also the SSE wire format."""
+"""Typed streaming events (SPEC §1.4), also the SSE wire format.
+
+The wire form (:meth:`to_dict`, :meth:`to_sse`) is redacted (SPEC §11): secrets in text,
+tool arguments, results and errors are masked by :func:`vega_trio._redact.redact_data`
+when an event is serialised — the events themselves stay as they are, so the streaming
+hot path pays nothing. (A secret split across two text deltas is not recognised.)"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeAlias
 
 import attrs
+
+from .._redact import redact_data
 
 __all__ = [
     "ChatEvent",
@@ -37,7 +44,10 @@ class _Wire:
     type: ClassVar[str]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of the wire form (always with ``"type"``)."""
+        """The JSON object of the wire form (always with ``"type"``), redacted."""
+        return redact_data(self._fields())  # type: ignore[no-any-return]
+
+    def _fields(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.type}
         for field in attrs.fields(type(self)):  # type: ignore[arg-type]
             value = getattr(self, field.name)
@@ -73,9 +83,8 @@ class ToolStartEvent(_Wire):
     agent: str | None = None
     """The delegate that called the tool (a team member's nested stream), else ``None``."""
 
-    def to_dict(self) -> dict[str, Any]:
-        """The wire form."""
-        data = super().to_dict()
+    def _fields(self) -> dict[str, Any]:
+        data = super()._fields()
         data["arguments"] = dict(self.arguments)
         return data
 

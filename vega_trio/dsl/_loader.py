@@ -25,6 +25,7 @@ import cattrs
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .._files import MAX_ALIAS_EXPANSION, check_alias_expansion, read_bounded_text
 from ..resilience._budget import parse_money
 from ._diagnostics import Diagnostic, DSLError, did_you_mean, sort_diagnostics
 from ._errors import DurationError
@@ -1741,6 +1742,18 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
             None, "", "the document is empty", "define at least 'agents:'; see docs/dsl.md"
         )
         return Loaded(None, reader.diagnostics, reader.locations, reader.broken)
+    # NOTE: before any walk: every walk below visits an aliased value once per alias, so
+    # a "billion laughs" document would take exponential time and memory.
+    anchor = check_alias_expansion(root)
+    if anchor is not None:
+        reader.error(
+            anchor,
+            "",
+            f"YAML aliases expand the document by more than {MAX_ALIAS_EXPANSION:,} values "
+            "(an alias bomb?)",
+            "write the repeated values out, or reuse fewer and smaller &anchors",
+        )
+        return Loaded(None, reader.diagnostics, reader.locations, reader.broken)
     try:
         document = _document(reader, root)
     except RecursionError:
@@ -1793,11 +1806,20 @@ def validate_text(text: str, *, file: str = "<string>") -> list[Diagnostic]:
     return sort_diagnostics(diagnostics)
 
 
-def validate_file(path: str | os.PathLike[str]) -> list[Diagnostic]:
-    """:func:`validate_text` of a file (an unreadable file is one error diagnostic)."""
-    text, diagnostic = _read(path)
-    if diagnostic is not None:
-        return [diagnostic]
+def validate_file(
+    path: str | os.PathLike[str], *, max_bytes: int | None = None
+) -> list[Diagnostic]:
+    """:func:`validate_text` of a file.
+
+    Args:
+        path: the document; it must be a regular UTF-8 file.
+        max_bytes: the size cap (default ``$VEGA_MAX_INPUT_BYTES``, else 4 MiB).
+
+    Raises:
+        InputFileError: the file can't be read as input (missing, not a regular file,
+            over the size cap, not UTF-8); nothing was parsed.
+    """
+    text = read_bounded_text(path, what="document", max_bytes=max_bytes)
     return validate_text(text, file=os.fspath(path))
 
 
@@ -1827,32 +1849,17 @@ def load_document(text: str, *, file: str = "<string>") -> Document:
     return loaded.document
 
 
-def load_file(path: str | os.PathLike[str]) -> Document:
+def load_file(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> Document:
     """:func:`load_document` of a file.
 
+    Args:
+        path: the document; it must be a regular UTF-8 file.
+        max_bytes: the size cap (default ``$VEGA_MAX_INPUT_BYTES``, else 4 MiB).
+
     Raises:
-        DSLError: the file can't be read, or the document has errors.
+        InputFileError: the file can't be read as input (missing, not a regular file,
+            over the size cap, not UTF-8); nothing was parsed.
+        DSLError: the document has errors.
     """
-    text, diagnostic = _read(path)
-    if diagnostic is not None:
-        raise DSLError([diagnostic])
+    text = read_bounded_text(path, what="document", max_bytes=max_bytes)
     return load_document(text, file=os.fspath(path))
-
-
-def _read(path: str | os.PathLike[str]) -> tuple[str, Diagnostic | None]:
-    name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as stream:
-            return stream.read(), None
-    except FileNotFoundError:
-        message, hint = "file not found", "check the path"
-    except IsADirectoryError:
-        message, hint = "is a directory, not a file", "give the path of a .vega.yaml file"
-    except UnicodeDecodeError as problem:
-        message = f"not UTF-8 text (byte {problem.start})"
-        hint = "save the file as UTF-8"
-    except OSError as problem:
-        message, hint = f"cannot read the file: {problem.strerror or problem}", None
-    return "", Diagnostic(
-        severity="error", source=Source(name, 0, 0, ""), message=message, hint=hint
-    )

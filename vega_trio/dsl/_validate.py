@@ -314,12 +314,28 @@ class _Flow:
         self.quiet = 0
 
     def steps(self, steps: Iterable[Step], defined: set[str]) -> set[str]:
-        for step in steps:
-            defined = self.step(step, defined)
-        return defined
+        """The variables defined after ``steps``, given those defined before (``defined``
+        is updated in place and returned)."""
+        scope = _Scope(defined)
+        self.run(steps, scope)
+        return scope.names
 
-    def step(self, step: Step, defined: set[str]) -> set[str]:
+    def run(self, steps: Iterable[Step], scope: _Scope) -> None:
+        for step in steps:
+            self.step(step, scope)
+
+    def branch(self, steps: Iterable[Step], scope: _Scope, *extra: str) -> set[str]:
+        """Check ``steps`` as a branch seeing ``extra`` names too; return what it added
+        (``extra`` included) and leave ``scope`` as it was."""
+        scope.open()
+        for name in extra:
+            scope.add(name)
+        self.run(steps, scope)
+        return scope.close()
+
+    def step(self, step: Step, scope: _Scope) -> None:
         checker = self.checker
+        defined = scope.names
         if isinstance(step, AgentStep):
             if step.agent not in checker.agents:
                 checker.report(
@@ -328,45 +344,48 @@ class _Flow:
                     did_you_mean(step.agent, checker.agents) or _agents_hint(checker.agents),
                 )
             self.template(step, "send", step.send, defined)
-            return _plus(defined, step.save)
-        if isinstance(step, IfStep):
+            scope.add(step.save)
+        elif isinstance(step, IfStep):
             self.condition(step, "condition", step.condition, defined)
-            then = self.steps(step.then, set(defined))
-            otherwise = self.steps(step.otherwise, set(defined))
-            return then | otherwise
-        if isinstance(step, ForStep):
+            then = self.branch(step.then, scope)
+            otherwise = self.branch(step.otherwise, scope)
+            scope.update(then | otherwise)
+        elif isinstance(step, ForStep):
             self.items(step, defined)
             self.quiet += not step.variable
-            inner = self.steps(step.steps, defined | {step.variable} | _LOOP_VARIABLES)
+            inner = self.branch(step.steps, scope, step.variable, *_LOOP_VARIABLES)
             self.quiet -= not step.variable
-            return _plus(defined | (inner - {step.variable} - _LOOP_VARIABLES), step.save)
-        if isinstance(step, ParallelStep):
-            merged = set(defined)
+            scope.update(inner - {step.variable} - _LOOP_VARIABLES)
+            scope.add(step.save)
+        elif isinstance(step, ParallelStep):
+            merged: set[str] = set()
             for branch in step.branches:
-                merged |= self.steps(branch, set(defined))
-            return _plus(merged, step.save)
-        if isinstance(step, TryStep):
-            tried = self.steps(step.steps, set(defined))
-            caught = self.steps(step.catch, defined | _CATCH_VARIABLES)
-            return tried | (caught - _CATCH_VARIABLES)
-        if isinstance(step, RepeatStep):
-            inner = self.steps(step.steps, defined | _LOOP_VARIABLES)
+                merged |= self.branch(branch, scope)
+            scope.update(merged)
+            scope.add(step.save)
+        elif isinstance(step, TryStep):
+            tried = self.branch(step.steps, scope)
+            caught = self.branch(step.catch, scope, *_CATCH_VARIABLES)
+            scope.update(tried | (caught - _CATCH_VARIABLES))
+        elif isinstance(step, RepeatStep):
+            scope.open()
+            for name in _LOOP_VARIABLES:
+                scope.add(name)
+            self.run(step.steps, scope)
             if step.until is not None:
-                self.condition(step, "until", step.until, inner)
-            return defined | (inner - _LOOP_VARIABLES)
-        if isinstance(step, SetStep):
-            result = set(defined)
+                self.condition(step, "until", step.until, defined)
+            scope.update(scope.close() - _LOOP_VARIABLES)
+        elif isinstance(step, SetStep):
             for name, value in step.values.items():
                 if isinstance(value, str):
-                    self.template(step, f"values.{name}", value, result)
-                result.add(name)
-            return result
-        if isinstance(step, ReturnStep):
+                    self.template(step, f"values.{name}", value, defined)
+                scope.add(name)
+        elif isinstance(step, ReturnStep):
             if isinstance(step.value, str):
                 self.template(step, "value", step.value, defined)
-            return defined
-        self.workflow_step(step, defined)
-        return _plus(defined, step.save)
+        else:
+            self.workflow_step(step, defined)
+            scope.add(step.save)
 
     def workflow_step(self, step: WorkflowStep, defined: set[str]) -> None:
         checker = self.checker
@@ -460,10 +479,35 @@ class _Flow:
         )
 
 
-def _plus(defined: set[str], name: str | None) -> set[str]:
-    if name is None:
-        return defined
-    return defined | {name}
+class _Scope:
+    """The variables defined so far: one set changed in place, with an undo log per open
+    branch. A branch's additions are taken back before its sibling is checked and then
+    merged, so the cost per step is what the step adds — copying the set at every step
+    made checking a long workflow quadratic in its length."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+        self._added: list[list[str]] = []
+
+    def add(self, name: str | None) -> None:
+        if name is not None and name not in self.names:
+            self.names.add(name)
+            if self._added:
+                self._added[-1].append(name)
+
+    def update(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.add(name)
+
+    def open(self) -> None:
+        """Start a branch: what is added from now on is logged."""
+        self._added.append([])
+
+    def close(self) -> set[str]:
+        """End the branch: take back what it added and return it."""
+        added = self._added.pop()
+        self.names.difference_update(added)
+        return set(added)
 
 
 def _walk(steps: Iterable[Step]) -> Iterable[Step]:

@@ -34,6 +34,7 @@ from anthropic.types import Message as SDKMessage
 from anthropic.types import MessageParam, ToolParam
 
 from .._errors import ErrorClass, LLMError
+from .._redact import redact, register_secret, register_url_secret
 from ._classify import CALL_FAILURES, to_llm_error
 from ._messages import (
     ContentBlock,
@@ -130,6 +131,11 @@ class AnthropicLLM:
                 )
             self._client = client if client.max_retries == 0 else client.with_options(max_retries=0)
             self._owns_client = False
+        # NOTE: an explicit key is not in the environment; the redaction layer must know it
+        # (a server may echo it back in an error body); so must a password in the base URL.
+        register_url_secret(str(self._client.base_url))
+        register_secret(self._client.api_key)
+        register_secret(self._client.auth_token)
 
     @property
     def client(self) -> anthropic.AsyncAnthropic:
@@ -159,7 +165,10 @@ class AnthropicLLM:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"AnthropicLLM(base_url={self.base_url!r}, default_model={self.default_model!r})"
+        return (
+            f"AnthropicLLM(base_url={redact(self.base_url)!r}, "
+            f"default_model={self.default_model!r})"
+        )
 
     # -- the protocol -------------------------------------------------------------------
 

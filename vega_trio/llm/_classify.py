@@ -28,6 +28,7 @@ import httpx2
 import trio
 
 from .._errors import ErrorClass, LLMError
+from .._redact import redact, redact_exception
 
 __all__ = [
     "CALL_FAILURES",
@@ -311,7 +312,8 @@ def build_llm_error(
 ) -> LLMError:
     """The :class:`~vega_trio.LLMError` of a classified failure, with one message format
     for every backend (what, from where, the detail, request id, retry-after, advice);
-    ``exc`` is its ``__cause__``."""
+    ``exc`` is its ``__cause__``. Secrets are masked in the message and in ``exc`` (a
+    URL's userinfo, a key the server echoed back): :mod:`vega_trio._redact`."""
     parts = [f"LLM call failed ({error_class.value}): {label} from {where}: {detail}"]
     if output_started:
         parts.append("the failure came after streamed output had started")
@@ -321,8 +323,12 @@ def build_llm_error(
     if retry_after is not None:
         parts.append(f"the server asked to retry after {retry_after:g}s")
     parts.append(advice[error_class])
+    # NOTE: redacted here, not only when shown: a base URL's userinfo is in the label and
+    # a server may echo the key in the detail (SPEC §11); the cause is scrubbed too, since
+    # a traceback prints it.
+    redact_exception(exc)
     error = LLMError(
-        "; ".join(parts),
+        redact("; ".join(parts)),
         error_class=error_class,
         status_code=status,
         retry_after=retry_after,

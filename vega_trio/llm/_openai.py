@@ -32,6 +32,7 @@ import trio
 from openai.types.chat import ChatCompletion
 
 from .._errors import ErrorClass, LLMError
+from .._redact import redact, register_secret, register_url_secret
 from ._classify_openai import OPENAI_CALL_FAILURES, openai_llm_error
 from ._messages import ContentBlock, Message, TextBlock, ToolResultBlock, ToolUseBlock
 from ._protocol import (
@@ -151,6 +152,11 @@ class OpenAICompatibleLLM:
                 )
             self._client = client if client.max_retries == 0 else client.with_options(max_retries=0)
             self._owns_client = False
+        # NOTE: an explicit key is not in the environment; the redaction layer must know it
+        # (a server may echo it back in an error body); so must a password in the base URL.
+        register_url_secret(str(self._client.base_url))
+        if self._client.api_key != LOCAL_SERVER_API_KEY:
+            register_secret(self._client.api_key)
         if max_tokens_field is None:
             host = urlsplit(str(self._client.base_url)).hostname or ""
             max_tokens_field = "max_completion_tokens" if host == _OPENAI_HOST else "max_tokens"
@@ -185,7 +191,8 @@ class OpenAICompatibleLLM:
 
     def __repr__(self) -> str:
         return (
-            f"OpenAICompatibleLLM(base_url={self.base_url!r}, default_model={self.default_model!r})"
+            f"OpenAICompatibleLLM(base_url={redact(self.base_url)!r}, "
+            f"default_model={self.default_model!r})"
         )
 
     # -- the protocol -------------------------------------------------------------------

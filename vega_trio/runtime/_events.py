@@ -18,6 +18,8 @@ from typing import Any
 import attrs
 import trio
 
+from .._redact import redact_data
+
 __all__ = ["Event", "EventBus", "Lagged", "Subscription"]
 
 _seq = itertools.count(1)
@@ -44,12 +46,14 @@ class Event:
     seq: int = attrs.field(factory=lambda: next(_seq))
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict."""
+        """A JSON-friendly dict, redacted (SPEC §11): secrets in ``data`` (an error's
+        text, a URL with a password, a secret-named field) are masked here, where the
+        event leaves, not when it is published — the bus's hot path stays free."""
         return {
             "type": self.type,
             "process_id": self.process_id,
             "agent": self.agent,
-            "data": dict(self.data),
+            "data": redact_data(dict(self.data)),
             "timestamp": self.timestamp,
             "seq": self.seq,
         }

@@ -29,6 +29,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .._errors import InputFileError
+from .._files import MAX_ALIAS_EXPANSION, check_alias_expansion, read_bounded_text
 from ._model import Skill, SkillError, SkillTrigger, TriggerType
 
 __all__ = ["is_skill_file", "parse_skill", "read_skill"]
@@ -52,27 +54,23 @@ def is_skill_file(path: Path) -> bool:
     )
 
 
-def read_skill(path: str | Path) -> Skill:
+def read_skill(path: str | Path, *, max_bytes: int | None = None) -> Skill:
     """Read and parse one skill file (blocking file I/O: call it at startup or
     through :func:`trio.to_thread.run_sync`).
 
+    Args:
+        path: the skill file; it must be a regular UTF-8 file.
+        max_bytes: the size cap (default ``$VEGA_MAX_INPUT_BYTES``, else 4 MiB).
+
     Raises:
-        SkillError: the file cannot be read or is not a valid skill.
+        SkillError: the file cannot be read (missing, not a regular file, over the
+            size cap, not UTF-8) or is not a valid skill.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SkillError(
-            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8",
-            path=path,
-        ) from None
-    except OSError as exc:
-        raise SkillError(
-            f"{path}: cannot read the skill file ({exc.strerror or exc}); "
-            "check the path and its permissions",
-            path=path,
-        ) from None
+        text = read_bounded_text(path, what="skill file", max_bytes=max_bytes)
+    except InputFileError as exc:  # missing, not a regular file, over the cap, not UTF-8
+        raise SkillError(str(exc), path=path) from None
     return parse_skill(text, path=path)
 
 
@@ -207,7 +205,17 @@ class _Parser:
         self.yaml_text = "".join(lines[1:end])
         body = "".join(lines[end + 1 :])
         try:
+            root = YAML(typ="safe", pure=True).compose(self.yaml_text)
+            anchor = None if root is None else check_alias_expansion(root)
+            if anchor is not None:
+                self.fail(
+                    f"YAML aliases expand the front matter by more than "
+                    f"{MAX_ALIAS_EXPANSION:,} values (an alias bomb?); write the values out",
+                    int(anchor.start_mark.line) + self.first_yaml_line,
+                )
             data = YAML(typ="safe", pure=True).load(self.yaml_text)
+        except RecursionError:
+            self.fail("the front matter is nested too deeply", self.first_yaml_line)
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + self.first_yaml_line if mark is not None else None

@@ -10,6 +10,7 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
+from ..._redact import is_secret_name, register_secret
 from ...runtime._supervision import Backoff
 from ._errors import MCPConfigError
 
@@ -29,16 +30,27 @@ _MAX_SERVER_NAME = 40
 _DEFAULT_BACKOFF = Backoff(kind="exponential", initial=0.5, multiplier=2.0, max=30.0)
 
 
-def expand_variables(text: str, environ: Mapping[str, str], *, server: str, field: str) -> str:
+def expand_variables(
+    text: str,
+    environ: Mapping[str, str],
+    *,
+    server: str,
+    field: str,
+    secret: bool = False,
+) -> str:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in ``text`` with values from ``environ``.
 
     ``${VAR:-default}`` uses the default when ``VAR`` is unset or empty (as the shell does).
+    Each value taken from ``environ`` is registered with the redaction layer
+    (:func:`vega_trio._redact.register_secret`) when ``secret`` is true or ``VAR``'s name
+    looks secret, so it never shows in an error, a log record or an event.
 
     Args:
         text: the text to expand.
         environ: where variables are looked up (usually ``os.environ``).
         server: the server's name, for the error message.
         field: what ``text`` is, for the error message (e.g. ``"env GITHUB_TOKEN"``).
+        secret: the field holds a secret (an env value or header whose name says so).
 
     Raises:
         MCPConfigError: a ``${VAR}`` without a default is not set.
@@ -47,14 +59,16 @@ def expand_variables(text: str, environ: Mapping[str, str], *, server: str, fiel
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         value = environ.get(name)
-        if default is not None:
-            return value if value else default
+        if default is not None and not value:
+            return default
         if value is None:
             raise MCPConfigError(
                 f"MCP server {server!r}, {field}: environment variable {name!r} is not set. "
                 f"Set it, or write ${{{name}:-default}} to give a default.",
                 server=server,
             )
+        if secret or is_secret_name(name):
+            register_secret(value)
         return value
 
     return _VARIABLE.sub(replace, text)
@@ -229,11 +243,15 @@ class MCPServerConfig:
                 for i, arg in enumerate(self.args)
             ),
             env={
-                key: expand_variables(value, source, server=name, field=f"env {key}")
+                key: expand_variables(
+                    value, source, server=name, field=f"env {key}", secret=is_secret_name(key)
+                )
                 for key, value in self.env.items()
             },
             headers={
-                key: expand_variables(value, source, server=name, field=f"header {key}")
+                key: expand_variables(
+                    value, source, server=name, field=f"header {key}", secret=is_secret_name(key)
+                )
                 for key, value in self.headers.items()
             },
         )
