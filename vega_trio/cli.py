@@ -7,13 +7,15 @@ directly.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
 import click
 import trio
 
-from ._cli._common import LLM_CHOICES
+from ._cli._common import EXIT_INTERRUPTED, LLM_CHOICES, safe_streams, write
 from ._version import __version__
 
 __all__ = ["main"]
@@ -47,7 +49,30 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return seconds
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+def _run_async(command: str, function: Callable[[], Awaitable[int]]) -> None:
+    """``trio.run`` a command's async half and exit with its status.
+
+    A Ctrl-C the command does not handle itself (while a file loads, or a second Ctrl-C
+    while a run shuts down) exits 130 with a line saying so, not click's ``Aborted!``.
+    """
+    try:
+        status = trio.run(function)
+    except KeyboardInterrupt:
+        write(sys.stderr, f"vega-trio: interrupted: {command} was stopped (Ctrl-C)")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    raise SystemExit(status)
+
+
+class _Main(click.Group):
+    """The command group; output that the terminal's encoding cannot hold is escaped
+    (``\\u2713``) rather than ending the command with a ``UnicodeEncodeError``."""
+
+    def main(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        safe_streams()
+        return super().main(*args, **kwargs)  # type: ignore[call-overload]
+
+
+@click.group(cls=_Main, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="vega-trio")
 def main() -> None:
     """vega-trio: fault-tolerant AI agent orchestration on Trio.
@@ -108,11 +133,14 @@ def run(
       vega-trio run team.vega.yaml --workflow report --task "topic=Go concurrency"
 
     Options may come before or after FILE. Exit status: 0 on success, 1 when the run
-    fails, 2 when FILE is invalid or the options do not fit it.
+    fails, 2 when FILE is invalid or the options or inputs do not fit it (nothing ran),
+    130 when Ctrl-C stopped it. With --output json a failure prints
+    {"ok": false, "error", "error_class", "workflow", "step"} too.
     """
     from ._cli import run_command
 
-    status = trio.run(
+    _run_async(
+        "vega-trio run",
         partial(
             run_command,
             file,
@@ -122,9 +150,8 @@ def run(
             output="json" if output == "json" else "text",
             time_limit=timeout,
             llm=llm,
-        )
+        ),
     )
-    raise SystemExit(status)
 
 
 @main.command(context_settings=CONTEXT_SETTINGS)
@@ -139,7 +166,7 @@ def validate(file: Path, verbose: bool) -> None:
     """
     from ._cli import validate_command
 
-    raise SystemExit(trio.run(partial(validate_command, file, verbose=verbose)))
+    _run_async("vega-trio validate", partial(validate_command, file, verbose=verbose))
 
 
 @main.command(context_settings=CONTEXT_SETTINGS)
@@ -157,6 +184,30 @@ def repl(file: Path, llm: str | None) -> None:
     from ._cli import repl_command
 
     raise SystemExit(trio.run(partial(repl_command, file, llm=llm)))
+
+
+@main.command("help", context_settings=CONTEXT_SETTINGS)
+@click.argument("command", required=False)
+@click.pass_context
+def help_command(ctx: click.Context, command: str | None) -> None:
+    """Show this help, or a command's (`vega-trio help run` is `vega-trio run --help`)."""
+    parent = ctx.parent
+    assert parent is not None  # a subcommand always has its group's context
+    if command is None:
+        click.echo(parent.get_help())
+        return
+    found = main.get_command(parent, command)
+    if found is None:
+        from ._cli._common import did_you_mean
+
+        names = main.list_commands(parent)
+        raise click.UsageError(
+            f"there is no command {command!r}{did_you_mean(command, names)} "
+            f"(commands: {', '.join(names)})",
+            ctx,
+        )
+    with click.Context(found, info_name=command, parent=parent) as sub:
+        click.echo(found.get_help(sub))
 
 
 if __name__ == "__main__":  # pragma: no cover

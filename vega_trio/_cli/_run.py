@@ -8,17 +8,24 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import trio
 
+from .._redact import redact, redact_data
 from ._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
     OFFLINE_NOTICE,
     UsageProblem,
     backends_for,
     choose_llm,
+    describe_failure,
     did_you_mean,
-    one_line_cause,
+    interruptible,
+    misread_task_hint,
     open_llm,
     parse_inputs,
     symbols,
@@ -27,16 +34,17 @@ from ._common import (
 from ._offline import shorten
 
 if TYPE_CHECKING:
-    from ..dsl._interpreter import ProgressEvent
+    from ..dsl._interpreter import ProgressEvent, RunResult
     from ..dsl._model import Document, WorkflowSpec
 
-__all__ = ["EXIT_FAILED", "EXIT_INVALID", "EXIT_OK", "load_document", "run_command"]
-
-EXIT_OK: Final = 0
-#: The run started and failed (a step, the model, a timeout).
-EXIT_FAILED: Final = 1
-#: Nothing ran: the file is invalid, or the command line does not fit it.
-EXIT_INVALID: Final = 2
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "load_document",
+    "run_command",
+]
 
 OutputFormat = Literal["text", "json"]
 
@@ -94,27 +102,54 @@ def select_workflow(document: Document, file: Path, name: str | None) -> Workflo
 
 class _Progress:
     """Writes one line per step start and finish (and failure) to stderr; the run's
-    cumulative token counts become each step's own."""
+    cumulative token counts become each step's own.
+
+    A failure's line waits for the next event: when the run goes on (a ``try:`` or
+    ``continue_on_error`` took it) it shows the error; when the run fails with it, the
+    command prints the error itself, so the line only says which step failed (the error
+    is printed once).
+    """
 
     def __init__(self, err: TextIO) -> None:
         self._err = err
         self._marks = symbols(err)
         self._at_start: dict[str, tuple[int, int, float]] = {}
+        self._failed: list[ProgressEvent] = []
+        #: The steps in progress: path -> "path (agent)", for what Ctrl-C interrupted.
+        self.running: dict[str, str] = {}
 
     def __call__(self, event: ProgressEvent) -> None:
+        self._flush_failed(with_error=event.kind != "workflow_failed")
         if not event.kind.startswith("step_"):
             return  # the command reports the run's start and end itself
         totals = (event.input_tokens, event.output_tokens, event.cost_usd)
         if event.kind == "step_started":
             self._at_start[event.path] = totals
+            self.running[event.path] = event.path + (f" ({event.agent})" if event.agent else "")
+        else:
+            self.running.pop(event.path, None)
+        if event.kind == "step_failed":
+            self._failed.append(event)
+            return
         before = self._at_start.get(event.path, totals)
         write(self._err, format_progress(event, self._marks, before))
+
+    def _flush_failed(self, *, with_error: bool) -> None:
+        failed, self._failed = self._failed, []
+        for index, event in enumerate(failed):
+            # The innermost failure comes first; its enclosing steps failed with it.
+            write(
+                self._err,
+                format_progress(event, self._marks, with_error=with_error and index == 0),
+            )
 
 
 def format_progress(
     event: ProgressEvent,
     marks: Mapping[str, str],
     before: tuple[int, int, float] = (0, 0, 0.0),
+    *,
+    with_error: bool = True,
 ) -> str:
     """One progress line.
 
@@ -123,12 +158,15 @@ def format_progress(
       ``▶ report.steps[2] · for part in subtopics``);
     * ``✓ report.steps[0] researcher 120+45 tokens $0.0012`` when it ends (the tokens
       and cost of the step, nested steps included; none when it used no model);
-    * ``✗ report.steps[1] writer: <the error on one line>`` when it fails.
+    * ``✗ report.steps[1] writer: <the error on one line>`` when it fails, or
+      ``✗ report.steps[1] writer failed`` without ``with_error`` (the run failed with
+      it, and the command prints the error in full).
 
     Args:
         event: the interpreter's event.
         marks: the symbols to use (:func:`~vega_trio._cli._common.symbols`).
         before: the run's token and cost totals when the step started.
+        with_error: show a failure's error.
     """
     who = f" {event.agent}" if event.agent else ""
     if event.kind == "step_started":
@@ -137,6 +175,8 @@ def format_progress(
             f" {marks['dot']} {detail}" if detail else ""
         )
     if event.kind == "step_failed":
+        if not with_error:
+            return f"{marks['fail']} {event.path}{who or ' ' + event.step} failed"
         return f"{marks['fail']} {event.path}{who}: {' '.join(event.detail.split())}"
     what = who or f" {event.step}"
     used_in = event.input_tokens - before[0]
@@ -150,7 +190,7 @@ def format_progress(
 def _json_default(value: object) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
-    return str(value)
+    return redact(str(value))
 
 
 def _as_text(value: object) -> str:
@@ -159,6 +199,55 @@ def _as_text(value: object) -> str:
     if value is None:
         return ""
     return json.dumps(value, ensure_ascii=False, default=_json_default)
+
+
+def _leaf_steps(running: Mapping[str, str]) -> list[str]:
+    """The innermost of the steps in progress (a ``for`` step and the step inside it:
+    the inner one), as labels."""
+    return [
+        label
+        for path, label in running.items()
+        if not any(
+            other != path and other.startswith((f"{path}.", f"{path}[")) for other in running
+        )
+    ]
+
+
+def interrupted_line(workflow: str, progress: _Progress | None) -> str:
+    """``vega-trio: interrupted: workflow 'report' stopped at report.steps[0]
+    (researcher); ...``: what Ctrl-C stopped."""
+    steps = _leaf_steps(progress.running) if progress is not None else []
+    where = f" at {', '.join(steps)}" if steps else " before its first step"
+    return (
+        f"vega-trio: interrupted: workflow {workflow!r} stopped{where} (Ctrl-C); "
+        "its processes were stopped"
+    )
+
+
+def failure_payload(
+    error: str,
+    error_class: str,
+    *,
+    workflow: str | None = None,
+    step: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``--output json`` object of a failed command: ``{"ok": false, "error": message,
+    "error_class": class, "workflow"?: name, "step"?: path, ...}`` (the success object is
+    ``{"ok": true, "output": ..., ...}``)."""
+    payload: dict[str, Any] = {"ok": False, "error": error, "error_class": error_class}
+    if workflow is not None:
+        payload["workflow"] = workflow
+    if step is not None:
+        payload["step"] = step
+    payload.update(extra)
+    return payload
+
+
+def write_json(out: TextIO, payload: Mapping[str, Any]) -> None:
+    """``payload`` as indented JSON on ``out``, every string redacted."""
+    data = redact_data(dict(payload))
+    write(out, json.dumps(data, ensure_ascii=False, indent=2, default=_json_default))
 
 
 async def run_command(
@@ -181,8 +270,9 @@ async def run_command(
         workflow: the workflow's name; ``None`` picks the only one.
         tasks: ``--task`` values (``"k=v"`` sets ``k``; other text sets ``task``).
         input_file: ``--input``: a JSON object of variables (``--task`` wins).
-        output: ``text`` (the result as text) or ``json`` (``{output, variables,
-            cost_usd, tokens: {input, output}, steps_run}``).
+        output: ``text`` (the result as text) or ``json`` (``{ok: true, output,
+            variables, cost_usd, tokens: {input, output}, steps_run}``; on failure
+            ``{ok: false, error, error_class, workflow?, step?}``).
         time_limit: ``--timeout``: seconds for the whole run; ``None``: no limit.
         llm: ``--llm`` (``anthropic`` or ``scripted``); ``None`` chooses as
             :func:`~vega_trio._cli._common.choose_llm` says.
@@ -192,34 +282,48 @@ async def run_command(
 
     Returns:
         The exit status: 0 on success, 1 when the run failed, 2 when nothing could run
-        (an invalid file or command line). Each failure is explained on ``err``, the
-        last line being a one-line cause.
+        (an invalid file, command line or input), 130 when Ctrl-C stopped it. Each
+        failure is explained once on ``err``: its first line says what failed, the
+        following ones (a template's caret diagram, a hint) keep their layout.
     """
-    from ..dsl._interpreter import open_runner
+    from ..dsl._inputs import InputError, resolve_inputs
+    from ..dsl._interpreter import WorkflowError, WorkflowInputError, error_class, open_runner
 
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
+
+    def fail(status: int, message: str, error_class: str, **fields: Any) -> int:
+        write(err, f"vega-trio: error: {message}")
+        if output == "json":
+            write_json(out, failure_payload(message, error_class, **fields))
+        return status
+
     try:
         choice, defaulted = choose_llm(llm, env)
         variables = parse_inputs(tasks, input_file)
     except UsageProblem as exc:
-        write(err, f"vega-trio: error: {exc}")
-        return EXIT_INVALID
+        return fail(EXIT_INVALID, str(exc), "usage_error")
     document = await load_document(file, err)
     if document is None:
-        return EXIT_INVALID
+        return fail(
+            EXIT_INVALID, f"{file} is not a valid document; nothing was run", "invalid_document"
+        )
     try:
         spec = select_workflow(document, file, workflow)
+        resolve_inputs(spec, variables)  # a missing or invalid input: nothing runs
     except UsageProblem as exc:
-        write(err, f"vega-trio: error: {exc}")
-        return EXIT_INVALID
+        return fail(EXIT_INVALID, str(exc), "usage_error")
+    except InputError as exc:
+        return fail(EXIT_INVALID, f"{exc}; nothing was run", "invalid_input", workflow=spec.name)
     if defaulted:
         write(err, OFFLINE_NOTICE)
 
     start = trio.current_time()
     agents = [(agent.name, agent.system) for agent in document.agents]
     base_dir = Path(await trio.Path(file).resolve()).parent
-    try:
+    progress = _Progress(err)
+
+    async def work() -> RunResult:
         with trio.fail_after(math.inf if time_limit is None else time_limit):
             async with (
                 open_llm(choice, agents, document.settings.default_model) as model,
@@ -230,17 +334,46 @@ async def run_command(
                     backends=backends_for(choice, model),
                 ) as runner,
             ):
-                result = await runner.run(spec.name, variables, on_progress=_Progress(err))
-    except trio.TooSlowError:
-        write(
-            err,
-            f"vega-trio: error: workflow {spec.name!r} timed out after {time_limit:g}s "
-            "(--timeout); give it longer or leave --timeout out",
+                return await runner.run(spec.name, variables, on_progress=progress)
+
+    outcome = await interruptible(work)
+    if outcome.interrupted:
+        line = interrupted_line(spec.name, progress)
+        write(err, line)
+        if output == "json":
+            steps = _leaf_steps(progress.running)
+            write_json(
+                out,
+                failure_payload(
+                    line.removeprefix("vega-trio: interrupted: "),
+                    "interrupted",
+                    workflow=spec.name,
+                    **({"step": steps[0].split(" ")[0]} if steps else {}),
+                ),
+            )
+        return EXIT_INTERRUPTED
+    exc = outcome.error
+    if isinstance(exc, trio.TooSlowError):
+        return fail(
+            EXIT_FAILED,
+            f"workflow {spec.name!r} timed out after {time_limit:g}s (--timeout); give it "
+            "longer or leave --timeout out",
+            "timeout",
+            workflow=spec.name,
         )
-        return EXIT_FAILED
-    except Exception as exc:  # any failure of the run ends the command with its cause
-        write(err, f"vega-trio: error: workflow {spec.name!r} failed: {one_line_cause(exc)}")
-        return EXIT_FAILED
+    if isinstance(exc, WorkflowInputError):
+        return fail(EXIT_INVALID, f"{exc}; nothing was run", "invalid_input", workflow=spec.name)
+    if exc is not None or outcome.value is None:
+        failure: BaseException = exc if exc is not None else RuntimeError("no result")
+        message = f"workflow {spec.name!r} failed: {describe_failure(failure)}"
+        hint = misread_task_hint(failure, tasks)
+        if hint:
+            message += f"\n{hint}"
+        fields: dict[str, Any] = {"workflow": spec.name}
+        if isinstance(failure, WorkflowError):
+            fields["step"] = failure.path
+        return fail(EXIT_FAILED, message, error_class(failure), **fields)
+    result = outcome.value
 
     elapsed = trio.current_time() - start
     marks = symbols(err)
@@ -252,13 +385,14 @@ async def run_command(
     )
     if output == "json":
         payload = {
+            "ok": True,
             "output": result.output,
             "variables": dict(result.variables),
             "cost_usd": result.cost_usd,
             "tokens": {"input": result.input_tokens, "output": result.output_tokens},
             "steps_run": result.steps_run,
         }
-        write(out, json.dumps(payload, ensure_ascii=False, indent=2, default=_json_default))
+        write_json(out, payload)
     else:
         write(out, _as_text(result.output))
     return EXIT_OK
