@@ -178,12 +178,20 @@ def repl(file: Path, llm: str | None) -> None:
     \b
     Commands (type /help inside):
       /ask AGENT   /agents   /workflows   /run WORKFLOW [k=v ...]   /end   /help   /quit
-    Other lines go to the current agent; its reply is streamed. Reads stdin, so a
-    pipe works too: printf '/ask helper\\nHi\\n' | vega-trio repl FILE
+    Other lines go to the current agent; its reply is streamed. Ctrl-C cancels the
+    reply (or /run) in progress, or discards the line being typed; Ctrl-D or /quit
+    leaves. On a terminal lines can be edited, and history is kept in
+    $VEGA_HOME/repl_history (default ~/.vega/repl_history). Reads stdin, so a pipe
+    works too: printf '/ask helper\\nHi\\n' | vega-trio repl FILE
     """
-    from ._cli import repl_command
+    from ._cli._repl import run_repl
 
-    raise SystemExit(trio.run(partial(repl_command, file, llm=llm)))
+    try:
+        status = run_repl(file, llm=llm)
+    except KeyboardInterrupt:
+        write(sys.stderr, "vega-trio: interrupted: vega-trio repl was stopped (Ctrl-C)")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    raise SystemExit(status)
 
 
 @main.command("help", context_settings=CONTEXT_SETTINGS)

@@ -134,6 +134,9 @@ async def open_llm(
             offline model of :mod:`vega_trio._cli._offline`).
         agents: ``(name, system prompt)`` of the document's agents, for the offline model.
         default_model: the model for agents that name none.
+
+    Raises:
+        UsageProblem: ``anthropic`` was chosen and no credential is configured.
     """
     if choice == "scripted":
         async with offline_llm(agents) as llm:
@@ -153,6 +156,13 @@ async def open_llm(
     from ..llm import DEFAULT_MODEL, AnthropicLLM
 
     async with AnthropicLLM(default_model=default_model or DEFAULT_MODEL) as anthropic_llm:
+        if not anthropic_llm.has_credentials:
+            # NOTE: every call would fail with an authentication error; say so before
+            # anything runs (exit 2), naming what to set.
+            raise UsageProblem(
+                "the anthropic backend has no credentials: set ANTHROPIC_API_KEY (or "
+                "ANTHROPIC_AUTH_TOKEN), or run offline with --llm scripted"
+            )
         yield anthropic_llm
 
 

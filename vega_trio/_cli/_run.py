@@ -125,7 +125,8 @@ class _Progress:
         totals = (event.input_tokens, event.output_tokens, event.cost_usd)
         if event.kind == "step_started":
             self._at_start[event.path] = totals
-            self.running[event.path] = event.path + (f" ({event.agent})" if event.agent else "")
+            who = f" ({event.agent})" if event.agent else ""
+            self.running[event.path] = f"workflows.{event.path}{who}"
         else:
             self.running.pop(event.path, None)
         if event.kind == "step_failed":
@@ -213,15 +214,12 @@ def _leaf_steps(running: Mapping[str, str]) -> list[str]:
     ]
 
 
-def interrupted_line(workflow: str, progress: _Progress | None) -> str:
-    """``vega-trio: interrupted: workflow 'report' stopped at report.steps[0]
-    (researcher); ...``: what Ctrl-C stopped."""
+def interrupted_message(workflow: str, progress: _Progress | None) -> str:
+    """What Ctrl-C stopped: ``workflow 'report' stopped at workflows.report.steps[0]
+    (researcher) (Ctrl-C); its processes were stopped``."""
     steps = _leaf_steps(progress.running) if progress is not None else []
     where = f" at {', '.join(steps)}" if steps else " before its first step"
-    return (
-        f"vega-trio: interrupted: workflow {workflow!r} stopped{where} (Ctrl-C); "
-        "its processes were stopped"
-    )
+    return f"workflow {workflow!r} stopped{where} (Ctrl-C); its processes were stopped"
 
 
 def failure_payload(
@@ -304,10 +302,11 @@ async def run_command(
     except UsageProblem as exc:
         return fail(EXIT_INVALID, str(exc), "usage_error")
     document = await load_document(file, err)
-    if document is None:
-        return fail(
-            EXIT_INVALID, f"{file} is not a valid document; nothing was run", "invalid_document"
-        )
+    if document is None:  # its diagnostics and a summary are on err already
+        if output == "json":
+            message = f"{file} is not a valid document (see the errors above); nothing was run"
+            write_json(out, failure_payload(message, "invalid_document"))
+        return EXIT_INVALID
     try:
         spec = select_workflow(document, file, workflow)
         resolve_inputs(spec, variables)  # a missing or invalid input: nothing runs
@@ -338,22 +337,22 @@ async def run_command(
 
     outcome = await interruptible(work)
     if outcome.interrupted:
-        line = interrupted_line(spec.name, progress)
-        write(err, line)
+        message = interrupted_message(spec.name, progress)
+        write(err, f"vega-trio: interrupted: {message}")
         if output == "json":
             steps = _leaf_steps(progress.running)
             write_json(
                 out,
                 failure_payload(
-                    line.removeprefix("vega-trio: interrupted: "),
+                    message,
                     "interrupted",
                     workflow=spec.name,
-                    **({"step": steps[0].split(" ")[0]} if steps else {}),
+                    **({"step": steps[0].split(" ")[0]} if steps else {}),  # its path
                 ),
             )
         return EXIT_INTERRUPTED
-    exc = outcome.error
-    if isinstance(exc, trio.TooSlowError):
+    error = outcome.error
+    if isinstance(error, trio.TooSlowError):
         return fail(
             EXIT_FAILED,
             f"workflow {spec.name!r} timed out after {time_limit:g}s (--timeout); give it "
@@ -361,10 +360,12 @@ async def run_command(
             "timeout",
             workflow=spec.name,
         )
-    if isinstance(exc, WorkflowInputError):
-        return fail(EXIT_INVALID, f"{exc}; nothing was run", "invalid_input", workflow=spec.name)
-    if exc is not None or outcome.value is None:
-        failure: BaseException = exc if exc is not None else RuntimeError("no result")
+    if isinstance(error, UsageProblem):  # the chosen backend cannot be used: nothing ran
+        return fail(EXIT_INVALID, str(error), "usage_error", workflow=spec.name)
+    if isinstance(error, WorkflowInputError):
+        return fail(EXIT_INVALID, f"{error}; nothing was run", "invalid_input", workflow=spec.name)
+    if error is not None or outcome.value is None:
+        failure: BaseException = error if error is not None else RuntimeError("no result")
         message = f"workflow {spec.name!r} failed: {describe_failure(failure)}"
         hint = misread_task_hint(failure, tasks)
         if hint:
