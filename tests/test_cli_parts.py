@@ -265,11 +265,18 @@ def test_validate_and_repl_wiring(captured: list[dict[str, Any]], doc: Path) -> 
     assert CliRunner().invoke(main, ["validate", "--verbose", str(doc)]).exit_code == 1
     assert CliRunner().invoke(main, ["validate", str(doc), "-v"]).exit_code == 1
     assert CliRunner().invoke(main, ["repl", str(doc), "--llm", "scripted"]).exit_code == 0
-    assert captured == [
+    assert captured[:2] == [
         {"command": "validate", "file": doc, "verbose": True},
         {"command": "validate", "file": doc, "verbose": True},
-        {"command": "repl", "file": doc, "llm": "scripted"},
     ]
+    repl = captured[2]
+    assert {k: repl[k] for k in ("command", "file", "llm")} == {
+        "command": "repl",
+        "file": doc,
+        "llm": "scripted",
+    }
+    # The session reads its lines from the terminal thread (see _repl.run_repl).
+    assert repl["interactive"] is False and callable(repl["read_line"])
 
 
 @pytest.mark.parametrize("command", ["run", "validate", "repl"])

@@ -184,10 +184,11 @@ def repl(file: Path, llm: str | None) -> None:
     $VEGA_HOME/repl_history (default ~/.vega/repl_history). Reads stdin, so a pipe
     works too: printf '/ask helper\\nHi\\n' | vega-trio repl FILE
     """
+    from ._cli import repl_command
     from ._cli._repl import run_repl
 
     try:
-        status = run_repl(file, llm=llm)
+        status = run_repl(file, llm=llm, command=repl_command)
     except KeyboardInterrupt:
         write(sys.stderr, "vega-trio: interrupted: vega-trio repl was stopped (Ctrl-C)")
         raise SystemExit(EXIT_INTERRUPTED) from None

@@ -366,7 +366,12 @@ def _setup_readline() -> Callable[[], None]:
 _END: Final = object()
 
 
-def run_repl(file: Path, *, llm: str | None = None) -> int:
+def run_repl(
+    file: Path,
+    *,
+    llm: str | None = None,
+    command: Callable[..., Awaitable[int]] | None = None,
+) -> int:
     """``vega-trio repl``: the session in a Trio thread, the terminal in this (main)
     thread.
 
@@ -375,9 +380,15 @@ def run_repl(file: Path, *, llm: str | None = None) -> int:
     on a line cancels that work through :class:`ReplControl`; Ctrl-C while a line is
     being typed discards it and prompts again.
 
+    Args:
+        file: the document.
+        llm: ``--llm``.
+        command: the session (default :func:`repl_command`).
+
     Returns:
         The exit status of :func:`repl_command`.
     """
+    command = repl_command if command is None else command
     interactive = sys.stdin.isatty()
     save_history = _setup_readline() if interactive else (lambda: None)
     requests: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -394,9 +405,7 @@ def run_repl(file: Path, *, llm: str | None = None) -> int:
             return await answer.receive()
 
     async def session() -> int:
-        return await repl_command(
-            file, llm=llm, read_line=read_line, interactive=False, control=control
-        )
+        return await command(file, llm=llm, read_line=read_line, interactive=False, control=control)
 
     def in_thread() -> None:
         try:

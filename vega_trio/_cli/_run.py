@@ -243,9 +243,15 @@ def failure_payload(
 
 
 def write_json(out: TextIO, payload: Mapping[str, Any]) -> None:
-    """``payload`` as indented JSON on ``out``, every string redacted."""
+    """``payload`` as indented JSON on ``out``, every string redacted; ``\\u`` escapes
+    when ``out``'s encoding cannot hold the text (the JSON stays valid)."""
     data = redact_data(dict(payload))
-    write(out, json.dumps(data, ensure_ascii=False, indent=2, default=_json_default))
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=_json_default)
+    try:
+        text.encode(getattr(out, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        text = json.dumps(data, ensure_ascii=True, indent=2, default=_json_default)
+    write(out, text)
 
 
 async def run_command(
