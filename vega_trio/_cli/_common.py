@@ -191,8 +191,8 @@ async def interruptible(work: Callable[[], Awaitable[T]]) -> Outcome[T]:
     On Ctrl-C ``work`` is cancelled, so everything it opened (processes, connections,
     MCP servers) is shut down by its own ``async with`` blocks before this returns; only
     the first Ctrl-C is taken: a second one while that shutdown runs is Python's usual
-    :class:`KeyboardInterrupt` (the command exits 130 at once). Outside the main thread
-    (signals cannot be received there) ``work`` simply runs.
+    :class:`KeyboardInterrupt`, which cuts that shutdown short (the command exits 130).
+    Outside the main thread (signals cannot be received there) ``work`` simply runs.
 
     Returns:
         The :class:`Outcome`; an :class:`Exception` of ``work`` is returned, not raised
@@ -212,7 +212,9 @@ async def interruptible(work: Callable[[], Awaitable[T]]) -> Outcome[T]:
         await run_work()
         return outcome
 
-    async def watch(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def watch(  # noqa: ASYNC114 - started right here, never from a context manager
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         with trio.open_signal_receiver(signal.SIGINT) as signals:
             task_status.started()
             async for _ in signals:

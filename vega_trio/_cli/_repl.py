@@ -24,7 +24,7 @@ import attrs
 import trio
 
 from ._common import (
-    EXIT_INTERRUPTED,
+    EXIT_FAILED,
     OFFLINE_NOTICE,
     UsageProblem,
     backends_for,
@@ -391,16 +391,16 @@ def run_repl(
     command = repl_command if command is None else command
     interactive = sys.stdin.isatty()
     save_history = _setup_readline() if interactive else (lambda: None)
-    requests: queue.SimpleQueue[object] = queue.SimpleQueue()
+    asks: queue.SimpleQueue[object] = queue.SimpleQueue()
     control = ReplControl()
     result: list[int] = []
-    failure: list[BaseException] = []
+    failure: list[Exception] = []
 
     async def read_line() -> str:
         # NOTE: the prompt is shown by input(); this thread only asks and waits.
         answer: trio.MemoryReceiveChannel[str]
         send, answer = trio.open_memory_channel[str](1)
-        requests.put(send)
+        asks.put(send)
         async with answer:
             return await answer.receive()
 
@@ -410,17 +410,17 @@ def run_repl(
     def in_thread() -> None:
         try:
             result.append(trio.run(session))
-        except BaseException as exc:  # handed to the main thread, which re-raises it
+        except Exception as exc:  # handed to the main thread, which re-raises it
             failure.append(exc)
         finally:
-            requests.put(_END)
+            asks.put(_END)
 
     worker = threading.Thread(target=in_thread, name="vega-trio repl", daemon=True)
     worker.start()
     try:
         while True:
             try:
-                request = requests.get()
+                request = asks.get()
             except KeyboardInterrupt:
                 if control.token is None:
                     raise  # still starting: leave (exit 130)
@@ -442,7 +442,7 @@ def run_repl(
     worker.join()
     if failure:
         raise failure[0]
-    return result[0] if result else EXIT_INTERRUPTED
+    return result[0] if result else EXIT_FAILED
 
 
 def _read_one(control: ReplControl, interactive: bool) -> str:
