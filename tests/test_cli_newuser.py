@@ -305,6 +305,27 @@ async def test_task_with_colon_gets_a_hint(task: str) -> None:
     )
 
 
+async def test_repl_run_with_colon_gets_the_hint_once() -> None:
+    """In the repl, `/run report topic:Go` fails with the error printed once (caret kept)
+    and the hint written as a /run command."""
+    from vega_trio._cli import repl_command
+
+    stdin = trio.wrap_file(io.StringIO("/run report topic:Go\n"))
+    out, err = io.StringIO(), io.StringIO()
+    with trio.fail_after(LIMIT):
+        status = await repl_command(
+            TEAM, llm="scripted", read_line=stdin.readline, interactive=False, out=out, err=err
+        )
+    assert status == 0
+    text = err.getvalue()
+    assert text.count("undefined variable 'topic'") == 1
+    assert "\n    Research {{topic}}\n" in text
+    assert text.rstrip().endswith(
+        "hint: /run report \"topic:Go\" set the variable 'task', not 'topic' (only K=V sets "
+        'a variable K); write /run report "topic=Go"'
+    )
+
+
 async def test_no_task_hint_when_unrelated() -> None:
     """The hint appears only for a --task that looks meant for the undefined variable."""
     status, _, err = await _run(TEAM, tasks=["other:Go"])

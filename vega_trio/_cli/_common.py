@@ -329,10 +329,16 @@ def describe_failure(error: BaseException) -> str:
     return "\n".join(lines)
 
 
-def misread_task_hint(error: BaseException, tasks: Sequence[str]) -> str:
+def misread_task_hint(error: BaseException, tasks: Sequence[str], flag: str = "--task") -> str:
     """A hint for a run that failed on an undefined variable which a ``--task`` given as
     ``name:value`` (or ``name value``) looks meant for: such a ``--task`` has no ``=`` and
-    so set the variable ``task``. ``""`` when no ``--task`` fits."""
+    so set the variable ``task``. ``""`` when no ``--task`` fits.
+
+    Args:
+        error: why the run failed.
+        tasks: the ``--task`` values (or the repl's ``/run`` assignments).
+        flag: how the hint writes one (``--task``, or ``/run report`` in the repl).
+    """
     from ..dsl._errors import TemplateError
 
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
@@ -350,8 +356,8 @@ def misread_task_hint(error: BaseException, tasks: Sequence[str]) -> str:
         match = _MISREAD_TASK.fullmatch(task.strip())
         if match and match.group(1) == name:
             return (
-                f"hint: --task {shlex_quote(task)} set the variable 'task', not {name!r} "
-                f"(only K=V sets a variable K); write --task "
+                f"hint: {flag} {shlex_quote(task)} set the variable 'task', not {name!r} "
+                f"(only K=V sets a variable K); write {flag} "
                 f"{shlex_quote(f'{name}={match.group(2)}')}"
             )
     return ""

@@ -31,6 +31,7 @@ from ._common import (
     choose_llm,
     describe_failure,
     did_you_mean,
+    misread_task_hint,
     open_llm,
     parse_inputs,
     write,
@@ -232,7 +233,9 @@ class _Session:
             result = await self.runner.run(name, variables, on_progress=progress)
         except Exception as exc:  # a failed run is reported; the session goes on
             self.running = None
-            self.problem(f"workflow {name!r} failed: {describe_failure(exc)}")
+            message = f"workflow {name!r} failed: {describe_failure(exc)}"
+            hint = misread_task_hint(exc, assignments, flag=f"/run {name}")
+            self.problem(message + (f"\n{hint}" if hint else ""))
             return
         # NOTE: when Ctrl-C cancels the run, self.running stays for interrupted().
         self.running = None
