@@ -537,3 +537,20 @@ async def test_cli_anthropic_without_key_exits_2_before_running(
     )
     assert "▶" not in err
     assert server.requests == []
+
+
+async def test_repl_anthropic_without_key_exits_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`repl --llm anthropic` with no key exits 2 with the same message, before a prompt."""
+    from vega_trio._cli import repl_command
+
+    _without_anthropic_credentials(monkeypatch, tmp_path)
+    stdin = trio.wrap_file(io.StringIO("Hello\n"))
+    out, err = io.StringIO(), io.StringIO()
+    with trio.fail_after(LIMIT):
+        status = await repl_command(
+            TEAM, llm="anthropic", read_line=stdin.readline, interactive=False, out=out, err=err
+        )
+    assert (status, out.getvalue()) == (2, "")
+    assert "no credentials: set ANTHROPIC_API_KEY" in err.getvalue()
