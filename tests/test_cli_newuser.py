@@ -408,6 +408,51 @@ async def test_run_error_printed_once_with_its_caret_diagram() -> None:
     assert lines[4].startswith("Define it (a workflow input")
 
 
+RECOVERED = """\
+agents:
+  helper:
+    system: You help.
+workflows:
+  go:
+    steps:
+      - set:
+          parts: [a, b]
+      - for: part in parts
+        steps:
+          - helper:
+              send: "Part {{part}} of {{missing}}"
+              continue_on_error: true
+      - helper: "done"
+"""
+
+
+async def test_a_recovered_failure_shows_its_error_on_its_line(tmp_path: Path) -> None:
+    """A failure the run goes on from (continue_on_error) keeps its cause on its progress
+    line, as one line; the run succeeds."""
+    doc = tmp_path / "recovered.vega.yaml"
+    doc.write_text(RECOVERED)
+    status, out, err = await _run(doc)
+    assert (status, out) == (0, "[helper] done\n"), err
+    failed = [line for line in err.splitlines() if line.startswith("✗")]
+    assert len(failed) == 2
+    for line in failed:
+        assert "undefined variable 'missing'" in line
+        assert "(continue_on_error: going on)" in line
+
+
+async def test_nested_failure_printed_once(tmp_path: Path) -> None:
+    """A failure inside a `for` fails the step and the loop: each says it failed, and the
+    error itself is printed once, after them."""
+    doc = tmp_path / "nested.vega.yaml"
+    doc.write_text(RECOVERED.replace("              continue_on_error: true\n", ""))
+    status, _, err = await _run(doc)
+    assert status == 1
+    assert err.count("undefined variable 'missing'") == 1
+    failed = [line for line in err.splitlines() if line.startswith("✗")]
+    assert failed == ["✗ go.steps[1].steps[0] helper failed", "✗ go.steps[1] for failed"]
+    assert err.splitlines()[-4].startswith("vega-trio: error: workflow 'go' failed: ")
+
+
 async def test_output_json_on_failure() -> None:
     """--output json prints {"ok": false, "error", "error_class", "workflow", "step"} on
     a failed run (exit 1), and {"ok": true, ...} on success."""

@@ -461,5 +461,6 @@ def _read_one(control: ReplControl, interactive: bool) -> str:
                 sys.stdout.write("\n")
                 return ""
         except KeyboardInterrupt:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+            if interactive:  # end the line the ^C was typed on; a pipe's output stays clean
+                sys.stdout.write("\n")
+                sys.stdout.flush()

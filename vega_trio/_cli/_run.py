@@ -119,7 +119,8 @@ class _Progress:
         self.running: dict[str, str] = {}
 
     def __call__(self, event: ProgressEvent) -> None:
-        self._flush_failed(with_error=event.kind != "workflow_failed")
+        if event.kind != "step_failed":  # an enclosing step failing too: keep waiting
+            self._flush_failed(with_error=event.kind != "workflow_failed")
         if not event.kind.startswith("step_"):
             return  # the command reports the run's start and end itself
         totals = (event.input_tokens, event.output_tokens, event.cost_usd)
@@ -138,11 +139,18 @@ class _Progress:
     def _flush_failed(self, *, with_error: bool) -> None:
         failed, self._failed = self._failed, []
         for index, event in enumerate(failed):
-            # The innermost failure comes first; its enclosing steps failed with it.
+            # A step whose inner step failed before it failed with it: the error is that one.
+            inner = any(_inside(earlier.path, event.path) for earlier in failed[:index])
             write(
                 self._err,
-                format_progress(event, self._marks, with_error=with_error and index == 0),
+                format_progress(event, self._marks, with_error=with_error and not inner),
             )
+
+
+def _inside(path: str, outer: str) -> bool:
+    """Whether step ``path`` is nested in step ``outer`` (``a.steps[1].then[0]`` in
+    ``a.steps[1]``)."""
+    return path.startswith((f"{outer}.", f"{outer}["))
 
 
 def format_progress(
@@ -208,9 +216,7 @@ def _leaf_steps(running: Mapping[str, str]) -> list[str]:
     return [
         label
         for path, label in running.items()
-        if not any(
-            other != path and other.startswith((f"{path}.", f"{path}[")) for other in running
-        )
+        if not any(_inside(other, path) for other in running)
     ]
 
 
