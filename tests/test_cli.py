@@ -169,13 +169,14 @@ async def test_run_invalid_file_prints_every_diagnostic(tmp_path: Path) -> None:
     assert lines[-1] == f"vega-trio: {doc}: {len(lines) - 1} errors; nothing was run"
 
 
-async def test_run_failure_is_one_line_exit_1() -> None:
-    """A run that fails (an undefined variable) exits 1 with a one-line cause last."""
+async def test_run_failure_exit_1_cause_on_one_line() -> None:
+    """A run that fails (an undefined variable) exits 1; the error's first line names the
+    workflow, the step and the cause (its caret diagram and hint follow)."""
     status, out, err = await _run(TEAM)
     assert (status, out) == (1, "")
-    last = err.splitlines()[-1]
-    assert last.startswith("vega-trio: error: workflow 'report' failed: ")
-    assert "undefined variable 'topic'" in last
+    cause = next(ln for ln in err.splitlines() if ln.startswith("vega-trio: error: "))
+    assert cause.startswith("vega-trio: error: workflow 'report' failed: ")
+    assert "undefined variable 'topic'" in cause
 
 
 async def test_run_timeout_exit_1(tmp_path: Path) -> None:
@@ -374,7 +375,8 @@ async def test_cli_failure_end_to_end() -> None:
         "(workflows: report)"
     )
     assert (failed.returncode, failed.stdout) == (1, b"")
-    assert "undefined variable 'topic'" in failed.stderr.decode().splitlines()[-1]
+    cause = [ln for ln in failed.stderr.decode().splitlines() if ln.startswith("vega-trio: e")]
+    assert len(cause) == 1 and "undefined variable 'topic'" in cause[0]
 
 
 async def test_repl_end_to_end_through_a_pipe() -> None:

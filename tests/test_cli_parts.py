@@ -13,7 +13,7 @@ import trio
 from click.testing import CliRunner
 
 from vega_trio._cli import UsageProblem, choose_llm, offline_llm, parse_inputs
-from vega_trio._cli._common import one_line_cause, symbols
+from vega_trio._cli._common import describe_failure, one_line_cause, symbols
 from vega_trio.cli import main
 from vega_trio.dsl import TemplateError
 from vega_trio.llm._messages import Message, ToolResultBlock, ToolUseBlock
@@ -100,6 +100,24 @@ def test_one_line_cause() -> None:
     assert cause.startswith("in workflows.r.steps[1]: undefined variable 'findings'")
     assert "default" in cause  # the hint says how to give a fallback
     assert one_line_cause(RuntimeError("")) == "RuntimeError: (no message)"
+
+
+def test_describe_failure_keeps_the_lines() -> None:
+    """The whole message: the caret diagram keeps its lines (the caret under the column),
+    the class is named for errors that are not vega-trio's own; groups are unwrapped."""
+    try:
+        from vega_trio.dsl import Template
+
+        Template.parse("Summarise: {{ findings }}").render({}, where="workflows.r.steps[1]")
+    except TemplateError as exc:
+        text = describe_failure(ExceptionGroup("run failed", [exc]))
+    lines = text.splitlines()
+    assert lines[0] == "in workflows.r.steps[1]: undefined variable 'findings'"
+    assert lines[1] == "    Summarise: {{ findings }}"
+    assert lines[2].index("^") == lines[1].index("findings")
+    assert "default" in lines[3]
+    assert describe_failure(RuntimeError("")) == "RuntimeError: (no message)"
+    assert describe_failure(ValueError("a\n  b\n")) == "ValueError: a\n  b"
 
 
 def test_symbols_fall_back_to_ascii() -> None:
@@ -268,11 +286,18 @@ def test_validate_and_repl_wiring(captured: list[dict[str, Any]], doc: Path) -> 
     assert CliRunner().invoke(main, ["validate", "--verbose", str(doc)]).exit_code == 1
     assert CliRunner().invoke(main, ["validate", str(doc), "-v"]).exit_code == 1
     assert CliRunner().invoke(main, ["repl", str(doc), "--llm", "scripted"]).exit_code == 0
-    assert captured == [
+    assert captured[:2] == [
         {"command": "validate", "file": doc, "verbose": True},
         {"command": "validate", "file": doc, "verbose": True},
-        {"command": "repl", "file": doc, "llm": "scripted", "log_level": None},
     ]
+    repl = captured[2]
+    assert {k: repl[k] for k in ("command", "file", "llm")} == {
+        "command": "repl",
+        "file": doc,
+        "llm": "scripted",
+    }
+    # The session reads its lines from the terminal thread (see _repl.run_repl).
+    assert repl["interactive"] is False and callable(repl["read_line"])
 
 
 @pytest.mark.parametrize("command", ["run", "validate", "repl"])

@@ -8,7 +8,7 @@ directly.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 import trio
 
-from ._cli._common import LLM_CHOICES
+from ._cli._common import EXIT_INTERRUPTED, LLM_CHOICES, safe_streams, write
 from ._cli._logging import LOG_FORMATS, LOG_LEVELS, LogFormat, cli_logging, level_from_flags
 from ._version import __version__
 
@@ -97,7 +97,30 @@ def _log_flags(
     return level, "json" if chosen == "json" else "text"
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+def _run_async(command: str, function: Callable[[], Awaitable[int]]) -> None:
+    """``trio.run`` a command's async half and exit with its status.
+
+    A Ctrl-C the command does not handle itself (while a file loads, or a second Ctrl-C
+    while a run shuts down) exits 130 with a line saying so, not click's ``Aborted!``.
+    """
+    try:
+        status = trio.run(function)
+    except KeyboardInterrupt:
+        write(sys.stderr, f"vega-trio: interrupted: {command} was stopped (Ctrl-C)")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    raise SystemExit(status)
+
+
+class _Main(click.Group):
+    """The command group; output that the terminal's encoding cannot hold is escaped
+    (``\\u2713``) rather than ending the command with a ``UnicodeEncodeError``."""
+
+    def main(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        safe_streams()
+        return super().main(*args, **kwargs)  # type: ignore[call-overload]
+
+
+@click.group(cls=_Main, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="vega-trio")
 @_logging_options()
 def main(log_level: str | None, verbosity: int, log_format: str | None) -> None:
@@ -173,12 +196,15 @@ def run(
       vega-trio run team.vega.yaml --workflow report --task "topic=Go concurrency"
 
     Options may come before or after FILE. Exit status: 0 on success, 1 when the run
-    fails, 2 when FILE is invalid or the options do not fit it.
+    fails, 2 when FILE is invalid or the options or inputs do not fit it (nothing ran),
+    130 when Ctrl-C stopped it. With --output json a failure prints
+    {"ok": false, "error", "error_class", "workflow", "step"} too.
     """
     from ._cli import run_command
 
     level, fmt = _log_flags(log_level, verbosity, log_format)
-    status = trio.run(
+    _run_async(
+        "vega-trio run",
         partial(
             run_command,
             file,
@@ -191,9 +217,8 @@ def run(
             log_level=level,
             log_format=fmt,
             quiet=quiet,
-        )
+        ),
     )
-    raise SystemExit(status)
 
 
 @main.command(context_settings=CONTEXT_SETTINGS)
@@ -214,8 +239,7 @@ def validate(file: Path, verbose: bool, log_level: str | None, log_format: str |
 
     level, fmt = _log_flags(log_level, 0, log_format)
     with cli_logging(sys.stderr, level=level, log_format=fmt):
-        status = trio.run(partial(validate_command, file, verbose=verbose))
-    raise SystemExit(status)
+        _run_async("vega-trio validate", partial(validate_command, file, verbose=verbose))
 
 
 @main.command(context_settings=CONTEXT_SETTINGS)
@@ -230,15 +254,47 @@ def repl(
     \b
     Commands (type /help inside):
       /ask AGENT   /agents   /workflows   /run WORKFLOW [k=v ...]   /end   /help   /quit
-    Other lines go to the current agent; its reply is streamed. Reads stdin, so a
-    pipe works too: printf '/ask helper\\nHi\\n' | vega-trio repl FILE
+    Other lines go to the current agent; its reply is streamed. Ctrl-C cancels the
+    reply (or /run) in progress, or discards the line being typed; Ctrl-D or /quit
+    leaves. On a terminal lines can be edited, and history is kept in
+    $VEGA_HOME/repl_history (default ~/.vega/repl_history). Reads stdin, so a pipe
+    works too: printf '/ask helper\\nHi\\n' | vega-trio repl FILE
     """
     from ._cli import repl_command
+    from ._cli._repl import run_repl
 
     level, fmt = _log_flags(log_level, verbosity, log_format)
-    with cli_logging(sys.stderr, level=level, log_format=fmt):
-        status = trio.run(partial(repl_command, file, llm=llm, log_level=level))
+    try:
+        with cli_logging(sys.stderr, level=level, log_format=fmt):
+            status = run_repl(file, llm=llm, command=partial(repl_command, log_level=level))
+    except KeyboardInterrupt:
+        write(sys.stderr, "vega-trio: interrupted: vega-trio repl was stopped (Ctrl-C)")
+        raise SystemExit(EXIT_INTERRUPTED) from None
     raise SystemExit(status)
+
+
+@main.command("help", context_settings=CONTEXT_SETTINGS)
+@click.argument("command", required=False)
+@click.pass_context
+def help_command(ctx: click.Context, command: str | None) -> None:
+    """Show this help, or a command's (`vega-trio help run` is `vega-trio run --help`)."""
+    parent = ctx.parent
+    assert parent is not None  # a subcommand always has its group's context
+    if command is None:
+        click.echo(parent.get_help())
+        return
+    found = main.get_command(parent, command)
+    if found is None:
+        from ._cli._common import did_you_mean
+
+        names = main.list_commands(parent)
+        raise click.UsageError(
+            f"there is no command {command!r}{did_you_mean(command, names)} "
+            f"(commands: {', '.join(names)})",
+            ctx,
+        )
+    with click.Context(found, info_name=command, parent=parent) as sub:
+        click.echo(found.get_help(sub))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,13 @@ import attrs
 import trio
 
 from ._collapse import raise_collapsed
-from ._errors import OrchestratorClosed, RestartIntensityError, ToolNotFound
+from ._errors import (
+    ErrorClass,
+    LLMError,
+    OrchestratorClosed,
+    RestartIntensityError,
+    ToolNotFound,
+)
 from .agent import Agent, AgentBehaviour, AgentProcess
 from .agent._loop import fallback_breaker
 from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
@@ -146,6 +152,9 @@ class Orchestrator:
             TooManyProcesses: the live-process limit is reached.
             NameTaken: ``name`` is held by another live process.
             ValueError: an option is invalid (the message says which).
+            LLMError: (``authentication``) the agent needs the Anthropic backend the
+                orchestrator creates itself, and no credential (``ANTHROPIC_API_KEY``,
+                ``ANTHROPIC_AUTH_TOKEN``, a profile) is configured.
         """
         if not isinstance(agent, Agent):
             raise TypeError(f"spawn() takes an Agent, not {type(agent).__name__}")
@@ -230,11 +239,11 @@ class Orchestrator:
                 if provider == "anthropic" and self.llm is not None:
                     backend = self.llm
                 else:
-                    backend = self.backends[provider] = _PROVIDERS[provider]()
+                    backend = self.backends[provider] = _PROVIDERS[provider](agent)
                     self._owned.append(backend)
             return backend, name
         if self.llm is None:
-            self.llm = _default_llm()
+            self.llm = _default_llm(agent)
             self._owned.append(self.llm)
         return self.llm, name
 
@@ -652,19 +661,34 @@ async def _run_mcp(  # noqa: ASYNC114, ASYNC128 - servers.run calls started()
         done.set()
 
 
-def _default_llm() -> LLM:
+def _default_llm(agent: Agent) -> LLM:
+    """The Anthropic backend the orchestrator creates when none was given.
+
+    Raises:
+        LLMError: (``authentication``) no credential is configured: every call would
+            fail, so the spawn fails now and says what to set.
+    """
     from .llm import AnthropicLLM
 
-    return AnthropicLLM()
+    llm = AnthropicLLM()
+    if not llm.has_credentials:
+        raise LLMError(
+            f"cannot spawn agent {agent.name!r}: no LLM backend is configured and no "
+            "Anthropic credentials were found; set ANTHROPIC_API_KEY, or pass a backend "
+            "(open_orchestrator(llm=...) or Agent(llm=...); vega_trio.testing.ScriptedLLM "
+            "runs offline; in the CLI: --llm scripted)",
+            error_class=ErrorClass.AUTHENTICATION,
+        )
+    return llm
 
 
-def _openai_llm() -> LLM:
+def _openai_llm(agent: Agent) -> LLM:
     from .llm import OpenAICompatibleLLM
 
     return OpenAICompatibleLLM()
 
 
-_PROVIDERS: dict[str, Callable[[], LLM]] = {"anthropic": _default_llm, "openai": _openai_llm}
+_PROVIDERS: dict[str, Callable[[Agent], LLM]] = {"anthropic": _default_llm, "openai": _openai_llm}
 
 
 @asynccontextmanager

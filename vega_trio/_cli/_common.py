@@ -4,37 +4,69 @@ one-line error causes and terminal-safe output."""
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+import signal
+import sys
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final, Literal, TextIO
+from typing import Any, Final, Generic, Literal, TextIO, TypeVar
+
+import attrs
+import trio
 
 from .._errors import InputFileError
 from .._files import read_bounded_text
+from .._redact import redact
 from ..llm._protocol import LLM
 from ._offline import offline_llm
 
 __all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_OK",
     "LLM_CHOICES",
     "LLMChoice",
+    "Outcome",
     "UsageProblem",
     "choose_llm",
+    "describe_failure",
     "did_you_mean",
+    "interruptible",
+    "misread_task_hint",
     "one_line_cause",
     "open_llm",
     "parse_inputs",
+    "safe_streams",
     "symbols",
     "write",
+    "write_chunk",
 ]
+
+EXIT_OK: Final = 0
+#: The run started and failed (a step, the model, a timeout).
+EXIT_FAILED: Final = 1
+#: Nothing ran: the file is invalid, or the command line (or an input) does not fit it.
+EXIT_INVALID: Final = 2
+#: Ctrl-C (SIGINT) stopped it: 128 + SIGINT, what shells report for a program they interrupted.
+EXIT_INTERRUPTED: Final = 130
+
+T = TypeVar("T")
 
 LLMChoice = Literal["anthropic", "openai", "scripted"]
 LLM_CHOICES: Final = ("anthropic", "openai", "scripted")
 
 # A --task key is a variable name as templates write it: letters, digits, _ and inner -.
 _KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*")
+# A --task that was probably meant as K=V: "topic:Go", "topic: Go", "topic Go".
+_MISREAD_TASK: Final = re.compile(
+    r"([A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)\s*[:\s]\s*(.+)", re.S
+)
 
 OFFLINE_NOTICE: Final = (
     "vega-trio: offline: replies are scripted, not from a model (no ANTHROPIC_API_KEY or "
@@ -104,6 +136,9 @@ async def open_llm(
             offline model of :mod:`vega_trio._cli._offline`).
         agents: ``(name, system prompt)`` of the document's agents, for the offline model.
         default_model: the model for agents that name none.
+
+    Raises:
+        UsageProblem: ``anthropic`` was chosen and no credential is configured.
     """
     if choice == "scripted":
         async with offline_llm(agents) as llm:
@@ -123,6 +158,13 @@ async def open_llm(
     from ..llm import DEFAULT_MODEL, AnthropicLLM
 
     async with AnthropicLLM(default_model=default_model or DEFAULT_MODEL) as anthropic_llm:
+        if not anthropic_llm.has_credentials:
+            # NOTE: every call would fail with an authentication error; say so before
+            # anything runs (exit 2), naming what to set.
+            raise UsageProblem(
+                "the anthropic backend has no credentials: set ANTHROPIC_API_KEY (or "
+                "ANTHROPIC_AUTH_TOKEN), or run offline with --llm scripted"
+            )
         yield anthropic_llm
 
 
@@ -133,6 +175,62 @@ def backends_for(choice: LLMChoice, llm: LLM) -> dict[str, LLM]:
     if choice == "scripted":
         return {"anthropic": llm, "openai": llm}
     return {choice: llm}
+
+
+@attrs.define
+class Outcome(Generic[T]):
+    """What :func:`interruptible` ran to: its value, or the error it raised, or neither
+    when Ctrl-C stopped it (``interrupted``)."""
+
+    value: T | None = None
+    error: Exception | None = None
+    interrupted: bool = False
+
+
+async def interruptible(work: Callable[[], Awaitable[T]]) -> Outcome[T]:
+    """Run ``work`` until it returns, raises, or Ctrl-C (SIGINT) arrives.
+
+    On Ctrl-C ``work`` is cancelled, so everything it opened (processes, connections,
+    MCP servers) is shut down by its own ``async with`` blocks before this returns; only
+    the first Ctrl-C is taken: a second one while that shutdown runs is Python's usual
+    :class:`KeyboardInterrupt`, which cuts that shutdown short (the command exits 130).
+    Outside the main thread (signals cannot be received there) ``work`` simply runs.
+
+    Returns:
+        The :class:`Outcome`; an :class:`Exception` of ``work`` is returned, not raised
+        (``trio.Cancelled`` and other base exceptions propagate).
+    """
+    outcome: Outcome[T] = Outcome()
+    scope = trio.CancelScope()
+
+    async def run_work() -> None:
+        with scope:
+            try:
+                outcome.value = await work()
+            except Exception as exc:  # the caller reports it; see the docstring
+                outcome.error = exc
+
+    if threading.current_thread() is not threading.main_thread():
+        await run_work()
+        return outcome
+
+    async def watch(  # noqa: ASYNC114 - started right here, never from a context manager
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with trio.open_signal_receiver(signal.SIGINT) as signals:
+            task_status.started()
+            async for _ in signals:
+                outcome.interrupted = True
+                scope.cancel()
+                return  # leaving the receiver restores the default Ctrl-C handling
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watch)
+        await run_work()
+        nursery.cancel_scope.cancel()
+    if not scope.cancelled_caught:
+        outcome.interrupted = False  # the signal came after the work had ended
+    return outcome
 
 
 def parse_inputs(tasks: Sequence[str], input_file: Path | None) -> dict[str, Any]:
@@ -207,6 +305,73 @@ def one_line_cause(error: BaseException) -> str:
     return message if isinstance(error, VegaError) else f"{type(error).__name__}: {message}"
 
 
+def describe_failure(error: BaseException) -> str:
+    """The whole message of a failure, its lines kept (a template error's caret diagram
+    stays under the column it points at): the first line says what failed, the others
+    show where and what to do. Exception groups are unwrapped to their first leaf; a
+    ``hint`` the message does not already carry is added as a last line."""
+    from .._errors import VegaError
+
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    lines = [line.rstrip() for line in str(error).splitlines()]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        lines = ["(no message)"]
+    hint = getattr(error, "hint", "") or getattr(getattr(error, "cause", None), "hint", "")
+    message = "\n".join(lines)
+    if isinstance(hint, str) and hint.strip() and hint.strip() not in message:
+        lines.append(hint.strip())
+    if not isinstance(error, VegaError):
+        lines[0] = f"{type(error).__name__}: {lines[0]}"
+    return "\n".join(lines)
+
+
+def misread_task_hint(error: BaseException, tasks: Sequence[str], flag: str = "--task") -> str:
+    """A hint for a run that failed on an undefined variable which a ``--task`` given as
+    ``name:value`` (or ``name value``) looks meant for: such a ``--task`` has no ``=`` and
+    so set the variable ``task``. ``""`` when no ``--task`` fits.
+
+    Args:
+        error: why the run failed.
+        tasks: the ``--task`` values (or the repl's ``/run`` assignments).
+        flag: how the hint writes one (``--task``, or ``/run report`` in the repl).
+    """
+    from ..dsl._errors import TemplateError
+
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    cause: BaseException | None = error
+    for _ in range(10):  # a workflow error wraps its step's error, a sub-workflow's too
+        if cause is None or isinstance(cause, TemplateError):
+            break
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    variable = cause.variable if isinstance(cause, TemplateError) else None
+    if not variable:
+        return ""
+    name = variable.split(".")[0]
+    for task in tasks:
+        match = _MISREAD_TASK.fullmatch(task.strip())
+        if match and match.group(1) == name:
+            return (
+                f"hint: {flag} {shlex_quote(task)} set the variable 'task', not {name!r} "
+                f"(only K=V sets a variable K); write {flag} "
+                f"{shlex_quote(f'{name}={match.group(2)}')}"
+            )
+    return ""
+
+
+def shlex_quote(text: str) -> str:
+    """``text`` quoted for a shell command line shown in a message (always in double
+    quotes when it has anything but letters, digits and ``=_-.``)."""
+    if re.fullmatch(r"[A-Za-z0-9_=.\-]+", text):
+        return f'"{text}"'
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 _SYMBOLS: Final = {
     "start": "▶",
     "ok": "✓",
@@ -238,6 +403,34 @@ def symbols(stream: TextIO) -> Mapping[str, str]:
 
 
 def write(stream: TextIO, text: str) -> None:
-    """Write ``text`` and a newline, and flush (progress must show while it happens)."""
-    stream.write(text + "\n")
+    """Write ``text`` and a newline, and flush (progress must show while it happens).
+
+    Every line the CLI prints goes through here (or :func:`write_chunk`), so every one is
+    redacted (:func:`vega_trio._redact.redact`): a key that ended up in an error, a
+    reply or a variable is never printed.
+    """
+    stream.write(redact(text) + "\n")
     stream.flush()
+
+
+def write_chunk(stream: TextIO, text: str) -> None:
+    """Write a piece of a streamed reply as it comes (no newline), redacted.
+
+    NOTE: each chunk is redacted on its own; a secret split across two chunks is caught by
+    the ``sk-``/env patterns only when whole, which is why replies that are printed whole
+    (``run``) go through :func:`write` instead.
+    """
+    stream.write(redact(text))
+    stream.flush()
+
+
+def safe_streams() -> None:
+    """Make ``sys.stdout`` and ``sys.stderr`` write what their encoding cannot hold as
+    ``\\uXXXX`` escapes instead of raising :class:`UnicodeEncodeError` (``LANG=C``,
+    ``PYTHONIOENCODING=ascii``): a result is never lost to a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, io.UnsupportedOperation):  # closed or detached: leave it
+                pass

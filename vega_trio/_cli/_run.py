@@ -13,15 +13,21 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TextIO
 import outcome
 import trio
 
-from .._redact import redact
+from .._redact import redact, redact_data
 from ..runtime._events import Event, Lagged, Subscription
 from ._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
     OFFLINE_NOTICE,
     UsageProblem,
     backends_for,
     choose_llm,
+    describe_failure,
     did_you_mean,
-    one_line_cause,
+    interruptible,
+    misread_task_hint,
     open_llm,
     parse_inputs,
     symbols,
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
     "EXIT_INVALID",
     "EXIT_OK",
     "PROGRESS_EVENTS",
@@ -43,12 +50,6 @@ __all__ = [
     "load_document",
     "run_command",
 ]
-
-EXIT_OK: Final = 0
-#: The run started and failed (a step, the model, a timeout).
-EXIT_FAILED: Final = 1
-#: Nothing ran: the file is invalid, or the command line does not fit it.
-EXIT_INVALID: Final = 2
 
 OutputFormat = Literal["text", "json"]
 
@@ -128,16 +129,29 @@ SHOWN_AS_PROGRESS: Final = (
 class _Progress:
     """Writes one line per step start and finish (and failure) to stderr, and one per
     tool call, retry, restart, circuit change and budget warning (from the
-    orchestrator's event bus); the run's cumulative token counts become each step's
-    own. Every line is redacted."""
+    orchestrator's event bus, see :meth:`follow`); the run's cumulative token counts
+    become each step's own. With ``quiet`` it prints nothing but still knows which steps
+    are running (for what Ctrl-C interrupted).
 
-    def __init__(self, err: TextIO, events: Subscription | None = None) -> None:
+    A failure's line waits for the next event: when the run goes on (a ``try:`` or
+    ``continue_on_error`` took it) it shows the error; when the run fails with it, the
+    command prints the error itself, so the line only says which step failed (the error
+    is printed once).
+    """
+
+    def __init__(self, err: TextIO, *, quiet: bool = False) -> None:
         self._err = err
+        self._quiet = quiet
+        self._events: Subscription | None = None
         self._marks = symbols(err)
         self._at_start: dict[str, tuple[int, int, float]] = {}
-        self._events = events
+        self._failed: list[ProgressEvent] = []
+        #: The steps in progress: path -> "path (agent)", for what Ctrl-C interrupted.
+        self.running: dict[str, str] = {}
 
     def __call__(self, event: ProgressEvent) -> None:
+        if event.kind != "step_failed":  # an enclosing step failing too: keep waiting
+            self._flush_failed(with_error=event.kind != "workflow_failed")
         if not event.kind.startswith("step_"):
             return  # the command reports the run's start and end itself
         # Runtime events that happened before this step line belong above it.
@@ -145,11 +159,19 @@ class _Progress:
         totals = (event.input_tokens, event.output_tokens, event.cost_usd)
         if event.kind == "step_started":
             self._at_start[event.path] = totals
+            who = f" ({event.agent})" if event.agent else ""
+            self.running[event.path] = f"workflows.{event.path}{who}"
+        else:
+            self.running.pop(event.path, None)
+        if event.kind == "step_failed":
+            self._failed.append(event)
+            return
         before = self._at_start.get(event.path, totals)
         self._write(format_progress(event, self._marks, before))
 
     def _write(self, line: str) -> None:
-        write(self._err, redact(line))
+        if not self._quiet:
+            write(self._err, line)
 
     def _show(self, item: Event | Lagged) -> None:
         if isinstance(item, Lagged):
@@ -166,68 +188,25 @@ class _Progress:
         while (item := self._events.receive_nowait()) is not None:
             self._show(item)
 
-    async def follow(self) -> None:
+    async def follow(self, events: Subscription) -> None:
         """Print runtime events as they come (until cancelled), so a retry's wait or a
         long tool shows while it happens."""
-        if self._events is None:
-            return
-        async for item in self._events:
+        self._events = events
+        async for item in events:
             self._show(item)
 
-
-async def _run_with_progress(
-    runner: Runner, workflow: str, variables: Mapping[str, Any], err: TextIO, quiet: bool
-) -> RunResult:
-    """Run the workflow; unless ``quiet``, show its steps and the runtime events of
-    :data:`PROGRESS_EVENTS` on ``err`` while it runs."""
-    if quiet:
-        return await runner.run(workflow, variables)
-    with runner.orchestrator.events.subscribe(types=PROGRESS_EVENTS) as events:
-        progress = _Progress(err, events)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(progress.follow)
-            # NOTE: captured, so the run's own error leaves the nursery unwrapped (not
-            # as an exception group) and the command reports it as before.
-            done = await outcome.acapture(runner.run, workflow, variables, on_progress=progress)
-            nursery.cancel_scope.cancel()
-        progress.drain()
-        return done.unwrap()
+    def _flush_failed(self, *, with_error: bool) -> None:
+        failed, self._failed = self._failed, []
+        for index, event in enumerate(failed):
+            # A step whose inner step failed before it failed with it: the error is that one.
+            inner = any(_inside(earlier.path, event.path) for earlier in failed[:index])
+            self._write(format_progress(event, self._marks, with_error=with_error and not inner))
 
 
-def format_progress(
-    event: ProgressEvent,
-    marks: Mapping[str, str],
-    before: tuple[int, int, float] = (0, 0, 0.0),
-) -> str:
-    """One progress line.
-
-    * ``▶ report.steps[0] researcher · Research Go concurrency`` when a step starts
-      (an agent step shows the start of its message, another step what it is:
-      ``▶ report.steps[2] · for part in subtopics``);
-    * ``✓ report.steps[0] researcher 120+45 tokens $0.0012`` when it ends (the tokens
-      and cost of the step, nested steps included; none when it used no model);
-    * ``✗ report.steps[1] writer: <the error on one line>`` when it fails.
-
-    Args:
-        event: the interpreter's event.
-        marks: the symbols to use (:func:`~vega_trio._cli._common.symbols`).
-        before: the run's token and cost totals when the step started.
-    """
-    who = f" {event.agent}" if event.agent else ""
-    if event.kind == "step_started":
-        detail = shorten(event.detail, 60)
-        return f"{marks['start']} {event.path}{who}" + (
-            f" {marks['dot']} {detail}" if detail else ""
-        )
-    if event.kind == "step_failed":
-        return f"{marks['fail']} {event.path}{who}: {' '.join(event.detail.split())}"
-    what = who or f" {event.step}"
-    used_in = event.input_tokens - before[0]
-    used_out = event.output_tokens - before[1]
-    usage = ""
-    if used_in or used_out:
-        usage = f" {used_in}+{used_out} tokens ${event.cost_usd - before[2]:.4f}"
-    return f"{marks['ok']} {event.path}{what}{usage}"
+def _inside(path: str, outer: str) -> bool:
+    """Whether step ``path`` is nested in step ``outer`` (``a.steps[1].then[0]`` in
+    ``a.steps[1]``)."""
+    return path.startswith((f"{outer}.", f"{outer}["))
 
 
 def format_event(event: Event, marks: Mapping[str, str]) -> str | None:
@@ -275,19 +254,85 @@ def format_event(event: Event, marks: Mapping[str, str]) -> str | None:
             )
         return line
     if kind in ("budget.warning", "budget.exceeded"):
-        outcome = "calls go on" if kind == "budget.warning" else "the call was refused"
+        then = "calls go on" if kind == "budget.warning" else "the call was refused"
         return (
             f"{marks['warn']} budget of {data.get('owner')} exceeded: "
             f"${float(data.get('spent_usd') or 0):.4f} of ${float(data.get('limit_usd') or 0):.4f}"
-            f" ({outcome})"
+            f" ({then})"
         )
     return None
+
+
+async def _run_with_progress(
+    runner: Runner,
+    workflow: str,
+    variables: Mapping[str, Any],
+    progress: _Progress,
+    *,
+    quiet: bool,
+) -> RunResult:
+    """Run the workflow, reporting its steps to ``progress``; unless ``quiet``, also
+    the runtime events of :data:`PROGRESS_EVENTS` while it runs."""
+    if quiet:
+        return await runner.run(workflow, variables, on_progress=progress)
+    with runner.orchestrator.events.subscribe(types=PROGRESS_EVENTS) as events:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(progress.follow, events)
+            # NOTE: captured, so the run's own error leaves the nursery unwrapped (not
+            # as an exception group) and the command reports it as before.
+            done = await outcome.acapture(runner.run, workflow, variables, on_progress=progress)
+            nursery.cancel_scope.cancel()
+        progress.drain()
+        return done.unwrap()
+
+
+def format_progress(
+    event: ProgressEvent,
+    marks: Mapping[str, str],
+    before: tuple[int, int, float] = (0, 0, 0.0),
+    *,
+    with_error: bool = True,
+) -> str:
+    """One progress line.
+
+    * ``▶ report.steps[0] researcher · Research Go concurrency`` when a step starts
+      (an agent step shows the start of its message, another step what it is:
+      ``▶ report.steps[2] · for part in subtopics``);
+    * ``✓ report.steps[0] researcher 120+45 tokens $0.0012`` when it ends (the tokens
+      and cost of the step, nested steps included; none when it used no model);
+    * ``✗ report.steps[1] writer: <the error on one line>`` when it fails, or
+      ``✗ report.steps[1] writer failed`` without ``with_error`` (the run failed with
+      it, and the command prints the error in full).
+
+    Args:
+        event: the interpreter's event.
+        marks: the symbols to use (:func:`~vega_trio._cli._common.symbols`).
+        before: the run's token and cost totals when the step started.
+        with_error: show a failure's error.
+    """
+    who = f" {event.agent}" if event.agent else ""
+    if event.kind == "step_started":
+        detail = shorten(event.detail, 60)
+        return f"{marks['start']} {event.path}{who}" + (
+            f" {marks['dot']} {detail}" if detail else ""
+        )
+    if event.kind == "step_failed":
+        if not with_error:
+            return f"{marks['fail']} {event.path}{who or ' ' + event.step} failed"
+        return f"{marks['fail']} {event.path}{who}: {' '.join(event.detail.split())}"
+    what = who or f" {event.step}"
+    used_in = event.input_tokens - before[0]
+    used_out = event.output_tokens - before[1]
+    usage = ""
+    if used_in or used_out:
+        usage = f" {used_in}+{used_out} tokens ${event.cost_usd - before[2]:.4f}"
+    return f"{marks['ok']} {event.path}{what}{usage}"
 
 
 def _json_default(value: object) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
-    return str(value)
+    return redact(str(value))
 
 
 def _as_text(value: object) -> str:
@@ -296,6 +341,56 @@ def _as_text(value: object) -> str:
     if value is None:
         return ""
     return json.dumps(value, ensure_ascii=False, default=_json_default)
+
+
+def _leaf_steps(running: Mapping[str, str]) -> list[str]:
+    """The innermost of the steps in progress (a ``for`` step and the step inside it:
+    the inner one), as labels."""
+    return [
+        label
+        for path, label in running.items()
+        if not any(_inside(other, path) for other in running)
+    ]
+
+
+def interrupted_message(workflow: str, progress: _Progress | None) -> str:
+    """What Ctrl-C stopped: ``workflow 'report' stopped at workflows.report.steps[0]
+    (researcher) (Ctrl-C); its processes were stopped``."""
+    steps = _leaf_steps(progress.running) if progress is not None else []
+    where = f" at {', '.join(steps)}" if steps else " before its first step"
+    return f"workflow {workflow!r} stopped{where} (Ctrl-C); its processes were stopped"
+
+
+def failure_payload(
+    error: str,
+    error_class: str,
+    *,
+    workflow: str | None = None,
+    step: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``--output json`` object of a failed command: ``{"ok": false, "error": message,
+    "error_class": class, "workflow"?: name, "step"?: path, ...}`` (the success object is
+    ``{"ok": true, "output": ..., ...}``)."""
+    payload: dict[str, Any] = {"ok": False, "error": error, "error_class": error_class}
+    if workflow is not None:
+        payload["workflow"] = workflow
+    if step is not None:
+        payload["step"] = step
+    payload.update(extra)
+    return payload
+
+
+def write_json(out: TextIO, payload: Mapping[str, Any]) -> None:
+    """``payload`` as indented JSON on ``out``, every string redacted; ``\\u`` escapes
+    when ``out``'s encoding cannot hold the text (the JSON stays valid)."""
+    data = redact_data(dict(payload))
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=_json_default)
+    try:
+        text.encode(getattr(out, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        text = json.dumps(data, ensure_ascii=True, indent=2, default=_json_default)
+    write(out, text)
 
 
 async def run_command(
@@ -321,8 +416,9 @@ async def run_command(
         workflow: the workflow's name; ``None`` picks the only one.
         tasks: ``--task`` values (``"k=v"`` sets ``k``; other text sets ``task``).
         input_file: ``--input``: a JSON object of variables (``--task`` wins).
-        output: ``text`` (the result as text) or ``json`` (``{output, variables,
-            cost_usd, tokens: {input, output}, steps_run}``).
+        output: ``text`` (the result as text) or ``json`` (``{ok: true, output,
+            variables, cost_usd, tokens: {input, output}, steps_run}``; on failure
+            ``{ok: false, error, error_class, workflow?, step?}``).
         time_limit: ``--timeout``: seconds for the whole run; ``None``: no limit.
         llm: ``--llm`` (``anthropic`` or ``scripted``); ``None`` chooses as
             :func:`~vega_trio._cli._common.choose_llm` says.
@@ -336,8 +432,9 @@ async def run_command(
 
     Returns:
         The exit status: 0 on success, 1 when the run failed, 2 when nothing could run
-        (an invalid file or command line). Each failure is explained on ``err``, the
-        last line being a one-line cause.
+        (an invalid file, command line or input), 130 when Ctrl-C stopped it. Each
+        failure is explained once on ``err``: its first line says what failed, the
+        following ones (a template's caret diagram, a hint) keep their layout.
     """
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -378,29 +475,42 @@ async def _run(
     log_level: str | None,
     quiet: bool,
 ) -> int:
-    from ..dsl._interpreter import open_runner
+    from ..dsl._inputs import InputError, resolve_inputs
+    from ..dsl._interpreter import WorkflowError, WorkflowInputError, error_class, open_runner
+
+    def fail(status: int, message: str, error_class: str, **fields: Any) -> int:
+        write(err, f"vega-trio: error: {message}")
+        if output == "json":
+            write_json(out, failure_payload(message, error_class, **fields))
+        return status
 
     try:
         choice, defaulted = choose_llm(llm, env)
         variables = parse_inputs(tasks, input_file)
     except UsageProblem as exc:
-        write(err, f"vega-trio: error: {exc}")
-        return EXIT_INVALID
+        return fail(EXIT_INVALID, str(exc), "usage_error")
     document = await load_document(file, err)
-    if document is None:
+    if document is None:  # its diagnostics and a summary are on err already
+        if output == "json":
+            message = f"{file} is not a valid document (see the errors above); nothing was run"
+            write_json(out, failure_payload(message, "invalid_document"))
         return EXIT_INVALID
     try:
         spec = select_workflow(document, file, workflow)
+        resolve_inputs(spec, variables)  # a missing or invalid input: nothing runs
     except UsageProblem as exc:
-        write(err, f"vega-trio: error: {exc}")
-        return EXIT_INVALID
+        return fail(EXIT_INVALID, str(exc), "usage_error")
+    except InputError as exc:
+        return fail(EXIT_INVALID, f"{exc}; nothing was run", "invalid_input", workflow=spec.name)
     if defaulted:
         write(err, OFFLINE_NOTICE)
 
     start = trio.current_time()
     agents = [(agent.name, agent.system) for agent in document.agents]
     base_dir = Path(await trio.Path(file).resolve()).parent
-    try:
+    progress = _Progress(err, quiet=quiet)
+
+    async def work() -> RunResult:
         with trio.fail_after(math.inf if time_limit is None else time_limit):
             async with (
                 open_llm(choice, agents, document.settings.default_model) as model,
@@ -412,17 +522,48 @@ async def _run(
                     backends=backends_for(choice, model),
                 ) as runner,
             ):
-                result = await _run_with_progress(runner, spec.name, variables, err, quiet)
-    except trio.TooSlowError:
-        write(
-            err,
-            f"vega-trio: error: workflow {spec.name!r} timed out after {time_limit:g}s "
-            "(--timeout); give it longer or leave --timeout out",
+                return await _run_with_progress(runner, spec.name, variables, progress, quiet=quiet)
+
+    ended = await interruptible(work)
+    if ended.interrupted:
+        message = interrupted_message(spec.name, progress)
+        write(err, f"vega-trio: interrupted: {message}")
+        if output == "json":
+            steps = _leaf_steps(progress.running)
+            write_json(
+                out,
+                failure_payload(
+                    message,
+                    "interrupted",
+                    workflow=spec.name,
+                    **({"step": steps[0].split(" ")[0]} if steps else {}),  # its path
+                ),
+            )
+        return EXIT_INTERRUPTED
+    error = ended.error
+    if isinstance(error, trio.TooSlowError):
+        return fail(
+            EXIT_FAILED,
+            f"workflow {spec.name!r} timed out after {time_limit:g}s (--timeout); give it "
+            "longer or leave --timeout out",
+            "timeout",
+            workflow=spec.name,
         )
-        return EXIT_FAILED
-    except Exception as exc:  # any failure of the run ends the command with its cause
-        write(err, f"vega-trio: error: workflow {spec.name!r} failed: {one_line_cause(exc)}")
-        return EXIT_FAILED
+    if isinstance(error, UsageProblem):  # the chosen backend cannot be used: nothing ran
+        return fail(EXIT_INVALID, str(error), "usage_error", workflow=spec.name)
+    if isinstance(error, WorkflowInputError):
+        return fail(EXIT_INVALID, f"{error}; nothing was run", "invalid_input", workflow=spec.name)
+    if error is not None or ended.value is None:
+        failure: BaseException = error if error is not None else RuntimeError("no result")
+        message = f"workflow {spec.name!r} failed: {describe_failure(failure)}"
+        hint = misread_task_hint(failure, tasks)
+        if hint:
+            message += f"\n{hint}"
+        fields: dict[str, Any] = {"workflow": spec.name}
+        if isinstance(failure, WorkflowError):
+            fields["step"] = failure.path
+        return fail(EXIT_FAILED, message, error_class(failure), **fields)
+    result = ended.value
 
     elapsed = trio.current_time() - start
     marks = symbols(err)
@@ -435,13 +576,14 @@ async def _run(
         )
     if output == "json":
         payload = {
+            "ok": True,
             "output": result.output,
             "variables": dict(result.variables),
             "cost_usd": result.cost_usd,
             "tokens": {"input": result.input_tokens, "output": result.output_tokens},
             "steps_run": result.steps_run,
         }
-        write(out, json.dumps(payload, ensure_ascii=False, indent=2, default=_json_default))
+        write_json(out, payload)
     else:
         write(out, _as_text(result.output))
     return EXIT_OK

@@ -147,6 +147,20 @@ class AnthropicLLM:
         """Where requests go."""
         return str(self._client.base_url)
 
+    @property
+    def has_credentials(self) -> bool:
+        """Whether the client has something to authenticate with (an API key, an auth
+        token or a credentials provider, given or found in the environment or a profile).
+        Without one every call fails; :meth:`~vega_trio.Orchestrator.spawn` checks this
+        for the backend it creates, so a missing key shows at spawn, not at the first
+        send."""
+        client = self._client
+        return bool(
+            getattr(client, "api_key", None)
+            or getattr(client, "auth_token", None)
+            or getattr(client, "credentials", None) is not None
+        )
+
     async def aclose(self) -> None:
         """Close the connection pool (only when this backend built the client)."""
         if self._owns_client:
