@@ -16,7 +16,15 @@ import trio
 
 from .._errors import LinkedProcessError, ProcessExited, ProcessNotRunning, RequestError
 from ._context import _current
-from ._links import Monitor, Signal, SignalChannel, _on_trio_thread, check_signal_buffer
+from ._links import (
+    ExitSignal,
+    Linkable,
+    Monitor,
+    Signal,
+    SignalChannel,
+    _on_trio_thread,
+    check_signal_buffer,
+)
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
 from ._supervision import RestartIntensity, Supervision
@@ -54,7 +62,7 @@ class MailboxFull(ProcessNotRunning):
 
 
 @attrs.define(eq=False)
-class Process:
+class Process(Linkable):
     """A running instance of a behaviour (for agents: of an :class:`~vega_trio.Agent`).
 
     Made by :meth:`Orchestrator.spawn <vega_trio.Orchestrator.spawn>`; not constructed
@@ -286,7 +294,7 @@ class Process:
                 self._signals._end()
         return self._signals
 
-    def link(self, other: Process | str) -> None:
+    def link(self, other: Linkable | str) -> None:
         """Link this process with ``other`` (a process or its id), both ways.
 
         When either exits, the other gets its exit signal (see :meth:`Runtime.link
@@ -294,11 +302,11 @@ class Process:
         """
         self._runtime._link_table.link(self, other)
 
-    def unlink(self, other: Process | str) -> None:
+    def unlink(self, other: Linkable | str) -> None:
         """Remove the link with ``other``, if any. Synchronous; safe in tools."""
         self._runtime._link_table.unlink(self, other)
 
-    def monitor(self, target: Process | str) -> Monitor:
+    def monitor(self, target: Linkable | str) -> Monitor:
         """Monitor ``target`` on behalf of this process.
 
         The :class:`~vega_trio.Down` arrives both through the returned monitor's
@@ -312,6 +320,33 @@ class Process:
 
     def _signal(self, signal: Signal) -> None:
         self.signals._put(signal)
+
+    def _exit_signal(self, source_id: str, agent: str, reason: ExitReason) -> None:
+        if self.trap_exit:
+            self._signal(
+                ExitSignal(
+                    process_id=source_id, agent_name=agent, reason=reason, error=reason.error
+                )
+            )
+            return
+        if reason.kind == "normal":
+            return
+        if reason.kind == "shutdown" and self._runtime._closing:
+            # NOTE: during an orchestrator shutdown every process is being stopped
+            # already, each with its grace; a cascade would only cut that grace short.
+            return
+        # NOTE: SPEC §2.3 — any other reason, shutdown included, kills at once.
+        error = LinkedProcessError(
+            f"process {self.id} ({self.agent_name}) was killed because linked process "
+            f"{source_id}{f' ({agent})' if agent else ''} exited: {reason}; set trap_exit "
+            "on it to receive such exits as signals instead, or unlink the two",
+            source=source_id,
+            reason=reason,
+        )
+        error.__cause__ = reason.error
+        self._crash_from_outside(
+            error, f"process {self.id} killed by link: {source_id} exited ({reason.kind})"
+        )
 
     def _end_signals(self) -> None:
         if self._signals is not None:
