@@ -465,7 +465,7 @@ class LinkTable:
     def _monitor(self, target: Linkable | str, watcher: Process | None) -> Monitor:
         proc, target_id = self._resolve(target, "monitor")
         if watcher is not None:
-            from ._process import Process  # noqa: PLC0415 - _process imports this module
+            from ._process import Process  # here: _process imports this module
 
             if not isinstance(watcher, Process):
                 raise TypeError(
@@ -502,9 +502,7 @@ class LinkTable:
 
     def _demonitor(self, monitor: Monitor) -> bool:
         if not isinstance(monitor, Monitor):
-            raise TypeError(
-                f"demonitor takes the Monitor that monitor() returned, not {monitor!r}"
-            )
+            raise TypeError(f"demonitor takes the Monitor that monitor() returned, not {monitor!r}")
         if monitor._table is not self or not monitor.active:
             return False
         self._forget(monitor)

@@ -622,11 +622,11 @@ class Supervisor(Linkable):
             if self._stopping is None:
                 self._request_stop(self._owner_exit_reason(source_id, source, reason))
             return
-        if any(
+        if self._stopping is not None or any(
             child.current is not None and child.current.id == source_id
             for child in self._children.values()
         ):
-            return  # its watcher reports the exit of a child; the link adds nothing
+            return  # on its way out; or a child, whose exit its watcher reports
         level = logging.INFO if reason.kind in ("normal", "shutdown") else logging.WARNING
         _log.log(
             level,
