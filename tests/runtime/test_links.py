@@ -529,11 +529,12 @@ async def test_a_shutdown_exit_kills_a_linked_peer_at_once(
     in_flight, queued = b.call_async(100), b.call_async(1)
     await _settle()
     with runtime.bus.subscribe(types=["process."]) as events:
-        if how == "stop":
-            a.stop("operator")
-        else:
-            await a.shutdown(grace=1)
-        reason = await b.wait()
+        with trio.fail_after(1):
+            if how == "stop":
+                a.stop("operator")
+            else:
+                await a.shutdown(grace=1)
+            reason = await b.wait()
         got = _drain(events)
     assert trio.current_time() == 0  # cancelled at once, not after its 100 s message
     assert reason.kind == "linked" and b.status == ProcessStatus.FAILED
@@ -568,7 +569,8 @@ async def test_a_shutdown_link_death_restarts_a_supervised_peer(
     in_flight = b.call_async(5)
     await _settle()
     a.stop()
-    assert await in_flight.wait() == 5
+    with trio.fail_after(100):
+        assert await in_flight.wait() == 5
     assert trio.current_time() == 6  # 1 s backoff, then the 5 s message again
     assert b.restart_count == 1 and b.alive and b.links == ()
 

@@ -290,7 +290,8 @@ async def _end_child(runtime: Runtime, child: Process, how: str) -> None:
         other.fail(RuntimeError("linked process failed"))
     else:
         assert how == "timeout"  # its lifetime (see the spawn) runs out
-    reason = await child.wait()
+    with trio.fail_after(100):
+        reason = await child.wait()
     assert reason.kind == how
 
 
@@ -316,7 +317,8 @@ async def test_escalate_passes_every_abnormal_exit_to_the_parent(
     if how in ("normal", "shutdown"):
         assert parent.alive
         return
-    reason = await parent.wait()
+    with trio.fail_after(1):
+        reason = await parent.wait()
     assert reason.kind == "error" and isinstance(reason.error, ChildFailed)
     assert reason.error.child_id == child.id and f"escalated: {how}" in str(reason.error)
     assert child.exit_reason is not None

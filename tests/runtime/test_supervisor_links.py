@@ -99,7 +99,7 @@ async def test_monitor_of_a_supervisor_fires_once_with_its_exit_reason(
 
 
 async def test_monitor_of_an_exited_supervisor_fires_noproc_at_once(
-    runtime: Runtime,
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
 ) -> None:
     """Monitoring a supervisor that has exited (by handle or by id) fires ``noproc``."""
     async with open_supervisor(runtime, spec()) as sup:
@@ -110,14 +110,17 @@ async def test_monitor_of_an_exited_supervisor_fires_noproc_at_once(
         assert down is not None and down.reason.kind == "noproc"
 
 
-async def test_demonitor_a_supervisor(runtime: Runtime) -> None:
+async def test_demonitor_a_supervisor(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
     """demonitor removes exactly the given monitor of a supervisor; the other fires."""
     async with open_supervisor(runtime, spec()) as sup:
         kept, removed = runtime.monitor(sup), runtime.monitor(sup)
         assert runtime.demonitor(removed) and not runtime.demonitor(removed)
-    assert (await kept.wait()).reason.kind == "shutdown"
-    with pytest.raises(MonitorRemoved):
-        await removed.wait()
+    with trio.fail_after(1):
+        assert (await kept.wait()).reason.kind == "shutdown"
+        with pytest.raises(MonitorRemoved):
+            await removed.wait()
 
 
 # ------------------------------------------------------------------------ links
@@ -152,31 +155,37 @@ async def test_a_supervisor_that_gives_up_kills_its_linked_peers(
     assert runtime._supervisors == {}
 
 
-async def test_a_killed_supervisor_kills_its_linked_peers(runtime: Runtime) -> None:
+async def test_a_killed_supervisor_kills_its_linked_peers(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
     """kill() of a supervisor is an exit with reason killed: linked peers die (linked)."""
     peer = await runtime.spawn(EchoBehaviour(name="peer"))
     async with running(runtime, spec()) as sup:
         runtime.link(peer, sup)
         sup.kill("operator")
-        reason = await peer.wait()
+        with trio.fail_after(1):
+            reason = await peer.wait()
     assert reason.kind == "linked" and reason.error is not None
     assert isinstance(reason.error, LinkedProcessError)
     assert reason.error.reason.kind == "killed"
 
 
-async def test_linking_an_exited_supervisor_sends_noproc(runtime: Runtime) -> None:
+async def test_linking_an_exited_supervisor_sends_noproc(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
     """Linking a supervisor that has exited kills the non-trapping side with noproc."""
     async with open_supervisor(runtime, spec()) as sup:
         pass
     peer = await runtime.spawn(EchoBehaviour(name="peer"))
     runtime.link(peer, sup)
-    reason = await peer.wait()
+    with trio.fail_after(1):
+        reason = await peer.wait()
     assert isinstance(reason.error, LinkedProcessError)
     assert reason.error.reason.kind == "noproc" and reason.error.source == sup.id
 
 
 async def test_a_supervisor_traps_exits_of_linked_processes(
-    runtime: Runtime, caplog: pytest.LogCaptureFixture
+    runtime: Runtime, caplog: pytest.LogCaptureFixture, autojump_clock: trio.testing.MockClock
 ) -> None:
     """A supervisor traps exits: a linked process that is not its owner dies — the
     supervisor logs it and goes on (no crash, no restart, children untouched); its
@@ -192,8 +201,9 @@ async def test_a_supervisor_traps_exits_of_linked_processes(
         child(sup, "b").stop()  # its watcher reports it: restarted, not logged
         stranger.fail(RuntimeError("stranger failed"))
         quiet.complete()
-        await stranger.wait()
-        await quiet.wait()
+        with trio.fail_after(1):
+            await stranger.wait()
+            await quiet.wait()
         await trio.testing.wait_all_tasks_blocked()
         assert sup.alive and sup.restart_count == 1 and sup.links == ()
         assert child(sup, "a").id == before[0] and child(sup, "b").id != before[1]
@@ -215,7 +225,11 @@ async def test_a_supervisor_traps_exits_of_linked_processes(
     ],
 )
 async def test_an_owner_exit_over_a_link_shuts_the_supervisor_down(
-    runtime: Runtime, how: str, kind: str, status: ProcessStatus
+    runtime: Runtime,
+    autojump_clock: trio.testing.MockClock,
+    how: str,
+    kind: str,
+    status: ProcessStatus,
 ) -> None:
     """The exit of a linked owner (the ``parent`` process) shuts the supervisor down:
     children end in reverse start order, nothing restarts, monitors fire; an abnormal
@@ -251,7 +265,9 @@ async def test_an_owner_exit_over_a_link_shuts_the_supervisor_down(
     assert runtime.live_count == 0
 
 
-async def test_unlink_a_supervisor_stops_propagation(runtime: Runtime) -> None:
+async def test_unlink_a_supervisor_stops_propagation(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
     """unlink(supervisor, p) removes both sides: the supervisor's exit no longer
     reaches p."""
     peer = await runtime.spawn(EchoBehaviour(name="peer"))
@@ -262,7 +278,9 @@ async def test_unlink_a_supervisor_stops_propagation(runtime: Runtime) -> None:
     assert peer.alive
 
 
-async def test_what_is_not_a_process_is_refused_at_once(runtime: Runtime) -> None:
+async def test_what_is_not_a_process_is_refused_at_once(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
     """Links, monitors, demonitor and the registry refuse wrong arguments with a clear
     TypeError at the call — never a hang or a crash later."""
     peer = await runtime.spawn(EchoBehaviour(name="peer"))
