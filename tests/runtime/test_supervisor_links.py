@@ -63,7 +63,7 @@ async def running(
 ) -> AsyncIterator[Supervisor]:
     """Run ``the_spec`` in its own task; a give-up is the test's business, not an error."""
 
-    async def run(*, task_status: trio.TaskStatus[Supervisor]) -> None:
+    async def run(*, task_status: trio.TaskStatus[Supervisor]) -> None:  # noqa: ASYNC128 - spec.run does
         try:
             await the_spec.run(runtime, parent=parent, task_status=task_status)
         except RestartIntensityError:
