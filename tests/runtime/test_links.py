@@ -556,6 +556,43 @@ async def test_a_shutdown_exit_kills_a_linked_peer_at_once(
     assert trapper.alive
 
 
+@pytest.mark.parametrize("how", ["stop", "complete", "fail"])
+async def test_a_link_death_cancels_a_peer_that_is_stopping_gracefully(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    """A peer finishing its current message after stop/complete/fail is still cancelled
+    at once by a link death (reason linked, its caller gets ProcessExited); only kill()
+    and an orchestrator shutdown keep it from being crashed."""
+    work = WorkBehaviour()
+    a = await runtime.spawn(EchoBehaviour(name="a"))
+    b = await runtime.spawn(work)
+    a.link(b)
+    in_flight = b.call_async(100)
+    await _settle()
+    getattr(b, how)(*(["going"] if how == "fail" else []))
+    a.fail(RuntimeError("a crashed"))
+    with trio.fail_after(1):
+        reason = await b.wait()
+    assert trio.current_time() == 0 and work.cancelled == [100]
+    assert reason.kind == "linked" and isinstance(reason.error, LinkedProcessError)
+    assert isinstance(reason.error.__cause__, RuntimeError)
+    with pytest.raises(ProcessExited) as exited:
+        await in_flight.wait()
+    assert exited.value.reason.kind == "linked"
+
+
+async def test_a_link_death_does_not_override_a_kill(runtime: Runtime) -> None:
+    """A process already killed ends with reason killed, whatever link death follows."""
+    a = await runtime.spawn(EchoBehaviour(name="a"))
+    b = await runtime.spawn(WorkBehaviour())
+    a.link(b)
+    b.call_async("block")
+    await _settle()
+    b.kill("operator")
+    a.fail("a crashed")
+    assert (await b.wait()).kind == "killed"
+
+
 async def test_a_shutdown_link_death_restarts_a_supervised_peer(
     runtime: Runtime, autojump_clock: trio.testing.MockClock
 ) -> None:

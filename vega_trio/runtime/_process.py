@@ -355,7 +355,13 @@ class Process(Linkable):
     def _crash_from_outside(self, error: BaseException, detail: str) -> None:
         """End the current incarnation as a crash with ``error`` (escalation, links);
         the process's supervision then decides, as for a crash of its own."""
-        if self.status.finished or self._stop_reason is not None:
+        if self.status.finished:
+            return
+        stop = self._stop_reason
+        if stop is not None and (stop.kind == "killed" or self._runtime._closing):
+            # NOTE: a kill wins; during an orchestrator shutdown every process keeps its
+            # grace. Otherwise a graceful stop in progress (stop/complete/fail finishing
+            # the current message) does not shield it: OTP's exit signals act at once.
             return
         self._pending_crash = error
         self._cancel(detail)
