@@ -295,4 +295,8 @@ async def test_what_is_not_a_process_is_refused_at_once(
             runtime.demonitor(sup)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="register takes a Process"):
             runtime.register("team", sup)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="parent must be a Process or a process id"):
+            await runtime.spawn(EchoBehaviour(), parent=sup)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="join takes a Process"):
+            runtime.group("g").join(sup)  # type: ignore[arg-type]
         assert peer.links == () and sup.links == ()

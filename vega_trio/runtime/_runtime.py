@@ -176,6 +176,11 @@ class Runtime:
     def _resolve_parent(self, parent: Process | str | None) -> Process | None:
         if parent is None or isinstance(parent, Process):
             return parent
+        if not isinstance(parent, str):
+            raise TypeError(
+                f"parent must be a Process or a process id, not {parent!r}; to run a "
+                "process under a supervisor, give it a ChildSpec (sup.start_child)"
+            )
         found = self._processes.get(parent)
         if found is None:
             raise ProcessNotFound(f"parent process {parent!r} is not known (it may have finished)")
