@@ -7,7 +7,16 @@ import trio
 import trio.testing
 
 import vega_trio
-from vega_trio import Agent, ErrorClass, LLMError, ProcessStatus, open_orchestrator
+from vega_trio import (
+    Agent,
+    ErrorClass,
+    ExitSignal,
+    LinkedProcessError,
+    LLMError,
+    ProcessStatus,
+    RestartIntensityError,
+    open_orchestrator,
+)
 from vega_trio.llm import LLMRequest
 from vega_trio.runtime import Backoff, Supervision, SupervisorSpec
 from vega_trio.testing import ScriptedLLM, Step
@@ -120,3 +129,118 @@ async def test_leaving_the_block_stops_the_trees(autojump_clock: trio.testing.Mo
     assert not team.alive
     assert all(w is not None and w.status.finished for w in workers)
     assert orch.runtime.live_count == 0
+
+
+def always_overloaded() -> ScriptedLLM:
+    """An LLM whose every call fails with a retryable class (a supervised crash)."""
+    return ScriptedLLM(responder=lambda _r: Step.error(ErrorClass.OVERLOADED))
+
+
+async def crash_until_it_gives_up(team: vega_trio.runtime.Supervisor) -> None:
+    """Send to the tree's only worker until the tree (max_restarts=1) gives up."""
+    for _ in range(2):
+        worker = team.child("w")
+        assert isinstance(worker, vega_trio.AgentProcess)
+        with pytest.raises(LLMError):
+            await worker.send("hi")
+        await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_a_tree_that_gives_up_fires_its_monitors_and_links(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A start_supervisor tree that gives up is observable: supervisor.gave_up on the
+    bus, its monitors fire once (reason shutdown), a linked non-trapping process dies
+    with reason linked (its in-flight caller gets ProcessExited) and a trapping one gets
+    the ExitSignal."""
+    echo = ScriptedLLM.echo()
+    async with open_orchestrator(llm=always_overloaded()) as orch:
+        with orch.subscribe(types=["supervisor.gave_up"]) as events:
+            team = await orch.start_supervisor(
+                SupervisorSpec(max_restarts=1, children=[orch.child(Agent(name="w", retry=None))])
+            )
+            peer = await orch.spawn(Agent(name="peer", llm=echo))
+            trapper = await orch.spawn(Agent(name="trapper", llm=echo), trap_exit=True)
+            orch.link(team, peer)
+            orch.link(trapper, team.id)
+            monitor = orch.monitor(team)
+            await crash_until_it_gives_up(team)
+            with trio.fail_after(1):
+                down = await monitor.wait()
+                peer_reason = await peer.wait()
+            gave_up = events.receive_nowait()
+        assert gave_up is not None and gave_up.data["supervisor_id"] == team.id
+        assert down.process_id == team.id and down.reason.kind == "shutdown"
+        assert peer_reason.kind == "linked"
+        assert isinstance(peer_reason.error, LinkedProcessError)
+        assert peer_reason.error.source == team.id
+        signal = trapper.signals.receive_nowait()
+        assert isinstance(signal, ExitSignal) and signal.reason.kind == "shutdown"
+        assert trapper.alive
+        # The orchestrator goes on (the default).
+        assert await trapper.send("still here") == "still here"
+
+
+async def test_propagate_supervisor_failures_raises_the_give_up_to_the_owner(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """open_orchestrator(propagate_supervisor_failures=True): a top-level tree's give-up
+    cancels the block and leaves the async with as a bare RestartIntensityError naming
+    the tree (id, cause: the last child failure); every process is gone."""
+    reached_the_end = False
+    with trio.fail_after(10):
+        with pytest.raises(RestartIntensityError) as raised:
+            async with open_orchestrator(
+                llm=always_overloaded(), propagate_supervisor_failures=True
+            ) as orch:
+                team = await orch.start_supervisor(
+                    SupervisorSpec(
+                        name="team",
+                        max_restarts=1,
+                        children=[orch.child(Agent(name="w", retry=None))],
+                    )
+                )
+                bystander = await orch.spawn(Agent(name="bystander", llm=ScriptedLLM.echo()))
+                await crash_until_it_gives_up(team)
+                await trio.sleep_forever()  # cancelled by the give-up
+                reached_the_end = True
+    error = raised.value
+    assert error.supervisor == "team" and error.supervisor_id == team.id
+    assert isinstance(error.__cause__, LLMError)
+    assert team.id in str(error) and not reached_the_end
+    assert bystander.status.finished and orch.runtime.live_count == 0
+
+
+async def test_without_the_option_a_give_up_is_not_raised(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """By default the orchestrator's block ends normally after a tree gave up."""
+    async with open_orchestrator(llm=always_overloaded()) as orch:
+        team = await orch.start_supervisor(
+            SupervisorSpec(max_restarts=1, children=[orch.child(Agent(name="w", retry=None))])
+        )
+        await crash_until_it_gives_up(team)
+        await team.wait()
+    assert team.gave_up
+
+
+async def test_a_linked_owner_shuts_its_tree_down(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """start_supervisor(spec, parent=owner) + link: the owner's crash shuts the tree
+    down (reason linked, cause chain); nothing is restarted."""
+    echo = ScriptedLLM.echo()
+    async with open_orchestrator(llm=echo) as orch:
+        owner = await orch.spawn(Agent(name="owner"))
+        team = await orch.start_supervisor(
+            SupervisorSpec(children=[orch.child(Agent(name="w"))]), parent=owner
+        )
+        orch.link(owner, team)
+        worker = team.child("w")
+        assert isinstance(worker, vega_trio.AgentProcess) and worker.parent_id == owner.id
+        owner.fail(RuntimeError("owner crashed"))
+        with trio.fail_after(10):
+            reason = await team.wait()
+        assert reason.kind == "linked" and isinstance(reason.error, LinkedProcessError)
+        assert isinstance(reason.error.__cause__, RuntimeError)
+        assert worker.status.finished and team.restart_count == 0

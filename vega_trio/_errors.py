@@ -227,12 +227,21 @@ class ChildStartFailed(SupervisorError):
 class RestartIntensityError(SupervisorError):
     """A top-level supervisor gave up: more than ``max_restarts`` restarts within
     ``window`` seconds. Its children were terminated; the last child failure is this
-    exception's ``__cause__`` when there was one."""
+    exception's ``__cause__`` when there was one. ``supervisor_id`` is the tree's id."""
 
-    def __init__(self, message: str, *, supervisor: str, max_restarts: int, window: float) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        supervisor: str,
+        max_restarts: int,
+        window: float,
+        supervisor_id: str | None = None,
+    ) -> None:
         super().__init__(message, supervisor=supervisor)
         self.max_restarts = max_restarts
         self.window = window
+        self.supervisor_id = supervisor_id
 
 
 class SupervisorNotRunning(SupervisorError):

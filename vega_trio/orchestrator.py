@@ -98,6 +98,9 @@ class Orchestrator:
     rate_limits: Mapping[str, RateLimit] = attrs.field(factory=dict)
     max_concurrent_calls: int | None = None
     _supervisors: list[Supervisor] = attrs.field(factory=list)
+    propagate_supervisor_failures: bool = False
+    """A top-level tree that gives up ends the orchestrator's block with its
+    :class:`~vega_trio.RestartIntensityError` (``open_orchestrator(...)``'s option)."""
     backends: dict[str, LLM] = attrs.field(factory=dict)
     """Backends by provider (``"anthropic"``, ``"openai"``) for ``model: "<provider>:<name>"``."""
     _owned: list[LLM] = attrs.field(factory=list)
@@ -460,12 +463,25 @@ class Orchestrator:
             name=name,
         )
 
-    async def start_supervisor(self, spec: SupervisorSpec) -> Supervisor:
+    async def start_supervisor(
+        self, spec: SupervisorSpec, *, parent: Process | None = None
+    ) -> Supervisor:
         """Start a supervisor tree in the orchestrator and return it once every child
         runs. Build agent children with :meth:`child`.
 
         If the supervisor gives up (more restarts than its intensity allows), it stops
-        its children and publishes ``supervisor.gave_up``; the orchestrator goes on.
+        its children, publishes ``supervisor.gave_up`` and exits with reason
+        ``shutdown``: its monitors fire and its linked processes get that exit
+        (``orch.monitor(sup)``, ``orch.link(sup, p)``). The orchestrator goes on, unless
+        it was opened with ``propagate_supervisor_failures=True``: then the
+        :class:`~vega_trio.RestartIntensityError` ends the orchestrator's block and is
+        raised to its owner.
+
+        Args:
+            spec: the tree.
+            parent: the tree's owner, also shown as its children's parent in the spawn
+                tree. Link the two (``orch.link(sup, parent)``) and the owner's exit
+                shuts the tree down (OTP's ``start_link``).
 
         Raises:
             ChildStartFailed: a child could not be started.
@@ -473,18 +489,27 @@ class Orchestrator:
         """
         if self._runtime._closing:
             raise OrchestratorClosed("the orchestrator is shutting down; no new supervisors")
-        supervisor: Supervisor = await self._runtime._nursery.start(self._run_supervisor, spec)
+        supervisor: Supervisor = await self._runtime._nursery.start(
+            functools.partial(self._run_supervisor, spec, parent=parent)
+        )
         self._supervisors.append(supervisor)
         return supervisor
 
     async def _run_supervisor(  # noqa: ASYNC128 - spec.run calls started()
-        self, spec: SupervisorSpec, *, task_status: trio.TaskStatus[Supervisor]
+        self,
+        spec: SupervisorSpec,
+        *,
+        parent: Process | None,
+        task_status: trio.TaskStatus[Supervisor],
     ) -> None:
         try:
-            await spec.run(self._runtime, task_status=task_status)
+            await spec.run(self._runtime, parent=parent, task_status=task_status)
         except RestartIntensityError as exc:
-            # NOTE: the give-up is already published (supervisor.gave_up); a top-level
-            # tree that gives up must not take the orchestrator's nursery down with it.
+            if self.propagate_supervisor_failures:
+                raise  # ends the orchestrator's block; open_orchestrator unwraps it
+            # NOTE: the give-up is already published (supervisor.gave_up) and its
+            # monitors and links have fired; by default a top-level tree that gives up
+            # does not take the orchestrator down with it.
             _log.warning("%s", exc)
 
     def supervisors(self) -> list[Supervisor]:
@@ -541,18 +566,22 @@ class Orchestrator:
         """The live process registered as ``name`` (raises :class:`~vega_trio.ProcessNotFound`)."""
         return self._runtime.lookup(name)
 
-    def link(self, a: Process | str, b: Process | str) -> None:
-        """Link two processes: when one exits abnormally, the other dies with it (reason
-        ``linked``) unless it traps exits. See :meth:`Runtime.link`."""
+    def link(self, a: Process | Supervisor | str, b: Process | Supervisor | str) -> None:
+        """Link two processes or supervisors: when one exits with any reason but
+        ``normal``, the other dies with it (reason ``linked``) unless it traps exits;
+        a supervisor traps exits. See :meth:`Runtime.link`."""
         self._runtime.link(a, b)
 
-    def unlink(self, a: Process | str, b: Process | str) -> None:
-        """Remove the link between two processes (if any)."""
+    def unlink(self, a: Process | Supervisor | str, b: Process | Supervisor | str) -> None:
+        """Remove the link between two processes or supervisors (if any)."""
         self._runtime.unlink(a, b)
 
-    def monitor(self, target: Process | str, *, watcher: Process | None = None) -> Monitor:
-        """Watch ``target``: ``await monitor.wait()`` returns its :class:`~vega_trio.Down`
-        once it exits (at once, with reason ``noproc``, if it is already gone)."""
+    def monitor(
+        self, target: Process | Supervisor | str, *, watcher: Process | None = None
+    ) -> Monitor:
+        """Watch ``target`` (a process or a supervisor): ``await monitor.wait()``
+        returns its :class:`~vega_trio.Down` once it exits (at once, with reason
+        ``noproc``, if it is already gone)."""
         return self._runtime.monitor(target, watcher=watcher)
 
     def demonitor(self, monitor: Monitor) -> bool:
@@ -708,6 +737,7 @@ async def open_orchestrator(
     sandbox: str | os.PathLike[str] | Sandbox | None = None,
     mcp_servers: Iterable[MCPServerConfig] = (),
     backends: Mapping[str, LLM] | None = None,
+    propagate_supervisor_failures: bool = False,
 ) -> AsyncIterator[Orchestrator]:
     """Open an orchestrator for the duration of an ``async with`` block::
 
@@ -745,6 +775,14 @@ async def open_orchestrator(
             ``"openai:<name>"`` or ``"anthropic:<name>"`` (a missing one is created
             on first use: ``OpenAICompatibleLLM()`` reads ``OPENAI_API_KEY`` /
             ``OPENAI_BASE_URL``).
+        propagate_supervisor_failures: when a tree started with
+            :meth:`Orchestrator.start_supervisor` gives up, end the block: the work in
+            it is cancelled, every process is cancelled, and the tree's
+            :class:`~vega_trio.RestartIntensityError` (``supervisor``,
+            ``supervisor_id``; the last child failure as ``__cause__``) is raised from
+            the ``async with``. By default (``False``) the orchestrator goes on; the
+            give-up is still published (``supervisor.gave_up``) and fires the tree's
+            monitors and links.
 
     When the block ends normally, processes are asked to stop in reverse start order
     (children before parents), then whatever still runs after ``shutdown_timeout`` is
@@ -788,6 +826,7 @@ async def open_orchestrator(
                 mcp=servers,
                 sandbox=box,
                 backends=dict(backends or {}),
+                propagate_supervisor_failures=propagate_supervisor_failures,
             )
             mcp_done = trio.Event()
             if servers is not None:
@@ -806,7 +845,8 @@ async def open_orchestrator(
                 nursery.cancel_scope.cancel(reason="orchestrator block ended")
     except BaseExceptionGroup as group:
         # The processes never raise into the nursery, so a group here wraps the
-        # block's own error: hand it back unwrapped.
+        # block's own error (or a tree's give-up, with propagate_supervisor_failures):
+        # hand it back unwrapped.
         raise_collapsed(group)
     finally:
         if runtime is not None:

@@ -513,25 +513,103 @@ async def test_link_death_of_an_unsupervised_process_reaches_its_monitors(
 
 
 # --------------------------------------------------------------------- shutdown
-async def test_stopping_a_linked_process_stops_its_peer_without_failure(
-    runtime: Runtime, autojump_clock: trio.testing.MockClock
+@pytest.mark.parametrize("how", ["stop", "shutdown"])
+async def test_a_shutdown_exit_kills_a_linked_peer_at_once(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock, how: str
 ) -> None:
-    """``shutdown`` is not a crash: a stopped process asks its non-trapping peers to stop
-    (after their current message), and nobody fails."""
+    """SPEC §2.3: ``shutdown`` propagates like any non-normal reason: the non-trapping
+    peer is cancelled at once (reason ``linked``, cause chain naming the shutdown), and
+    its in-flight and queued callers get ProcessExited with that cause."""
+    work = WorkBehaviour()
+    a = await runtime.spawn(EchoBehaviour(name="a"))
+    b = await runtime.spawn(work)
+    trapper = await runtime.spawn(EchoBehaviour(name="trapper"), trap_exit=True)
+    a.link(b)
+    a.link(trapper)
+    in_flight, queued = b.call_async(100), b.call_async(1)
+    await _settle()
+    with runtime.bus.subscribe(types=["process."]) as events:
+        with trio.fail_after(1):
+            if how == "stop":
+                a.stop("operator")
+            else:
+                await a.shutdown(grace=1)
+            reason = await b.wait()
+        got = _drain(events)
+    assert trio.current_time() == 0  # cancelled at once, not after its 100 s message
+    assert reason.kind == "linked" and b.status == ProcessStatus.FAILED
+    assert isinstance(reason.error, LinkedProcessError) and reason.error.source == a.id
+    assert reason.error.reason.kind == "shutdown"
+    assert work.cancelled == [100] and work.served == []
+    for future in (in_flight, queued):
+        with pytest.raises(ProcessExited) as exited:
+            await future.wait()
+        assert exited.value.reason.kind == "linked"
+        assert isinstance(exited.value.__cause__, LinkedProcessError)
+        assert exited.value.__cause__.reason.kind == "shutdown"
+    assert [(e.process_id, e.type) for e in got] == [
+        (a.id, "process.stopped"),
+        (b.id, "process.failed"),
+    ]
+    signal = trapper.signals.receive_nowait()  # a trapping peer only gets the signal
+    assert isinstance(signal, ExitSignal) and signal.reason.kind == "shutdown"
+    assert trapper.alive
+
+
+@pytest.mark.parametrize("how", ["stop", "complete", "fail"])
+async def test_a_link_death_cancels_a_peer_that_is_stopping_gracefully(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    """A peer finishing its current message after stop/complete/fail is still cancelled
+    at once by a link death (reason linked, its caller gets ProcessExited); only kill()
+    and an orchestrator shutdown keep it from being crashed."""
     work = WorkBehaviour()
     a = await runtime.spawn(EchoBehaviour(name="a"))
     b = await runtime.spawn(work)
     a.link(b)
-    in_flight = b.call_async(3)
+    in_flight = b.call_async(100)
     await _settle()
-    with runtime.bus.subscribe(types=["process."]) as events:
-        a.stop()
+    getattr(b, how)(*(["going"] if how == "fail" else []))
+    a.fail(RuntimeError("a crashed"))
+    with trio.fail_after(1):
         reason = await b.wait()
-        got = _drain(events)
-    assert await in_flight.wait() == 3  # b finished its message first
-    assert reason.kind == "shutdown" and b.status == ProcessStatus.STOPPED
-    assert f"linked process {a.id} (a) shut down" in reason.detail
-    assert [e.type for e in got] == ["process.stopped", "process.stopped"]
+    assert trio.current_time() == 0 and work.cancelled == [100]
+    assert reason.kind == "linked" and isinstance(reason.error, LinkedProcessError)
+    assert isinstance(reason.error.__cause__, RuntimeError)
+    with pytest.raises(ProcessExited) as exited:
+        await in_flight.wait()
+    assert exited.value.reason.kind == "linked"
+
+
+async def test_a_link_death_does_not_override_a_kill(runtime: Runtime) -> None:
+    """A process already killed ends with reason killed, whatever link death follows."""
+    a = await runtime.spawn(EchoBehaviour(name="a"))
+    b = await runtime.spawn(WorkBehaviour())
+    a.link(b)
+    b.call_async("block")
+    await _settle()
+    b.kill("operator")
+    a.fail("a crashed")
+    assert (await b.wait()).kind == "killed"
+
+
+async def test_a_shutdown_link_death_restarts_a_supervised_peer(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A peer killed by a linked process's ``shutdown`` is crashed like by any link
+    death: its restart supervision restarts it and re-delivers the message in flight."""
+    work = WorkBehaviour()
+    sup = Supervision(backoff=Backoff(kind="constant", initial=1))
+    a = await runtime.spawn(EchoBehaviour(name="a"))
+    b = await runtime.spawn(work, supervision=sup)
+    a.link(b)
+    in_flight = b.call_async(5)
+    await _settle()
+    a.stop()
+    with trio.fail_after(100):
+        assert await in_flight.wait() == 5
+    assert trio.current_time() == 6  # 1 s backoff, then the 5 s message again
+    assert b.restart_count == 1 and b.alive and b.links == ()
 
 
 async def test_orchestrator_shutdown_does_not_cascade_through_links(

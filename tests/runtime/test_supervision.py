@@ -10,7 +10,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vega_trio import ChildFailed, ProcessExited
+from vega_trio import ChildFailed, ProcessExited, RequestError
 from vega_trio.runtime import (
     Backoff,
     Event,
@@ -246,3 +246,113 @@ async def test_a_crash_during_the_backoff_counts_as_a_new_crash(
     assert await future.wait() == "ok after 1 crashes"
     assert proc.restart_count == 2
     assert trio.current_time() == 10  # the second backoff started at the second failure
+
+
+# ------------------------------------------------------------------- escalation
+class _SpentBudget(RequestError):
+    """A request error that ends a supervised process (like a spent budget)."""
+
+    @property
+    def exit_kind(self) -> str | None:
+        return "budget_exceeded"
+
+
+@attrs.define
+class _ExitBehaviour:
+    """Ends its process in the way the payload names."""
+
+    name: str = "child"
+
+    async def handle(self, process: Process, payload: Any) -> Any:
+        if payload == "error":
+            raise RuntimeError("child crashed")
+        if payload == "budget_exceeded":
+            raise _SpentBudget("budget spent")
+        if payload == "block":
+            await trio.sleep_forever()
+        return payload
+
+
+async def _end_child(runtime: Runtime, child: Process, how: str) -> None:
+    """End ``child`` with exit reason ``how`` (SPEC's exit kinds)."""
+    if how in ("error", "budget_exceeded"):
+        with pytest.raises(RequestError if how == "budget_exceeded" else RuntimeError):
+            await child.call(how)
+    elif how == "killed":
+        child.kill("test")
+    elif how == "normal":
+        child.complete("done")
+    elif how == "shutdown":
+        child.stop("test")
+    elif how == "linked":
+        other = await runtime.spawn(EchoBehaviour(name="other"))
+        other.link(child)
+        other.fail(RuntimeError("linked process failed"))
+    else:
+        assert how == "timeout"  # its lifetime (see the spawn) runs out
+    with trio.fail_after(100):
+        reason = await child.wait()
+    assert reason.kind == how
+
+
+_EXIT_KINDS = ["error", "linked", "timeout", "killed", "budget_exceeded", "normal", "shutdown"]
+
+
+@pytest.mark.parametrize("how", _EXIT_KINDS)
+async def test_escalate_passes_every_abnormal_exit_to_the_parent(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    """SPEC §2.2: escalate hands every exit but normal and shutdown — error, linked,
+    timeout, killed, budget_exceeded — to the parent, which crashes with ChildFailed
+    (the child's error as cause); normal and shutdown leave the parent alone."""
+    parent = await runtime.spawn(EchoBehaviour(name="parent"))
+    child = await runtime.spawn(
+        _ExitBehaviour(),
+        parent=parent,
+        supervision=Supervision(strategy="escalate"),
+        timeout=10 if how == "timeout" else None,
+    )
+    await _end_child(runtime, child, how)
+    await trio.testing.wait_all_tasks_blocked()
+    if how in ("normal", "shutdown"):
+        assert parent.alive
+        return
+    with trio.fail_after(1):
+        reason = await parent.wait()
+    assert reason.kind == "error" and isinstance(reason.error, ChildFailed)
+    assert reason.error.child_id == child.id and f"escalated: {how}" in str(reason.error)
+    assert child.exit_reason is not None
+    assert reason.error.__cause__ is child.exit_reason.error
+
+
+@given(exits=st.lists(st.sampled_from(_EXIT_KINDS), max_size=12))
+def test_escalation_matches_the_otp_model(exits: list[str]) -> None:
+    """Random sequences of child exits under one restarting parent: the parent is
+    restarted exactly once per abnormal exit (OTP: everything but normal and shutdown)
+    and never for the others."""
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            runtime = Runtime(nursery)
+            parent = await runtime.spawn(
+                EchoBehaviour(name="parent"),
+                supervision=Supervision(
+                    max_restarts=-1, backoff=Backoff(kind="constant", initial=0)
+                ),
+            )
+            expected = 0
+            for how in exits:
+                child = await runtime.spawn(
+                    _ExitBehaviour(),
+                    parent=parent,
+                    supervision=Supervision(strategy="escalate"),
+                    timeout=1 if how == "timeout" else None,
+                )
+                await _end_child(runtime, child, how)
+                await trio.testing.wait_all_tasks_blocked()
+                expected += how not in ("normal", "shutdown")
+                assert parent.restart_count == expected, (how, exits)
+                assert parent.alive
+            await runtime.shutdown(grace=0)
+
+    trio.run(run, clock=trio.testing.MockClock(autojump_threshold=0))

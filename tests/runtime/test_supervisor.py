@@ -22,6 +22,8 @@ from vega_trio import (
     ChildRunning,
     ChildStartFailed,
     DuplicateChild,
+    ExitSignal,
+    LinkedProcessError,
     ProcessExited,
     RestartIntensityError,
     SupervisorNotRunning,
@@ -33,6 +35,7 @@ from vega_trio.runtime import (
     ChildSpec,
     Event,
     Future,
+    Monitor,
     Process,
     Runtime,
     Supervision,
@@ -508,23 +511,93 @@ class _ChildExit:
     restarts: int
 
 
+@attrs.frozen
+class _LinkedExit:
+    """A process linked to the supervisor exits: its owner (shuts it down) or a
+    stranger (logged and ignored)."""
+
+    owner: bool
+    how: str
+    restarts: int
+
+
+_EXIT_HOW = ["error", "killed", "normal", "shutdown"]
+
+
+def _end(process: Process, how: str) -> None:
+    if how == "error":
+        process.fail("boom")
+    elif how == "killed":
+        process.kill("chaos")
+    elif how == "normal":
+        process.complete()
+    else:
+        process.stop("chaos")
+
+
+def _owner_exit_kind(how: str) -> str:
+    """A supervisor's exit reason after its owner exited with ``how`` (OTP mirrors the
+    reason; an abnormal one is a link death: ``linked``)."""
+    return how if how in ("normal", "shutdown") else "linked"
+
+
+@attrs.define(eq=False)
+class _Watchers:
+    """What watches one supervisor of the replay: a monitor, its linked owner, a linked
+    non-trapping peer and a linked trapping peer."""
+
+    sup: Supervisor
+    owner: Process
+    monitor: Monitor
+    peer: Process
+    trapper: Process
+
+    def check(self, ended: str | None, where: str) -> None:
+        """SPEC §2.2/§2.3: nothing fired while the supervisor runs; once it exited with
+        reason ``ended``, its monitor fired with it, the non-trapping peer died
+        (``linked``, unless the reason is ``normal``) and the trapping peer got exactly
+        one exit signal."""
+        if ended is None:
+            assert self.monitor.active and self.peer.alive, where
+            assert len(self.trapper.signals) == 0, where
+            return
+        down = self.monitor.down
+        assert down is not None and down.reason.kind == ended, where
+        assert down.reason == self.sup.exit_reason, where
+        if ended == "normal":
+            assert self.peer.alive, where
+        else:
+            reason = self.peer.exit_reason
+            assert reason is not None and reason.kind == "linked", where
+            assert isinstance(reason.error, LinkedProcessError), where
+            assert reason.error.source == self.sup.id, where
+            assert reason.error.reason.kind == ended, where
+        signal = self.trapper.signals.receive_nowait()
+        assert isinstance(signal, ExitSignal) and signal.reason.kind == ended, where
+        assert len(self.trapper.signals) == 0, where
+        assert self.trapper.alive, where
+
+
 class IntensityMachine(RuleBasedStateMachine):
-    """Random child exits and time jumps; OTP's sliding window decides give-ups.
+    """Random child exits, exits of linked processes and time jumps; OTP's sliding
+    window decides give-ups, OTP's trap-exit decides what a link does to a supervisor.
 
     The rules drive the reference model and record every step with the model's
     decision; teardown replays the steps against a real Supervisor in virtual time
     (MockClock) and checks each decision in order, so a mismatch shrinks like any
-    other Hypothesis failure.
+    other Hypothesis failure. Every supervisor is watched by a monitor and linked to
+    its owner and two peers; each step checks what they saw.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.steps: list[_Boot | _Sleep | _ChildExit] = []
+        self.steps: list[_Boot | _Sleep | _ChildExit | _LinkedExit] = []
         self.boot_spec: _Boot | None = None
         self.now = 0.0
         self.times: list[float] = []
         self.restarts = 0
         self.gave_up = False
+        self.ended = False
 
     # The reference, supervisor.erl's add_restart/3: keep the restarts with time >=
     # now - period, add now, terminate when there are more than MaxR of them.
@@ -538,7 +611,8 @@ class IntensityMachine(RuleBasedStateMachine):
 
     def boot_supervisor(self, step: _Boot) -> None:
         self.steps.append(step)
-        self.boot_spec, self.times, self.restarts, self.gave_up = step, [], 0, False
+        self.boot_spec, self.times, self.restarts = step, [], 0
+        self.gave_up = self.ended = False
 
     @initialize(
         strategy=st.sampled_from(["one_for_one", "one_for_all", "rest_for_one"]),
@@ -554,15 +628,27 @@ class IntensityMachine(RuleBasedStateMachine):
         self.steps.append(_Sleep(seconds))
         self.now += seconds
 
-    @precondition(lambda self: not self.gave_up)
-    @rule(child=st.integers(0, 2), how=st.sampled_from(["error", "killed", "normal"]))
+    @precondition(lambda self: not self.ended)
+    @rule(
+        child=st.integers(0, 2),
+        how=st.sampled_from(["error", "killed", "normal", "shutdown", "linked", "link_shutdown"]),
+    )
     def child_exits(self, child: int, how: str) -> None:
-        self.gave_up = self.model_restart()
+        # Every exit of a permanent child is a restart, whatever its reason.
+        self.gave_up = self.ended = self.model_restart()
         if not self.gave_up:
             self.restarts += 1
         self.steps.append(_ChildExit(child, how, self.now, self.gave_up, self.restarts))
 
-    @precondition(lambda self: self.gave_up)
+    @precondition(lambda self: not self.ended)
+    @rule(owner=st.booleans(), how=st.sampled_from(_EXIT_HOW))
+    def linked_process_exits(self, owner: bool, how: str) -> None:
+        # A supervisor traps exits: its owner's exit shuts it down (no give-up), a
+        # stranger's is ignored (no restart either way).
+        self.ended = owner
+        self.steps.append(_LinkedExit(owner, how, self.restarts))
+
+    @precondition(lambda self: self.ended)
     @rule(max_restarts=st.integers(0, 3))
     def start_again(self, max_restarts: int) -> None:
         assert self.boot_spec is not None
@@ -574,35 +660,68 @@ class IntensityMachine(RuleBasedStateMachine):
     async def replay(self) -> None:
         async with trio.open_nursery() as nursery:
             runtime = Runtime(nursery)
-            sup: Supervisor | None = None
+            watchers: _Watchers | None = None
+            ended: str | None = None
             for index, step in enumerate(self.steps):
                 where = f"step {index}: {step}"
                 if isinstance(step, _Boot):
-                    sup = await nursery.start(self.run_supervisor, runtime, step)
-                elif isinstance(step, _Sleep):
+                    owner = await runtime.spawn(EchoBehaviour(name="owner"))
+                    sup = await nursery.start(self.run_supervisor, runtime, step, owner)
+                    runtime.link(owner, sup)
+                    peer = await runtime.spawn(EchoBehaviour(name="peer"))
+                    trapper = await runtime.spawn(EchoBehaviour(name="trapper"), trap_exit=True)
+                    runtime.link(sup, peer)
+                    trapper.link(sup)
+                    watchers = _Watchers(sup, owner, runtime.monitor(sup), peer, trapper)
+                    ended = None
+                    continue
+                if isinstance(step, _Sleep):
                     await trio.sleep(step.seconds)
-                else:
-                    assert sup is not None
-                    process = proc(sup, f"w{step.child % step_children(sup)}")
-                    if step.how == "error":
-                        process.fail("boom")
-                    elif step.how == "killed":
-                        process.kill("chaos")
+                    continue
+                assert watchers is not None
+                sup = watchers.sup
+                if isinstance(step, _LinkedExit):
+                    if step.owner:
+                        _end(watchers.owner, step.how)
+                        ended = _owner_exit_kind(step.how)
                     else:
-                        process.complete()
+                        stranger = await runtime.spawn(EchoBehaviour(name="stranger"))
+                        runtime.link(stranger, sup)
+                        _end(stranger, step.how)
                     await trio.testing.wait_all_tasks_blocked()
-                    assert trio.current_time() == step.now, where
-                    assert sup.gave_up == step.gave_up, where
-                    assert sup.alive == (not step.gave_up), where
-                    assert sup.restart_count == step.restarts, where
-                    if sup.alive:
-                        assert all(c.process is not None for c in sup.which_children()), where
+                    assert sup.alive == (not step.owner), where
+                    assert not sup.gave_up and sup.restart_count == step.restarts, where
+                    if ended is not None:
+                        assert sup.exit_reason is not None, where
+                        assert sup.exit_reason.kind == ended, where
+                    watchers.check(ended, where)
+                    continue
+                process = proc(sup, f"w{step.child % step_children(sup)}")
+                if step.how in ("linked", "link_shutdown"):
+                    other = await runtime.spawn(EchoBehaviour(name="other"))
+                    other.link(process)
+                    _end(other, "error" if step.how == "linked" else "shutdown")
+                else:
+                    _end(process, step.how)
+                await trio.testing.wait_all_tasks_blocked()
+                assert trio.current_time() == step.now, where
+                assert sup.gave_up == step.gave_up, where
+                assert sup.alive == (not step.gave_up), where
+                assert sup.restart_count == step.restarts, where
+                if sup.alive:
+                    assert all(c.process is not None for c in sup.which_children()), where
+                    assert watchers.owner.alive, where
+                else:
+                    ended = "shutdown"
+                    owner_reason = watchers.owner.exit_reason  # linked, not trapping
+                    assert owner_reason is not None and owner_reason.kind == "linked", where
+                watchers.check(ended, where)
             await runtime.shutdown(grace=0)
             nursery.cancel_scope.cancel(reason="replay done")
 
     @staticmethod
     async def run_supervisor(  # noqa: ASYNC114, ASYNC128 - task_status goes on to spec.run
-        runtime: Runtime, step: _Boot, task_status: trio.TaskStatus[Supervisor]
+        runtime: Runtime, step: _Boot, owner: Process, task_status: trio.TaskStatus[Supervisor]
     ) -> None:
         spec = SupervisorSpec(
             strategy=step.strategy,
@@ -611,7 +730,7 @@ class IntensityMachine(RuleBasedStateMachine):
             children=[worker(f"w{i}") for i in range(step.children)],
         )
         with contextlib.suppress(RestartIntensityError):
-            await spec.run(runtime, task_status=task_status)
+            await spec.run(runtime, parent=owner, task_status=task_status)
 
 
 def step_children(sup: Supervisor) -> int:
@@ -1104,7 +1223,9 @@ async def test_fault_injection_keeps_the_tree_whole(
 ) -> None:
     """Thousands of seeded random faults in a 3-level, 50-worker tree: after each quiet
     period every permanent child runs exactly once, names are unique, no task is left
-    over, every message was answered, and restarts match the OTP reference model."""
+    over, every message was answered, and restarts match the OTP reference model — in
+    which a link death (a linked process's crash or shutdown) is an abnormal exit — and
+    every nested supervisor's monitor fires once, when it exits."""
     rng = random.Random(20240611)
     spec = _fault_tree()
     model = _Model()
@@ -1112,11 +1233,13 @@ async def test_fault_injection_keeps_the_tree_whole(
     baseline = _count_tasks(trio.lowlevel.current_root_task())
     starts: Counter[str] = Counter()
     gave_up: Counter[int] = Counter()  # give-ups by depth (1: mid, 2: leaf)
+    monitors = _SupervisorMonitors()
     with runtime.bus.subscribe(
         types=["process.started", "supervisor.gave_up"], max_buffer=100_000
     ) as events:
         async with open_supervisor(runtime, spec) as root:
             model.root = model.boot(spec, "root", None)
+            monitors.check(runtime, root)
             faults = 0
             for period in range(10):
                 for _ in range(300):
@@ -1124,6 +1247,7 @@ async def test_fault_injection_keeps_the_tree_whole(
                     model.now = trio.current_time()
                     faults += await _inject(rng, runtime, root, model, futures)
                     await settle()
+                    monitors.check(runtime, root)
                     live = Counter(p.name for p in runtime.processes())
                     assert live == Counter(c.path for c in model.running_workers()), period
                 # Permanent children stopped by terminate_child come back by restart_child.
@@ -1132,9 +1256,11 @@ async def test_fault_injection_keeps_the_tree_whole(
                 await trio.sleep(5)
                 for e in drain(events):
                     if e.type == "process.started":
-                        starts[e.data["name"]] += 1
+                        if e.data["name"] is not None:  # not a linker
+                            starts[e.data["name"]] += 1
                     else:
                         gave_up[e.data["supervisor"].count(".")] += 1
+                monitors.check(runtime, root)
                 live = Counter(p.name for p in runtime.processes())
                 permanent = [
                     f"root.m{m}.l{leaf}.w{i}"
@@ -1158,7 +1284,39 @@ async def test_fault_injection_keeps_the_tree_whole(
                 _compare(root, model.root)
     assert faults >= 2000
     assert gave_up[2] > 50 and gave_up[1] > 5 and gave_up[0] == 0  # escalation happened
+    # Every supervisor that gave up was watched, and its monitor fired.
+    assert all(m.down is not None for m in monitors.every.values())
+    assert sum(s.gave_up for s in monitors.every) == gave_up[1] + gave_up[2]
     assert runtime.live_count == 0
+
+
+def _nested(sup: Supervisor) -> Iterator[Supervisor]:
+    for info in sup.which_children():
+        if isinstance(info.process, Supervisor):
+            yield info.process
+            yield from _nested(info.process)
+
+
+@attrs.define
+class _SupervisorMonitors:
+    """A monitor on every nested supervisor that ever ran."""
+
+    every: dict[Supervisor, Monitor] = attrs.field(factory=dict)
+    running: dict[Supervisor, Monitor] = attrs.field(factory=dict)
+
+    def check(self, runtime: Runtime, root: Supervisor) -> None:
+        """Monitors of running supervisors have not fired; every other one fired once,
+        with its supervisor's exit reason (``shutdown``: it gave up or its parent
+        terminated it)."""
+        live = set(_nested(root))
+        for sup in live:
+            if sup not in self.running:
+                self.running[sup] = self.every[sup] = runtime.monitor(sup)
+        for sup in [s for s in self.running if s not in live]:
+            down = self.running.pop(sup).down
+            assert down is not None and down.reason == sup.exit_reason, sup.name
+            assert down.reason.kind == "shutdown", sup.name
+        assert all(m.active for m in self.running.values())
 
 
 async def _restart_terminated(root: Supervisor, model: _Model) -> None:
@@ -1188,8 +1346,19 @@ async def _inject(
     if hot and rng.random() < 0.6:
         running = hot
     op = rng.choices(
-        ["crash", "kill", "fail", "complete", "stop", "message", "terminate", "restart"],
-        weights=[40, 10, 10, 8, 5, 15, 6, 6],
+        [
+            "crash",
+            "kill",
+            "fail",
+            "complete",
+            "stop",
+            "message",
+            "terminate",
+            "restart",
+            "link_crash",
+            "link_stop",
+        ],
+        weights=[40, 10, 10, 8, 5, 15, 6, 6, 5, 5],
     )[0]
     if op in ("terminate", "restart"):
         msup, mchild = model.find(rng.choice(running).path)
@@ -1220,12 +1389,21 @@ async def _inject(
         target.fail("chaos")
     elif op == "complete":
         target.complete()
-    else:
+    elif op == "stop":
         target.stop("chaos")
+    else:
+        # A link death: a crash or a shutdown (SPEC §2.3) of a linked process kills the
+        # target at once with reason linked, an abnormal exit.
+        linker = await runtime.spawn(EchoBehaviour(name="linker"))
+        linker.link(target)
+        if op == "link_crash":
+            linker.fail("chaos")
+        else:
+            linker.stop("chaos")
     if target.alive:  # queued behind the crash: answered by the process's exit
         futures.append(target.call_async("after"))
     msup, mchild = model.find(target.name or "")
     model.hot = msup.path + "."
     await settle()
-    msup.exited(mchild, abnormal=op in ("crash", "kill", "fail"))
+    msup.exited(mchild, abnormal=op not in ("complete", "stop"))
     return 1

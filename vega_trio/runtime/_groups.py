@@ -80,8 +80,15 @@ class Group:
 
         Raises:
             ProcessNotRunning: the process has finished.
+            TypeError: ``process`` is not a process (e.g. a supervisor).
         """
-        process._check_open()
+        check = getattr(process, "_check_open", None)
+        if check is None:
+            raise TypeError(
+                f"group {self.name!r}: join takes a Process, not {process!r}; join the "
+                "supervisor's child processes instead"
+            )
+        check()
         self._members[process.id] = process
         if process._groups is None:
             process._groups = set()

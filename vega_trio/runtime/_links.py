@@ -6,9 +6,14 @@
   :class:`~vega_trio.LinkedProcessError` whose ``__cause__`` is the dead process's
   error, so a chain of links keeps the first failure reachable). The kill goes through
   the process's own supervision like any crash: a process with
-  ``Supervision(strategy="restart")`` is restarted. ``shutdown`` is not a crash: a
-  non-trapping peer is asked to stop (reason ``shutdown``) — and during an orchestrator
-  shutdown nothing is propagated, since every process is being stopped anyway.
+  ``Supervision(strategy="restart")`` is restarted. ``shutdown`` propagates like any
+  other non-``normal`` reason (SPEC §2.3): the peer is cancelled at once with reason
+  ``linked``. Only during an orchestrator shutdown is a ``shutdown`` not propagated:
+  every process is being stopped already, each with its grace.
+* A **supervisor** is linkable and monitorable too (SPEC §2.2): it always traps exits.
+  An exit signal from its owner (the supervisor above it, or for a top-level tree the
+  process given as ``parent``) shuts it down; any other is logged and ignored. When it
+  exits, its monitors fire and its links get its exit reason like a process's.
 * With ``trap_exit`` set, a process gets every exit signal — ``normal`` ones included —
   as an :class:`ExitSignal` on its signal channel (``process.signals``) instead.
   ``kill()`` is never trapped.
@@ -43,18 +48,20 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import attrs
 import trio
 
-from .._errors import LinkedProcessError, MonitorRemoved
+from .._errors import MonitorRemoved
 from ._events import Lagged
 from ._reason import ExitReason
 
 if TYPE_CHECKING:
     from ._process import Process
+    from ._reason import ProcessStatus
     from ._runtime import Runtime
 
 __all__ = [
     "Down",
     "ExitSignal",
     "LinkTable",
+    "Linkable",
     "Monitor",
     "Signal",
     "SignalChannel",
@@ -259,7 +266,7 @@ class Monitor:
     target_id: str
     watcher_id: str | None
     _table: LinkTable | None = attrs.field(default=None, repr=False)
-    _target: Process | None = attrs.field(default=None, repr=False)
+    _target: Linkable | None = attrs.field(default=None, repr=False)
     _watcher: Process | None = attrs.field(default=None, repr=False)
     _down: Down | None = attrs.field(default=None, repr=False)
     _removed: str | None = attrs.field(default=None, repr=False)
@@ -319,6 +326,32 @@ class Monitor:
             self._event.set()
 
 
+class Linkable:
+    """What links and monitors work on: a :class:`~vega_trio.Process` or a
+    :class:`~vega_trio.runtime.Supervisor` (SPEC §2.2: a supervisor is a process for
+    links and monitors). Each decides itself what an exit signal does to it."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        id: str
+        status: ProcessStatus
+        exit_reason: ExitReason | None
+        completed_at: float | None
+        _runtime: Runtime
+
+        @property
+        def agent_name(self) -> str: ...
+
+    def _exit_signal(self, source_id: str, agent: str, reason: ExitReason) -> None:
+        """The linked process ``source_id`` exited with ``reason`` (or was gone:
+        ``noproc``). Synchronous: runs in the exit path of ``source_id``."""
+        raise NotImplementedError
+
+    def _end_signals(self) -> None:
+        """This one has exited for good: end whatever carries its signals."""
+
+
 def check_signal_buffer(_instance: Any, _attribute: Any, value: int) -> None:
     """attrs validator for ``Process.signal_buffer``."""
     if not (isinstance(value, int) and value >= 1):
@@ -344,16 +377,23 @@ class LinkTable:
     """
 
     _runtime: Runtime
-    _links: dict[Process, dict[Process, None]] = attrs.field(factory=dict)
-    _monitors: dict[Process, dict[Monitor, None]] = attrs.field(factory=dict)
+    _links: dict[Linkable, dict[Linkable, None]] = attrs.field(factory=dict)
+    _monitors: dict[Linkable, dict[Monitor, None]] = attrs.field(factory=dict)
     """Monitors by target."""
-    _watching: dict[Process, dict[Monitor, None]] = attrs.field(factory=dict)
+    _watching: dict[Linkable, dict[Monitor, None]] = attrs.field(factory=dict)
     """Monitors by watcher."""
 
     # ----------------------------------------------------------------- lookups
-    def _resolve(self, process: Process | str, what: str) -> tuple[Process | None, str]:
+    def _resolve(self, process: Linkable | str, what: str) -> tuple[Linkable | None, str]:
         if isinstance(process, str):
-            return self._runtime._processes.get(process), process
+            runtime = self._runtime
+            found = runtime._processes.get(process) or runtime._supervisors.get(process)
+            return found, process
+        if not isinstance(process, Linkable):
+            raise TypeError(
+                f"cannot {what} {process!r}: links and monitors take a Process, a "
+                "Supervisor, or the id of one"
+            )
         if process._runtime is not self._runtime:
             raise ValueError(
                 f"cannot {what} process {process.id}: it belongs to another orchestrator; "
@@ -361,7 +401,7 @@ class LinkTable:
             )
         return process, process.id
 
-    def links_of(self, process: Process) -> tuple[str, ...]:
+    def links_of(self, process: Linkable) -> tuple[str, ...]:
         """Ids of the processes linked to ``process``, in link order."""
         return tuple(p.id for p in self._links.get(process, ()))
 
@@ -370,11 +410,11 @@ class LinkTable:
         return tuple(self._watching.get(watcher, ()))
 
     # ------------------------------------------------------------------- links
-    def link(self, a: Process | str, b: Process | str) -> None:
+    def link(self, a: Linkable | str, b: Linkable | str) -> None:
         """Link ``a`` and ``b`` (idempotent). See the module docstring for a dead side."""
         _on_trio_thread(self._link, a, b)
 
-    def _link(self, a: Process | str, b: Process | str) -> None:
+    def _link(self, a: Linkable | str, b: Linkable | str) -> None:
         proc_a, id_a = self._resolve(a, "link")
         proc_b, id_b = self._resolve(b, "link")
         if id_a == id_b:
@@ -393,11 +433,11 @@ class LinkTable:
         self._links.setdefault(proc_a, {})[proc_b] = None
         self._links.setdefault(proc_b, {})[proc_a] = None
 
-    def unlink(self, a: Process | str, b: Process | str) -> None:
+    def unlink(self, a: Linkable | str, b: Linkable | str) -> None:
         """Remove the link between ``a`` and ``b``, if there is one."""
         _on_trio_thread(self._unlink, a, b)
 
-    def _unlink(self, a: Process | str, b: Process | str) -> None:
+    def _unlink(self, a: Linkable | str, b: Linkable | str) -> None:
         proc_a, _ = self._resolve(a, "unlink")
         proc_b, _ = self._resolve(b, "unlink")
         if proc_a is None or proc_b is None:
@@ -405,52 +445,34 @@ class LinkTable:
         self._drop_link(proc_a, proc_b)
         self._drop_link(proc_b, proc_a)
 
-    def _drop_link(self, of: Process, to: Process) -> None:
+    def _drop_link(self, of: Linkable, to: Linkable) -> None:
         peers = self._links.get(of)
         if peers is not None:
             peers.pop(to, None)
             if not peers:
                 del self._links[of]
 
-    def _deliver(self, peer: Process, source_id: str, agent: str, reason: ExitReason) -> None:
+    def _deliver(self, peer: Linkable, source_id: str, agent: str, reason: ExitReason) -> None:
         """Send ``peer`` the exit signal of ``source_id``."""
-        if peer.status.finished:
-            return
-        if peer.trap_exit:
-            signal = ExitSignal(
-                process_id=source_id, agent_name=agent, reason=reason, error=reason.error
-            )
-            peer._signal(signal)
-            return
-        if reason.kind == "normal":
-            return
-        if reason.kind == "shutdown":
-            # NOTE: a shutdown is not a crash. During an orchestrator shutdown every
-            # process is being stopped already; propagating would only cut the peer's
-            # grace short or muddle its exit detail.
-            if not self._runtime._closing:
-                peer.stop(f"linked process {source_id} ({agent}) shut down")
-            return
-        error = LinkedProcessError(
-            f"process {peer.id} ({peer.agent_name}) was killed because linked process "
-            f"{source_id}{f' ({agent})' if agent else ''} exited: {reason}; set trap_exit "
-            "on it to receive such exits as signals instead, or unlink the two",
-            source=source_id,
-            reason=reason,
-        )
-        error.__cause__ = reason.error
-        peer._crash_from_outside(
-            error, f"process {peer.id} killed by link: {source_id} exited ({reason.kind})"
-        )
+        if not peer.status.finished:
+            peer._exit_signal(source_id, agent, reason)
 
     # ---------------------------------------------------------------- monitors
-    def monitor(self, target: Process | str, watcher: Process | None = None) -> Monitor:
+    def monitor(self, target: Linkable | str, watcher: Process | None = None) -> Monitor:
         """Monitor ``target``; the :class:`Down` also goes to ``watcher``'s signal channel."""
         return _on_trio_thread(self._monitor, target, watcher)
 
-    def _monitor(self, target: Process | str, watcher: Process | None) -> Monitor:
+    def _monitor(self, target: Linkable | str, watcher: Process | None) -> Monitor:
         proc, target_id = self._resolve(target, "monitor")
         if watcher is not None:
+            from ._process import Process  # here: _process imports this module
+
+            if not isinstance(watcher, Process):
+                raise TypeError(
+                    f"a monitor's watcher must be a Process (it gets the Down on its "
+                    f"signal channel), not {watcher!r}; leave watcher out and await "
+                    "monitor.wait() instead"
+                )
             self._resolve(watcher, "monitor from")
         monitor = Monitor(next(_refs), target_id, watcher.id if watcher is not None else None)
         if proc is None or proc.status.finished:
@@ -479,6 +501,8 @@ class LinkTable:
         return _on_trio_thread(self._demonitor, monitor)
 
     def _demonitor(self, monitor: Monitor) -> bool:
+        if not isinstance(monitor, Monitor):
+            raise TypeError(f"demonitor takes the Monitor that monitor() returned, not {monitor!r}")
         if monitor._table is not self or not monitor.active:
             return False
         self._forget(monitor)
@@ -490,7 +514,7 @@ class LinkTable:
         _discard(self._watching, monitor._watcher, monitor)
 
     # -------------------------------------------------------------------- exit
-    def on_exit(self, proc: Process) -> None:
+    def on_exit(self, proc: Linkable) -> None:
         """``proc`` has exited for good: fire its monitors, drop those it held, signal
         its links and end its signal channel. Synchronous (runs in the exit path)."""
         reason = proc.exit_reason
@@ -506,7 +530,7 @@ class LinkTable:
                     agent_name=proc.agent_name,
                     reason=reason,
                     error=reason.error,
-                    result=proc.result if reason.kind == "normal" else None,
+                    result=reason.result if reason.kind == "normal" else None,
                     timestamp=proc.completed_at or time.time(),
                 )
                 monitor._fire(down)
@@ -526,7 +550,7 @@ class LinkTable:
 
 
 def _discard(
-    table: dict[Process, dict[Monitor, None]], proc: Process | None, monitor: Monitor
+    table: dict[Linkable, dict[Monitor, None]], proc: Linkable | None, monitor: Monitor
 ) -> None:
     if proc is None:
         return

@@ -17,7 +17,15 @@ import trio
 from .._errors import LinkedProcessError, ProcessExited, ProcessNotRunning, RequestError
 from .._log import log_record
 from ._context import _current
-from ._links import Monitor, Signal, SignalChannel, _on_trio_thread, check_signal_buffer
+from ._links import (
+    ExitSignal,
+    Linkable,
+    Monitor,
+    Signal,
+    SignalChannel,
+    _on_trio_thread,
+    check_signal_buffer,
+)
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
 from ._supervision import RestartIntensity, Supervision
@@ -55,7 +63,7 @@ class MailboxFull(ProcessNotRunning):
 
 
 @attrs.define(eq=False)
-class Process:
+class Process(Linkable):
     """A running instance of a behaviour (for agents: of an :class:`~vega_trio.Agent`).
 
     Made by :meth:`Orchestrator.spawn <vega_trio.Orchestrator.spawn>`; not constructed
@@ -287,7 +295,7 @@ class Process:
                 self._signals._end()
         return self._signals
 
-    def link(self, other: Process | str) -> None:
+    def link(self, other: Linkable | str) -> None:
         """Link this process with ``other`` (a process or its id), both ways.
 
         When either exits, the other gets its exit signal (see :meth:`Runtime.link
@@ -295,11 +303,11 @@ class Process:
         """
         self._runtime._link_table.link(self, other)
 
-    def unlink(self, other: Process | str) -> None:
+    def unlink(self, other: Linkable | str) -> None:
         """Remove the link with ``other``, if any. Synchronous; safe in tools."""
         self._runtime._link_table.unlink(self, other)
 
-    def monitor(self, target: Process | str) -> Monitor:
+    def monitor(self, target: Linkable | str) -> Monitor:
         """Monitor ``target`` on behalf of this process.
 
         The :class:`~vega_trio.Down` arrives both through the returned monitor's
@@ -314,6 +322,33 @@ class Process:
     def _signal(self, signal: Signal) -> None:
         self.signals._put(signal)
 
+    def _exit_signal(self, source_id: str, agent: str, reason: ExitReason) -> None:
+        if self.trap_exit:
+            self._signal(
+                ExitSignal(
+                    process_id=source_id, agent_name=agent, reason=reason, error=reason.error
+                )
+            )
+            return
+        if reason.kind == "normal":
+            return
+        if reason.kind == "shutdown" and self._runtime._closing:
+            # NOTE: during an orchestrator shutdown every process is being stopped
+            # already, each with its grace; a cascade would only cut that grace short.
+            return
+        # NOTE: SPEC §2.3 — any other reason, shutdown included, kills at once.
+        error = LinkedProcessError(
+            f"process {self.id} ({self.agent_name}) was killed because linked process "
+            f"{source_id}{f' ({agent})' if agent else ''} exited: {reason}; set trap_exit "
+            "on it to receive such exits as signals instead, or unlink the two",
+            source=source_id,
+            reason=reason,
+        )
+        error.__cause__ = reason.error
+        self._crash_from_outside(
+            error, f"process {self.id} killed by link: {source_id} exited ({reason.kind})"
+        )
+
     def _end_signals(self) -> None:
         if self._signals is not None:
             self._signals._end()
@@ -321,7 +356,13 @@ class Process:
     def _crash_from_outside(self, error: BaseException, detail: str) -> None:
         """End the current incarnation as a crash with ``error`` (escalation, links);
         the process's supervision then decides, as for a crash of its own."""
-        if self.status.finished or self._stop_reason is not None:
+        if self.status.finished:
+            return
+        stop = self._stop_reason
+        if stop is not None and (stop.kind == "killed" or self._runtime._closing):
+            # NOTE: a kill wins; during an orchestrator shutdown every process keeps its
+            # grace. Otherwise a graceful stop in progress (stop/complete/fail finishing
+            # the current message) does not shield it: OTP's exit signals act at once.
             return
         self._pending_crash = error
         self._cancel(detail)

@@ -6,7 +6,7 @@ import itertools
 import math
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import trio
@@ -20,10 +20,13 @@ from .._errors import (
 )
 from ._events import EventBus
 from ._groups import Group
-from ._links import LinkTable, Monitor
+from ._links import Linkable, LinkTable, Monitor
 from ._process import Behaviour, Process
 from ._reason import ExitReason
 from ._supervision import Supervision
+
+if TYPE_CHECKING:
+    from ._supervisor import Supervisor
 
 __all__ = ["Runtime", "SpawnNode"]
 
@@ -82,6 +85,8 @@ class Runtime:
     _processes: dict[str, Process] = attrs.field(factory=dict)
     _names: dict[str, Process] = attrs.field(factory=dict)
     _groups: dict[str, Group] = attrs.field(factory=dict)
+    _supervisors: dict[str, Supervisor] = attrs.field(factory=dict)
+    """Supervisors running in this runtime, by id (links and monitors find them by id)."""
     _live: int = 0
     _closing: bool = False
     total_spawned: int = 0
@@ -171,6 +176,11 @@ class Runtime:
     def _resolve_parent(self, parent: Process | str | None) -> Process | None:
         if parent is None or isinstance(parent, Process):
             return parent
+        if not isinstance(parent, str):
+            raise TypeError(
+                f"parent must be a Process or a process id, not {parent!r}; to run a "
+                "process under a supervisor, give it a ChildSpec (sup.start_child)"
+            )
         found = self._processes.get(parent)
         if found is None:
             raise ProcessNotFound(f"parent process {parent!r} is not known (it may have finished)")
@@ -246,7 +256,7 @@ class Runtime:
         if (
             proc.supervision is not None
             and proc.supervision.strategy == "escalate"
-            and reason.kind == "error"
+            and reason.abnormal  # SPEC §2.2: every exit but normal and shutdown
             and proc.parent_id is not None
         ):
             self._escalate(proc, reason)
@@ -258,7 +268,8 @@ class Runtime:
         if parent is None or parent.status.finished:
             return
         error = ChildFailed(
-            f"child process {proc.id} ({proc.agent_name}) failed and escalated: {reason.detail}",
+            f"child process {proc.id} ({proc.agent_name}) exited abnormally and escalated: "
+            f"{reason}",
             child_id=proc.id,
         )
         error.__cause__ = reason.error
@@ -320,28 +331,33 @@ class Runtime:
         )
 
     # ------------------------------------------------------- links and monitors
-    def link(self, a: Process | str, b: Process | str) -> None:
-        """Link two processes (or process ids), both ways (SPEC §2.3). Idempotent.
+    def link(self, a: Linkable | str, b: Linkable | str) -> None:
+        """Link two processes (or supervisors, or their ids), both ways (SPEC §2.3).
+        Idempotent.
 
         When one exits for good, the other gets its exit signal: with ``trap_exit`` set
         it arrives as an :class:`~vega_trio.ExitSignal` on ``process.signals``;
-        otherwise a ``normal`` exit is ignored, a ``shutdown`` asks it to stop too, and
-        any other reason kills it with reason ``linked`` (really cancelled; its
-        supervision decides about a restart). If one side is already gone, the other
-        gets an exit signal with reason ``noproc`` at once. Links survive restarts in
-        place. Synchronous; safe to call from tools (also from worker threads).
+        otherwise a ``normal`` exit is ignored and any other reason — ``shutdown``
+        included — kills it at once with reason ``linked`` (really cancelled; its
+        supervision decides about a restart). A supervisor always traps exits: its
+        owner's exit shuts it down, any other is logged and ignored. If one side is
+        already gone, the other gets an exit signal with reason ``noproc`` at once.
+        Links survive restarts in place. Synchronous; safe to call from tools (also
+        from worker threads).
 
         Raises:
+            TypeError: a side is neither a process, a supervisor nor an id.
             ValueError: a process belongs to another orchestrator.
         """
         self._link_table.link(a, b)
 
-    def unlink(self, a: Process | str, b: Process | str) -> None:
+    def unlink(self, a: Linkable | str, b: Linkable | str) -> None:
         """Remove the link between ``a`` and ``b``, if any. Synchronous."""
         self._link_table.unlink(a, b)
 
-    def monitor(self, target: Process | str, *, watcher: Process | None = None) -> Monitor:
-        """Monitor ``target`` (a process or its id); returns the :class:`~vega_trio.Monitor`.
+    def monitor(self, target: Linkable | str, *, watcher: Process | None = None) -> Monitor:
+        """Monitor ``target`` (a process, a supervisor, or its id); returns the
+        :class:`~vega_trio.Monitor`.
 
         It fires exactly once, when ``target`` exits for good, with a
         :class:`~vega_trio.Down` (``await monitor.wait()``); an already-gone or unknown
@@ -350,6 +366,7 @@ class Runtime:
         monitor is removed if the watcher exits first. Synchronous; safe in tools.
 
         Raises:
+            TypeError: ``target`` or ``watcher`` is of the wrong kind.
             ValueError: a process belongs to another orchestrator.
         """
         return self._link_table.monitor(target, watcher)
@@ -376,7 +393,14 @@ class Runtime:
         Raises:
             NameTaken: another live process holds the name.
             ProcessNotRunning: ``process`` has finished.
+            TypeError: ``process`` is not a process (a supervisor's name is its
+                ``SupervisorSpec(name=...)``; it is not in the registry).
         """
+        if not isinstance(process, Process):
+            raise TypeError(
+                f"register takes a Process, not {process!r}; supervisors are not in the "
+                "name registry (find one with orch.supervisors() or keep its handle)"
+            )
         process._check_open()
         if self._names.get(name) is process:
             return

@@ -40,9 +40,11 @@ from .._errors import (
     ChildRunning,
     ChildStartFailed,
     DuplicateChild,
+    LinkedProcessError,
     RestartIntensityError,
     SupervisorNotRunning,
 )
+from ._links import Linkable
 from ._process import Behaviour, Process
 from ._reason import ExitReason, ProcessStatus
 from ._supervision import RestartIntensity, Supervision
@@ -364,17 +366,25 @@ async def _shutdown_ladder(
 
 # ------------------------------------------------------------------ supervisor
 @attrs.define(eq=False)
-class Supervisor:
+class Supervisor(Linkable):
     """A running supervisor: the handle :meth:`SupervisorSpec.run` and
     :func:`open_supervisor` hand back. Not constructed directly.
+
+    For links and monitors it is a process, as in OTP (SPEC §2.2): ``monitor(sup)``
+    fires once when it exits, with its exit reason; ``link(sup, p)`` links both ways.
+    It traps exits: an exit signal from its owner (the supervisor above it, or the
+    ``parent`` process it was started with) shuts it down, any other is logged and
+    ignored. When it exits, its linked peers get its exit reason like any process's.
 
     Attributes:
         id: unique id (``s-…``), shown in events and :meth:`tree`.
         spec: the spec it runs.
         name: its name in events, errors and :meth:`tree`.
         status: ``pending`` while its children start, ``running``, then ``stopped``
-            (or ``failed`` if the supervisor itself crashed).
-        exit_reason: why it exited (``shutdown`` when it gave up or shut itself down).
+            (``failed`` if the supervisor itself crashed or its owner died abnormally,
+            ``completed`` if its owner exited normally).
+        exit_reason: why it exited: ``shutdown`` when it gave up or shut itself down,
+            ``killed`` after :meth:`kill`, ``linked`` when its owner died abnormally.
         gave_up: whether it exited because of its restart intensity.
         restart_count: restarts counted against its intensity so far.
     """
@@ -431,6 +441,24 @@ class Supervisor:
     def alive(self) -> bool:
         """Whether the supervisor is running and not on its way out."""
         return self.exit_reason is None and self._stopping is None
+
+    @property
+    def trap_exit(self) -> bool:
+        """Always ``True``: a supervisor traps exits (OTP)."""
+        return True
+
+    @property
+    def links(self) -> tuple[str, ...]:
+        """Ids of the processes (and supervisors) linked to this one, in link order."""
+        return self._runtime._link_table.links_of(self)
+
+    @property
+    def owner_id(self) -> str | None:
+        """The id of its owner: the supervisor above it, else the ``parent`` process
+        it was started with; ``None`` for a top-level tree without one. A linked
+        owner's exit shuts this supervisor down."""
+        owner = self._parent if self._parent is not None else self._parent_process
+        return None if owner is None else owner.id
 
     def which_children(self) -> list[ChildInfo]:
         """Every child spec with its current process (or ``None``), in start order."""
@@ -583,6 +611,49 @@ class Supervisor:
         """
         await self._call(self._do_delete_child, child_id)
 
+    # ------------------------------------------------------------ exit signals
+    def _exit_signal(self, source_id: str, agent: str, reason: ExitReason) -> None:
+        # NOTE: OTP's supervisor traps exits: {'EXIT', Parent, Reason} terminates it
+        # with that reason; an EXIT from anyone else is an unexpected message, logged.
+        if self.exit_reason is not None:
+            return
+        source = f"{source_id}{f' ({agent})' if agent else ''}"
+        if source_id == self.owner_id:
+            if self._stopping is None:
+                self._request_stop(self._owner_exit_reason(source_id, source, reason))
+            return
+        if self._stopping is not None or any(
+            child.current is not None and child.current.id == source_id
+            for child in self._children.values()
+        ):
+            return  # on its way out; or a child, whose exit its watcher reports
+        level = logging.INFO if reason.kind in ("normal", "shutdown") else logging.WARNING
+        _log.log(
+            level,
+            "supervisor %r (%s) ignored the exit of linked process %s: %s; a supervisor "
+            "traps exits, only its owner's exit (%s) shuts it down",
+            self.name,
+            self.id,
+            source,
+            reason,
+            self.owner_id or "none",
+        )
+
+    def _owner_exit_reason(self, source_id: str, source: str, reason: ExitReason) -> ExitReason:
+        """The supervisor's own exit reason when its owner exited with ``reason``:
+        ``normal`` and ``shutdown`` are mirrored, any other becomes ``linked`` (with
+        the cause chain), as for a process killed by a link."""
+        detail = f"its owner {source} exited: {reason}"
+        if reason.kind in ("normal", "shutdown"):
+            return ExitReason(kind=reason.kind, detail=detail)
+        error = LinkedProcessError(
+            f"supervisor {self.name!r} ({self.id}) shut down because {detail}",
+            source=source_id,
+            reason=reason,
+        )
+        error.__cause__ = reason.error
+        return ExitReason.linked(error)
+
     # --------------------------------------------------------------- lifecycle
     def stop(self, detail: str = "stopped") -> None:
         """Ask the supervisor to terminate its children (each through its shutdown
@@ -629,6 +700,7 @@ class Supervisor:
         """
         start_error: ChildStartFailed | None = None
         crash: Exception | None = None
+        self._runtime._supervisors[self.id] = self
         try:
             with self._scope:
                 async with trio.open_nursery() as nursery:
@@ -1046,6 +1118,9 @@ class Supervisor:
                 detail=reason.detail,
                 gave_up=self.gave_up,
             )
+        # A process for links and monitors: its monitors fire, its links get the reason.
+        self._runtime._supervisors.pop(self.id, None)
+        self._runtime._link_table.on_exit(self)
         self._exited.set()
 
     def _raise_for_exit(self) -> None:
@@ -1054,11 +1129,13 @@ class Supervisor:
         if self.gave_up:
             error = RestartIntensityError(
                 f"supervisor {self.name!r} gave up: more than {self.spec.max_restarts} "
-                f"restart(s) within {self.spec.window:g}s; its children were terminated. "
-                "Fix the failing child or raise max_restarts/window",
+                f"restart(s) within {self.spec.window:g}s; its children were terminated "
+                f"(supervisor id {self.id}). Fix the failing child or raise "
+                "max_restarts/window",
                 supervisor=self.name,
                 max_restarts=self.spec.max_restarts,
                 window=self.spec.window,
+                supervisor_id=self.id,
             )
             last = self._last_failure
             if last is not None and last.error is not None:
