@@ -40,7 +40,7 @@ from ._declarative_core import (
 )
 from ._registry import ToolHandler
 from ._schema import ToolArgumentError
-from ._subprocess import GroupCommand, run_process_group
+from ._subprocess import GroupCommand, ResourceLimits, run_process_group
 
 __all__ = ["ExecImplementation", "minimal_environment"]
 
@@ -132,9 +132,12 @@ class ExecImplementation:
         env: variables added to the minimal environment (see :func:`minimal_environment`);
             values are templates and may use ``${NAME}`` / ``${NAME:-default}`` to pass one of
             the parent's variables on explicitly.
+        limits: the OS resource limits the command runs under — the same
+            :class:`~vega_trio.tools.ResourceLimits` (and defaults) as ``run_command``: CPU
+            time, memory, file size, open files, processes.
 
     Raises:
-        ToolDefinitionError: an invalid timeout, size or variable name.
+        ToolDefinitionError: an invalid timeout, size, limits or variable name.
     """
 
     command: str | tuple[str, ...] = attrs.field(converter=_freeze_command)
@@ -143,8 +146,14 @@ class ExecImplementation:
     cwd: pathlib.Path | None = attrs.field(default=None, converter=_to_path)
     max_output_bytes: int = attrs.field(default=DEFAULT_MAX_OUTPUT_BYTES, validator=_check_positive)
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_env, hash=False)
+    limits: ResourceLimits = attrs.field(factory=ResourceLimits)
 
     def __attrs_post_init__(self) -> None:
+        if not isinstance(self.limits, ResourceLimits):
+            raise ToolDefinitionError(
+                f"implementation.limits must be a ResourceLimits, got {self.limits!r}",
+                where="implementation.limits",
+            )
         for name in self.env:
             if not isinstance(name, str) or not _ENV_NAME.match(name):
                 raise ToolDefinitionError(
@@ -387,6 +396,7 @@ class _CompiledCommand:
             # the group); here only the first max_output_bytes of the merged output are kept.
             keep_head=int(spec.max_output_bytes),
             merge_stderr=True,
+            limits=spec.limits,
         )
         try:
             outcome = await run_process_group(command)
