@@ -204,11 +204,12 @@ async def test_defaults_are_applied_and_enums_checked() -> None:
 
 
 def test_string_command_is_split_before_interpolation() -> None:
-    """The seed's ``bash -c '{{.script}}'`` builds: the script is one whole argument."""
+    """A string command is split before interpolation: a quoted placeholder argument with
+    spaces around it stays one argument of the program (which the timeout applies to)."""
     tool = DeclarativeTool(
         name="run_script",
         params=[ToolParam(name="script")],
-        implementation=ExecImplementation(command="bash -c '{{.script}}'", timeout=60),
+        implementation=ExecImplementation(command="python3 '{{ .script }}' --", timeout=60),
     )
     assert tool.to_tool().timeout == 60
 

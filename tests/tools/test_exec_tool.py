@@ -43,10 +43,11 @@ INJECTIONS = [
 
 
 def make(command: Any, params: list[ToolParam] | None = None, **options: Any) -> Tool:
-    """An exec tool with one string parameter ``x`` (unless ``params`` are given)."""
+    """An exec tool with one string parameter ``x`` (unless ``params`` are given); ``x``
+    allows options, since these tests send any text (option refusal is tested below)."""
     return DeclarativeTool(
         name="cmd",
-        params=[ToolParam(name="x")] if params is None else params,
+        params=[ToolParam(name="x", allow_options=True)] if params is None else params,
         implementation=ExecImplementation(command=command, **options),
     ).to_tool()
 
@@ -134,7 +135,9 @@ async def test_nonzero_exit_is_an_error_with_status_and_output() -> None:
         [
             sys.executable,
             "-c",
-            "import sys; print('out'); sys.stderr.write('bad {{x}}\\n'); sys.exit(3)",
+            "import sys; print('out'); sys.stderr.write('bad ' + sys.argv[1] + '\\n'); "
+            "sys.exit(3)",
+            "{{x}}",
         ]
     )
     with trio.fail_after(20), pytest.raises(ExecToolError) as caught:

@@ -19,12 +19,13 @@ first word, so this module follows the command the way the OS will:
 * **shells** (``sh``, ``bash``, ``dash``, ``zsh``, ``ksh``, ``mksh``, ``ash``, ``yash``,
   ``fish``, ``csh``, ``tcsh``): with ``-c`` in any option cluster (``-c``, ``-ec``, ``-xc``, ``-c
   --``) the first operand is the script — a placeholder anywhere in it is refused, a whole
-  ``{{x}}`` included; the operands after it are ``$0``, ``$1``, … (data). Without ``-c`` the
-  first operand is the script file, which the model must not choose;
+  ``{{x}}`` included; the operands after it are ``$0``, ``$1``, … (data). Without ``-c`` and
+  without a script file operand the shell reads its program from stdin;
 * **interpreters** (:data:`INTERPRETERS`): ``python -c``, ``node -e/--eval/-p``, ``perl
   -e/-E`` (also in clusters: ``-ne``, ``-lpe``), ``ruby -e``, ``php -r/-B/-R/-E``, ``lua -e``,
   ``osascript -e``, ``Rscript -e``, ``julia -e``, ``pwsh -c``; the program text of ``awk`` and
-  ``sed``; a module or script chosen by a placeholder (``python -m {{x}}``) is refused too;
+  ``sed``. A script file, module or program file named by a placeholder (``python {{x}}``,
+  ``python -m {{x}}``) is a path, i.e. data — only a wrapper's *program* may not be one;
 * a word that names a shell or interpreter *anywhere* in the command is also checked for inline
   code (a wrapper missing from the table can't hide ``sh -c '{{x}}'``).
 
@@ -271,6 +272,8 @@ class Interpreter:
         code_operand: the first operand is the program text (awk, sed) unless a code option
             or a ``file_options`` option gave the program.
         file_options: options naming a program file (``awk -f``, ``sed -f``).
+        code_ends_options: the words after the inline code are its arguments, not options
+            (``python -c CODE ARG…``).
         hint: how to pass a value as an argument instead.
     """
 
@@ -280,6 +283,7 @@ class Interpreter:
     clusters: bool = False
     code_operand: bool = False
     file_options: frozenset[str] = frozenset()
+    code_ends_options: bool = False
     hint: str = ""
 
 
@@ -297,6 +301,7 @@ INTERPRETERS: Final[dict[str, Interpreter]] = {
         value_options=_options("-W", "-X", "--check-hash-based-pycs"),
         module_options=_options("-m"),
         clusters=True,
+        code_ends_options=True,
         hint="python -c 'import sys; print(sys.argv[1])' {{x}}",
     ),
     "pypy": Interpreter(
@@ -304,6 +309,7 @@ INTERPRETERS: Final[dict[str, Interpreter]] = {
         value_options=_options("-W", "-X"),
         module_options=_options("-m"),
         clusters=True,
+        code_ends_options=True,
         hint="pypy -c 'import sys; print(sys.argv[1])' {{x}}",
     ),
     "node": Interpreter(
@@ -422,6 +428,10 @@ _ASSIGNMENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=")
 _VERSION: Final = re.compile(r"[0-9.]+$")
 
 _SHELL_HINT: Final = "sh -c 'echo \"$1\"' _ {{x}}"
+_PROGRAM_FIX: Final = (
+    "The model must not choose which program or script runs: name it, and pass values as its "
+    "arguments"
+)
 
 
 # -- words -------------------------------------------------------------------------------------
@@ -444,8 +454,13 @@ class Word:
     @classmethod
     def of(cls, template: Template) -> Word:
         """The word of a (non-shell) argument template."""
-        parts = tuple(p.text if isinstance(p, Text) else p for p in template.parts)
-        return cls(tuple(p for p in parts if not isinstance(p, str) or p), template.source)
+        parts: list[str | Placeholder] = []
+        for part in template.parts:
+            if isinstance(part, Placeholder):
+                parts.append(part)
+            elif isinstance(part, Text) and part.text:
+                parts.append(part.text)
+        return cls(tuple(parts), template.source)
 
     @property
     def literal(self) -> str | None:
@@ -489,11 +504,17 @@ def _program_name(text: str) -> str:
 
 
 class _Refusal(Exception):
-    def __init__(self, placeholder: Placeholder, what: str, hint: str = _SHELL_HINT) -> None:
+    def __init__(
+        self, placeholder: Placeholder, what: str, hint: str = _SHELL_HINT, fix: str = ""
+    ) -> None:
         super().__init__(what)
         self.placeholder = placeholder
         self.what = what
-        self.hint = hint
+        kind = "shell code" if hint == _SHELL_HINT else "code"
+        self.fix = fix or (
+            f"Its value would run as {kind}. Pass the value as an argument of the code "
+            f"instead, e.g. {hint}"
+        )
 
 
 @attrs.define
@@ -503,19 +524,17 @@ class _Outcome:
     reads_code_from_stdin: bool = False
 
 
-def _refuse_any(words: Iterable[Word], what: str, hint: str = _SHELL_HINT) -> None:
+def _refuse_any(
+    words: Iterable[Word], what: str, hint: str = _SHELL_HINT, *, fix: str = ""
+) -> None:
     for word in words:
         if word.placeholders:
-            raise _Refusal(word.placeholders[0], what, hint)
+            raise _Refusal(word.placeholders[0], what, hint, fix)
 
 
 def _refuse_program(word: Word, what: str) -> None:
     if word.placeholders:
-        raise _Refusal(
-            word.placeholders[0],
-            f"{what}; the model must not choose which program or script runs",
-            "name the program, and pass values as its arguments",
-        )
+        raise _Refusal(word.placeholders[0], what, fix=_PROGRAM_FIX)
 
 
 def _split_option(text: str) -> tuple[str, str | None]:
@@ -654,15 +673,12 @@ def _analyse_shell(name: str, words: Sequence[Word], outcome: _Outcome) -> None:
         if operands:
             _refuse_any(
                 operands[:1],
-                f"it is inside the script that {name} -c runs, so the value would run as "
-                "shell code",
+                f"it is inside the script that {name} -c runs",
             )
         return
-    # NOTE: a placeholder among the options would be an option, or the script file.
-    _refuse_any(words[:i], f"it is an option of {name}, which the model must not choose")
-    if operands:
-        _refuse_program(operands[0], f"it is the script file {name} runs")
-    else:
+    # NOTE: a script *file* named by a value is data (a path), like any file operand; a value
+    # starting with "-" there is refused when the tool is called (option injection).
+    if not operands:
         outcome.reads_code_from_stdin = True
 
 
@@ -676,14 +692,17 @@ def _analyse_interpreter(
         word = words[i]
         text = word.literal
         if text is None:
-            if word.prefix.startswith("-"):
-                _refuse_any([word], f"it is in an option of {name}", spec.hint)
+            if word.prefix.startswith("-") and not (code_given and spec.code_ends_options):
+                i += 1  # an option's attached value (--title={{x}}): data
+                continue
             break
         if text == "--" or text == "-":
             i += 1
             break
         if not text.startswith("-") or len(text) == 1:
             break
+        if code_given and spec.code_ends_options:
+            break  # python -c CODE ARGS...: the rest is sys.argv
         option, attached = _split_option(text)
         lowered = option.lower() if name in ("pwsh", "powershell") else option
         if lowered in spec.code_options:
@@ -696,9 +715,8 @@ def _analyse_interpreter(
                 i += 2
             continue
         if option in spec.module_options or option in spec.file_options:
-            code_given = code_given or option in spec.file_options or option in spec.module_options
-            if attached is None:
-                _refuse_program_in(words[i + 1 : i + 2], f"it names code {name} loads")
+            # NOTE: a module or program *file* named by a value is data, like a script path.
+            code_given = True
             i += 2 if attached is None else 1
             continue
         if option in spec.value_options:
@@ -716,11 +734,7 @@ def _analyse_interpreter(
                 continue
             if kind == "module":
                 code_given = True
-                if consumed:
-                    _refuse_program_in(words[i + 1 : i + 2], f"it names code {name} loads")
-                    i += 2
-                else:
-                    i += 1
+                i += 2 if consumed else 1
                 continue
             if kind == "value":
                 i += 2 if consumed else 1
@@ -733,15 +747,8 @@ def _analyse_interpreter(
         if operands:
             _refuse_any(operands[:1], f"it is inside the program text {name} runs", spec.hint)
         return
-    if operands:
-        _refuse_program(operands[0], f"it is the script file {name} runs")
-    else:
+    if not operands:
         outcome.reads_code_from_stdin = True
-
-
-def _refuse_program_in(words: Sequence[Word], what: str) -> None:
-    for word in words:
-        _refuse_program(word, what)
 
 
 def _cluster(text: str, spec: Interpreter) -> tuple[bool, str]:
@@ -752,7 +759,7 @@ def _cluster(text: str, spec: Interpreter) -> tuple[bool, str]:
         if option in spec.code_options:
             # NOTE: "-pe" (node) bundles two code flags: the code is the next word.
             bundled = attached and all("-" + c in spec.code_options for c in attached)
-            return not attached or bundled, "code"
+            return not attached or bool(bundled), "code"
         if option in spec.module_options or option in spec.file_options:
             return not attached, "module"
         if option in spec.value_options:
@@ -810,8 +817,7 @@ def _sweep_interpreter(name: str, spec: Interpreter, words: Sequence[Word]) -> N
 def _raise(refusal: _Refusal, tool: str, where: str) -> None:
     raise ToolDefinitionError(
         f"tool {tool!r}: {where} has the placeholder {refusal.placeholder.source!r} where "
-        f"{refusal.what}. A value there could run as code (or pick what runs). Pass the value "
-        f"as an argument instead, e.g. {refusal.hint}.",
+        f"{refusal.what}. {refusal.fix}.",
         tool=tool,
         where=where,
     ) from None
@@ -911,9 +917,10 @@ def _lex(items: Sequence[str | Placeholder], inner: list[list[_Token]]) -> list[
             if i + 1 < len(items) and items[i + 1] == "\n":
                 i += 2
                 continue
-            if i + 1 < len(items) and isinstance(items[i + 1], str):
-                parts.append(items[i + 1])  # type: ignore[arg-type]
-                source.append(char + items[i + 1])  # type: ignore[operator]
+            escaped = items[i + 1] if i + 1 < len(items) else None
+            if isinstance(escaped, str):
+                parts.append(escaped)
+                source.append(char + escaped)
                 started = True
                 i += 2
                 continue
@@ -925,11 +932,8 @@ def _lex(items: Sequence[str | Placeholder], inner: list[list[_Token]]) -> list[
                 if char == '"' and items[end] == "\\":
                     end += 1
                 end += 1
-            inner = [x for x in items[i + 1 : end] if isinstance(x, str)]
-            if char == '"' and "$(" in "".join(inner):
-                # NOTE: "$(cmd)" runs cmd; look inside for nested scripts.
-                nested.extend(_nested_placeholders(items[i + 1 : end]))
-            parts.append("".join(inner))
+            quoted = [x for x in items[i + 1 : end] if isinstance(x, str)]
+            parts.append("".join(quoted))
             source.append(
                 "".join(x if isinstance(x, str) else x.source for x in items[i : end + 1])
             )
@@ -940,8 +944,9 @@ def _lex(items: Sequence[str | Placeholder], inner: list[list[_Token]]) -> list[
             end = _closing(items, i)
             inner_items = items[i + (1 if char == "`" else 2) : end]
             nested.extend(p for p in inner_items if isinstance(p, Placeholder))
-            parts.append("".join(x if isinstance(x, str) else x.source for x in items[i : end + 1]))
-            source.append(parts[-1])  # type: ignore[arg-type]
+            text = "".join(x if isinstance(x, str) else x.source for x in items[i : end + 1])
+            parts.append(text)
+            source.append(text)
             started = True
             inner.append(_lex(inner_items, inner))
             i = end + 1
@@ -1004,10 +1009,6 @@ def _closing(items: Sequence[str | Placeholder], start: int) -> int:
             if depth == 0:
                 return end
     return len(items)
-
-
-def _nested_placeholders(items: Sequence[str | Placeholder]) -> list[Placeholder]:
-    return [p for p in items if isinstance(p, Placeholder)]
 
 
 _SEPARATORS: Final = frozenset({";", "&", "&&", "||", "\n", "(", ")", ";;"})
@@ -1081,11 +1082,7 @@ def _check_stage(argv: list[Word]) -> bool:
     """Check one simple command; whether it runs code read from its stdin."""
     program = argv[0]
     if program.placeholders:
-        raise _Refusal(
-            program.placeholders[0],
-            "it is the command word (the model would choose the command)",
-            "name the command, and pass values as its arguments",
-        )
+        raise _Refusal(program.placeholders[0], "it is the command word", fix=_PROGRAM_FIX)
     name = program.literal or ""
     if name in _CODE_BUILTINS:
         _refuse_any(argv[1:], f"it is given to the shell builtin {name!r}, which runs it")
@@ -1094,7 +1091,8 @@ def _check_stage(argv: list[Word]) -> bool:
         _refuse_any(
             (word for word in argv[1:] if "=" not in word.prefix),
             f"it is given to the shell builtin {name!r} as a variable name",
-            "NAME={{x}} (the value after '=' is safe)",
+            fix="A name is code to bash (array subscripts run commands); use the value only "
+            "after 'NAME=' (export NAME={{x}})",
         )
         return False
     outcome = _Outcome()

@@ -9,6 +9,12 @@ backticks, quotes and newlines reach the program as literal text of that one arg
 :func:`shlex.quote`; placeholders are then refused inside quotes, comments, here-documents and
 arithmetic, where a quoted value would not be one plain word.
 
+Either way a placeholder is refused where its value would become code or choose what runs
+(``sh -c '… {{x}} …'``, ``env timeout 5 python -c {{x}}``, ``eval {{x}}``, ``… | sh``): the
+analysis of what will run lives in ``_exec_safety``. A value that starts with ``-`` where the
+program reads options is refused when the tool is called, unless its parameter has
+``allow_options``.
+
 The command runs in its own session (so the whole process group can be killed on timeout or
 cancellation, and a background child can't outlive the call), in ``cwd``, with a minimal
 environment: a few locale/path variables of the parent and what ``env`` adds — never the
@@ -18,7 +24,6 @@ parent's API keys, tokens or other secrets. Running it is the job of
 
 from __future__ import annotations
 
-import itertools
 import os
 import pathlib
 import re
@@ -38,6 +43,7 @@ from ._declarative_core import (
     parse_template,
     text_of,
 )
+from ._exec_safety import check_argv, check_script, option_placeholders, script_option_placeholders
 from ._registry import ToolHandler
 from ._schema import ToolArgumentError
 from ._subprocess import GroupCommand, ResourceLimits, run_process_group
@@ -71,8 +77,6 @@ _SECRET_NAME: Final = re.compile(
     r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY)", re.I
 )
 _ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SHELLS: Final = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish"})
-_SCRIPT_FLAG: Final = re.compile(r"^-[A-Za-z]*c[A-Za-z]*$")
 
 
 def minimal_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -178,6 +182,17 @@ class ExecImplementation:
         """
         return _CompiledCommand.build(self, tool, params).handle
 
+    def unguarded_options(self, tool: str, params: Sequence[ToolParam]) -> tuple[str, ...]:
+        """The parameters whose placeholder starts an argument where the program reads
+        options (no literal ``--`` before it) and that don't have ``allow_options``: a value
+        starting with ``-`` is refused for them when the tool is called
+        (``vega-trio validate`` warns about them).
+
+        Raises:
+            ToolDefinitionError: the command is invalid (see :meth:`bind`).
+        """
+        return tuple(sorted(_CompiledCommand.build(self, tool, params).option_params))
+
 
 _BRACES: Final = re.compile(r"\{\{.*?\}\}", re.S)
 
@@ -276,21 +291,11 @@ def _check_shell_template(template: Template, tool: str) -> None:
                 word_start = char in " \t\n;&|()<>"
 
 
-def _check_no_script_placeholders(argv: list[Template], tool: str) -> None:
-    """``bash -c 'echo {{x}}'`` would run the value as shell code: refuse it."""
-    program = argv[0].source.rsplit("/", 1)[-1]
-    if program not in _SHELLS:
-        return
-    for flag, script in itertools.pairwise(argv[1:]):
-        if _SCRIPT_FLAG.match(flag.source) and script.placeholders and script.whole is None:
-            raise ToolDefinitionError(
-                f"tool {tool!r}: the {program} script {script.source!r} has a placeholder "
-                "inside it, so the value would run as shell code. Pass values as arguments "
-                f"instead ({program} -c 'echo \"$1\"' _ {{{{x}}}}), or use shell: true, which "
-                "quotes them.",
-                tool=tool,
-                where=script.where,
-            )
+def _option_params(
+    placeholders: Sequence[Placeholder], params: Sequence[ToolParam]
+) -> frozenset[str]:
+    allowed = {p.name for p in params if p.allow_options}
+    return frozenset(p.name for p in placeholders if p.name not in allowed)
 
 
 @attrs.frozen
@@ -300,6 +305,8 @@ class _CompiledCommand:
     argv: tuple[Template, ...]  # without a shell: one template per argument
     script: Template | None  # with shell=True: the command for /bin/sh -c
     env: tuple[tuple[str, Template], ...]
+    # parameters whose value may not start with "-" (they fill an option position)
+    option_params: frozenset[str] = frozenset()
 
     @classmethod
     def build(
@@ -324,7 +331,9 @@ class _CompiledCommand:
                 spec.command, where="implementation.command", tool=tool, params=params
             )
             _check_shell_template(script, tool)
-            return cls(tool, spec, (), script, env)
+            check_script(script, tool)
+            guarded = _option_params(script_option_placeholders(script), params)
+            return cls(tool, spec, (), script, env, guarded)
         words = _split(spec.command, tool) if isinstance(spec.command, str) else spec.command
         if not words:
             raise ToolDefinitionError(
@@ -343,12 +352,24 @@ class _CompiledCommand:
                 tool=tool,
                 where="implementation.command[0]",
             )
-        _check_no_script_placeholders(argv, tool)
-        return cls(tool, spec, tuple(argv), None, env)
+        check_argv(argv, tool)
+        guarded = _option_params(option_placeholders(argv), params)
+        return cls(tool, spec, tuple(argv), None, env, guarded)
 
     def _check_value(self, template: Template, arguments: Mapping[str, Any]) -> None:
         for placeholder in template.placeholders:
-            if "\0" in text_of(arguments.get(placeholder.name)):
+            text = text_of(arguments.get(placeholder.name))
+            if placeholder.name in self.option_params and text.startswith("-"):
+                raise ToolArgumentError(
+                    f"invalid arguments for tool {self.tool!r}: argument {placeholder.name!r} "
+                    f"is {text[:80]!r}, which starts with '-' and goes where the program reads "
+                    "options, so it would be taken as an option. Send a value that does not "
+                    "start with '-'. (Tool authors: put a literal -- before the argument in "
+                    "the command, or set allow_options: true on the parameter.)",
+                    tool=self.tool,
+                    argument=placeholder.name,
+                )
+            if "\0" in text:
                 raise ToolArgumentError(
                     f"invalid arguments for tool {self.tool!r}: argument {placeholder.name!r} "
                     "contains a NUL character, which a command line can't carry",

@@ -172,7 +172,7 @@ def _spawn(argv: list[bytes], env: dict[bytes, bytes], limits: list[tuple[int, i
                         resource.setrlimit(which, (soft, hard))
                     except (OSError, ValueError):
                         pass  # "where the OS allows": a limit it refuses is skipped
-            os.execvpe(argv[0], argv, env)  # type: ignore[arg-type]
+            os.execvpe(argv[0], argv, env)
         # NOTE: the forked child must never return into the reaper's code, whatever happens.
         except BaseException as exc:
             number = exc.errno if isinstance(exc, OSError) and exc.errno else 0

@@ -258,7 +258,6 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-
 @attrs.define
 class _Report:
     """What the reaper said on the status pipe (see ``_reaper.py``)."""
