@@ -135,8 +135,7 @@ async def test_nonzero_exit_is_an_error_with_status_and_output() -> None:
         [
             sys.executable,
             "-c",
-            "import sys; print('out'); sys.stderr.write('bad ' + sys.argv[1] + '\\n'); "
-            "sys.exit(3)",
+            "import sys; print('out'); sys.stderr.write('bad ' + sys.argv[1] + '\\n'); sys.exit(3)",
             "{{x}}",
         ]
     )

@@ -1329,6 +1329,8 @@ def _implementation(reader: _Reader, node: Node, path: str) -> HttpSpec | ExecSp
         )
         return _BAD
     fields["command"] = reader.leaf(entries["command"][1], f"{path}.command", Text)
+    if fields["command"] is _BAD:
+        return _BAD
     if "shell" in entries:
         fields["shell"] = reader.leaf(entries["shell"][1], f"{path}.shell", Flag)
     if "cwd" in entries:
