@@ -321,14 +321,16 @@ INTERPRETERS: Final[dict[str, Interpreter]] = {
     ),
     "perl": Interpreter(
         code_options=_options("-e", "-E"),
-        value_options=_options("-I", "-x", "-i", "-l", "-0", "-C", "-d", "-D", "-F"),
+        # NOTE: -l, -0, -i, -x and -C take an *optional* attached value, so in a bundle like
+        # -lne they are flags; these always take one.
+        value_options=_options("-I", "-d", "-D", "-F"),
         module_options=_options("-M", "-m"),
         clusters=True,
         hint="perl -e 'print $ARGV[0]' {{x}}",
     ),
     "ruby": Interpreter(
         code_options=_options("-e"),
-        value_options=_options("-I", "-C", "-E", "-F", "-x", "-K", "-T", "-0", "-i"),
+        value_options=_options("-I", "-C", "-E", "-F", "-K"),
         module_options=_options("-r"),
         clusters=True,
         hint="ruby -e 'puts ARGV[0]' {{x}}",
@@ -692,10 +694,21 @@ def _analyse_interpreter(
         word = words[i]
         text = word.literal
         if text is None:
-            if word.prefix.startswith("-") and not (code_given and spec.code_ends_options):
-                i += 1  # an option's attached value (--title={{x}}): data
-                continue
-            break
+            prefix = word.prefix
+            if not prefix.startswith("-") or (code_given and spec.code_ends_options):
+                break
+            # NOTE: a value attached to an option: code for a code option (--eval={{x}},
+            # -e{{x}}), data for any other (--title={{x}}).
+            option = prefix.partition("=")[0]
+            attached_code = option in spec.code_options or (
+                spec.clusters
+                and not prefix.startswith("--")
+                and _cluster(prefix, spec)[1] == "code"
+            )
+            if attached_code:
+                _refuse_any([word], what, spec.hint)
+            i += 1
+            continue
         if text == "--" or text == "-":
             i += 1
             break
