@@ -31,8 +31,15 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    import signal
+else:
+    # NOTE: the C module under ``signal``: ``signal`` itself imports enum and functools, which
+    # would add a third to the reaper's start-up time (it runs once per command).
+    import _signal as signal
 
 PR_SET_CHILD_SUBREAPER = 36
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -264,11 +271,13 @@ class _Reaper:
         """Kill the command's group and every child until none is left; the exit code."""
         _kill(command, group=True)
         while True:
-            for pid in children(self.me):
-                _kill(pid, group=False)
+            # NOTE: no child at all means no descendant at all (an orphaned descendant is
+            # re-parented to us), so the common case needs no scan of /proc.
             status, left = self._reap_ready(command, status)
             if not left:
                 break
+            for pid in children(self.me):
+                _kill(pid, group=False)
             # NOTE: wait for a SIGCHLD (the wake pipe), at most 10 ms: a child re-parented
             # to us after the scan is found by the next one.
             self.poller.poll(10)

@@ -268,13 +268,16 @@ class _Report:
 
     def add(self, line: str) -> None:
         kind, _, rest = line.partition(" ")
-        if kind == "S":
-            self.command_pid = int(rest)
-        elif kind == "X":
-            self.exit_code = int(rest)
-        elif kind == "E":
-            number, _, message = rest.partition(" ")
-            self.error = OSError(int(number), message) if int(number) else OSError(message)
+        try:
+            if kind == "S":
+                self.command_pid = int(rest)
+            elif kind == "X":
+                self.exit_code = int(rest)
+            elif kind == "E":
+                number, _, message = rest.partition(" ")
+                self.error = OSError(int(number), message) if int(number) else OSError(message)
+        except ValueError:
+            pass  # not a line the reaper writes; the exit status then defaults to SIGKILL
 
 
 async def _read_report(stream: trio.abc.ReceiveStream) -> _Report:
