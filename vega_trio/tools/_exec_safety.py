@@ -524,6 +524,7 @@ class _Outcome:
     """What the analysis learnt about a command."""
 
     reads_code_from_stdin: bool = False
+    code: list[str] = attrs.Factory(list)  # the literal inline code it runs
 
 
 def _refuse_any(
@@ -608,7 +609,13 @@ def _analyse_wrapper(
                 i += 1  # a flag without a value
             continue
         if not options_ended and word.placeholders and word.prefix.startswith("-"):
-            # NOTE: an option's attached value (--signal={{s}}) is data of the wrapper.
+            # NOTE: an option's attached value is data of the wrapper (--signal={{s}}), or a
+            # command line for a shell (--split-string={{x}}, -S{{x}}).
+            prefix = word.prefix
+            if prefix.partition("=")[0] in spec.code_options or (
+                not prefix.startswith("--") and prefix[:2] in spec.code_options
+            ):
+                _refuse_any([word], f"it is the command line {name} gives a shell")
             i += 1
             continue
         if spec.assignments and _ASSIGNMENT.match(word.prefix):
@@ -621,8 +628,31 @@ def _analyse_wrapper(
         if spec.rest_is_shell:
             _refuse_any(words[i:], f"{name} joins its arguments into a command line for a shell")
             return
-        _analyse(words[i:], outcome, depth + 1)
+        inner = _Outcome()
+        _analyse(words[i:], inner, depth + 1)
+        outcome.reads_code_from_stdin = inner.reads_code_from_stdin or (
+            # NOTE: xargs -I{} puts its input into the command, here into code: whatever
+            # feeds xargs is code then (echo {{x}} | xargs -I{} sh -c 'echo {}').
+            name == "xargs" and any(r in c for r in _replace_strings(words[:i]) for c in inner.code)
+        )
+        outcome.code.extend(inner.code)
         return
+
+
+def _replace_strings(options: Sequence[Word]) -> list[str]:
+    """The replace strings of xargs options (``-I R``, ``-IR``, ``--replace[=R]``, ``-i``)."""
+    found: list[str] = []
+    for i, word in enumerate(options):
+        text = word.literal or ""
+        if text == "-I" and i + 1 < len(options):
+            found.append(options[i + 1].literal or "{}")
+        elif text.startswith("-I") and len(text) > 2:
+            found.append(text[2:])
+        elif text.startswith("--replace="):
+            found.append(text.partition("=")[2])
+        elif text in ("-i", "--replace") or text.startswith("-i"):
+            found.append(text[2:] or "{}" if text.startswith("-i") else "{}")
+    return found
 
 
 def _analyse_find(words: Sequence[Word], outcome: _Outcome, depth: int) -> None:
@@ -673,10 +703,8 @@ def _analyse_shell(name: str, words: Sequence[Word], outcome: _Outcome) -> None:
     operands = words[i:]
     if code:
         if operands:
-            _refuse_any(
-                operands[:1],
-                f"it is inside the script that {name} -c runs",
-            )
+            _refuse_any(operands[:1], f"it is inside the script that {name} -c runs")
+            outcome.code.append(operands[0].literal or "")
         return
     # NOTE: a script *file* named by a value is data (a path), like any file operand; a value
     # starting with "-" there is refused when the tool is called (option injection).
@@ -725,6 +753,7 @@ def _analyse_interpreter(
                 i += 1
             else:
                 _refuse_any(words[i + 1 : i + 2], what, spec.hint)
+                outcome.code.extend(w.literal or "" for w in words[i + 1 : i + 2])
                 i += 2
             continue
         if option in spec.module_options or option in spec.file_options:
