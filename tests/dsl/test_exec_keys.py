@@ -123,12 +123,15 @@ def test_validate_warns_on_an_option_position_placeholder() -> None:
         ("grep -- {{x}} notes.txt", "      - {name: x}\n"),
         ("grep {{x}} notes.txt", "      - {name: x, allow_options: true}\n"),
         ("grep --regexp={{x}} notes.txt", "      - {name: x}\n"),
+        ("grep {{x}} notes.txt", "      - {name: x, enum: [apple, pear]}\n"),
+        ("grep {{x}} notes.txt", "      - {name: x, type: boolean}\n"),
     ],
 )
 def test_no_warning_after_double_dash_with_allow_options_or_inside_an_argument(
     command: str, params: str
 ) -> None:
-    """After --, with allow_options, or after literal text in the argument: no warning."""
+    """After --, with allow_options, after literal text in the argument, or for values that
+    can't start with '-' (a boolean, an enum without such a value): no warning."""
     text = _tool(f"      type: exec\n      command: '{command}'\n", params=params)
     assert validate_text(text) == []
 

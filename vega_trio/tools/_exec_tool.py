@@ -294,8 +294,15 @@ def _check_shell_template(template: Template, tool: str) -> None:
 def _option_params(
     placeholders: Sequence[Placeholder], params: Sequence[ToolParam]
 ) -> frozenset[str]:
-    allowed = {p.name for p in params if p.allow_options}
-    return frozenset(p.name for p in placeholders if p.name not in allowed)
+    # NOTE: a boolean, or an enum none of whose values starts with "-", can't be an option.
+    safe = {
+        p.name
+        for p in params
+        if p.allow_options
+        or p.type == "boolean"
+        or (p.enum is not None and not any(text_of(v).startswith("-") for v in p.enum))
+    }
+    return frozenset(p.name for p in placeholders if p.name not in safe)
 
 
 @attrs.frozen
