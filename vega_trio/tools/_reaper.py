@@ -180,14 +180,13 @@ def _spawn(argv: list[bytes], env: dict[bytes, bytes], limits: list[tuple[int, i
                     except (OSError, ValueError):
                         pass  # "where the OS allows": a limit it refuses is skipped
             os.execvpe(argv[0], argv, env)
-        # NOTE: the forked child must never return into the reaper's code, whatever happens.
-        except BaseException as exc:
+        except Exception as exc:
             number = exc.errno if isinstance(exc, OSError) and exc.errno else 0
             message = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
-            try:
-                os.write(error_write, f"{number} {message}".encode(errors="replace"))
-            finally:
-                os._exit(127)
+            os.write(error_write, f"{number} {message}".encode(errors="replace"))
+        finally:
+            # NOTE: the forked child never returns into the reaper's code, whatever happens.
+            os._exit(127)
     os.close(error_write)
     report = b""
     while chunk := os.read(error_read, 4096):
