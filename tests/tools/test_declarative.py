@@ -423,6 +423,8 @@ SHELL_CODE_PLACEHOLDERS = [
     ("printf '%s' {{x}} | tr a b | bash -s", "piped into a shell"),
     ("cat {{x}} | timeout 5 python3", "piped into a shell"),
     ("echo {{x}} | xargs -I{} sh -c 'echo {}'", "piped into a shell"),
+    ("echo {{x}} | sh -s -- a b", "piped into a shell"),
+    ("echo {{x}} | python3 - arg", "piped into a shell"),
     ("{{x}}", "command word"),
     ("echo hi; {{x}} -l", "command word"),
     ("if true; then {{x}}; fi", "command word"),

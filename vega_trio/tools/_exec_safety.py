@@ -669,6 +669,7 @@ def _analyse_find(words: Sequence[Word], outcome: _Outcome, depth: int) -> None:
 
 def _analyse_shell(name: str, words: Sequence[Word], outcome: _Outcome) -> None:
     code = False
+    stdin = False  # -s or "-": the program comes from stdin, the operands are $1...
     i = 0
     while i < len(words):
         word = words[i]
@@ -676,6 +677,7 @@ def _analyse_shell(name: str, words: Sequence[Word], outcome: _Outcome) -> None:
         if text is None:
             break
         if text == "--" or text == "-":
+            stdin = stdin or text == "-"
             i += 1
             break
         option, attached = _split_option(text)
@@ -697,6 +699,7 @@ def _analyse_shell(name: str, words: Sequence[Word], outcome: _Outcome) -> None:
             i += 2
             continue
         if text[:1] in ("-", "+") and len(text) > 1:
+            stdin = stdin or (text[0] == "-" and not text.startswith("--") and "s" in text[1:])
             i += 1
             continue
         break
@@ -708,7 +711,7 @@ def _analyse_shell(name: str, words: Sequence[Word], outcome: _Outcome) -> None:
         return
     # NOTE: a script *file* named by a value is data (a path), like any file operand; a value
     # starting with "-" there is refused when the tool is called (option injection).
-    if not operands:
+    if stdin or not operands:
         outcome.reads_code_from_stdin = True
 
 
@@ -740,7 +743,7 @@ def _analyse_interpreter(
         if text == "--" or text == "-":
             i += 1
             break
-        if not text.startswith("-") or len(text) == 1:
+        if not text.startswith("-"):
             break
         if code_given and spec.code_ends_options:
             break  # python -c CODE ARGS...: the rest is sys.argv
@@ -789,8 +792,9 @@ def _analyse_interpreter(
         if operands:
             _refuse_any(operands[:1], f"it is inside the program text {name} runs", spec.hint)
         return
-    if not operands:
-        outcome.reads_code_from_stdin = True
+    dash = i > 0 and words[i - 1].literal == "-"
+    if not operands or dash or operands[0].literal == "-":
+        outcome.reads_code_from_stdin = True  # no script, or "-": the program is stdin
 
 
 def _cluster(text: str, spec: Interpreter) -> tuple[bool, str]:
