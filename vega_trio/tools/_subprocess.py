@@ -57,6 +57,7 @@ _DRAIN_GRACE = 1.0
 # (uninterruptible I/O); then the reaper itself is killed.
 _REAP_GRACE = 5.0
 _REAPER: Final = str(pathlib.Path(__file__).with_name("_reaper.py"))
+_LOADER_VARIABLES: Final = ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH")
 _READ_SIZE = 64 * 1024
 
 
@@ -331,9 +332,10 @@ async def run_process_group(command: GroupCommand) -> GroupResult:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if command.merge_stderr else subprocess.PIPE,
             cwd=command.cwd,
-            # NOTE: the reaper gets no environment at all; the command's comes through the
-            # control pipe (never on a command line, which every user can read).
-            env={},
+            # NOTE: the reaper gets only what the dynamic loader may need to start Python; the
+            # command's environment comes through the control pipe (never on a command line,
+            # which every user can read).
+            env={name: os.environ[name] for name in _LOADER_VARIABLES if name in os.environ},
             start_new_session=True,
             pass_fds=(status_write,),
         )
