@@ -250,9 +250,10 @@ async def _pump(stream: trio.abc.ReceiveStream, capture: _Capture) -> None:
 
 
 def _kill_group(pgid: int) -> None:
-    # NOTE: the command runs in its own session, so its pid is its process group id; the
-    # group id cannot be reused while any member is alive. Once the group is empty the kill
-    # fails with ESRCH, which just means there is nothing left to kill.
+    # NOTE: the reaper leads its own session and the command its own process group, so a
+    # pid is the group id; a group id cannot be reused while any member is alive. Once the
+    # group is empty the kill fails with ESRCH: there is nothing left to kill. (A backstop:
+    # normally the reaper has killed and reaped everything already.)
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
