@@ -454,3 +454,17 @@ async def test_run_command_limits_open_files(tmp_path: pathlib.Path) -> None:
     with trio.fail_after(DEADLINE):
         result = await run_in_sandbox(Sandbox(tmp_path), [PYTHON, "-c", OPEN_FILES], policy=policy)
     assert result.stdout == "EMFILE 24\n"
+
+
+async def test_start_failures_cross_the_reaper_with_their_type(tmp_path: pathlib.Path) -> None:
+    """A program that doesn't exist or isn't executable raises FileNotFoundError or
+    PermissionError from the runner, as if it had been started directly."""
+    script = tmp_path / "script.sh"
+    script.write_text("echo hi\n")
+    with trio.fail_after(DEADLINE):
+        with pytest.raises(FileNotFoundError):
+            await run_process_group(
+                GroupCommand(argv=("no-such-program-vega",), env=ENV, keep_head=10)
+            )
+        with pytest.raises(PermissionError):
+            await run_process_group(GroupCommand(argv=(str(script),), env=ENV, keep_head=10))
