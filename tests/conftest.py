@@ -9,9 +9,24 @@ examples and more of them, to look for new counter-examples on purpose.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, deadline=None, database=None)
 settings.register_profile("explore", deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_secrets() -> Iterator[None]:
+    """Secrets registered by one test (``register_secret``: tool headers, backend keys) are
+    forgotten after it, so they can't mask text in another test."""
+    from vega_trio import _redact
+
+    saved = set(_redact._registered)
+    yield
+    with _redact._lock:
+        _redact._registered.clear()
+        _redact._registered.update(saved)

@@ -47,7 +47,7 @@ __all__ = [
 MASK = "***"
 """What a secret is replaced with."""
 
-MIN_SECRET_LENGTH = 6
+MIN_SECRET_LENGTH = 8
 """Shorter values are not treated as secrets: masking ``"1"`` or ``"true"`` everywhere would
 destroy the text and protect nothing."""
 

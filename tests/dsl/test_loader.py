@@ -19,6 +19,7 @@ from vega_trio.dsl._model import (
     HttpSpec,
     IfStep,
     InputSpec,
+    LimitsSpec,
     MCPServerSpec,
     ParallelStep,
     ParamSpec,
@@ -192,6 +193,7 @@ def test_tools(everything: Document) -> None:
     )
     script = everything.tool("run_script")
     assert script is not None
+    assert script.params == (ParamSpec(name="script", allow_options=True),)
     assert script.implementation == ExecSpec(
         command="python3 {{script}}",
         timeout=60.0,
@@ -199,6 +201,9 @@ def test_tools(everything: Document) -> None:
         cwd="./workspace",
         max_output_bytes=10000,
         env={"PYTHONUNBUFFERED": "1"},
+        limits=LimitsSpec(
+            cpu=30.0, memory=512 * 1024**2, file_size=64_000_000, open_files=256, processes=64
+        ),
     )
 
 
@@ -277,7 +282,7 @@ def test_positions_are_kept(everything: Document) -> None:
     where = main.steps[2].where
     assert (where.file, where.line, where.column, where.path) == (
         str(EVERYTHING),
-        125,
+        126,
         9,
         "workflows.main.steps[2]",
     )

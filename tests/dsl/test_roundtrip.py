@@ -22,6 +22,7 @@ from vega_trio.dsl._model import (
     HttpSpec,
     IfStep,
     InputSpec,
+    LimitsSpec,
     MCPServerSpec,
     ParallelStep,
     ParamSpec,
@@ -189,7 +190,14 @@ tools = st.builds(
     ToolSpec,
     name=names,
     description=texts,
-    params=st.just((ParamSpec(name="q", description="query", default="x", enum=("x", "y")),)),
+    params=st.builds(
+        lambda allow: (
+            ParamSpec(
+                name="q", description="query", default="x", enum=("x", "y"), allow_options=allow
+            ),
+        ),
+        st.booleans(),
+    ),
     implementation=st.builds(
         HttpSpec,
         url=st.just("https://example.com/search?q={{q}}"),
@@ -199,7 +207,21 @@ tools = st.builds(
         allowed_hosts=_opt(st.just(("example.com",))),
         follow_redirects=st.booleans(),
     )
-    | st.builds(ExecSpec, command=st.just("echo {{q}}"), timeout=_opt(st.floats(0.1, 100))),
+    | st.builds(
+        ExecSpec,
+        command=st.just("echo {{q}}"),
+        timeout=_opt(st.floats(0.1, 100)),
+        limits=_opt(
+            st.builds(
+                LimitsSpec,
+                cpu=_opt(st.floats(1, 3600)),
+                memory=_opt(st.integers(1, 2**40)),
+                file_size=_opt(st.integers(1, 2**40)),
+                open_files=_opt(st.integers(1, 65536)),
+                processes=_opt(st.integers(1, 65536)),
+            )
+        ),
+    ),
 )
 
 

@@ -204,11 +204,12 @@ async def test_defaults_are_applied_and_enums_checked() -> None:
 
 
 def test_string_command_is_split_before_interpolation() -> None:
-    """The seed's ``bash -c '{{.script}}'`` builds: the script is one whole argument."""
+    """A string command is split before interpolation: a quoted placeholder argument with
+    spaces around it stays one argument of the program (which the timeout applies to)."""
     tool = DeclarativeTool(
         name="run_script",
         params=[ToolParam(name="script")],
-        implementation=ExecImplementation(command="bash -c '{{.script}}'", timeout=60),
+        implementation=ExecImplementation(command="python3 '{{ .script }}' --", timeout=60),
     )
     assert tool.to_tool().timeout == 60
 
@@ -322,3 +323,159 @@ def test_invalid_http_settings_are_definition_errors(options: dict[str, Any], ma
     """Method, limits, host patterns, headers: each mistake is named."""
     with pytest.raises(ToolDefinitionError, match=match):
         http_tool("https://x.test/", params=[], **options)
+
+
+# -- what will run: placeholders that would become code (SPEC §5.3) ---------------------------
+
+SHELL_HINT = "sh -c 'echo \"$1\"' _ {{x}}"
+
+# (command, the argument the error names, a text of the hint)
+CODE_PLACEHOLDERS = [
+    # wrappers in front of a shell
+    ("env sh -c 'echo {{x}}'", "implementation.command[3]", SHELL_HINT),
+    ("env -i PATH=/bin FOO=1 sh -c 'echo {{x}}'", "implementation.command[6]", SHELL_HINT),
+    ("/usr/bin/env bash -c {{x}}", "implementation.command[3]", SHELL_HINT),
+    ("timeout 5 sh -c 'echo {{x}}'", "implementation.command[4]", SHELL_HINT),
+    ("timeout -s KILL --preserve-status 5 bash -c {{x}}", "implementation.command[7]", SHELL_HINT),
+    ("nice sh -c 'echo {{x}}'", "implementation.command[3]", SHELL_HINT),
+    ("nice -n 10 sh -c 'echo {{x}}'", "implementation.command[5]", SHELL_HINT),
+    ("busybox sh -c 'echo {{x}}'", "implementation.command[3]", SHELL_HINT),
+    ("busybox ash -c {{x}}", "implementation.command[3]", SHELL_HINT),
+    ("nohup setsid ionice -c 3 stdbuf -oL sh -c {{x}}", "implementation.command[9]", SHELL_HINT),
+    ("xargs -0 sh -c 'echo {{x}}'", "implementation.command[4]", SHELL_HINT),
+    ("sudo -u nobody dash -c {{x}}", "implementation.command[5]", SHELL_HINT),
+    ("find . -name '*.py' -exec sh -c 'wc {{x}}' ';'", "implementation.command[7]", SHELL_HINT),
+    ("firejail --quiet sh -c {{x}}", "implementation.command[4]", SHELL_HINT),
+    # shells: the -- form, a whole-placeholder script (the Go README), combined flags
+    ("sh -c -- 'echo {{x}}'", "implementation.command[3]", SHELL_HINT),
+    ("sh -c {{x}}", "implementation.command[2]", SHELL_HINT),
+    ("bash -c '{{.x}}'", "implementation.command[2]", SHELL_HINT),
+    ("sh -ec 'ls {{x}}'", "implementation.command[2]", SHELL_HINT),
+    ("bash -xc {{x}}", "implementation.command[2]", SHELL_HINT),
+    ("bash -o pipefail -c {{x}}", "implementation.command[4]", SHELL_HINT),
+    (["zsh", "-c", "print {{x}}"], "implementation.command[2]", SHELL_HINT),
+    # wrappers that hand a command line to a shell
+    ("sudo -s echo {{x}}", "implementation.command[3]", SHELL_HINT),
+    ("ssh host ls {{x}}", "implementation.command[3]", SHELL_HINT),
+    ("flock /tmp/lock -c {{x}}", "implementation.command[3]", SHELL_HINT),
+    ("env -S {{x}}", "implementation.command[2]", SHELL_HINT),
+    ("env --split-string={{x}}", "implementation.command[1]", SHELL_HINT),
+    ("su -c{{x}} nobody", "implementation.command[1]", SHELL_HINT),
+    # interpreters
+    ("python3 -c 'print({{x}})'", "implementation.command[2]", "sys.argv[1]"),
+    ("python -c {{x}}", "implementation.command[2]", "sys.argv[1]"),
+    ("python3.12 -I -c {{x}}", "implementation.command[3]", "sys.argv[1]"),
+    ("python3 -Ic {{x}}", "implementation.command[2]", "sys.argv[1]"),
+    ("timeout 5 python3 -c {{x}}", "implementation.command[4]", "sys.argv[1]"),
+    ("node -e {{x}}", "implementation.command[2]", "process.argv[1]"),
+    ("node --eval 'run({{x}})'", "implementation.command[2]", "process.argv[1]"),
+    ("node --eval={{x}}", "implementation.command[1]", "process.argv[1]"),
+    ("node -pe {{x}}", "implementation.command[2]", "process.argv[1]"),
+    ("perl -e 'print {{x}}'", "implementation.command[2]", "$ARGV[0]"),
+    ("perl -lne 'print if /{{x}}/'", "implementation.command[2]", "$ARGV[0]"),
+    ("ruby -e {{x}}", "implementation.command[2]", "ARGV[0]"),
+    ("php -r {{x}}", "implementation.command[2]", "$argv[1]"),
+    ("lua -e {{x}}", "implementation.command[2]", "arg[1]"),
+    ("osascript -e {{x}}", "implementation.command[2]", "argv"),
+    ("awk '/{{x}}/ { print }' f", "implementation.command[1]", "awk -v"),
+    ("sed 's/a/{{x}}/' f", "implementation.command[1]", "sed script"),
+]
+
+
+@pytest.mark.parametrize(("command", "where", "hint"), CODE_PLACEHOLDERS)
+def test_placeholder_in_code_is_refused_whatever_runs_it(
+    command: Any, where: str, hint: str
+) -> None:
+    """A placeholder inside code that a shell or interpreter will run is refused at definition
+    time, reached directly or through wrappers, with the argument named and a hint to pass
+    the value as an argument."""
+    with pytest.raises(ToolDefinitionError, match=r"would run as") as caught:
+        DeclarativeTool(
+            name="t",
+            params=[ToolParam(name="x")],
+            implementation=ExecImplementation(command=command),
+        )
+    assert caught.value.where == where
+    assert hint in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "command", ["env {{x}} --help", "timeout 5 {{x}}", "xargs {{x}}", "busybox {{x}}"]
+)
+def test_wrapped_program_cannot_be_a_placeholder(command: str) -> None:
+    """The program a wrapper runs is the program: the model may not choose it either."""
+    with pytest.raises(ToolDefinitionError, match=r"must not choose which program"):
+        DeclarativeTool(
+            name="t",
+            params=[ToolParam(name="x")],
+            implementation=ExecImplementation(command=command),
+        )
+
+
+SHELL_CODE_PLACEHOLDERS = [
+    ("eval {{x}}", "shell builtin 'eval'"),
+    ("trap {{x}} EXIT", "shell builtin 'trap'"),
+    ("source {{x}}", "shell builtin 'source'"),
+    (". {{x}}", "shell builtin '.'"),
+    ("ls && eval $(printf %s {{x}})", "shell builtin 'eval'"),
+    ("read {{x}}", "as a variable name"),
+    ("echo {{x}} | sh", "piped into a shell"),
+    ("printf '%s' {{x}} | tr a b | bash -s", "piped into a shell"),
+    ("cat {{x}} | timeout 5 python3", "piped into a shell"),
+    ("echo {{x}} | xargs -I{} sh -c 'echo {}'", "piped into a shell"),
+    ("echo {{x}} | sh -s -- a b", "piped into a shell"),
+    ("echo {{x}} | python3 - arg", "piped into a shell"),
+    ("{{x}}", "command word"),
+    ("echo hi; {{x}} -l", "command word"),
+    ("if true; then {{x}}; fi", "command word"),
+    ("FOO=1 {{x}}", "command word"),
+    ("exec {{x}}", "must not choose"),
+    ("sh -c {{x}}", "script that sh -c runs"),
+    ("env timeout 5 bash -c {{x}}", "script that bash -c runs"),
+    ("python3 -c {{x}} | cat", "code that python runs"),
+]
+
+
+@pytest.mark.parametrize(("command", "problem"), SHELL_CODE_PLACEHOLDERS)
+def test_shell_true_refuses_placeholders_that_become_code(command: str, problem: str) -> None:
+    """With shell: true a (quoted) value is still code as the command word, given to eval,
+    trap, source and the like, piped into a shell, or as a -c script."""
+    with pytest.raises(ToolDefinitionError, match=re.escape(problem)):
+        DeclarativeTool(
+            name="t",
+            params=[ToolParam(name="x")],
+            implementation=ExecImplementation(command=command, shell=True),
+        )
+
+
+@pytest.mark.parametrize(
+    ("command", "shell"),
+    [
+        ("sh -c 'echo \"$1\"' _ {{x}}", False),
+        ("bash -ec 'grep -- \"$1\" notes' bash {{x}}", False),
+        ("env FOO={{x}} sh -c 'echo \"$FOO\"'", False),
+        ("timeout 5 grep -- {{x}} file", False),
+        ("grep -- {{x}} file", False),
+        ("echo {{x}}", False),
+        ("python3 -c 'import sys; print(sys.argv[1])' {{x}}", False),
+        ("python3 script.py {{x}}", False),
+        ("node app.js --name={{x}}", False),
+        ("awk -v value={{x}} 'BEGIN { print value }'", False),
+        ("grep sh {{x}}", False),
+        ("find . -name {{x}} -exec ls '{}' ';'", False),
+        ("echo {{x}} | wc -c", True),
+        ("echo {{x}} | xargs -I{} echo {}", True),
+        ("grep -- {{x}} file | sort | uniq -c", True),
+        ("export NAME={{x}}; sh -c 'echo \"$NAME\"'", True),
+        ('for f in {{x}}; do echo "$f"; done', True),
+        ("echo $(date) {{x}} > out.txt 2>&1", True),
+    ],
+)
+def test_values_as_arguments_of_code_are_accepted(command: str, shell: bool) -> None:
+    """Safe forms stay accepted: values passed as arguments ("$1"), after --, in env
+    assignments, as data of plain programs, or piped into programs that don't run code."""
+    DeclarativeTool(
+        name="t",
+        params=[ToolParam(name="x")],
+        implementation=ExecImplementation(command=command, shell=shell),
+    )

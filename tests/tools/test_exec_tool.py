@@ -21,7 +21,9 @@ from vega_trio.tools import (
     MissingEnvironmentVariable,
     Tool,
     ToolArgumentError,
+    ToolCall,
     ToolParam,
+    Tools,
     ToolTimeout,
 )
 
@@ -43,10 +45,11 @@ INJECTIONS = [
 
 
 def make(command: Any, params: list[ToolParam] | None = None, **options: Any) -> Tool:
-    """An exec tool with one string parameter ``x`` (unless ``params`` are given)."""
+    """An exec tool with one string parameter ``x`` (unless ``params`` are given); ``x``
+    allows options, since these tests send any text (option refusal is tested below)."""
     return DeclarativeTool(
         name="cmd",
-        params=[ToolParam(name="x")] if params is None else params,
+        params=[ToolParam(name="x", allow_options=True)] if params is None else params,
         implementation=ExecImplementation(command=command, **options),
     ).to_tool()
 
@@ -134,7 +137,8 @@ async def test_nonzero_exit_is_an_error_with_status_and_output() -> None:
         [
             sys.executable,
             "-c",
-            "import sys; print('out'); sys.stderr.write('bad {{x}}\\n'); sys.exit(3)",
+            "import sys; print('out'); sys.stderr.write('bad ' + sys.argv[1] + '\\n'); sys.exit(3)",
+            "{{x}}",
         ]
     )
     with trio.fail_after(20), pytest.raises(ExecToolError) as caught:
@@ -279,3 +283,69 @@ async def test_background_children_do_not_outlive_the_call() -> None:
     with trio.fail_after(10):
         out = await tool.invoke({})
     await _wait_until_gone(int(out.strip()))
+
+
+# -- values as arguments of code, and option injection (SPEC §5.3) ----------------------------
+
+
+@POSIX_ONLY
+@pytest.mark.parametrize("value", INJECTIONS[:3])
+async def test_the_suggested_form_passes_the_value_as_data(
+    value: str, tmp_path: pathlib.Path
+) -> None:
+    """`sh -c 'printf %s "$1"' _ {{x}}` (the hint's form) prints the value; nothing runs."""
+    tool = make("sh -c 'printf %s \"$1\"' _ {{x}}", cwd=tmp_path)
+    with trio.fail_after(20):
+        assert await tool.invoke({"x": value}) == value
+    assert list(await trio.Path(tmp_path).iterdir()) == []
+
+
+OPTIONS = ["--output=/etc/passwd", "-rf", "-", "-5"]
+
+
+@pytest.mark.parametrize("value", OPTIONS)
+async def test_option_like_value_in_option_position_is_an_error_result(value: str) -> None:
+    """A value starting with '-' where the program reads options is refused at call time
+    with a ToolArgumentError (the agent loop turns it into an is_error result for the model)
+    saying why and what to send; the program never runs."""
+    tools = Tools()
+    tools.register(make(f"{PYTHON} -c '{ECHO_ARGV}' {{{{x}}}}", params=[ToolParam(name="x")]))
+    with trio.fail_after(20), pytest.raises(ToolArgumentError) as caught:
+        await tools.execute(ToolCall(id="1", name="cmd", arguments={"x": value}))
+    assert caught.value.argument == "x"
+    assert "starts with '-'" in str(caught.value)
+    assert "Send a value that does not start with '-'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("command", "params"),
+    [
+        (f"{PYTHON} -c '{ECHO_ARGV}' -- {{{{x}}}}", [ToolParam(name="x")]),
+        (f"{PYTHON} -c '{ECHO_ARGV}' {{{{x}}}}", [ToolParam(name="x", allow_options=True)]),
+    ],
+    ids=["after --", "allow_options"],
+)
+async def test_option_like_values_pass_after_double_dash_or_with_allow_options(
+    command: str, params: list[ToolParam]
+) -> None:
+    """After a literal -- (or with allow_options) a value starting with '-' is data."""
+    tool = make(command, params=params)
+    argv = await argv_of(tool, {"x": "--output=/etc/passwd"})
+    assert argv[-1] == "--output=/etc/passwd"
+
+
+async def test_option_like_value_inside_an_argument_is_data() -> None:
+    """`--name={{x}}` starts with literal text: a value '-v' can't become an option."""
+    tool = make(f"{PYTHON} -c '{ECHO_ARGV}' --name={{{{x}}}}", params=[ToolParam(name="x")])
+    assert await argv_of(tool, {"x": "-v"}) == ["--name=-v"]
+
+
+@POSIX_ONLY
+async def test_shell_true_refuses_option_like_values_in_option_position() -> None:
+    """With shell: true a quoted '-n' is still an option to the command: refused."""
+    tool = make("printf '%s|' {{x}}", shell=True, params=[ToolParam(name="x")])
+    with pytest.raises(ToolArgumentError, match=r"starts with '-'"):
+        await tool.invoke({"x": "-v"})
+    allowed = make("printf '%s|' {{x}}", shell=True)
+    with trio.fail_after(20):
+        assert await allowed.invoke({"x": "-v"}) == "-v|"

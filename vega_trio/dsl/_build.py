@@ -16,10 +16,13 @@ Relative paths (``sandbox``, skill directories, an exec tool's ``cwd``, an MCP s
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from ..agent import Agent, Delegation
 from ..llm import PriceTable
@@ -30,6 +33,7 @@ from ..tools import (
     DeclarativeTool,
     ExecImplementation,
     HttpImplementation,
+    ResourceLimits,
     Tool,
     ToolParam,
 )
@@ -40,6 +44,7 @@ from ._model import (
     Document,
     ExecSpec,
     HttpSpec,
+    LimitsSpec,
     MCPServerSpec,
     RateLimitSpec,
     Settings,
@@ -334,6 +339,7 @@ def _param(spec: Any) -> ToolParam:
         description=spec.description,
         default=spec.default,
         enum=spec.enum,
+        allow_options=spec.allow_options,
         **options,
     )
 
@@ -363,6 +369,8 @@ def _exec(spec: ExecSpec, *, base_dir: Path, sandbox: Path | None) -> ExecImplem
         options["timeout"] = spec.timeout
     if spec.max_output_bytes is not None:
         options["max_output_bytes"] = spec.max_output_bytes
+    if spec.limits is not None:
+        options["limits"] = _limits(spec.limits)
     cwd = _resolve(spec.cwd, base_dir) if spec.cwd else sandbox
     return ExecImplementation(
         command=spec.command,
@@ -371,6 +379,24 @@ def _exec(spec: ExecSpec, *, base_dir: Path, sandbox: Path | None) -> ExecImplem
         env=dict(spec.env),
         **options,
     )
+
+
+def _limits(spec: LimitsSpec) -> ResourceLimits:
+    """``limits:`` over the defaults of :class:`~vega_trio.tools.ResourceLimits` (those of
+    ``run_command``); CPU seconds are rounded up to whole seconds."""
+    changes: dict[str, int] = {}
+    if spec.cpu is not None:
+        changes["cpu_seconds"] = max(1, math.ceil(spec.cpu))
+    for field, name in (
+        ("memory", "memory_bytes"),
+        ("file_size", "file_size_bytes"),
+        ("open_files", "max_open_files"),
+        ("processes", "max_processes"),
+    ):
+        value = getattr(spec, field)
+        if value is not None:
+            changes[name] = value
+    return attrs.evolve(ResourceLimits(), **changes)
 
 
 def _mcp_server(spec: MCPServerSpec, *, base_dir: Path) -> MCPServerConfig:

@@ -41,6 +41,7 @@ from ._model import (
     HttpSpec,
     IfStep,
     InputSpec,
+    LimitsSpec,
     MCPServerSpec,
     ParallelStep,
     ParamSpec,
@@ -59,7 +60,7 @@ from ._model import (
     WorkflowSpec,
     WorkflowStep,
 )
-from ._units import parse_duration
+from ._units import parse_duration, parse_size
 
 __all__ = [
     "STEP_KEYWORDS",
@@ -95,6 +96,7 @@ Number = NewType("Number", float)
 Flag = NewType("Flag", bool)
 Duration = NewType("Duration", float)
 Money = NewType("Money", float)
+Size = NewType("Size", int)
 
 
 class _Invalid(Exception):
@@ -149,6 +151,16 @@ def _money_hook(value: object, _: object) -> float:
         ) from None
 
 
+def _size_hook(value: object, _: object) -> int:
+    try:
+        return parse_size(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise _Invalid(
+            "a size like 512MiB",
+            "a whole number of bytes, or a number with a unit: B, KB, MB, GB, KiB, MiB, GiB",
+        ) from None
+
+
 _CONVERTER: Final = cattrs.Converter(forbid_extra_keys=True)
 _CONVERTER.register_structure_hook(Text, _text_hook)
 _CONVERTER.register_structure_hook(WholeNumber, _whole_number_hook)
@@ -156,6 +168,7 @@ _CONVERTER.register_structure_hook(Number, _number_hook)
 _CONVERTER.register_structure_hook(Flag, _flag_hook)
 _CONVERTER.register_structure_hook(Duration, _duration_hook)
 _CONVERTER.register_structure_hook(Money, _money_hook)
+_CONVERTER.register_structure_hook(Size, _size_hook)
 
 # -- positions ------------------------------------------------------------------------------
 
@@ -394,7 +407,7 @@ class _Reader:
     def at_least(self, node: Node, path: str, kind: Any, minimum: float) -> Any:
         value = self.leaf(node, path, kind)
         if value is not _BAD and value < minimum:
-            noun = "a whole number" if kind is WholeNumber else "a number"
+            noun = "a whole number" if kind in (WholeNumber, Size) else "a number"
             what = "duration" if kind is Duration else noun
             self.error(node, path, f"expected {what} of {_number(minimum)} or more, got {value!r}")
             return _BAD
@@ -501,6 +514,7 @@ _EXPECTED: Final[Mapping[Any, str]] = {
     Flag: "true or false",
     Duration: "a duration like 30s",
     Money: 'an amount of money like "$5.00"',
+    Size: "a size like 512MiB",
 }
 
 
@@ -1072,7 +1086,15 @@ def _delegation(reader: _Reader, node: Node, path: str) -> DelegationSpec | Any:
 # -- tools ----------------------------------------------------------------------------------
 
 _TOOL_KEYS: Final = ("description", "params", "implementation")
-_PARAM_KEYS: Final = ("name", "type", "description", "required", "default", "enum")
+_PARAM_KEYS: Final = (
+    "name",
+    "type",
+    "description",
+    "required",
+    "default",
+    "enum",
+    "allow_options",
+)
 _HTTP_KEYS: Final = (
     "type",
     "url",
@@ -1085,7 +1107,17 @@ _HTTP_KEYS: Final = (
     "allowed_hosts",
     "follow_redirects",
 )
-_EXEC_KEYS: Final = ("type", "command", "timeout", "shell", "cwd", "max_output_bytes", "env")
+_EXEC_KEYS: Final = (
+    "type",
+    "command",
+    "timeout",
+    "shell",
+    "cwd",
+    "max_output_bytes",
+    "env",
+    "limits",
+)
+_LIMITS_KEYS: Final = ("cpu", "memory", "file_size", "open_files", "processes")
 
 
 def _tool(reader: _Reader, name: str, key_node: Node, node: Node, path: str) -> ToolSpec | Any:
@@ -1157,6 +1189,10 @@ def _params(reader: _Reader, node: Node, path: str) -> tuple[ParamSpec, ...] | A
                 bad = True
                 continue
             seen[name] = name_node.start_mark.line + 1
+        if "allow_options" in entries:
+            fields["allow_options"] = reader.leaf(
+                entries["allow_options"][1], f"{item_path}.allow_options", Flag
+            )
         fields["where"] = reader.where(item, item_path)
         param = _build(reader, ParamSpec, fields, False)
         bad = bad or id(param) in reader.broken
@@ -1299,6 +1335,8 @@ def _implementation(reader: _Reader, node: Node, path: str) -> HttpSpec | ExecSp
         )
         return _BAD
     fields["command"] = reader.leaf(entries["command"][1], f"{path}.command", Text)
+    if fields["command"] is _BAD:
+        return _BAD
     if "shell" in entries:
         fields["shell"] = reader.leaf(entries["shell"][1], f"{path}.shell", Flag)
     if "cwd" in entries:
@@ -1309,7 +1347,29 @@ def _implementation(reader: _Reader, node: Node, path: str) -> HttpSpec | ExecSp
         )
     if "env" in entries:
         fields["env"] = reader.text_map(entries["env"][1], f"{path}.env")
+    if "limits" in entries:
+        fields["limits"] = _limits(reader, entries["limits"][1], f"{path}.limits")
     return _build(reader, ExecSpec, fields, False)
+
+
+def _limits(reader: _Reader, node: Node, path: str) -> LimitsSpec | Any:
+    """An exec tool's ``limits:``: ``cpu`` (a duration, at least 1s), ``memory`` and
+    ``file_size`` (sizes), ``open_files`` and ``processes`` (whole numbers), each at least 1."""
+    entries = reader.mapping(node, path, _LIMITS_KEYS, "resource limits")
+    if entries is None:
+        return _BAD
+    fields: dict[str, Any] = {"where": reader.where(node, path)}
+    kinds = {
+        "cpu": Duration,
+        "memory": Size,
+        "file_size": Size,
+        "open_files": WholeNumber,
+        "processes": WholeNumber,
+    }
+    for key, kind in kinds.items():
+        if key in entries:
+            fields[key] = reader.at_least(entries[key][1], f"{path}.{key}", kind, 1)
+    return _build(reader, LimitsSpec, fields, False)
 
 
 # -- workflows ------------------------------------------------------------------------------

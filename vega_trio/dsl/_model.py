@@ -28,6 +28,7 @@ __all__ = [
     "ExecSpec",
     "IfStep",
     "InputSpec",
+    "LimitsSpec",
     "MCPServerSpec",
     "ParallelStep",
     "ParamSpec",
@@ -224,6 +225,7 @@ class ParamSpec:
     required: bool | None = None
     default: Any = None
     enum: tuple[Any, ...] | None = None
+    allow_options: bool = False
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -244,6 +246,19 @@ class HttpSpec:
 
 
 @attrs.frozen(kw_only=True)
+class LimitsSpec:
+    """An exec tool's ``limits:`` (``None``: the default of ``ResourceLimits``); ``cpu`` in
+    seconds, ``memory`` and ``file_size`` in bytes."""
+
+    cpu: float | None = None
+    memory: int | None = None
+    file_size: int | None = None
+    open_files: int | None = None
+    processes: int | None = None
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
+
+
+@attrs.frozen(kw_only=True)
 class ExecSpec:
     """``implementation: {type: exec, ...}``; ``shell: true`` only when written."""
 
@@ -253,6 +268,7 @@ class ExecSpec:
     cwd: str | None = None
     max_output_bytes: int | None = None
     env: Mapping[str, str] = attrs.field(factory=dict)
+    limits: LimitsSpec | None = None
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 

@@ -1,4 +1,5 @@
-"""Units the DSL reads from YAML: durations (``30s``, ``5m``, ``1h30m``, ``250ms``)."""
+"""Units the DSL reads from YAML: durations (``30s``, ``5m``, ``1h30m``, ``250ms``) and sizes
+(``512MiB``, ``64MB``, ``1GiB``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Final
 
 from ._errors import DurationError
 
-__all__ = ["parse_duration"]
+__all__ = ["parse_duration", "parse_size"]
 
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # NOTE: "ms" is tried before "m" so that "250ms" is not read as 250 minutes and an "s".
@@ -75,3 +76,43 @@ def _bad_text(value: str, position: int) -> str:
     if number:
         return f"invalid duration {value!r}: {rest!r} has no unit; write it {_EXAMPLES}"
     return f"invalid duration {value!r}: cannot read {rest!r}; write it {_EXAMPLES}"
+
+
+_SIZE_UNITS: Final = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_SIZE: Final = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
+
+
+def parse_size(value: str | int) -> int:
+    """Read a size and return it in bytes (rounded down to a whole byte).
+
+    A whole number is bytes; a string is a number and a unit: ``B``, ``KB``/``MB``/``GB``/
+    ``TB`` (powers of 1000) or ``KiB``/``MiB``/``GiB``/``TiB`` (powers of 1024); case does
+    not matter: ``"512MiB"``, ``"64 MB"``, ``"1.5GiB"``.
+
+    Raises:
+        ValueError: a bool, a negative or fractional number, or text not written as above.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"invalid size {value!r}: write a number of bytes or e.g. 512MiB")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"invalid size {value!r}: a size cannot be negative")
+        return value
+    match = _SIZE.fullmatch(value)
+    unit = (match.group(2) or "b").lower() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise ValueError(
+            f"invalid size {value!r}: write a number of bytes or a number with a unit "
+            "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 512MiB"
+        )
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from ..tools import DeclarativeTool, ExecImplementation
 from ..tools._declarative_core import ToolDefinitionError
 from ..tools._http_tool import url_host_parameter
 from ._build import declarative_tool
@@ -132,7 +133,8 @@ class _Checker:
             return
         try:
             # NOTE: built exactly as the builder builds it; paths are not resolved here.
-            declarative_tool(tool, base_dir=Path())
+            built = declarative_tool(tool, base_dir=Path())
+            self.check_exec_options(tool, built)
         except ToolDefinitionError as problem:
             where = tool.where
             field = problem.where
@@ -164,6 +166,23 @@ class _Checker:
             "and cloud metadata addresses are refused either way",
             severity="warning",
         )
+
+    def check_exec_options(self, tool: ToolSpec, built: DeclarativeTool) -> None:
+        """Warn about exec parameters in option positions (their values may not start with
+        '-', so such a call fails) that neither follow '--' nor allow options."""
+        implementation = built.implementation
+        if not isinstance(implementation, ExecImplementation):
+            return
+        for name in implementation.unguarded_options(built.name, built.params):
+            self.report(
+                self.source(tool, "implementation.command"),
+                f"parameter {name!r} fills an argument where the program reads options (no "
+                "'--' before it): a value starting with '-' would be an option, so the tool "
+                "refuses such values when it is called",
+                "put '--' before the argument if the program understands it, or set "
+                f"'allow_options: true' on {name!r} if options are what it is for",
+                severity="warning",
+            )
 
     def check_agent(self, agent: AgentSpec) -> None:
         sandbox = self.document.settings.sandbox is not None

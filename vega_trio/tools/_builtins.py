@@ -10,11 +10,11 @@ one :class:`~vega_trio.tools.Sandbox`::
            ─ list_files recursion: subdirectories opened beneath the listed fd (open_beneath)
     run_command
       └─ run_in_sandbox: argv (no shell) ─ cwd opened by Sandbox.open_directory, entered with
-           fchdir in the child (never by path) ─ minimal environment
-           ─ rlimits (CPU, memory, file size, processes)
-           └─ run_process_group (``_subprocess``, shared with exec tools): own session /
-                process group ─ timeout or cancel → SIGKILL to the whole group
-                ─ output capped per stream (head and tail kept)
+           fchdir by the reaper (never by path) ─ minimal environment
+           ─ ResourceLimits (CPU, memory, file size, open files, processes)
+           └─ run_process_group (``_subprocess``, shared with exec tools): under a reaper,
+                own process group ─ exit, timeout or cancel → every descendant SIGKILLed
+                (setsid'd ones too) ─ output capped per stream (head and tail kept)
 
 File work runs in worker threads (the tools are sync functions, which the registry runs with
 ``trio.to_thread``), so nothing blocks the event loop.
@@ -38,12 +38,7 @@ import trio
 from .._errors import ToolError
 from ._registry import Tool, Tools, ToolTimeout
 from ._sandbox import Sandbox, open_beneath
-from ._subprocess import CapturedOutput, GroupCommand, run_process_group
-
-try:
-    import resource
-except ImportError:  # pragma: no cover - not POSIX
-    resource = None  # type: ignore[assignment]
+from ._subprocess import CapturedOutput, GroupCommand, ResourceLimits, run_process_group
 
 __all__ = [
     "BUILTIN_TOOL_NAMES",
@@ -78,14 +73,6 @@ _SIGNAL_HINTS: Final[Mapping[int, str]] = {
 # -- policy ------------------------------------------------------------------------------------
 
 
-def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ValueError(
-            f"{type(instance).__name__}.{attribute.name} must be a positive integer or None "
-            f"(no limit), got {value!r}"
-        )
-
-
 def _positive_int(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(
@@ -110,56 +97,6 @@ def _check_env(instance: object, attribute: attrs.Attribute[Any], value: Any) ->
 
 
 @attrs.frozen(kw_only=True)
-class ResourceLimits:
-    """OS resource limits (``setrlimit``) for commands; ``None`` leaves a limit as it is.
-
-    A limit is never raised above the one vega-trio itself runs under, and a limit the OS
-    refuses to set is skipped.
-
-    Attributes:
-        cpu_seconds: CPU time (``RLIMIT_CPU``); the command gets ``SIGXCPU`` when it is used up.
-        memory_bytes: address space (``RLIMIT_AS``). Some runtimes (Java, Node.js, Go)
-            reserve much more than they use; raise it for them.
-        file_size_bytes: the largest file the command may write (``RLIMIT_FSIZE``).
-        max_processes: ``RLIMIT_NPROC``. NOTE: the OS counts *all* processes (on Linux also
-            threads) of the user, not only the command's, and ignores the limit for root.
-    """
-
-    cpu_seconds: int | None = attrs.field(default=60, validator=_positive_or_none)
-    memory_bytes: int | None = attrs.field(default=2 * 1024**3, validator=_positive_or_none)
-    file_size_bytes: int | None = attrs.field(default=256 * 1024**2, validator=_positive_or_none)
-    max_processes: int | None = attrs.field(default=4096, validator=_positive_or_none)
-
-    def plan(self) -> tuple[tuple[int, int, int], ...]:
-        """The ``(resource, soft, hard)`` triples to apply in the child, computed in the parent
-        (the child only calls ``setrlimit``). Empty where the ``resource`` module is missing."""
-        if resource is None:  # pragma: no cover - not POSIX
-            return ()
-        wanted = (
-            ("RLIMIT_CPU", self.cpu_seconds),
-            ("RLIMIT_AS", self.memory_bytes),
-            ("RLIMIT_FSIZE", self.file_size_bytes),
-            ("RLIMIT_NPROC", self.max_processes),
-        )
-        plan: list[tuple[int, int, int]] = []
-        for name, value in wanted:
-            which = getattr(resource, name, None)
-            if value is None or which is None:
-                continue
-            soft, hard = resource.getrlimit(which)
-            for current in (soft, hard):
-                if current != resource.RLIM_INFINITY:
-                    value = min(value, current)
-            new_hard = value
-            if name == "RLIMIT_CPU" and (hard == resource.RLIM_INFINITY or value < hard):
-                # NOTE: soft < hard so the command first gets SIGXCPU (a signal that says
-                # why) and SIGKILL a second later.
-                new_hard = value + 1
-            plan.append((which, value, new_hard))
-        return tuple(plan)
-
-
-@attrs.frozen(kw_only=True)
 class CommandPolicy:
     """How commands run in a sandbox (:func:`run_in_sandbox`, the ``run_command`` tool).
 
@@ -175,7 +112,7 @@ class CommandPolicy:
 
     timeout: float = attrs.field(default=60.0, validator=_positive_seconds)
     output_limit: int = attrs.field(default=32_000, validator=_positive_int)
-    limits: ResourceLimits = ResourceLimits()
+    limits: ResourceLimits = attrs.field(factory=ResourceLimits)
     env: Mapping[str, str] = attrs.field(factory=dict, validator=_check_env, hash=False)
 
 
@@ -319,34 +256,6 @@ def _environment(sandbox: Sandbox, tmpdir: str, extra: Mapping[str, str]) -> dic
     return env
 
 
-def _limiter(plan: tuple[tuple[int, int, int], ...]) -> Callable[[], None] | None:
-    if not plan or resource is None:
-        return None
-    setrlimit = resource.setrlimit
-
-    def apply_limits() -> None:
-        # NOTE: runs in the forked child before exec, while other threads of the parent
-        # are frozen mid-step: only setrlimit calls here, no imports, no locks, no logging.
-        for which, soft, hard in plan:
-            try:
-                setrlimit(which, (soft, hard))
-            except (OSError, ValueError):
-                pass  # "where the OS allows": a limit it refuses is skipped
-
-    return apply_limits
-
-
-def _enter_directory(fd: int, then: Callable[[], None] | None) -> Callable[[], None]:
-    def enter() -> None:
-        # NOTE: runs in the forked child before exec (see _limiter): one syscall, then the
-        # limits. The fd is O_CLOEXEC, so the command itself does not inherit it.
-        os.fchdir(fd)
-        if then is not None:
-            then()
-
-    return enter
-
-
 async def run_in_sandbox(
     sandbox: Sandbox,
     command: str | Sequence[str],
@@ -358,11 +267,10 @@ async def run_in_sandbox(
 
     The command runs in a new session (its own process group) with ``cwd`` (inside the
     sandbox) as working directory, stdin from ``/dev/null``, the policy's minimal environment
-    and resource limits. When it exits, anything it left running in its process group is
-    killed, so nothing it starts outlives the call. On timeout, and when the caller is
-    cancelled, the whole process group is killed with ``SIGKILL`` (grandchildren included).
-    A process that started a session of its own escapes the group kill; that is the limit of
-    process groups (use a container for hostile code).
+    and resource limits. When it exits, on timeout, and when the caller is cancelled, every
+    process it started is killed with ``SIGKILL`` — grandchildren included, also one that
+    started a session of its own (see :func:`~vega_trio.tools._subprocess.run_process_group`;
+    on Linux; elsewhere the process group). Use a container for hostile code.
 
     Args:
         sandbox: where to run.
@@ -392,7 +300,8 @@ async def run_in_sandbox(
             timeout=policy.timeout,
             keep_head=keep_head,
             keep_tail=policy.output_limit - keep_head,
-            preexec=_enter_directory(workdir_fd, _limiter(policy.limits.plan())),
+            cwd_fd=workdir_fd,
+            limits=policy.limits,
         )
         started = trio.current_time()
         outcome = await run_process_group(group_command)

@@ -189,6 +189,9 @@ class ToolParam:
         default: the value used when the argument is missing (must have ``type``).
         required: whether the model must pass it (``True`` when there is no default).
         enum: the only values allowed (each must have ``type``), or ``None``.
+        allow_options: an exec tool may pass a value that starts with ``-`` where the
+            program reads options (before a literal ``--``); refused by default, since such
+            a value would be taken as an option (``--output=/etc/passwd``).
 
     Raises:
         ToolDefinitionError: the name, type, default or enum is invalid (the message says which
@@ -201,9 +204,16 @@ class ToolParam:
     default: Any = attrs.field(default=None, hash=False)
     required: bool = attrs.field(default=attrs.Factory(_required_by_default, takes_self=True))
     enum: tuple[Any, ...] | None = attrs.field(default=None, converter=_freeze_enum, hash=False)
+    allow_options: bool = False
 
     def __attrs_post_init__(self) -> None:
         where = f"params.{self.name}"
+        if not isinstance(self.allow_options, bool):
+            raise ToolDefinitionError(
+                f"parameter {self.name!r}: allow_options must be true or false, got "
+                f"{self.allow_options!r}",
+                where=f"{where}.allow_options",
+            )
         if self.enum is not None:
             if not self.enum:
                 raise ToolDefinitionError(

@@ -9,6 +9,12 @@ backticks, quotes and newlines reach the program as literal text of that one arg
 :func:`shlex.quote`; placeholders are then refused inside quotes, comments, here-documents and
 arithmetic, where a quoted value would not be one plain word.
 
+Either way a placeholder is refused where its value would become code or choose what runs
+(``sh -c '… {{x}} …'``, ``env timeout 5 python -c {{x}}``, ``eval {{x}}``, ``… | sh``): the
+analysis of what will run lives in ``_exec_safety``. A value that starts with ``-`` where the
+program reads options is refused when the tool is called, unless its parameter has
+``allow_options``.
+
 The command runs in its own session (so the whole process group can be killed on timeout or
 cancellation, and a background child can't outlive the call), in ``cwd``, with a minimal
 environment: a few locale/path variables of the parent and what ``env`` adds — never the
@@ -18,7 +24,6 @@ parent's API keys, tokens or other secrets. Running it is the job of
 
 from __future__ import annotations
 
-import itertools
 import os
 import pathlib
 import re
@@ -38,9 +43,10 @@ from ._declarative_core import (
     parse_template,
     text_of,
 )
+from ._exec_safety import check_argv, check_script, option_placeholders, script_option_placeholders
 from ._registry import ToolHandler
 from ._schema import ToolArgumentError
-from ._subprocess import GroupCommand, run_process_group
+from ._subprocess import GroupCommand, ResourceLimits, run_process_group
 
 __all__ = ["ExecImplementation", "minimal_environment"]
 
@@ -71,8 +77,6 @@ _SECRET_NAME: Final = re.compile(
     r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY)", re.I
 )
 _ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SHELLS: Final = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish"})
-_SCRIPT_FLAG: Final = re.compile(r"^-[A-Za-z]*c[A-Za-z]*$")
 
 
 def minimal_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -132,9 +136,12 @@ class ExecImplementation:
         env: variables added to the minimal environment (see :func:`minimal_environment`);
             values are templates and may use ``${NAME}`` / ``${NAME:-default}`` to pass one of
             the parent's variables on explicitly.
+        limits: the OS resource limits the command runs under — the same
+            :class:`~vega_trio.tools.ResourceLimits` (and defaults) as ``run_command``: CPU
+            time, memory, file size, open files, processes.
 
     Raises:
-        ToolDefinitionError: an invalid timeout, size or variable name.
+        ToolDefinitionError: an invalid timeout, size, limits or variable name.
     """
 
     command: str | tuple[str, ...] = attrs.field(converter=_freeze_command)
@@ -143,8 +150,14 @@ class ExecImplementation:
     cwd: pathlib.Path | None = attrs.field(default=None, converter=_to_path)
     max_output_bytes: int = attrs.field(default=DEFAULT_MAX_OUTPUT_BYTES, validator=_check_positive)
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_env, hash=False)
+    limits: ResourceLimits = attrs.field(factory=ResourceLimits)
 
     def __attrs_post_init__(self) -> None:
+        if not isinstance(self.limits, ResourceLimits):
+            raise ToolDefinitionError(
+                f"implementation.limits must be a ResourceLimits, got {self.limits!r}",
+                where="implementation.limits",
+            )
         for name in self.env:
             if not isinstance(name, str) or not _ENV_NAME.match(name):
                 raise ToolDefinitionError(
@@ -168,6 +181,17 @@ class ExecImplementation:
                 where its value would become code (see the module docs).
         """
         return _CompiledCommand.build(self, tool, params).handle
+
+    def unguarded_options(self, tool: str, params: Sequence[ToolParam]) -> tuple[str, ...]:
+        """The parameters whose placeholder starts an argument where the program reads
+        options (no literal ``--`` before it) and that don't have ``allow_options``: a value
+        starting with ``-`` is refused for them when the tool is called
+        (``vega-trio validate`` warns about them).
+
+        Raises:
+            ToolDefinitionError: the command is invalid (see :meth:`bind`).
+        """
+        return tuple(sorted(_CompiledCommand.build(self, tool, params).option_params))
 
 
 _BRACES: Final = re.compile(r"\{\{.*?\}\}", re.S)
@@ -267,21 +291,18 @@ def _check_shell_template(template: Template, tool: str) -> None:
                 word_start = char in " \t\n;&|()<>"
 
 
-def _check_no_script_placeholders(argv: list[Template], tool: str) -> None:
-    """``bash -c 'echo {{x}}'`` would run the value as shell code: refuse it."""
-    program = argv[0].source.rsplit("/", 1)[-1]
-    if program not in _SHELLS:
-        return
-    for flag, script in itertools.pairwise(argv[1:]):
-        if _SCRIPT_FLAG.match(flag.source) and script.placeholders and script.whole is None:
-            raise ToolDefinitionError(
-                f"tool {tool!r}: the {program} script {script.source!r} has a placeholder "
-                "inside it, so the value would run as shell code. Pass values as arguments "
-                f"instead ({program} -c 'echo \"$1\"' _ {{{{x}}}}), or use shell: true, which "
-                "quotes them.",
-                tool=tool,
-                where=script.where,
-            )
+def _option_params(
+    placeholders: Sequence[Placeholder], params: Sequence[ToolParam]
+) -> frozenset[str]:
+    # NOTE: a boolean, or an enum none of whose values starts with "-", can't be an option.
+    safe = {
+        p.name
+        for p in params
+        if p.allow_options
+        or p.type == "boolean"
+        or (p.enum is not None and not any(text_of(v).startswith("-") for v in p.enum))
+    }
+    return frozenset(p.name for p in placeholders if p.name not in safe)
 
 
 @attrs.frozen
@@ -291,6 +312,8 @@ class _CompiledCommand:
     argv: tuple[Template, ...]  # without a shell: one template per argument
     script: Template | None  # with shell=True: the command for /bin/sh -c
     env: tuple[tuple[str, Template], ...]
+    # parameters whose value may not start with "-" (they fill an option position)
+    option_params: frozenset[str] = frozenset()
 
     @classmethod
     def build(
@@ -315,7 +338,9 @@ class _CompiledCommand:
                 spec.command, where="implementation.command", tool=tool, params=params
             )
             _check_shell_template(script, tool)
-            return cls(tool, spec, (), script, env)
+            check_script(script, tool)
+            guarded = _option_params(script_option_placeholders(script), params)
+            return cls(tool, spec, (), script, env, guarded)
         words = _split(spec.command, tool) if isinstance(spec.command, str) else spec.command
         if not words:
             raise ToolDefinitionError(
@@ -334,12 +359,24 @@ class _CompiledCommand:
                 tool=tool,
                 where="implementation.command[0]",
             )
-        _check_no_script_placeholders(argv, tool)
-        return cls(tool, spec, tuple(argv), None, env)
+        check_argv(argv, tool)
+        guarded = _option_params(option_placeholders(argv), params)
+        return cls(tool, spec, tuple(argv), None, env, guarded)
 
     def _check_value(self, template: Template, arguments: Mapping[str, Any]) -> None:
         for placeholder in template.placeholders:
-            if "\0" in text_of(arguments.get(placeholder.name)):
+            text = text_of(arguments.get(placeholder.name))
+            if placeholder.name in self.option_params and text.startswith("-"):
+                raise ToolArgumentError(
+                    f"invalid arguments for tool {self.tool!r}: argument {placeholder.name!r} "
+                    f"is {text[:80]!r}, which starts with '-' and goes where the program reads "
+                    "options, so it would be taken as an option. Send a value that does not "
+                    "start with '-'. (Tool authors: put a literal -- before the argument in "
+                    "the command, or set allow_options: true on the parameter.)",
+                    tool=self.tool,
+                    argument=placeholder.name,
+                )
+            if "\0" in text:
                 raise ToolArgumentError(
                     f"invalid arguments for tool {self.tool!r}: argument {placeholder.name!r} "
                     "contains a NUL character, which a command line can't carry",
@@ -387,6 +424,7 @@ class _CompiledCommand:
             # the group); here only the first max_output_bytes of the merged output are kept.
             keep_head=int(spec.max_output_bytes),
             merge_stderr=True,
+            limits=spec.limits,
         )
         try:
             outcome = await run_process_group(command)
