@@ -664,7 +664,7 @@ class MCPConnection:
                 yield streams
             return
         read_fd, write_fd = os.pipe()
-        errlog = os.fdopen(write_fd, "w")
+        errlog = os.fdopen(write_fd, "w")  # noqa: ASYNC231 - wraps a new pipe fd: no I/O
         try:
             reader = trio.lowlevel.FdStream(read_fd)
         except BaseException:
