@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import attrs
 import trio
 
-from .._errors import LinkedProcessError, ProcessExited, ProcessNotRunning, RequestError
+from .._errors import (
+    LinkedProcessError,
+    MailboxFull,
+    ProcessExited,
+    ProcessNotRunning,
+    RequestError,
+)
 from .._log import log_record
 from ._context import _current
 from ._links import (
@@ -56,10 +62,6 @@ class Behaviour(Protocol):
     async def handle(self, process: Process, payload: Any) -> Any:
         """Serve one message."""
         ...
-
-
-class MailboxFull(ProcessNotRunning):
-    """``send_async`` found the process's bounded mailbox full."""
 
 
 @attrs.define(eq=False)
