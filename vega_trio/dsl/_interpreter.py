@@ -43,6 +43,7 @@ from .._errors import (
     WorkflowInputError,
     step_error_class,
 )
+from .._handles import NoPublicConstructor
 from ..agent import Agent, AgentProcess, TextStream
 from ..llm import LLM
 from ..orchestrator import Orchestrator, open_orchestrator
@@ -237,7 +238,7 @@ async def open_runner(
         async with open_orchestrator(llm, **options) as orch:
             for agent in agents.values():
                 orch.register_agent(agent)
-            runner = Runner(doc, orch, agents, base)
+            runner = Runner._create(doc, orch, agents, base)
             try:
                 yield runner
             finally:
@@ -261,9 +262,9 @@ def _document_dir(where: Source) -> Path:
 
 
 @attrs.define(eq=False)
-class Runner:
+class Runner(metaclass=NoPublicConstructor):
     """Runs a document's workflows and answers REPL questions. Made by
-    :func:`open_runner`; valid inside its block.
+    :func:`open_runner` (calling the class raises ``TypeError``); valid inside its block.
 
     Attributes:
         document: the document.
@@ -271,6 +272,8 @@ class Runner:
         agents: the built agents, by name.
         base_dir: what the document's relative paths are relative to.
     """
+
+    _public_constructor_hint = "use async with open_runner(document, ...) as runner"
 
     document: Document
     orchestrator: Orchestrator
@@ -453,7 +456,7 @@ async def _start_agent(
     supervision still restarts it in place)."""
     try:
         proc = await supervisor.start_child(
-            orch.child(agent, id=child_id, restart="temporary", shutdown=_SHUTDOWN_GRACE)
+            orch.child_spec(agent, id=child_id, restart="temporary", shutdown=_SHUTDOWN_GRACE)
         )
     except ChildStartFailed as exc:
         # The spawn's own error (an unknown tool, ...) says more than the wrapper.

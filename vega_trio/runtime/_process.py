@@ -21,6 +21,7 @@ from .._errors import (
     ProcessNotRunning,
     RequestError,
 )
+from .._handles import NoPublicConstructor
 from .._log import log_record
 from ._context import _current
 from ._links import (
@@ -65,12 +66,14 @@ class Behaviour(Protocol):
 
 
 @attrs.define(eq=False)
-class Process(Linkable):
+class Process(Linkable, metaclass=NoPublicConstructor):
     """A running instance of a behaviour (for agents: of an :class:`~vega_trio.Agent`).
 
-    Made by :meth:`Orchestrator.spawn <vega_trio.Orchestrator.spawn>`; not constructed
-    directly. Messages are served one at a time, in order.
+    Made by :meth:`Orchestrator.spawn <vega_trio.Orchestrator.spawn>`; calling the class
+    raises ``TypeError``. Messages are served one at a time, in order.
     """
+
+    _public_constructor_hint = "use await orch.spawn(agent) (or runtime.spawn(behaviour))"
 
     id: str
     behaviour: Behaviour
