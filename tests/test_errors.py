@@ -176,3 +176,14 @@ def test_parents_say_what_the_error_is() -> None:
     assert issubclass(ArgumentProblem, vega_trio.ToolError)
     assert issubclass(InputError, VegaError) and issubclass(InputError, ValueError)
     assert issubclass(UsageProblem, VegaError)
+
+
+def test_the_api_docs_show_the_same_tree() -> None:
+    """docs/api.md's error section draws exactly the tree in _errors.py's docstring."""
+    doc = errors_module.__doc__ or ""
+    start = doc.index("    VegaError\n")
+    drawing = [line[4:] for line in doc[start : doc.index("\n\n", start)].splitlines()]
+    api = (PACKAGE.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    section = api[api.index("### Errors") :]
+    block = section[section.index("```\n") + 4 : section.index("\n```", section.index("```\n"))]
+    assert block.splitlines() == drawing
