@@ -76,7 +76,9 @@ async def main() -> None:
                 window=60,
                 children=[
                     orch.child_spec(Agent(name="steady", system="Answer briefly."), name="steady"),
-                    orch.child_spec(Agent(name="careful", system="Answer briefly."), name="careful"),
+                    orch.child_spec(
+                        Agent(name="careful", system="Answer briefly."), name="careful"
+                    ),
                     orch.child_spec(flaky_model, supervision=restart_in_place, name="flaky"),
                 ],
             )

@@ -157,7 +157,9 @@ async def test_a_tree_that_gives_up_fires_its_monitors_and_links(
     async with open_orchestrator(llm=always_overloaded()) as orch:
         with orch.subscribe(types=["supervisor.gave_up"]) as events:
             team = await orch.start_supervisor(
-                SupervisorSpec(max_restarts=1, children=[orch.child_spec(Agent(name="w", retry=None))])
+                SupervisorSpec(
+                    max_restarts=1, children=[orch.child_spec(Agent(name="w", retry=None))]
+                )
             )
             peer = await orch.spawn(Agent(name="peer", llm=echo))
             trapper = await orch.spawn(Agent(name="trapper", llm=echo), trap_exit=True)
