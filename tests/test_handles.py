@@ -76,3 +76,25 @@ async def test_child_spec_builds_a_spec_and_child_is_deprecated() -> None:
         with pytest.warns(DeprecationWarning, match="child_spec"):
             old = orch.child(agent, id="w1", restart="transient")
         assert (old.id, old.restart) == (spec.id, spec.restart)
+
+
+def test_the_guard_survives_attrs_slotted_classes() -> None:
+    """attrs.define rebuilds a slotted class with its metaclass: the guard and _create work."""
+    import attrs
+
+    from vega_trio._handles import NoPublicConstructor
+
+    @attrs.define(eq=False)
+    class Handle(metaclass=NoPublicConstructor):
+        _public_constructor_hint = "use open_handle()"
+
+        name: str
+        count: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+
+    assert type(Handle) is NoPublicConstructor and "__slots__" in Handle.__dict__
+    with pytest.raises(TypeError, match=r"Handle has no public constructor: use open_handle\(\)"):
+        Handle("x")
+    made = Handle._create("x", count=2)
+    assert (made.name, made.count) == ("x", 2)
+    with pytest.raises(ValueError, match="count"):
+        Handle._create("x", count=-1)
