@@ -75,9 +75,11 @@ async def main() -> None:
                 max_restarts=2,
                 window=60,
                 children=[
-                    orch.child(Agent(name="steady", system="Answer briefly."), name="steady"),
-                    orch.child(Agent(name="careful", system="Answer briefly."), name="careful"),
-                    orch.child(flaky_model, supervision=restart_in_place, name="flaky"),
+                    orch.child_spec(Agent(name="steady", system="Answer briefly."), name="steady"),
+                    orch.child_spec(
+                        Agent(name="careful", system="Answer briefly."), name="careful"
+                    ),
+                    orch.child_spec(flaky_model, supervision=restart_in_place, name="flaky"),
                 ],
             )
         )
@@ -100,7 +102,7 @@ async def main() -> None:
                 max_restarts=2,
                 window=60,
                 children=[
-                    orch.child(Agent(name="fragile", llm=EveryThirdCallFails(llm), retry=None))
+                    orch.child_spec(Agent(name="fragile", llm=EveryThirdCallFails(llm), retry=None))
                 ],
             )
         )

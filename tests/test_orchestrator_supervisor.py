@@ -48,7 +48,7 @@ async def test_agent_tree_keeps_serving_through_crashes(
             max_restarts=10,
             window=60,
             children=[
-                orch.child(Agent(name=f"worker{i}", retry=None), name=f"worker{i}")
+                orch.child_spec(Agent(name=f"worker{i}", retry=None), name=f"worker{i}")
                 for i in range(3)
             ],
         )
@@ -82,7 +82,7 @@ async def test_per_process_restart_inside_a_tree_retries_the_message(
     async with open_orchestrator(llm=llm) as orch:
         team = await orch.start_supervisor(
             SupervisorSpec(
-                children=[orch.child(Agent(name="w", retry=None), supervision=supervision)]
+                children=[orch.child_spec(Agent(name="w", retry=None), supervision=supervision)]
             )
         )
         worker = team.child("w")
@@ -102,7 +102,7 @@ async def test_a_tree_that_gives_up_does_not_stop_the_orchestrator(
     async with open_orchestrator(llm=llm) as orch:
         with orch.subscribe(types=["supervisor.gave_up"]) as events:
             team = await orch.start_supervisor(
-                SupervisorSpec(max_restarts=1, children=[orch.child(Agent(name="w"))])
+                SupervisorSpec(max_restarts=1, children=[orch.child_spec(Agent(name="w"))])
             )
             for _ in range(2):
                 worker = team.child("w")
@@ -123,7 +123,7 @@ async def test_leaving_the_block_stops_the_trees(autojump_clock: trio.testing.Mo
     """At the end of the block, supervisors shut down with their ladders; nothing runs on."""
     async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
         team = await orch.start_supervisor(
-            SupervisorSpec(children=[orch.child(Agent(name=f"w{i}")) for i in range(3)])
+            SupervisorSpec(children=[orch.child_spec(Agent(name=f"w{i}")) for i in range(3)])
         )
         workers = [c.process for c in team.which_children()]
     assert not team.alive
@@ -157,7 +157,9 @@ async def test_a_tree_that_gives_up_fires_its_monitors_and_links(
     async with open_orchestrator(llm=always_overloaded()) as orch:
         with orch.subscribe(types=["supervisor.gave_up"]) as events:
             team = await orch.start_supervisor(
-                SupervisorSpec(max_restarts=1, children=[orch.child(Agent(name="w", retry=None))])
+                SupervisorSpec(
+                    max_restarts=1, children=[orch.child_spec(Agent(name="w", retry=None))]
+                )
             )
             peer = await orch.spawn(Agent(name="peer", llm=echo))
             trapper = await orch.spawn(Agent(name="trapper", llm=echo), trap_exit=True)
@@ -197,7 +199,7 @@ async def test_propagate_supervisor_failures_raises_the_give_up_to_the_owner(
                     SupervisorSpec(
                         name="team",
                         max_restarts=1,
-                        children=[orch.child(Agent(name="w", retry=None))],
+                        children=[orch.child_spec(Agent(name="w", retry=None))],
                     )
                 )
                 bystander = await orch.spawn(Agent(name="bystander", llm=ScriptedLLM.echo()))
@@ -217,7 +219,7 @@ async def test_without_the_option_a_give_up_is_not_raised(
     """By default the orchestrator's block ends normally after a tree gave up."""
     async with open_orchestrator(llm=always_overloaded()) as orch:
         team = await orch.start_supervisor(
-            SupervisorSpec(max_restarts=1, children=[orch.child(Agent(name="w", retry=None))])
+            SupervisorSpec(max_restarts=1, children=[orch.child_spec(Agent(name="w", retry=None))])
         )
         await crash_until_it_gives_up(team)
         await team.wait()
@@ -233,7 +235,7 @@ async def test_a_linked_owner_shuts_its_tree_down(
     async with open_orchestrator(llm=echo) as orch:
         owner = await orch.spawn(Agent(name="owner"))
         team = await orch.start_supervisor(
-            SupervisorSpec(children=[orch.child(Agent(name="w"))]), parent=owner
+            SupervisorSpec(children=[orch.child_spec(Agent(name="w"))]), parent=owner
         )
         orch.link(owner, team)
         worker = team.child("w")

@@ -62,6 +62,7 @@ from .resilience import (
 )
 from .runtime import (
     Backoff,
+    ChildSpec,
     Down,
     ExitReason,
     ExitSignal,
@@ -70,7 +71,10 @@ from .runtime import (
     Process,
     ProcessStatus,
     Supervision,
+    Supervisor,
+    SupervisorSpec,
     current_process,
+    open_supervisor,
 )
 from .tools import Tool, Tools
 
@@ -115,6 +119,10 @@ __all__ = [
     "Process",
     "ProcessStatus",
     "Supervision",
+    "Supervisor",
+    "SupervisorSpec",
+    "ChildSpec",
+    "open_supervisor",
     "TextStream",
     "Tool",
     "Tools",

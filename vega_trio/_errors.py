@@ -1,86 +1,126 @@
-"""The exception tree of vega-trio.
+"""The exception tree of vega-trio: every error class the library raises on purpose.
 
-Every error the library raises on purpose derives from :class:`VegaError`::
+Every class is defined here (httpx's ``_exceptions.py``) and re-exported where users
+meet it: the top level, ``vega_trio.tools``, ``vega_trio.dsl``, ``vega_trio.resilience``,
+``vega_trio.runtime``, ``vega_trio.testing``. All derive from :class:`VegaError`; ``+ X``
+names a second, builtin base kept for callers that catch it::
 
     VegaError
-    ├── OrchestratorClosed          the orchestrator is shutting down or gone
-    ├── TooManyProcesses            spawn would exceed ``max_processes``
-    ├── NameTaken                   a registry name is bound to another live process
-    ├── ProcessNotFound             no live process with that id or name
-    ├── SupervisorError             a supervisor (tree) could not do what was asked
-    │   ├── ChildNotFound           no child spec with that id (``.known_ids``)
-    │   ├── DuplicateChild          a child spec with that id exists already
-    │   ├── ChildRunning            restart/delete of a child that is running
-    │   ├── ChildStartFailed        a child's start failed (``.child_id``; cause)
-    │   ├── RestartIntensityError   more than ``max_restarts`` in ``window``: gave up
-    │   └── SupervisorNotRunning    the supervisor has exited
-    ├── LinkedProcessError          a linked process exited abnormally (``.source``)
-    ├── MonitorRemoved              ``wait()`` on a monitor that was removed
-    ├── ProcessError                a request could not be served by a process
-    │   ├── ProcessNotRunning       sent to a process that has already finished
-    │   ├── ProcessExited           the process ended before answering (``.reason``)
-    │   └── RequestCancelled        the request was cancelled before it finished
-    ├── RequestError                the request failed; the process keeps serving
-    │   ├── MaxIterationsExceeded   the tool loop ran more rounds than allowed
-    │   ├── SendTimeout             the agent's ``send_timeout`` elapsed
-    │   └── LLMError                the model call failed (``.error_class``)
-    │       ├── BudgetExceeded      a ``block`` budget refused the call (resilience)
-    │       ├── RateLimited         a ``reject`` rate limiter refused it (resilience)
-    │       ├── RequestTooLarge     it can never fit its tokens-per-minute limit
-    │       └── CircuitOpen         the agent's circuit breaker is open (resilience)
-    ├── ToolError                   tool registration or execution problems
-    │   ├── DuplicateTool           a tool name is registered twice
-    │   ├── ToolNotFound            the model asked for a tool that does not exist
-    │   ├── ToolSchemaError         a function's signature cannot become a JSON schema
-    │   │   └── ToolDefinitionError a declarative (http/exec) tool is malformed
-    │   ├── ToolArgumentError       the arguments don't match the schema (tools)
-    │   ├── ToolTimeout             a tool ran longer than its limit (tools)
-    │   ├── SandboxViolation        a path resolves outside the sandbox (tools)
-    │   ├── HttpToolError           an http tool's request failed (``HostNotAllowed``)
-    │   ├── ExecToolError           an exec tool's command failed
+    ├── OrchestratorClosed            the orchestrator is shutting down or gone
+    ├── TooManyProcesses              spawn would exceed ``max_processes``
+    ├── NameTaken                     a registry name is bound to another live process
+    ├── ProcessNotFound               no live process with that id or name
+    ├── ChildFailed                   an ``escalate`` child failed; its parent crashes
+    ├── SupervisorError               a supervisor (tree) could not do what was asked
+    │   ├── ChildNotFound             no child spec with that id (``.known_ids``)
+    │   ├── DuplicateChild            a child spec with that id exists already
+    │   ├── ChildRunning              restart/delete of a child that is running
+    │   ├── ChildStartFailed          a child's start failed (``.child_id``; cause)
+    │   ├── RestartIntensityError     more than ``max_restarts`` in ``window``: gave up
+    │   └── SupervisorNotRunning      the supervisor has exited
+    ├── LinkedProcessError            a linked process exited abnormally (``.source``)
+    ├── MonitorRemoved                ``wait()`` on a monitor that was removed
+    ├── ProcessError                  a request could not be served by a process
+    │   ├── ProcessNotRunning         sent to a process that has already finished
+    │   ├── ProcessExited             the process ended before answering (``.reason``)
+    │   ├── RequestCancelled          the request was cancelled before it finished
+    │   └── MailboxFull               ``call_async`` on a running process's full mailbox
+    ├── RequestError                  the request failed; the process keeps serving
+    │   ├── MaxIterationsExceeded     the tool loop ran more rounds than allowed
+    │   ├── SendTimeout               the agent's ``send_timeout`` elapsed
+    │   └── LLMError                  the model call failed (``.error_class``)
+    │       ├── BudgetExceeded        a ``block`` budget refused the call
+    │       ├── RateLimited           a ``reject`` rate limiter refused it
+    │       ├── RequestTooLarge       it can never fit its tokens-per-minute limit
+    │       ├── CircuitOpen           the agent's circuit breaker is open
+    │       └── ScriptExhausted       a ``ScriptedLLM`` ran out of script (testing)
+    ├── ToolError                     tool registration or execution problems
+    │   ├── DuplicateTool             a tool name is registered twice
+    │   ├── ToolNotFound              the model asked for a tool that does not exist
+    │   ├── ToolSchemaError           a function's signature cannot become a JSON schema
+    │   │   └── ToolDefinitionError   a declarative (http/exec) tool is malformed
+    │   ├── ToolArgumentError         the arguments don't match the schema
+    │   ├── ArgumentProblem           raised by a validator; becomes ToolArgumentError
+    │   ├── ToolTimeout               a tool ran longer than its limit
+    │   ├── SandboxViolation          a path resolves outside the sandbox
+    │   ├── HttpToolError             an http tool's request failed
+    │   │   └── HostNotAllowed        its host or address is not allowed (SSRF guard)
+    │   ├── ExecToolError             an exec tool's command failed
     │   ├── MissingEnvironmentVariable  a ``${VAR}`` a tool needs is not set
-    │   ├── MCPServerError          an MCP server problem (``MCPConfigError``,
-    │   │                           ``MCPServerUnavailable``, ``MCPToolError``)
-    │   └── DelegationRefused       a ``delegate`` call named an agent outside the team
-    ├── InputFileError              a file a user named can't be read as input (``.path``)
-    ├── SkillError                  a skill file or skill configuration is wrong (skills)
-    ├── TemplateError               a DSL template or condition is malformed (dsl)
-    ├── DurationError               a DSL duration ("30s", "5m") is malformed (dsl)
-    ├── DSLError                    a .vega.yaml document is invalid (``.diagnostics``)
-    └── WorkflowError               a workflow run failed (``.path``, ``.cause``) (dsl)
-        ├── WorkflowInputError      an input is missing, mistyped or not in its enum
-        ├── StepTimeout             a step ran longer than its ``timeout``
-        └── ReplyFormatError        a ``format: json`` reply was not JSON
+    │   ├── MCPServerError            an MCP server problem (``.server``)
+    │   │   ├── MCPConfigError        + ValueError: a server's configuration is unusable
+    │   │   ├── MCPServerUnavailable  the server is not connected
+    │   │   └── MCPToolError          the server ran the tool and reported a failure
+    │   └── DelegationRefused         a ``delegate`` call named an agent outside the team
+    ├── InputFileError                a file a user named can't be read as input (``.path``)
+    ├── SkillError                    a skill file or skill configuration is wrong
+    ├── DSLError                      a .vega.yaml document is invalid (``.diagnostics``)
+    ├── TemplateError                 a DSL template or condition is malformed
+    ├── DurationError                 + ValueError: a DSL duration ("30s") is malformed
+    ├── InputError                    + ValueError: a workflow input is missing or invalid
+    ├── WorkflowError                 a workflow run failed (``.path``, ``.cause``)
+    │   └── WorkflowInputError        an input is missing, mistyped or not in its enum
+    ├── StepTimeout                   a step ran longer than its ``timeout`` (a cause)
+    ├── ReplyFormatError              a ``format: json`` reply was not JSON (a cause)
+    └── UsageProblem                  the CLI's command line can't be used (exit status 2)
 
 ``RequestError`` is the line between "this request failed" and "this process
 crashed": a behaviour that raises a ``RequestError`` answers the caller with it and
 goes on serving; any other exception is a crash of the process. A request error
 whose ``exit_kind`` is set (a budget that ran out) ends a *supervised* process with
 that exit reason instead, which supervisors do not restart.
+
+``StepTimeout`` and ``ReplyFormatError`` are the causes of a step's failure; a run
+raises them wrapped in a ``WorkflowError`` (``.cause``). ``UsageProblem`` is the CLI's
+own (exported from ``vega_trio._cli`` only). This module imports nothing of the runtime
+(``ExitReason`` lives in the ground-floor ``vega_trio._exit``).
 """
 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
+import trio
+
+from ._exit import ExitReason
 from ._redact import redact
 
 if TYPE_CHECKING:
-    from .runtime._reason import ExitReason
+    # Only for an annotation (``DSLError.diagnostics``); never imported at run time.
+    from .dsl._diagnostics import Diagnostic
 
 __all__ = [
+    "ArgumentProblem",
+    "BreakerState",
+    "BudgetExceeded",
     "ChildFailed",
     "ChildNotFound",
     "ChildRunning",
     "ChildStartFailed",
+    "CircuitOpen",
+    "DSLError",
+    "DelegationRefused",
     "DuplicateChild",
     "DuplicateTool",
+    "DurationError",
     "ErrorClass",
+    "ExecToolError",
+    "HostNotAllowed",
+    "HttpToolError",
+    "InputError",
     "InputFileError",
     "LLMError",
     "LinkedProcessError",
+    "MCPConfigError",
+    "MCPServerError",
+    "MCPServerUnavailable",
+    "MCPToolError",
+    "MailboxFull",
     "MaxIterationsExceeded",
+    "MissingEnvironmentVariable",
     "MonitorRemoved",
     "NameTaken",
     "OrchestratorClosed",
@@ -88,17 +128,33 @@ __all__ = [
     "ProcessExited",
     "ProcessNotFound",
     "ProcessNotRunning",
+    "RateLimited",
+    "ReplyFormatError",
     "RequestCancelled",
     "RequestError",
+    "RequestTooLarge",
     "RestartIntensityError",
+    "SandboxViolation",
+    "ScriptExhausted",
     "SendTimeout",
+    "SkillError",
+    "StepTimeout",
     "SupervisorError",
     "SupervisorNotRunning",
+    "TemplateError",
     "TooManyProcesses",
+    "ToolArgumentError",
+    "ToolDefinitionError",
     "ToolError",
     "ToolNotFound",
     "ToolSchemaError",
+    "ToolTimeout",
+    "UsageProblem",
     "VegaError",
+    "WorkflowError",
+    "WorkflowInputError",
+    "error_class_of",
+    "step_error_class",
 ]
 
 
@@ -162,6 +218,11 @@ class LinkedProcessError(VegaError):
         super().__init__(message)
         self.source = source
         self.reason = reason
+
+    @property
+    def exit_kind(self) -> str:
+        """``"linked"``: the exit reason of a process that fails with this error."""
+        return "linked"
 
 
 class MonitorRemoved(VegaError):
@@ -276,6 +337,11 @@ class RequestCancelled(ProcessError):
     """The request was cancelled (``future.cancel()``) before it finished."""
 
 
+class MailboxFull(ProcessError):
+    """``call_async`` found the process's bounded mailbox full: backpressure on a
+    process that is running (``await call()`` waits for room instead)."""
+
+
 class RequestError(VegaError):
     """A request failed but the process that served it is healthy and keeps serving."""
 
@@ -375,6 +441,109 @@ class LLMError(RequestError):
         return self.error_class.retryable and not self.refused_locally
 
 
+def error_class_of(exc: BaseException) -> str:
+    """The ``error_class`` reported for a failure: the LLM class, else a snake_case name."""
+    if isinstance(exc, LLMError):
+        return str(exc.error_class)
+    name = type(exc).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+# -- resilience: local refusals of an LLM call -------------------------------------------
+
+
+class BudgetExceeded(LLMError):
+    """A ``block`` budget refused a call (SPEC §3.5). Never retried.
+
+    Attributes:
+        owner: whose budget it is (e.g. ``"agent 'planner'"``).
+        limit: the budget's limit in USD.
+        spent: what had been spent when the call was refused, in USD.
+        estimated_cost: the refused call's estimated cost, in USD.
+    """
+
+    refused_locally = True
+
+    def __init__(
+        self, message: str, *, owner: str, limit: float, spent: float, estimated_cost: float
+    ) -> None:
+        super().__init__(message, error_class=ErrorClass.BUDGET_EXCEEDED)
+        self.owner = owner
+        self.limit = limit
+        self.spent = spent
+        self.estimated_cost = estimated_cost
+
+
+class RateLimited(LLMError):
+    """A rate limiter with ``strategy="reject"`` refused a call that does not fit now.
+
+    ``retry_after`` is the number of seconds until the call would fit (if nothing
+    else is taken meanwhile). Its error class is ``rate_limit``, but like every local
+    refusal (``refused_locally``) a retry policy does not retry it: ``reject`` means
+    "fail at once"; use ``strategy="queue"`` to wait instead.
+    """
+
+    refused_locally = True
+
+    def __init__(self, message: str, *, limiter: str, retry_after: float) -> None:
+        super().__init__(message, error_class=ErrorClass.RATE_LIMIT, retry_after=retry_after)
+        self.limiter = limiter
+
+
+class RequestTooLarge(LLMError):
+    """A call's estimated tokens exceed the whole tokens-per-minute capacity, so it
+    could never fit. Its error class is ``invalid_request`` (never retried)."""
+
+    refused_locally = True
+
+    def __init__(self, message: str, *, limiter: str, estimated_tokens: int, capacity: int) -> None:
+        super().__init__(message, error_class=ErrorClass.INVALID_REQUEST)
+        self.limiter = limiter
+        self.estimated_tokens = estimated_tokens
+        self.capacity = capacity
+
+
+BreakerState: TypeAlias = Literal["closed", "open", "half_open"]
+
+
+class CircuitOpen(LLMError):
+    """A circuit breaker refused the call without making it (its class is ``TEMPORARY``).
+
+    Attributes:
+        breaker: the breaker's name.
+        state: ``"open"``, or ``"half_open"`` when all probe slots were taken.
+        half_open_at: the Trio time at which the breaker half-opens (for an open
+            breaker), else ``None``. ``retry_after`` is the seconds left until then.
+            A retry policy never retries it (``refused_locally``): an open breaker
+            fails fast, and the caller decides whether to come back after
+            ``retry_after``.
+    """
+
+    refused_locally = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        breaker: str,
+        state: BreakerState,
+        half_open_at: float | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, error_class=ErrorClass.TEMPORARY, retry_after=retry_after)
+        self.breaker = breaker
+        self.state = state
+        self.half_open_at = half_open_at
+
+
+class ScriptExhausted(LLMError):
+    """A :class:`ScriptedLLM` got a request after its script ran out.
+
+    An :class:`~vega_trio.LLMError` (class ``invalid_request``, never retried), so
+    the agent answers the caller with it and the test shows what was asked.
+    """
+
+
 class ToolError(VegaError):
     """Base for tool registration and execution problems."""
 
@@ -389,3 +558,430 @@ class ToolNotFound(ToolError):
 
 class ToolSchemaError(ToolError):
     """A function's signature cannot be turned into a JSON schema."""
+
+
+class ToolDefinitionError(ToolSchemaError):
+    """A declarative (HTTP or exec) tool's definition is invalid: an unknown or malformed
+    placeholder, a parameter whose default or enum does not fit its type, a bad URL, ...
+
+    Raised when the tool is built, before any model can call it. The message names the tool,
+    the place (``implementation.headers['Authorization']``) and what to change.
+
+    Attributes:
+        tool: the tool's name (``""`` when the problem is not tied to one tool).
+        where: the path of the offending field, e.g. ``"implementation.url"``.
+    """
+
+    def __init__(self, message: str, *, tool: str = "", where: str = "") -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.where = where
+
+
+class ToolArgumentError(ToolError):
+    """The model called a tool with arguments that do not match its schema.
+
+    Attributes:
+        tool: the tool's name.
+        argument: the offending argument's path (``"point.x"``, ``"items[2]"``), or ``""``
+            when the arguments as a whole were wrong.
+    """
+
+    def __init__(self, message: str, *, tool: str, argument: str) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.argument = argument
+
+
+class ArgumentProblem(ToolError):
+    """Raised by argument adapters and validators; the tool turns it into
+    :class:`ToolArgumentError` with its own name (adapters don't know which tool they serve).
+
+    Args:
+        argument: path of the offending argument.
+        problem: what is wrong, phrased for the model (``"argument 'n' must be an integer,
+            got string 'x'"``).
+    """
+
+    def __init__(self, argument: str, problem: str) -> None:
+        super().__init__(problem)
+        self.argument = argument
+        self.problem = problem
+
+
+class ToolTimeout(ToolError):
+    """A tool ran longer than its ``timeout`` and was cancelled.
+
+    Attributes:
+        tool: the tool's name.
+        timeout: the limit, in seconds.
+    """
+
+    def __init__(self, message: str, *, tool: str, timeout: float) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.timeout = timeout
+
+
+class SandboxViolation(ToolError):
+    """A path was refused because it is (or resolves to something) outside the sandbox, or it
+    cannot be a file name at all (NUL byte, too long).
+
+    Attributes:
+        requested: the path as it was asked for.
+        resolved: where it led, symbolic links followed (``None`` when it was refused before
+            it could be resolved).
+        root: the sandbox root.
+    """
+
+    def __init__(self, message: str, *, requested: str, resolved: str | None, root: str) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.resolved = resolved
+        self.root = root
+
+
+class HttpToolError(ToolError):
+    """An HTTP tool's request failed: the server answered with a non-2xx status, could not be
+    reached, or the host is not allowed. The model sees the message as the tool's error result.
+
+    Attributes:
+        tool: the tool's name.
+        status_code: the HTTP status, when the server answered.
+        body_excerpt: the start of the response body (decoded text), when there was one.
+    """
+
+    def __init__(
+        self, message: str, *, tool: str, status_code: int | None = None, body_excerpt: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.status_code = status_code
+        self.body_excerpt = body_excerpt
+
+
+class HostNotAllowed(HttpToolError):
+    """An HTTP tool's request (or a redirect) was refused before any connection was made: its
+    host is outside the tool's ``allowed_hosts``, or it is (or resolves to) a loopback,
+    private, link-local, CGNAT, multicast, unspecified, reserved or cloud metadata destination
+    that ``allowed_hosts`` does not name.
+
+    Attributes:
+        host: the refused host, as in the URL.
+        address: the refused address (the host itself or what it resolved to), or ``None``
+            when the host was refused by name.
+        reason: what the refused destination is (``"a loopback address (127.0.0.0/8)"``), or
+            ``""`` when the host is simply not in ``allowed_hosts``.
+    """
+
+    def __init__(
+        self, message: str, *, tool: str, host: str, address: str | None = None, reason: str = ""
+    ) -> None:
+        super().__init__(message, tool=tool)
+        self.host = host
+        self.address = address
+        self.reason = reason
+
+
+class ExecToolError(ToolError):
+    """An exec tool's command could not be started or exited with a non-zero status.
+
+    Attributes:
+        tool: the tool's name.
+        exit_code: the command's exit status (negative: killed by that signal), or ``None``
+            when it did not start.
+        output: what the command wrote to stdout and stderr (capped).
+    """
+
+    def __init__(
+        self, message: str, *, tool: str, exit_code: int | None = None, output: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.exit_code = exit_code
+        self.output = output
+
+
+class MissingEnvironmentVariable(ToolError):
+    """A ``${NAME}`` the tool reads when it runs is not set (and has no ``:-default``).
+
+    Attributes:
+        tool: the tool's name.
+        variable: the environment variable's name.
+    """
+
+    def __init__(self, message: str, *, tool: str, variable: str) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.variable = variable
+
+
+class MCPServerError(ToolError):
+    """Something went wrong with an MCP server.
+
+    Attributes:
+        server: the server's configured name.
+    """
+
+    def __init__(self, message: str, *, server: str) -> None:
+        super().__init__(message)
+        self.server = server
+
+
+class MCPConfigError(MCPServerError, ValueError):
+    """A server's configuration can't be used: a ``${VAR}`` without a value, a name that
+    can't prefix tool names, a transport without its command or URL."""
+
+
+class MCPServerUnavailable(MCPServerError):
+    """The server is not connected (or the connection was lost during the call).
+
+    Calls fail with this at once instead of waiting for a reconnect; they work again once
+    the server is back (see :meth:`MCPConnection.wait_connected`).
+
+    Attributes:
+        status: the connection status when the call failed.
+        last_error: what went wrong with the connection last, if anything.
+    """
+
+    def __init__(self, message: str, *, server: str, status: str, last_error: str | None) -> None:
+        super().__init__(message, server=server)
+        self.status = status
+        self.last_error = last_error
+
+
+class MCPToolError(MCPServerError):
+    """The server ran the tool and reported a failure (``isError``), or refused the request
+    with a JSON-RPC error (unknown tool, invalid arguments, ...).
+
+    Attributes:
+        tool: the tool's name on the server.
+        code: the JSON-RPC error code, or ``None`` for a tool result with ``isError``.
+    """
+
+    def __init__(self, message: str, *, server: str, tool: str, code: int | None = None) -> None:
+        super().__init__(message, server=server)
+        self.tool = tool
+        self.code = code
+
+
+class DelegationRefused(ToolError):
+    """A ``delegate`` call named an agent outside the caller's team (the model sees it)."""
+
+
+# -- skills, the DSL and the CLI ---------------------------------------------------------
+
+
+class SkillError(VegaError):
+    """A skill file (or a set of skills) is invalid: bad front matter, a bad trigger,
+    a duplicate name, an unknown tool.
+
+    Attributes:
+        path: the file the problem is in, when there is one.
+        line: the 1-based line in that file, when it is known.
+        errors: for a loader that found several problems, each of them (else empty).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | None = None,
+        line: int | None = None,
+        errors: Iterable[SkillError] = (),
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.errors: tuple[SkillError, ...] = tuple(errors)
+
+
+class DSLError(VegaError):
+    """A ``.vega.yaml`` document is malformed or invalid; nothing of it has run.
+
+    The message lists every error, one per line, in file order
+    (``file:line:col: error: path: message (hint)``).
+
+    Attributes:
+        diagnostics: all the errors (never warnings), in file order.
+    """
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        count = len(self.diagnostics)
+        noun = "error" if count == 1 else "errors"
+        lines = [f"{count} {noun} in the document:"] if count > 1 else []
+        lines.extend(str(d) for d in self.diagnostics)
+        super().__init__("\n".join(lines) if lines else "invalid document")
+
+
+class TemplateError(VegaError):
+    """A template or condition is malformed (found when it is parsed), or could not be
+    rendered (an undefined variable, found when it is rendered).
+
+    The message says what is wrong, shows the text with a caret under the place, and says
+    what to do. The parts are also attributes, so that the DSL validator can put them next
+    to the file, line and column of the YAML value the text came from.
+
+    Attributes:
+        summary: what is wrong, in one line (``"unknown filter 'uper'"``).
+        hint: what to do about it (``"did you mean 'upper'? ..."``); may be empty.
+        text: the whole template or condition text.
+        position: the 0-based offset in ``text`` of the offending character (for a
+            one-line text, its column).
+        where: the label the caller gave (``"workflows.report.steps[1]"``), or ``None``.
+        variable: for an undefined variable, its dotted path as written (``"user.name"``);
+            otherwise ``None``.
+    """
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        text: str,
+        position: int,
+        hint: str = "",
+        where: str | None = None,
+        variable: str | None = None,
+    ) -> None:
+        self.summary = summary
+        self.hint = hint
+        self.text = text
+        self.position = max(0, min(position, len(text)))
+        self.where = where
+        self.variable = variable
+        super().__init__(self._compose())
+
+    @property
+    def line(self) -> int:
+        """The 1-based line of :attr:`position` within :attr:`text`."""
+        return self.text.count("\n", 0, self.position) + 1
+
+    @property
+    def column(self) -> int:
+        """The 1-based column of :attr:`position` within its line."""
+        return self.position - (self.text.rfind("\n", 0, self.position) + 1) + 1
+
+    def _compose(self) -> str:
+        head = f"in {self.where}: {self.summary}" if self.where else self.summary
+        excerpt, caret = _excerpt(self.text, self.position)
+        lines = [head, f"    {excerpt}", f"    {' ' * caret}^"]
+        if self.hint:
+            lines.append(self.hint)
+        return "\n".join(lines)
+
+
+# An excerpt shows at most this many characters of the offending line around the caret.
+_EXCERPT_WIDTH = 80
+# Tabs and line breaks would move the caret away from the character it points at.
+_FLATTEN = str.maketrans({"\t": " ", "\r": " ", "\v": " ", "\f": " "})
+
+
+def _excerpt(text: str, position: int) -> tuple[str, int]:
+    """The line of ``text`` that holds ``position`` (cut to a window around it when it is
+    long) and the caret's column in what is returned."""
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    if end < 0:
+        end = len(text)
+    line = text[start:end].translate(_FLATTEN)
+    column = position - start
+    if len(line) <= _EXCERPT_WIDTH:
+        return line, column
+    left = max(0, min(column - _EXCERPT_WIDTH // 2, len(line) - _EXCERPT_WIDTH))
+    window = line[left : left + _EXCERPT_WIDTH]
+    prefix = "…" if left > 0 else ""
+    suffix = "…" if left + _EXCERPT_WIDTH < len(line) else ""
+    return f"{prefix}{window}{suffix}", column - left + len(prefix)
+
+
+class DurationError(VegaError, ValueError):
+    """A duration (``timeout: 30s``) could not be read.
+
+    Attributes:
+        value: the value that was given.
+    """
+
+    def __init__(self, message: str, *, value: object) -> None:
+        super().__init__(message)
+        self.value = value
+
+
+class InputError(VegaError, ValueError):
+    """One input is missing or has a value its declaration refuses.
+
+    Attributes:
+        name: the input's name.
+    """
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class WorkflowError(VegaError):
+    """A workflow run failed.
+
+    The message says where (the file position when known, and the step path such as
+    ``workflows.report.steps[1]``), which agent, and what went wrong.
+
+    Attributes:
+        workflow: the workflow whose step failed (a sub-workflow's name, if it was one).
+        path: the failing step's path (``workflows.report.steps[1].then[0]``), or the
+            workflow's own path for errors that belong to no step.
+        cause: the error behind the failure (an :class:`~vega_trio.LLMError`, a
+            :class:`~vega_trio.dsl.TemplateError`, a :class:`StepTimeout`, ...), or
+            ``None``.
+        error_class: ``cause``'s class: an LLM error class (``rate_limit``,
+            ``budget_exceeded``, ...), ``timeout`` for a step timeout, or the snake-case
+            exception name (``template_error``); ``workflow_error`` without a cause.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow: str,
+        path: str,
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.workflow = workflow
+        self.path = path
+        self.cause = cause
+        self.error_class = step_error_class(cause) if cause is not None else "workflow_error"
+
+
+class WorkflowInputError(WorkflowError):
+    """An input of a workflow is missing or invalid (nothing has run yet).
+
+    Attributes:
+        input: the input's name.
+    """
+
+    def __init__(self, message: str, *, workflow: str, input: str) -> None:
+        super().__init__(message, workflow=workflow, path=f"workflows.{workflow}.inputs.{input}")
+        self.input = input
+
+
+class StepTimeout(VegaError):
+    """A step's ``timeout`` elapsed before the agent replied (``error_class``
+    ``timeout``)."""
+
+
+class ReplyFormatError(VegaError):
+    """A ``format: json`` step got a reply that is not JSON."""
+
+
+def step_error_class(exc: BaseException) -> str:
+    """The ``error_class`` of a workflow step's failure (what a DSL ``catch:`` sees)."""
+    if isinstance(exc, WorkflowError):
+        return exc.error_class
+    if isinstance(exc, StepTimeout | trio.TooSlowError):
+        return "timeout"
+    return error_class_of(exc)
+
+
+class UsageProblem(VegaError):
+    """The command line (or a file it names) cannot be used; the message says why and
+    what to do. The commands print it on one line and exit with status 2."""

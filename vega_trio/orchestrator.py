@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -24,6 +25,7 @@ from ._errors import (
     RestartIntensityError,
     ToolNotFound,
 )
+from ._handles import NoPublicConstructor
 from .agent import Agent, AgentBehaviour, AgentProcess
 from .agent._loop import fallback_breaker
 from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
@@ -76,8 +78,9 @@ _log = logging.getLogger("vega_trio")
 
 
 @attrs.define(eq=False)
-class Orchestrator:
-    """Spawns and tracks agent processes. Made by :func:`open_orchestrator`.
+class Orchestrator(metaclass=NoPublicConstructor):
+    """Spawns and tracks agent processes. Made by :func:`open_orchestrator` (calling
+    the class raises ``TypeError``).
 
     Attributes:
         llm: the default backend (agents may bring their own).
@@ -85,6 +88,8 @@ class Orchestrator:
         prices: the price table used for cost accounting.
         shutdown_timeout: seconds a graceful shutdown may take before the rest is cancelled.
     """
+
+    _public_constructor_hint = "use async with open_orchestrator(...) as orch"
 
     _runtime: Runtime
     llm: LLM | None
@@ -429,7 +434,7 @@ class Orchestrator:
         )
 
     # ------------------------------------------------------------- supervisors
-    def child(
+    def child_spec(
         self,
         agent: Agent,
         *,
@@ -452,7 +457,7 @@ class Orchestrator:
             name: register the child's current process under this name.
         """
         if not isinstance(agent, Agent):
-            raise TypeError(f"child() takes an Agent, not {type(agent).__name__}")
+            raise TypeError(f"child_spec() takes an Agent, not {type(agent).__name__}")
         return ChildSpec(
             id=id or agent.name,
             start=functools.partial(self._behaviour, agent),
@@ -463,11 +468,22 @@ class Orchestrator:
             name=name,
         )
 
+    def child(self, agent: Agent, **options: Any) -> ChildSpec:
+        """Deprecated name of :meth:`child_spec` (it read like :meth:`Supervisor.child`,
+        which returns a *running* child); it goes in the next release."""
+        warnings.warn(
+            "Orchestrator.child() is deprecated: use orch.child_spec(agent, ...), which "
+            "returns the same ChildSpec (Supervisor.child(id) returns a running child)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.child_spec(agent, **options)
+
     async def start_supervisor(
         self, spec: SupervisorSpec, *, parent: Process | None = None
     ) -> Supervisor:
         """Start a supervisor tree in the orchestrator and return it once every child
-        runs. Build agent children with :meth:`child`.
+        runs. Build agent children with :meth:`child_spec`.
 
         If the supervisor gives up (more restarts than its intensity allows), it stops
         its children, publishes ``supervisor.gave_up`` and exits with reason
@@ -811,7 +827,7 @@ async def open_orchestrator(
     try:
         async with trio.open_nursery() as nursery:
             runtime = Runtime(nursery, max_processes=max_processes)
-            orch = Orchestrator(
+            orch = Orchestrator._create(
                 runtime,
                 llm,
                 default_model,

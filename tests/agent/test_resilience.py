@@ -489,7 +489,7 @@ async def test_a_tree_child_whose_budget_ran_out_is_not_restarted(
     llm = ScriptedLLM(responder=lambda _r: costly(6000))
     agent = Agent(name="w", model=MODEL, budget=Budget(limit=0.01))
     async with open_orchestrator(llm=llm) as orch:
-        team = await orch.start_supervisor(SupervisorSpec(children=[orch.child(agent)]))
+        team = await orch.start_supervisor(SupervisorSpec(children=[orch.child_spec(agent)]))
         worker = team.child("w")
         assert isinstance(worker, AgentProcess)
         await worker.send("one")
@@ -680,7 +680,7 @@ async def test_child_specs_share_the_agents_resilience(
     llm = ScriptedLLM(responder=lambda _r: Step.text("ok"))
     agent = Agent(name="w", rate_limit=RateLimit(requests_per_minute=1))
     async with open_orchestrator(llm=llm) as orch:
-        specs: list[ChildSpec] = [orch.child(agent, id=f"w{i}") for i in range(2)]
+        specs: list[ChildSpec] = [orch.child_spec(agent, id=f"w{i}") for i in range(2)]
         team = await orch.start_supervisor(SupervisorSpec(children=specs, max_restarts=1, window=5))
         for child_id in ("w0", "w1"):
             proc = team.child(child_id)

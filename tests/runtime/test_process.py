@@ -7,13 +7,14 @@ import trio.testing
 from vega_trio import (
     NameTaken,
     OrchestratorClosed,
+    ProcessError,
     ProcessExited,
     ProcessNotFound,
     ProcessNotRunning,
     RequestCancelled,
     TooManyProcesses,
 )
-from vega_trio.runtime import MailboxFull, ProcessStatus, Runtime
+from vega_trio.runtime import Group, MailboxFull, ProcessStatus, Runtime
 
 from .conftest import EchoBehaviour
 
@@ -153,6 +154,36 @@ async def test_mailbox_is_bounded(runtime: Runtime) -> None:
     proc.call_async("b")
     with pytest.raises(MailboxFull, match="full"):
         proc.call_async("c")
+
+
+async def test_a_full_mailbox_is_backpressure_not_a_finished_process(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """MailboxFull is a ProcessError but not ProcessNotRunning: the process runs on and
+    serves the queued messages."""
+    proc = await runtime.spawn(EchoBehaviour(), mailbox_size=1)
+    proc.call_async(("sleep", 1))
+    await trio.testing.wait_all_tasks_blocked()
+    queued = proc.call_async("a")
+    with pytest.raises(MailboxFull) as info:
+        proc.call_async("b")
+    assert isinstance(info.value, ProcessError) and not isinstance(info.value, ProcessNotRunning)
+    assert info.value.process_id == proc.id and not proc.status.finished
+    with trio.fail_after(5):
+        assert await queued.wait() == "a"
+
+
+async def test_broadcast_hands_a_full_member_its_mailbox_full(runtime: Runtime) -> None:
+    """Group.broadcast skips a member whose mailbox is full, with MailboxFull in its future."""
+    group = Group("g")
+    proc = await runtime.spawn(EchoBehaviour(), mailbox_size=1)
+    group.join(proc)
+    proc.call_async("block")
+    await trio.testing.wait_all_tasks_blocked()
+    proc.call_async("a")
+    (future,) = group.broadcast("b")
+    with pytest.raises(MailboxFull):
+        future.result()
 
 
 async def test_lifetime_timeout(runtime: Runtime, autojump_clock: trio.testing.MockClock) -> None:

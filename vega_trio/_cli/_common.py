@@ -19,7 +19,7 @@ from typing import Any, Final, Generic, Literal, TextIO, TypeVar
 import attrs
 import trio
 
-from .._errors import InputFileError
+from .._errors import InputFileError, UsageProblem
 from .._files import read_bounded_text
 from .._redact import redact
 from ..llm._protocol import LLM
@@ -73,11 +73,6 @@ OFFLINE_NOTICE: Final = (
     "ANTHROPIC_BASE_URL set); set ANTHROPIC_API_KEY for Claude, or pass --llm scripted "
     "to silence this notice"
 )
-
-
-class UsageProblem(Exception):
-    """The command line (or a file it names) cannot be used; the message says why and
-    what to do. The commands print it on one line and exit with status 2."""
 
 
 def choose_llm(flag: str | None, env: Mapping[str, str] | None = None) -> tuple[LLMChoice, bool]:

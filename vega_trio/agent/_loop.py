@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from .._errors import ErrorClass, LLMError, MaxIterationsExceeded, RequestError, SendTimeout
+from .._errors import (
+    ErrorClass,
+    LLMError,
+    MaxIterationsExceeded,
+    RequestError,
+    SendTimeout,
+    error_class_of,
+)
 from .._log import log_record
 from ..llm import (
     INVALID_JSON_KEY,
@@ -88,14 +95,6 @@ class ProcessMetrics:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
         return attrs.asdict(self)
-
-
-def error_class_of(exc: BaseException) -> str:
-    """The ``error_class`` reported for a failure: the LLM class, else a snake_case name."""
-    if isinstance(exc, LLMError):
-        return str(exc.error_class)
-    name = type(exc).__name__
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 class AgentBehaviour:

@@ -26,10 +26,13 @@ _STREAM_BUFFER = 32
 class AgentProcess(Process):
     """A running instance of an :class:`~vega_trio.Agent` with its own conversation.
 
-    Made by :meth:`Orchestrator.spawn <vega_trio.Orchestrator.spawn>`. Talk to it with
+    Made by :meth:`Orchestrator.spawn <vega_trio.Orchestrator.spawn>` (calling the class
+    raises ``TypeError``). Talk to it with
     :meth:`send`, :meth:`send_stream`, :meth:`send_stream_rich` or :meth:`send_async`;
     messages are answered one at a time, in order.
     """
+
+    _public_constructor_hint = "use await orch.spawn(agent)"
 
     @property
     def _agent_behaviour(self) -> AgentBehaviour:

@@ -12,12 +12,12 @@ one, a hint::
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Literal
 
 import attrs
 
-from .._errors import VegaError
+from .._errors import DSLError
 from ._model import Source
 
 __all__ = ["DSLError", "Diagnostic", "did_you_mean"]
@@ -59,25 +59,6 @@ def _order(diagnostic: Diagnostic) -> tuple[int, int]:
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     """The diagnostics in file order (line, then column; stable for equal positions)."""
     return sorted(diagnostics, key=_order)
-
-
-class DSLError(VegaError):
-    """A ``.vega.yaml`` document is malformed or invalid; nothing of it has run.
-
-    The message lists every error, one per line, in file order
-    (``file:line:col: error: path: message (hint)``).
-
-    Attributes:
-        diagnostics: all the errors (never warnings), in file order.
-    """
-
-    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
-        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
-        count = len(self.diagnostics)
-        noun = "error" if count == 1 else "errors"
-        lines = [f"{count} {noun} in the document:"] if count > 1 else []
-        lines.extend(str(d) for d in self.diagnostics)
-        super().__init__("\n".join(lines) if lines else "invalid document")
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:

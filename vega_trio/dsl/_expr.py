@@ -16,7 +16,7 @@ Grammar (lowest precedence first)::
 
 Nothing here calls ``eval``: the tree's nodes look variables up in a mapping and apply the
 filters of :data:`FILTERS`. Parse errors are :class:`TemplateError` with the offset of the
-offending character; render-time failures (an undefined variable) are :class:`RenderFailure`
+offending character; render-time failures (an undefined variable) are :class:`_RenderFailure`
 until the template or condition that owns the text turns them into a ``TemplateError``.
 """
 
@@ -36,7 +36,6 @@ __all__ = [
     "FILTERS",
     "Node",
     "Parser",
-    "RenderFailure",
     "VariableRef",
     "parse_parts",
 ]
@@ -64,7 +63,7 @@ class VariableRef:
 # -- render-time failures ---------------------------------------------------------------------
 
 
-class RenderFailure(Exception):
+class _RenderFailure(Exception):
     """Raised while rendering; the owner of the text turns it into a :class:`TemplateError`
     (it knows the text and the caller's ``where``)."""
 
@@ -161,7 +160,7 @@ class Path(Node):
         kind = "none" if value is None else type(value).__name__
         raise self._undefined(f"{walked!r} is {_article(kind)} {kind}, which has no {key!r}. ")
 
-    def _undefined(self, detail: str, *, root: bool = False) -> RenderFailure:
+    def _undefined(self, detail: str, *, root: bool = False) -> _RenderFailure:
         fallback = f'{{{{ {self.path} | default:"..." }}}}'
         if root:
             todo = (
@@ -170,7 +169,7 @@ class Path(Node):
             )
         else:
             todo = f"Give a fallback if it may be missing: {fallback}"
-        return RenderFailure(
+        return _RenderFailure(
             f"undefined variable {self.path!r}",
             position=self.position,
             hint=f"{detail}{todo}",
@@ -281,7 +280,7 @@ class Filtered(Node):
         start = 0
         try:
             value = self.base.eval(variables)
-        except RenderFailure as failure:
+        except _RenderFailure as failure:
             if self.default_at is None or failure.variable is None:
                 raise
             value = self.calls[self.default_at].argument

@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from .._errors import InputError
 from ._model import InputSpec, WorkflowSpec
 from ._values import as_number, equal, to_text
 
@@ -19,18 +20,6 @@ __all__ = ["InputError", "coerce_input", "is_required", "resolve_inputs"]
 
 _TRUE_WORDS: Final = frozenset({"true", "yes", "y", "on", "1"})
 _FALSE_WORDS: Final = frozenset({"false", "no", "n", "off", "0"})
-
-
-class InputError(ValueError):
-    """One input is missing or has a value its declaration refuses.
-
-    Attributes:
-        name: the input's name.
-    """
-
-    def __init__(self, message: str, *, name: str) -> None:
-        super().__init__(message)
-        self.name = name
 
 
 def is_required(spec: InputSpec) -> bool:

@@ -32,15 +32,25 @@ from typing import Any, Final, Literal, TypeAlias
 import attrs
 import trio
 
-from .._errors import ChildStartFailed, LLMError, ProcessNotFound, VegaError
+from .._errors import (
+    ChildStartFailed,
+    InputError,
+    LLMError,
+    ProcessNotFound,
+    ReplyFormatError,
+    StepTimeout,
+    WorkflowError,
+    WorkflowInputError,
+    step_error_class,
+)
+from .._handles import NoPublicConstructor
 from ..agent import Agent, AgentProcess, TextStream
-from ..agent._loop import error_class_of
 from ..llm import LLM
 from ..orchestrator import Orchestrator, open_orchestrator
 from ..runtime import Supervisor, SupervisorSpec
 from ._build import build_agents, orchestrator_options
 from ._errors import TemplateError
-from ._inputs import InputError, resolve_inputs
+from ._inputs import resolve_inputs
 from ._model import (
     AgentStep,
     Document,
@@ -95,67 +105,8 @@ ProgressKind: TypeAlias = Literal[
 # -- errors ------------------------------------------------------------------------------
 
 
-class WorkflowError(VegaError):
-    """A workflow run failed.
-
-    The message says where (the file position when known, and the step path such as
-    ``workflows.report.steps[1]``), which agent, and what went wrong.
-
-    Attributes:
-        workflow: the workflow whose step failed (a sub-workflow's name, if it was one).
-        path: the failing step's path (``workflows.report.steps[1].then[0]``), or the
-            workflow's own path for errors that belong to no step.
-        cause: the error behind the failure (an :class:`~vega_trio.LLMError`, a
-            :class:`~vega_trio.dsl.TemplateError`, a :class:`StepTimeout`, ...), or
-            ``None``.
-        error_class: ``cause``'s class: an LLM error class (``rate_limit``,
-            ``budget_exceeded``, ...), ``timeout`` for a step timeout, or the snake-case
-            exception name (``template_error``); ``workflow_error`` without a cause.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        workflow: str,
-        path: str,
-        cause: BaseException | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.workflow = workflow
-        self.path = path
-        self.cause = cause
-        self.error_class = error_class(cause) if cause is not None else "workflow_error"
-
-
-class WorkflowInputError(WorkflowError):
-    """An input of a workflow is missing or invalid (nothing has run yet).
-
-    Attributes:
-        input: the input's name.
-    """
-
-    def __init__(self, message: str, *, workflow: str, input: str) -> None:
-        super().__init__(message, workflow=workflow, path=f"workflows.{workflow}.inputs.{input}")
-        self.input = input
-
-
-class StepTimeout(VegaError):
-    """A step's ``timeout`` elapsed before the agent replied (``error_class``
-    ``timeout``)."""
-
-
-class ReplyFormatError(VegaError):
-    """A ``format: json`` step got a reply that is not JSON."""
-
-
-def error_class(exc: BaseException) -> str:
-    """The ``error_class`` of a step failure (what ``catch:`` sees)."""
-    if isinstance(exc, WorkflowError):
-        return exc.error_class
-    if isinstance(exc, StepTimeout | trio.TooSlowError):
-        return "timeout"
-    return error_class_of(exc)
+# The ``error_class`` of a step failure (what ``catch:`` sees); it lives with the errors.
+error_class = step_error_class
 
 
 def _message_of(exc: BaseException) -> str:
@@ -287,7 +238,7 @@ async def open_runner(
         async with open_orchestrator(llm, **options) as orch:
             for agent in agents.values():
                 orch.register_agent(agent)
-            runner = Runner(doc, orch, agents, base)
+            runner = Runner._create(doc, orch, agents, base)
             try:
                 yield runner
             finally:
@@ -311,9 +262,9 @@ def _document_dir(where: Source) -> Path:
 
 
 @attrs.define(eq=False)
-class Runner:
+class Runner(metaclass=NoPublicConstructor):
     """Runs a document's workflows and answers REPL questions. Made by
-    :func:`open_runner`; valid inside its block.
+    :func:`open_runner` (calling the class raises ``TypeError``); valid inside its block.
 
     Attributes:
         document: the document.
@@ -321,6 +272,8 @@ class Runner:
         agents: the built agents, by name.
         base_dir: what the document's relative paths are relative to.
     """
+
+    _public_constructor_hint = "use async with open_runner(document, ...) as runner"
 
     document: Document
     orchestrator: Orchestrator
@@ -503,7 +456,7 @@ async def _start_agent(
     supervision still restarts it in place)."""
     try:
         proc = await supervisor.start_child(
-            orch.child(agent, id=child_id, restart="temporary", shutdown=_SHUTDOWN_GRACE)
+            orch.child_spec(agent, id=child_id, restart="temporary", shutdown=_SHUTDOWN_GRACE)
         )
     except ChildStartFailed as exc:
         # The spawn's own error (an unknown tool, ...) says more than the wrapper.

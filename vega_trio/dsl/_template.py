@@ -10,7 +10,7 @@ import functools
 from collections.abc import Mapping
 from typing import Final, final
 
-from ._expr import Node, Parser, RenderFailure, VariableRef, parse_parts, render_parts
+from ._expr import Node, Parser, VariableRef, _RenderFailure, parse_parts, render_parts
 from ._values import truthy
 
 __all__ = ["Condition", "Template"]
@@ -109,7 +109,7 @@ class Template:
             return self._static
         try:
             return render_parts(self._parts, variables)
-        except RenderFailure as failure:
+        except _RenderFailure as failure:
             raise failure.to_error(self._text, where) from None
 
     def render_value(self, variables: Mapping[str, object], *, where: str | None = None) -> object:
@@ -123,7 +123,7 @@ class Template:
             return self.render(variables, where=where)
         try:
             return self._single.eval(variables)
-        except RenderFailure as failure:
+        except _RenderFailure as failure:
             raise failure.to_error(self._text, where) from None
 
     def __repr__(self) -> str:
@@ -217,7 +217,7 @@ class Condition:
         """
         try:
             return truthy(self._node.eval(variables))
-        except RenderFailure as failure:
+        except _RenderFailure as failure:
             raise failure.to_error(self._text, where) from None
 
     def __repr__(self) -> str:

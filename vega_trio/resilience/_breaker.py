@@ -33,49 +33,17 @@ import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 import attrs
 import trio
 
-from .._errors import ErrorClass, LLMError
+from .._errors import BreakerState, CircuitOpen, LLMError
 from .._log import log_record
 
 __all__ = ["BreakerState", "CircuitBreaker", "CircuitOpen"]
 
 _log = logging.getLogger("vega_trio.resilience")
-
-BreakerState: TypeAlias = Literal["closed", "open", "half_open"]
-
-
-class CircuitOpen(LLMError):
-    """A circuit breaker refused the call without making it (its class is ``TEMPORARY``).
-
-    Attributes:
-        breaker: the breaker's name.
-        state: ``"open"``, or ``"half_open"`` when all probe slots were taken.
-        half_open_at: the Trio time at which the breaker half-opens (for an open
-            breaker), else ``None``. ``retry_after`` is the seconds left until then.
-            A retry policy never retries it (``refused_locally``): an open breaker
-            fails fast, and the caller decides whether to come back after
-            ``retry_after``.
-    """
-
-    refused_locally = True
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        breaker: str,
-        state: BreakerState,
-        half_open_at: float | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, error_class=ErrorClass.TEMPORARY, retry_after=retry_after)
-        self.breaker = breaker
-        self.state = state
-        self.half_open_at = half_open_at
 
 
 def _positive_int(_instance: Any, attribute: attrs.Attribute[int], value: int) -> None:

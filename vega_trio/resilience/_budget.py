@@ -16,31 +16,9 @@ from typing import Literal
 
 import attrs
 
-from .._errors import ErrorClass, LLMError
+from .._errors import BudgetExceeded
 
 __all__ = ["Budget", "BudgetExceeded", "BudgetTracker", "parse_money"]
-
-
-class BudgetExceeded(LLMError):
-    """A ``block`` budget refused a call (SPEC §3.5). Never retried.
-
-    Attributes:
-        owner: whose budget it is (e.g. ``"agent 'planner'"``).
-        limit: the budget's limit in USD.
-        spent: what had been spent when the call was refused, in USD.
-        estimated_cost: the refused call's estimated cost, in USD.
-    """
-
-    refused_locally = True
-
-    def __init__(
-        self, message: str, *, owner: str, limit: float, spent: float, estimated_cost: float
-    ) -> None:
-        super().__init__(message, error_class=ErrorClass.BUDGET_EXCEEDED)
-        self.owner = owner
-        self.limit = limit
-        self.spent = spent
-        self.estimated_cost = estimated_cost
 
 
 _MONEY = re.compile(r"\$?\s*(?P<amount>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)")

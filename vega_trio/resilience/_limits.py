@@ -26,7 +26,7 @@ from typing import Final, Literal
 import attrs
 import trio
 
-from .._errors import ErrorClass, LLMError
+from .._errors import RateLimited, RequestTooLarge
 
 __all__ = [
     "ConcurrencyCap",
@@ -45,35 +45,6 @@ _EPSILON = 1e-9
 
 #: Seconds until what a call took from a per-minute limit comes back.
 WINDOW: Final = 60.0
-
-
-class RateLimited(LLMError):
-    """A rate limiter with ``strategy="reject"`` refused a call that does not fit now.
-
-    ``retry_after`` is the number of seconds until the call would fit (if nothing
-    else is taken meanwhile). Its error class is ``rate_limit``, but like every local
-    refusal (``refused_locally``) a retry policy does not retry it: ``reject`` means
-    "fail at once"; use ``strategy="queue"`` to wait instead.
-    """
-
-    refused_locally = True
-
-    def __init__(self, message: str, *, limiter: str, retry_after: float) -> None:
-        super().__init__(message, error_class=ErrorClass.RATE_LIMIT, retry_after=retry_after)
-        self.limiter = limiter
-
-
-class RequestTooLarge(LLMError):
-    """A call's estimated tokens exceed the whole tokens-per-minute capacity, so it
-    could never fit. Its error class is ``invalid_request`` (never retried)."""
-
-    refused_locally = True
-
-    def __init__(self, message: str, *, limiter: str, estimated_tokens: int, capacity: int) -> None:
-        super().__init__(message, error_class=ErrorClass.INVALID_REQUEST)
-        self.limiter = limiter
-        self.estimated_tokens = estimated_tokens
-        self.capacity = capacity
 
 
 def _check_per_minute(

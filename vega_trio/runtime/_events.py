@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import trio
 
+from .._handles import NoPublicConstructor
 from .._redact import redact_data
 
 __all__ = ["Event", "EventBus", "Lagged", "Subscription"]
@@ -67,11 +68,13 @@ class Lagged:
 
 
 @attrs.define(eq=False)
-class Subscription:
+class Subscription(metaclass=NoPublicConstructor):
     """A subscriber's view of the bus; iterate it with ``async for``.
 
-    Created by :meth:`EventBus.subscribe`; not constructed directly.
+    Created by :meth:`EventBus.subscribe`; calling the class raises ``TypeError``.
     """
+
+    _public_constructor_hint = "use with bus.subscribe(...) as subscription"
 
     _bus: EventBus
     _buffer: collections.deque[Event]
@@ -190,7 +193,9 @@ class EventBus:
         """
         if max_buffer < 1:
             raise ValueError(f"max_buffer must be at least 1, got {max_buffer}")
-        sub = Subscription(self, collections.deque(), max_buffer, _make_filter(types, accept))
+        sub = Subscription._create(
+            self, collections.deque(), max_buffer, _make_filter(types, accept)
+        )
         if self._closed:
             sub._closed = True
         else:

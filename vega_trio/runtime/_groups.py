@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._errors import ProcessNotRunning
+from .._errors import MailboxFull, ProcessNotRunning
 
 if TYPE_CHECKING:
     from ._process import Process
@@ -122,7 +122,7 @@ class Group:
                 continue
             try:
                 futures.append(member.call_async(payload))
-            except ProcessNotRunning as exc:
+            except (ProcessNotRunning, MailboxFull) as exc:
                 futures.append(_failed_future(member, exc))
         return futures
 

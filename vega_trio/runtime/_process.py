@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import attrs
 import trio
 
-from .._errors import LinkedProcessError, ProcessExited, ProcessNotRunning, RequestError
+from .._errors import (
+    LinkedProcessError,
+    MailboxFull,
+    ProcessExited,
+    ProcessNotRunning,
+    RequestError,
+)
+from .._handles import NoPublicConstructor
 from .._log import log_record
 from ._context import _current
 from ._links import (
@@ -58,17 +65,15 @@ class Behaviour(Protocol):
         ...
 
 
-class MailboxFull(ProcessNotRunning):
-    """``send_async`` found the process's bounded mailbox full."""
-
-
 @attrs.define(eq=False)
-class Process(Linkable):
+class Process(Linkable, metaclass=NoPublicConstructor):
     """A running instance of a behaviour (for agents: of an :class:`~vega_trio.Agent`).
 
-    Made by :meth:`Orchestrator.spawn <vega_trio.Orchestrator.spawn>`; not constructed
-    directly. Messages are served one at a time, in order.
+    Made by :meth:`Orchestrator.spawn <vega_trio.Orchestrator.spawn>`; calling the class
+    raises ``TypeError``. Messages are served one at a time, in order.
     """
+
+    _public_constructor_hint = "use await orch.spawn(agent) (or runtime.spawn(behaviour))"
 
     id: str
     behaviour: Behaviour

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -99,7 +98,7 @@ class Runtime:
         self,
         behaviour: Behaviour,
         *,
-        process_class: Callable[..., P] = Process,  # type: ignore[assignment]
+        process_class: type[P] = Process,  # type: ignore[assignment]
         parent: Process | str | None = None,
         reason: str = "",
         task: str = "",
@@ -137,7 +136,7 @@ class Runtime:
         if mailbox_size < 1:
             raise ValueError(f"mailbox_size must be at least 1, got {mailbox_size}")
         parent_proc = self._resolve_parent(parent)
-        proc = process_class(
+        proc = process_class._create(
             _new_id(),
             behaviour,
             self,

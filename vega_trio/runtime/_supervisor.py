@@ -44,6 +44,7 @@ from .._errors import (
     RestartIntensityError,
     SupervisorNotRunning,
 )
+from .._handles import NoPublicConstructor
 from ._links import Linkable
 from ._process import Behaviour, Process
 from ._reason import ExitReason, ProcessStatus
@@ -366,9 +367,9 @@ async def _shutdown_ladder(
 
 # ------------------------------------------------------------------ supervisor
 @attrs.define(eq=False)
-class Supervisor(Linkable):
+class Supervisor(Linkable, metaclass=NoPublicConstructor):
     """A running supervisor: the handle :meth:`SupervisorSpec.run` and
-    :func:`open_supervisor` hand back. Not constructed directly.
+    :func:`open_supervisor` hand back. Calling the class raises ``TypeError``.
 
     For links and monitors it is a process, as in OTP (SPEC §2.2): ``monitor(sup)``
     fires once when it exits, with its exit reason; ``link(sup, p)`` links both ways.
@@ -388,6 +389,11 @@ class Supervisor(Linkable):
         gave_up: whether it exited because of its restart intensity.
         restart_count: restarts counted against its intensity so far.
     """
+
+    _public_constructor_hint = (
+        "use async with open_supervisor(runtime, spec) as sup, "
+        "or sup = await orch.start_supervisor(spec)"
+    )
 
     id: str
     spec: SupervisorSpec
@@ -428,7 +434,7 @@ class Supervisor(Linkable):
         child_id: str | None = None,
     ) -> Supervisor:
         name = spec.name or child_id or "supervisor"
-        sup = cls(_new_supervisor_id(), spec, name, runtime, parent_process, parent)
+        sup = cls._create(_new_supervisor_id(), spec, name, runtime, parent_process, parent)
         for child_spec in spec.children:
             sup._children[child_spec.id] = _Child(child_spec)
         return sup

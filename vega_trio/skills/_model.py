@@ -10,33 +10,9 @@ from typing import Any
 
 import attrs
 
-from .._errors import VegaError
+from .._errors import SkillError
 
 __all__ = ["Skill", "SkillError", "SkillTrigger", "TriggerType", "keyword_regex"]
-
-
-class SkillError(VegaError):
-    """A skill file (or a set of skills) is invalid: bad front matter, a bad trigger,
-    a duplicate name, an unknown tool.
-
-    Attributes:
-        path: the file the problem is in, when there is one.
-        line: the 1-based line in that file, when it is known.
-        errors: for a loader that found several problems, each of them (else empty).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: Path | None = None,
-        line: int | None = None,
-        errors: Iterable[SkillError] = (),
-    ) -> None:
-        super().__init__(message)
-        self.path = path
-        self.line = line
-        self.errors: tuple[SkillError, ...] = tuple(errors)
 
 
 class TriggerType(enum.StrEnum):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
-from .._errors import ToolError
+from .._errors import DelegationRefused, ToolError
 from ..agent._agent import Delegation
 from ..runtime import current_process
 
@@ -42,10 +42,6 @@ __all__ = [
 DELEGATE_TOOL_NAME: Final = "delegate"
 BLACKBOARD_TOOL_NAMES: Final = ("bb_read", "bb_write", "bb_list")
 _MAX_CONTEXT_CHARS: Final = 2000  # per forwarded turn
-
-
-class DelegationRefused(ToolError):
-    """A ``delegate`` call named an agent outside the caller's team (the model sees it)."""
 
 
 def format_context(

@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 import trio
 
-from .._errors import ErrorClass, LLMError
+from .._errors import ErrorClass, LLMError, ScriptExhausted
 from ..llm._messages import ContentBlock, TextBlock, ThinkingBlock, ToolResultBlock, ToolUseBlock
 from ..llm._protocol import (
     LLMRequest,
@@ -52,14 +52,6 @@ _STATUS = {
 }
 
 _WORDS = re.compile(r"\s*\S+|\s+$")
-
-
-class ScriptExhausted(LLMError):
-    """A :class:`ScriptedLLM` got a request after its script ran out.
-
-    An :class:`~vega_trio.LLMError` (class ``invalid_request``, never retried), so
-    the agent answers the caller with it and the test shows what was asked.
-    """
 
 
 @attrs.frozen(kw_only=True)

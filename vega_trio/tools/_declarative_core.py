@@ -22,7 +22,12 @@ from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
-from .._errors import ToolError, ToolSchemaError
+from .._errors import (
+    ExecToolError,
+    HttpToolError,
+    MissingEnvironmentVariable,
+    ToolDefinitionError,
+)
 from ._registry import ArgumentPreparer
 from ._schema import ArgumentProblem, json_schema_validator
 
@@ -53,76 +58,6 @@ _PARAM_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 # -- errors ----------------------------------------------------------------------------------
-
-
-class ToolDefinitionError(ToolSchemaError):
-    """A declarative (HTTP or exec) tool's definition is invalid: an unknown or malformed
-    placeholder, a parameter whose default or enum does not fit its type, a bad URL, ...
-
-    Raised when the tool is built, before any model can call it. The message names the tool,
-    the place (``implementation.headers['Authorization']``) and what to change.
-
-    Attributes:
-        tool: the tool's name (``""`` when the problem is not tied to one tool).
-        where: the path of the offending field, e.g. ``"implementation.url"``.
-    """
-
-    def __init__(self, message: str, *, tool: str = "", where: str = "") -> None:
-        super().__init__(message)
-        self.tool = tool
-        self.where = where
-
-
-class MissingEnvironmentVariable(ToolError):
-    """A ``${NAME}`` the tool reads when it runs is not set (and has no ``:-default``).
-
-    Attributes:
-        tool: the tool's name.
-        variable: the environment variable's name.
-    """
-
-    def __init__(self, message: str, *, tool: str, variable: str) -> None:
-        super().__init__(message)
-        self.tool = tool
-        self.variable = variable
-
-
-class HttpToolError(ToolError):
-    """An HTTP tool's request failed: the server answered with a non-2xx status, could not be
-    reached, or the host is not allowed. The model sees the message as the tool's error result.
-
-    Attributes:
-        tool: the tool's name.
-        status_code: the HTTP status, when the server answered.
-        body_excerpt: the start of the response body (decoded text), when there was one.
-    """
-
-    def __init__(
-        self, message: str, *, tool: str, status_code: int | None = None, body_excerpt: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.tool = tool
-        self.status_code = status_code
-        self.body_excerpt = body_excerpt
-
-
-class ExecToolError(ToolError):
-    """An exec tool's command could not be started or exited with a non-zero status.
-
-    Attributes:
-        tool: the tool's name.
-        exit_code: the command's exit status (negative: killed by that signal), or ``None``
-            when it did not start.
-        output: what the command wrote to stdout and stderr (capped).
-    """
-
-    def __init__(
-        self, message: str, *, tool: str, exit_code: int | None = None, output: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.tool = tool
-        self.exit_code = exit_code
-        self.output = output
 
 
 # -- parameters ------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ import attrs
 import httpx2
 import trio
 
+from .._errors import HostNotAllowed
 from .._redact import register_secret
 from ._address_policy import (
     AllowList,
@@ -87,29 +88,6 @@ _ERROR_EXCERPT_CHARS: Final = 1000
 _ERROR_READ_BYTES: Final = 16 * 1024
 _DRAIN_READS: Final = 8
 _READ_ERRORS: Final = (httpx2.HTTPError, httpx2.StreamError, httpx2.InvalidURL)
-
-
-class HostNotAllowed(HttpToolError):
-    """An HTTP tool's request (or a redirect) was refused before any connection was made: its
-    host is outside the tool's ``allowed_hosts``, or it is (or resolves to) a loopback,
-    private, link-local, CGNAT, multicast, unspecified, reserved or cloud metadata destination
-    that ``allowed_hosts`` does not name.
-
-    Attributes:
-        host: the refused host, as in the URL.
-        address: the refused address (the host itself or what it resolved to), or ``None``
-            when the host was refused by name.
-        reason: what the refused destination is (``"a loopback address (127.0.0.0/8)"``), or
-            ``""`` when the host is simply not in ``allowed_hosts``.
-    """
-
-    def __init__(
-        self, message: str, *, tool: str, host: str, address: str | None = None, reason: str = ""
-    ) -> None:
-        super().__init__(message, tool=tool)
-        self.host = host
-        self.address = address
-        self.reason = reason
 
 
 def _normalize_method(value: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any, TypeAlias, TypeVar, overload
 import attrs
 import trio
 
-from .._errors import DuplicateTool, ToolError, ToolNotFound, ToolSchemaError
+from .._errors import DuplicateTool, ToolNotFound, ToolSchemaError, ToolTimeout
 from ..llm._protocol import ToolSchema
 from ._schema import ArgumentProblem, ToolArgumentError, function_schema, json_schema_validator
 
@@ -54,20 +54,6 @@ ArgumentPreparer: TypeAlias = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-class ToolTimeout(ToolError):
-    """A tool ran longer than its ``timeout`` and was cancelled.
-
-    Attributes:
-        tool: the tool's name.
-        timeout: the limit, in seconds.
-    """
-
-    def __init__(self, message: str, *, tool: str, timeout: float) -> None:
-        super().__init__(message)
-        self.tool = tool
-        self.timeout = timeout
 
 
 @attrs.frozen(kw_only=True)

@@ -54,7 +54,7 @@ from typing import TypeVar
 
 import attrs
 
-from .._errors import ToolError
+from .._errors import SandboxViolation, ToolError
 
 __all__ = ["Sandbox", "SandboxViolation", "open_beneath"]
 
@@ -92,24 +92,6 @@ _AT_FDCWD = -100
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_BENEATH = 0x08
-
-
-class SandboxViolation(ToolError):
-    """A path was refused because it is (or resolves to something) outside the sandbox, or it
-    cannot be a file name at all (NUL byte, too long).
-
-    Attributes:
-        requested: the path as it was asked for.
-        resolved: where it led, symbolic links followed (``None`` when it was refused before
-            it could be resolved).
-        root: the sandbox root.
-    """
-
-    def __init__(self, message: str, *, requested: str, resolved: str | None, root: str) -> None:
-        super().__init__(message)
-        self.requested = requested
-        self.resolved = resolved
-        self.root = root
 
 
 # -- openat2 ---------------------------------------------------------------------------------

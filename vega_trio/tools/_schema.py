@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import attrs
 
-from .._errors import ToolError, ToolSchemaError
+from .._errors import ArgumentProblem, ToolArgumentError, ToolSchemaError
 from ..llm._protocol import ToolSchema
 
 __all__ = [
@@ -45,37 +45,6 @@ __all__ = [
     "parse_docstring",
     "tool_schema",
 ]
-
-
-class ToolArgumentError(ToolError):
-    """The model called a tool with arguments that do not match its schema.
-
-    Attributes:
-        tool: the tool's name.
-        argument: the offending argument's path (``"point.x"``, ``"items[2]"``), or ``""``
-            when the arguments as a whole were wrong.
-    """
-
-    def __init__(self, message: str, *, tool: str, argument: str) -> None:
-        super().__init__(message)
-        self.tool = tool
-        self.argument = argument
-
-
-class ArgumentProblem(Exception):
-    """Raised by argument adapters and validators; the tool turns it into
-    :class:`ToolArgumentError` with its own name (adapters don't know which tool they serve).
-
-    Args:
-        argument: path of the offending argument.
-        problem: what is wrong, phrased for the model (``"argument 'n' must be an integer,
-            got string 'x'"``).
-    """
-
-    def __init__(self, argument: str, problem: str) -> None:
-        super().__init__(problem)
-        self.argument = argument
-        self.problem = problem
 
 
 # --------------------------------------------------------------------------------------------
