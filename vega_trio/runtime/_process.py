@@ -28,7 +28,9 @@ from ._links import (
 )
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
-from ._supervision import RestartIntensity, Supervision
+from ._restart import RestartEngine
+from ._restart import wait as restart_wait
+from ._supervision import Supervision
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -100,10 +102,9 @@ class Process(Linkable):
     incarnation: int = 0
     """How many incarnations have started (1 for a process never restarted)."""
     restart_count: int = 0
-    _intensity: RestartIntensity | None = None
+    _restarts: RestartEngine[ExitReason] | None = None
     _redeliver: Request | None = None
     _pending_crash: BaseException | None = None
-    _gave_up: bool = False
     trap_exit: bool = False
     """Receive exit signals of linked processes on :attr:`signals` instead of dying."""
     signal_buffer: int = attrs.field(default=64, validator=check_signal_buffer)
@@ -451,30 +452,57 @@ class Process(Linkable):
         if supervision is None:
             return False
         reason = ExitReason.crashed(crash)
-        _call_hook(supervision.on_failure, self, reason)
-        if supervision.strategy != "restart" or not reason.restartable:
+        engine = self._restarts
+        if engine is None:
+            engine = self._restarts = self._restart_engine(supervision)
+        decision = engine.failure(
+            reason,
+            trio.current_time(),
+            restart=supervision.strategy == "restart" and reason.restartable,
+        )
+        if not decision.restart:
             return False
-        if self._intensity is None:
-            self._intensity = supervision.intensity()
-        if not self._intensity.allow(trio.current_time()):
-            self._gave_up = True
-            self._runtime._on_gave_up(self, reason, supervision.max_restarts, supervision.window)
-            _call_hook(supervision.on_give_up, self, reason)
-            return False
-        self.restart_count += 1
-        self.status = ProcessStatus.PENDING
-        _call_hook(supervision.on_restart, self, self.restart_count)
-        delay = supervision.backoff.delay(self.restart_count)
-        if delay > 0:
-            await trio.sleep(delay)
-        else:
-            await trio.lowlevel.checkpoint()
+        await restart_wait(decision)
         if self._stop_reason is not None:
             return False
         on_restart = getattr(self.behaviour, "on_restart", None)
         if on_restart is not None:
             on_restart(self, fresh=supervision.restart_state == "fresh")
+        engine.up(trio.current_time())
         return True
+
+    def _restart_engine(self, supervision: Supervision) -> RestartEngine[ExitReason]:
+        """The restart engine for this process: made at its first crash (spawning a
+        supervised process costs nothing extra); its hooks bind the process."""
+        user_failure, user_restart, user_give_up = (
+            supervision.on_failure,
+            supervision.on_restart,
+            supervision.on_give_up,
+        )
+
+        def on_failure(reason: ExitReason) -> None:
+            if user_failure is not None:
+                user_failure(self, reason)
+
+        def on_restart(number: int) -> None:
+            self.restart_count = number
+            self.status = ProcessStatus.PENDING
+            if user_restart is not None:
+                user_restart(self, number)
+
+        def on_give_up(reason: ExitReason) -> None:
+            self._runtime._on_gave_up(self, reason, supervision.max_restarts, supervision.window)
+            if user_give_up is not None:
+                user_give_up(self, reason)
+
+        return RestartEngine(
+            supervision.max_restarts,
+            supervision.window,
+            supervision.backoff,
+            on_failure=on_failure,
+            on_restart=on_restart,
+            on_give_up=on_give_up,
+        )
 
     def _crashes_on(self, exc: RequestError) -> bool:
         # NOTE: SPEC §2.1 — a supervised process crashes when a send still fails with a
@@ -600,15 +628,6 @@ class Process(Linkable):
         # NOTE: a normal exit logs at DEBUG, a failure at WARNING; check before building.
         if _log.isEnabledFor(logging.WARNING if reason.kind in _FAILED else logging.DEBUG):
             _log_exited(self, reason)
-
-
-def _call_hook(hook: Any, *args: Any) -> None:
-    if hook is None:
-        return
-    try:
-        hook(*args)
-    except Exception:  # a failing hook must not take the supervision down with it
-        _log.exception("supervision hook %r failed", hook)
 
 
 # -- structured log records (vega_trio._log): built only when their level is enabled --------
