@@ -6,6 +6,7 @@ The runtime knows nothing about LLMs: a behaviour is any object with
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -28,7 +29,7 @@ from ._links import (
 )
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
-from ._restart import RestartEngine
+from ._restart import RestartEngine, call_hook
 from ._restart import wait as restart_wait
 from ._supervision import Supervision
 
@@ -455,12 +456,11 @@ class Process(Linkable):
         engine = self._restarts
         if engine is None:
             engine = self._restarts = self._restart_engine(supervision)
+        now = trio.current_time()
         decision = engine.failure(
-            reason,
-            trio.current_time(),
-            restart=supervision.strategy == "restart" and reason.restartable,
+            reason, now, restart=supervision.strategy == "restart" and reason.restartable
         )
-        if not decision.restart:
+        if decision.action != "restart":
             return False
         await restart_wait(decision)
         if self._stop_reason is not None:
@@ -468,7 +468,7 @@ class Process(Linkable):
         on_restart = getattr(self.behaviour, "on_restart", None)
         if on_restart is not None:
             on_restart(self, fresh=supervision.restart_state == "fresh")
-        engine.up(trio.current_time())
+        engine.up(now + decision.delay)  # when the wait ended, in Trio time
         return True
 
     def _restart_engine(self, supervision: Supervision) -> RestartEngine[ExitReason]:
@@ -480,26 +480,24 @@ class Process(Linkable):
             supervision.on_give_up,
         )
 
-        def on_failure(reason: ExitReason) -> None:
-            if user_failure is not None:
-                user_failure(self, reason)
-
+        # NOTE: the user's hooks go through call_hook too, so a failing one is logged
+        # under its own name and the process's bookkeeping around it still happens.
         def on_restart(number: int) -> None:
             self.restart_count = number
             self.status = ProcessStatus.PENDING
             if user_restart is not None:
-                user_restart(self, number)
+                call_hook(user_restart, self, number)
 
         def on_give_up(reason: ExitReason) -> None:
             self._runtime._on_gave_up(self, reason, supervision.max_restarts, supervision.window)
             if user_give_up is not None:
-                user_give_up(self, reason)
+                call_hook(user_give_up, self, reason)
 
         return RestartEngine(
             supervision.max_restarts,
             supervision.window,
             supervision.backoff,
-            on_failure=on_failure,
+            on_failure=None if user_failure is None else functools.partial(user_failure, self),
             on_restart=on_restart,
             on_give_up=on_give_up,
         )

@@ -31,13 +31,20 @@ import collections
 import logging
 import math
 import random
-from collections.abc import Callable
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 import attrs
 import trio
 
-__all__ = ["Backoff", "RestartDecision", "RestartEngine", "RestartIntensity", "wait"]
+__all__ = [
+    "Backoff",
+    "RestartDecision",
+    "RestartEngine",
+    "RestartIntensity",
+    "call_hook",
+    "wait",
+]
 
 _log = logging.getLogger("vega_trio.runtime")
 
@@ -148,8 +155,7 @@ class RestartIntensity:
         self._times.clear()
 
 
-@attrs.frozen
-class RestartDecision:
+class RestartDecision(NamedTuple):
     """What to do about one failure.
 
     Attributes:
@@ -163,6 +169,8 @@ class RestartDecision:
             (``0`` unless ``restart``).
     """
 
+    # NOTE: a NamedTuple, not an attrs class: one is made per restart, and building a
+    # frozen attrs instance costs more than the rest of the decision (B4).
     action: Literal["restart", "stop", "give_up"]
     delay: float = 0.0
     number: int = 0
@@ -226,37 +234,47 @@ class RestartEngine(Generic[CauseT]):
                 (strategy ``stop``/``escalate``, a reason a restart cannot cure): only
                 ``on_failure`` is called and nothing is counted.
         """
-        _call_hook(self.on_failure, cause)
+        if self.on_failure is not None:
+            call_hook(self.on_failure, cause)
         if not restart:
-            return RestartDecision("stop", number=self.restarts)
-        up_since, self._up_since = self._up_since, None
-        if up_since is not None and now - up_since >= self.window:
-            self._streak = 0  # it was stable: the backoff starts over
+            return RestartDecision("stop", 0.0, self.restarts)
+        up_since = self._up_since
+        if up_since is not None:
+            self._up_since = None
+            if now - up_since >= self.window:
+                self._streak = 0  # it was stable: the backoff starts over
         if not self.intensity.allow(now):
             self.gave_up = True
-            _call_hook(self.on_give_up, cause)
-            return RestartDecision("give_up", number=self.restarts)
-        self.restarts += 1
-        self._streak += 1
+            if self.on_give_up is not None:
+                call_hook(self.on_give_up, cause)
+            return RestartDecision("give_up", 0.0, self.restarts)
+        self.restarts = restarts = self.restarts + 1
+        self._streak = streak = self._streak + 1
         backoff = self.backoff
-        delay = 0.0 if backoff is None else backoff.delay(self._streak, self.rng)
-        _call_hook(self.on_restart, self.restarts)
-        return RestartDecision("restart", delay, self.restarts, self._streak)
+        delay = 0.0 if backoff is None else backoff.delay(streak, self.rng)
+        if self.on_restart is not None:
+            call_hook(self.on_restart, restarts)
+        return RestartDecision("restart", delay, restarts, streak)
 
     def limit(self, noun: str = "restart") -> str:
         """``more than 3 restart(s) within 5s``: the limit, for give-up messages."""
         return f"more than {self.max_restarts} {noun}(s) within {self.window:g}s"
 
 
-async def wait(decision: RestartDecision) -> None:
-    """Wait out a restart's backoff in Trio time (cancellable; a checkpoint when zero)."""
+def wait(decision: RestartDecision) -> Awaitable[None]:
+    """Wait out a restart's backoff in Trio time (cancellable; a checkpoint when zero).
+
+    ``await wait(decision)``; a plain function returning Trio's own awaitable, so the
+    restart path pays no extra coroutine frame (B4).
+    """
+    # NOTE: the caller awaits what we return at once (ASYNC105 cannot see through it).
     if decision.delay > 0:
-        await trio.sleep(decision.delay)
-    else:
-        await trio.lowlevel.checkpoint()
+        return trio.sleep(decision.delay)  # noqa: ASYNC105
+    return trio.lowlevel.checkpoint()  # noqa: ASYNC105
 
 
-def _call_hook(hook: Callable[..., object] | None, *args: Any) -> None:
+def call_hook(hook: Callable[..., object] | None, *args: Any) -> None:
+    """Call a supervision hook (if any); log what it raises instead of propagating."""
     if hook is None:
         return
     try:
