@@ -212,9 +212,10 @@ class _Model:
 
 
 class EngineMachine(RuleBasedStateMachine):
-    """Random failures, restarts that come up, and time jumps: every decision of the
-    engine (restart or give up, its number, its backoff n and delay) equals the model's,
-    and the hooks are called exactly as the decisions say."""
+    """Random failures, restarts that come up, time jumps and hooks that start raising
+    (fault injection): every decision of the engine (restart or give up, its number, its
+    backoff n and delay) equals the model's, and the hooks are called exactly as the
+    decisions say, broken or not."""
 
     @initialize(
         max_restarts=st.integers(-1, 4),
@@ -226,15 +227,25 @@ class EngineMachine(RuleBasedStateMachine):
         self.model = _Model(max_restarts, window)
         self.backoff = Backoff(kind=kind, initial=0.25, multiplier=2, max=3)
         self.hooks: list[tuple[str, Any]] = []
+        self.broken = False
         self.engine: RestartEngine[int] = RestartEngine(
             max_restarts,
             window,
             self.backoff,
-            on_failure=lambda cause: self.hooks.append(("failure", cause)),
-            on_restart=lambda number: self.hooks.append(("restart", number)),
-            on_give_up=lambda cause: self.hooks.append(("give_up", cause)),
+            on_failure=lambda cause: self.hook("failure", cause),
+            on_restart=lambda number: self.hook("restart", number),
+            on_give_up=lambda cause: self.hook("give_up", cause),
         )
         self.failures = 0
+
+    def hook(self, name: str, value: int) -> None:
+        self.hooks.append((name, value))
+        if self.broken:
+            raise RuntimeError(f"injected fault in the {name} hook")
+
+    @rule(broken=st.booleans())
+    def hooks_break(self, broken: bool) -> None:
+        self.broken = broken
 
     @rule(seconds=st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.5, 5.0]))
     def time_passes(self, seconds: float) -> None:
