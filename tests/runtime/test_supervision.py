@@ -202,6 +202,41 @@ async def test_the_backoff_starts_over_after_a_stable_incarnation(
     assert proc.restart_count == 5
 
 
+async def test_kill_during_a_zero_backoff_restart_ends_the_process(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """With no backoff the restart waits one checkpoint; a kill meanwhile still ends the
+    process (killed, not restarted) and answers its caller."""
+    sup = Supervision(
+        backoff=Backoff(kind="constant", initial=0),
+        on_restart=lambda process, _: process.kill("during the restart"),
+    )
+    proc = await runtime.spawn(FlakyBehaviour(failures=5), supervision=sup)
+    with pytest.raises(ProcessExited):
+        await proc.call("crash")
+    reason = await proc.wait()
+    assert reason.kind == "killed" and proc.incarnation == 1
+    assert proc.status == ProcessStatus.STOPPED
+
+
+async def test_a_link_death_during_a_zero_backoff_restart_counts_as_a_crash(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """With no backoff, a failure delivered while the restart waits its checkpoint is
+    decided on afresh, as during a backoff."""
+    seen: list[int] = []
+
+    def on_restart(process: Process, number: int) -> None:
+        seen.append(number)
+        if number == 1:
+            process._crash_from_outside(RuntimeError("second failure"), "test")
+
+    sup = Supervision(backoff=Backoff(kind="constant", initial=0), on_restart=on_restart)
+    proc = await runtime.spawn(FlakyBehaviour(failures=1), supervision=sup)
+    assert await proc.call("crash") == "ok after 1 crashes"
+    assert seen == [1, 2] and proc.restart_count == 2 and proc.incarnation == 2
+
+
 async def test_a_crash_during_the_backoff_counts_as_a_new_crash(
     runtime: Runtime, autojump_clock: trio.testing.MockClock
 ) -> None:

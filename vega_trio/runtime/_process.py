@@ -29,7 +29,7 @@ from ._links import (
 )
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
-from ._restart import RestartEngine, call_hook
+from ._restart import RestartDecision, RestartEngine, call_hook
 from ._restart import wait as restart_wait
 from ._supervision import Supervision
 
@@ -430,11 +430,23 @@ class Process(Linkable):
                         self._crash_with(self._current_request, crash)
                 if crash is None or self._stop_reason is not None:
                     break
-                restart = False
                 while True:
-                    scope = self._scope = trio.CancelScope(deadline=deadline)  # the backoff's
-                    with scope:
-                        restart = await self._restart_after(crash)
+                    restart = False
+                    decision = self._restart_decision(crash)
+                    if decision is None:
+                        pass
+                    elif decision.delay == 0 and deadline == math.inf:
+                        # NOTE: no backoff, no lifetime: the wait is one checkpoint, which
+                        # needs no cancel scope of its own (entering one costs more than
+                        # the rest of the restart, B4). A kill or a link death meanwhile
+                        # is seen just below, as after a backoff.
+                        await restart_wait(decision)
+                        restart = self._restart_ready(decision)
+                    else:
+                        scope = self._scope = trio.CancelScope(deadline=deadline)  # the backoff's
+                        with scope:
+                            await restart_wait(decision)
+                            restart = self._restart_ready(decision)
                     if self._pending_crash is None or self._stop_reason is not None:
                         break
                     # A new failure (link death, escalation) arrived during the backoff:
@@ -446,29 +458,34 @@ class Process(Linkable):
         finally:
             self._exit(scope, crash)
 
-    async def _restart_after(self, crash: BaseException) -> bool:
-        """Apply the supervision to a crash: wait the backoff and return ``True`` to
-        start a new incarnation, or ``False`` to exit."""
+    def _restart_decision(self, crash: BaseException) -> RestartDecision | None:
+        """Apply the supervision to a crash: the restart engine's decision when the
+        process is to restart (after ``decision.delay``), ``None`` when it exits."""
         supervision = self.supervision
         if supervision is None:
-            return False
-        reason = ExitReason.crashed(crash)
+            return None
         engine = self._restarts
         if engine is None:
             engine = self._restarts = self._restart_engine(supervision)
-        now = trio.current_time()
+        reason = ExitReason.crashed(crash)
         decision = engine.failure(
-            reason, now, restart=supervision.strategy == "restart" and reason.restartable
+            reason,
+            trio.current_time(),
+            restart=supervision.strategy == "restart" and reason.restartable,
         )
-        if decision.action != "restart":
-            return False
-        await restart_wait(decision)
+        return decision if decision.action == "restart" else None
+
+    def _restart_ready(self, decision: RestartDecision) -> bool:
+        """After the backoff: ``True`` to start the new incarnation, ``False`` when a
+        stop arrived meanwhile."""
         if self._stop_reason is not None:
             return False
+        supervision = self.supervision
+        assert supervision is not None and self._restarts is not None
         on_restart = getattr(self.behaviour, "on_restart", None)
         if on_restart is not None:
             on_restart(self, fresh=supervision.restart_state == "fresh")
-        engine.up(now + decision.delay)  # when the wait ended, in Trio time
+        self._restarts.up(trio.current_time())
         return True
 
     def _restart_engine(self, supervision: Supervision) -> RestartEngine[ExitReason]:
