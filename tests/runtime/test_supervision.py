@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import attrs
@@ -16,7 +15,6 @@ from vega_trio.runtime import (
     Event,
     Process,
     ProcessStatus,
-    RestartIntensity,
     Runtime,
     Supervision,
 )
@@ -45,54 +43,6 @@ class FlakyBehaviour:
 
     def on_restart(self, process: Process, *, fresh: bool) -> None:
         self.restarts.append(fresh)
-
-
-def test_backoff_kinds_and_cap() -> None:
-    """Exponential, linear and constant backoff follow their formulas, capped at max."""
-    exp = Backoff(kind="exponential", initial=0.5, multiplier=3, max=10)
-    assert [exp.delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.5, 4.5, 10]
-    lin = Backoff(kind="linear", initial=2, max=5)
-    assert [lin.delay(n) for n in (1, 2, 3)] == [2, 4, 5]
-    assert Backoff(kind="constant", initial=0.25).delay(9) == 0.25
-    assert Backoff(initial=1, multiplier=10, max=60).delay(10_000) == 60
-    with pytest.raises(ValueError, match="kind"):
-        Backoff(kind="random")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="jitter"):
-        Backoff(jitter=2)
-
-
-@given(
-    st.sampled_from(["exponential", "linear", "constant"]),
-    st.floats(0, 100),
-    st.floats(0, 1),
-    st.integers(1, 50),
-    st.integers(0, 2**32),
-)
-def test_backoff_with_jitter_stays_in_bounds(
-    kind: Any, initial: float, jitter: float, n: int, seed: int
-) -> None:
-    """Jittered delays are never negative and within ±jitter of the capped delay."""
-    backoff = Backoff(kind=kind, initial=initial, max=30, jitter=jitter)
-    base = Backoff(kind=kind, initial=initial, max=30).delay(n)
-    delay = backoff.delay(n, random.Random(seed))
-    assert delay >= 0
-    assert base * (1 - jitter) - 1e-9 <= delay <= base * (1 + jitter) + 1e-9
-
-
-def test_restart_intensity_counting() -> None:
-    """N allows N restarts in the window, the N+1th gives up; -1 unlimited; 0 never."""
-    three = RestartIntensity(3, window=10)
-    assert [three.allow(t) for t in (0, 1, 2, 3)] == [True, True, True, False]
-    # The window slides: at t=10 the restart at t=0 still counts (inclusive), at 10.5 not.
-    assert three.allow(10) is False
-    assert three.allow(10.5) is True
-    assert RestartIntensity(0, window=1).allow(0) is False
-    unlimited = RestartIntensity(-1, window=1)
-    assert all(unlimited.allow(0) for _ in range(1000))
-    with pytest.raises(ValueError, match="max_restarts"):
-        RestartIntensity(-2, window=1)
-    with pytest.raises(ValueError, match="window"):
-        Supervision(window=0)
 
 
 async def test_crash_restarts_in_place_and_redelivers(
@@ -231,6 +181,60 @@ def _drain(subscription: Any) -> list[Event]:
         assert isinstance(item, Event)
         items.append(item)
     return items
+
+
+async def test_the_backoff_starts_over_after_a_stable_incarnation(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A crash after the process ran for ``window`` seconds waits the first backoff again
+    (the restart engine's streak), while restart_count keeps counting."""
+    sup = Supervision(max_restarts=-1, window=10, backoff=Backoff(initial=1, max=100))
+    proc = await runtime.spawn(EchoBehaviour(), supervision=sup)
+    waits = []
+    with runtime.bus.subscribe(types=["process.restarted"]) as restarted:
+        for pause in (0, 0, 0, 10, 0):
+            await trio.sleep(pause)
+            proc._crash_from_outside(RuntimeError("boom"), "test")
+            start = trio.current_time()
+            await restarted.receive()
+            waits.append(trio.current_time() - start)
+    assert waits == [1, 2, 4, 1, 2]
+    assert proc.restart_count == 5
+
+
+async def test_kill_during_a_zero_backoff_restart_ends_the_process(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """With no backoff the restart waits one checkpoint; a kill meanwhile still ends the
+    process (killed, not restarted) and answers its caller."""
+    sup = Supervision(
+        backoff=Backoff(kind="constant", initial=0),
+        on_restart=lambda process, _: process.kill("during the restart"),
+    )
+    proc = await runtime.spawn(FlakyBehaviour(failures=5), supervision=sup)
+    with pytest.raises(ProcessExited):
+        await proc.call("crash")
+    reason = await proc.wait()
+    assert reason.kind == "killed" and proc.incarnation == 1
+    assert proc.status == ProcessStatus.STOPPED
+
+
+async def test_a_link_death_during_a_zero_backoff_restart_counts_as_a_crash(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """With no backoff, a failure delivered while the restart waits its checkpoint is
+    decided on afresh, as during a backoff."""
+    seen: list[int] = []
+
+    def on_restart(process: Process, number: int) -> None:
+        seen.append(number)
+        if number == 1:
+            process._crash_from_outside(RuntimeError("second failure"), "test")
+
+    sup = Supervision(backoff=Backoff(kind="constant", initial=0), on_restart=on_restart)
+    proc = await runtime.spawn(FlakyBehaviour(failures=1), supervision=sup)
+    assert await proc.call("crash") == "ok after 1 crashes"
+    assert seen == [1, 2] and proc.restart_count == 2 and proc.incarnation == 2
 
 
 async def test_a_crash_during_the_backoff_counts_as_a_new_crash(

@@ -27,7 +27,7 @@ import attrs
 import trio
 
 from .._errors import ErrorClass, LLMError
-from ..runtime._supervision import Backoff
+from ..runtime._restart import Backoff
 
 __all__ = ["DEFAULT_RETRY_ON", "NEVER_RETRIED", "RetryPolicy"]
 

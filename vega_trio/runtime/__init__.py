@@ -11,8 +11,9 @@ from ._links import Down, ExitSignal, Monitor, SignalChannel
 from ._process import Behaviour, MailboxFull, Process
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
+from ._restart import Backoff, RestartIntensity
 from ._runtime import Runtime, SpawnNode
-from ._supervision import Backoff, RestartIntensity, Supervision
+from ._supervision import Supervision
 from ._supervisor import (
     ChildCounts,
     ChildInfo,

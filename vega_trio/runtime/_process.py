@@ -6,6 +6,7 @@ The runtime knows nothing about LLMs: a behaviour is any object with
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -35,7 +36,9 @@ from ._links import (
 )
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
-from ._supervision import RestartIntensity, Supervision
+from ._restart import RestartDecision, RestartEngine, call_hook
+from ._restart import wait as restart_wait
+from ._supervision import Supervision
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -105,10 +108,9 @@ class Process(Linkable, metaclass=NoPublicConstructor):
     incarnation: int = 0
     """How many incarnations have started (1 for a process never restarted)."""
     restart_count: int = 0
-    _intensity: RestartIntensity | None = None
+    _restarts: RestartEngine[ExitReason] | None = None
     _redeliver: Request | None = None
     _pending_crash: BaseException | None = None
-    _gave_up: bool = False
     trap_exit: bool = False
     """Receive exit signals of linked processes on :attr:`signals` instead of dying."""
     signal_buffer: int = attrs.field(default=64, validator=check_signal_buffer)
@@ -433,11 +435,23 @@ class Process(Linkable, metaclass=NoPublicConstructor):
                         self._crash_with(self._current_request, crash)
                 if crash is None or self._stop_reason is not None:
                     break
-                restart = False
                 while True:
-                    scope = self._scope = trio.CancelScope(deadline=deadline)  # the backoff's
-                    with scope:
-                        restart = await self._restart_after(crash)
+                    restart = False
+                    decision = self._restart_decision(crash)
+                    if decision is None:
+                        pass
+                    elif decision.delay == 0 and deadline == math.inf:
+                        # NOTE: no backoff, no lifetime: the wait is one checkpoint, which
+                        # needs no cancel scope of its own (entering one costs more than
+                        # the rest of the restart, B4). A kill or a link death meanwhile
+                        # is seen just below, as after a backoff.
+                        await restart_wait(decision)
+                        restart = self._restart_ready(decision)
+                    else:
+                        scope = self._scope = trio.CancelScope(deadline=deadline)  # the backoff's
+                        with scope:
+                            await restart_wait(decision)
+                            restart = self._restart_ready(decision)
                     if self._pending_crash is None or self._stop_reason is not None:
                         break
                     # A new failure (link death, escalation) arrived during the backoff:
@@ -449,37 +463,66 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         finally:
             self._exit(scope, crash)
 
-    async def _restart_after(self, crash: BaseException) -> bool:
-        """Apply the supervision to a crash: wait the backoff and return ``True`` to
-        start a new incarnation, or ``False`` to exit."""
+    def _restart_decision(self, crash: BaseException) -> RestartDecision | None:
+        """Apply the supervision to a crash: the restart engine's decision when the
+        process is to restart (after ``decision.delay``), ``None`` when it exits."""
         supervision = self.supervision
         if supervision is None:
-            return False
+            return None
+        engine = self._restarts
+        if engine is None:
+            engine = self._restarts = self._restart_engine(supervision)
         reason = ExitReason.crashed(crash)
-        _call_hook(supervision.on_failure, self, reason)
-        if supervision.strategy != "restart" or not reason.restartable:
-            return False
-        if self._intensity is None:
-            self._intensity = supervision.intensity()
-        if not self._intensity.allow(trio.current_time()):
-            self._gave_up = True
-            self._runtime._on_gave_up(self, reason, supervision.max_restarts, supervision.window)
-            _call_hook(supervision.on_give_up, self, reason)
-            return False
-        self.restart_count += 1
-        self.status = ProcessStatus.PENDING
-        _call_hook(supervision.on_restart, self, self.restart_count)
-        delay = supervision.backoff.delay(self.restart_count)
-        if delay > 0:
-            await trio.sleep(delay)
-        else:
-            await trio.lowlevel.checkpoint()
+        decision = engine.failure(
+            reason,
+            trio.current_time(),
+            restart=supervision.strategy == "restart" and reason.restartable,
+        )
+        return decision if decision.action == "restart" else None
+
+    def _restart_ready(self, decision: RestartDecision) -> bool:
+        """After the backoff: ``True`` to start the new incarnation, ``False`` when a
+        stop arrived meanwhile."""
         if self._stop_reason is not None:
             return False
+        supervision = self.supervision
+        assert supervision is not None and self._restarts is not None
         on_restart = getattr(self.behaviour, "on_restart", None)
         if on_restart is not None:
             on_restart(self, fresh=supervision.restart_state == "fresh")
+        self._restarts.up(trio.current_time())
         return True
+
+    def _restart_engine(self, supervision: Supervision) -> RestartEngine[ExitReason]:
+        """The restart engine for this process: made at its first crash (spawning a
+        supervised process costs nothing extra); its hooks bind the process."""
+        user_failure, user_restart, user_give_up = (
+            supervision.on_failure,
+            supervision.on_restart,
+            supervision.on_give_up,
+        )
+
+        # NOTE: the user's hooks go through call_hook too, so a failing one is logged
+        # under its own name and the process's bookkeeping around it still happens.
+        def on_restart(number: int) -> None:
+            self.restart_count = number
+            self.status = ProcessStatus.PENDING
+            if user_restart is not None:
+                call_hook(user_restart, self, number)
+
+        def on_give_up(reason: ExitReason) -> None:
+            self._runtime._on_gave_up(self, reason, supervision.max_restarts, supervision.window)
+            if user_give_up is not None:
+                call_hook(user_give_up, self, reason)
+
+        return RestartEngine(
+            supervision.max_restarts,
+            supervision.window,
+            supervision.backoff,
+            on_failure=None if user_failure is None else functools.partial(user_failure, self),
+            on_restart=on_restart,
+            on_give_up=on_give_up,
+        )
 
     def _crashes_on(self, exc: RequestError) -> bool:
         # NOTE: SPEC §2.1 — a supervised process crashes when a send still fails with a
@@ -605,15 +648,6 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         # NOTE: a normal exit logs at DEBUG, a failure at WARNING; check before building.
         if _log.isEnabledFor(logging.WARNING if reason.kind in _FAILED else logging.DEBUG):
             _log_exited(self, reason)
-
-
-def _call_hook(hook: Any, *args: Any) -> None:
-    if hook is None:
-        return
-    try:
-        hook(*args)
-    except Exception:  # a failing hook must not take the supervision down with it
-        _log.exception("supervision hook %r failed", hook)
 
 
 # -- structured log records (vega_trio._log): built only when their level is enabled --------

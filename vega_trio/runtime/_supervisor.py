@@ -10,8 +10,9 @@ event, never by polling. The supervisor serves one message at a time — child e
 the dynamic API's requests alike — like OTP's gen_server, so no operation ever sees
 another one half done.
 
-The counting of restarts is OTP's ``add_restart`` (shared with per-process supervision,
-see :class:`~vega_trio.runtime.RestartIntensity`): more than ``max_restarts`` restarts
+Restarts go through the restart engine (:mod:`vega_trio.runtime._restart`, shared with
+per-process supervision and MCP connections), without a backoff, as in OTP; its counting
+is OTP's ``add_restart``: more than ``max_restarts`` restarts
 within ``window`` seconds and the supervisor terminates its children in reverse start
 order and exits with reason ``shutdown``; its parent supervisor sees that exit like any
 other (a ``permanent`` child is restarted, which counts against the parent's own
@@ -48,7 +49,8 @@ from .._handles import NoPublicConstructor
 from ._links import Linkable
 from ._process import Behaviour, Process
 from ._reason import ExitReason, ProcessStatus
-from ._supervision import RestartIntensity, Supervision
+from ._restart import RestartEngine, RestartIntensity
+from ._supervision import Supervision
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -408,7 +410,7 @@ class Supervisor(Linkable, metaclass=NoPublicConstructor):
     started_at: float | None = None
     completed_at: float | None = None
     _children: dict[str, _Child] = attrs.field(factory=dict)
-    _intensity: RestartIntensity = attrs.field(init=False)
+    _restarts: RestartEngine[ExitReason] = attrs.field(init=False)
     _send: trio.MemorySendChannel[_Message] = attrs.field(init=False)
     _recv: trio.MemoryReceiveChannel[_Message] = attrs.field(init=False)
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
@@ -420,7 +422,8 @@ class Supervisor(Linkable, metaclass=NoPublicConstructor):
     _exited: trio.Event = attrs.field(factory=trio.Event)
 
     def __attrs_post_init__(self) -> None:
-        self._intensity = RestartIntensity(self.spec.max_restarts, self.spec.window)
+        # NOTE: no backoff: as in OTP, a tree restarts at once (its intensity bounds it).
+        self._restarts = RestartEngine(self.spec.max_restarts, self.spec.window)
         self._send, self._recv = trio.open_memory_channel[_Message](_MAILBOX)
 
     @classmethod
@@ -529,11 +532,12 @@ class Supervisor(Linkable, metaclass=NoPublicConstructor):
         }
 
     def _recent_restarts(self) -> int:
+        intensity = self._restarts.intensity
         try:
-            threshold = trio.current_time() - self.spec.window
+            now = trio.current_time()
         except RuntimeError:  # outside Trio: as of the last restart
-            return self._intensity.recent
-        return sum(1 for t in self._intensity._times if t >= threshold)
+            return intensity.recent
+        return intensity.recent_at(now)
 
     def _child_node(self, child: _Child) -> dict[str, Any]:
         current = child.current
@@ -923,10 +927,11 @@ class Supervisor(Linkable, metaclass=NoPublicConstructor):
     async def _restart(self, child: _Child, reason: ExitReason) -> None:
         """OTP's ``restart/2``: count the restart, then apply the strategy."""
         self._last_failure = reason
-        if not self._intensity.allow(trio.current_time()):
+        decision = self._restarts.failure(reason, trio.current_time())
+        if not decision.restart:
             self._give_up(child, reason)
             return
-        self.restart_count += 1
+        self.restart_count = decision.number
         strategy = self.spec.strategy
         ordered = list(self._children.values())
         if strategy == "one_for_one":
@@ -966,10 +971,7 @@ class Supervisor(Linkable, metaclass=NoPublicConstructor):
     def _give_up(self, child: _Child, reason: ExitReason) -> None:
         self._del_child(child)
         self.gave_up = True
-        detail = (
-            f"more than {self.spec.max_restarts} restart(s) within {self.spec.window:g}s; "
-            f"last: child {child.spec.id!r} exited ({reason})"
-        )
+        detail = f"{self._restarts.limit()}; last: child {child.spec.id!r} exited ({reason})"
         self._runtime.bus.emit(
             "supervisor.gave_up",
             process_id=child.last_id,

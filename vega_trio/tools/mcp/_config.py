@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeAlias
 import attrs
 
 from ..._redact import is_secret_name, register_secret
-from ...runtime._supervision import Backoff
+from ...runtime._restart import Backoff
 from ._errors import MCPConfigError
 
 __all__ = ["MCPServerConfig", "MCPTransport", "expand_variables"]

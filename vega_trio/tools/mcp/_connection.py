@@ -46,7 +46,8 @@ import trio
 from ..._log import log_record
 from ..._redact import redact
 from ..._version import __version__
-from ...runtime._supervision import RestartIntensity
+from ...runtime._restart import RestartEngine
+from ...runtime._restart import wait as restart_wait
 from .._registry import Tool, ToolTimeout
 from ._config import MCPServerConfig
 from ._errors import MCPServerError, MCPServerUnavailable, MCPToolError
@@ -520,14 +521,19 @@ class MCPConnection:
 
     async def _keep_connected(self, starter: _Starter) -> None:
         config = self.config
-        intensity = RestartIntensity(max_restarts=config.max_restarts, window=config.restart_window)
-        failures = 0
+        # NOTE: a transient restart through the runtime's restart engine: every end of
+        # the connection is a failure; the backoff starts over once a connection was
+        # up for restart_window seconds.
+        restarts: RestartEngine[str] = RestartEngine(
+            config.max_restarts, config.restart_window, config.backoff
+        )
         while True:
             self._set_status("connecting")
             connected_at: list[float] = []
 
             def on_connected(connected_at: list[float] = connected_at) -> None:
                 connected_at.append(trio.current_time())
+                restarts.up(connected_at[0])
                 starter.started()
 
             self._stderr_tail.clear()
@@ -551,11 +557,8 @@ class MCPConnection:
                 error = self._cause(errors) if not connected_at else _describe(errors)
             else:
                 error = "the server closed the connection"
-            now = trio.current_time()
-            if connected_at and now - connected_at[0] >= config.restart_window:
-                failures = 0  # it was stable: start the backoff over
-            failures += 1
-            if not intensity.allow(now):
+            decision = restarts.failure(error, trio.current_time())
+            if not decision.restart:
                 self.gave_up = True
                 self._set_status(
                     "failed",
@@ -588,7 +591,7 @@ class MCPConnection:
             else:
                 logger.warning("MCP server %r %s: %s; reconnecting", self.name, status, error)
             starter.started()
-            await trio.sleep(config.backoff.delay(failures))
+            await restart_wait(decision)
             self.reconnects += 1
 
     def describe(self) -> str:
