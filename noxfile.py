@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck examples bench e2e``."""
+"""Developer sessions: ``nox -s tests quick lint typecheck examples bench``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (offline: scripted LLM and the local fake Anthropic server)."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def quick(session: nox.Session) -> None:
+    """The fast tier for the inner loop: every test not marked slow (about a minute)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "not slow", *session.posargs)
 
 
 @nox.session

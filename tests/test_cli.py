@@ -299,6 +299,7 @@ def _text_of(message: dict[str, object]) -> str:
     return "".join(block.get("text", "") for block in content if isinstance(block, dict))
 
 
+@pytest.mark.slow
 async def test_seed_example_end_to_end_against_fake_anthropic(tmp_path: Path) -> None:
     """The seed's command, flags after the file, against an Anthropic-compatible server:
     the researcher's reply reaches the writer through {{findings}}, the writer's reply
@@ -328,6 +329,7 @@ async def test_seed_example_end_to_end_against_fake_anthropic(tmp_path: Path) ->
     assert "offline" not in stderr
 
 
+@pytest.mark.slow
 async def test_openai_compatible_backend_end_to_end(tmp_path: Path) -> None:
     """--llm openai against an OpenAI-compatible server (OPENAI_BASE_URL, e.g. Ollama): the
     same seed workflow runs, with the document's model names sent as they are."""
@@ -352,6 +354,7 @@ async def test_openai_compatible_backend_end_to_end(tmp_path: Path) -> None:
     assert second["messages"][0] == {"role": "system", "content": "You write clear summaries."}
 
 
+@pytest.mark.slow
 async def test_cli_failure_end_to_end() -> None:
     """In a subprocess: a bad workflow name exits 2 and a failed run exits 1, each with
     a one-line cause on stderr and nothing on stdout."""
@@ -379,6 +382,7 @@ async def test_cli_failure_end_to_end() -> None:
     assert len(cause) == 1 and "undefined variable 'topic'" in cause[0]
 
 
+@pytest.mark.slow
 async def test_repl_end_to_end_through_a_pipe() -> None:
     """`vega-trio repl` reads commands from a pipe and streams the agent's reply."""
     env = _child_env(VEGA_LLM="scripted")

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+# NOTE: every test here starts a fresh interpreter (subprocess); the fast tier skips them.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(

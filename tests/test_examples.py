@@ -19,6 +19,9 @@ import trio
 
 from vega_trio.testing import FakeResponse, open_fake_anthropic_server
 
+# NOTE: every test here starts a fresh interpreter (subprocess); the fast tier skips them.
+pytestmark = pytest.mark.slow
+
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLES = sorted(path.stem for path in EXAMPLES_DIR.glob("*.py"))
 TIMEOUT = 120.0  # seconds for all examples together (importing the SDK alone takes seconds)

@@ -179,6 +179,7 @@ async def test_a_one_cent_budget_blocks_once_spent_and_costs_match_the_table() -
     assert len(server.requests) == 3
 
 
+@pytest.mark.slow
 async def test_chaos_two_hundred_concurrent_sends(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

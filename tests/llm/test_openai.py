@@ -164,6 +164,7 @@ def test_bad_arguments_are_refused() -> None:
         OpenAICompatibleLLM(api_key=KEY, max_tokens_field="tokens")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_importing_vega_trio_does_not_import_openai() -> None:
     """`import vega_trio` (and vega_trio.llm) stays free of the slow openai SDK."""
     code = (

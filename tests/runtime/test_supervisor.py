@@ -1218,6 +1218,7 @@ def _compare(real: Supervisor, model: _MSup) -> None:
             _compare(sub(real, child_id), mchild.sup)
 
 
+@pytest.mark.slow
 async def test_fault_injection_keeps_the_tree_whole(
     runtime: Runtime, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -78,6 +78,7 @@ async def test_sandbox_built_ins_refuse_paths_outside_and_the_model_sees_why(
     assert "top secret" not in refused.content
 
 
+@pytest.mark.slow
 async def test_filesystem_mcp_server_and_built_ins_together(
     filesystem_server_js: Path, tmp_path: Path
 ) -> None:
