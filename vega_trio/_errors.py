@@ -7,6 +7,8 @@ Every error the library raises on purpose derives from :class:`VegaError`::
     ├── TooManyProcesses            spawn would exceed ``max_processes``
     ├── NameTaken                   a registry name is bound to another live process
     ├── ProcessNotFound             no live process with that id or name
+    ├── AgentNotFound               no agent definition with that name (``.name``)
+    ├── AgentExists                 an agent definition with that name exists (``.name``)
     ├── SupervisorError             a supervisor (tree) could not do what was asked
     │   ├── ChildNotFound           no child spec with that id (``.known_ids``)
     │   ├── DuplicateChild          a child spec with that id exists already
@@ -70,6 +72,8 @@ if TYPE_CHECKING:
     from .runtime._reason import ExitReason
 
 __all__ = [
+    "AgentExists",
+    "AgentNotFound",
     "ChildFailed",
     "ChildNotFound",
     "ChildRunning",
@@ -147,6 +151,22 @@ class NameTaken(VegaError):
 
 class ProcessNotFound(VegaError):
     """No live process has the given id or registered name."""
+
+
+class AgentNotFound(VegaError):
+    """The orchestrator's agent registry has no definition with that name (``.name``)."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class AgentExists(VegaError):
+    """An agent definition with that name exists already (``.name``); update it instead."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class LinkedProcessError(VegaError):
