@@ -318,3 +318,23 @@ async def test_queued_messages_on_a_replaced_session_get_a_clear_error(
         with pytest.raises(ProcessExited, match="updated"):
             queued.result()
         assert await new.send("queued") == "v2: queued"
+
+
+async def test_a_removed_and_redefined_agent_starts_new_conversations(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """After remove + define, the session is a new conversation on the new blueprint; it
+    waits for the old process to finish its reply and free the name."""
+    llm = by_system(delay=5)
+    async with open_orchestrator(llm=llm) as orch:
+        orch.agents.define(Agent(name="a", system="old"))
+        old = await orch.session("a", user="1")
+        reply = old.send_async("question")
+        await trio.sleep(1)
+        orch.agents.remove("a")
+        orch.agents.define(Agent(name="a", system="new"))
+        new = await orch.session("a", user="1")
+        assert trio.current_time() == 5 and reply.result() == "old: question"
+        assert new is not old and orch.lookup("a:1") is new
+        assert await new.send("hello") == "new: hello"
+    assert user_turns(llm.requests[-1]) == ["hello"]

@@ -92,7 +92,9 @@ class _Session:
     """The bookkeeping of one (agent, user) pair."""
 
     process: AgentProcess | None = None
-    revision: int = 0
+    definition: AgentDefinition | None = None
+    """The definition ``process`` runs (by identity: a removed and re-defined agent
+    starts at revision 1 again)."""
     history: list[Message] | None = None
 
 
@@ -113,6 +115,8 @@ class AgentRegistry:
         self._definitions: dict[str, AgentDefinition] = {}
         self._sessions: dict[tuple[str, str | None], _Session] = {}
         self._locks: dict[tuple[str, str | None], trio.Lock] = {}
+        #: Processes of removed definitions finishing their last reply, by session.
+        self._retiring: dict[tuple[str, str | None], AgentProcess] = {}
 
     # ---------------------------------------------------------------- definitions
     def define(self, agent: Agent, *, source: AgentSource = "composed") -> AgentDefinition:
@@ -192,7 +196,12 @@ class AgentRegistry:
         del self._definitions[name]
         self._emit("agent.deleted", definition)
         for key in [k for k in self._sessions if k[0] == name]:
-            self._orch._background(self._end, key, f"agent definition {name!r} removed")
+            # NOTE: forgotten now (a re-defined agent starts new conversations), stopped
+            # after the reply in progress; a new session of the same name waits for it.
+            proc = self._sessions.pop(key).process
+            if proc is not None and proc.alive:
+                proc.stop(f"agent definition {name!r} removed")
+                self._retiring[key] = proc
         return definition
 
     def get(self, name: str) -> AgentDefinition:
@@ -263,7 +272,7 @@ class AgentRegistry:
             session = self._sessions[key] = _Session(history=history)
         old = session.process
         if old is not None:
-            if old.alive and session.revision == definition.revision:
+            if old.alive and session.definition is definition:
                 return old
             if old.alive:
                 # NOTE: stop() lets the reply in progress finish (never cut mid-reply);
@@ -272,11 +281,14 @@ class AgentRegistry:
                 await old.wait()
             session.history = old.history
             session.process = None
+        retiring = self._retiring.pop(key, None)
+        if retiring is not None:
+            await retiring.wait()  # it still holds the session's name
         proc = await self._orch._spawn_session(
             definition.agent, session_name(agent_name, user), session.history or ()
         )
         session.process = proc
-        session.revision = definition.revision
+        session.definition = definition
         return proc
 
     async def _refresh_quietly(self, key: tuple[str, str | None]) -> None:
@@ -296,6 +308,7 @@ class AgentRegistry:
                 )
 
     async def _end(self, key: tuple[str, str | None], why: str) -> bool:
+        """Stop a session (after its reply in progress) and forget it."""
         lock = self._locks.setdefault(key, trio.Lock())
         async with lock:
             session = self._sessions.pop(key, None)
