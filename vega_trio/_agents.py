@@ -242,7 +242,7 @@ class AgentRegistry:
         )
 
     # ------------------------------------------------------------------- sessions
-    async def session(self, agent: str, user: str | None) -> AgentProcess:
+    async def _session(self, agent: str, user: str | None) -> AgentProcess:
         """See :meth:`Orchestrator.session <vega_trio.Orchestrator.session>`."""
         _check_user(user)
         self.get(agent)  # fail fast, before queueing on the lock
@@ -251,17 +251,10 @@ class AgentRegistry:
         async with lock:
             return await self._refresh_locked(key)
 
-    async def end_session(self, agent: str, user: str | None) -> bool:
+    async def _end_session(self, agent: str, user: str | None) -> bool:
         """See :meth:`Orchestrator.end_session <vega_trio.Orchestrator.end_session>`."""
         _check_user(user)
         return await self._end((agent, user), "session ended")
-
-    def session_process(self, agent: str, user: str | None) -> AgentProcess | None:
-        """The live process of a session, without spawning one."""
-        session = self._sessions.get((agent, user))
-        if session is None or session.process is None or not session.process.alive:
-            return None
-        return session.process
 
     async def _refresh_locked(self, key: tuple[str, str | None]) -> AgentProcess:
         agent_name, user = key

@@ -546,7 +546,7 @@ class Orchestrator:
             ValueError: ``user`` is empty or contains ``:``.
             OrchestratorClosed, TooManyProcesses, NameTaken: as :meth:`spawn`.
         """
-        return await self.agents.session(agent, user)
+        return await self.agents._session(agent, user)
 
     async def end_session(self, agent: str, *, user: str | None = None) -> bool:
         """End a session and forget its conversation: the process finishes the reply in
@@ -555,7 +555,7 @@ class Orchestrator:
         Returns:
             Whether there was such a session.
         """
-        return await self.agents.end_session(agent, user)
+        return await self.agents._end_session(agent, user)
 
     async def _spawn_session(
         self, agent: Agent, name: str, history: Sequence[Message]

@@ -459,7 +459,11 @@ class Runner:
 
     def chat_process(self, agent: str) -> AgentProcess | None:
         """The live :meth:`ask` process of ``agent``, if there is one."""
-        return self.orchestrator.agents.session_process(agent, None)
+        try:
+            proc = self.orchestrator.lookup(agent)  # a default session is named after its agent
+        except ProcessNotFound:
+            return None
+        return proc if isinstance(proc, AgentProcess) else None
 
     def _agent(self, name: str) -> Agent:
         return self.orchestrator.agents.get(name).agent
