@@ -48,7 +48,9 @@ def lint(session: nox.Session) -> None:
         for p in sorted(ROOT.glob(f"{d}/**/*.py"))
     ]
     session.run(
-        "flake8-async", "--startable-in-context-manager=_run,serve,run,_run_supervisor", *files
+        "flake8-async",
+        "--startable-in-context-manager=_run,serve,run,_run_supervisor,run_orchestrator",
+        *files,
     )
 
 

@@ -128,7 +128,7 @@ async def test_leaving_the_block_stops_the_trees(autojump_clock: trio.testing.Mo
         workers = [c.process for c in team.which_children()]
     assert not team.alive
     assert all(w is not None and w.status.finished for w in workers)
-    assert orch.runtime.live_count == 0
+    assert orch.stats()["live_processes"] == 0
 
 
 def always_overloaded() -> ScriptedLLM:
@@ -210,7 +210,7 @@ async def test_propagate_supervisor_failures_raises_the_give_up_to_the_owner(
     assert error.supervisor == "team" and error.supervisor_id == team.id
     assert isinstance(error.__cause__, LLMError)
     assert team.id in str(error) and not reached_the_end
-    assert bystander.status.finished and orch.runtime.live_count == 0
+    assert bystander.status.finished and orch.stats()["live_processes"] == 0
 
 
 async def test_without_the_option_a_give_up_is_not_raised(

@@ -61,6 +61,7 @@ def test_top_level_all_is_pinned() -> None:
             "NameTaken",
             "Orchestrator",
             "OrchestratorClosed",
+            "OrchestratorConfig",
             "Process",
             "ProcessError",
             "ProcessExited",
@@ -82,7 +83,14 @@ def test_top_level_all_is_pinned() -> None:
             "current_process",
             "marshal_messages",
             "open_orchestrator",
+            "run_orchestrator",
             "unmarshal_messages",
+            "AgentDefinition",
+            "AgentExists",
+            "AgentNotFound",
+            "AgentRegistry",
+            "AgentSource",
+            "ConversationStore",
         ]
     )
 

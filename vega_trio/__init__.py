@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ._agents import AgentDefinition, AgentRegistry, AgentSource
+from ._config import ConversationStore, OrchestratorConfig
 from ._errors import (
+    AgentExists,
+    AgentNotFound,
     ChildFailed,
     ChildNotFound,
     ChildRunning,
@@ -50,7 +54,7 @@ from .agent import (
     ToolStartEvent,
 )
 from .llm import LLM, Message, marshal_messages, unmarshal_messages
-from .orchestrator import Orchestrator, open_orchestrator
+from .orchestrator import Orchestrator, open_orchestrator, run_orchestrator
 from .resilience import (
     Budget,
     BudgetExceeded,
@@ -116,6 +120,7 @@ __all__ = [
     "Message",
     "Monitor",
     "Orchestrator",
+    "OrchestratorConfig",
     "Process",
     "ProcessStatus",
     "Supervision",
@@ -129,7 +134,14 @@ __all__ = [
     "current_process",
     "marshal_messages",
     "open_orchestrator",
+    "run_orchestrator",
     "unmarshal_messages",
+    "AgentDefinition",
+    "AgentExists",
+    "AgentNotFound",
+    "AgentRegistry",
+    "AgentSource",
+    "ConversationStore",
     "DuplicateTool",
     "ErrorClass",
     "InputFileError",

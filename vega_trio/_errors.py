@@ -10,6 +10,8 @@ names a second, builtin base kept for callers that catch it::
     ├── TooManyProcesses              spawn would exceed ``max_processes``
     ├── NameTaken                     a registry name is bound to another live process
     ├── ProcessNotFound               no live process with that id or name
+    ├── AgentNotFound                 no agent definition with that name (``orch.agents``)
+    ├── AgentExists                   an agent definition with that name exists already
     ├── ChildFailed                   an ``escalate`` child failed; its parent crashes
     ├── SupervisorError               a supervisor (tree) could not do what was asked
     │   ├── ChildNotFound             no child spec with that id (``.known_ids``)
@@ -93,6 +95,8 @@ if TYPE_CHECKING:
     from .dsl._diagnostics import Diagnostic
 
 __all__ = [
+    "AgentExists",
+    "AgentNotFound",
     "ArgumentProblem",
     "BreakerState",
     "BudgetExceeded",
@@ -203,6 +207,22 @@ class NameTaken(VegaError):
 
 class ProcessNotFound(VegaError):
     """No live process has the given id or registered name."""
+
+
+class AgentNotFound(VegaError):
+    """The orchestrator's agent registry has no definition with that name (``.name``)."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class AgentExists(VegaError):
+    """An agent definition with that name exists already (``.name``); update it instead."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class LinkedProcessError(VegaError):

@@ -1,23 +1,34 @@
 """The orchestrator: wires the runtime, the agents and the LLM backends together.
 
-Open one with :func:`open_orchestrator`; everything it spawns lives inside that block
-and is shut down (gracefully first, then by cancellation) when the block ends.
+Open one with :func:`open_orchestrator` (an ``async with`` block), or start one in a
+nursery you already have with ``await nursery.start(run_orchestrator, config)``;
+everything it spawns lives inside it and is shut down (gracefully first, then by
+cancellation) when it ends. Both take one :class:`~vega_trio.OrchestratorConfig`.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
 import trio
 
+from ._agents import AgentRegistry
 from ._collapse import raise_collapsed
+from ._config import OrchestratorConfig
 from ._errors import (
     ErrorClass,
     LLMError,
@@ -28,16 +39,14 @@ from ._errors import (
 from ._handles import NoPublicConstructor
 from .agent import Agent, AgentBehaviour, AgentProcess
 from .agent._loop import fallback_breaker
-from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
+from .llm import LLM, Message, PriceTable
 from .resilience import (
-    Budget,
     BudgetTracker,
     CircuitBreaker,
     ConcurrencyCap,
     RateLimit,
     RateLimiter,
     RateLimiters,
-    parse_money,
 )
 from .resilience._path import DEFAULT_LLM_TIMEOUT, CallPath
 from .runtime import (
@@ -57,10 +66,10 @@ from .runtime import (
 from .runtime._supervisor import RestartType, ShutdownPolicy
 from .skills import skill_tool_names
 from .team import blackboard_tools, team_tools
-from .tools import Sandbox, Tool, Tools, builtin_tools
-from .tools.mcp import MCPServerConfig, MCPServers
+from .tools import Sandbox, Tools, builtin_tools
+from .tools.mcp import MCPServers
 
-__all__ = ["Orchestrator", "open_orchestrator"]
+__all__ = ["Orchestrator", "open_orchestrator", "run_orchestrator"]
 
 
 @attrs.define(eq=False)
@@ -79,10 +88,13 @@ _log = logging.getLogger("vega_trio")
 
 @attrs.define(eq=False)
 class Orchestrator(metaclass=NoPublicConstructor):
-    """Spawns and tracks agent processes. Made by :func:`open_orchestrator` (calling
-    the class raises ``TypeError``).
+    """Spawns and tracks agent processes. Made by :func:`open_orchestrator` or
+    :func:`run_orchestrator` (calling the class raises ``TypeError``).
 
     Attributes:
+        config: what it was opened with.
+        agents: the agent registry (named definitions that can change at run time;
+            sessions are spawned from them).
         llm: the default backend (agents may bring their own).
         default_model: the model for agents that name none.
         prices: the price table used for cost accounting.
@@ -116,12 +128,20 @@ class Orchestrator(metaclass=NoPublicConstructor):
     mcp: MCPServers | None = None
     """The MCP servers the orchestrator connected (``open_orchestrator(mcp_servers=...)``)."""
     sandbox: Sandbox | None = None
-    agents: dict[str, Agent] = attrs.field(factory=dict)
-    """Agents known by name (every spawned agent, and ``register_agent``): team members
-    may be named instead of given as objects."""
+    config: OrchestratorConfig = attrs.field(factory=OrchestratorConfig)
+    agents: AgentRegistry = attrs.field(init=False)
+    """Named agent definitions (``orch.agents.define(agent)``): team members and
+    sessions are found here by name."""
     _limiters: RateLimiters = attrs.field(factory=RateLimiters)
     _caps: dict[int, tuple[LLM, ConcurrencyCap]] = attrs.field(factory=dict)
     _shared_by_agent: dict[int, _AgentShared] = attrs.field(factory=dict)
+    _close_requested: trio.Event = attrs.field(factory=trio.Event)
+    _stopping: bool = False
+    _stopped: trio.Event = attrs.field(factory=trio.Event)
+    _mcp_done: trio.Event = attrs.field(factory=trio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self.agents = AgentRegistry(self)
 
     # ------------------------------------------------------------------- spawn
     async def spawn(
@@ -166,7 +186,6 @@ class Orchestrator(metaclass=NoPublicConstructor):
         """
         if not isinstance(agent, Agent):
             raise TypeError(f"spawn() takes an Agent, not {type(agent).__name__}")
-        self.agents.setdefault(agent.name, agent)
         if parent is _AUTO:
             caller = current_process_or_none()
             parent = caller if caller is not None and caller._runtime is self._runtime else None
@@ -206,7 +225,6 @@ class Orchestrator(metaclass=NoPublicConstructor):
         shared = self._shared(agent, llm, model, fallback)
         tools, skill_tools = self._tools_for(agent)
         if agent.team:
-            self.register_agent(agent)
             team = team_tools(agent, self._team_of(agent), self._spawn_delegate)
             tools = (tools or agent.tool_registry).merged(team)
         if extra_tools is not None:
@@ -255,40 +273,24 @@ class Orchestrator(metaclass=NoPublicConstructor):
             self._owned.append(self.llm)
         return self.llm, name
 
-    def register_agent(self, agent: Agent) -> None:
-        """Make ``agent`` known by its name (for ``team=["name"]``).
-
-        Raises:
-            ValueError: a different agent already has that name.
-        """
-        known = self.agents.get(agent.name)
-        if known is not None and known is not agent and known != agent:
-            raise ValueError(
-                f"another agent is already registered as {agent.name!r}; agent names must "
-                "be unique within an orchestrator"
-            )
-        self.agents[agent.name] = agent
-
     def _team_of(self, agent: Agent) -> dict[str, Agent]:
         members: dict[str, Agent] = {}
         for member in agent.team:
             if isinstance(member, str):
-                found = self.agents.get(member)
-                if found is None:
+                if member not in self.agents:
                     known = ", ".join(self.agents) or "none"
                     raise ValueError(
                         f"agent {agent.name!r} has {member!r} in its team, but no agent of that "
-                        f"name is known (known agents: {known}); pass the Agent object, or "
-                        "register it with orch.register_agent()"
+                        f"name is defined (defined agents: {known}); pass the Agent object, or "
+                        "define it with orch.agents.define(agent)"
                     )
-                member = found
+                member = self.agents.get(member).agent
             members[member.name] = member
         return members
 
     async def _spawn_delegate(self, member: Agent, caller: Process, team_group: str) -> Process:
         """A team member's process under ``caller``; with a team blackboard it gets the
         ``bb_*`` tools (whatever its own tools) and joins the team's group."""
-        self.agents.setdefault(member.name, member)
         behaviour = self._behaviour(member, extra_tools=blackboard_tools() if team_group else None)
         behaviour.team_group = team_group or None
         proc = await self._runtime.spawn(
@@ -537,12 +539,99 @@ class Orchestrator(metaclass=NoPublicConstructor):
         """The live supervision trees (one per running supervisor), JSON-friendly."""
         return [s.tree() for s in self.supervisors()]
 
-    # ----------------------------------------------------------------- queries
-    @property
-    def runtime(self) -> Runtime:
-        """The underlying process table (the LLM-free layer)."""
-        return self._runtime
+    # ---------------------------------------------------------------- sessions
+    async def session(self, agent: str, *, user: str | None = None) -> AgentProcess:
+        """The live process of ``agent``'s conversation with ``user``, spawned on first
+        use from the agent's definition in :attr:`agents`.
 
+        The process is registered as ``"<agent>:<user>"`` (``"<agent>"`` when ``user`` is
+        ``None``: the agent's default conversation) — the ``agent:user-id`` of the REST
+        API. Concurrent first calls get the same process. The first spawn loads the
+        conversation from ``config.store`` when one is set. The same conversation goes
+        on in a fresh process when the definition is updated (after the reply in
+        progress) or when the process died. Ask for the session again for each message
+        rather than keeping the process: after a restart the old one is gone::
+
+            orch.agents.define(Agent(name="assistant"))
+            proc = await orch.session("assistant", user="42")
+            reply = await proc.send("Hello!")
+
+        Raises:
+            AgentNotFound: no definition of that name.
+            ValueError: ``user`` is empty or contains ``:``.
+            OrchestratorClosed, TooManyProcesses, NameTaken: as :meth:`spawn`.
+        """
+        return await self.agents._session(agent, user)
+
+    async def end_session(self, agent: str, *, user: str | None = None) -> bool:
+        """End a session and forget its conversation: the process finishes the reply in
+        progress, then stops; the next :meth:`session` starts a new conversation.
+
+        Returns:
+            Whether there was such a session.
+        """
+        return await self.agents._end_session(agent, user)
+
+    async def _spawn_session(
+        self, agent: Agent, name: str, history: Sequence[Message]
+    ) -> AgentProcess:
+        return await self.spawn(
+            agent,
+            parent=None,
+            name=name,
+            messages=history,
+            reason="session",
+            task=f"session {name}",
+        )
+
+    def _check_spawnable(self, agent: Agent) -> None:
+        """Raise what spawning ``agent`` here would raise about its tools, its skills'
+        tools and its team members' tools (team members named by string are resolved
+        when it spawns, so definitions may name each other)."""
+        if not isinstance(agent, Agent):
+            raise TypeError(f"an agent definition must be an Agent, not {type(agent).__name__}")
+        seen: set[int] = set()
+        pending = [agent]
+        while pending:
+            current = pending.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            self._tools_for(current)
+            pending.extend(m for m in current.team if isinstance(m, Agent))
+
+    def _background(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run ``fn(*args)`` as a task of the orchestrator (ended with it)."""
+        if not self._runtime._closing:
+            self._runtime._nursery.start_soon(fn, *args)
+
+    # ---------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Ask the orchestrator to shut down and return at once.
+
+        The shutdown ladder runs in the orchestrator's own task: supervisor trees
+        first (each with its own ladder, newest first), then the remaining processes
+        in reverse start order (children before parents), within
+        ``config.shutdown_timeout`` seconds, then whatever still runs is cancelled;
+        MCP connections close last. New spawns fail with
+        :class:`~vega_trio.OrchestratorClosed` from now on. A
+        :func:`run_orchestrator` task returns once the ladder is done; inside an
+        ``open_orchestrator`` block the block goes on with a closed orchestrator.
+        Calling it again does nothing.
+        """
+        self._runtime._closing = True
+        self._close_requested.set()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, then wait until the shutdown ladder is done."""
+        self.close()
+        await self._stopped.wait()
+
+    async def _watch_close(self) -> None:
+        await self._close_requested.wait()
+        await self._stop()
+
+    # ----------------------------------------------------------------- queries
     @property
     def events(self) -> EventBus:
         """The event bus every state change is published on."""
@@ -642,20 +731,30 @@ class Orchestrator(metaclass=NoPublicConstructor):
             "agents": agents,
         }
 
-    async def shutdown(self, grace: float | None = None) -> None:
-        """Stop everything now: supervisor trees first (each with its own shutdown ladder,
-        newest first), then the remaining processes in reverse start order (children
-        before parents), all within ``grace`` seconds (default ``shutdown_timeout``),
-        then cancel whatever still runs."""
-        grace = self.shutdown_timeout if grace is None else grace
-        deadline = trio.current_time() + grace
-        self._runtime._closing = True
-        with trio.move_on_at(deadline):
-            for supervisor in reversed(self.supervisors()):
-                await supervisor.shutdown()
-        for supervisor in self.supervisors():
-            supervisor.kill("orchestrator shutdown: grace elapsed")
-        await self._runtime.shutdown(max(0.0, deadline - trio.current_time()))
+    async def _stop(self) -> None:
+        """The shutdown ladder (see :meth:`close`); runs once, later calls wait for it."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        try:
+            grace = self.shutdown_timeout
+            deadline = trio.current_time() + grace
+            self._runtime._closing = True
+            with trio.move_on_at(deadline):
+                for supervisor in reversed(self.supervisors()):
+                    await supervisor.shutdown()
+            for supervisor in self.supervisors():
+                supervisor.kill("orchestrator shutdown: grace elapsed")
+            await self._runtime.shutdown(max(0.0, deadline - trio.current_time()))
+            if self.mcp is not None:
+                # NOTE: each connection closes in the task that opened it (stdin
+                # closed, a bounded wait, then a kill) before the nursery is cancelled.
+                self.mcp.close()
+                with trio.move_on_after(grace):
+                    await self._mcp_done.wait()
+        finally:
+            self._stopped.set()
 
 
 def _matches(name: str, pattern: str) -> bool:
@@ -672,26 +771,6 @@ def _budget_dict(tracker: BudgetTracker) -> dict[str, Any]:
         "on_exceed": budget.on_exceed,
         "remaining_usd": tracker.remaining,
     }
-
-
-def _as_budget(value: Budget | str | float | None) -> Budget | None:
-    if value is None or isinstance(value, Budget):
-        return value
-    return Budget(limit=parse_money(value))
-
-
-def _global_tools(tools: Tools | Sequence[Callable[..., Any] | Tool] | None) -> Tools:
-    if isinstance(tools, Tools):
-        return tools
-    if tools is not None and (isinstance(tools, str | bytes) or not isinstance(tools, Sequence)):
-        raise TypeError(
-            "open_orchestrator(tools=...) takes a Tools registry or a list of functions / "
-            f"Tool objects, not {type(tools).__name__}"
-        )
-    registry = Tools()
-    for tool in tools or ():
-        registry.register(tool)
-    return registry
 
 
 async def _run_mcp(  # noqa: ASYNC114, ASYNC128 - servers.run calls started()
@@ -736,24 +815,31 @@ def _openai_llm(agent: Agent) -> LLM:
 _PROVIDERS: dict[str, Callable[[Agent], LLM]] = {"anthropic": _default_llm, "openai": _openai_llm}
 
 
+def _configured(
+    config: OrchestratorConfig | None, overrides: Mapping[str, Any]
+) -> OrchestratorConfig:
+    """``config`` (default: all defaults) with ``overrides`` applied by
+    :func:`attrs.evolve` (so they are validated like the config's own fields)."""
+    if config is not None and not isinstance(config, OrchestratorConfig):
+        raise TypeError(
+            "open_orchestrator() takes an OrchestratorConfig as its only positional "
+            f"argument, not {type(config).__name__}; pass options by keyword "
+            "(open_orchestrator(llm=...))"
+        )
+    unknown = sorted(set(overrides) - {f.name for f in attrs.fields(OrchestratorConfig)})
+    if unknown:
+        raise TypeError(
+            f"open_orchestrator() got unknown option(s) {', '.join(unknown)}; see "
+            "OrchestratorConfig for the options"
+        )
+    if config is None:
+        return OrchestratorConfig(**overrides)
+    return attrs.evolve(config, **overrides) if overrides else config
+
+
 @asynccontextmanager
 async def open_orchestrator(
-    llm: LLM | None = None,
-    *,
-    default_model: str = DEFAULT_MODEL,
-    max_processes: int | None = None,
-    shutdown_timeout: float = 10.0,
-    prices: PriceTable | None = None,
-    mailbox_size: int = 64,
-    budget: Budget | str | float | None = None,
-    rate_limit: RateLimit | None = None,
-    rate_limits: Mapping[str, RateLimit] | None = None,
-    max_concurrent_calls: int | None = None,
-    tools: Tools | Sequence[Callable[..., Any] | Tool] | None = None,
-    sandbox: str | os.PathLike[str] | Sandbox | None = None,
-    mcp_servers: Iterable[MCPServerConfig] = (),
-    backends: Mapping[str, LLM] | None = None,
-    propagate_supervisor_failures: bool = False,
+    config: OrchestratorConfig | None = None, /, **overrides: Any
 ) -> AsyncIterator[Orchestrator]:
     """Open an orchestrator for the duration of an ``async with`` block::
 
@@ -762,100 +848,59 @@ async def open_orchestrator(
             print(await proc.send("Hello!"))
 
     Args:
-        llm: the default backend; ``None`` creates an :class:`~vega_trio.llm.AnthropicLLM`
-            (reading ``ANTHROPIC_API_KEY``) when the first agent without its own backend
-            is spawned.
-        default_model: the model of agents that name none.
-        max_processes: the most live processes at once (finished ones don't count).
-        shutdown_timeout: at the end of the block, seconds processes get to finish
-            their current message before they are cancelled.
-        prices: the price table (default: the packaged one).
-        mailbox_size: each process's bounded mailbox.
-        budget: the global budget: a :class:`~vega_trio.resilience.Budget`, or an
-            amount (``"$5.00"``, ``5``) for a ``block`` budget; every agent's spend
-            counts against it.
-        rate_limit: the requests/tokens per minute of *each* model, shared by every
-            process on that model (each model gets its own window).
-        rate_limits: per-model limits by model id; they replace ``rate_limit`` for
-            those models.
-        max_concurrent_calls: at most this many LLM calls in flight per backend.
-        tools: tools every agent can ask for by name (a :class:`~vega_trio.tools.Tools`
-            registry or a list of functions / ``Tool`` objects).
-        sandbox: a directory (or :class:`~vega_trio.tools.Sandbox`): registers the
-            built-in tools ``read_file``, ``write_file``, ``append_file``,
-            ``list_files`` and ``run_command``, confined to it.
-        mcp_servers: MCP servers to connect before the block starts (each in its own
-            task, reconnected when it fails); their tools are named
-            ``<server>__<tool>`` and agents pick them by name or glob.
-        backends: backends by provider for agents whose model says
-            ``"openai:<name>"`` or ``"anthropic:<name>"`` (a missing one is created
-            on first use: ``OpenAICompatibleLLM()`` reads ``OPENAI_API_KEY`` /
-            ``OPENAI_BASE_URL``).
-        propagate_supervisor_failures: when a tree started with
-            :meth:`Orchestrator.start_supervisor` gives up, end the block: the work in
-            it is cancelled, every process is cancelled, and the tree's
-            :class:`~vega_trio.RestartIntensityError` (``supervisor``,
-            ``supervisor_id``; the last child failure as ``__cause__``) is raised from
-            the ``async with``. By default (``False``) the orchestrator goes on; the
-            give-up is still published (``supervisor.gave_up``) and fires the tree's
-            monitors and links.
+        config: everything the orchestrator is opened with (default: an
+            :class:`~vega_trio.OrchestratorConfig` with its defaults).
+        overrides: fields of :class:`~vega_trio.OrchestratorConfig` (``llm``,
+            ``default_model``, ``max_processes``, ``shutdown_timeout``, ``prices``,
+            ``mailbox_size``, ``budget``, ``rate_limit``, ``rate_limits``,
+            ``max_concurrent_calls``, ``tools``, ``sandbox``, ``mcp_servers``,
+            ``backends``, ``propagate_supervisor_failures``, ``store``) that replace the
+            config's (``attrs.evolve``); see the config for what each means.
 
     When the block ends normally, processes are asked to stop in reverse start order
     (children before parents), then whatever still runs after ``shutdown_timeout`` is
-    cancelled; if the block raises, they are cancelled at once. Either way every caller
-    still waiting gets an answer and nothing keeps running.
+    cancelled (:meth:`Orchestrator.close` describes the ladder); if the block raises,
+    they are cancelled at once. Either way every caller still waiting gets an answer
+    and nothing keeps running. With ``propagate_supervisor_failures``, a top-level
+    tree's :class:`~vega_trio.RestartIntensityError` is raised from the ``async with``.
+
+    Raises:
+        TypeError, ValueError: an option is invalid (the message names it).
     """
-    if shutdown_timeout < 0:
-        raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout}")
-    if max_processes is not None and max_processes < 1:
-        raise ValueError(f"max_processes must be at least 1, got {max_processes}")
-    if max_concurrent_calls is not None:
-        ConcurrencyCap(max_concurrent_calls)  # validates: a clear error now, not at first call
-    for model, spec in (rate_limits or {}).items():
-        if not isinstance(spec, RateLimit):
-            raise TypeError(
-                f"rate_limits[{model!r}] must be a RateLimit, not {type(spec).__name__}"
-            )
-    global_budget = BudgetTracker(_as_budget(budget), owner="the global budget")
-    registry = _global_tools(tools)
-    box = None if sandbox is None else sandbox if isinstance(sandbox, Sandbox) else Sandbox(sandbox)
-    if box is not None:
-        registry = registry.merged(builtin_tools(box))
-    servers = MCPServers(mcp_servers) if mcp_servers else None
+    config = _configured(config, overrides)
     runtime: Runtime | None = None
     orch: Orchestrator | None = None
+    registry = config.tools
+    if config.sandbox is not None:
+        registry = registry.merged(builtin_tools(config.sandbox))
+    servers = MCPServers(config.mcp_servers) if config.mcp_servers else None
     try:
         async with trio.open_nursery() as nursery:
-            runtime = Runtime(nursery, max_processes=max_processes)
+            runtime = Runtime(nursery, max_processes=config.max_processes)
             orch = Orchestrator._create(
                 runtime,
-                llm,
-                default_model,
-                prices or PriceTable.default(),
-                shutdown_timeout,
-                mailbox_size,
-                global_budget,
-                rate_limit,
-                dict(rate_limits or {}),
-                max_concurrent_calls,
+                config.llm,
+                config.default_model,
+                config.prices or PriceTable.default(),
+                config.shutdown_timeout,
+                config.mailbox_size,
+                BudgetTracker(config.budget, owner="the global budget"),
+                config.rate_limit,
+                dict(config.rate_limits),
+                config.max_concurrent_calls,
                 tools=registry,
                 mcp=servers,
-                sandbox=box,
-                backends=dict(backends or {}),
-                propagate_supervisor_failures=propagate_supervisor_failures,
+                sandbox=config.sandbox,
+                backends=dict(config.backends),
+                propagate_supervisor_failures=config.propagate_supervisor_failures,
+                config=config,
             )
-            mcp_done = trio.Event()
             if servers is not None:
-                await nursery.start(_run_mcp, servers, mcp_done)
+                await nursery.start(_run_mcp, servers, orch._mcp_done)
+            nursery.start_soon(orch._watch_close)
             try:
                 yield orch
-                await orch.shutdown(shutdown_timeout)
-                if servers is not None:
-                    # NOTE: each connection closes in the task that opened it (stdin
-                    # closed, a bounded wait, then a kill) before the nursery is cancelled.
-                    servers.close()
-                    with trio.move_on_after(shutdown_timeout):
-                        await mcp_done.wait()
+                await orch._stop()
             finally:
                 runtime._closing = True
                 nursery.cancel_scope.cancel(reason="orchestrator block ended")
@@ -873,3 +918,41 @@ async def open_orchestrator(
                 # NOTE: awaited cleanup gets a deadline, even when we are being cancelled.
                 with trio.move_on_after(5, shield=True):
                     await aclose()
+
+
+async def run_orchestrator(
+    config: OrchestratorConfig | None = None,
+    /,
+    *,
+    task_status: trio.TaskStatus[Orchestrator] = trio.TASK_STATUS_IGNORED,
+    **overrides: Any,
+) -> None:
+    """Run an orchestrator as a task of a nursery you already have (Trio's
+    ``nursery.start`` protocol, like hypercorn's ``serve``)::
+
+        async with trio.open_nursery() as nursery:
+            orch = await nursery.start(run_orchestrator, config)
+            ...
+            orch.close()  # or cancel the nursery
+
+    Supports ``nursery.start``: ``started()`` is called with the
+    :class:`Orchestrator` once it is ready (its MCP servers connected), so ``await
+    nursery.start(...)`` returns the orchestrator. An error before that — an invalid
+    option, an MCP server that cannot start — is raised from ``nursery.start``.
+
+    It runs until :meth:`Orchestrator.close` (or ``await orch.aclose()``) is called:
+    then it runs the same graceful shutdown ladder as the end of an
+    ``open_orchestrator`` block and returns. Cancelling its nursery is like an
+    ``open_orchestrator`` block that raised: every process is cancelled at once, and
+    every caller still waiting gets an answer. Errors that end the orchestrator (a
+    top-level tree's give-up with ``propagate_supervisor_failures``) are raised into
+    the nursery.
+
+    Args:
+        config: as :func:`open_orchestrator`.
+        task_status: given by ``nursery.start``.
+        overrides: as :func:`open_orchestrator`.
+    """
+    async with open_orchestrator(config, **overrides) as orch:
+        task_status.started(orch)
+        await orch._stopped.wait()

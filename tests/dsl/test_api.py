@@ -31,7 +31,7 @@ def test_public_api_is_pinned() -> None:
         "load_document",
         "load_file",
         "open_runner",
-        "orchestrator_options",
+        "orchestrator_config",
         "parse_duration",
         "to_text",
         "truthy",

@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
 
-from vega_trio import ErrorClass, SendTimeout
+from vega_trio import ErrorClass, OrchestratorConfig, SendTimeout
 from vega_trio.agent import Delegation
-from vega_trio.dsl._build import build_agents, orchestrator_options
+from vega_trio.dsl._build import build_agents, orchestrator_config
 from vega_trio.dsl._interpreter import WorkflowError, open_runner
 from vega_trio.dsl._model import (
     AgentSpec,
@@ -67,7 +68,7 @@ def spec(name: str, **options: Any) -> AgentSpec:
 # -- orchestrator options ------------------------------------------------------------------
 
 
-def test_orchestrator_options_map_every_setting(tmp_path: Path) -> None:
+def test_orchestrator_config_maps_every_setting(tmp_path: Path) -> None:
     """default_model, budget, rate_limit, prices, sandbox (created, relative to the file),
     MCP servers and top-level tools all become open_orchestrator options."""
     settings = Settings(
@@ -98,29 +99,23 @@ def test_orchestrator_options_map_every_setting(tmp_path: Path) -> None:
             implementation=ExecSpec(command="echo {{msg}}"),
         ),
     )
-    options = orchestrator_options(
+    config = orchestrator_config(
         doc_with(spec("a"), settings=settings, tools=tools), base_dir=tmp_path
     )
-    assert set(options) == {
-        "default_model",
-        "budget",
-        "rate_limit",
-        "prices",
-        "sandbox",
-        "mcp_servers",
-        "tools",
-    }
-    assert options["default_model"] == "claude-haiku-4-5"
-    assert options["budget"] == Budget(limit=2.5)
-    assert options["rate_limit"] == RateLimit(
+    assert isinstance(config, OrchestratorConfig)
+    assert config.default_model == "claude-haiku-4-5"
+    assert config.budget == Budget(limit=2.5)
+    assert config.rate_limit == RateLimit(
         requests_per_minute=60, tokens_per_minute=1000, strategy="reject"
     )
-    price = options["prices"].lookup("local-model")
-    assert (price.input, price.output) == (1.0, 2.0)
-    assert options["prices"].lookup("claude-haiku-4-5") is not None  # the packaged table stays
-    assert options["sandbox"] == tmp_path / "work" / "box"
+    assert config.prices is not None
+    price = config.prices.lookup("local-model")
+    assert price is not None and (price.input, price.output) == (1.0, 2.0)
+    assert config.prices.lookup("claude-haiku-4-5") is not None  # the packaged table stays
+    assert config.sandbox is not None
+    assert config.sandbox.root == (tmp_path / "work" / "box").resolve()
     assert (tmp_path / "work" / "box").is_dir()
-    fs, web = options["mcp_servers"]
+    fs, web = config.mcp_servers
     assert isinstance(fs, MCPServerConfig)
     assert (fs.name, fs.command, fs.args, dict(fs.env), fs.cwd, fs.transport) == (
         "fs",
@@ -136,7 +131,7 @@ def test_orchestrator_options_map_every_setting(tmp_path: Path) -> None:
         5.0,
         "http",
     )
-    fetch, shout = options["tools"]
+    fetch, shout = config.tools
     assert (fetch.name, fetch.description) == ("fetch", "Fetch a page")
     assert fetch.input_schema["required"] == ["url"]
     assert shout.input_schema["properties"]["times"]["type"] == "integer"
@@ -144,8 +139,13 @@ def test_orchestrator_options_map_every_setting(tmp_path: Path) -> None:
 
 
 def test_empty_settings_leave_the_orchestrator_defaults(tmp_path: Path) -> None:
-    """A document without settings or tools adds no options (the defaults apply)."""
-    assert orchestrator_options(doc_with(spec("a")), base_dir=tmp_path) == {}
+    """A document without settings or tools keeps every default of the config."""
+    config = orchestrator_config(doc_with(spec("a")), base_dir=tmp_path)
+    default = OrchestratorConfig()
+    for field in attrs.fields(OrchestratorConfig):
+        if field.name != "tools":  # a fresh (empty) registry each; compared by size below
+            assert getattr(config, field.name) == getattr(default, field.name), field.name
+    assert len(config.tools) == 0
 
 
 # -- agents --------------------------------------------------------------------------------
@@ -607,12 +607,13 @@ async def test_team_delegation_reaches_the_member_and_its_process_is_stopped(
 
 def test_prices_from_settings_are_used_for_costs(tmp_path: Path) -> None:
     """A price override replaces the packaged price of that model."""
-    options = orchestrator_options(
+    config = orchestrator_config(
         doc_with(
             spec("a"),
             settings=Settings(prices={"claude-haiku-4-5": {"input": 100.0, "output": 200.0}}),
         ),
         base_dir=tmp_path,
     )
-    price = options["prices"].lookup("claude-haiku-4-5")
-    assert (price.input, price.output) == (100.0, 200.0)
+    assert config.prices is not None
+    price = config.prices.lookup("claude-haiku-4-5")
+    assert price is not None and (price.input, price.output) == (100.0, 200.0)

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from vega_trio import AgentProcess, ErrorClass
+from vega_trio import AgentNotFound, AgentProcess, ErrorClass
 from vega_trio.dsl._interpreter import (
     ProgressEvent,
     RunResult,
@@ -435,5 +435,5 @@ async def test_ask_stream_yields_text_chunks() -> None:
 async def test_ask_unknown_agent_lists_the_agents() -> None:
     """Asking an agent that does not exist names the ones that do."""
     async with open_runner(document(), llm=routed(), base_dir=Path.cwd()) as runner:
-        with pytest.raises(KeyError, match="researcher, writer"):
+        with pytest.raises(AgentNotFound, match="researcher, writer"):
             await runner.ask("wrtier", "hi")

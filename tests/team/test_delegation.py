@@ -188,7 +188,7 @@ async def test_team_members_share_a_blackboard() -> None:
     async with open_orchestrator(llm=llm) as orch:
         proc = await orch.spawn(lead)
         assert await proc.send("go") == "done"
-        (group,) = [g for g in orch.runtime.groups() if g.startswith("team:")]
+        group = f"team:{proc.id}"  # the lead's team group
         board = orch.group(group).blackboard
         assert board.snapshot() == {"plan": "ship friday", "draft": "we ship friday"}
     writer = requests_of(llm, "writer")
@@ -243,9 +243,12 @@ async def test_team_members_may_be_named() -> None:
         }
     )
     async with open_orchestrator(llm=llm) as orch:
-        with pytest.raises(ValueError, match="'researcher' in its team, but no agent"):
+        with pytest.raises(
+            ValueError,
+            match="'researcher' in its team, but no agent of that name is defined",
+        ):
             await orch.spawn(Agent(name="lead", system="lead", team=["researcher"]))
-        orch.register_agent(RESEARCHER)
+        orch.agents.define(RESEARCHER)
         proc = await orch.spawn(Agent(name="lead", system="lead", team=["researcher"]))
         assert await proc.send("go") == "ok"
     with pytest.raises(ValueError, match="own team"):

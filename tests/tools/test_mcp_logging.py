@@ -105,7 +105,7 @@ async def test_agent_tools_from_a_failed_server_name_it() -> None:
     that names the server, its command and the cause."""
     with trio.fail_after(10):
         async with open_orchestrator(
-            ScriptedLLM(["never"]), mcp_servers=[config("files", "vega-no-such-mcp")]
+            llm=ScriptedLLM(["never"]), mcp_servers=[config("files", "vega-no-such-mcp")]
         ) as orch:
             with pytest.raises(ToolNotFound) as info:
                 await orch.spawn(Agent(name="helper", tools=["files__*"]))

@@ -91,9 +91,11 @@ class _Session:
     def __init__(self, document: Document, runner: Runner, out: TextIO, err: TextIO) -> None:
         self.document = document
         self.runner = runner
+        #: The orchestrator's agent registry: what /agents lists and /ask accepts.
+        self.agents = runner.orchestrator.agents
         self.out = out
         self.err = err
-        names = [agent.name for agent in document.agents]
+        names = self.names()
         self.agent: str | None = names[0] if len(names) == 1 else None
         #: The workflow ``/run`` is running and its progress (for what Ctrl-C stopped).
         self.running: tuple[str, _Progress] | None = None
@@ -112,6 +114,10 @@ class _Session:
 
     def problem(self, message: str) -> None:
         write(self.err, f"vega-trio: {message}")
+
+    def names(self) -> list[str]:
+        """The defined agents' names."""
+        return [definition.name for definition in self.agents.list()]
 
     async def handle(self, line: str) -> bool:
         """Act on one line; ``False`` means: leave."""
@@ -146,10 +152,11 @@ class _Session:
         return True
 
     def list_agents(self) -> None:
-        default_model = self.document.settings.default_model or "default"
-        for agent in self.document.agents:
+        default_model = self.runner.orchestrator.default_model
+        for definition in self.agents.list():
+            agent = definition.agent
             mark = "*" if agent.name == self.agent else " "
-            about_text = agent.description or (agent.system.strip().splitlines() or [""])[0]
+            about_text = agent.description or _first_line(agent.system)
             write(
                 self.out,
                 f"{mark} {agent.name} ({agent.model or default_model})"
@@ -172,7 +179,7 @@ class _Session:
             )
 
     def ask(self, name: str) -> None:
-        names = [agent.name for agent in self.document.agents]
+        names = self.names()
         if not name:
             self.problem(f"/ask needs an agent name; agents: {', '.join(names)}")
         elif name not in names:
@@ -185,7 +192,7 @@ class _Session:
 
     async def say(self, message: str) -> None:
         if self.agent is None:
-            names = ", ".join(agent.name for agent in self.document.agents)
+            names = ", ".join(self.names())
             self.problem(f"no agent selected; choose one with /ask AGENT (agents: {names})")
             return
         try:
@@ -310,7 +317,7 @@ async def repl_command(
             ) as runner,
         ):
             session = _Session(document, runner, out, err)
-            names = ", ".join(agent.name for agent in document.agents)
+            names = ", ".join(session.names())
             write(err, f"vega-trio repl: {file} (agents: {names}); /help lists the commands")
             while True:
                 control.prompt = f"{session.agent or ''}> "
@@ -468,3 +475,12 @@ def _read_one(control: ReplControl, interactive: bool) -> str:
             if interactive:  # end the line the ^C was typed on; a pipe's output stays clean
                 sys.stdout.write("\n")
                 sys.stdout.flush()
+
+
+def _first_line(system: object) -> str:
+    """The first line of a static system prompt (``base`` of a skills prompt); a
+    prompt made by a function has none to show."""
+    text = getattr(system, "base", system)
+    if not isinstance(text, str):
+        return ""
+    return (text.strip().splitlines() or [""])[0]

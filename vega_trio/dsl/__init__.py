@@ -3,7 +3,7 @@
 ``load_file`` / ``load_document`` build the :class:`Document` model (raising
 :class:`DSLError` with every problem at once), ``validate_file`` lists errors and
 warnings, ``open_runner`` runs workflows on an orchestrator built from the document
-(``build_agents`` / ``orchestrator_options``), and ``vega-trio run|validate|repl`` wraps
+(``build_agents`` / ``orchestrator_config``), and ``vega-trio run|validate|repl`` wraps
 them on the command line.
 
 Templates are text with ``{{ expr }}`` placeholders; conditions decide ``if:``, ``until:``
@@ -20,7 +20,7 @@ The language is described in ``docs/dsl.md``.
 
 from __future__ import annotations
 
-from ._build import build_agents, orchestrator_options
+from ._build import build_agents, orchestrator_config
 from ._diagnostics import Diagnostic, DSLError
 from ._dump import dump_document
 from ._errors import DurationError, TemplateError
@@ -53,7 +53,7 @@ __all__ = [
     "WorkflowInputError",
     "build_agents",
     "open_runner",
-    "orchestrator_options",
+    "orchestrator_config",
     "Condition",
     "DSLError",
     "Diagnostic",

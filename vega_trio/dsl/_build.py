@@ -3,9 +3,9 @@
 Two functions, both pure (apart from creating the sandbox directory and reading skill
 files), so that every key of a ``.vega.yaml`` file has a visible effect (SPEC §8.1):
 
-* :func:`orchestrator_options` — the keyword arguments of
-  :func:`~vega_trio.open_orchestrator` (default model, global budget, per-model rate
-  limit, prices, sandbox, MCP servers and the top-level ``tools:``);
+* :func:`orchestrator_config` — the :class:`~vega_trio.OrchestratorConfig` (default
+  model, global budget, per-model rate limit, prices, sandbox, MCP servers and the
+  top-level ``tools:``);
 * :func:`build_agents` — one :class:`~vega_trio.Agent` per ``agents:`` entry, with its
   supervision, retry policy, rate limit, circuit breaker, budget, tools, skills, team and
   delegation.
@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from .._config import OrchestratorConfig
 from ..agent import Agent, Delegation
 from ..llm import PriceTable
 from ..resilience import Budget, CircuitBreaker, RateLimit, RetryPolicy
@@ -51,14 +52,15 @@ from ._model import (
     ToolSpec,
 )
 
-__all__ = ["build_agents", "orchestrator_options"]
+__all__ = ["build_agents", "orchestrator_config"]
 
 
-def orchestrator_options(doc: Document, *, base_dir: Path) -> dict[str, Any]:
-    """The keyword arguments of :func:`~vega_trio.open_orchestrator` for ``doc``.
+def orchestrator_config(doc: Document, *, base_dir: Path) -> OrchestratorConfig:
+    """The :class:`~vega_trio.OrchestratorConfig` of ``doc``.
 
-    Only keys the document sets are present, so the orchestrator's own defaults apply to
-    the rest; callers may add or override options (``llm=``, ``shutdown_timeout=``).
+    Settings the document leaves out keep the config's defaults; callers override
+    fields with ``open_orchestrator(config, llm=..., shutdown_timeout=...)`` (or
+    :func:`attrs.evolve`).
 
     * ``settings.default_model`` → ``default_model``;
     * ``settings.budget`` → ``budget`` (a global ``block`` budget);
@@ -79,6 +81,11 @@ def orchestrator_options(doc: Document, *, base_dir: Path) -> dict[str, Any]:
         ValueError: a price override or a rate limit is malformed.
         OSError: the sandbox directory cannot be created.
     """
+    return OrchestratorConfig(**_config_fields(doc, base_dir=base_dir))
+
+
+def _config_fields(doc: Document, *, base_dir: Path) -> dict[str, Any]:
+    """The config fields ``doc`` sets."""
     settings = doc.settings
     options: dict[str, Any] = {}
     if settings.default_model:

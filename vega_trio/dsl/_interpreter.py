@@ -32,6 +32,7 @@ from typing import Any, Final, Literal, TypeAlias
 import attrs
 import trio
 
+from .._config import OrchestratorConfig
 from .._errors import (
     ChildStartFailed,
     InputError,
@@ -48,7 +49,7 @@ from ..agent import Agent, AgentProcess, TextStream
 from ..llm import LLM
 from ..orchestrator import Orchestrator, open_orchestrator
 from ..runtime import Supervisor, SupervisorSpec
-from ._build import build_agents, orchestrator_options
+from ._build import build_agents, orchestrator_config
 from ._errors import TemplateError
 from ._inputs import resolve_inputs
 from ._model import (
@@ -198,8 +199,9 @@ async def open_runner(
         async with open_runner(document) as runner:
             result = await runner.run("report", {"topic": "Go concurrency"})
 
-    The orchestrator gets the document's options (:func:`orchestrator_options`) and
-    knows every agent of :func:`build_agents` by name; ``settings.logging.level`` sets
+    The orchestrator gets the document's config (:func:`orchestrator_config`) and
+    has every agent of :func:`build_agents` in its registry (``orch.agents``, source
+    ``yaml``); ``settings.logging.level`` sets
     the ``vega_trio`` logger's level for the block.
 
     Args:
@@ -211,7 +213,7 @@ async def open_runner(
             first agent is spawned).
         log_level: a level that wins over ``settings.logging.level`` (the CLI's
             ``--log-level``); ``None``: the document's.
-        orchestrator_overrides: more :func:`~vega_trio.open_orchestrator` options;
+        orchestrator_overrides: fields of :class:`~vega_trio.OrchestratorConfig`;
             they win over the document's.
 
     Raises:
@@ -219,10 +221,7 @@ async def open_runner(
         ToolDefinitionError: a top-level tool is malformed.
         ValueError: a setting the runtime refuses (the message names it).
     """
-    base, options, agents = await trio.to_thread.run_sync(
-        functools.partial(_prepare, doc, base_dir)
-    )
-    options.update(orchestrator_overrides)
+    base, config, agents = await trio.to_thread.run_sync(functools.partial(_prepare, doc, base_dir))
     logger = logging.getLogger("vega_trio")
     previous_level = logger.level
     level = log_level or doc.settings.log_level
@@ -235,10 +234,10 @@ async def open_runner(
                 "use debug, info, warning, error or critical"
             ) from None
     try:
-        async with open_orchestrator(llm, **options) as orch:
+        async with open_orchestrator(config, llm=llm, **orchestrator_overrides) as orch:
             for agent in agents.values():
-                orch.register_agent(agent)
-            runner = Runner._create(doc, orch, agents, base)
+                orch.agents.define(agent, source="yaml")
+            runner = Runner._create(doc, orch, base)
             try:
                 yield runner
             finally:
@@ -248,9 +247,11 @@ async def open_runner(
         logger.setLevel(previous_level)
 
 
-def _prepare(doc: Document, base_dir: Path | None) -> tuple[Path, dict[str, Any], dict[str, Agent]]:
+def _prepare(
+    doc: Document, base_dir: Path | None
+) -> tuple[Path, OrchestratorConfig, dict[str, Agent]]:
     base = base_dir if base_dir is not None else _document_dir(doc.where)
-    return base, orchestrator_options(doc, base_dir=base), build_agents(doc, base_dir=base)
+    return base, orchestrator_config(doc, base_dir=base), build_agents(doc, base_dir=base)
 
 
 def _document_dir(where: Source) -> Path:
@@ -268,8 +269,8 @@ class Runner(metaclass=NoPublicConstructor):
 
     Attributes:
         document: the document.
-        orchestrator: the orchestrator everything runs on.
-        agents: the built agents, by name.
+        orchestrator: the orchestrator everything runs on; the document's agents are
+            its registry's definitions (``orchestrator.agents``).
         base_dir: what the document's relative paths are relative to.
     """
 
@@ -277,14 +278,9 @@ class Runner(metaclass=NoPublicConstructor):
 
     document: Document
     orchestrator: Orchestrator
-    agents: dict[str, Agent]
     base_dir: Path
     _run_numbers: dict[str, itertools.count[int]] = attrs.field(factory=dict)
     _addressed: dict[int, tuple[frozenset[str], ...]] = attrs.field(factory=dict)
-    _chat: dict[str, AgentProcess] = attrs.field(factory=dict)
-    _chat_supervisor: Supervisor | None = None
-    _chat_lock: trio.Lock = attrs.field(factory=trio.Lock)
-    _chat_count: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
 
     # ------------------------------------------------------------------ workflows
     async def run(
@@ -379,14 +375,15 @@ class Runner(metaclass=NoPublicConstructor):
 
     # ----------------------------------------------------------------------- chat
     async def ask(self, agent: str, message: str) -> str:
-        """Send ``message`` to this runner's long-lived process of ``agent`` (one per
-        agent, made on first use; the conversation goes on until :meth:`end`).
+        """Send ``message`` to the agent's session (``orchestrator.session(agent)``: one
+        process per agent, made on first use; the conversation goes on until
+        :meth:`end`, and survives an update of the agent's definition).
 
         Raises:
-            KeyError: no agent has that name (the message lists the agents).
+            AgentNotFound: no agent has that name (the message lists the agents).
             LLMError, SendTimeout, ...: as :meth:`~vega_trio.AgentProcess.send`.
         """
-        proc = await self._chat_process(agent)
+        proc = await self.orchestrator.session(agent)
         return await proc.send(message)
 
     @asynccontextmanager
@@ -400,53 +397,29 @@ class Runner(metaclass=NoPublicConstructor):
         Leaving the block early cancels the request.
 
         Raises:
-            KeyError: no agent has that name.
+            AgentNotFound: no agent has that name.
         """
-        proc = await self._chat_process(agent)
+        proc = await self.orchestrator.session(agent)
         async with proc.send_stream(message) as chunks:
             yield chunks
 
     async def end(self, agent: str | None = None) -> None:
         """End the :meth:`ask` conversation with ``agent`` (every one when ``None``);
         the next question starts a fresh one."""
-        names = list(self._chat) if agent is None else [agent]
+        names = list(self.orchestrator.agents) if agent is None else [agent]
         for name in names:
-            proc = self._chat.pop(name, None)
-            if proc is not None:
-                await proc.shutdown(_SHUTDOWN_GRACE)
+            await self.orchestrator.end_session(name)
 
     def chat_process(self, agent: str) -> AgentProcess | None:
         """The live :meth:`ask` process of ``agent``, if there is one."""
-        proc = self._chat.get(agent)
-        return proc if proc is not None and proc.alive else None
-
-    async def _chat_process(self, name: str) -> AgentProcess:
-        agent = self._agent(name)
-        async with self._chat_lock:
-            proc = self._chat.get(name)
-            if proc is not None and proc.alive:
-                return proc
-            if self._chat_supervisor is None or not self._chat_supervisor.alive:
-                self._chat_supervisor = await self.orchestrator.start_supervisor(
-                    SupervisorSpec(name="chat", max_restarts=-1)
-                )
-            proc = await _start_agent(
-                self.orchestrator,
-                self._chat_supervisor,
-                agent,
-                f"{name}#chat{next(self._chat_count)}",
-            )
-            self._chat[name] = proc
-            return proc
+        try:
+            proc = self.orchestrator.lookup(agent)  # a default session is named after its agent
+        except ProcessNotFound:
+            return None
+        return proc if isinstance(proc, AgentProcess) else None
 
     def _agent(self, name: str) -> Agent:
-        agent = self.agents.get(name)
-        if agent is None:
-            raise KeyError(
-                f"there is no agent named {name!r}; agents in this document: "
-                f"{', '.join(self.agents) or 'none'}"
-            )
-        return agent
+        return self.orchestrator.agents.get(name).agent
 
 
 async def _start_agent(
