@@ -299,16 +299,22 @@ async def test_processes_are_gone_after_success_and_failure() -> None:
     seen: list[int] = []
     async with open_runner(document(good, bad), llm=llm, base_dir=Path.cwd()) as runner:
         orch = runner.orchestrator
-
-        def count(event: ProgressEvent) -> None:
-            if event.kind == "step_finished":
-                seen.append(len(orch.processes()))
-
-        await runner.run("good", {}, on_progress=count)
-        assert orch.processes() == [] and orch.supervisors() == []
-        with pytest.raises(WorkflowError):
-            await runner.run("bad", {}, on_progress=count)
-        assert orch.processes() == [] and orch.supervisors() == []
+        # The processes alive at each finished step, read from the bus in order.
+        with orch.subscribe(types=["process.*", "workflow.step"]) as events:
+            await runner.run("good", {})
+            assert orch.processes() == [] and orch.supervisors() == []
+            with pytest.raises(WorkflowError):
+                await runner.run("bad", {})
+            assert orch.processes() == [] and orch.supervisors() == []
+            live = 0
+            while (event := events.receive_nowait()) is not None:
+                assert isinstance(event, Event)
+                if event.type == "process.started":
+                    live += 1
+                elif event.type.startswith("process."):
+                    live -= 1
+                elif event.data["status"] == "finished":
+                    seen.append(live)
     assert seen == [1, 2, 1]
 
 
@@ -381,7 +387,7 @@ async def test_runtime_events_for_a_run() -> None:
             while (event := subscription.receive_nowait()) is not None:
                 assert isinstance(event, Event)
                 events.append(event)
-    summary = [(e.type, e.data.get("run_id"), e.data.get("status"), e.agent) for e in events]
+    summary = [(e.type, e.run_id, e.data.get("status"), e.agent) for e in events]
     assert summary == [
         ("workflow.started", "ok-1", None, None),
         ("workflow.step", "ok-1", "started", "writer"),

@@ -44,6 +44,7 @@ from .._errors import (
     RestartIntensityError,
     SupervisorNotRunning,
 )
+from ._events import ProcessRestarted, SupervisorGaveUp, SupervisorStarted, SupervisorStopped
 from ._links import Linkable
 from ._process import Behaviour, Process
 from ._reason import ExitReason, ProcessStatus
@@ -855,7 +856,7 @@ class Supervisor(Linkable):
         if restart_of is not None:
             child.restart_count += 1
             self._runtime.bus.emit(
-                "process.restarted",
+                ProcessRestarted,
                 process_id=incarnation.id,
                 agent=incarnation.agent_name,
                 previous_id=child.last_id,
@@ -965,7 +966,7 @@ class Supervisor(Linkable):
             f"last: child {child.spec.id!r} exited ({reason})"
         )
         self._runtime.bus.emit(
-            "supervisor.gave_up",
+            SupervisorGaveUp,
             process_id=child.last_id,
             supervisor=self.name,
             supervisor_id=self.id,
@@ -1072,7 +1073,7 @@ class Supervisor(Linkable):
         self.status = ProcessStatus.RUNNING
         self.started_at = time.time()
         self._runtime.bus.emit(
-            "supervisor.started",
+            SupervisorStarted,
             supervisor=self.name,
             supervisor_id=self.id,
             parent_supervisor_id=None if self._parent is None else self._parent.id,
@@ -1111,7 +1112,7 @@ class Supervisor(Linkable):
         self._send.close()
         if self.started_at is not None:
             self._runtime.bus.emit(
-                "supervisor.stopped",
+                SupervisorStopped,
                 supervisor=self.name,
                 supervisor_id=self.id,
                 reason=reason.kind,
