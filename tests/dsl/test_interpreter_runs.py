@@ -27,6 +27,7 @@ from vega_trio.dsl._model import (
     TryStep,
 )
 from vega_trio.llm import LLMRequest
+from vega_trio.dsl._events import WorkflowCompleted, WorkflowStepStatus
 from vega_trio.runtime import Event
 from vega_trio.testing import ScriptedLLM
 from vega_trio.testing import Step as Reply
@@ -443,3 +444,48 @@ async def test_ask_unknown_agent_lists_the_agents() -> None:
     async with open_runner(document(), llm=routed(), base_dir=Path.cwd()) as runner:
         with pytest.raises(KeyError, match="researcher, writer"):
             await runner.ask("wrtier", "hi")
+
+
+async def test_step_events_carry_the_runs_usage_and_round_trip() -> None:
+    """workflow.step events carry the run's id, path, agent and cumulative tokens and cost
+    (what the CLI's step lines are made of), and survive their JSON form."""
+    doc = document(
+        workflow(
+            AgentStep(agent="researcher", send="a", save="x"),
+            AgentStep(agent="writer", send="b"),
+        )
+    )
+    async with open_runner(doc, llm=routed(), base_dir=Path.cwd()) as runner:
+        with runner.orchestrator.subscribe(types="workflow.*", runs="main-1") as subscription:
+            result = await runner.run("main", {})
+            events = [e for e in iter(subscription.receive_nowait, None)]
+    assert all(isinstance(e, Event) for e in events)
+    steps = [e for e in events if isinstance(e, WorkflowStepStatus)]
+    assert [(e.path, e.agent, e.status) for e in steps] == [
+        ("main.steps[0]", "researcher", "started"),
+        ("main.steps[0]", "researcher", "finished"),
+        ("main.steps[1]", "writer", "started"),
+        ("main.steps[1]", "writer", "finished"),
+    ]
+    assert steps[0].input_tokens == 0 < steps[1].input_tokens < steps[3].input_tokens
+    assert steps[3].cost_usd == pytest.approx(result.cost_usd) and result.cost_usd > 0
+    completed = events[-1]
+    assert isinstance(completed, WorkflowCompleted) and completed.steps_run == 2
+    assert [Event.from_json(e.to_json()) for e in events] == events  # type: ignore[union-attr]
+
+
+async def test_a_cancelled_run_publishes_workflow_interrupted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A run cancelled from outside ends with a workflow.interrupted event, and the
+    deprecated on_progress still sees every earlier workflow event of the run."""
+    llm = routed(lambda agent, text, request: Reply.text("late", delay=100.0))
+    doc = document(workflow(AgentStep(agent="writer", send="x")))
+    seen: list[str] = []
+    async with open_runner(doc, llm=llm, base_dir=Path.cwd()) as runner:
+        with runner.orchestrator.subscribe(types="workflow.*") as subscription:
+            with trio.move_on_after(3):
+                await runner.run("main", {}, on_progress=lambda e: seen.append(e.kind))
+            types = [e.type for e in iter(subscription.receive_nowait, None)]  # type: ignore[union-attr]
+    assert types == ["workflow.started", "workflow.step", "workflow.interrupted"]
+    assert seen == ["workflow_started", "step_started"]

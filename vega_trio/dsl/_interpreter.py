@@ -39,8 +39,8 @@ from ..agent._loop import error_class_of
 from ..llm import LLM
 from ..orchestrator import Orchestrator, open_orchestrator
 from ..runtime import Supervisor, SupervisorSpec
-from ._build import build_agents, orchestrator_options
 from ..runtime._events import Event, Lagged
+from ._build import build_agents, orchestrator_options
 from ._errors import TemplateError
 from ._events import (
     WorkflowCompleted,

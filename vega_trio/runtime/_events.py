@@ -60,9 +60,7 @@ _E = TypeVar("_E", bound="Event")
 _REGISTRY: dict[str, type[Event]] = {}
 
 #: The fields every event has; the others are its kind's own (:attr:`Event.data`).
-_ENVELOPE: frozenset[str] = frozenset(
-    {"seq", "timestamp", "process_id", "agent", "run_id", "user"}
-)
+_ENVELOPE: frozenset[str] = frozenset({"seq", "timestamp", "process_id", "agent", "run_id", "user"})
 
 
 def _tuple_of_str(value: Collection[str]) -> tuple[str, ...]:
@@ -432,7 +430,7 @@ class EventBus:
             subscriber wants it). Change it later with :meth:`keep_history`.
     """
 
-    history: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    history: int = 0
     _ring: collections.deque[Event] = attrs.field(init=False)
     _subscribers: dict[Subscription, None] = attrs.field(init=False, factory=dict)
     _by_type: dict[str, dict[Subscription, None]] = attrs.field(init=False, factory=dict)
@@ -445,6 +443,10 @@ class EventBus:
     """Events emitted so far: also the sequence number of the latest one."""
 
     def __attrs_post_init__(self) -> None:
+        # NOTE: checked here, not by an attrs validator, which would give the class a
+        # __setattr__ hook that slows every ``published += 1`` on the hot path.
+        if self.history < 0:
+            raise ValueError(f"history must be 0 or more, got {self.history}")
         self._ring = collections.deque(maxlen=self.history or None)
 
     def keep_history(self, size: int) -> None:
@@ -476,7 +478,17 @@ class EventBus:
         """Whether anyone is listening at all (a subscriber or the history)."""
         return bool(self._subscribers) or bool(self.history)
 
-    def emit(self, kind: type[_E], /, **fields: Any) -> _E | None:
+    def emit(
+        self,
+        kind: type[_E],
+        /,
+        *,
+        process_id: str | None = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        user: str | None = None,
+        **fields: Any,
+    ) -> _E | None:
         """Give the next sequence number to a ``kind`` event of these fields and publish
         it; skip building it when nobody wants it (its number is used either way, so a
         subscriber never sees one twice).
@@ -487,10 +499,20 @@ class EventBus:
         Raises:
             TypeError: a field ``kind`` does not have (a programming error).
         """
+        # NOTE: the hot path: the ids are named parameters (not in ``fields``) because
+        # most events have few fields of their own; nothing is built for nobody.
         self.published += 1
         if not self.history and not (self._subscribers and self._route(kind.type)):
             return None
-        event = kind(seq=self.published, timestamp=time.time(), **fields)
+        event = kind(
+            seq=self.published,
+            timestamp=time.time(),
+            process_id=process_id,
+            agent=agent,
+            run_id=run_id,
+            user=user,
+            **fields,
+        )
         self._deliver(event)
         return event
 
@@ -555,7 +577,9 @@ class EventBus:
             max_buffer,
             exact,
             prefixes,
-            _make_filter(_id_set(agents), _id_set(processes), _id_set(runs), _id_set(users), accept),
+            _make_filter(
+                _id_set(agents), _id_set(processes), _id_set(runs), _id_set(users), accept
+            ),
         )
         if after is not None:
             self._replay(sub, after)
