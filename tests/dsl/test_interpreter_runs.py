@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 from vega_trio import AgentProcess, ErrorClass
+from vega_trio.dsl._events import WorkflowCompleted, WorkflowStepStatus
 from vega_trio.dsl._interpreter import (
     ProgressEvent,
     RunResult,
@@ -27,7 +28,6 @@ from vega_trio.dsl._model import (
     TryStep,
 )
 from vega_trio.llm import LLMRequest
-from vega_trio.dsl._events import WorkflowCompleted, WorkflowStepStatus
 from vega_trio.runtime import Event
 from vega_trio.testing import ScriptedLLM
 from vega_trio.testing import Step as Reply
