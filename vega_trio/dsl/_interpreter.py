@@ -178,8 +178,9 @@ def _message_of(exc: BaseException) -> str:
 
 @attrs.frozen(kw_only=True)
 class ProgressEvent:
-    """What a run is doing, for the deprecated ``on_progress`` of :meth:`Runner.run`: a
-    view of one of its ``workflow.*`` bus events (see :meth:`from_event`).
+    """What a run is doing, for a progress display: the view of one of its
+    ``workflow.*`` bus events (:meth:`from_event`) that the CLI's step lines and the
+    deprecated ``on_progress`` of :meth:`Runner.run` use.
 
     Attributes:
         kind: ``workflow_started``, ``step_started``, ``step_finished``,
