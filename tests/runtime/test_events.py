@@ -361,3 +361,39 @@ def test_generic_handling_through_data() -> None:
     """Any event's own fields are readable generically through .data."""
     event = ProcessFailed(process_id="p", reason="error", detail="boom", status="failed")
     assert event.data == {"status": "failed", "reason": "error", "detail": "boom"}
+
+
+def test_every_emit_site_names_fields_its_class_has() -> None:
+    """Each ``bus.emit(Kind, field=...)`` in the package names only fields of Kind (an
+    event is built only when someone listens, so a wrong name would hide until then)."""
+    import ast
+    from pathlib import Path
+
+    import vega_trio
+    from vega_trio.agent._bus_events import CIRCUIT_EVENTS
+
+    classes = {cls.__name__: cls for cls in events_module.event_classes().values()}
+    checked = 0
+    for path in Path(vega_trio.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "emit"
+                and node.args
+            ):
+                continue
+            kind = node.args[0]
+            names = {n.id for n in ast.walk(kind) if isinstance(n, ast.Name)}
+            if "CIRCUIT_EVENTS" in names:
+                candidates = list(CIRCUIT_EVENTS.values())
+            else:
+                candidates = [classes[name] for name in names if name in classes]
+            if not candidates:
+                continue  # a generic helper passing its kind through
+            given = {k.arg for k in node.keywords if k.arg is not None}
+            for cls in candidates:
+                fields = {f.name for f in attrs.fields(cls)}
+                assert given <= fields, f"{path.name}:{node.lineno}: {given - fields} not in {cls}"
+                checked += 1
+    assert checked >= 15
