@@ -832,6 +832,8 @@ async def open_orchestrator(
     try:
         async with trio.open_nursery() as nursery:
             runtime = Runtime(nursery, max_processes=max_processes)
+            if servers is not None:
+                servers.publish_to(runtime.bus)
             orch = Orchestrator(
                 runtime,
                 llm,
