@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import vega_trio
 import vega_trio.agent
+import vega_trio.events
 import vega_trio.llm
 import vega_trio.resilience
 import vega_trio.runtime
@@ -100,6 +101,7 @@ def test_every_exported_name_exists() -> None:
     for module in (
         vega_trio,
         vega_trio.agent,
+        vega_trio.events,
         vega_trio.llm,
         vega_trio.resilience,
         vega_trio.runtime,

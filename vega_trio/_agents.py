@@ -41,6 +41,7 @@ import trio
 
 from ._errors import AgentExists, AgentNotFound
 from .agent import Agent, AgentProcess
+from .agent._bus_events import AgentCreated, AgentDeleted, AgentUpdated
 from .llm import Message
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ class AgentRegistry:
             # step that spawns the agent, as it always did, not the whole document.
             self._orch._check_spawnable(agent)
         self._definitions[agent.name] = definition
-        self._emit("agent.created", definition)
+        self._emit(AgentCreated, definition)
         return definition
 
     def update(self, agent: Agent, *, source: AgentSource | None = None) -> AgentDefinition:
@@ -176,7 +177,7 @@ class AgentRegistry:
         )
         self._orch._check_spawnable(agent)
         self._definitions[agent.name] = definition
-        self._emit("agent.updated", definition)
+        self._emit(AgentUpdated, definition)
         for key, session in list(self._sessions.items()):
             if key[0] == agent.name and session.process is not None:
                 self._orch._background(self._refresh_quietly, key)
@@ -194,7 +195,7 @@ class AgentRegistry:
         """
         definition = self.get(name)
         del self._definitions[name]
-        self._emit("agent.deleted", definition)
+        self._emit(AgentDeleted, definition)
         for key in [k for k in self._sessions if k[0] == name]:
             # NOTE: forgotten now (a re-defined agent starts new conversations), stopped
             # after the reply in progress; a new session of the same name waits for it.
@@ -233,7 +234,11 @@ class AgentRegistry:
     def __len__(self) -> int:
         return len(self._definitions)
 
-    def _emit(self, kind: str, definition: AgentDefinition) -> None:
+    def _emit(
+        self,
+        kind: type[AgentCreated] | type[AgentUpdated] | type[AgentDeleted],
+        definition: AgentDefinition,
+    ) -> None:
         self._orch._runtime.bus.emit(
             kind,
             agent=definition.name,

@@ -639,11 +639,32 @@ class Orchestrator(metaclass=NoPublicConstructor):
 
     @contextmanager
     def subscribe(
-        self, *, max_buffer: int = 1000, types: Iterable[str] | None = None
+        self,
+        *,
+        max_buffer: int = 1000,
+        types: Iterable[str] | str | None = None,
+        agents: Iterable[str] | str | None = None,
+        processes: Iterable[str] | str | None = None,
+        runs: Iterable[str] | str | None = None,
+        users: Iterable[str] | str | None = None,
+        after: int | None = None,
     ) -> Iterator[Subscription]:
-        """Subscribe to runtime events for a ``with`` block (see :meth:`EventBus.subscribe`)."""
+        """Subscribe to runtime events (:mod:`vega_trio.events`) for a ``with`` block,
+        filtered by type (``"llm.call"``, ``"process.*"``), agent, process, workflow run
+        and user, optionally replaying those kept after sequence number ``after`` (see
+        :meth:`EventBus.subscribe <vega_trio.runtime.EventBus.subscribe>`)."""
+
+        def collect(value: Iterable[str] | str | None) -> list[str] | str | None:
+            return value if value is None or isinstance(value, str) else list(value)
+
         with self._runtime.bus.subscribe(
-            max_buffer=max_buffer, types=None if types is None else list(types)
+            max_buffer=max_buffer,
+            types=collect(types),
+            agents=collect(agents),
+            processes=collect(processes),
+            runs=collect(runs),
+            users=collect(users),
+            after=after,
         ) as subscription:
             yield subscription
 
@@ -877,6 +898,8 @@ async def open_orchestrator(
     try:
         async with trio.open_nursery() as nursery:
             runtime = Runtime(nursery, max_processes=config.max_processes)
+            if servers is not None:
+                servers.publish_to(runtime.bus)
             orch = Orchestrator._create(
                 runtime,
                 config.llm,

@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 from vega_trio import AgentNotFound, AgentProcess, ErrorClass
+from vega_trio.dsl._events import WorkflowCompleted, WorkflowStepStatus
 from vega_trio.dsl._interpreter import (
     ProgressEvent,
     RunResult,
@@ -299,16 +300,22 @@ async def test_processes_are_gone_after_success_and_failure() -> None:
     seen: list[int] = []
     async with open_runner(document(good, bad), llm=llm, base_dir=Path.cwd()) as runner:
         orch = runner.orchestrator
-
-        def count(event: ProgressEvent) -> None:
-            if event.kind == "step_finished":
-                seen.append(len(orch.processes()))
-
-        await runner.run("good", {}, on_progress=count)
-        assert orch.processes() == [] and orch.supervisors() == []
-        with pytest.raises(WorkflowError):
-            await runner.run("bad", {}, on_progress=count)
-        assert orch.processes() == [] and orch.supervisors() == []
+        # The processes alive at each finished step, read from the bus in order.
+        with orch.subscribe(types=["process.*", "workflow.step"]) as events:
+            await runner.run("good", {})
+            assert orch.processes() == [] and orch.supervisors() == []
+            with pytest.raises(WorkflowError):
+                await runner.run("bad", {})
+            assert orch.processes() == [] and orch.supervisors() == []
+            live = 0
+            while (event := events.receive_nowait()) is not None:
+                assert isinstance(event, Event)
+                if event.type == "process.started":
+                    live += 1
+                elif event.type.startswith("process."):
+                    live -= 1
+                elif event.data["status"] == "finished":
+                    seen.append(live)
     assert seen == [1, 2, 1]
 
 
@@ -381,7 +388,7 @@ async def test_runtime_events_for_a_run() -> None:
             while (event := subscription.receive_nowait()) is not None:
                 assert isinstance(event, Event)
                 events.append(event)
-    summary = [(e.type, e.data.get("run_id"), e.data.get("status"), e.agent) for e in events]
+    summary = [(e.type, e.run_id, e.data.get("status"), e.agent) for e in events]
     assert summary == [
         ("workflow.started", "ok-1", None, None),
         ("workflow.step", "ok-1", "started", "writer"),
@@ -437,3 +444,48 @@ async def test_ask_unknown_agent_lists_the_agents() -> None:
     async with open_runner(document(), llm=routed(), base_dir=Path.cwd()) as runner:
         with pytest.raises(AgentNotFound, match="researcher, writer"):
             await runner.ask("wrtier", "hi")
+
+
+async def test_step_events_carry_the_runs_usage_and_round_trip() -> None:
+    """workflow.step events carry the run's id, path, agent and cumulative tokens and cost
+    (what the CLI's step lines are made of), and survive their JSON form."""
+    doc = document(
+        workflow(
+            AgentStep(agent="researcher", send="a", save="x"),
+            AgentStep(agent="writer", send="b"),
+        )
+    )
+    async with open_runner(doc, llm=routed(), base_dir=Path.cwd()) as runner:
+        with runner.orchestrator.subscribe(types="workflow.*", runs="main-1") as subscription:
+            result = await runner.run("main", {})
+            events = [e for e in iter(subscription.receive_nowait, None)]
+    assert all(isinstance(e, Event) for e in events)
+    steps = [e for e in events if isinstance(e, WorkflowStepStatus)]
+    assert [(e.path, e.agent, e.status) for e in steps] == [
+        ("main.steps[0]", "researcher", "started"),
+        ("main.steps[0]", "researcher", "finished"),
+        ("main.steps[1]", "writer", "started"),
+        ("main.steps[1]", "writer", "finished"),
+    ]
+    assert steps[0].input_tokens == 0 < steps[1].input_tokens < steps[3].input_tokens
+    assert steps[3].cost_usd == pytest.approx(result.cost_usd) and result.cost_usd > 0
+    completed = events[-1]
+    assert isinstance(completed, WorkflowCompleted) and completed.steps_run == 2
+    assert [Event.from_json(e.to_json()) for e in events] == events  # type: ignore[union-attr]
+
+
+async def test_a_cancelled_run_publishes_workflow_interrupted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A run cancelled from outside ends with a workflow.interrupted event, and the
+    deprecated on_progress still sees every earlier workflow event of the run."""
+    llm = routed(lambda agent, text, request: Reply.text("late", delay=100.0))
+    doc = document(workflow(AgentStep(agent="writer", send="x")))
+    seen: list[str] = []
+    async with open_runner(doc, llm=llm, base_dir=Path.cwd()) as runner:
+        with runner.orchestrator.subscribe(types="workflow.*") as subscription:
+            with trio.move_on_after(3):
+                await runner.run("main", {}, on_progress=lambda e: seen.append(e.kind))
+            types = [e.type for e in iter(subscription.receive_nowait, None)]  # type: ignore[union-attr]
+    assert types == ["workflow.started", "workflow.step", "workflow.interrupted"]
+    assert seen == ["workflow_started", "step_started"]

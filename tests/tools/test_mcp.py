@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from vega_trio import Agent, ToolNotFound, open_orchestrator
+from vega_trio.events import McpConnected, McpDisconnected
 from vega_trio.runtime import Backoff
 from vega_trio.testing import ScriptedLLM, Step
 from vega_trio.tools import ToolCall, ToolTimeout
@@ -518,3 +519,27 @@ def test_importing_vega_trio_does_not_import_the_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+async def test_connection_changes_are_bus_events() -> None:
+    """An orchestrator's MCP server publishes mcp.disconnected when it is lost (why, and
+    that it will reconnect), then mcp.connected (with its tools) when it is back."""
+    with trio.fail_after(20):
+        async with open_orchestrator(
+            llm=ScriptedLLM([]), mcp_servers=[echo_config(tools=["echo", "crash"])]
+        ) as orch:
+            assert orch.mcp is not None
+            connection = orch.mcp["echo"]
+            with orch.subscribe(types="mcp.*") as events:
+                with pytest.raises(MCPServerUnavailable):
+                    await orch.mcp.tools().execute(
+                        ToolCall(id="c", name="echo__crash", arguments={})
+                    )
+                await connection.wait_connected()
+                got = [e for e in iter(events.receive_nowait, None)]
+    assert [e.type for e in got] == ["mcp.disconnected", "mcp.connected"]  # type: ignore[union-attr]
+    lost, back = got
+    assert isinstance(lost, McpDisconnected) and lost.server == "echo" and lost.reconnecting
+    assert lost.detail == "the server closed the connection"
+    assert isinstance(back, McpConnected) and back.tools == ("echo__echo", "echo__crash")

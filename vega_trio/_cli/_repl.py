@@ -42,6 +42,7 @@ from ._run import (
     EXIT_OK,
     _as_text,
     _Progress,
+    _run_with_progress,
     interrupted_message,
     load_document,
 )
@@ -237,7 +238,9 @@ class _Session:
         progress = _Progress(self.err)
         self.running = (name, progress)
         try:
-            result = await self.runner.run(name, variables, on_progress=progress)
+            result = await _run_with_progress(
+                self.runner, name, variables, progress, quiet=False, runtime_events=False
+            )
         except Exception as exc:  # a failed run is reported; the session goes on
             self.running = None
             message = f"workflow {name!r} failed: {describe_failure(exc)}"

@@ -14,7 +14,16 @@ import outcome
 import trio
 
 from .._redact import redact, redact_data
-from ..runtime._events import Event, Lagged, Subscription
+from ..agent._bus_events import (
+    BudgetOverrun,
+    BudgetWarning,
+    CircuitClosed,
+    CircuitHalfOpened,
+    CircuitOpened,
+    LLMCalled,
+    ToolEnded,
+)
+from ..runtime._events import Event, Lagged, ProcessRestarted, Subscription, SupervisorGaveUp
 from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -112,10 +121,12 @@ PROGRESS_EVENTS: Final = (
     "tool.end",
     "process.restarted",
     "supervisor.gave_up",
-    "circuit.",
+    "circuit.*",
     "budget.warning",
     "budget.exceeded",
 )
+#: The run's own events: its step lines (and what Ctrl-C interrupted) come from them.
+WORKFLOW_EVENTS: Final = "workflow.*"
 #: The ``event`` of log records that those lines already show: not printed twice.
 SHOWN_AS_PROGRESS: Final = (
     "llm.retry",
@@ -128,8 +139,9 @@ SHOWN_AS_PROGRESS: Final = (
 
 class _Progress:
     """Writes one line per step start and finish (and failure) to stderr, and one per
-    tool call, retry, restart, circuit change and budget warning (from the
-    orchestrator's event bus, see :meth:`follow`); the run's cumulative token counts
+    tool call, retry, restart, circuit change and budget warning: all of them rendered
+    from the orchestrator's event bus (``workflow.*`` events and
+    :data:`PROGRESS_EVENTS`, see :meth:`follow`); the run's cumulative token counts
     become each step's own. With ``quiet`` it prints nothing but still knows which steps
     are running (for what Ctrl-C interrupted).
 
@@ -149,13 +161,11 @@ class _Progress:
         #: The steps in progress: path -> "path (agent)", for what Ctrl-C interrupted.
         self.running: dict[str, str] = {}
 
-    def __call__(self, event: ProgressEvent) -> None:
+    def _step(self, event: ProgressEvent) -> None:
         if event.kind != "step_failed":  # an enclosing step failing too: keep waiting
             self._flush_failed(with_error=event.kind != "workflow_failed")
         if not event.kind.startswith("step_"):
             return  # the command reports the run's start and end itself
-        # Runtime events that happened before this step line belong above it.
-        self.drain()
         totals = (event.input_tokens, event.output_tokens, event.cost_usd)
         if event.kind == "step_started":
             self._at_start[event.path] = totals
@@ -174,8 +184,15 @@ class _Progress:
             write(self._err, line)
 
     def _show(self, item: Event | Lagged) -> None:
+        from ..dsl._interpreter import ProgressEvent
+
         if isinstance(item, Lagged):
             line: str | None = f"{self._marks['warn']} ({item.missed} progress event(s) not shown)"
+        elif item.type.startswith("workflow."):
+            step = ProgressEvent.from_event(item)
+            if step is not None:
+                self._step(step)
+            return
         else:
             line = format_event(item, self._marks)
         if line is not None:
@@ -189,8 +206,8 @@ class _Progress:
             self._show(item)
 
     async def follow(self, events: Subscription) -> None:
-        """Print runtime events as they come (until cancelled), so a retry's wait or a
-        long tool shows while it happens."""
+        """Print the run's events as they come (until cancelled), so a retry's wait or a
+        long tool shows while it happens; :meth:`drain` prints what is left."""
         self._events = events
         async for item in events:
             self._show(item)
@@ -219,46 +236,40 @@ def format_event(event: Event, marks: Mapping[str, str]) -> str | None:
     * ``! researcher: circuit breaker 'llm' open (5 failures); half-opens in 30s``
     * ``! budget of agent 'writer' exceeded: $0.0120 of $0.0100 (calls go on)``
     """
-    data = event.data
     who = event.agent or event.process_id or "?"
-    kind = event.type
-    if kind == "llm.call":
-        if data.get("error_class") is None or data.get("retry_in") is None:
+    if isinstance(event, LLMCalled):
+        if event.error_class is None or event.retry_in is None:
             return None  # a success, or the last failure: the step's line reports it
-        status = data.get("status_code")
-        cause = f"{data['error_class']}" + (f", HTTP {status}" if status is not None else "")
+        status = event.status_code
+        cause = f"{event.error_class}" + (f", HTTP {status}" if status is not None else "")
         return (
             f"{marks['retry']} {who}: LLM call failed ({cause}); retry "
-            f"{int(data.get('attempt') or 1) + 1} in {round(float(data['retry_in']), 2):g}s"
+            f"{int(event.attempt or 1) + 1} in {round(float(event.retry_in), 2):g}s"
         )
-    if kind == "tool.end":
-        line = f"{marks['dot']} {who} {marks['arrow']} {data.get('tool')}"
-        if data.get("is_error"):
-            first = next(iter(str(data.get("result") or "").splitlines()), "")
+    if isinstance(event, ToolEnded):
+        line = f"{marks['dot']} {who} {marks['arrow']} {event.tool}"
+        if event.is_error:
+            first = next(iter(event.result.splitlines()), "")
             line += f" failed: {shorten(first, 100)}"
-        return f"{line} {data.get('duration_ms', 0)} ms"
-    if kind == "process.restarted":
-        detail = " ".join(str(data.get("detail") or data.get("reason") or "").split())
-        return f"{marks['retry']} {who} restarted (restart {data.get('restart_count')})" + (
+        return f"{line} {event.duration_ms} ms"
+    if isinstance(event, ProcessRestarted):
+        detail = " ".join((event.detail or event.reason).split())
+        return f"{marks['retry']} {who} restarted (restart {event.restart_count})" + (
             f": {shorten(detail, 120)}" if detail else ""
         )
-    if kind == "supervisor.gave_up":
-        return f"{marks['fail']} supervisor gave up: {' '.join(str(data.get('detail')).split())}"
-    if kind.startswith("circuit."):
-        state = kind.removeprefix("circuit.").replace("_", "-")
-        line = f"{marks['warn']} {who}: circuit breaker {data.get('breaker')!r} {state}"
-        if state == "open":
-            line += (
-                f" ({data.get('failures')} failures); half-opens in "
-                f"{float(data.get('reset_after') or 0):g}s"
-            )
+    if isinstance(event, SupervisorGaveUp):
+        return f"{marks['fail']} supervisor gave up: {' '.join(event.detail.split())}"
+    if isinstance(event, CircuitOpened | CircuitHalfOpened | CircuitClosed):
+        state = event.type.removeprefix("circuit.").replace("_", "-")
+        line = f"{marks['warn']} {who}: circuit breaker {event.breaker!r} {state}"
+        if isinstance(event, CircuitOpened):
+            line += f" ({event.failures} failures); half-opens in {float(event.reset_after):g}s"
         return line
-    if kind in ("budget.warning", "budget.exceeded"):
-        then = "calls go on" if kind == "budget.warning" else "the call was refused"
+    if isinstance(event, BudgetWarning | BudgetOverrun):
+        then = "calls go on" if isinstance(event, BudgetWarning) else "the call was refused"
         return (
-            f"{marks['warn']} budget of {data.get('owner')} exceeded: "
-            f"${float(data.get('spent_usd') or 0):.4f} of ${float(data.get('limit_usd') or 0):.4f}"
-            f" ({then})"
+            f"{marks['warn']} budget of {event.owner} exceeded: "
+            f"${float(event.spent_usd):.4f} of ${float(event.limit_usd):.4f} ({then})"
         )
     return None
 
@@ -270,19 +281,25 @@ async def _run_with_progress(
     progress: _Progress,
     *,
     quiet: bool,
+    runtime_events: bool = True,
 ) -> RunResult:
-    """Run the workflow, reporting its steps to ``progress``; unless ``quiet``, also
-    the runtime events of :data:`PROGRESS_EVENTS` while it runs."""
-    if quiet:
-        return await runner.run(workflow, variables, on_progress=progress)
-    with runner.orchestrator.events.subscribe(types=PROGRESS_EVENTS) as events:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(progress.follow, events)
-            # NOTE: captured, so the run's own error leaves the nursery unwrapped (not
-            # as an exception group) and the command reports it as before.
-            done = await outcome.acapture(runner.run, workflow, variables, on_progress=progress)
-            nursery.cancel_scope.cancel()
-        progress.drain()
+    """Run the workflow, reporting its ``workflow.*`` events to ``progress``; unless
+    ``quiet`` (or not ``runtime_events``: the repl), also the runtime events of
+    :data:`PROGRESS_EVENTS` while it runs."""
+    from ..dsl._interpreter import PROGRESS_BUFFER
+
+    shown = runtime_events and not quiet
+    types = (WORKFLOW_EVENTS, *PROGRESS_EVENTS) if shown else (WORKFLOW_EVENTS,)
+    with runner.orchestrator.events.subscribe(types=types, max_buffer=PROGRESS_BUFFER) as events:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(progress.follow, events)
+                # NOTE: captured, so the run's own error leaves the nursery unwrapped
+                # (not as an exception group) and the command reports it as before.
+                done = await outcome.acapture(runner.run, workflow, variables)
+                nursery.cancel_scope.cancel()
+        finally:
+            progress.drain()  # also when interrupted: what was running is known
         return done.unwrap()
 
 

@@ -38,6 +38,16 @@ from ..resilience import BudgetExceeded, BudgetTracker, CircuitBreaker
 from ..resilience._breaker import BreakerState
 from ..resilience._path import Attempt, CallPath, KeepAlive
 from ..tools import ToolCall, Tools
+from ._bus_events import (
+    CIRCUIT_EVENTS,
+    BudgetOverrun,
+    BudgetWarning,
+    ContextCompacted,
+    ContextCompactionFailed,
+    LLMCalled,
+    ToolEnded,
+    ToolStarted,
+)
 from ._context import (
     ContextManager,
     SlidingWindowContext,
@@ -238,7 +248,7 @@ class AgentBehaviour:
         except LLMError as exc:
             # The history is unchanged and still valid; the send goes ahead uncompacted.
             self.bus.emit(
-                "context.compaction_failed",
+                ContextCompactionFailed,
                 process_id=process.id,
                 agent=self.name,
                 error=str(exc),
@@ -246,7 +256,7 @@ class AgentBehaviour:
             )
             return
         if compacted:
-            self.bus.emit("context.compacted", process_id=process.id, agent=self.name)
+            self.bus.emit(ContextCompacted, process_id=process.id, agent=self.name)
 
     async def _converse(self, process: Process, request: ChatRequest) -> str:
         # NOTE: turns of this send are kept aside and committed to the context only when
@@ -500,9 +510,9 @@ class AgentBehaviour:
                 attempt=attempt,
                 error_class=None,
             )
-        if self.bus.has_subscribers:
+        if self.bus.wants(LLMCalled):
             self.bus.emit(
-                "llm.call",
+                LLMCalled,
                 process_id=process.id,
                 agent=self.name,
                 model=model,
@@ -538,7 +548,7 @@ class AgentBehaviour:
                 spent_usd=tracker.spent,
             )
         self.bus.emit(
-            "budget.warning" if budget.on_exceed == "warn" else "budget.exceeded",
+            BudgetWarning if budget.on_exceed == "warn" else BudgetOverrun,
             process_id=process.id,
             agent=self.name,
             owner=tracker.owner,
@@ -581,9 +591,9 @@ class AgentBehaviour:
             await _emit(
                 events, ToolStartEvent(tool_call_id=use.id, tool_name=use.name, arguments=arguments)
             )
-        if self.bus.has_subscribers:
+        if self.bus.wants(ToolStarted):
             self.bus.emit(
-                "tool.start",
+                ToolStarted,
                 process_id=process.id,
                 agent=self.name,
                 tool=use.name,
@@ -609,9 +619,9 @@ class AgentBehaviour:
                     is_error=is_error,
                 ),
             )
-        if self.bus.has_subscribers:
+        if self.bus.wants(ToolEnded):
             self.bus.emit(
-                "tool.end",
+                ToolEnded,
                 process_id=process.id,
                 agent=self.name,
                 tool=use.name,
@@ -691,7 +701,7 @@ class _CallObserver:
         if logger.isEnabledFor(logging.INFO):
             self._log_failed(logger, number, error, started, retry_in)
         behaviour.bus.emit(
-            "llm.call",
+            LLMCalled,
             process_id=self.process.id,
             agent=behaviour.name,
             model=self.model,
@@ -765,7 +775,7 @@ class _CallObserver:
     def budget_refused(self, error: BudgetExceeded) -> None:
         behaviour = self.behaviour
         behaviour.bus.emit(
-            "budget.exceeded",
+            BudgetOverrun,
             process_id=self.process.id,
             agent=behaviour.name,
             owner=error.owner,
@@ -779,7 +789,7 @@ class _CallObserver:
     def breaker_changed(self, breaker: CircuitBreaker, state: BreakerState) -> None:
         behaviour = self.behaviour
         behaviour.bus.emit(
-            f"circuit.{state}",
+            CIRCUIT_EVENTS[state],
             process_id=self.process.id,
             agent=behaviour.name,
             breaker=breaker.name,

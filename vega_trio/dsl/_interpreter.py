@@ -24,12 +24,13 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
 
 import attrs
+import outcome
 import trio
 
 from .._config import OrchestratorConfig
@@ -49,8 +50,16 @@ from ..agent import Agent, AgentProcess, TextStream
 from ..llm import LLM
 from ..orchestrator import Orchestrator, open_orchestrator
 from ..runtime import Supervisor, SupervisorSpec
+from ..runtime._events import Event, Lagged
 from ._build import build_agents, orchestrator_config
 from ._errors import TemplateError
+from ._events import (
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowInterrupted,
+    WorkflowStarted,
+    WorkflowStepStatus,
+)
 from ._inputs import resolve_inputs
 from ._model import (
     AgentStep,
@@ -121,8 +130,9 @@ def _message_of(exc: BaseException) -> str:
 
 @attrs.frozen(kw_only=True)
 class ProgressEvent:
-    """What a run is doing, for a progress display (``on_progress`` of
-    :meth:`Runner.run`).
+    """What a run is doing, for a progress display: the view of one of its
+    ``workflow.*`` bus events (:meth:`from_event`) that the CLI's step lines and the
+    deprecated ``on_progress`` of :meth:`Runner.run` use.
 
     Attributes:
         kind: ``workflow_started``, ``step_started``, ``step_finished``,
@@ -151,6 +161,74 @@ class ProgressEvent:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+
+    @classmethod
+    def from_event(cls, event: Event) -> ProgressEvent | None:
+        """The progress of a ``workflow.*`` event (``None`` for one it has no kind for:
+        ``workflow.interrupted``, ``workflow.resumed``)."""
+        path = getattr(event, "path", "") or ""
+        if isinstance(event, WorkflowStepStatus):
+            kind = f"step_{event.status}"
+        elif isinstance(event, WorkflowStarted):
+            kind = "workflow_started"
+        elif isinstance(event, WorkflowCompleted):
+            kind = "workflow_finished"
+        elif isinstance(event, WorkflowFailed):
+            kind = "workflow_failed"
+        else:
+            return None
+        data = event.data
+        return cls(
+            kind=kind,  # type: ignore[arg-type]  # the statuses are the kinds' suffixes
+            workflow=data["workflow"],
+            run_id=event.run_id or "",
+            path=path if kind.startswith("step_") else data["workflow"],
+            step=data.get("step", ""),
+            agent=event.agent,
+            detail=data["detail"],
+            input_tokens=data["input_tokens"],
+            output_tokens=data["output_tokens"],
+            cost_usd=data["cost_usd"],
+        )
+
+
+#: How many progress events a progress subscriber may fall behind by: they are few per
+#: step and their reader is quick, so only a run of thousands of steps between two
+#: checkpoints gets near it.
+PROGRESS_BUFFER: Final = 100_000
+
+
+async def _reporting_progress(
+    orchestrator: Orchestrator,
+    run_id: str,
+    on_progress: Callable[[ProgressEvent], None],
+    run: Callable[[], Awaitable[RunResult]],
+) -> RunResult:
+    """``run()``, with its ``workflow.*`` events handed to ``on_progress`` as
+    :class:`ProgressEvent` s: the thin adapter that keeps ``on_progress`` working."""
+
+    def deliver(item: Event | Lagged) -> None:
+        progress = None if isinstance(item, Lagged) else ProgressEvent.from_event(item)
+        if progress is not None:
+            on_progress(progress)
+
+    with orchestrator.events.subscribe(
+        types="workflow.*", runs=run_id, max_buffer=PROGRESS_BUFFER
+    ) as events:
+
+        async def follow() -> None:
+            async for item in events:
+                deliver(item)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(follow)
+            # NOTE: captured, so the run's own error leaves the nursery unwrapped (not as
+            # an exception group).
+            done = await outcome.acapture(run)
+            nursery.cancel_scope.cancel()
+        while (item := events.receive_nowait()) is not None:
+            deliver(item)
+    return done.unwrap()
 
 
 @attrs.frozen(kw_only=True)
@@ -294,9 +372,19 @@ class Runner(metaclass=NoPublicConstructor):
 
         Declared inputs are coerced to their type (``"3"`` → ``3`` for an integer),
         defaults are applied, required ones and enums are checked; values the workflow
-        does not declare are variables too. Progress goes to ``on_progress`` (called on
-        this task; keep it quick) and, as ``workflow.started|step|completed|failed``
-        events, to the orchestrator's event bus.
+        does not declare are variables too. Progress goes to the orchestrator's event
+        bus as ``workflow.started``, ``workflow.step`` (started, finished, failed),
+        ``workflow.completed``, ``workflow.failed`` and ``workflow.interrupted`` events
+        (:mod:`vega_trio.events`), all with the run's ``run_id``: subscribe to
+        ``"workflow.*"`` to follow runs.
+
+        Args:
+            workflow: the workflow's name.
+            inputs: its inputs (and further variables).
+            on_progress: *deprecated*, subscribe to ``workflow.*`` events instead: called
+                with a :class:`ProgressEvent` for each of this run's ``workflow.*``
+                events, from a task of its own, in order, all of them before ``run``
+                returns.
 
         Raises:
             WorkflowInputError: an input is missing or invalid (nothing ran).
@@ -317,19 +405,30 @@ class Runner(metaclass=NoPublicConstructor):
             raise WorkflowInputError(str(exc), workflow=workflow, input=exc.name) from None
         numbers = self._run_numbers.setdefault(workflow, itertools.count(1))
         run_id = f"{workflow}-{next(numbers)}"
+        if on_progress is None:
+            return await self._run(spec, run_id, variables)
+        return await _reporting_progress(
+            self.orchestrator,
+            run_id,
+            on_progress,
+            functools.partial(self._run, spec, run_id, variables),
+        )
+
+    async def _run(self, spec: WorkflowSpec, run_id: str, variables: dict[str, Any]) -> RunResult:
+        workflow = spec.name
         supervisor = await self.orchestrator.start_supervisor(
             SupervisorSpec(name=f"run {run_id}", max_restarts=-1)
         )
-        run = _Run(self, workflow, run_id, supervisor, on_progress, trio.current_time())
-        run.workflow_event("workflow_started", "workflow.started", inputs=sorted(variables))
-        succeeded = False
+        run = _Run(self, workflow, run_id, supervisor, trio.current_time())
+        run.workflow_event(WorkflowStarted, inputs=sorted(variables))
+        succeeded = ended = False
         try:
             output, variables = await run.run_workflow(spec, variables, _Sessions(run), ())
             succeeded = True
         except WorkflowError as exc:
+            ended = True
             run.workflow_event(
-                "workflow_failed",
-                "workflow.failed",
+                WorkflowFailed,
                 detail=str(exc),
                 path=exc.path,
                 error=_message_of(exc),
@@ -337,6 +436,8 @@ class Runner(metaclass=NoPublicConstructor):
             )
             raise
         finally:
+            if not succeeded and not ended:  # cancelled (Ctrl-C, a timeout), or a bug
+                run.workflow_event(WorkflowInterrupted, steps_run=run.steps_run)
             # NOTE: also when cancelled: every process of the run ends, within a bound.
             with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
                 await run.close(graceful=succeeded)
@@ -353,12 +454,7 @@ class Runner(metaclass=NoPublicConstructor):
             steps_run=run.steps_run,
             duration=trio.current_time() - run.started,
         )
-        run.workflow_event(
-            "workflow_finished",
-            "workflow.completed",
-            detail=_preview(output),
-            steps_run=run.steps_run,
-        )
+        run.workflow_event(WorkflowCompleted, detail=_preview(output), steps_run=run.steps_run)
         return result
 
     def addressed_by_branches(self, step: ParallelStep) -> tuple[frozenset[str], ...]:
@@ -513,7 +609,6 @@ class _Run:
     workflow: str
     run_id: str
     supervisor: Supervisor
-    on_progress: Callable[[ProgressEvent], None] | None
     started: float
     steps_run: int = 0
     spawned: list[AgentProcess] = attrs.field(factory=list)
@@ -593,41 +688,31 @@ class _Run:
         agent: str | None = None,
         detail: str = "",
     ) -> None:
+        """A ``workflow.step`` event (``kind`` is ``step_started|finished|failed``)."""
         bus = self.runner.orchestrator.events
-        if kind.startswith("step_"):
-            bus.emit(
-                "workflow.step",
-                agent=agent,
-                run_id=self.run_id,
-                workflow=self.workflow,
-                path=path,
-                step=step,
-                status=kind.removeprefix("step_"),
-                detail=detail,
-            )
-        if self.on_progress is not None:
-            input_tokens, output_tokens, cost = self.totals()
-            self.on_progress(
-                ProgressEvent(
-                    kind=kind,
-                    workflow=self.workflow,
-                    run_id=self.run_id,
-                    path=path,
-                    step=step,
-                    agent=agent,
-                    detail=detail,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    cost_usd=cost,
-                )
-            )
+        if not bus.wants(WorkflowStepStatus):
+            bus.emit(WorkflowStepStatus)  # uses its sequence number; builds nothing
+            return
+        input_tokens, output_tokens, cost = self.totals()
+        bus.emit(
+            WorkflowStepStatus,
+            agent=agent,
+            run_id=self.run_id,
+            workflow=self.workflow,
+            path=path,
+            step=step,
+            status=kind.removeprefix("step_"),
+            detail=detail,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+        )
 
-    def workflow_event(
-        self, kind: ProgressKind, event: str, *, detail: str = "", **data: Any
-    ) -> None:
+    def workflow_event(self, kind: type[Event], **data: Any) -> None:
+        """A ``workflow.*`` event of the run, with its totals so far."""
         input_tokens, output_tokens, cost = self.totals()
         self.runner.orchestrator.events.emit(
-            event,
+            kind,
             run_id=self.run_id,
             workflow=self.workflow,
             input_tokens=input_tokens,
@@ -635,19 +720,6 @@ class _Run:
             cost_usd=cost,
             **data,
         )
-        if self.on_progress is not None:
-            self.on_progress(
-                ProgressEvent(
-                    kind=kind,
-                    workflow=self.workflow,
-                    run_id=self.run_id,
-                    path=self.workflow,
-                    detail=detail,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    cost_usd=cost,
-                )
-            )
 
     # ---------------------------------------------------------------- workflows
     async def run_workflow(

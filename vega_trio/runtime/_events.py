@@ -1,70 +1,325 @@
-"""The event bus: every state change of the runtime, fanned out without blocking.
+"""The event bus: every state change of the runtime, as typed events, fanned out
+without blocking.
 
-Subscribers each get a bounded buffer. :meth:`EventBus.publish` never blocks and
-never fails: when a subscriber's buffer is full the event is dropped *for that
-subscriber only*, counted, and the subscriber is told how many it missed (a
-:class:`Lagged` item before the next event it receives), like tractor's ``Lagged``.
+Every kind of event (SPEC §10.3) is one frozen attrs class derived from :class:`Event`,
+whose class attribute ``type`` is its name (``process.started``). The runtime's kinds
+live here; the layers above define theirs next to the code that emits them
+(``vega_trio.agent._events``: ``llm.call``, ``tool.*``, ``budget.*``, ``circuit.*``,
+``context.*``, ``agent.*``, ``health.alert``; ``vega_trio.tools.mcp._events``: ``mcp.*``;
+``vega_trio.dsl._events``: ``workflow.*``), so the runtime never imports upward. A
+class registers itself by being defined, which is what lets :meth:`Event.from_json`
+restore the right class; ``vega_trio.events`` gathers them all.
+
+Publishing never blocks and never fails: each subscriber gets a bounded buffer; when it
+is full the event is dropped *for that subscriber only*, counted, and the subscriber is
+told how many it missed (a :class:`Lagged` item before the next event it receives), like
+tractor's ``Lagged``. Subscribers are indexed by the types they want, so an event only
+touches the subscribers that could accept it, and an event nobody wants is not even
+built (:meth:`EventBus.emit`, :meth:`EventBus.wants`).
+
+Every event has a sequence number, increasing by one per event emitted on *its* bus (one
+bus per orchestrator). The bus can keep the last ``history`` events in a ring, so that a
+subscriber can start after a given sequence number (:meth:`EventBus.subscribe`'s
+``after``): SSE's ``Last-Event-ID``.
 """
 
 from __future__ import annotations
 
 import collections
-import itertools
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import attrs
+import cattrs
 import trio
 
 from .._handles import NoPublicConstructor
 from .._redact import redact_data
 
-__all__ = ["Event", "EventBus", "Lagged", "Subscription"]
+__all__ = [
+    "Event",
+    "EventBus",
+    "Lagged",
+    "ProcessCompleted",
+    "ProcessFailed",
+    "ProcessRestarted",
+    "ProcessStarted",
+    "ProcessStopped",
+    "Subscription",
+    "SupervisorGaveUp",
+    "SupervisorStarted",
+    "SupervisorStopped",
+    "event_classes",
+]
 
-_seq = itertools.count(1)
+_E = TypeVar("_E", bound="Event")
+
+#: type name -> class, filled as event classes are defined.
+_REGISTRY: dict[str, type[Event]] = {}
+
+#: The fields every event has; the others are its kind's own (:attr:`Event.data`).
+_ENVELOPE: frozenset[str] = frozenset({"seq", "timestamp", "process_id", "agent", "run_id", "user"})
+
+
+def _tuple_of_str(value: Collection[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 @attrs.frozen(kw_only=True)
 class Event:
-    """One runtime event (names as in SPEC §10.3, e.g. ``process.started``).
+    """The base of every runtime event (names as in SPEC §10.3).
+
+    Subclasses set the class attribute ``type`` and add their own fields; build one
+    with :meth:`EventBus.emit`, which gives it its sequence number.
 
     Attributes:
-        type: the event name.
+        type: the event's name (``process.started``), a class attribute.
+        seq: its sequence number on its bus (1, 2, 3, … per orchestrator; ``0`` for an
+            event that was never emitted).
+        timestamp: wall-clock seconds since the epoch, for display only (order by
+            ``seq``).
         process_id: the process concerned, if any.
-        agent: the agent (or behaviour) name of that process, if any.
-        data: event-specific fields (JSON-friendly).
-        timestamp: wall-clock seconds since the epoch, for display.
-        seq: a process-wide increasing sequence number.
+        agent: the agent (or behaviour) name concerned, if any.
+        run_id: the workflow run concerned, if any.
+        user: the user a session serves, if any.
     """
 
-    type: str
+    type: ClassVar[str] = ""
+
+    seq: int = 0
+    timestamp: float = attrs.field(factory=time.time)
     process_id: str | None = None
     agent: str | None = None
-    data: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
-    timestamp: float = attrs.field(factory=time.time)
-    seq: int = attrs.field(factory=lambda: next(_seq))
+    run_id: str | None = None
+    user: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("type")
+        if kind:  # an abstract base (a shared set of fields) has none of its own
+            known = _REGISTRY.get(kind)
+            if known is not None and known.__qualname__ != cls.__qualname__:
+                raise TypeError(
+                    f"event type {kind!r} is defined twice: by {known.__module__}."
+                    f"{known.__qualname__} and {cls.__module__}.{cls.__qualname__}"
+                )
+            _REGISTRY[kind] = cls  # attrs' slotted copy replaces the original
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The fields of this kind of event (not the ids, ``seq`` or ``timestamp``), for
+        code that handles any event generically."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in attrs.fields(type(self))
+            if f.name not in _ENVELOPE
+        }
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict, redacted (SPEC §11): secrets in ``data`` (an error's
-        text, a URL with a password, a secret-named field) are masked here, where the
-        event leaves, not when it is published — the bus's hot path stays free."""
-        return {
-            "type": self.type,
-            "process_id": self.process_id,
-            "agent": self.agent,
-            "data": redact_data(dict(self.data)),
-            "timestamp": self.timestamp,
-            "seq": self.seq,
-        }
+        """The JSON form as a dict: ``{"type", "seq", "timestamp", "process_id", "agent",
+        "run_id", "user", ...its fields}``, redacted (SPEC §11): secrets in the fields (an
+        error's text, a URL with a password, a secret-named key) are masked here, where
+        the event leaves, not when it is published — the bus's hot path stays free."""
+        raw: dict[str, Any] = _converter.unstructure(self)
+        out: dict[str, Any] = {"type": self.type}
+        own: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name in _ENVELOPE:
+                out[name] = value
+            else:
+                own[name] = value
+        out.update(redact_data(own))
+        return out
+
+    def to_json(self) -> str:
+        """The JSON form (what SSE, WebSocket, the store, OTel and the CLI use): one
+        compact JSON object, redacted (see :meth:`to_dict`)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+
+    @staticmethod
+    def from_json(data: str | bytes | Mapping[str, Any]) -> Event:
+        """The event of this JSON form (text or decoded dict), as its own class.
+
+        Raises:
+            ValueError: not an event's JSON form, or a type no event class has (its
+                module not imported: ``import vega_trio.events`` imports them all).
+        """
+        obj = json.loads(data) if isinstance(data, (str, bytes)) else dict(data)
+        if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+            raise ValueError(
+                "not an event's JSON form: expected an object with a string 'type', got "
+                f"{type(obj).__name__}"
+            )
+        kind = obj.pop("type")
+        cls = _REGISTRY.get(kind)
+        if cls is None:
+            raise ValueError(
+                f"unknown event type {kind!r}; known types: {', '.join(sorted(_REGISTRY))} "
+                "(import vega_trio.events to register every event class)"
+            )
+        try:
+            event: Event = _converter.structure(obj, cls)
+        except Exception as exc:  # cattrs' errors are exception groups of the fields
+            raise ValueError(f"invalid {kind!r} event: {exc!r}") from exc
+        return event
+
+
+def event_classes() -> dict[str, type[Event]]:
+    """Every event class defined so far, by type name."""
+    return dict(_REGISTRY)
+
+
+#: THE converter of events to and from their JSON form.
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+# ----------------------------------------------------------------- runtime kinds
+
+
+@attrs.frozen(kw_only=True)
+class ProcessStarted(Event):
+    """A process started (``process.started``)."""
+
+    type: ClassVar[str] = "process.started"
+    name: str | None = None
+    parent_id: str | None = None
+    spawn_depth: int = 0
+    spawn_reason: str | None = None
+    task: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _ProcessExit(Event):
+    status: str = ""
+    reason: str = ""
+    detail: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ProcessCompleted(_ProcessExit):
+    """A process ended normally (``process.completed``): ``status``, ``reason`` (the exit
+    reason's kind), ``detail``."""
+
+    type: ClassVar[str] = "process.completed"
+
+
+@attrs.frozen(kw_only=True)
+class ProcessFailed(_ProcessExit):
+    """A process crashed, timed out, died of a link or of its budget
+    (``process.failed``)."""
+
+    type: ClassVar[str] = "process.failed"
+
+
+@attrs.frozen(kw_only=True)
+class ProcessStopped(_ProcessExit):
+    """A process was stopped or killed (``process.stopped``)."""
+
+    type: ClassVar[str] = "process.stopped"
+
+
+@attrs.frozen(kw_only=True)
+class ProcessRestarted(Event):
+    """A process was restarted (``process.restarted``): in place by its own supervision
+    (``incarnation``), or as a new process by a supervisor (``previous_id``,
+    ``child_id``, ``supervisor``, ``supervisor_id``)."""
+
+    type: ClassVar[str] = "process.restarted"
+    restart_count: int = 0
+    reason: str = ""
+    detail: str = ""
+    incarnation: int | None = None
+    previous_id: str | None = None
+    child_id: str | None = None
+    supervisor: str | None = None
+    supervisor_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SupervisorGaveUp(Event):
+    """A supervision or supervisor exceeded its restart intensity
+    (``supervisor.gave_up``)."""
+
+    type: ClassVar[str] = "supervisor.gave_up"
+    reason: str = ""
+    detail: str = ""
+    restart_count: int = 0
+    supervisor: str | None = None
+    supervisor_id: str | None = None
+    child_id: str | None = None
+    max_restarts: int | None = None
+    window: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SupervisorStarted(Event):
+    """A supervisor started (``supervisor.started``)."""
+
+    type: ClassVar[str] = "supervisor.started"
+    supervisor: str = ""
+    supervisor_id: str = ""
+    parent_supervisor_id: str | None = None
+    strategy: str = ""
+    children: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+
+
+@attrs.frozen(kw_only=True)
+class SupervisorStopped(Event):
+    """A supervisor ended (``supervisor.stopped``)."""
+
+    type: ClassVar[str] = "supervisor.stopped"
+    supervisor: str = ""
+    supervisor_id: str = ""
+    reason: str = ""
+    detail: str = ""
+    gave_up: bool = False
+
+
+# ------------------------------------------------------------------ subscriptions
 
 
 @attrs.frozen(kw_only=True)
 class Lagged:
-    """Delivered to a subscriber in place of ``missed`` events it was too slow to take."""
+    """Delivered to a subscriber in place of ``missed`` events it was too slow to take
+    (or, for a subscription started ``after`` a sequence number, that had already left
+    the bus's history)."""
 
+    type: ClassVar[str] = "lagged"
     missed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form as a dict: ``{"type": "lagged", "missed": n}``."""
+        return {"type": self.type, "missed": self.missed}
+
+
+def _type_keys(types: Collection[str] | str | None) -> tuple[frozenset[str], frozenset[str]]:
+    """``(exact names, prefixes)`` of a ``types`` filter: ``process.*`` (and the older
+    ``process.``) is the prefix ``process.``; ``*`` is every type."""
+    if types is None:
+        return frozenset(), frozenset({""})
+    if isinstance(types, str):
+        types = (types,)
+    exact: set[str] = set()
+    prefixes: set[str] = set()
+    for name in types:
+        if name == "*":
+            prefixes.add("")
+        elif name.endswith(".*"):
+            prefixes.add(name[:-1])
+        elif name.endswith("."):
+            prefixes.add(name)
+        else:
+            exact.add(name)
+    return frozenset(exact), frozenset(prefixes)
+
+
+def _id_set(value: Collection[str] | str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset((value,) if isinstance(value, str) else value)
 
 
 @attrs.define(eq=False)
@@ -79,6 +334,8 @@ class Subscription(metaclass=NoPublicConstructor):
     _bus: EventBus
     _buffer: collections.deque[Event]
     _max_buffer: int
+    _exact: frozenset[str]
+    _prefixes: frozenset[str]
     _accepts: Callable[[Event], bool] | None
     _missed: int = 0
     _closed: bool = False
@@ -86,7 +343,11 @@ class Subscription(metaclass=NoPublicConstructor):
     dropped_total: int = 0
     """Every event this subscriber has lost to overflow, ever."""
 
+    def _wants_type(self, kind: str) -> bool:
+        return kind in self._exact or any(kind.startswith(p) for p in self._prefixes)
+
     def _offer(self, event: Event) -> None:
+        # The bus only offers events of a type this subscription asked for.
         if self._accepts is not None and not self._accepts(event):
             return
         if len(self._buffer) >= self._max_buffer:
@@ -132,97 +393,238 @@ class Subscription(metaclass=NoPublicConstructor):
 
     def close(self) -> None:
         """Stop receiving; pending ``receive`` calls end once the buffer is drained."""
-        self._closed = True
-        self._bus._subscribers.discard(self)
+        if not self._closed:
+            self._closed = True
+            self._bus._remove(self)
         self._wakeup.set()
+
+
+def _make_filter(
+    agents: frozenset[str] | None,
+    processes: frozenset[str] | None,
+    runs: frozenset[str] | None,
+    users: frozenset[str] | None,
+    accept: Callable[[Event], bool] | None,
+) -> Callable[[Event], bool] | None:
+    if agents is None and processes is None and runs is None and users is None:
+        return accept
+
+    def accepts(event: Event) -> bool:
+        if agents is not None and event.agent not in agents:
+            return False
+        if processes is not None and event.process_id not in processes:
+            return False
+        if runs is not None and event.run_id not in runs:
+            return False
+        if users is not None and event.user not in users:
+            return False
+        return accept is None or accept(event)
+
+    return accepts
 
 
 @attrs.define(eq=False)
 class EventBus:
-    """Bounded, non-blocking fan-out of :class:`Event` to subscribers."""
+    """Bounded, non-blocking fan-out of typed :class:`Event` s to subscribers.
 
-    _subscribers: set[Subscription] = attrs.field(factory=set)
-    _closed: bool = False
-    published: int = 0
-    """Events published so far."""
+    Args:
+        history: how many of the latest events to keep for subscriptions that start
+            ``after`` a sequence number (0: none; then every event is built only when a
+            subscriber wants it). Change it later with :meth:`keep_history`.
+    """
 
-    def publish(self, event: Event) -> None:
-        """Hand ``event`` to every subscriber; never blocks, never raises."""
-        self.published += 1
-        for sub in tuple(self._subscribers):
-            sub._offer(event)
+    history: int = 0
+    _ring: collections.deque[Event] = attrs.field(init=False)
+    _subscribers: dict[Subscription, None] = attrs.field(init=False, factory=dict)
+    _by_type: dict[str, dict[Subscription, None]] = attrs.field(init=False, factory=dict)
+    _by_prefix: dict[str, dict[Subscription, None]] = attrs.field(init=False, factory=dict)
+    #: type -> the subscribers that want it (computed on first use, reset on every
+    #: subscribe and close): publishing touches only these.
+    _routes: dict[str, tuple[Subscription, ...]] = attrs.field(init=False, factory=dict)
+    _closed: bool = attrs.field(init=False, default=False)
+    published: int = attrs.field(init=False, default=0)
+    """Events emitted so far: also the sequence number of the latest one."""
 
-    def emit(
-        self,
-        type: str,
-        *,
-        process_id: str | None = None,
-        agent: str | None = None,
-        **data: Any,
-    ) -> None:
-        """Build and publish an event, skipping the work when nobody listens."""
-        if self._subscribers:
-            self.publish(Event(type=type, process_id=process_id, agent=agent, data=data))
-        else:
-            self.published += 1
+    def __attrs_post_init__(self) -> None:
+        # NOTE: checked here, not by an attrs validator, which would give the class a
+        # __setattr__ hook that slows every ``published += 1`` on the hot path.
+        if self.history < 0:
+            raise ValueError(f"history must be 0 or more, got {self.history}")
+        self._ring = collections.deque(maxlen=self.history or None)
+
+    def keep_history(self, size: int) -> None:
+        """Keep the latest ``size`` events (0: none) for :meth:`subscribe`'s ``after``."""
+        if size < 0:
+            raise ValueError(f"history must be 0 or more, got {size}")
+        self.history = size
+        kept = list(self._ring)[-size:] if size else []
+        self._ring = collections.deque(kept, maxlen=size or None)
+
+    # ------------------------------------------------------------------ publishing
+    def _route(self, kind: str) -> tuple[Subscription, ...]:
+        found = self._routes.get(kind)
+        if found is None:
+            chosen: dict[Subscription, None] = dict(self._by_type.get(kind, {}))
+            for prefix, subs in self._by_prefix.items():
+                if kind.startswith(prefix):
+                    chosen.update(subs)
+            found = self._routes[kind] = tuple(chosen)
+        return found
+
+    def wants(self, kind: type[Event]) -> bool:
+        """Whether an event of this class would go anywhere (a subscriber for its type,
+        or the history): lets hot paths skip computing its fields."""
+        return bool(self.history) or bool(self._subscribers and self._route(kind.type))
 
     @property
     def has_subscribers(self) -> bool:
-        """Whether anyone is listening (lets hot paths skip building events)."""
-        return bool(self._subscribers)
+        """Whether anyone is listening at all (a subscriber or the history)."""
+        return bool(self._subscribers) or bool(self.history)
 
+    def emit(
+        self,
+        kind: type[_E],
+        /,
+        *,
+        process_id: str | None = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        user: str | None = None,
+        **fields: Any,
+    ) -> _E | None:
+        """Give the next sequence number to a ``kind`` event of these fields and publish
+        it; skip building it when nobody wants it (its number is used either way, so a
+        subscriber never sees one twice).
+
+        Returns:
+            The event, or ``None`` when it was not built.
+
+        Raises:
+            TypeError: a field ``kind`` does not have (a programming error).
+        """
+        # NOTE: the hot path: the ids are named parameters (not in ``fields``) because
+        # most events have few fields of their own; nothing is built for nobody.
+        self.published += 1
+        if not self.history and not (self._subscribers and self._route(kind.type)):
+            return None
+        event = kind(
+            seq=self.published,
+            timestamp=time.time(),
+            process_id=process_id,
+            agent=agent,
+            run_id=run_id,
+            user=user,
+            **fields,
+        )
+        self._deliver(event)
+        return event
+
+    def publish(self, event: _E) -> _E:
+        """Publish an event built elsewhere (a test, a bridge from another bus) as the
+        next one on this bus: returns it with this bus's sequence number. Code that emits
+        its own events uses :meth:`emit`, which skips building what nobody wants."""
+        self.published += 1
+        event = attrs.evolve(event, seq=self.published)
+        self._deliver(event)
+        return event
+
+    def _deliver(self, event: Event) -> None:
+        if self.history:
+            self._ring.append(event)
+        for sub in self._route(event.type) if self._subscribers else ():
+            sub._offer(event)
+
+    # ---------------------------------------------------------------- subscribing
     @contextmanager
     def subscribe(
         self,
         *,
         max_buffer: int = 1000,
-        types: Collection[str] | None = None,
+        types: Collection[str] | str | None = None,
+        agents: Collection[str] | str | None = None,
+        processes: Collection[str] | str | None = None,
+        runs: Collection[str] | str | None = None,
+        users: Collection[str] | str | None = None,
         accept: Callable[[Event], bool] | None = None,
+        after: int | None = None,
     ) -> Iterator[Subscription]:
         """Subscribe for the duration of a ``with`` block.
+
+        Each filter given must hold (``None``: any).
 
         Args:
             max_buffer: events held for this subscriber before new ones are dropped
                 (and reported as :class:`Lagged`).
-            types: only events whose type is in this collection, or that start with
-                one of its entries ending in ``.`` (``"process."``).
+            types: event types: exact names (``"llm.call"``) or prefixes
+                (``"process.*"``; the older ``"process."`` means the same; ``"*"``
+                is every type).
+            agents: the events of these agents (``event.agent``).
+            processes: the events of these processes (``event.process_id``).
+            runs: the events of these workflow runs (``event.run_id``).
+            users: the events of these users (``event.user``).
             accept: a further filter.
+            after: replay the kept events (see ``history``) whose ``seq`` is greater
+                than this, then continue live, without gaps or duplicates; when some
+                had already left the history, a :class:`Lagged` saying how many comes
+                first.
 
         Yields:
             The :class:`Subscription`.
         """
         if max_buffer < 1:
             raise ValueError(f"max_buffer must be at least 1, got {max_buffer}")
+        exact, prefixes = _type_keys(types)
         sub = Subscription._create(
-            self, collections.deque(), max_buffer, _make_filter(types, accept)
+            self,
+            collections.deque(),
+            max_buffer,
+            exact,
+            prefixes,
+            _make_filter(
+                _id_set(agents), _id_set(processes), _id_set(runs), _id_set(users), accept
+            ),
         )
+        if after is not None:
+            self._replay(sub, after)
         if self._closed:
             sub._closed = True
         else:
-            self._subscribers.add(sub)
+            self._add(sub)
         try:
             yield sub
         finally:
             sub.close()
+
+    def _replay(self, sub: Subscription, after: int) -> None:
+        # NOTE: synchronous and before the subscription joins, so no event is lost or
+        # repeated between the history and the live stream.
+        oldest = self._ring[0].seq if self._ring else self.published + 1
+        sub._missed = max(0, min(oldest, self.published + 1) - after - 1)
+        for event in self._ring:
+            if event.seq > after and sub._wants_type(event.type):
+                sub._offer(event)
+
+    def _add(self, sub: Subscription) -> None:
+        self._subscribers[sub] = None
+        for name in sub._exact:
+            self._by_type.setdefault(name, {})[sub] = None
+        for prefix in sub._prefixes:
+            self._by_prefix.setdefault(prefix, {})[sub] = None
+        self._routes.clear()
+
+    def _remove(self, sub: Subscription) -> None:
+        if self._subscribers.pop(sub, 0) is None:
+            for index, keys in ((self._by_type, sub._exact), (self._by_prefix, sub._prefixes)):
+                for key in keys:
+                    subs = index.get(key)
+                    if subs is not None:
+                        subs.pop(sub, None)
+                        if not subs:
+                            del index[key]
+            self._routes.clear()
 
     def close(self) -> None:
         """End every subscription (their iterators finish after draining)."""
         self._closed = True
         for sub in tuple(self._subscribers):
             sub.close()
-
-
-def _make_filter(
-    types: Collection[str] | None, accept: Callable[[Event], bool] | None
-) -> Callable[[Event], bool] | None:
-    if types is None:
-        return accept
-    exact = frozenset(t for t in types if not t.endswith("."))
-    prefixes = tuple(t for t in types if t.endswith("."))
-
-    def accepts(event: Event) -> bool:
-        if event.type not in exact and not event.type.startswith(prefixes):
-            return False
-        return accept is None or accept(event)
-
-    return accepts

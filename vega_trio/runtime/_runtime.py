@@ -17,7 +17,16 @@ from .._errors import (
     ProcessNotFound,
     TooManyProcesses,
 )
-from ._events import EventBus
+from ._events import (
+    Event,
+    EventBus,
+    ProcessCompleted,
+    ProcessFailed,
+    ProcessRestarted,
+    ProcessStarted,
+    ProcessStopped,
+    SupervisorGaveUp,
+)
 from ._groups import Group
 from ._links import Linkable, LinkTable, Monitor
 from ._process import Behaviour, Process
@@ -28,6 +37,16 @@ if TYPE_CHECKING:
     from ._supervisor import Supervisor
 
 __all__ = ["Runtime", "SpawnNode"]
+
+#: The event of each kind of exit (SPEC §10.3); any other kind (shutdown, killed, …)
+#: is ``process.stopped``.
+_EXIT_EVENTS: dict[str, type[Event]] = {
+    "normal": ProcessCompleted,
+    "error": ProcessFailed,
+    "linked": ProcessFailed,
+    "budget_exceeded": ProcessFailed,
+    "timeout": ProcessFailed,
+}
 
 P = TypeVar("P", bound=Process)
 
@@ -188,7 +207,7 @@ class Runtime:
     # ------------------------------------------------------- lifecycle callbacks
     def _on_started(self, proc: Process) -> None:
         self.bus.emit(
-            "process.started",
+            ProcessStarted,
             process_id=proc.id,
             agent=proc.agent_name,
             name=proc.name,
@@ -202,7 +221,7 @@ class Runtime:
         if proc.name is not None and proc.name not in self._names:
             self._names[proc.name] = proc  # re-bound on restart
         self.bus.emit(
-            "process.restarted",
+            ProcessRestarted,
             process_id=proc.id,
             agent=proc.agent_name,
             incarnation=proc.incarnation,
@@ -215,7 +234,7 @@ class Runtime:
         self, proc: Process, reason: ExitReason, max_restarts: int, window: float
     ) -> None:
         self.bus.emit(
-            "supervisor.gave_up",
+            SupervisorGaveUp,
             process_id=proc.id,
             agent=proc.agent_name,
             reason=reason.kind,
@@ -236,16 +255,8 @@ class Runtime:
                 group.leave(proc)
         reason = proc.exit_reason
         assert reason is not None
-        event = {
-            "normal": "process.completed",
-            "error": "process.failed",
-            "linked": "process.failed",
-            "budget_exceeded": "process.failed",
-        }
         self.bus.emit(
-            "process.failed"
-            if reason.kind == "timeout"
-            else event.get(reason.kind, "process.stopped"),
+            _EXIT_EVENTS.get(reason.kind, ProcessStopped),
             process_id=proc.id,
             agent=proc.agent_name,
             status=str(proc.status),

@@ -46,6 +46,7 @@ from .._errors import (
     SupervisorNotRunning,
 )
 from .._handles import NoPublicConstructor
+from ._events import ProcessRestarted, SupervisorGaveUp, SupervisorStarted, SupervisorStopped
 from ._links import Linkable
 from ._process import Behaviour, Process
 from ._reason import ExitReason, ProcessStatus
@@ -865,7 +866,7 @@ class Supervisor(Linkable, metaclass=NoPublicConstructor):
         if restart_of is not None:
             child.restart_count += 1
             self._runtime.bus.emit(
-                "process.restarted",
+                ProcessRestarted,
                 process_id=incarnation.id,
                 agent=incarnation.agent_name,
                 previous_id=child.last_id,
@@ -973,7 +974,7 @@ class Supervisor(Linkable, metaclass=NoPublicConstructor):
         self.gave_up = True
         detail = f"{self._restarts.limit()}; last: child {child.spec.id!r} exited ({reason})"
         self._runtime.bus.emit(
-            "supervisor.gave_up",
+            SupervisorGaveUp,
             process_id=child.last_id,
             supervisor=self.name,
             supervisor_id=self.id,
@@ -1080,7 +1081,7 @@ class Supervisor(Linkable, metaclass=NoPublicConstructor):
         self.status = ProcessStatus.RUNNING
         self.started_at = time.time()
         self._runtime.bus.emit(
-            "supervisor.started",
+            SupervisorStarted,
             supervisor=self.name,
             supervisor_id=self.id,
             parent_supervisor_id=None if self._parent is None else self._parent.id,
@@ -1119,7 +1120,7 @@ class Supervisor(Linkable, metaclass=NoPublicConstructor):
         self._send.close()
         if self.started_at is not None:
             self._runtime.bus.emit(
-                "supervisor.stopped",
+                SupervisorStopped,
                 supervisor=self.name,
                 supervisor_id=self.id,
                 reason=reason.kind,

@@ -46,11 +46,13 @@ import trio
 from ..._log import log_record
 from ..._redact import redact
 from ..._version import __version__
+from ...runtime._events import EventBus
 from ...runtime._restart import RestartEngine
 from ...runtime._restart import wait as restart_wait
 from .._registry import Tool, ToolTimeout
 from ._config import MCPServerConfig
 from ._errors import MCPServerError, MCPServerUnavailable, MCPToolError
+from ._events import McpConnected, McpDisconnected
 from ._results import render_mcp_result
 
 if TYPE_CHECKING:
@@ -270,6 +272,8 @@ class MCPConnection:
     _changed: trio.Event = attrs.field(factory=trio.Event, repr=False)
     _tool_objects: dict[str, Tool] = attrs.field(factory=dict, repr=False)
     _closing: bool = attrs.field(default=False, repr=False)
+    events: EventBus | None = attrs.field(default=None, repr=False)
+    """Where ``mcp.connected`` / ``mcp.disconnected`` go (the orchestrator's bus)."""
     _stderr_tail: collections.deque[str] = attrs.field(
         factory=lambda: collections.deque(maxlen=_STDERR_TAIL_LINES), repr=False
     )
@@ -282,9 +286,19 @@ class MCPConnection:
     # -- status -------------------------------------------------------------------------------
 
     def _set_status(self, status: ConnectionStatus, *, error: str | None = None) -> None:
-        self.status = status
+        was, self.status = self.status, status
         if error is not None:
             self.last_error = error
+        if self.events is not None and status != was:
+            if status == "connected":
+                self.events.emit(McpConnected, server=self.name, tools=[t.name for t in self.tools])
+            elif was == "connected":
+                self.events.emit(
+                    McpDisconnected,
+                    server=self.name,
+                    detail=error or "",
+                    reconnecting=not self._closing,
+                )
         self._announce_change()
 
     def _announce_change(self) -> None:

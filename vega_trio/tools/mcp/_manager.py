@@ -11,6 +11,7 @@ import trio
 
 from ..._collapse import raise_collapsed
 from ..._errors import ToolNotFound
+from ...runtime._events import EventBus
 from .._registry import Tools
 from ._config import MCPServerConfig
 from ._connection import MCPConnection
@@ -92,6 +93,11 @@ class MCPServers:
                     for connection in self._connections.values():
                         starting.start_soon(nursery.start, connection.run)
                 task_status.started(self)
+
+    def publish_to(self, bus: EventBus) -> None:
+        """Publish each server's ``mcp.connected`` / ``mcp.disconnected`` on ``bus``."""
+        for connection in self._connections.values():
+            connection.events = bus
 
     def close(self) -> None:
         """Disconnect every server and end :meth:`run`; calls fail at once from now on.
