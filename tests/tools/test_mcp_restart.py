@@ -77,7 +77,7 @@ async def test_reconnects_give_up_by_the_engine_s_intensity(
     connection = MCPConnection(
         config=_config(max_restarts=2, restart_window=60.0, backoff=Backoff(initial=0.1))
     )
-    async with trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:  # noqa: ASYNC112 - run is startable, as in use
         await nursery.start(connection.run)
     assert len(starts) == 3 and connection.gave_up and connection.status == "failed"
     assert connection.last_error is not None
