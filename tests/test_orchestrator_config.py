@@ -178,3 +178,17 @@ async def test_close_inside_the_block_shuts_down_and_the_block_goes_on(
         with pytest.raises(OrchestratorClosed):
             await orch.spawn(Agent(name="b"))
         await orch.aclose()  # a second call is harmless
+
+
+async def test_event_history_lets_a_late_subscriber_replay() -> None:
+    """event_history=n keeps the latest n events, so subscribe(after=seq) replays them; a
+    negative size is refused with the field's name."""
+    with pytest.raises(ValueError, match="event_history"):
+        OrchestratorConfig(event_history=-1)
+    async with open_orchestrator(llm=ScriptedLLM.echo(), event_history=100) as orch:
+        proc = await orch.spawn(Agent(name="a"))
+        await proc.send("hi")
+        with orch.subscribe(types="process.*", after=0) as sub:
+            replayed = list(iter(sub.receive_nowait, None))
+    assert [e.type for e in replayed][:1] == ["process.started"]
+    assert all(e.process_id == proc.id for e in replayed)

@@ -41,6 +41,14 @@ class ConversationStore(Protocol):
         ...
 
 
+def _check_event_history(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(
+            f"event_history must be a whole number of events, 0 or more (0 keeps none), "
+            f"got {value!r}"
+        )
+
+
 def _positive_int_or_none(name: str) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
@@ -215,6 +223,8 @@ class OrchestratorConfig:
             orchestrator with its :class:`~vega_trio.RestartIntensityError`.
         store: where sessions' conversations are loaded from (a
             :class:`ConversationStore`); ``None``: sessions start empty.
+        event_history: how many of the latest events the bus keeps for
+            ``subscribe(after=seq)`` to replay (0: none, the default: nothing is kept).
     """
 
     llm: LLM | None = attrs.field(default=None, validator=_check_llm)
@@ -235,3 +245,4 @@ class OrchestratorConfig:
     backends: Mapping[str, LLM] = attrs.field(factory=dict, converter=_as_backends)
     propagate_supervisor_failures: bool = False
     store: ConversationStore | None = attrs.field(default=None, validator=_check_store)
+    event_history: int = attrs.field(default=0, validator=_check_event_history)

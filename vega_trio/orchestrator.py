@@ -898,6 +898,8 @@ async def open_orchestrator(
     try:
         async with trio.open_nursery() as nursery:
             runtime = Runtime(nursery, max_processes=config.max_processes)
+            if config.event_history:
+                runtime.bus.keep_history(config.event_history)
             if servers is not None:
                 servers.publish_to(runtime.bus)
             orch = Orchestrator._create(
