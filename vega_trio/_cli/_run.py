@@ -290,7 +290,7 @@ async def _run_with_progress(
 
     shown = runtime_events and not quiet
     types = (WORKFLOW_EVENTS, *PROGRESS_EVENTS) if shown else (WORKFLOW_EVENTS,)
-    with runner.orchestrator.events.subscribe(types=types, max_buffer=PROGRESS_BUFFER) as events:
+    with runner.orchestrator.subscribe(types=types, max_buffer=PROGRESS_BUFFER) as events:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(progress.follow, events)

@@ -212,7 +212,7 @@ async def _reporting_progress(
         if progress is not None:
             on_progress(progress)
 
-    with orchestrator.events.subscribe(
+    with orchestrator.subscribe(
         types="workflow.*", runs=run_id, max_buffer=PROGRESS_BUFFER
     ) as events:
 
