@@ -26,18 +26,21 @@ subscriber can start after a given sequence number (:meth:`EventBus.subscribe`'s
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import attrs
-import cattrs
 import trio
 
 from .._handles import NoPublicConstructor
 from .._redact import redact_data
+
+if TYPE_CHECKING:
+    import cattrs
 
 __all__ = [
     "Event",
@@ -123,7 +126,7 @@ class Event:
         "run_id", "user", ...its fields}``, redacted (SPEC §11): secrets in the fields (an
         error's text, a URL with a password, a secret-named key) are masked here, where
         the event leaves, not when it is published — the bus's hot path stays free."""
-        raw: dict[str, Any] = _converter.unstructure(self)
+        raw: dict[str, Any] = _converter().unstructure(self)
         out: dict[str, Any] = {"type": self.type}
         own: dict[str, Any] = {}
         for name, value in raw.items():
@@ -161,7 +164,7 @@ class Event:
                 "(import vega_trio.events to register every event class)"
             )
         try:
-            event: Event = _converter.structure(obj, cls)
+            event: Event = _converter().structure(obj, cls)
         except Exception as exc:  # cattrs' errors are exception groups of the fields
             raise ValueError(f"invalid {kind!r} event: {exc!r}") from exc
         return event
@@ -172,8 +175,17 @@ def event_classes() -> dict[str, type[Event]]:
     return dict(_REGISTRY)
 
 
-#: THE converter of events to and from their JSON form.
-_converter = cattrs.Converter(forbid_extra_keys=True)
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """THE converter of events to and from their JSON form, made on first use.
+
+    NOTE: made lazily, not at import: ``cattrs`` and the hooks it generates add a few
+    thousand long-lived objects, and every full garbage collection walks them — a cost
+    every agent run would pay in a program that never serialises an event.
+    """
+    import cattrs
+
+    return cattrs.Converter(forbid_extra_keys=True)
 
 
 # ----------------------------------------------------------------- runtime kinds
