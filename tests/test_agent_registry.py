@@ -338,3 +338,21 @@ async def test_a_removed_and_redefined_agent_starts_new_conversations(
         assert new is not old and orch.lookup("a:1") is new
         assert await new.send("hello") == "new: hello"
     assert user_turns(llm.requests[-1]) == ["hello"]
+
+
+async def test_a_sessions_events_carry_its_user_and_so_do_its_childrens() -> None:
+    """A session's process events and LLM calls carry its user; a process it spawns (a
+    delegate) inherits the user; subscribe(users=...) sees exactly that user's activity."""
+    async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
+        orch.agents.define(Agent(name="assistant"))
+        with orch.subscribe(users="42") as mine, orch.subscribe(users="7") as theirs:
+            proc = await orch.session("assistant", user="42")
+            await proc.send("hi")
+            child = await orch.spawn(Agent(name="helper"), parent=proc)
+            await child.send("hello")
+            events = list(iter(mine.receive_nowait, None))
+            assert theirs.receive_nowait() is None
+    assert proc.user == "42" and child.user == "42" and child.run_id is None
+    seen = {(e.type, e.agent) for e in events}  # type: ignore[union-attr]
+    assert {("process.started", "assistant"), ("llm.call", "assistant")} <= seen
+    assert {("process.started", "helper"), ("llm.call", "helper")} <= seen

@@ -283,7 +283,7 @@ class AgentRegistry:
         if retiring is not None:
             await retiring.wait()  # it still holds the session's name
         proc = await self._orch._spawn_session(
-            definition.agent, session_name(agent_name, user), session.history or ()
+            definition.agent, session_name(agent_name, user), session.history or (), user
         )
         session.process = proc
         session.definition = definition

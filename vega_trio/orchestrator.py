@@ -157,6 +157,8 @@ class Orchestrator(metaclass=NoPublicConstructor):
         max_iterations: int | None = None,
         supervision: Supervision | None = None,
         trap_exit: bool = False,
+        run_id: str | None = None,
+        user: str | None = None,
     ) -> AgentProcess:
         """Start a process of ``agent`` and return it once it is running.
 
@@ -174,6 +176,9 @@ class Orchestrator(metaclass=NoPublicConstructor):
             supervision: restart policy for this process (default: the agent's).
             trap_exit: receive linked processes' exits as :class:`~vega_trio.ExitSignal`
                 messages on ``process.signals`` instead of dying with them.
+            run_id: the workflow run it works for; user: the user whose session it is.
+                Every event about the process (and its LLM calls and tools) carries them;
+                when not given they are inherited from ``parent``.
 
         Raises:
             OrchestratorClosed: shutdown has begun.
@@ -211,6 +216,8 @@ class Orchestrator(metaclass=NoPublicConstructor):
             mailbox_size=self.mailbox_size,
             supervision=supervision if supervision is not None else agent.supervision,
             trap_exit=trap_exit,
+            run_id=run_id,
+            user=user,
         )
 
     def _behaviour(
@@ -446,6 +453,8 @@ class Orchestrator(metaclass=NoPublicConstructor):
         significant: bool = False,
         supervision: Supervision | None = None,
         name: str | None = None,
+        run_id: str | None = None,
+        user: str | None = None,
     ) -> ChildSpec:
         """A supervisor child spec that runs ``agent`` (a fresh process per restart).
 
@@ -457,6 +466,8 @@ class Orchestrator(metaclass=NoPublicConstructor):
             significant: counts for the supervisor's ``auto_shutdown``.
             supervision: per-process supervision inside the tree (restart in place first).
             name: register the child's current process under this name.
+            run_id: the workflow run its processes work for; user: the user whose session
+                they are (their events carry both).
         """
         if not isinstance(agent, Agent):
             raise TypeError(f"child_spec() takes an Agent, not {type(agent).__name__}")
@@ -468,6 +479,8 @@ class Orchestrator(metaclass=NoPublicConstructor):
             significant=significant,
             supervision=supervision if supervision is not None else agent.supervision,
             name=name,
+            run_id=run_id,
+            user=user,
         )
 
     def child(self, agent: Agent, **options: Any) -> ChildSpec:
@@ -573,7 +586,7 @@ class Orchestrator(metaclass=NoPublicConstructor):
         return await self.agents._end_session(agent, user)
 
     async def _spawn_session(
-        self, agent: Agent, name: str, history: Sequence[Message]
+        self, agent: Agent, name: str, history: Sequence[Message], user: str | None
     ) -> AgentProcess:
         return await self.spawn(
             agent,
@@ -582,6 +595,7 @@ class Orchestrator(metaclass=NoPublicConstructor):
             messages=history,
             reason="session",
             task=f"session {name}",
+            user=user,
         )
 
     def _check_spawnable(self, agent: Agent) -> None:

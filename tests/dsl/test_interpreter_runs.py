@@ -489,3 +489,23 @@ async def test_a_cancelled_run_publishes_workflow_interrupted(
             types = [e.type for e in iter(subscription.receive_nowait, None)]  # type: ignore[union-attr]
     assert types == ["workflow.started", "workflow.step", "workflow.interrupted"]
     assert seen == ["workflow_started", "step_started"]
+
+
+async def test_every_event_of_a_runs_processes_carries_its_run_id() -> None:
+    """The processes a run spawns carry its run_id, so their process.* and llm.call events
+    do too, and subscribe(runs=...) sees the whole run (not only workflow.* events)."""
+    doc = document(
+        workflow(
+            AgentStep(agent="researcher", send="a", save="x"),
+            AgentStep(agent="writer", send="b"),
+        )
+    )
+    async with open_runner(doc, llm=routed(), base_dir=Path.cwd()) as runner:
+        with runner.orchestrator.subscribe(runs="main-1") as subscription:
+            await runner.run("main", {})
+        events = list(iter(subscription.receive_nowait, None))
+    kinds = {e.type for e in events}  # type: ignore[union-attr]
+    assert {"process.started", "llm.call", "workflow.step", "workflow.completed"} <= kinds
+    assert {e.run_id for e in events} == {"main-1"}  # type: ignore[union-attr]
+    called = [e.agent for e in events if e.type == "llm.call"]  # type: ignore[union-attr]
+    assert called == ["researcher", "writer"]

@@ -519,13 +519,19 @@ class Runner(metaclass=NoPublicConstructor):
 
 
 async def _start_agent(
-    orch: Orchestrator, supervisor: Supervisor, agent: Agent, child_id: str
+    orch: Orchestrator, supervisor: Supervisor, agent: Agent, child_id: str, run_id: str
 ) -> AgentProcess:
     """A temporary child of ``supervisor`` running ``agent`` (its own per-process
     supervision still restarts it in place)."""
     try:
         proc = await supervisor.start_child(
-            orch.child_spec(agent, id=child_id, restart="temporary", shutdown=_SHUTDOWN_GRACE)
+            orch.child_spec(
+                agent,
+                id=child_id,
+                restart="temporary",
+                shutdown=_SHUTDOWN_GRACE,
+                run_id=run_id,
+            )
         )
     except ChildStartFailed as exc:
         # The spawn's own error (an unknown tool, ...) says more than the wrapper.
@@ -623,6 +629,7 @@ class _Run:
             self.supervisor,
             agent,
             f"{agent_name}#{next(self._spawn_count)}",
+            self.run_id,
         )
         self.spawned.append(proc)
         return proc

@@ -86,6 +86,10 @@ class Process(Linkable, metaclass=NoPublicConstructor):
     spawn_depth: int = 0
     spawn_reason: str = ""
     task: str = ""
+    run_id: str | None = None
+    """The workflow run this process works for (its events carry it), if any."""
+    user: str | None = None
+    """The user whose session this process is (its events carry it), if any."""
     lifetime: float | None = None
     mailbox_size: int = 64
     status: ProcessStatus = ProcessStatus.PENDING

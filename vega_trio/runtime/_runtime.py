@@ -126,12 +126,16 @@ class Runtime:
         mailbox_size: int = 64,
         supervision: Supervision | None = None,
         nursery: trio.Nursery | None = None,
+        run_id: str | None = None,
+        user: str | None = None,
         **extra: Any,
     ) -> P:
         """Start a process running ``behaviour`` and return it once it is running.
 
         The process's task runs in ``nursery`` (a supervisor's) or, by default, in the
-        orchestrator's root nursery.
+        orchestrator's root nursery. ``run_id`` and ``user`` (the workflow run and the
+        session's user it works for; inherited from ``parent`` when not given) are carried
+        by every event about it.
 
         Raises:
             OrchestratorClosed: shutdown has begun.
@@ -164,6 +168,8 @@ class Runtime:
             spawn_depth=parent_proc.spawn_depth + 1 if parent_proc else 0,
             spawn_reason=reason,
             task=task,
+            run_id=run_id if run_id is not None or parent_proc is None else parent_proc.run_id,
+            user=user if user is not None or parent_proc is None else parent_proc.user,
             lifetime=timeout,
             mailbox_size=mailbox_size,
             supervision=supervision,
@@ -210,6 +216,8 @@ class Runtime:
             ProcessStarted,
             process_id=proc.id,
             agent=proc.agent_name,
+            run_id=proc.run_id,
+            user=proc.user,
             name=proc.name,
             parent_id=proc.parent_id,
             spawn_depth=proc.spawn_depth,
@@ -224,6 +232,8 @@ class Runtime:
             ProcessRestarted,
             process_id=proc.id,
             agent=proc.agent_name,
+            run_id=proc.run_id,
+            user=proc.user,
             incarnation=proc.incarnation,
             restart_count=proc.restart_count,
             reason="error",
@@ -237,6 +247,8 @@ class Runtime:
             SupervisorGaveUp,
             process_id=proc.id,
             agent=proc.agent_name,
+            run_id=proc.run_id,
+            user=proc.user,
             reason=reason.kind,
             detail=(
                 f"more than {max_restarts} restart(s) within {window:g}s; "
@@ -259,6 +271,8 @@ class Runtime:
             _EXIT_EVENTS.get(reason.kind, ProcessStopped),
             process_id=proc.id,
             agent=proc.agent_name,
+            run_id=proc.run_id,
+            user=proc.user,
             status=str(proc.status),
             reason=reason.kind,
             detail=reason.detail,

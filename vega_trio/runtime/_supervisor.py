@@ -125,6 +125,8 @@ class ChildSpec:
             ``escalate`` means "to this supervisor": the worker exits with its error.
             ``None``: the tree alone supervises it.
         name: a registry name bound to the worker's current process.
+        run_id: the workflow run the worker's processes work for (their events carry it).
+        user: the user whose session the worker's processes are (their events carry it).
     """
 
     id: str
@@ -134,6 +136,8 @@ class ChildSpec:
     significant: bool = False
     supervision: Supervision | None = None
     name: str | None = None
+    run_id: str | None = None
+    user: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -851,6 +855,8 @@ class Supervisor(Linkable, metaclass=NoPublicConstructor):
                     name=spec.name,
                     supervision=supervision,
                     nursery=self._nursery,
+                    run_id=spec.run_id,
+                    user=spec.user,
                 )
         except Exception as exc:
             raise ChildStartFailed(
