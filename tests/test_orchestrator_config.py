@@ -71,7 +71,7 @@ async def test_overrides_are_applied_to_the_config() -> None:
     config = OrchestratorConfig(llm=llm, shutdown_timeout=7, max_processes=1)
     async with open_orchestrator(config, max_processes=2) as orch:
         assert orch.config == attrs.evolve(config, max_processes=2)
-        assert orch.shutdown_timeout == 7
+        assert orch.config.shutdown_timeout == 7
         first = await orch.spawn(Agent(name="a"))
         await orch.spawn(Agent(name="b"))  # the override allows a second one
         assert await first.send("hi") == "> hi"
@@ -192,3 +192,18 @@ async def test_event_history_lets_a_late_subscriber_replay() -> None:
             replayed = list(iter(sub.receive_nowait, None))
     assert [e.type for e in replayed][:1] == ["process.started"]
     assert all(e.process_id == proc.id for e in replayed)
+
+
+async def test_options_are_read_from_the_config_only() -> None:
+    """The orchestrator does not mirror its options as attributes (one way to read each:
+    orch.config.X); what it keeps is live state (the backend in use, the tools with the
+    built-ins, the resolved price table, the budget tracker, the backends created)."""
+    live_state = {"llm", "prices", "tools", "budget", "backends"}
+    async with open_orchestrator(llm=ScriptedLLM.echo(), shutdown_timeout=3) as orch:
+        mirrored = [
+            f.name
+            for f in attrs.fields(OrchestratorConfig)
+            if f.name not in live_state and hasattr(orch, f.name)
+        ]
+        assert mirrored == []
+        assert orch.config.shutdown_timeout == 3

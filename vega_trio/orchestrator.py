@@ -44,7 +44,6 @@ from .resilience import (
     BudgetTracker,
     CircuitBreaker,
     ConcurrencyCap,
-    RateLimit,
     RateLimiter,
     RateLimiters,
 )
@@ -66,7 +65,7 @@ from .runtime import (
 from .runtime._supervisor import RestartType, ShutdownPolicy
 from .skills import skill_tool_names
 from .team import blackboard_tools, team_tools
-from .tools import Sandbox, Tools, builtin_tools
+from .tools import Tools, builtin_tools
 from .tools.mcp import MCPServers
 
 __all__ = ["Orchestrator", "open_orchestrator", "run_orchestrator"]
@@ -92,32 +91,25 @@ class Orchestrator(metaclass=NoPublicConstructor):
     :func:`run_orchestrator` (calling the class raises ``TypeError``).
 
     Attributes:
-        config: what it was opened with.
+        config: what it was opened with (the one place its options are read from:
+            ``orch.config.default_model``, ``orch.config.shutdown_timeout``, ...).
         agents: the agent registry (named definitions that can change at run time;
             sessions are spawned from them).
-        llm: the default backend (agents may bring their own).
-        default_model: the model for agents that name none.
-        prices: the price table used for cost accounting.
-        shutdown_timeout: seconds a graceful shutdown may take before the rest is cancelled.
+        llm: the default backend in use (``config.llm``, or the one created on first use;
+            agents may bring their own).
+        prices: the price table used for cost accounting (``config.prices`` or the
+            packaged one).
     """
 
     _public_constructor_hint = "use async with open_orchestrator(...) as orch"
 
     _runtime: Runtime
+    config: OrchestratorConfig
     llm: LLM | None
-    default_model: str
     prices: PriceTable
-    shutdown_timeout: float
-    mailbox_size: int = 64
     budget: BudgetTracker = attrs.field(factory=lambda: BudgetTracker(owner="the orchestrator"))
     """Total spend, with the global budget (if any)."""
-    rate_limit: RateLimit | None = None
-    rate_limits: Mapping[str, RateLimit] = attrs.field(factory=dict)
-    max_concurrent_calls: int | None = None
     _supervisors: list[Supervisor] = attrs.field(factory=list)
-    propagate_supervisor_failures: bool = False
-    """A top-level tree that gives up ends the orchestrator's block with its
-    :class:`~vega_trio.RestartIntensityError` (``open_orchestrator(...)``'s option)."""
     backends: dict[str, LLM] = attrs.field(factory=dict)
     """Backends by provider (``"anthropic"``, ``"openai"``) for ``model: "<provider>:<name>"``."""
     _owned: list[LLM] = attrs.field(factory=list)
@@ -127,8 +119,6 @@ class Orchestrator(metaclass=NoPublicConstructor):
     ``open_orchestrator(tools=...)`` and the sandbox's built-ins; MCP tools come on top."""
     mcp: MCPServers | None = None
     """The MCP servers the orchestrator connected (``open_orchestrator(mcp_servers=...)``)."""
-    sandbox: Sandbox | None = None
-    config: OrchestratorConfig = attrs.field(factory=OrchestratorConfig)
     agents: AgentRegistry = attrs.field(init=False)
     """Named agent definitions (``orch.agents.define(agent)``): team members and
     sessions are found here by name."""
@@ -213,7 +203,7 @@ class Orchestrator(metaclass=NoPublicConstructor):
             task=task,
             name=name,
             timeout=timeout,
-            mailbox_size=self.mailbox_size,
+            mailbox_size=self.config.mailbox_size,
             supervision=supervision if supervision is not None else agent.supervision,
             trap_exit=trap_exit,
             run_id=run_id,
@@ -260,7 +250,7 @@ class Orchestrator(metaclass=NoPublicConstructor):
         provider (``open_orchestrator(backends={...})``, else one created on first use
         and closed at the end); an agent's own ``llm`` wins over everything.
         """
-        model = (agent.fallback_model if fallback else agent.model) or self.default_model
+        model = (agent.fallback_model if fallback else agent.model) or self.config.default_model
         provider, colon, name = model.partition(":")
         if not colon or provider not in _PROVIDERS or not name:
             provider, name = "", model
@@ -306,7 +296,7 @@ class Orchestrator(metaclass=NoPublicConstructor):
             parent=caller,
             reason=f"delegate of {caller.agent_name}",
             task=f"team member of {caller.agent_name}",
-            mailbox_size=self.mailbox_size,
+            mailbox_size=self.config.mailbox_size,
             supervision=member.supervision,
         )
         if team_group:
@@ -418,16 +408,19 @@ class Orchestrator(metaclass=NoPublicConstructor):
     ) -> CallPath:
         """The call path of one model of ``agent`` (its primary or fallback)."""
         limiters: list[RateLimiter] = []
-        model_limit = self.rate_limits.get(model, self.rate_limit)
+        model_limit = self.config.rate_limits.get(model, self.config.rate_limit)
         if model_limit is not None:
             limiters.append(self._limiters.for_model(model, model_limit))
         if agent_limiter is not None:
             limiters.append(agent_limiter)
         cap = None
-        if self.max_concurrent_calls is not None:
+        if self.config.max_concurrent_calls is not None:
             entry = self._caps.get(id(llm))
             if entry is None:
-                entry = self._caps[id(llm)] = (llm, ConcurrencyCap(self.max_concurrent_calls))
+                entry = self._caps[id(llm)] = (
+                    llm,
+                    ConcurrencyCap(self.config.max_concurrent_calls),
+                )
             cap = entry[1]
         timeout = agent.llm_timeout
         if timeout is None and not hasattr(llm, "timeout"):
@@ -536,7 +529,7 @@ class Orchestrator(metaclass=NoPublicConstructor):
         try:
             await spec.run(self._runtime, parent=parent, task_status=task_status)
         except RestartIntensityError as exc:
-            if self.propagate_supervisor_failures:
+            if self.config.propagate_supervisor_failures:
                 raise  # ends the orchestrator's block; open_orchestrator unwraps it
             # NOTE: the give-up is already published (supervisor.gave_up) and its
             # monitors and links have fired; by default a top-level tree that gives up
@@ -773,7 +766,7 @@ class Orchestrator(metaclass=NoPublicConstructor):
             return
         self._stopping = True
         try:
-            grace = self.shutdown_timeout
+            grace = self.config.shutdown_timeout
             deadline = trio.current_time() + grace
             self._runtime._closing = True
             with trio.move_on_at(deadline):
@@ -918,21 +911,13 @@ async def open_orchestrator(
                 servers.publish_to(runtime.bus)
             orch = Orchestrator._create(
                 runtime,
+                config,
                 config.llm,
-                config.default_model,
                 config.prices or PriceTable.default(),
-                config.shutdown_timeout,
-                config.mailbox_size,
                 BudgetTracker(config.budget, owner="the global budget"),
-                config.rate_limit,
-                dict(config.rate_limits),
-                config.max_concurrent_calls,
                 tools=registry,
                 mcp=servers,
-                sandbox=config.sandbox,
                 backends=dict(config.backends),
-                propagate_supervisor_failures=config.propagate_supervisor_failures,
-                config=config,
             )
             if servers is not None:
                 await nursery.start(_run_mcp, servers, orch._mcp_done)

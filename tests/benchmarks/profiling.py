@@ -162,7 +162,7 @@ async def _parts(runs: int) -> None:
     call = ToolCall(id=use.id, name=use.name, arguments=dict(use.input))
     prices = PriceTable.default()
     async with open_orchestrator(llm=llm) as orch:
-        model = orch.default_model
+        model = orch.config.default_model
         agent = make_agent()
         print("\n=== pieces of one vega-trio run (best of 5, µs per call) ===")
         await _atimeit(

@@ -153,7 +153,7 @@ class _Session:
         return True
 
     def list_agents(self) -> None:
-        default_model = self.runner.orchestrator.default_model
+        default_model = self.runner.orchestrator.config.default_model
         for definition in self.agents.list():
             agent = definition.agent
             mark = "*" if agent.name == self.agent else " "
