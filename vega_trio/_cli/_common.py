@@ -14,7 +14,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final, Generic, Literal, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TextIO, TypeVar
 
 import attrs
 import trio
@@ -24,6 +24,10 @@ from .._files import read_bounded_text
 from .._redact import redact
 from ..llm._protocol import LLM
 from ._offline import offline_llm
+
+if TYPE_CHECKING:
+    from ..dsl._interpreter import Runner
+    from ..dsl._model import Document
 
 __all__ = [
     "EXIT_FAILED",
@@ -115,6 +119,34 @@ def _checked(value: str, where: str) -> LLMChoice:
         f"{where}={value!r} is not a model backend; use one of: {', '.join(LLM_CHOICES)}"
         + did_you_mean(value, LLM_CHOICES, prefix=" (", suffix=")")
     )
+
+
+@asynccontextmanager
+async def open_document_runner(
+    document: Document, file: Path, choice: LLMChoice, *, log_level: str | None = None
+) -> AsyncIterator[Runner]:
+    """The chosen backend (:func:`open_llm`) and a runner of ``document`` on it, for the
+    length of the block: what ``run`` and ``repl`` (and ``serve``) work with. The
+    document's relative paths are taken relative to ``file``'s directory.
+
+    Raises:
+        UsageProblem: ``anthropic`` was chosen and no credential is configured.
+    """
+    from ..dsl._interpreter import open_runner
+
+    agents = [(agent.name, agent.system) for agent in document.agents]
+    base_dir = Path(await trio.Path(file).resolve()).parent
+    async with (
+        open_llm(choice, agents, document.settings.default_model) as model,
+        open_runner(
+            document,
+            base_dir=base_dir,
+            llm=model,
+            log_level=log_level,
+            backends=backends_for(choice, model),
+        ) as runner,
+    ):
+        yield runner
 
 
 @asynccontextmanager

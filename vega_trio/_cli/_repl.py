@@ -27,12 +27,11 @@ from ._common import (
     EXIT_FAILED,
     OFFLINE_NOTICE,
     UsageProblem,
-    backends_for,
     choose_llm,
     describe_failure,
     did_you_mean,
     misread_task_hint,
-    open_llm,
+    open_document_runner,
     parse_inputs,
     write,
     write_chunk,
@@ -285,7 +284,6 @@ async def repl_command(
         The exit status: 0, or 2 when the file is invalid, ``--llm`` is unknown or the
         chosen backend has no credentials.
     """
-    from ..dsl._interpreter import open_runner
 
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -304,21 +302,10 @@ async def repl_command(
         return EXIT_INVALID
     if defaulted:
         write(err, OFFLINE_NOTICE)
-    agents = [(agent.name, agent.system) for agent in document.agents]
-    base_dir = Path(await trio.Path(file).resolve()).parent
     control = ReplControl() if control is None else control
     control.token = trio.lowlevel.current_trio_token()
     try:
-        async with (
-            open_llm(choice, agents, document.settings.default_model) as model,
-            open_runner(
-                document,
-                base_dir=base_dir,
-                llm=model,
-                log_level=log_level,
-                backends=backends_for(choice, model),
-            ) as runner,
-        ):
+        async with open_document_runner(document, file, choice, log_level=log_level) as runner:
             session = _Session(document, runner, out, err)
             names = ", ".join(session.names())
             write(err, f"vega-trio repl: {file} (agents: {names}); /help lists the commands")

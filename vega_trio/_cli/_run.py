@@ -31,13 +31,12 @@ from ._common import (
     EXIT_OK,
     OFFLINE_NOTICE,
     UsageProblem,
-    backends_for,
     choose_llm,
     describe_failure,
     did_you_mean,
     interruptible,
     misread_task_hint,
-    open_llm,
+    open_document_runner,
     parse_inputs,
     symbols,
     write,
@@ -493,7 +492,7 @@ async def _run(
     quiet: bool,
 ) -> int:
     from ..dsl._inputs import InputError, resolve_inputs
-    from ..dsl._interpreter import WorkflowError, WorkflowInputError, error_class, open_runner
+    from ..dsl._interpreter import WorkflowError, WorkflowInputError, error_class
 
     def fail(status: int, message: str, error_class: str, **fields: Any) -> int:
         write(err, f"vega-trio: error: {message}")
@@ -523,22 +522,11 @@ async def _run(
         write(err, OFFLINE_NOTICE)
 
     start = trio.current_time()
-    agents = [(agent.name, agent.system) for agent in document.agents]
-    base_dir = Path(await trio.Path(file).resolve()).parent
     progress = _Progress(err, quiet=quiet)
 
     async def work() -> RunResult:
         with trio.fail_after(math.inf if time_limit is None else time_limit):
-            async with (
-                open_llm(choice, agents, document.settings.default_model) as model,
-                open_runner(
-                    document,
-                    base_dir=base_dir,
-                    llm=model,
-                    log_level=log_level,
-                    backends=backends_for(choice, model),
-                ) as runner,
-            ):
+            async with open_document_runner(document, file, choice, log_level=log_level) as runner:
                 return await _run_with_progress(runner, spec.name, variables, progress, quiet=quiet)
 
     ended = await interruptible(work)
