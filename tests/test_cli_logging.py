@@ -156,6 +156,26 @@ async def test_progress_shows_a_retry_and_a_tool_call(
     assert "INFO" not in err  # the retry's record is not printed a second time
 
 
+async def test_a_failed_process_is_reported_once(
+    tmp_path: Path, anthropic_env: pytest.MonkeyPatch
+) -> None:
+    """A model that stays overloaded fails the step's process: the run prints the step's
+    failure line and the error once — not also the process's WARNING record."""
+    doc = document(
+        tmp_path,
+        agent_extra="    retry: {max_attempts: 2, backoff: {initial: 10ms, max: 10ms}}\n",
+    )
+    async with open_fake_anthropic_server() as server:
+        server.enqueue(*[FakeResponse.error(529)] * 2)
+        anthropic_env.setenv("ANTHROPIC_BASE_URL", server.base_url)
+        anthropic_env.setenv("ANTHROPIC_API_KEY", "test-key-123456")
+        status, out, err = await run(doc, llm="anthropic")
+    assert status == 1 and out == ""
+    assert "overloaded" in err
+    assert "WARNING" not in err, err
+    assert err.count("vega-trio: error:") == 1
+
+
 async def test_quiet_hides_progress_but_not_errors(tmp_path: Path) -> None:
     """--quiet prints the result only; a failing run still prints its error."""
     doc = document(tmp_path)

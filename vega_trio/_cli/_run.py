@@ -129,6 +129,7 @@ WORKFLOW_EVENTS: Final = "workflow.*"
 #: The ``event`` of log records that those lines already show: not printed twice.
 SHOWN_AS_PROGRESS: Final = (
     "llm.retry",
+    "process.failed",  # the step's failure line and the run's error say it (once)
     "process.restarted",
     "circuit.open",
     "circuit.closed",
