@@ -139,6 +139,9 @@ class Orchestrator(metaclass=NoPublicConstructor):
     _stopping: bool = False
     _stopped: trio.Event = attrs.field(factory=trio.Event)
     _mcp_done: trio.Event = attrs.field(factory=trio.Event)
+    _observers: dict[str, Any] = attrs.field(factory=dict)
+    """Observers attached on first use, by kind (``vega_trio.observability``'s metrics
+    collector and OpenTelemetry instrumentation)."""
 
     def __attrs_post_init__(self) -> None:
         self.agents = AgentRegistry(self)
@@ -920,6 +923,10 @@ async def open_orchestrator(
                 propagate_supervisor_failures=config.propagate_supervisor_failures,
                 config=config,
             )
+            if config.health is not None:
+                from .observability._health import HealthMonitor
+
+                await nursery.start(HealthMonitor(config.health, runtime.bus, runtime).run)
             if servers is not None:
                 await nursery.start(_run_mcp, servers, orch._mcp_done)
             nursery.start_soon(orch._watch_close)
