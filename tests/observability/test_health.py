@@ -16,6 +16,15 @@ from vega_trio.runtime import Subscription
 from vega_trio.testing import ScriptedLLM, Step
 
 
+async def _next(sub: Subscription) -> HealthAlert:
+    """The next alert (the monitor emits it from its own task, so it may come after the
+    send that caused it has returned)."""
+    with trio.fail_after(5):
+        item = await sub.receive()
+    assert isinstance(item, HealthAlert)
+    return item
+
+
 def _alerts(sub: Subscription) -> list[HealthAlert]:
     found = []
     while (item := sub.receive_nowait()) is not None:
@@ -66,9 +75,10 @@ async def test_stale_progress_alert_details(autojump_clock: trio.testing.MockClo
         with orch.subscribe(types="health.alert") as sub:
             proc = await orch.spawn(Agent(name="slow"))
             await proc.send("hi")
-            alerts = _alerts(sub)
-    assert [a.alert for a in alerts] == ["stale_progress"]
-    alert = alerts[0]
+            alert = await _next(sub)
+            await orch.aclose()
+            assert _alerts(sub) == []
+    assert alert.alert == "stale_progress"
     assert alert.process_id == proc.id and alert.agent == "slow"
     assert alert.threshold == 30 and alert.value is not None and 30 <= alert.value <= 35
     assert "stuck" in alert.detail
@@ -113,12 +123,14 @@ async def test_high_iterations_alert_once_per_send(
         with orch.subscribe(types="health.alert") as sub:
             proc = await orch.spawn(Agent(name="loopy", tools=[noop], max_iterations=10))
             await proc.send("first")
-            first = _alerts(sub)
+            first = await _next(sub)
             await proc.send("second")
-            second = _alerts(sub)
-    assert [(a.alert, a.value, a.threshold) for a in first] == [("high_iterations", 8, 8)]
-    assert [a.alert for a in second] == ["high_iterations"]
-    assert first[0].process_id == proc.id
+            second = await _next(sub)
+            await orch.aclose()
+            assert _alerts(sub) == []  # once per send
+    assert (first.alert, first.value, first.threshold) == ("high_iterations", 8, 8)
+    assert second.alert == "high_iterations"
+    assert first.process_id == proc.id
 
 
 async def test_few_iterations_no_alert(autojump_clock: trio.testing.MockClock) -> None:
@@ -143,11 +155,13 @@ async def test_consecutive_errors_alert_once_per_episode(
         with orch.subscribe(types="health.alert") as sub:
             proc = await orch.spawn(Agent(name="flaky", retry=RetryPolicy(max_attempts=5)))
             assert await proc.send("a") == "ok"
-            first = _alerts(sub)
+            first = await _next(sub)
             assert await proc.send("b") == "ok"
-            second = _alerts(sub)
-    assert [(a.alert, a.value, a.threshold) for a in first] == [("error_loop", 3, 3)]
-    assert [a.alert for a in second] == ["error_loop"]
+            second = await _next(sub)
+            await orch.aclose()
+            assert _alerts(sub) == []  # once per episode
+    assert (first.alert, first.value, first.threshold) == ("error_loop", 3, 3)
+    assert second.alert == "error_loop"
 
 
 async def test_tool_errors_count_as_errors(autojump_clock: trio.testing.MockClock) -> None:
@@ -178,9 +192,11 @@ async def test_tool_errors_count_as_errors(autojump_clock: trio.testing.MockCloc
         with orch.subscribe(types="health.alert") as sub:
             proc = await orch.spawn(Agent(name="tooly", tools=[broken, fine]))
             await proc.send("go")
-            alerts = _alerts(sub)
-    assert [(a.alert, a.value) for a in alerts] == [("error_loop", 3)]
-    assert "tool calls in a row" in alerts[0].detail
+            alert = await _next(sub)
+            await orch.aclose()
+            assert _alerts(sub) == []
+    assert (alert.alert, alert.value) == ("error_loop", 3)
+    assert "tool calls in a row" in alert.detail
 
 
 async def test_parallel_tool_errors_alert(autojump_clock: trio.testing.MockClock) -> None:
@@ -198,9 +214,9 @@ async def test_parallel_tool_errors_alert(autojump_clock: trio.testing.MockClock
         with orch.subscribe(types="health.alert") as sub:
             proc = await orch.spawn(Agent(name="tooly", tools=[broken]))
             await proc.send("go")
-            alerts = _alerts(sub)
-    assert [a.alert for a in alerts] == ["error_loop"]
-    assert "tool calls" in alerts[0].detail
+            alert = await _next(sub)
+    assert alert.alert == "error_loop"
+    assert "tool calls" in alert.detail
 
 
 @pytest.mark.parametrize("spawns", [1, 3])
@@ -219,7 +235,9 @@ async def test_cost_alert_per_process_and_per_agent(
             if spawns == 1:
                 await procs[0].send("2")
                 await procs[0].send("3")
-            alerts = _alerts(sub)
+            alerts = [await _next(sub) for _ in range(2 if spawns == 1 else 1)]
+            await orch.aclose()
+            alerts += _alerts(sub)
     cost = [(a.process_id, a.agent) for a in alerts if a.alert == "cost"]
     if spawns == 1:
         assert cost == [(procs[0].id, "spender"), (None, "spender")]
