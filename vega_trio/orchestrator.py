@@ -926,7 +926,7 @@ async def open_orchestrator(
             if config.health is not None:
                 from .observability._health import HealthMonitor
 
-                await nursery.start(HealthMonitor(config.health, runtime.bus, runtime).run)
+                await nursery.start(HealthMonitor(config.health, runtime.bus).run)
             if servers is not None:
                 await nursery.start(_run_mcp, servers, orch._mcp_done)
             nursery.start_soon(orch._watch_close)

@@ -8,15 +8,15 @@ a stale process alerts once until it makes progress again, an error loop once un
 call succeeds, a high iteration count once per send, a cost threshold once per process
 and once per agent.
 
-The monitor only reads what the bus and the runtime already know (``llm.call``,
-``tool.start``/``tool.end``, ``process.*`` and each live process's request in flight),
-so an orchestrator without it pays nothing.
+The monitor only reads the bus (``llm.call``, ``tool.start``/``tool.end``,
+``process.busy``/``process.idle`` and the exits), so an orchestrator without it pays
+nothing: the bus does not even build events nobody subscribed to.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
@@ -25,13 +25,12 @@ from ..agent._bus_events import HealthAlert, LLMCalled, ToolEnded, ToolStarted
 from ..runtime._events import (
     Event,
     EventBus,
+    ProcessBusy,
     ProcessCompleted,
     ProcessFailed,
+    ProcessIdle,
     ProcessStopped,
 )
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
 
 __all__ = ["HealthConfig", "HealthMonitor"]
 
@@ -96,8 +95,8 @@ class _Watch:
     """What the monitor knows about one process."""
 
     agent: str | None
-    busy: object | None = None
-    """The request in flight when last checked (compared by identity)."""
+    busy: bool = False
+    """Serving a message (between ``process.busy`` and ``process.idle``)."""
     progress_at: float = 0.0
     stale_alerted: bool = False
     errors: dict[str, int] = attrs.field(factory=dict)
@@ -110,6 +109,8 @@ class _Watch:
 
 #: The kinds of event the monitor reads.
 _WATCHED = (
+    ProcessBusy.type,
+    ProcessIdle.type,
     LLMCalled.type,
     ToolStarted.type,
     ToolEnded.type,
@@ -126,10 +127,9 @@ class HealthMonitor:
     is not meant to be made directly.
     """
 
-    def __init__(self, config: HealthConfig, bus: EventBus, runtime: Runtime) -> None:
+    def __init__(self, config: HealthConfig, bus: EventBus) -> None:
         self.config = config
         self._bus = bus
-        self._runtime = runtime
         self._watches: dict[str, _Watch] = {}
         self._agent_cost: dict[str, float] = {}
         self._agent_alerted: set[str] = set()
@@ -174,7 +174,9 @@ class HealthMonitor:
         watch = self._watch(event)
         watch.progress_at = trio.current_time()
         watch.stale_alerted = False
-        if isinstance(event, LLMCalled):
+        if isinstance(event, ProcessBusy | ProcessIdle):
+            watch.busy = isinstance(event, ProcessBusy)
+        elif isinstance(event, LLMCalled):
             self._on_llm_call(event, watch)
         elif isinstance(event, ToolEnded):
             self._count_error(event, watch, failed=event.is_error, what="tool call")
@@ -267,30 +269,20 @@ class HealthMonitor:
         if stale_after is None:
             return
         now = trio.current_time()
-        for process in self._runtime.processes():
-            request = process._current_request
-            watch = self._watches.get(process.id)
-            if request is None:
-                if watch is not None:
-                    watch.busy = None
+        for process_id, watch in self._watches.items():
+            if not watch.busy or watch.stale_alerted:
                 continue
-            if watch is None:
-                watch = self._watches[process.id] = _Watch(process.agent_name, progress_at=now)
-            if watch.busy is not request:
-                watch.busy = request
-                watch.progress_at = max(watch.progress_at, now)
-                watch.stale_alerted = False
             idle = now - watch.progress_at
-            if idle >= stale_after and not watch.stale_alerted:
+            if idle >= stale_after:
                 watch.stale_alerted = True
                 self._bus.emit(
                     HealthAlert,
-                    process_id=process.id,
-                    agent=process.agent_name,
+                    process_id=process_id,
+                    agent=watch.agent,
                     alert="stale_progress",
-                    detail=f"process {process.id} ({process.agent_name}) has worked on one "
-                    f"message for {idle:.0f}s without an LLM call or tool event; it may be "
-                    "stuck (a hung model call or tool): check it, or kill it",
+                    detail=f"process {process_id} ({watch.agent}) has worked on one message "
+                    f"for {idle:.0f}s without an LLM call or tool event; it may be stuck (a "
+                    "hung model call or tool): check it, or kill it",
                     value=idle,
                     threshold=stale_after,
                 )

@@ -46,8 +46,10 @@ __all__ = [
     "Event",
     "EventBus",
     "Lagged",
+    "ProcessBusy",
     "ProcessCompleted",
     "ProcessFailed",
+    "ProcessIdle",
     "ProcessRestarted",
     "ProcessStarted",
     "ProcessStopped",
@@ -248,6 +250,26 @@ class ProcessRestarted(Event):
     child_id: str | None = None
     supervisor: str | None = None
     supervisor_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ProcessBusy(Event):
+    """A process began serving one message (``process.busy``): for an agent, one send
+    (what OpenTelemetry calls an agent invocation)."""
+
+    type: ClassVar[str] = "process.busy"
+
+
+@attrs.frozen(kw_only=True)
+class ProcessIdle(Event):
+    """A process finished serving one message (``process.idle``): ``outcome`` is
+    ``ok``, ``error`` (``error_class``, ``error`` say which) or ``cancelled`` (the
+    caller left, a kill, a shutdown)."""
+
+    type: ClassVar[str] = "process.idle"
+    outcome: str = ""
+    error_class: str | None = None
+    error: str | None = None
 
 
 @attrs.frozen(kw_only=True)
