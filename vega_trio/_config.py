@@ -17,8 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from .observability._health import HealthConfig
 from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
+from .observability._health import HealthConfig
 from .resilience import Budget, RateLimit, parse_money
 from .tools import Sandbox, Tool, Tools
 from .tools.mcp import MCPServerConfig

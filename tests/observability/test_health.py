@@ -226,7 +226,9 @@ async def test_cost_alert_per_process_and_per_agent(
     """Spend over cost_usd alerts once per process and once per agent (all its processes)."""
     usage = Usage(input_tokens=100_000, output_tokens=0)  # $0.30 at $3/M input
     llm = ScriptedLLM(responder=lambda request: Step.text("ok", usage=usage))
-    config = OrchestratorConfig(llm=llm, health=_off(cost_usd=0.5), default_model="claude-sonnet-4-5")
+    config = OrchestratorConfig(
+        llm=llm, health=_off(cost_usd=0.5), default_model="claude-sonnet-4-5"
+    )
     async with open_orchestrator(config) as orch:
         with orch.subscribe(types="health.alert") as sub:
             procs = [await orch.spawn(Agent(name="spender")) for _ in range(spawns)]
@@ -257,10 +259,14 @@ async def test_no_monitor_without_config() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("stale_after", 0), ("max_iterations_ratio", 1.5), ("consecutive_errors", 2.5), ("cost_usd", -1)],
+    [
+        ("stale_after", 0),
+        ("max_iterations_ratio", 1.5),
+        ("consecutive_errors", 2.5),
+        ("cost_usd", -1),
+    ],
 )
 def test_bad_thresholds_are_refused(field: str, value: object) -> None:
     """A bad threshold fails where the config is built, naming the field."""
     with pytest.raises(ValueError, match=field):
         HealthConfig(**{field: value})  # type: ignore[arg-type]
-

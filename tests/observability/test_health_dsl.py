@@ -45,7 +45,8 @@ def test_bad_health_settings_name_path_and_fix() -> None:
     """Each bad threshold is reported with its path, all at once."""
     text = (
         "settings:\n  health:\n    stale_after: soon\n    max_iterations_ratio: 2\n"
-        "    consecutive_errors: 0\n    cost_usd: '$0'\n    stale_afer: 1m\nagents:\n  a: {system: x}\n"
+        "    consecutive_errors: 0\n    cost_usd: '$0'\n    stale_afer: 1m\n"
+        "agents:\n  a: {system: x}\n"
     )
     messages = [str(d) for d in validate_text(text)]
     joined = "\n".join(messages)
@@ -58,9 +59,7 @@ async def test_settings_health_alerts_at_run_time(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """An orchestrator built from settings.health emits health.alert at run time."""
-    doc = load_document(
-        "settings:\n  health: {stale_after: 30s}\nagents:\n  a: {system: x}\n"
-    )
+    doc = load_document("settings:\n  health: {stale_after: 30s}\nagents:\n  a: {system: x}\n")
     config = orchestrator_config(doc, base_dir=tmp_path)
     async with open_orchestrator(config, llm=ScriptedLLM([Step.text("x", delay=45)])) as orch:
         from vega_trio import Agent

@@ -24,7 +24,9 @@ def _samples(body: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]
     return out
 
 
-def _get(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+def _get(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
     return samples[name, frozenset(labels.items())]
 
 
@@ -129,5 +131,3 @@ async def test_each_orchestrator_has_its_own_registry() -> None:
     assert ("vega_llm_calls_total", frozenset({("model", "m1"), ("outcome", "ok")})) not in sb
     assert metrics_collector(a) is metrics_collector(a)
     assert b"vega_" not in prometheus_client.generate_latest(prometheus_client.REGISTRY)
-
-

@@ -9,7 +9,7 @@ call succeeds, a high iteration count once per send, a cost threshold once per p
 and once per agent.
 
 The monitor only reads the bus (``llm.call``, ``tool.start``/``tool.end``,
-``process.busy``/``process.idle`` and the exits), so an orchestrator without it pays
+``request.started``/``request.finished`` and the exits), so an orchestrator without it pays
 nothing: the bus does not even build events nobody subscribed to.
 """
 
@@ -25,11 +25,11 @@ from ..agent._bus_events import HealthAlert, LLMCalled, ToolEnded, ToolStarted
 from ..runtime._events import (
     Event,
     EventBus,
-    ProcessBusy,
     ProcessCompleted,
     ProcessFailed,
-    ProcessIdle,
     ProcessStopped,
+    RequestFinished,
+    RequestStarted,
 )
 
 __all__ = ["HealthConfig", "HealthMonitor"]
@@ -47,7 +47,9 @@ def _positive_or_none(name: str, *, whole: bool = False) -> Any:
             or value <= 0
         ):
             what = "a whole number of at least 1" if whole else "a number above 0"
-            raise ValueError(f"HealthConfig.{name} must be {what} (or None to turn this alert off), got {value!r}")
+            raise ValueError(
+                f"HealthConfig.{name} must be {what} (or None to turn this alert off), got {value!r}"
+            )
 
     return check
 
@@ -81,7 +83,9 @@ class HealthConfig:
             ``stale_progress``; the alert comes at most this late.
     """
 
-    stale_after: float | None = attrs.field(default=120.0, validator=_positive_or_none("stale_after"))
+    stale_after: float | None = attrs.field(
+        default=120.0, validator=_positive_or_none("stale_after")
+    )
     max_iterations_ratio: float | None = attrs.field(default=0.8, validator=_check_ratio)
     consecutive_errors: int | None = attrs.field(
         default=3, validator=_positive_or_none("consecutive_errors", whole=True)
@@ -96,7 +100,7 @@ class _Watch:
 
     agent: str | None
     busy: bool = False
-    """Serving a message (between ``process.busy`` and ``process.idle``)."""
+    """Serving a message (between ``request.started`` and ``request.finished``)."""
     progress_at: float = 0.0
     stale_alerted: bool = False
     errors: dict[str, int] = attrs.field(factory=dict)
@@ -109,8 +113,8 @@ class _Watch:
 
 #: The kinds of event the monitor reads.
 _WATCHED = (
-    ProcessBusy.type,
-    ProcessIdle.type,
+    RequestStarted.type,
+    RequestFinished.type,
     LLMCalled.type,
     ToolStarted.type,
     ToolEnded.type,
@@ -174,8 +178,8 @@ class HealthMonitor:
         watch = self._watch(event)
         watch.progress_at = trio.current_time()
         watch.stale_alerted = False
-        if isinstance(event, ProcessBusy | ProcessIdle):
-            watch.busy = isinstance(event, ProcessBusy)
+        if isinstance(event, RequestStarted | RequestFinished):
+            watch.busy = isinstance(event, RequestStarted)
         elif isinstance(event, LLMCalled):
             self._on_llm_call(event, watch)
         elif isinstance(event, ToolEnded):

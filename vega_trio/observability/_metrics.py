@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-
 from ..agent._bus_events import HealthAlert, LLMCalled, ToolEnded
 from ..runtime._events import (
     Event,
@@ -142,9 +141,7 @@ class MetricsCollector:
         statuses: collections.Counter[str] = collections.Counter(
             str(p.status) for p in runtime.processes()
         )
-        live = GaugeMetricFamily(
-            "vega_processes", "Live processes by status.", labels=["status"]
-        )
+        live = GaugeMetricFamily("vega_processes", "Live processes by status.", labels=["status"])
         for status in ("pending", "running"):
             statuses.setdefault(status, 0)
         for status, count in sorted(statuses.items()):
@@ -188,7 +185,9 @@ class MetricsCollector:
             "vega_llm_cost_usd", "Cost of LLM calls in USD by model.", ["model"], self._cost
         )
         yield self._counter(
-            "vega_tool_calls", "Tool calls by tool and outcome (ok, error).", ["tool", "outcome"],
+            "vega_tool_calls",
+            "Tool calls by tool and outcome (ok, error).",
+            ["tool", "outcome"],
             self._tools,
         )
         yield self._counter(
@@ -214,8 +213,7 @@ class MetricsCollector:
         )
         yield GaugeMetricFamily(
             "vega_event_subscriber_dropped",
-            "Events the current subscribers lost to a full buffer (reported to them as "
-            "lagged).",
+            "Events the current subscribers lost to a full buffer (reported to them as lagged).",
             value=sum(s.dropped_total for s in subscribers),
         )
         yield CounterMetricFamily(
@@ -256,5 +254,3 @@ def render_metrics(orch: Orchestrator) -> tuple[bytes, str]:
 
     collector = metrics_collector(orch)
     return generate_latest(collector.registry), CONTENT_TYPE_LATEST
-
-

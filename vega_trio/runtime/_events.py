@@ -46,10 +46,10 @@ __all__ = [
     "Event",
     "EventBus",
     "Lagged",
-    "ProcessBusy",
+    "RequestStarted",
     "ProcessCompleted",
     "ProcessFailed",
-    "ProcessIdle",
+    "RequestFinished",
     "ProcessRestarted",
     "ProcessStarted",
     "ProcessStopped",
@@ -253,20 +253,21 @@ class ProcessRestarted(Event):
 
 
 @attrs.frozen(kw_only=True)
-class ProcessBusy(Event):
-    """A process began serving one message (``process.busy``): for an agent, one send
-    (what OpenTelemetry calls an agent invocation)."""
+class RequestStarted(Event):
+    """A process began serving one message (``request.started``): for an agent, one send
+    (what OpenTelemetry calls an agent invocation). Not under ``process.*``: those are
+    a process's lifecycle, these its work."""
 
-    type: ClassVar[str] = "process.busy"
+    type: ClassVar[str] = "request.started"
 
 
 @attrs.frozen(kw_only=True)
-class ProcessIdle(Event):
-    """A process finished serving one message (``process.idle``): ``outcome`` is
+class RequestFinished(Event):
+    """A process finished serving one message (``request.finished``): ``outcome`` is
     ``ok``, ``error`` (``error_class``, ``error`` say which) or ``cancelled`` (the
     caller left, a kill, a shutdown)."""
 
-    type: ClassVar[str] = "process.idle"
+    type: ClassVar[str] = "request.finished"
     outcome: str = ""
     error_class: str | None = None
     error: str | None = None

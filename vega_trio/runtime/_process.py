@@ -25,7 +25,7 @@ from .._errors import (
 from .._handles import NoPublicConstructor
 from .._log import log_record
 from ._context import _current
-from ._events import EventBus, ProcessBusy, ProcessIdle
+from ._events import EventBus, RequestFinished, RequestStarted
 from ._links import (
     ExitSignal,
     Linkable,
@@ -564,8 +564,8 @@ class Process(Linkable, metaclass=NoPublicConstructor):
             self._current_request = request
             request._scope = scope
             bus = self._runtime.bus
-            if bus.wants(ProcessBusy):
-                bus.emit(ProcessBusy, process_id=self.id, agent=behaviour.name)
+            if bus.wants(RequestStarted):
+                bus.emit(RequestStarted, process_id=self.id, agent=behaviour.name)
             failure: BaseException | None = None
             served = False
             try:
@@ -591,7 +591,7 @@ class Process(Linkable, metaclass=NoPublicConstructor):
             finally:
                 # NOTE: every way out (a reply, an error, a crash, a cancellation) ends
                 # the busy period; synchronous, so safe while Cancelled propagates.
-                if bus.wants(ProcessIdle):
+                if bus.wants(RequestFinished):
                     _emit_idle(bus, self, served, failure)
             request._scope = None
             self._current_request = None
@@ -666,14 +666,14 @@ class Process(Linkable, metaclass=NoPublicConstructor):
 
 def _emit_idle(bus: EventBus, proc: Process, served: bool, failure: BaseException | None) -> None:
     if served:
-        bus.emit(ProcessIdle, process_id=proc.id, agent=proc.agent_name, outcome="ok")
+        bus.emit(RequestFinished, process_id=proc.id, agent=proc.agent_name, outcome="ok")
         return
     if failure is None:
-        bus.emit(ProcessIdle, process_id=proc.id, agent=proc.agent_name, outcome="cancelled")
+        bus.emit(RequestFinished, process_id=proc.id, agent=proc.agent_name, outcome="cancelled")
         return
     error_class = getattr(failure, "error_class", None)
     bus.emit(
-        ProcessIdle,
+        RequestFinished,
         process_id=proc.id,
         agent=proc.agent_name,
         outcome="error",
