@@ -48,7 +48,8 @@ def _positive_or_none(name: str, *, whole: bool = False) -> Any:
         ):
             what = "a whole number of at least 1" if whole else "a number above 0"
             raise ValueError(
-                f"HealthConfig.{name} must be {what} (or None to turn this alert off), got {value!r}"
+                f"HealthConfig.{name} must be {what} (or None to turn this alert off), "
+                f"got {value!r}"
             )
 
     return check

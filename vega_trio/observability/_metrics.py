@@ -13,7 +13,7 @@ subscription it owns, from the moment it is attached (:func:`metrics_collector`;
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,7 @@ class MetricsCollector:
         self._llm_calls: collections.Counter[tuple[str, str]] = collections.Counter()
         self._llm_errors: collections.Counter[tuple[str, str]] = collections.Counter()
         self._tokens: collections.Counter[tuple[str, str]] = collections.Counter()
-        self._cost: collections.Counter[str] = collections.Counter()
+        self._cost: collections.defaultdict[str, float] = collections.defaultdict(float)
         self._tools: collections.Counter[tuple[str, str]] = collections.Counter()
         self._exits: collections.Counter[str] = collections.Counter()
         self._restarts: collections.Counter[str] = collections.Counter()
@@ -84,7 +84,7 @@ class MetricsCollector:
         self._subscription: Subscription = self._stack.enter_context(
             orch.events.subscribe(types=_COUNTED, max_buffer=100_000)
         )
-        self.registry.register(self)  # type: ignore[arg-type]
+        self.registry.register(self)
         # NOTE: the subscription is drained by a task of the orchestrator's nursery (so
         # its buffer never fills between scrapes) and once more at every scrape (so a
         # scrape sees every event published before it).
@@ -222,7 +222,7 @@ class MetricsCollector:
 
     @staticmethod
     def _counter(
-        name: str, documentation: str, labels: list[str], values: collections.Counter[Any]
+        name: str, documentation: str, labels: list[str], values: Mapping[Any, float]
     ) -> Any:
         from prometheus_client.core import CounterMetricFamily
 
