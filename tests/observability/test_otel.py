@@ -168,6 +168,23 @@ async def test_workflow_run_and_steps_are_spans(
     ]
 
 
+async def test_finished_processes_are_forgotten(
+    exporter: tuple[InMemorySpanExporter, TracerProvider],
+) -> None:
+    """The instrumentation keeps no state for processes that have exited."""
+    memory, provider = exporter
+    async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
+        instrumentation = instrument(orch, tracer_provider=provider)
+        for _ in range(5):
+            proc = await orch.spawn(Agent(name="short"))
+            await proc.send("hi")
+            proc.stop()
+            await proc.wait()
+        instrumentation.close()
+        assert instrumentation._processes == {}
+    assert len([s for s in memory.get_finished_spans() if s.name == "invoke_agent short"]) == 5
+
+
 def test_opentelemetry_is_not_imported_by_vega_trio() -> None:
     """Importing vega_trio (and its observability package) imports no OpenTelemetry."""
     code = (

@@ -41,6 +41,9 @@ from ..dsl._events import (
 from ..runtime._events import (
     Event,
     Lagged,
+    ProcessCompleted,
+    ProcessFailed,
+    ProcessStopped,
     ProcessRestarted,
     ProcessStarted,
     RequestFinished,
@@ -56,6 +59,9 @@ __all__ = ["Instrumentation", "instrument"]
 
 _TYPES = (
     ProcessStarted.type,
+    ProcessCompleted.type,
+    ProcessFailed.type,
+    ProcessStopped.type,
     RequestStarted.type,
     RequestFinished.type,
     ProcessRestarted.type,
@@ -164,6 +170,18 @@ class Instrumentation:
     def _started(self, event: ProcessStarted) -> None:
         if event.process_id is not None:
             self._processes[event.process_id] = _ProcessState(event.agent, event.parent_id)
+
+    def _exited(self, event: ProcessCompleted | ProcessFailed | ProcessStopped) -> None:
+        # NOTE: forget the process (a long-running server spawns without end); what it
+        # still had open ends here, marked incomplete.
+        state = self._processes.pop(event.process_id or "", None)
+        if state is None:
+            return
+        at = _ns(event.timestamp)
+        for span in [*(t.span for t in state.tools.values()), state.invoke]:
+            if span is not None:
+                span.set_attribute("vega.incomplete", True)
+                span.end(end_time=at)
 
     def _invocation_parent(self, state: _ProcessState) -> Span | None:
         caller = self._processes.get(state.parent_id) if state.parent_id else None
@@ -367,6 +385,9 @@ class Instrumentation:
 
 _HANDLERS: dict[type[Event], Any] = {
     ProcessStarted: Instrumentation._started,
+    ProcessCompleted: Instrumentation._exited,
+    ProcessFailed: Instrumentation._exited,
+    ProcessStopped: Instrumentation._exited,
     RequestStarted: Instrumentation._busy,
     RequestFinished: Instrumentation._idle,
     ProcessRestarted: Instrumentation._supervision,
