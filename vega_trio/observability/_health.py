@@ -55,6 +55,14 @@ def _positive_or_none(name: str, *, whole: bool = False) -> Any:
     return check
 
 
+def _required(name: str) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            raise ValueError(f"HealthConfig.{name} must be a number of seconds above 0")
+
+    return check
+
+
 def _check_ratio(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
@@ -92,7 +100,10 @@ class HealthConfig:
         default=3, validator=_positive_or_none("consecutive_errors", whole=True)
     )
     cost_usd: float | None = attrs.field(default=1.0, validator=_positive_or_none("cost_usd"))
-    check_interval: float = attrs.field(default=1.0, validator=_positive_or_none("check_interval"))
+    check_interval: float = attrs.field(
+        default=1.0,
+        validator=[_required("check_interval"), _positive_or_none("check_interval")],
+    )
 
 
 @attrs.define(eq=False)
@@ -139,7 +150,9 @@ class HealthMonitor:
         self._agent_cost: dict[str, float] = {}
         self._agent_alerted: set[str] = set()
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(  # noqa: ASYNC114 - started by the orchestrator only
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """The monitor's task, until cancelled. Supports ``nursery.start``:
         ``started()`` once it is subscribed (so no event after that is missed)."""
         interval = self.config.check_interval
