@@ -104,6 +104,7 @@ def test_observability_all_is_pinned() -> None:
         "HealthConfig",
         "HealthMonitor",
         "MetricsCollector",
+        "health_status",
         "instrument",
         "metrics_collector",
         "render_metrics",

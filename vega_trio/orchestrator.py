@@ -926,7 +926,8 @@ async def open_orchestrator(
             if config.health is not None:
                 from .observability._health import HealthMonitor
 
-                await nursery.start(HealthMonitor(config.health, runtime.bus).run)
+                monitor = orch._observers["health"] = HealthMonitor(config.health, runtime.bus)
+                await nursery.start(monitor.run)
             if servers is not None:
                 await nursery.start(_run_mcp, servers, orch._mcp_done)
             nursery.start_soon(orch._watch_close)

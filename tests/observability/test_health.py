@@ -10,7 +10,7 @@ import trio.testing
 from vega_trio import Agent, ErrorClass, OrchestratorConfig, open_orchestrator
 from vega_trio.events import HealthAlert
 from vega_trio.llm import Usage
-from vega_trio.observability import HealthConfig
+from vega_trio.observability import HealthConfig, health_status
 from vega_trio.resilience import RetryPolicy
 from vega_trio.runtime import Subscription
 from vega_trio.testing import ScriptedLLM, Step
@@ -19,7 +19,7 @@ from vega_trio.testing import ScriptedLLM, Step
 async def _next(sub: Subscription) -> HealthAlert:
     """The next alert (the monitor emits it from its own task, so it may come after the
     send that caused it has returned)."""
-    with trio.fail_after(5):
+    with trio.fail_after(600):  # virtual seconds under autojump_clock
         item = await sub.receive()
     assert isinstance(item, HealthAlert)
     return item
@@ -271,3 +271,38 @@ def test_bad_thresholds_are_refused(field: str, value: object) -> None:
     """A bad threshold fails where the config is built, naming the field."""
     with pytest.raises(ValueError, match=field):
         HealthConfig(**{field: value})  # type: ignore[arg-type]
+
+
+async def test_health_status_is_degraded_while_an_episode_lasts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """health_status says degraded while a process is stale, ok again after progress."""
+    llm = ScriptedLLM([Step.text("late", delay=100)])
+    config = OrchestratorConfig(llm=llm, health=_off(stale_after=30))
+    async with open_orchestrator(config) as orch:
+        assert health_status(orch)["status"] == "ok"
+        with orch.subscribe(types="health.alert") as sub:
+            proc = await orch.spawn(Agent(name="slow"))
+            future = proc.send_async("hi")
+            await _next(sub)
+            status = health_status(orch)
+            assert status["status"] == "degraded"
+            assert status["alerts"] == [
+                {"alert": "stale_progress", "process_id": proc.id, "agent": "slow"}
+            ]
+            assert status["processes"] == {"running": 1} and status["monitor"] is True
+            await future.wait()
+            # NOTE: the monitor sees the reply's llm.call from its own task; poll (in
+            # virtual time) until it has.
+            with trio.fail_after(10):
+                while health_status(orch)["status"] != "ok":
+                    await trio.sleep(0.1)
+        orch.close()
+        assert health_status(orch)["status"] == "closing"
+
+
+async def test_health_status_without_monitor() -> None:
+    """Without a health config the status says so and is ok."""
+    async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
+        status = health_status(orch)
+    assert status["monitor"] is False and status["alerts"] == []

@@ -2,6 +2,8 @@
 
 * :class:`HealthConfig` — thresholds of the ``health.alert`` monitor
   (``OrchestratorConfig(health=...)``, the DSL's ``settings.health``).
+* :func:`health_status` — what ``GET /healthz`` answers: ``ok``, ``degraded`` (alerts
+  going on) or ``closing``, with live processes by status.
 * :func:`render_metrics` — the Prometheus text exposition of an orchestrator's metrics
   (what ``GET /metrics`` serves); the collector behind it is per orchestrator.
 * :func:`instrument` — OpenTelemetry GenAI spans for an orchestrator (the
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._health import HealthConfig, HealthMonitor
+from ._health import HealthConfig, HealthMonitor, health_status
 from ._metrics import MetricsCollector, metrics_collector, render_metrics
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ __all__ = [
     "HealthConfig",
     "HealthMonitor",
     "MetricsCollector",
+    "health_status",
     "instrument",
     "metrics_collector",
     "render_metrics",

@@ -16,7 +16,7 @@ nothing: the bus does not even build events nobody subscribed to.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -32,7 +32,10 @@ from ..runtime._events import (
     RequestStarted,
 )
 
-__all__ = ["HealthConfig", "HealthMonitor"]
+if TYPE_CHECKING:
+    from ..orchestrator import Orchestrator
+
+__all__ = ["HealthConfig", "HealthMonitor", "health_status"]
 
 
 def _positive_or_none(name: str, *, whole: bool = False) -> Any:
@@ -305,6 +308,32 @@ class HealthMonitor:
                     threshold=stale_after,
                 )
 
+    def active(self) -> list[dict[str, Any]]:
+        """The alerts whose episode is still going on (a process still stale, still in
+        its error loop, still on a high round, over its cost; an agent over its cost),
+        as ``{"alert", "process_id", "agent"}``."""
+        found: list[dict[str, Any]] = []
+        limit = self.config.consecutive_errors
+        for process_id, watch in self._watches.items():
+            ongoing = []
+            if watch.busy and watch.stale_alerted:
+                ongoing.append("stale_progress")
+            if watch.busy and watch.iterations_alerted:
+                ongoing.append("high_iterations")
+            if limit is not None and any(n >= limit for n in watch.errors.values()):
+                ongoing.append("error_loop")
+            if watch.cost_alerted:
+                ongoing.append("cost")
+            found.extend(
+                {"alert": alert, "process_id": process_id, "agent": watch.agent}
+                for alert in ongoing
+            )
+        found.extend(
+            {"alert": "cost", "process_id": None, "agent": agent}
+            for agent in sorted(self._agent_alerted)
+        )
+        return found
+
     def _alert(self, event: Event, alert: str, detail: str, value: float, threshold: float) -> None:
         self._bus.emit(
             HealthAlert,
@@ -317,3 +346,28 @@ class HealthMonitor:
             value=float(value),
             threshold=float(threshold),
         )
+
+
+def health_status(orch: Orchestrator) -> dict[str, Any]:
+    """What ``GET /healthz`` can answer: ``{"status", "closing", "live_processes",
+    "processes", "monitor", "alerts"}``.
+
+    ``status`` is ``ok``, ``degraded`` (an alert's episode is going on: ``alerts``
+    lists them, see :meth:`HealthMonitor.active`) or ``closing`` (shutdown has begun);
+    ``processes`` counts live processes by status; ``monitor`` says whether the health
+    monitor runs (``OrchestratorConfig.health``).
+    """
+    monitor = orch._observers.get("health")
+    alerts = monitor.active() if isinstance(monitor, HealthMonitor) else []
+    processes: dict[str, int] = {}
+    for process in orch.processes():
+        processes[str(process.status)] = processes.get(str(process.status), 0) + 1
+    closing = orch._stopping or orch._close_requested.is_set()
+    return {
+        "status": "closing" if closing else ("degraded" if alerts else "ok"),
+        "closing": closing,
+        "live_processes": sum(processes.values()),
+        "processes": processes,
+        "monitor": monitor is not None,
+        "alerts": alerts,
+    }
