@@ -292,11 +292,10 @@ async def test_health_status_is_degraded_while_an_episode_lasts(
             ]
             assert status["processes"] == {"running": 1} and status["monitor"] is True
             await future.wait()
-            # NOTE: the monitor sees the reply's llm.call from its own task; poll (in
-            # virtual time) until it has.
-            with trio.fail_after(10):
-                while health_status(orch)["status"] != "ok":
-                    await trio.sleep(0.1)
+            # NOTE: the monitor reads the reply's llm.call in its own task: once every
+            # task is blocked, it has.
+            await trio.testing.wait_all_tasks_blocked()
+            assert health_status(orch)["status"] == "ok"
         orch.close()
         assert health_status(orch)["status"] == "closing"
 
