@@ -4,6 +4,7 @@ import vega_trio
 import vega_trio.agent
 import vega_trio.events
 import vega_trio.llm
+import vega_trio.observability
 import vega_trio.resilience
 import vega_trio.runtime
 import vega_trio.testing
@@ -18,6 +19,7 @@ def test_top_level_all_is_pinned() -> None:
             "Agent",
             "AgentProcess",
             "AnthropicLLM",
+            "HealthConfig",
             "Backoff",
             "Budget",
             "BudgetExceeded",
@@ -96,6 +98,19 @@ def test_top_level_all_is_pinned() -> None:
     )
 
 
+def test_observability_all_is_pinned() -> None:
+    """vega_trio.observability exports exactly these names."""
+    assert sorted(vega_trio.observability.__all__) == [
+        "HealthConfig",
+        "HealthMonitor",
+        "MetricsCollector",
+        "health_status",
+        "instrument",
+        "metrics_collector",
+        "render_metrics",
+    ]
+
+
 def test_every_exported_name_exists() -> None:
     """Each subpackage's __all__ names real attributes."""
     for module in (
@@ -103,6 +118,7 @@ def test_every_exported_name_exists() -> None:
         vega_trio.agent,
         vega_trio.events,
         vega_trio.llm,
+        vega_trio.observability,
         vega_trio.resilience,
         vega_trio.runtime,
         vega_trio.testing,

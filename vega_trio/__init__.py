@@ -54,6 +54,7 @@ from .agent import (
     ToolStartEvent,
 )
 from .llm import LLM, Message, marshal_messages, unmarshal_messages
+from .observability import HealthConfig
 from .orchestrator import Orchestrator, open_orchestrator, run_orchestrator
 from .resilience import (
     Budget,
@@ -120,6 +121,7 @@ __all__ = [
     "Message",
     "Monitor",
     "Orchestrator",
+    "HealthConfig",
     "OrchestratorConfig",
     "Process",
     "ProcessStatus",

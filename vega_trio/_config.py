@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
+from .observability._health import HealthConfig
 from .resilience import Budget, RateLimit, parse_money
 from .tools import Sandbox, Tool, Tools
 from .tools.mcp import MCPServerConfig
@@ -188,6 +189,14 @@ def _check_store(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> 
         )
 
 
+def _check_health(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, HealthConfig):
+        raise TypeError(
+            "OrchestratorConfig.health must be a vega_trio.observability.HealthConfig (or "
+            f"None for no health alerts), not {type(value).__name__}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class OrchestratorConfig:
     """Everything an orchestrator is opened with (SPEC §1.2)::
@@ -225,6 +234,11 @@ class OrchestratorConfig:
             :class:`ConversationStore`); ``None``: sessions start empty.
         event_history: how many of the latest events the bus keeps for
             ``subscribe(after=seq)`` to replay (0: none, the default: nothing is kept).
+        health: the thresholds of ``health.alert`` events (a
+            :class:`~vega_trio.observability.HealthConfig`); ``None`` (the default)
+            runs no health monitor, so an agent run pays nothing for it (the monitor
+            reads every ``llm.call`` and ``tool.*`` event, which the bus otherwise
+            does not even build). ``vega-trio serve`` turns it on.
     """
 
     llm: LLM | None = attrs.field(default=None, validator=_check_llm)
@@ -246,3 +260,4 @@ class OrchestratorConfig:
     propagate_supervisor_failures: bool = False
     store: ConversationStore | None = attrs.field(default=None, validator=_check_store)
     event_history: int = attrs.field(default=0, validator=_check_event_history)
+    health: HealthConfig | None = attrs.field(default=None, validator=_check_health)

@@ -129,6 +129,9 @@ class Orchestrator(metaclass=NoPublicConstructor):
     _stopping: bool = False
     _stopped: trio.Event = attrs.field(factory=trio.Event)
     _mcp_done: trio.Event = attrs.field(factory=trio.Event)
+    _observers: dict[str, Any] = attrs.field(factory=dict)
+    """Observers attached on first use, by kind (``vega_trio.observability``'s metrics
+    collector and OpenTelemetry instrumentation)."""
 
     def __attrs_post_init__(self) -> None:
         self.agents = AgentRegistry(self)
@@ -919,6 +922,11 @@ async def open_orchestrator(
                 mcp=servers,
                 backends=dict(config.backends),
             )
+            if config.health is not None:
+                from .observability._health import HealthMonitor
+
+                monitor = orch._observers["health"] = HealthMonitor(config.health, runtime.bus)
+                await nursery.start(monitor.run)
             if servers is not None:
                 await nursery.start(_run_mcp, servers, orch._mcp_done)
             nursery.start_soon(orch._watch_close)

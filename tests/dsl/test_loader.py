@@ -16,6 +16,7 @@ from vega_trio.dsl._model import (
     Document,
     ExecSpec,
     ForStep,
+    HealthSpec,
     HttpSpec,
     IfStep,
     InputSpec,
@@ -120,6 +121,9 @@ def test_document_and_settings(everything: Document) -> None:
         "my-model": {"input": 1.5, "output": 6.0, "cache_write": 1.875, "cache_read": 0.15}
     }
     assert s.log_level == "info"
+    assert s.health == HealthSpec(
+        stale_after=120.0, max_iterations_ratio=0.8, consecutive_errors=3, cost_usd=1.0
+    )
 
 
 def test_agent_keys(everything: Document) -> None:
@@ -282,7 +286,7 @@ def test_positions_are_kept(everything: Document) -> None:
     where = main.steps[2].where
     assert (where.file, where.line, where.column, where.path) == (
         str(EVERYTHING),
-        126,
+        127,
         9,
         "workflows.main.steps[2]",
     )

@@ -19,6 +19,7 @@ from vega_trio.dsl._model import (
     Document,
     ExecSpec,
     ForStep,
+    HealthSpec,
     HttpSpec,
     IfStep,
     InputSpec,
@@ -263,6 +264,17 @@ def documents(draw: st.DrawFn) -> Document:
             st.dictionaries(names, st.fixed_dictionaries({"input": seconds, "output": seconds}))
         ),
         log_level=draw(st.sampled_from([None, "debug", "info", "warning"])),
+        health=draw(
+            _opt(
+                st.builds(
+                    HealthSpec,
+                    stale_after=_opt(seconds.filter(lambda s: s > 0)),
+                    max_iterations_ratio=_opt(st.sampled_from([0.5, 0.8, 1.0])),
+                    consecutive_errors=_opt(st.integers(1, 10)),
+                    cost_usd=_opt(dollars),
+                )
+            )
+        ),
     )
     return Document(
         name=draw(texts),

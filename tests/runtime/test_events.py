@@ -117,6 +117,33 @@ async def test_close_ends_iteration_after_draining() -> None:
     assert seen == ["process.started", "process.failed"]
 
 
+async def test_request_events_bracket_each_message(runtime: Runtime) -> None:
+    """Each message served is bracketed by request.started and request.finished with its
+    outcome (ok, error with its class, cancelled)."""
+    with runtime.bus.subscribe(types="request.*") as sub:
+        p = await runtime.spawn(EchoBehaviour())
+        assert await p.call("hi") == "hi"
+        q = await runtime.spawn(EchoBehaviour())
+        q.call_async("crash")
+        await q.wait()
+        seen = [
+            (
+                item.type,
+                item.process_id,
+                getattr(item, "outcome", None),
+                getattr(item, "error_class", None),
+            )
+            for item in _drain(sub)
+            if isinstance(item, Event)
+        ]
+    assert seen == [
+        ("request.started", p.id, None, None),
+        ("request.finished", p.id, "ok", None),
+        ("request.started", q.id, None, None),
+        ("request.finished", q.id, "error", "ValueError"),
+    ]
+
+
 async def test_process_lifecycle_events(runtime: Runtime) -> None:
     """Starting, completing and crashing processes publish SPEC §10.3 events."""
     with runtime.bus.subscribe() as sub:
@@ -137,6 +164,8 @@ async def test_process_lifecycle_events(runtime: Runtime) -> None:
         ("ProcessStarted", "process.started", p.id),
         ("ProcessCompleted", "process.completed", p.id),
         ("ProcessStarted", "process.started", q.id),
+        ("RequestStarted", "request.started", q.id),
+        ("RequestFinished", "request.finished", q.id),
         ("ProcessFailed", "process.failed", q.id),
         ("ProcessStarted", "process.started", r.id),
         ("ProcessStopped", "process.stopped", r.id),

@@ -37,7 +37,9 @@ __all__ = [
 class LLMCalled(Event):
     """One call to a model (``llm.call``): a success (tokens, cost, ``priced``,
     ``error_class`` ``None``) or a failure (``error_class``, ``error``, ``status_code``,
-    and ``retry_in`` when it will be retried)."""
+    and ``retry_in`` when it will be retried). ``iteration`` is the LLM round of the
+    send it belongs to (1, 2, …; ``None`` outside the tool loop, e.g. a compaction) and
+    ``max_iterations`` the process's limit."""
 
     type: ClassVar[str] = "llm.call"
     model: str | None = None
@@ -54,6 +56,8 @@ class LLMCalled(Event):
     error: str | None = None
     status_code: int | None = None
     retry_in: float | None = None
+    iteration: int | None = None
+    max_iterations: int | None = None
 
 
 @attrs.frozen(kw_only=True)

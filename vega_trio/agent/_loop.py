@@ -141,6 +141,8 @@ class AgentBehaviour:
         # tools of their own; they are looked up here and added for that round only.
         self._skills: Any = agent.system if hasattr(agent.system, "tool_names") else None
         self._skill_tools = skill_tools if skill_tools is not None else self.tools
+        self.iteration = 0
+        """The LLM round of the send being served (0 between sends)."""
         self.current_message: Message | None = None
         """The user message the process is answering now (``None`` between sends)."""
         self.current_events: trio.MemorySendChannel[ChatEvent] | None = None
@@ -276,6 +278,7 @@ class AgentBehaviour:
         finally:
             self.current_message = None
             self.current_events = None
+            self.iteration = 0
 
     def _round_tools(self, process: Process) -> tuple[Tools, tuple[ToolSchema, ...]]:
         if self._skills is None:
@@ -293,7 +296,8 @@ class AgentBehaviour:
     async def _tool_loop(self, process: Process, request: ChatRequest) -> str:
         pending: list[Message] = [request.message]
         events = request.events
-        for _ in range(self.max_iterations):
+        for iteration in range(1, self.max_iterations + 1):
+            self.iteration = iteration
             self.metrics.iterations += 1
             tools, schemas = self._round_tools(process)
             llm_request = LLMRequest(
@@ -538,6 +542,8 @@ class AgentBehaviour:
                 attempt=attempt,
                 fallback=fallback,
                 error_class=None,
+                iteration=self.iteration or None,
+                max_iterations=self.max_iterations,
             )
 
     def _budget_crossed(self, process: Process, tracker: BudgetTracker) -> None:
@@ -734,6 +740,8 @@ class _CallObserver:
             retry_in=retry_in,
             fallback=self.fallback,
             latency_ms=round((trio.current_time() - started) * 1000),
+            iteration=behaviour.iteration or None,
+            max_iterations=behaviour.max_iterations,
         )
 
     def falling_back(self, error: LLMError) -> None:

@@ -69,6 +69,7 @@ def orchestrator_config(doc: Document, *, base_dir: Path) -> OrchestratorConfig:
     * ``settings.sandbox`` → ``sandbox`` (relative to ``base_dir``; created if missing),
       which also registers the built-in file and command tools;
     * ``settings.mcp.servers`` → ``mcp_servers``;
+    * ``settings.health`` → ``health`` (a :class:`~vega_trio.observability.HealthConfig`);
     * top-level ``tools:`` → ``tools`` (one :class:`~vega_trio.tools.Tool` each; an exec
       tool without ``cwd`` runs in the sandbox when there is one).
 
@@ -104,6 +105,12 @@ def _config_fields(doc: Document, *, base_dir: Path) -> dict[str, Any]:
         options["mcp_servers"] = [
             _mcp_server(spec, base_dir=base_dir) for spec in settings.mcp_servers
         ]
+    if settings.health is not None:
+        from ..observability import HealthConfig
+
+        given = attrs.asdict(settings.health, recurse=False)
+        given.pop("where")
+        options["health"] = HealthConfig(**{k: v for k, v in given.items() if v is not None})
     if doc.tools:
         options["tools"] = [
             build_tool(spec, base_dir=base_dir, sandbox=sandbox) for spec in doc.tools

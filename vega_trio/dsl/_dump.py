@@ -99,13 +99,15 @@ def _changed(obj: Any, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 def _settings(settings: Settings) -> dict[str, Any]:
-    data = _changed(settings, skip=("mcp_servers", "skill_directories", "log_level"))
+    data = _changed(settings, skip=("mcp_servers", "skill_directories", "log_level", "health"))
     if settings.mcp_servers:
         data["mcp"] = {"servers": [_server(s) for s in settings.mcp_servers]}
     if settings.skill_directories:
         data["skills"] = {"directories": list(settings.skill_directories)}
     if settings.log_level is not None:
         data["logging"] = {"level": settings.log_level}
+    if settings.health is not None:
+        data["health"] = _changed(settings.health)
     return data
 
 

@@ -38,6 +38,7 @@ from ._model import (
     Document,
     ExecSpec,
     ForStep,
+    HealthSpec,
     HttpSpec,
     IfStep,
     InputSpec,
@@ -540,6 +541,7 @@ _SETTINGS_KEYS: Final = (
     "rate_limit",
     "prices",
     "logging",
+    "health",
 )
 _AGENT_KEYS: Final = (
     "model",
@@ -671,7 +673,70 @@ def _settings(reader: _Reader, node: Node) -> Settings | Any:
                     )
                     level = _BAD
             fields["log_level"] = level
+    if "health" in entries:
+        fields["health"] = _health(reader, entries["health"][1], "settings.health")
     return _build(reader, Settings, fields, False)
+
+
+_HEALTH_KEYS: Final = (
+    "stale_after",
+    "max_iterations_ratio",
+    "consecutive_errors",
+    "cost_usd",
+    "check_interval",
+)
+
+
+def _health(reader: _Reader, node: Node, path: str) -> HealthSpec | Any:
+    """``settings.health``: the thresholds of health alerts (an empty mapping: all
+    defaults)."""
+    if isinstance(node, ScalarNode) and reader.scalar(node, path) is None:
+        return HealthSpec(where=reader.where(node, path))
+    entries = reader.mapping(node, path, _HEALTH_KEYS, "health")
+    if entries is None:
+        return _BAD
+    fields: dict[str, Any] = {"where": reader.where(node, path)}
+    for key in ("stale_after", "check_interval"):
+        if key in entries:
+            value = reader.leaf(entries[key][1], _child(path, key), Duration)
+            if value is not _BAD and value <= 0:
+                reader.error(
+                    entries[key][1],
+                    _child(path, key),
+                    f"expected a duration of more than 0s, got {value!r}",
+                    "write it like 2m or 30s",
+                )
+                value = _BAD
+            fields[key] = value
+    if "max_iterations_ratio" in entries:
+        ratio_node = entries["max_iterations_ratio"][1]
+        ratio = reader.leaf(ratio_node, _child(path, "max_iterations_ratio"), Number)
+        if ratio is not _BAD and not 0 < ratio <= 1:
+            reader.error(
+                ratio_node,
+                _child(path, "max_iterations_ratio"),
+                f"expected a fraction of max_iterations above 0 and at most 1, got {ratio!r}",
+                "e.g. 0.8 alerts at 80% of an agent's max_iterations",
+            )
+            ratio = _BAD
+        fields["max_iterations_ratio"] = ratio
+    if "consecutive_errors" in entries:
+        fields["consecutive_errors"] = reader.at_least(
+            entries["consecutive_errors"][1], _child(path, "consecutive_errors"), WholeNumber, 1
+        )
+    if "cost_usd" in entries:
+        cost_node = entries["cost_usd"][1]
+        cost = reader.leaf(cost_node, _child(path, "cost_usd"), Money)
+        if cost is not _BAD and cost <= 0:
+            reader.error(
+                cost_node,
+                _child(path, "cost_usd"),
+                "a cost threshold must be more than $0",
+                'give an amount like "$1.00"',
+            )
+            cost = _BAD
+        fields["cost_usd"] = cost
+    return _build(reader, HealthSpec, fields, False)
 
 
 def _positive_money(reader: _Reader, node: Node, path: str) -> Any:

@@ -26,6 +26,7 @@ __all__ = [
     "ForStep",
     "HttpSpec",
     "ExecSpec",
+    "HealthSpec",
     "IfStep",
     "InputSpec",
     "LimitsSpec",
@@ -83,6 +84,21 @@ class BackoffSpec:
 
 
 @attrs.frozen(kw_only=True)
+class HealthSpec:
+    """``settings.health: {stale_after, max_iterations_ratio, consecutive_errors,
+    cost_usd, check_interval}``: the thresholds of ``health.alert`` events (durations in
+    seconds, cost in USD); a key left out keeps
+    :class:`~vega_trio.observability.HealthConfig`'s default."""
+
+    stale_after: float | None = None
+    max_iterations_ratio: float | None = None
+    consecutive_errors: int | None = None
+    cost_usd: float | None = None
+    check_interval: float | None = None
+    where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
+
+
+@attrs.frozen(kw_only=True)
 class RateLimitSpec:
     """``rate_limit: {requests_per_minute, tokens_per_minute, strategy}``."""
 
@@ -113,7 +129,8 @@ class MCPServerSpec:
 class Settings:
     """``settings:``. ``budget`` is USD (from ``"$100.00"``); ``prices`` maps model ids
     to ``{input, output, cache_write?, cache_read?}`` USD per million tokens; ``logging``
-    is ``{level}``."""
+    is ``{level}``; ``health`` the health-alert thresholds (``None``: no health
+    monitor)."""
 
     default_model: str | None = None
     sandbox: str | None = None
@@ -123,6 +140,7 @@ class Settings:
     rate_limit: RateLimitSpec | None = None
     prices: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
     log_level: str | None = None
+    health: HealthSpec | None = None
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 

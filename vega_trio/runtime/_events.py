@@ -46,8 +46,10 @@ __all__ = [
     "Event",
     "EventBus",
     "Lagged",
+    "RequestStarted",
     "ProcessCompleted",
     "ProcessFailed",
+    "RequestFinished",
     "ProcessRestarted",
     "ProcessStarted",
     "ProcessStopped",
@@ -248,6 +250,27 @@ class ProcessRestarted(Event):
     child_id: str | None = None
     supervisor: str | None = None
     supervisor_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RequestStarted(Event):
+    """A process began serving one message (``request.started``): for an agent, one send
+    (what OpenTelemetry calls an agent invocation). Not under ``process.*``: those are
+    a process's lifecycle, these its work."""
+
+    type: ClassVar[str] = "request.started"
+
+
+@attrs.frozen(kw_only=True)
+class RequestFinished(Event):
+    """A process finished serving one message (``request.finished``): ``outcome`` is
+    ``ok``, ``error`` (``error_class``, ``error`` say which) or ``cancelled`` (the
+    caller left, a kill, a shutdown)."""
+
+    type: ClassVar[str] = "request.finished"
+    outcome: str = ""
+    error_class: str | None = None
+    error: str | None = None
 
 
 @attrs.frozen(kw_only=True)

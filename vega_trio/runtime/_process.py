@@ -25,6 +25,7 @@ from .._errors import (
 from .._handles import NoPublicConstructor
 from .._log import log_record
 from ._context import _current
+from ._events import EventBus, RequestFinished, RequestStarted
 from ._links import (
     ExitSignal,
     Linkable,
@@ -566,9 +567,15 @@ class Process(Linkable, metaclass=NoPublicConstructor):
                 return None
             self._current_request = request
             request._scope = scope
+            bus = self._runtime.bus
+            if bus.wants(RequestStarted):
+                bus.emit(RequestStarted, process_id=self.id, agent=behaviour.name)
+            failure: BaseException | None = None
+            served = False
             try:
                 reply = await behaviour.handle(self, request.payload)
             except RequestError as exc:
+                failure = exc
                 if self.supervision is not None and exc.exit_kind is not None:
                     # e.g. a spent budget: the caller gets the error, and the process
                     # ends with that exit reason (never restarted: nothing would change).
@@ -580,9 +587,16 @@ class Process(Linkable, metaclass=NoPublicConstructor):
                     return self._crash_with(request, exc)
                 request.set_error(exc)
             except Exception as exc:
+                failure = exc
                 return self._crash_with(request, exc)
             else:
+                served = True
                 request.set_result(reply)
+            finally:
+                # NOTE: every way out (a reply, an error, a crash, a cancellation) ends
+                # the busy period; synchronous, so safe while Cancelled propagates.
+                if bus.wants(RequestFinished):
+                    _emit_idle(bus, self, served, failure)
             request._scope = None
             self._current_request = None
             self.last_active = time.time()
@@ -652,6 +666,24 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         # NOTE: a normal exit logs at DEBUG, a failure at WARNING; check before building.
         if _log.isEnabledFor(logging.WARNING if reason.kind in _FAILED else logging.DEBUG):
             _log_exited(self, reason)
+
+
+def _emit_idle(bus: EventBus, proc: Process, served: bool, failure: BaseException | None) -> None:
+    if served:
+        bus.emit(RequestFinished, process_id=proc.id, agent=proc.agent_name, outcome="ok")
+        return
+    if failure is None:
+        bus.emit(RequestFinished, process_id=proc.id, agent=proc.agent_name, outcome="cancelled")
+        return
+    error_class = getattr(failure, "error_class", None)
+    bus.emit(
+        RequestFinished,
+        process_id=proc.id,
+        agent=proc.agent_name,
+        outcome="error",
+        error_class=str(error_class) if error_class is not None else type(failure).__name__,
+        error=str(failure)[:500],
+    )
 
 
 # -- structured log records (vega_trio._log): built only when their level is enabled --------
