@@ -98,7 +98,7 @@ async def test_processes_list_filters_paginates_and_kill() -> None:
         assert "remember me" in str(one["conversation"])
         killed = await srv.client.delete(f"/api/processes/{procs[2].id}")
         assert killed.status_code == 200
-        assert killed.json()["status"] == "failed"  # killed: not a normal exit
+        assert killed.json()["status"] == "stopped"
         assert not procs[2].alive
         running = (await srv.client.get("/api/processes", params={"status": "running"})).json()
         assert procs[2].id not in {p["id"] for p in running["processes"]}
