@@ -3,9 +3,11 @@ real HTTP client (httpx2) and a small SSE parser (the wire format of the HTML sp
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
@@ -31,28 +33,47 @@ class SSE:
         return json.loads(self.data)
 
 
-async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSE]:
-    """Events from a stream of lines: ``field: value`` lines until a blank line;
+async def _lines(response: httpx2.Response) -> AsyncIterator[str]:
+    buffer = b""
+    async with aclosing(response.aiter_raw()) as chunks:  # closed even when we stop early
+        async for chunk in chunks:
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                yield line.decode("utf-8").rstrip("\r")
+    if buffer:
+        yield buffer.decode("utf-8")
+
+
+async def _parse(response: httpx2.Response) -> AsyncIterator[SSE]:
+    """Events from the response's lines: ``field: value`` lines until a blank line;
     ``:`` starts a comment (yielded on its own, so heartbeats are visible)."""
     event, data, event_id = "message", [], None
-    async for raw in lines:
-        line = raw.rstrip("\r\n")
-        if not line:
-            if data:
-                yield SSE(event=event, data="\n".join(data), id=event_id)
-            event, data, event_id = "message", [], None
-            continue
-        if line.startswith(":"):
-            yield SSE(event="", comment=line[1:].strip())
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-        elif name == "id":
-            event_id = value
+    async with aclosing(_lines(response)) as lines:
+        async for line in lines:
+            if not line:
+                if data:
+                    yield SSE(event=event, data="\n".join(data), id=event_id)
+                event, data, event_id = "message", [], None
+                continue
+            if line.startswith(":"):
+                yield SSE(event="", comment=line[1:].strip())
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+            elif name == "id":
+                event_id = value
+
+
+@asynccontextmanager
+async def parse_sse(response: httpx2.Response) -> AsyncIterator[AsyncIterator[SSE]]:
+    """``async with parse_sse(response) as events: async for event in events``."""
+    async with aclosing(_parse(response)) as events:
+        yield events
 
 
 @attrs.define
@@ -76,7 +97,9 @@ async def running_server(
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(
-            lambda task_status: serve(orch, config, shutdown_trigger=stop.wait, task_status=task_status)
+            lambda task_status: serve(
+                orch, config, shutdown_trigger=stop.wait, task_status=task_status
+            )
         )
         async with httpx2.AsyncClient(
             base_url=urls[0], headers=headers, timeout=httpx2.Timeout(10)
@@ -86,8 +109,29 @@ async def running_server(
 
 
 @asynccontextmanager
-async def orchestrator_with_assistant(llm: Any = None, **options: Any) -> AsyncIterator[Orchestrator]:
+async def orchestrator_with_assistant(
+    llm: Any = None, **options: Any
+) -> AsyncIterator[Orchestrator]:
     """An orchestrator with an ``assistant`` definition (a scripted echo model)."""
     async with open_orchestrator(llm=llm or ScriptedLLM.echo(), **options) as orch:
         orch.agents.define(Agent(name="assistant", model="test-model"), source="builtin")
         yield orch
+
+
+async def collect_events(response: httpx2.Response) -> list[SSE]:
+    """Every event (not comments) until the server ends the stream."""
+    async with parse_sse(response) as events:
+        return [event async for event in events if event.event]
+
+
+@contextmanager
+def leaving_a_stream_early() -> Iterator[None]:
+    """Around a client that leaves a stream before its end: httpcore2 does not close its
+    own pool-stream generator then (the response is closed, the generator object is only
+    collected), which trio reports as a ResourceWarning; that one warning is not ours."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Async generator 'httpcore2", category=ResourceWarning
+        )
+        yield
+        gc.collect()

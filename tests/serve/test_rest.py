@@ -7,7 +7,7 @@ import trio
 from vega_trio import Agent
 from vega_trio.testing import ScriptedLLM, Step
 
-from ._helpers import orchestrator_with_assistant, parse_sse, running_server
+from ._helpers import collect_events, orchestrator_with_assistant, running_server
 
 
 async def test_healthz_and_agents_list_the_registry_with_source_and_live_status() -> None:
@@ -35,7 +35,10 @@ async def test_chat_returns_the_response_and_metrics_and_keeps_per_user_history(
         assert reply.status_code == 200
         assert reply.json()["response"] == "Hello!"
         assert set(reply.json()["metrics"]) == {
-            "input_tokens", "output_tokens", "cost_usd", "duration_ms"
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+            "duration_ms",
         }
         await srv.client.post("/api/agents/assistant:42/chat", json={"message": "only 42"})
         default = (await srv.client.get("/api/agents/assistant/chat")).json()
@@ -66,7 +69,7 @@ async def test_chat_stream_is_exactly_the_section_1_4_sse_format() -> None:
                 assert response.status_code == 200
                 assert response.headers["content-type"].startswith("text/event-stream")
                 with trio.fail_after(10):
-                    events = [e async for e in parse_sse(response.aiter_lines()) if e.event]
+                    events = await collect_events(response)
     types = [e.event for e in events]
     assert types[0] == "text_delta"
     assert "tool_start" in types and "tool_end" in types
@@ -78,7 +81,10 @@ async def test_chat_stream_is_exactly_the_section_1_4_sse_format() -> None:
     end = next(e.json for e in events if e.event == "tool_end")
     assert end["result"] == "echo: hi" and end["is_error"] is False
     assert set(events[-1].json["metrics"]) == {
-        "input_tokens", "output_tokens", "cost_usd", "duration_ms"
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "duration_ms",
     }
 
 

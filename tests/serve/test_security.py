@@ -74,9 +74,11 @@ async def test_mutations_need_json_and_a_same_origin_or_allowed_origin() -> None
         assert hostile.status_code == 403
         assert hostile.json()["error_class"] == "origin_not_allowed"
         assert "Access-Control-Allow-Origin" not in hostile.headers
-        form = await srv.client.post(url, content=b"message=hi", headers={
-            "Content-Type": "application/x-www-form-urlencoded"
-        })
+        form = await srv.client.post(
+            url,
+            content=b"message=hi",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert form.status_code == 415
         same = srv.url.replace("127.0.0.1", "127.0.0.1")
         ok = await srv.client.post(url, json={"message": "hi"}, headers={"Origin": same})
@@ -86,9 +88,9 @@ async def test_mutations_need_json_and_a_same_origin_or_allowed_origin() -> None
         )
         assert listed.status_code == 200
         assert listed.headers["Access-Control-Allow-Origin"] == "http://app.example"
-        preflight = await srv.client.options(url, headers={
-            "Origin": "http://app.example", "Access-Control-Request-Method": "POST"
-        })
+        preflight = await srv.client.options(
+            url, headers={"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}
+        )
         assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
         unlisted = await srv.client.options(url, headers={"Origin": "http://evil.example"})
         assert "Access-Control-Allow-Origin" not in unlisted.headers
@@ -133,7 +135,6 @@ async def test_an_unexpected_error_is_a_500_with_request_id_and_no_traceback(
 ) -> None:
     """A bug in a route answers 500 with a request id and a generic message; the traceback goes to the log."""
     async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
-
         from vega_trio.serve import _app
 
         def broken(*args: object, **kwargs: object) -> dict[str, object]:
@@ -148,9 +149,7 @@ async def test_an_unexpected_error_is_a_500_with_request_id_and_no_traceback(
         assert body["error_class"] == "internal_error"
         assert body["request_id"] == response.headers["X-Request-ID"]
         assert "secret-path" not in response.text and "Traceback" not in response.text
-        assert any(
-            body["request_id"] in r.getMessage() and r.exc_info for r in caplog.records
-        )
+        assert any(body["request_id"] in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 async def test_secrets_in_responses_are_redacted() -> None:

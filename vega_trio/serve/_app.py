@@ -468,7 +468,12 @@ async def _event_stream(
     every quiet ``heartbeat_interval``; a ``lagged`` event when this client fell behind;
     a final ``shutdown`` event when the server stops."""
     with state.orch.subscribe(
-        types=types, agents=agents, processes=processes, runs=runs, after=after
+        max_buffer=state.config.event_buffer,
+        types=types,
+        agents=agents,
+        processes=processes,
+        runs=runs,
+        after=after,
     ) as subscription:
         state.subscriptions.add(subscription)
         try:

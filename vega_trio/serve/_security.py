@@ -150,6 +150,12 @@ def install_security(app: Quart, state: ServerState) -> None:
             response.headers[REQUEST_ID_HEADER] = request_id
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
+        if response.status_code >= 400 and (
+            request.content_length or "Transfer-Encoding" in request.headers
+        ):
+            # NOTE: a refused body may be unread: the connection cannot carry another
+            # request, so tell the client not to reuse it (or its next request fails).
+            response.headers["Connection"] = "close"
         origin = request.headers.get("Origin")
         if origin is not None and origin in allowed_origins:
             response.headers["Access-Control-Allow-Origin"] = origin
