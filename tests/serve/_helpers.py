@@ -89,7 +89,11 @@ class Running:
 
 @asynccontextmanager
 async def running_server(
-    orch: Orchestrator, config: ServeConfig | None = None, *, token: str | None = None
+    orch: Orchestrator,
+    config: ServeConfig | None = None,
+    *,
+    token: str | None = None,
+    runner: Any = None,
 ) -> AsyncIterator[Running]:
     """Serve ``orch`` on 127.0.0.1:0 for the block; a graceful stop at its end."""
     config = config or ServeConfig(port=0, token=token)
@@ -98,7 +102,7 @@ async def running_server(
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(
             lambda task_status: serve(
-                orch, config, shutdown_trigger=stop.wait, task_status=task_status
+                orch, config, shutdown_trigger=stop.wait, runner=runner, task_status=task_status
             )
         )
         async with httpx2.AsyncClient(

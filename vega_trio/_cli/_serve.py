@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import trio
 
@@ -33,6 +33,9 @@ from ._common import (
     write,
 )
 from ._run import load_document
+
+if TYPE_CHECKING:
+    from ..dsl._interpreter import Runner
 
 __all__ = ["DEFAULT_AGENT", "EVENT_HISTORY", "serve_command"]
 
@@ -100,7 +103,7 @@ async def serve_command(
     force = trio.CancelScope()
 
     @asynccontextmanager
-    async def orchestrator() -> AsyncIterator[Orchestrator]:
+    async def orchestrator() -> AsyncIterator[tuple[Orchestrator, Runner | None]]:
         if document is None:
             agents = [(DEFAULT_AGENT.name, str(DEFAULT_AGENT.system))]
             async with (
@@ -110,7 +113,7 @@ async def serve_command(
                 ) as orch,
             ):
                 orch.agents.define(DEFAULT_AGENT, source="builtin")
-                yield orch
+                yield orch, None
             return
         from ..dsl._interpreter import open_runner
 
@@ -128,13 +131,17 @@ async def serve_command(
                 event_history=EVENT_HISTORY,
             ) as runner,
         ):
-            yield runner.orchestrator
+            yield runner.orchestrator, runner
 
     async def run() -> None:
-        async with orchestrator() as orch, trio.open_nursery() as nursery:
+        async with orchestrator() as (orch, runner), trio.open_nursery() as nursery:
             urls = await nursery.start(
                 lambda task_status: serve(
-                    orch, config, shutdown_trigger=stop.wait, task_status=task_status
+                    orch,
+                    config,
+                    shutdown_trigger=stop.wait,
+                    runner=runner,
+                    task_status=task_status,
                 )
             )
             write(out, f"vega-trio serve: listening on {urls[0]} (Ctrl-C to stop)")

@@ -15,16 +15,24 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from .._agents import AgentDefinition, session_name
-from .._errors import ProcessNotFound, RequestRejected
+from .._errors import (
+    ProcessNotFound,
+    RequestRejected,
+    WorkflowError,
+    step_error_class,
+)
 from .._exit import ProcessStatus
 from .._redact import redact_data
 from ..agent import AgentProcess
 from ..agent._events import DoneEvent, ErrorEvent, TextDeltaEvent
+from ..dsl._inputs import is_required
+from ..dsl._interpreter import Runner
+from ..dsl._model import WorkflowSpec
 from ..llm import marshal_messages
 from ..runtime import Lagged, Process
 from ._problems import failure_of
 from ._security import install_security
-from ._state import ChatReply, ServerState
+from ._state import ChatReply, ServerState, WorkflowRun
 
 __all__ = ["create_app"]
 
@@ -56,12 +64,12 @@ def _reject_fields(path: str, error: str) -> RequestRejected:
     )
 
 
-async def json_body(allowed: frozenset[str]) -> dict[str, Any]:
+async def json_body(allowed: frozenset[str] | None) -> dict[str, Any]:
     """The request's JSON object.
 
     Raises:
         RequestRejected: 400 not JSON, 413 over the size limit, 422 not an object or
-            an unknown field (its path).
+            an unknown field (its path; ``allowed=None`` takes any).
     """
     raw = await request.get_data(as_text=False)
     try:
@@ -72,8 +80,8 @@ async def json_body(allowed: frozenset[str]) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise _reject_fields("$", f"expected a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - allowed)
-    if unknown:
+    unknown = sorted(set(data) - allowed) if allowed is not None else []
+    if unknown and allowed is not None:
         raise _reject_fields(unknown[0], f"unknown field (allowed: {', '.join(sorted(allowed))})")
     return data
 
@@ -195,6 +203,63 @@ def _shutdown_error() -> ErrorEvent:
         error="the server is shutting down; this reply was not finished",
         error_class="server_shutdown",
     )
+
+
+_JSON_TYPES = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "array": "array",
+    "object": "object",
+}
+
+
+def _workflow_dict(workflow: WorkflowSpec) -> dict[str, Any]:
+    """A workflow with its inputs as a JSON Schema (what a launcher form needs)."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for spec in workflow.inputs:
+        schema: dict[str, Any] = {"type": _JSON_TYPES.get(spec.type, "string")}
+        if spec.description:
+            schema["description"] = spec.description
+        if spec.default is not None:
+            schema["default"] = spec.default
+        if spec.enum is not None:
+            schema["enum"] = list(spec.enum)
+        properties[spec.name] = schema
+        if is_required(spec):
+            required.append(spec.name)
+    return {
+        "name": workflow.name,
+        "description": workflow.description,
+        "inputs": {"type": "object", "properties": properties, "required": required},
+    }
+
+
+async def _run_workflow(
+    runner: Runner,
+    spec: WorkflowSpec,
+    run_id: str,
+    variables: dict[str, Any],
+    record: WorkflowRun,
+) -> None:
+    """A run started over the API, as a task of the server; its record keeps the outcome."""
+    try:
+        result = await runner._run(spec, run_id, variables)
+    except Exception as exc:
+        record.status = "failed"
+        record.error = str(exc) or type(exc).__name__
+        record.error_class = step_error_class(exc)
+        record.step = exc.path if isinstance(exc, WorkflowError) else None
+    else:
+        record.status = "completed"
+        record.output = result.output
+        record.cost_usd = result.cost_usd
+        record.steps_run = result.steps_run
+    finally:
+        if record.status == "running":  # cancelled: the server stopped under it
+            record.status = "interrupted"
 
 
 # ------------------------------------------------------------------------ the replies
@@ -429,6 +494,50 @@ def create_app(state: ServerState) -> QuartTrio:
     @app.get("/api/mcp/servers")
     async def mcp_servers() -> Response:
         return json_response({"servers": orch.mcp.status() if orch.mcp is not None else []})
+
+    # ---------------------------------------------------------------- workflows
+    @app.get("/api/workflows")
+    async def list_workflows() -> Response:
+        runner = state.runner
+        workflows = runner.document.workflows if runner is not None else ()
+        return json_response({"workflows": [_workflow_dict(w) for w in workflows]})
+
+    @app.post("/api/workflows/<name>/run")
+    async def run_workflow(name: str) -> Response:
+        runner = state.runner
+        if runner is None or runner.document.workflow(name) is None:
+            known = ", ".join(w.name for w in runner.document.workflows) if runner else ""
+            raise RequestRejected(
+                404,
+                f"there is no workflow named {name!r} (workflows: {known or 'none'})",
+                error_class="workflow_not_found",
+            )
+        body = await request.get_data(as_text=False)
+        data = await json_body(None) if body.strip() else {}
+        nested = data.pop("inputs", None)
+        if nested is not None and not isinstance(nested, dict):
+            raise _reject_fields("inputs", f"expected an object, got {type(nested).__name__}")
+        inputs = {**data, **(nested or {})}  # top-level fields are inputs too
+        spec, run_id, variables = runner._prepare(name, inputs)
+        if state.closing or state.nursery is None:
+            raise RequestRejected(
+                503,
+                "the server is shutting down",
+                error_class="server_shutdown",
+                headers={"Retry-After": "1"},
+            )
+        record = state.runs[run_id] = WorkflowRun(run_id=run_id, workflow=name)
+        state.nursery.start_soon(_run_workflow, runner, spec, run_id, variables, record)
+        return json_response({"run_id": run_id, "status": record.status}, 202)
+
+    @app.get("/api/workflows/runs/<run_id>")
+    async def get_run(run_id: str) -> Response:
+        record = state.runs.get(run_id)
+        if record is None:
+            raise RequestRejected(
+                404, f"no workflow run {run_id!r} on this server", error_class="run_not_found"
+            )
+        return json_response(record.to_dict())
 
     # ------------------------------------------------------------------- events
     @app.get("/api/events")

@@ -24,6 +24,7 @@ from .._errors import (
     RequestError,
     RequestRejected,
     TooManyProcesses,
+    WorkflowInputError,
     error_class_of,
 )
 
@@ -80,6 +81,13 @@ def failure_of(exc: Exception) -> Failure:
         return Failure(status=404, message=message, error_class=kind)
     if isinstance(exc, AgentExists | NameTaken):
         return Failure(status=409, message=message, error_class=kind)
+    if isinstance(exc, WorkflowInputError):  # the CLI's diagnostics, as JSON
+        return Failure(
+            status=422,
+            message=f"{exc}; nothing was run",
+            error_class="invalid_input",
+            extra={"fields": [{"path": f"inputs.{exc.input}", "error": message}]},
+        )
     if isinstance(exc, InputError):
         return Failure(
             status=422,

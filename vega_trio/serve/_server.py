@@ -10,6 +10,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from ..dsl._interpreter import Runner
 from ..orchestrator import Orchestrator
 from ._app import create_app
 from ._config import ServeConfig
@@ -36,6 +37,7 @@ async def serve(
     config: ServeConfig | None = None,
     *,
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
+    runner: Runner | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``orch`` over HTTP (REST and SSE, SPEC §10) until told to stop::
@@ -58,10 +60,12 @@ async def serve(
         orch: the orchestrator whose agents, processes and events it serves.
         config: where to listen and what to let in (default :class:`ServeConfig`).
         shutdown_trigger: an async function; its return starts the graceful shutdown.
+        runner: a document's workflow runner (``open_runner``): its workflows are
+            served under ``/api/workflows`` (without one that list is empty).
         task_status: given by ``nursery.start``.
     """
     config = ServeConfig() if config is None else config
-    state = ServerState(orch, config)
+    state = ServerState(orch, config, runner=runner)
     app = create_app(state)
 
     async def trigger() -> None:

@@ -3,6 +3,8 @@ application can run several servers side by side)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import attrs
 import trio
 
@@ -11,7 +13,29 @@ from ..orchestrator import Orchestrator
 from ..runtime import Subscription
 from ._config import ServeConfig
 
-__all__ = ["ChatReply", "ServerState"]
+if TYPE_CHECKING:
+    from ..dsl._interpreter import Runner
+
+__all__ = ["ChatReply", "ServerState", "WorkflowRun"]
+
+
+@attrs.define(eq=False)
+class WorkflowRun:
+    """One workflow run started over the API (kept for ``GET /api/workflows/runs/{id}``)."""
+
+    run_id: str
+    workflow: str
+    status: str = "running"
+    """``running``, ``completed`` or ``failed`` (``interrupted`` when the server stopped)."""
+    output: Any = None
+    error: str | None = None
+    error_class: str | None = None
+    step: str | None = None
+    cost_usd: float | None = None
+    steps_run: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
 
 
 @attrs.define(eq=False)
@@ -63,6 +87,8 @@ class ServerState:
 
     orch: Orchestrator
     config: ServeConfig
+    runner: Runner | None = None
+    """The document's workflow runner, when the server was started with one."""
     nursery: trio.Nursery | None = None
     """Where detached work (chat replies) runs; set by :func:`serve`."""
     ports: frozenset[int] = frozenset()
@@ -72,6 +98,7 @@ class ServerState:
     replies: dict[str, ChatReply] = attrs.field(factory=dict)
     """The latest reply of each session (in flight or finished)."""
     subscriptions: set[Subscription] = attrs.field(factory=set)
+    runs: dict[str, WorkflowRun] = attrs.field(factory=dict)
 
     def begin_shutdown(self) -> None:
         """End every stream: event streams see their subscription close, chat readers
