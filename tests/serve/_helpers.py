@@ -40,7 +40,7 @@ async def _lines(response: httpx2.Response) -> AsyncIterator[str]:
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
-                yield line.decode("utf-8").rstrip("\r")
+                yield line.decode("utf-8").rstrip("\r")  # noqa: ASYNC119 - always used under aclosing
     if buffer:
         yield buffer.decode("utf-8")
 
@@ -53,11 +53,11 @@ async def _parse(response: httpx2.Response) -> AsyncIterator[SSE]:
         async for line in lines:
             if not line:
                 if data:
-                    yield SSE(event=event, data="\n".join(data), id=event_id)
+                    yield SSE(event=event, data="\n".join(data), id=event_id)  # noqa: ASYNC119 - always used under aclosing
                 event, data, event_id = "message", [], None
                 continue
             if line.startswith(":"):
-                yield SSE(event="", comment=line[1:].strip())
+                yield SSE(event="", comment=line[1:].strip())  # noqa: ASYNC119 - always used under aclosing
                 continue
             name, _, value = line.partition(":")
             value = value[1:] if value.startswith(" ") else value

@@ -20,11 +20,12 @@ from vega_trio._cli._serve import serve_command
 
 from ._helpers import collect_events
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
 
 
 async def _start(*args: str) -> tuple[trio.Process, str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("VEGA_TOKEN", None)
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "vega_trio", "serve", "--addr", "127.0.0.1:0", *args],
@@ -79,7 +80,8 @@ async def test_serve_subprocess_answers_the_seed_curl_lines_and_stops_on_a_signa
     finally:
         if proc.returncode is None:
             proc.kill()
-            await proc.wait()
+            with trio.move_on_after(10, shield=True):
+                await proc.wait()
 
 
 @pytest.mark.slow
@@ -96,7 +98,8 @@ async def test_serve_subprocess_with_a_file_serves_its_agents() -> None:
     finally:
         if proc.returncode is None:
             proc.kill()
-            await proc.wait()
+            with trio.move_on_after(10, shield=True):
+                await proc.wait()
 
 
 async def test_serve_command_refuses_a_public_address_without_a_token() -> None:

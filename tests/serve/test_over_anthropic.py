@@ -43,7 +43,7 @@ def lookup_city(city: str) -> str:
 async def test_chat_stream_over_the_real_sdk_is_the_section_1_4_stream(
     fake: FakeAnthropicServer,
 ) -> None:
-    """A streamed tool-using reply from the SDK arrives over SSE as text, tool_start, tool_end, done."""
+    """An SDK tool-using reply arrives over SSE as text, tool_start, tool_end, done."""
     fake.enqueue(
         FakeResponse.tool_use(
             "lookup_city", {"city": "Ljubljana"}, id="toolu_1", fragments=5, text_before="Let me "
@@ -76,7 +76,7 @@ async def test_chat_stream_over_the_real_sdk_is_the_section_1_4_stream(
 
 
 async def test_a_rate_limited_model_is_a_429_with_retry_after(fake: FakeAnthropicServer) -> None:
-    """The provider's 429 (retry-after: 7) becomes HTTP 429 with Retry-After: 7 and error_class rate_limit."""
+    """The provider's 429 (retry-after: 7) is HTTP 429 with Retry-After: 7."""
     fake.enqueue(*[FakeResponse.error(429, retry_after=7)] * 5)
     async with AnthropicLLM(api_key="k", base_url=fake.base_url) as llm:
         async with open_orchestrator(llm=llm) as orch:

@@ -11,7 +11,7 @@ from ._helpers import collect_events, orchestrator_with_assistant, running_serve
 
 
 async def test_healthz_and_agents_list_the_registry_with_source_and_live_status() -> None:
-    """/healthz answers ok; /api/agents lists the registry's definitions with source and live processes."""
+    """/healthz is ok; /api/agents lists definitions with source and live processes."""
     async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
         assert (await srv.client.get("/healthz")).json() == {"status": "ok"}
         await orch.session("assistant", user="7")
@@ -29,7 +29,7 @@ async def test_healthz_and_agents_list_the_registry_with_source_and_live_status(
 
 
 async def test_chat_returns_the_response_and_metrics_and_keeps_per_user_history() -> None:
-    """POST /chat answers {response, metrics}; agent:user-id is its own session with its own history."""
+    """POST /chat gives {response, metrics}; agent:user-id is a session of its own."""
     async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
         reply = await srv.client.post("/api/agents/assistant/chat", json={"message": "Hello!"})
         assert reply.status_code == 200
@@ -89,7 +89,7 @@ async def test_chat_stream_is_exactly_the_section_1_4_sse_format() -> None:
 
 
 async def test_processes_list_filters_paginates_and_kill() -> None:
-    """GET /api/processes filters by status/agent and pages; GET one has its conversation; DELETE kills."""
+    """/api/processes filters and pages; GET one has its conversation; DELETE kills."""
     async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
         procs = [await orch.spawn(Agent(name=f"worker{i % 2}")) for i in range(5)]
         await procs[0].send("remember me")
@@ -113,7 +113,7 @@ async def test_processes_list_filters_paginates_and_kill() -> None:
 
 
 async def test_query_routes_answer_json() -> None:
-    """stats, spawn-tree, supervision-tree, costs and mcp/servers answer with the orchestrator's data."""
+    """stats, spawn-tree, supervision-tree, costs and mcp/servers give the orchestrator's data."""
     async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
         parent = await orch.spawn(Agent(name="parent"))
         await orch.spawn(Agent(name="child"), parent=parent)

@@ -15,7 +15,7 @@ from ._helpers import orchestrator_with_assistant, running_server
 TOKEN = "s3cret-token-for-tests-0123456789"
 
 
-async def test_non_loopback_bind_without_a_token_refuses_to_start() -> None:
+async def test_non_loopback_bind_without_a_token_refuses_to_start() -> None:  # noqa: ASYNC124
     """A non-loopback address needs a token: the config refuses, saying what to do."""
     with pytest.raises(ValueError, match=r"without a token.*--token"):
         ServeConfig(host="0.0.0.0")
@@ -26,7 +26,7 @@ async def test_non_loopback_bind_without_a_token_refuses_to_start() -> None:
 
 
 async def test_bearer_token_is_required_on_api_routes_and_never_read_from_the_url() -> None:
-    """No or a wrong token is 401; a token in the query is refused even if right; /healthz is open."""
+    """No or a wrong token is 401; a token in the URL is refused even if right."""
     async with orchestrator_with_assistant() as orch:
         async with running_server(orch, token=TOKEN) as srv:
             ok = await srv.client.get("/api/agents")
@@ -50,7 +50,7 @@ async def test_bearer_token_is_required_on_api_routes_and_never_read_from_the_ur
 
 
 async def test_hostile_host_header_is_refused() -> None:
-    """DNS rebinding: a Host that is not this server's is a 400; localhost and the bound port pass."""
+    """DNS rebinding: a foreign Host is a 400; localhost with the bound port passes."""
     async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
         port = srv.url.rsplit(":", 1)[1]
         evil = await srv.client.get("/api/agents", headers={"Host": f"evil.example:{port}"})
@@ -64,7 +64,7 @@ async def test_hostile_host_header_is_refused() -> None:
 
 
 async def test_mutations_need_json_and_a_same_origin_or_allowed_origin() -> None:
-    """A hostile Origin is 403, a non-JSON POST 415; same origin and allow-listed origins pass, with CORS only for them."""
+    """Hostile Origin 403, non-JSON POST 415; own and listed origins pass, CORS only for those."""
     config = ServeConfig(port=0, allowed_origins=["http://app.example"])
     async with orchestrator_with_assistant() as orch, running_server(orch, config) as srv:
         url = "/api/agents/assistant/chat"
@@ -97,7 +97,7 @@ async def test_mutations_need_json_and_a_same_origin_or_allowed_origin() -> None
 
 
 async def test_bad_bodies_get_400_413_422_with_field_paths() -> None:
-    """Malformed JSON 400, a body over the limit 413 (declared or chunked), wrong types 422 naming the field."""
+    """Bad JSON 400, too big 413 (declared or chunked), wrong types 422 with the field."""
     config = ServeConfig(port=0, max_body_bytes=64)
     async with orchestrator_with_assistant() as orch, running_server(orch, config) as srv:
         url = "/api/agents/assistant/chat"
@@ -107,7 +107,7 @@ async def test_bad_bodies_get_400_413_422_with_field_paths() -> None:
         big = await srv.client.post(url, json={"message": "x" * 100})
         assert big.status_code == 413
 
-        async def chunks():  # no Content-Length: the limit holds while reading
+        async def chunks():  # no Content-Length: the limit holds while reading  # noqa: ASYNC124
             for _ in range(10):
                 yield b" " * 20
 
@@ -133,7 +133,7 @@ async def test_bad_bodies_get_400_413_422_with_field_paths() -> None:
 async def test_an_unexpected_error_is_a_500_with_request_id_and_no_traceback(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A bug in a route answers 500 with a request id and a generic message; the traceback goes to the log."""
+    """A bug answers 500 with a request id, no traceback; the traceback is logged."""
     async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
         from vega_trio.serve import _app
 

@@ -30,7 +30,7 @@ async def _next_event(events, *, skip_comments: bool = True):
 
 
 async def test_events_filters_by_type_prefix_and_agent_with_seq_ids() -> None:
-    """?types=process.*&agent=a sends only a's process events, each with id: = its sequence number."""
+    """?types=process.*&agent=a sends a's process events with id: = sequence number."""
     async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
         with leaving_a_stream_early():
             async with srv.client.stream(

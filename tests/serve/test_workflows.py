@@ -28,7 +28,7 @@ async def served_document() -> AsyncIterator[tuple[Runner, Running]]:
 
 
 async def test_workflows_are_listed_with_their_input_schemas() -> None:
-    """GET /api/workflows gives each workflow's inputs as a JSON Schema (required, default, enum)."""
+    """GET /api/workflows gives inputs as a JSON Schema (required, default, enum)."""
     async with served_document() as (_, srv):
         [review] = (await srv.client.get("/api/workflows")).json()["workflows"]
     assert review["name"] == "review"
@@ -43,7 +43,7 @@ async def test_workflows_are_listed_with_their_input_schemas() -> None:
 
 
 async def test_the_seed_curl_line_runs_a_workflow_with_top_level_inputs() -> None:
-    """POST /run {"task": ...} answers 202 {run_id, status}; the run completes and GET runs/{id} has its output."""
+    """POST /run {"task"} is 202 {run_id, status}; GET runs/{id} has the output."""
     async with served_document() as (runner, srv):
         with runner.orchestrator.subscribe(types="workflow.completed") as done:
             accepted = await srv.client.post(
@@ -67,7 +67,7 @@ async def test_the_seed_curl_line_runs_a_workflow_with_top_level_inputs() -> Non
 
 
 async def test_bad_workflow_inputs_are_422_with_the_cli_diagnostics() -> None:
-    """A missing or invalid input is 422 naming inputs.<name>; an unknown workflow is 404; nothing runs."""
+    """A bad input is 422 naming inputs.<name>; an unknown workflow 404; nothing runs."""
     async with served_document() as (runner, srv):
         bad = await srv.client.post(
             "/api/workflows/review/run", json={"task": "x", "language": "COBOL"}

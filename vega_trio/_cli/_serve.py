@@ -147,7 +147,7 @@ async def serve_command(
             write(out, f"vega-trio serve: listening on {urls[0]} (Ctrl-C to stop)")
             out.flush()
 
-    async def watch_signals(*, task_status: trio.TaskStatus[None]) -> None:
+    async def watch_signals(*, task_status: trio.TaskStatus[None]) -> None:  # noqa: ASYNC114 - started right here with nursery.start
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             task_status.started()
             async for signum in signals:

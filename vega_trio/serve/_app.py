@@ -263,7 +263,7 @@ async def _run_workflow(
 
 
 # ------------------------------------------------------------------------ the replies
-async def _run_reply(
+async def _run_reply(  # noqa: ASYNC114 - started right here with nursery.start
     reply: ChatReply,
     proc: AgentProcess,
     message: str,
@@ -333,13 +333,13 @@ def create_app(state: ServerState) -> QuartTrio:
     orch = state.orch
 
     @app.before_request
-    async def remember_state() -> None:
+    async def remember_state() -> None:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         g.state = state
 
     install_security(app, state)
 
     @app.errorhandler(Exception)
-    async def handle_error(exc: Exception) -> Response:
+    async def handle_error(exc: Exception) -> Response:  # noqa: ASYNC124
         request_id = g.get("request_id") or "-"
         if isinstance(exc, HTTPException):
             status = exc.code or 500
@@ -361,17 +361,17 @@ def create_app(state: ServerState) -> QuartTrio:
 
     # ------------------------------------------------------------------ health
     @app.get("/healthz")
-    async def healthz() -> Response:
+    async def healthz() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         return json_response({"status": "shutting_down" if state.closing else "ok"})
 
     # ------------------------------------------------------------------ agents
     @app.get("/api/agents")
-    async def list_agents() -> Response:
+    async def list_agents() -> Response:  # noqa: ASYNC124
         live = orch.processes()
         return json_response({"agents": [_definition_dict(d, live) for d in orch.agents.list()]})
 
     @app.get("/api/agents/<name>")
-    async def get_agent(name: str) -> Response:
+    async def get_agent(name: str) -> Response:  # noqa: ASYNC124
         return json_response(_definition_dict(orch.agents.get(name), orch.processes()))
 
     @app.post("/api/agents/<name>/chat")
@@ -406,7 +406,7 @@ def create_app(state: ServerState) -> QuartTrio:
         return response
 
     @app.get("/api/agents/<name>/chat/stream")
-    async def chat_reattach(name: str) -> Response:
+    async def chat_reattach(name: str) -> Response:  # noqa: ASYNC124
         agent, user = _split_session(name)
         orch.agents.get(agent)
         reply = state.replies.get(session_name(agent, user))
@@ -432,7 +432,7 @@ def create_app(state: ServerState) -> QuartTrio:
         return json_response({"cancelled": in_flight})
 
     @app.get("/api/agents/<name>/chat")
-    async def chat_history(name: str) -> Response:
+    async def chat_history(name: str) -> Response:  # noqa: ASYNC124
         agent, user = _split_session(name)
         orch.agents.get(agent)  # 404 for an unknown agent
         try:
@@ -446,7 +446,7 @@ def create_app(state: ServerState) -> QuartTrio:
 
     # --------------------------------------------------------------- processes
     @app.get("/api/processes")
-    async def list_processes() -> Response:
+    async def list_processes() -> Response:  # noqa: ASYNC124
         statuses = _list_arg("status")
         for value in statuses or ():
             if value not in _STATUSES:
@@ -463,7 +463,7 @@ def create_app(state: ServerState) -> QuartTrio:
         return json_response(_page(found, "processes"))
 
     @app.get("/api/processes/<process_id>")
-    async def get_process(process_id: str) -> Response:
+    async def get_process(process_id: str) -> Response:  # noqa: ASYNC124
         return json_response(process_dict(orch.get(process_id), conversation=True))
 
     @app.delete("/api/processes/<process_id>")
@@ -476,28 +476,28 @@ def create_app(state: ServerState) -> QuartTrio:
 
     # ------------------------------------------------------------------ queries
     @app.get("/api/stats")
-    async def stats() -> Response:
+    async def stats() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         return json_response(orch.stats())
 
     @app.get("/api/spawn-tree")
-    async def spawn_tree() -> Response:
+    async def spawn_tree() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         return json_response({"tree": [node.to_dict() for node in orch.spawn_tree()]})
 
     @app.get("/api/supervision-tree")
-    async def supervision_tree() -> Response:
+    async def supervision_tree() -> Response:  # noqa: ASYNC124
         return json_response({"supervisors": orch.supervision_tree()})
 
     @app.get("/api/costs")
-    async def costs() -> Response:
+    async def costs() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         return json_response(orch.costs())
 
     @app.get("/api/mcp/servers")
-    async def mcp_servers() -> Response:
+    async def mcp_servers() -> Response:  # noqa: ASYNC124
         return json_response({"servers": orch.mcp.status() if orch.mcp is not None else []})
 
     # ---------------------------------------------------------------- workflows
     @app.get("/api/workflows")
-    async def list_workflows() -> Response:
+    async def list_workflows() -> Response:  # noqa: ASYNC124
         runner = state.runner
         workflows = runner.document.workflows if runner is not None else ()
         return json_response({"workflows": [_workflow_dict(w) for w in workflows]})
@@ -531,7 +531,7 @@ def create_app(state: ServerState) -> QuartTrio:
         return json_response({"run_id": run_id, "status": record.status}, 202)
 
     @app.get("/api/workflows/runs/<run_id>")
-    async def get_run(run_id: str) -> Response:
+    async def get_run(run_id: str) -> Response:  # noqa: ASYNC124
         record = state.runs.get(run_id)
         if record is None:
             raise RequestRejected(
@@ -541,7 +541,7 @@ def create_app(state: ServerState) -> QuartTrio:
 
     # ------------------------------------------------------------------- events
     @app.get("/api/events")
-    async def events() -> Response:
+    async def events() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         types = _list_arg("types", "type")
         agents = _list_arg("agent", "agents")
         processes = _list_arg("process", "processes")
@@ -575,7 +575,10 @@ async def _event_stream(
 ) -> AsyncIterator[bytes]:
     """``/api/events``: ``id:`` is the event's sequence number; ``: heartbeat`` after
     every quiet ``heartbeat_interval``; a ``lagged`` event when this client fell behind;
-    a final ``shutdown`` event when the server stops."""
+    a final ``shutdown`` event when the server stops.
+
+    NOTE (ASYNC119): Quart closes a streamed body's iterator (``aclose``) when the
+    response ends or the client leaves, so the subscription's ``with`` always exits."""
     with state.orch.subscribe(
         max_buffer=state.config.event_buffer,
         types=types,
@@ -588,7 +591,7 @@ async def _event_stream(
         try:
             if state.closing:
                 subscription.close()
-            yield b": connected\n\n"
+            yield b": connected\n\n"  # noqa: ASYNC119
             while True:
                 item: Any = None
                 with trio.move_on_after(state.config.heartbeat_interval):
@@ -597,11 +600,11 @@ async def _event_stream(
                     except trio.EndOfChannel:
                         break
                 if item is None:
-                    yield b": heartbeat\n\n"
+                    yield b": heartbeat\n\n"  # noqa: ASYNC119
                 elif isinstance(item, Lagged):
-                    yield _sse("lagged", item.to_dict())
+                    yield _sse("lagged", item.to_dict())  # noqa: ASYNC119
                 else:
-                    yield _sse(item.type, item.to_dict(), event_id=item.seq)
+                    yield _sse(item.type, item.to_dict(), event_id=item.seq)  # noqa: ASYNC119
         finally:
             state.subscriptions.discard(subscription)
     yield _sse("shutdown", {"type": "shutdown", "reason": "the server is shutting down"})

@@ -81,7 +81,9 @@ async def serve(
                 nursery.start_soon(first, shutdown_trigger)
         state.begin_shutdown()
 
-    async def run_http(done: trio.CancelScope, *, task_status: trio.TaskStatus[list[str]]) -> None:
+    async def run_http(  # noqa: ASYNC114, ASYNC128 - hypercorn's serve calls started()
+        done: trio.CancelScope, *, task_status: trio.TaskStatus[list[str]]
+    ) -> None:
         try:
             await hypercorn_serve(
                 app,
