@@ -3,6 +3,7 @@ replies (a client that leaves does not stop them), and every stream ending on sh
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
@@ -153,3 +154,36 @@ async def test_shutdown_ends_every_stream_with_a_final_event() -> None:
             assert tail[-1].event == "shutdown"
             assert [e.event for e in chat_events] == ["error"]
             assert chat_events[0].json["error_class"] == "server_shutdown"
+
+
+@pytest.mark.slow
+async def test_many_clients_that_connect_and_vanish_leave_nothing_behind() -> None:
+    """200 /api/events clients and 50 chat-stream clients leave at once: subscriptions close,
+    every reply completes, and the server still answers."""
+    llm = ScriptedLLM.echo()
+    async with orchestrator_with_assistant(llm) as orch, running_server(orch) as srv:
+
+        async def vanish(path: str, method: str, json: object = None) -> None:
+            async with srv.client.stream(method, path, json=json) as response:
+                async with parse_sse(response) as events:
+                    await _next_event(events, skip_comments=False)
+
+        with leaving_a_stream_early(), trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for _ in range(200):
+                    nursery.start_soon(vanish, "/api/events", "GET")
+                for i in range(50):
+                    nursery.start_soon(
+                        vanish, f"/api/agents/assistant:{i}/chat/stream", "POST", {"message": "x"}
+                    )
+            # NOTE: the server notices a closed connection asynchronously: wait for the
+            # condition (bounded by fail_after), not for a fixed time.
+            while orch.events.has_subscribers:  # noqa: ASYNC110 - a condition in another process's hands
+                await trio.sleep(0.01)
+            for i in range(50):  # a second message queues behind the first reply
+                url = f"/api/agents/assistant:{i}/chat"
+                assert (await srv.client.post(url, json={"message": "y"})).status_code == 200
+                roles = [m["role"] for m in (await srv.client.get(url)).json()["messages"]]
+                assert roles == ["user", "assistant", "user", "assistant"]
+        assert (await srv.client.get("/healthz")).json() == {"status": "ok"}
+        assert llm.open_streams == 0
