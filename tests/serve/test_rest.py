@@ -125,3 +125,21 @@ async def test_query_routes_answer_json() -> None:
         assert (await srv.client.get("/api/supervision-tree")).json() == {"supervisors": []}
         assert "total_usd" in (await srv.client.get("/api/costs")).json()
         assert (await srv.client.get("/api/mcp/servers")).json() == {"servers": []}
+
+
+async def test_delete_chat_clears_a_users_conversation() -> None:
+    """DELETE /api/agents/{agent:user}/chat ends that session; the next chat starts afresh."""
+    async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
+        url = "/api/agents/assistant:5/chat"
+        await srv.client.post(url, json={"message": "first"})
+        await srv.client.post("/api/agents/assistant:6/chat", json={"message": "other"})
+        cleared = await srv.client.delete(url)
+        assert cleared.json() == {"cleared": True}
+        assert (await srv.client.get(url)).json()["messages"] == []
+        await srv.client.post(url, json={"message": "again"})
+        assert "first" not in str((await srv.client.get(url)).json()["messages"])
+        other = (await srv.client.get("/api/agents/assistant:6/chat")).json()["messages"]
+        assert len(other) == 2
+        assert (await srv.client.delete("/api/agents/assistant:7/chat")).json() == {
+            "cleared": False
+        }

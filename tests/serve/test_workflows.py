@@ -12,7 +12,7 @@ import trio
 from vega_trio.dsl import load_file
 from vega_trio.dsl._interpreter import Runner, open_runner
 from vega_trio.serve import ServeConfig
-from vega_trio.testing import ScriptedLLM
+from vega_trio.testing import ScriptedLLM, Step
 
 from ._helpers import Running, running_server
 
@@ -82,3 +82,26 @@ async def test_bad_workflow_inputs_are_422_with_the_cli_diagnostics() -> None:
         unknown = await srv.client.post("/api/workflows/nope/run", json={})
         assert unknown.status_code == 404
         assert runner.orchestrator.processes() == []
+
+
+async def test_runs_are_listed_by_status_and_a_running_one_can_be_cancelled() -> None:
+    """POST runs/{id}/cancel stops a running run (cancelled); GET runs?status= lists it."""
+    document = load_file(EXAMPLE)
+    slow = ScriptedLLM(responder=lambda request: Step.text("thinking", delay=3600))
+    async with open_runner(document, llm=slow) as runner:
+        async with running_server(runner.orchestrator, ServeConfig(port=0), runner=runner) as srv:
+            with runner.orchestrator.subscribe(types="workflow.step") as steps:
+                run_id = (
+                    await srv.client.post("/api/workflows/review/run", json={"task": "t"})
+                ).json()["run_id"]
+                with trio.fail_after(10):
+                    await steps.receive()  # the first step is running
+            with trio.fail_after(10):
+                cancelled = await srv.client.post(f"/api/workflows/runs/{run_id}/cancel", json={})
+            assert cancelled.status_code == 200
+            assert cancelled.json()["status"] == "cancelled"
+            listed = await srv.client.get("/api/workflows/runs", params={"status": "cancelled"})
+            assert [r["run_id"] for r in listed.json()["runs"]] == [run_id]
+            running = await srv.client.get("/api/workflows/runs", params={"status": "running"})
+            assert running.json()["runs"] == []
+            assert runner.orchestrator.processes() == []

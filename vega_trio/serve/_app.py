@@ -237,6 +237,15 @@ def _workflow_dict(workflow: WorkflowSpec) -> dict[str, Any]:
     }
 
 
+def _run_record(state: ServerState, run_id: str) -> WorkflowRun:
+    record = state.runs.get(run_id)
+    if record is None:
+        raise RequestRejected(
+            404, f"no workflow run {run_id!r} on this server", error_class="run_not_found"
+        )
+    return record
+
+
 async def _run_workflow(
     runner: Runner,
     spec: WorkflowSpec,
@@ -246,7 +255,11 @@ async def _run_workflow(
 ) -> None:
     """A run started over the API, as a task of the server; its record keeps the outcome."""
     try:
-        result = await runner._run(spec, run_id, variables)
+        with record.scope:
+            result = await runner._run(spec, run_id, variables)
+        if record.scope.cancelled_caught:
+            record.status = "cancelled"
+            return
     except Exception as exc:
         record.status = "failed"
         record.error = str(exc) or type(exc).__name__
@@ -260,6 +273,7 @@ async def _run_workflow(
     finally:
         if record.status == "running":  # cancelled: the server stopped under it
             record.status = "interrupted"
+        record.ended.set()
 
 
 # ------------------------------------------------------------------------ the replies
@@ -431,6 +445,17 @@ def create_app(state: ServerState) -> QuartTrio:
             await reply.finished.wait()
         return json_response({"cancelled": in_flight})
 
+    @app.delete("/api/agents/<name>/chat")
+    async def chat_clear(name: str) -> Response:
+        agent, user = _split_session(name)
+        orch.agents.get(agent)
+        try:
+            ended = await orch.end_session(agent, user=user)
+        except ValueError as exc:
+            raise _reject_fields("name", str(exc)) from None
+        state.replies.pop(session_name(agent, user), None)
+        return json_response({"cleared": ended})
+
     @app.get("/api/agents/<name>/chat")
     async def chat_history(name: str) -> Response:  # noqa: ASYNC124
         agent, user = _split_session(name)
@@ -530,14 +555,26 @@ def create_app(state: ServerState) -> QuartTrio:
         state.nursery.start_soon(_run_workflow, runner, spec, run_id, variables, record)
         return json_response({"run_id": run_id, "status": record.status}, 202)
 
+    @app.get("/api/workflows/runs")
+    async def list_runs() -> Response:  # noqa: ASYNC124
+        statuses = _list_arg("status")
+        runs = [
+            r.to_dict() for r in state.runs.values() if statuses is None or r.status in statuses
+        ]
+        return json_response(_page(runs, "runs"))
+
+    @app.post("/api/workflows/runs/<run_id>/cancel")
+    async def cancel_run(run_id: str) -> Response:
+        record = _run_record(state, run_id)
+        if record.status == "running":
+            record.scope.cancel(reason="cancelled over the API")
+            with trio.move_on_after(state.config.graceful_timeout):
+                await record.ended.wait()
+        return json_response(record.to_dict())
+
     @app.get("/api/workflows/runs/<run_id>")
     async def get_run(run_id: str) -> Response:  # noqa: ASYNC124
-        record = state.runs.get(run_id)
-        if record is None:
-            raise RequestRejected(
-                404, f"no workflow run {run_id!r} on this server", error_class="run_not_found"
-            )
-        return json_response(record.to_dict())
+        return json_response(_run_record(state, run_id).to_dict())
 
     # ------------------------------------------------------------------- events
     @app.get("/api/events")

@@ -26,16 +26,19 @@ class WorkflowRun:
     run_id: str
     workflow: str
     status: str = "running"
-    """``running``, ``completed`` or ``failed`` (``interrupted`` when the server stopped)."""
+    """``running``, ``completed``, ``failed``, ``cancelled`` (over the API) or
+    ``interrupted`` (the server stopped under it)."""
     output: Any = None
     error: str | None = None
     error_class: str | None = None
     step: str | None = None
     cost_usd: float | None = None
     steps_run: int | None = None
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    ended: trio.Event = attrs.field(factory=trio.Event)
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return attrs.asdict(self, filter=lambda field, _: field.name not in ("scope", "ended"))
 
 
 @attrs.define(eq=False)
