@@ -7,6 +7,7 @@ import vega_trio.llm
 import vega_trio.observability
 import vega_trio.resilience
 import vega_trio.runtime
+import vega_trio.serve
 import vega_trio.testing
 import vega_trio.tools
 
@@ -121,6 +122,7 @@ def test_every_exported_name_exists() -> None:
         vega_trio.observability,
         vega_trio.resilience,
         vega_trio.runtime,
+        vega_trio.serve,
         vega_trio.testing,
         vega_trio.tools,
     ):
@@ -137,3 +139,15 @@ def test_every_error_derives_from_vega_error() -> None:
     ]
     assert errors
     assert all(issubclass(e, vega_trio.VegaError) for e in errors)
+
+
+def test_serve_all_is_pinned() -> None:
+    """vega_trio.serve exports exactly the server's public names."""
+    assert sorted(vega_trio.serve.__all__) == [
+        "DEFAULT_ADDR",
+        "RequestRejected",
+        "ServeConfig",
+        "create_app",
+        "parse_addr",
+        "serve",
+    ]

@@ -64,7 +64,8 @@ names a second, builtin base kept for callers that catch it::
     │   └── WorkflowInputError        an input is missing, mistyped or not in its enum
     ├── StepTimeout                   a step ran longer than its ``timeout`` (a cause)
     ├── ReplyFormatError              a ``format: json`` reply was not JSON (a cause)
-    └── UsageProblem                  the CLI's command line can't be used (exit status 2)
+    ├── UsageProblem                  the CLI's command line can't be used (exit status 2)
+    └── RequestRejected               the server refused an HTTP request (``.status``)
 
 ``RequestError`` is the line between "this request failed" and "this process
 crashed": a behaviour that raises a ``RequestError`` answers the caller with it and
@@ -136,6 +137,7 @@ __all__ = [
     "ReplyFormatError",
     "RequestCancelled",
     "RequestError",
+    "RequestRejected",
     "RequestTooLarge",
     "RestartIntensityError",
     "SandboxViolation",
@@ -1005,3 +1007,31 @@ def step_error_class(exc: BaseException) -> str:
 class UsageProblem(VegaError):
     """The command line (or a file it names) cannot be used; the message says why and
     what to do. The commands print it on one line and exit with status 2."""
+
+
+class RequestRejected(VegaError):
+    """``vega-trio serve`` refused an HTTP request (bad JSON, a missing token, a hostile
+    ``Host``, an invalid field): the server answers it with :attr:`status` and a JSON
+    error; it is never raised out of the server.
+
+    Attributes:
+        status: the HTTP status (400, 401, 403, 404, 413, 415, 422, ...).
+        error_class: the machine-readable kind (``validation_error``, ``unauthorized``).
+        fields: for 422: ``[{"path": "message", "error": "..."}]``.
+        headers: extra response headers (``WWW-Authenticate``, ``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error_class: str,
+        fields: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_class = error_class
+        self.fields = fields
+        self.headers = dict(headers or {})

@@ -273,6 +273,51 @@ def repl(
     raise SystemExit(status)
 
 
+@main.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("file", type=_FILE, required=False)
+@click.option(
+    "--addr",
+    default="127.0.0.1:3001",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where to listen (port 0: any free port; the URL printed has the real one).",
+)
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    help="Bearer token every /api request must send (Authorization: Bearer TOKEN); "
+    "default $VEGA_TOKEN. Required for a non-loopback --addr.",
+)
+@click.option("--llm", type=click.Choice(list(LLM_CHOICES)), help=_LLM_HELP)
+@_logging_options()
+def serve(
+    file: Path | None,
+    addr: str,
+    token: str | None,
+    llm: str | None,
+    log_level: str | None,
+    verbosity: int,
+    log_format: str | None,
+) -> None:
+    """Serve FILE's agents (or a default `assistant`) over HTTP: REST and SSE.
+
+    \b
+    Listens on 127.0.0.1:3001 by default; see docs/serve.md for the routes, e.g.
+      curl -N -X POST localhost:3001/api/agents/assistant/chat/stream \\
+        -H 'Content-Type: application/json' -d '{"message": "Hello!"}'
+    Ctrl-C (or SIGTERM) stops gracefully: streams end with a final event, agents
+    shut down, exit 0; a second Ctrl-C forces the stop.
+    """
+    from ._cli._serve import serve_command
+
+    level, fmt = _log_flags(log_level, verbosity, log_format)
+    with cli_logging(sys.stderr, level=level, log_format=fmt):
+        _run_async(
+            "vega-trio serve",
+            partial(serve_command, file, addr=addr, token=token, llm=llm, log_level=level),
+        )
+
+
 @main.command("help", context_settings=CONTEXT_SETTINGS)
 @click.argument("command", required=False)
 @click.pass_context

@@ -391,6 +391,25 @@ class Runner(metaclass=NoPublicConstructor):
             WorkflowError: a step failed (``.path``, ``.cause``, ``.error_class``), or
                 there is no such workflow. Every process of the run is stopped first.
         """
+        spec, run_id, variables = self._prepare(workflow, inputs)
+        if on_progress is None:
+            return await self._run(spec, run_id, variables)
+        return await _reporting_progress(
+            self.orchestrator,
+            run_id,
+            on_progress,
+            functools.partial(self._run, spec, run_id, variables),
+        )
+
+    def _prepare(
+        self, workflow: str, inputs: Mapping[str, Any] | None
+    ) -> tuple[WorkflowSpec, str, dict[str, Any]]:
+        """Check a run before anything starts: the workflow, its inputs, its run id.
+        (Also what the server does before it answers 202 with the run id.)
+
+        Raises:
+            WorkflowInputError, WorkflowError: as :meth:`run`.
+        """
         spec = self.document.workflow(workflow)
         if spec is None:
             known = ", ".join(w.name for w in self.document.workflows) or "none"
@@ -404,15 +423,7 @@ class Runner(metaclass=NoPublicConstructor):
         except InputError as exc:
             raise WorkflowInputError(str(exc), workflow=workflow, input=exc.name) from None
         numbers = self._run_numbers.setdefault(workflow, itertools.count(1))
-        run_id = f"{workflow}-{next(numbers)}"
-        if on_progress is None:
-            return await self._run(spec, run_id, variables)
-        return await _reporting_progress(
-            self.orchestrator,
-            run_id,
-            on_progress,
-            functools.partial(self._run, spec, run_id, variables),
-        )
+        return spec, f"{workflow}-{next(numbers)}", variables
 
     async def _run(self, spec: WorkflowSpec, run_id: str, variables: dict[str, Any]) -> RunResult:
         workflow = spec.name

@@ -1,0 +1,186 @@
+"""``vega-trio serve``: the orchestrator of a document (or a default ``assistant``) over
+HTTP until SIGINT/SIGTERM (SPEC §10).
+
+The first signal stops gracefully: no new connections, every stream ends with a final
+event, then the orchestrator's shutdown ladder; exit 0. A second signal during that
+forces: everything still running is cancelled; exit 130.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import trio
+
+from ..agent import Agent
+from ..orchestrator import Orchestrator, open_orchestrator
+from ._common import (
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    OFFLINE_NOTICE,
+    UsageProblem,
+    backends_for,
+    choose_llm,
+    open_llm,
+    write,
+)
+from ._run import load_document
+
+if TYPE_CHECKING:
+    from ..dsl._interpreter import Runner
+
+__all__ = ["DEFAULT_AGENT", "EVENT_HISTORY", "serve_command"]
+
+DEFAULT_AGENT = Agent(
+    name="assistant",
+    system="You are a helpful assistant. Answer clearly and concisely.",
+    description="The default agent of vega-trio serve (no document given).",
+)
+"""The agent ``vega-trio serve`` defines (source ``builtin``) when no FILE is given."""
+
+EVENT_HISTORY = 10_000
+"""Events the server's orchestrator keeps, so ``/api/events`` clients can resume with
+``Last-Event-ID`` after a reconnect."""
+
+
+async def serve_command(
+    file: Path | None,
+    *,
+    addr: str,
+    token: str | None = None,
+    llm: str | None = None,
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    log_level: str | None = None,
+) -> int:
+    """What ``vega-trio serve`` does: serve ``file``'s agents (or the default
+    ``assistant``) until SIGINT/SIGTERM.
+
+    Args:
+        file: a ``.vega.yaml`` document, or ``None`` for the default ``assistant``.
+        addr: ``--addr`` (``host:port``; port 0 picks a free one).
+        token: ``--token`` (else ``$VEGA_TOKEN``); required for a non-loopback address.
+        llm: ``--llm`` as for ``run``.
+        env: the environment (default ``os.environ``).
+        out: where the URL is printed (default ``sys.stdout``).
+        err: notices and problems (default ``sys.stderr``).
+        log_level: ``--log-level``.
+
+    Returns:
+        0 after a graceful stop, 2 when nothing could start (bad address, missing
+        token, invalid file, no credentials), 130 when a second signal forced the stop.
+    """
+    from ..serve import ServeConfig, serve
+
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    env = os.environ if env is None else env
+    token = token if token is not None else (env.get("VEGA_TOKEN") or None)
+    try:
+        config = ServeConfig.from_addr(addr, token=token)
+        choice, defaulted = choose_llm(llm, env)
+    except (ValueError, UsageProblem) as exc:
+        write(err, f"vega-trio: error: {exc}")
+        return EXIT_INVALID
+    document = None
+    if file is not None:
+        document = await load_document(file, err)
+        if document is None:
+            return EXIT_INVALID
+    if defaulted:
+        write(err, OFFLINE_NOTICE)
+
+    stop = trio.Event()
+    force = trio.CancelScope()
+
+    @asynccontextmanager
+    async def orchestrator() -> AsyncIterator[tuple[Orchestrator, Runner | None]]:
+        if document is None:
+            agents = [(DEFAULT_AGENT.name, str(DEFAULT_AGENT.system))]
+            async with (
+                open_llm(choice, agents) as model,
+                open_orchestrator(
+                    llm=model, backends=backends_for(choice, model), event_history=EVENT_HISTORY
+                ) as orch,
+            ):
+                orch.agents.define(DEFAULT_AGENT, source="builtin")
+                yield orch, None
+            return
+        from ..dsl._interpreter import open_runner
+
+        assert file is not None
+        agents = [(agent.name, agent.system) for agent in document.agents]
+        base_dir = Path(await trio.Path(file).resolve()).parent
+        async with (
+            open_llm(choice, agents, document.settings.default_model) as model,
+            open_runner(
+                document,
+                base_dir=base_dir,
+                llm=model,
+                log_level=log_level,
+                backends=backends_for(choice, model),
+                event_history=EVENT_HISTORY,
+            ) as runner,
+        ):
+            yield runner.orchestrator, runner
+
+    async def run() -> None:
+        async with orchestrator() as (orch, runner), trio.open_nursery() as nursery:
+            urls = await nursery.start(
+                lambda task_status: serve(
+                    orch,
+                    config,
+                    shutdown_trigger=stop.wait,
+                    runner=runner,
+                    task_status=task_status,
+                )
+            )
+            write(out, f"vega-trio serve: listening on {urls[0]} (Ctrl-C to stop)")
+            out.flush()
+
+    async def watch_signals(*, task_status: trio.TaskStatus[None]) -> None:  # noqa: ASYNC114 - started right here with nursery.start
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                if not stop.is_set():
+                    write(err, f"vega-trio serve: {signal.Signals(signum).name}: stopping")
+                    stop.set()
+                else:
+                    write(err, "vega-trio serve: second signal: forcing the stop")
+                    force.cancel(reason="a second signal")
+                    return
+
+    try:
+        async with trio.open_nursery() as watcher:
+            if threading.current_thread() is threading.main_thread():
+                await watcher.start(watch_signals)
+            with force:
+                await run()
+            watcher.cancel_scope.cancel()
+    except Exception as exc:
+        problem = _startup_problem(exc)
+        if problem is None:
+            raise
+        if isinstance(problem, OSError):  # the address is taken or cannot be bound
+            write(err, f"vega-trio: error: cannot listen on {addr}: {problem.strerror or problem}")
+        else:  # the chosen backend has no credentials
+            write(err, f"vega-trio: error: {problem}")
+        return EXIT_INVALID
+    return EXIT_INTERRUPTED if force.cancelled_caught else EXIT_OK
+
+
+def _startup_problem(exc: BaseException) -> OSError | UsageProblem | None:
+    """The one bind error or missing credential behind ``exc`` (which the nurseries
+    may have wrapped in exception groups), else ``None``."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, OSError | UsageProblem) else None

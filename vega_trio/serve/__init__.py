@@ -1,0 +1,12 @@
+"""``vega-trio serve``: the orchestrator over HTTP (REST and SSE, SPEC §10), secure by
+default (SPEC §11). Embed it with ``await nursery.start(serve, orch, ServeConfig(...))``;
+see docs/serve.md."""
+
+from __future__ import annotations
+
+from .._errors import RequestRejected
+from ._app import create_app
+from ._config import DEFAULT_ADDR, ServeConfig, parse_addr
+from ._server import serve
+
+__all__ = ["DEFAULT_ADDR", "RequestRejected", "ServeConfig", "create_app", "parse_addr", "serve"]

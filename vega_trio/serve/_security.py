@@ -1,0 +1,167 @@
+"""The security checks every request passes before its route runs (SPEC §11), and the
+headers every response gets after it: one middleware, so no route can forget one.
+
+In order: a request id; the ``Host`` header (DNS rebinding); the bearer token on
+``/api`` (and never a token in the URL); the body size; for mutating requests the
+``Origin`` (same origin or the allow-list) and a JSON body. CORS headers go only to the
+allow-listed origins.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from quart import Quart, Response, g, request
+
+from .._errors import RequestRejected
+from ._state import ServerState
+
+__all__ = ["REQUEST_ID_HEADER", "install_security"]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Query parameters that would carry a credential in the URL (logs, history, Referer).
+_TOKEN_PARAMS = frozenset({"token", "access_token", "api_key", "apikey", "auth"})
+_CORS_METHODS = "GET, POST, PUT, DELETE"
+_CORS_HEADERS = "Authorization, Content-Type, Last-Event-ID"
+
+
+def split_host(value: str) -> tuple[str, int | None]:
+    """``Host`` header value as ``(name, port)``; the name lower-cased, IPv6 in brackets.
+
+    Raises:
+        ValueError: the port is not a number.
+    """
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            raise ValueError(value)
+        name, rest = value[: end + 1], value[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ValueError(value)
+        port_text = rest[1:]
+    else:
+        name, _, port_text = value.partition(":")
+    if port_text and not port_text.isdigit():
+        raise ValueError(value)
+    return name, int(port_text) if port_text else None
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def allowed_host_names(state: ServerState) -> frozenset[str]:
+    """The ``Host`` names this server answers to."""
+    names = {"localhost", "127.0.0.1", "[::1]", _bracketed(state.config.host.lower())}
+    names.update(_bracketed(h.lower()) for h in state.config.allowed_hosts)
+    return frozenset(names)
+
+
+def install_security(app: Quart, state: ServerState) -> None:
+    """Register the checks as the app's first ``before_request`` hook and the
+    response headers as an ``after_request`` hook."""
+    host_names = allowed_host_names(state)
+    token = state.config.token
+    expected = f"Bearer {token}".encode() if token is not None else None
+    allowed_origins = frozenset(state.config.allowed_origins)
+
+    @app.before_request
+    async def check_request() -> None:  # noqa: ASYNC124 - Quart would run a sync view in a thread
+        g.request_id = request.headers.get(REQUEST_ID_HEADER, "")[:64] or secrets.token_hex(8)
+        if not g.request_id.replace("-", "").isalnum():  # echoed back: keep it inert
+            g.request_id = secrets.token_hex(8)
+
+        # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own name.
+        raw_host = request.headers.get("Host", "")
+        try:
+            name, port = split_host(raw_host)
+        except ValueError:
+            name, port = "", None
+        if name not in host_names or (port is not None and state.ports and port not in state.ports):
+            raise RequestRejected(
+                400,
+                f"the Host header {raw_host!r} is not this server's; use "
+                f"http://127.0.0.1:{min(state.ports, default=state.config.port)} or add the "
+                "name to ServeConfig.allowed_hosts",
+                error_class="host_not_allowed",
+            )
+
+        is_api = request.path == "/api" or request.path.startswith("/api/")
+        if _TOKEN_PARAMS & set(request.args):
+            raise RequestRejected(
+                401,
+                "a token in the URL is refused (URLs end up in logs and browser history); "
+                "send it as the header Authorization: Bearer <token>",
+                error_class="token_in_url",
+            )
+        if expected is not None and is_api and request.method != "OPTIONS":
+            presented = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(presented, expected):
+                raise RequestRejected(
+                    401,
+                    "missing or wrong bearer token; send Authorization: Bearer <token> "
+                    "(the token vega-trio serve was started with)",
+                    error_class="unauthorized",
+                    headers={"WWW-Authenticate": 'Bearer realm="vega-trio"'},
+                )
+
+        length = request.content_length
+        if length is not None and length > state.config.max_body_bytes:
+            raise RequestRejected(
+                413,
+                f"the request body has {length} bytes; the limit is "
+                f"{state.config.max_body_bytes} (ServeConfig.max_body_bytes)",
+                error_class="body_too_large",
+            )
+
+        if request.method in _MUTATING:
+            origin = request.headers.get("Origin")
+            if origin is not None:
+                same = {f"http://{raw_host.strip().lower()}"}
+                if origin.lower() not in same and origin not in allowed_origins:
+                    raise RequestRejected(
+                        403,
+                        f"requests from the origin {origin!r} are not allowed; add it to "
+                        "ServeConfig.allowed_origins if that page should use the API",
+                        error_class="origin_not_allowed",
+                    )
+            # NOTE: a DELETE without a body is not a CSRF risk (a cross-site page can
+            # only send one after a CORS preflight, which unlisted origins fail), and
+            # `curl -X DELETE` sends no Content-Type; any body must be JSON.
+            has_body = bool(length) or "Transfer-Encoding" in request.headers
+            if request.method != "DELETE" or has_body:
+                mimetype = request.mimetype
+                if mimetype != "application/json":
+                    raise RequestRejected(
+                        415,
+                        f"{request.method} requests must send JSON (Content-Type: "
+                        f"application/json), not {mimetype or 'no Content-Type'}",
+                        error_class="unsupported_media_type",
+                    )
+
+    @app.after_request
+    async def add_headers(response: Response) -> Response:  # noqa: ASYNC124
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Cache-Control", "no-store")
+        if response.status_code >= 400 and (
+            request.content_length or "Transfer-Encoding" in request.headers
+        ):
+            # NOTE: a refused body may be unread: the connection cannot carry another
+            # request, so tell the client not to reuse it (or its next request fails).
+            response.headers["Connection"] = "close"
+        origin = request.headers.get("Origin")
+        if origin is not None and origin in allowed_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers.add("Vary", "Origin")
+            if request.method == "OPTIONS":
+                response.headers["Access-Control-Allow-Methods"] = _CORS_METHODS
+                response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+                response.headers["Access-Control-Max-Age"] = "600"
+        return response
