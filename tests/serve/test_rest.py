@@ -13,7 +13,8 @@ from ._helpers import collect_events, orchestrator_with_assistant, running_serve
 async def test_healthz_and_agents_list_the_registry_with_source_and_live_status() -> None:
     """/healthz is ok; /api/agents lists definitions with source and live processes."""
     async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
-        assert (await srv.client.get("/healthz")).json() == {"status": "ok"}
+        health = (await srv.client.get("/healthz")).json()
+        assert (health["status"], health["closing"], health["alerts"]) == ("ok", False, [])
         await orch.session("assistant", user="7")
         body = (await srv.client.get("/api/agents")).json()
         [agent] = body["agents"]
@@ -143,3 +144,23 @@ async def test_delete_chat_clears_a_users_conversation() -> None:
         assert (await srv.client.delete("/api/agents/assistant:7/chat")).json() == {
             "cleared": False
         }
+
+
+async def test_metrics_count_what_the_server_served() -> None:
+    """GET /metrics is Prometheus text counting from the server's start: the session's
+    process and its LLM call show up with their labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
+        reply = await srv.client.post("/api/agents/assistant:7/chat", json={"message": "hi"})
+        assert reply.status_code == 200
+        response = await srv.client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    calls = [v for (name, _), v in samples.items() if name == "vega_llm_calls_total"]
+    assert sum(calls) >= 1, sorted(samples)

@@ -45,6 +45,9 @@ async def test_bearer_token_is_required_on_api_routes_and_never_read_from_the_ur
                 assert in_url.json()["error_class"] == "token_in_url"
                 assert TOKEN not in in_url.text
                 assert (await bare.get("/healthz")).status_code == 200
+                assert (await bare.get("/metrics")).status_code == 401  # names agents, costs
+                metrics = await srv.client.get("/metrics")
+                assert metrics.status_code == 200
             both = await srv.client.get("/api/agents", params={"access_token": TOKEN})
             assert both.status_code == 401
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 import trio
 
 from ..agent import Agent
+from ..observability import HealthConfig
 from ..orchestrator import Orchestrator, open_orchestrator
 from ._common import (
     EXIT_INTERRUPTED,
@@ -109,7 +110,10 @@ async def serve_command(
             async with (
                 open_llm(choice, agents) as model,
                 open_orchestrator(
-                    llm=model, backends=backends_for(choice, model), event_history=EVENT_HISTORY
+                    llm=model,
+                    backends=backends_for(choice, model),
+                    event_history=EVENT_HISTORY,
+                    health=HealthConfig(),
                 ) as orch,
             ):
                 orch.agents.define(DEFAULT_AGENT, source="builtin")
@@ -129,6 +133,8 @@ async def serve_command(
                 log_level=log_level,
                 backends=backends_for(choice, model),
                 event_history=EVENT_HISTORY,
+                # serve watches health by default; the file's settings.health tunes it.
+                **({} if document.settings.health is not None else {"health": HealthConfig()}),
             ) as runner,
         ):
             yield runner.orchestrator, runner

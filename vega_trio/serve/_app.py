@@ -29,6 +29,7 @@ from ..dsl._inputs import is_required
 from ..dsl._interpreter import Runner
 from ..dsl._model import WorkflowSpec
 from ..llm import marshal_messages
+from ..observability import health_status, render_metrics
 from ..runtime import Lagged, Process
 from ._problems import failure_of
 from ._security import install_security
@@ -376,7 +377,17 @@ def create_app(state: ServerState) -> QuartTrio:
     # ------------------------------------------------------------------ health
     @app.get("/healthz")
     async def healthz() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
-        return json_response({"status": "shutting_down" if state.closing else "ok"})
+        # ok / degraded (health alerts going on) / closing, and processes by status; 503
+        # while closing, so a load balancer stops sending work here.
+        health = health_status(orch)
+        if state.closing:
+            health["status"], health["closing"] = "closing", True
+        return json_response(health, status=503 if health["closing"] else 200)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:  # noqa: ASYNC124
+        body, content_type = render_metrics(orch)
+        return Response(body, status=200, content_type=content_type)
 
     # ------------------------------------------------------------------ agents
     @app.get("/api/agents")

@@ -90,7 +90,10 @@ def install_security(app: Quart, state: ServerState) -> None:
                 error_class="host_not_allowed",
             )
 
-        is_api = request.path == "/api" or request.path.startswith("/api/")
+        # NOTE: /metrics names agents, models and costs: it needs the token like /api.
+        is_api = (
+            request.path == "/api" or request.path.startswith("/api/") or request.path == "/metrics"
+        )
         if _TOKEN_PARAMS & set(request.args):
             raise RequestRejected(
                 401,

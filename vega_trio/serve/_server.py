@@ -11,6 +11,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from ..dsl._interpreter import Runner
+from ..observability import metrics_collector
 from ..orchestrator import Orchestrator
 from ._app import create_app
 from ._config import ServeConfig
@@ -65,6 +66,8 @@ async def serve(
         task_status: given by ``nursery.start``.
     """
     config = ServeConfig() if config is None else config
+    # NOTE: attached now, so /metrics counts everything from the server's start.
+    metrics_collector(orch)
     state = ServerState(orch, config, runner=runner)
     app = create_app(state)
 
