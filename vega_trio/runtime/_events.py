@@ -512,6 +512,11 @@ class EventBus:
         return bool(self.history) or bool(self._subscribers and self._route(kind.type))
 
     @property
+    def subscriber_count(self) -> int:
+        """How many subscriptions are open."""
+        return len(self._subscribers)
+
+    @property
     def has_subscribers(self) -> bool:
         """Whether anyone is listening at all (a subscriber or the history)."""
         return bool(self._subscribers) or bool(self.history)
