@@ -18,7 +18,7 @@ import trio
 
 from vega_trio._cli._serve import serve_command
 
-from ._helpers import collect_events
+from ._helpers import collect_events, leaving_a_stream_early, parse_sse
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -92,6 +92,53 @@ async def test_serve_subprocess_with_a_file_serves_its_agents() -> None:
         async with httpx2.AsyncClient(base_url=url, timeout=10) as client:
             agents = (await client.get("/api/agents")).json()["agents"]
         assert agents and {a["source"] for a in agents} == {"yaml"}
+        proc.send_signal(signal.SIGINT)
+        with trio.fail_after(30):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            with trio.move_on_after(10, shield=True):
+                await proc.wait()
+
+
+@pytest.mark.slow
+async def test_serve_subprocess_runs_the_seed_workflow_and_event_lines() -> None:
+    """The seed's remaining curl lines: POST /api/workflows/review/run with a top-level
+    `task` starts a run (202) that completes, and /api/events replays its events after
+    Last-Event-ID 0 as SSE with ids."""
+    proc, url = await _start(str(EXAMPLES / "code-review.vega.yaml"), "--llm", "scripted")
+    try:
+        async with httpx2.AsyncClient(base_url=url, timeout=10) as client:
+            started = await client.post(
+                "/api/workflows/review/run", json={"task": "Write a sort function"}
+            )
+            assert started.status_code == 202, started.text
+            run_id = started.json()["run_id"]
+            with trio.fail_after(30):
+                while True:
+                    run = (await client.get(f"/api/workflows/runs/{run_id}")).json()
+                    if run["status"] != "running":
+                        break
+                    await trio.sleep(0.05)
+            assert run["status"] == "completed", run
+            seen = []
+            with leaving_a_stream_early():
+                async with (
+                    client.stream("GET", "/api/events", headers={"Last-Event-ID": "0"}) as response,
+                    parse_sse(response) as events,
+                ):
+                    with trio.fail_after(10):
+                        async for event in events:
+                            if event.event:
+                                seen.append(event)
+                            if event.event == "workflow.completed":
+                                break
+        assert seen[0].id is not None and int(seen[0].id) >= 1
+        assert [int(e.id or 0) for e in seen] == sorted(int(e.id or 0) for e in seen)
+        assert {"workflow.started", "workflow.step", "workflow.completed"} <= {
+            e.event for e in seen
+        }
         proc.send_signal(signal.SIGINT)
         with trio.fail_after(30):
             assert await proc.wait() == 0
