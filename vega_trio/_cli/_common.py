@@ -123,11 +123,18 @@ def _checked(value: str, where: str) -> LLMChoice:
 
 @asynccontextmanager
 async def open_document_runner(
-    document: Document, file: Path, choice: LLMChoice, *, log_level: str | None = None
+    document: Document,
+    file: Path,
+    choice: LLMChoice,
+    *,
+    log_level: str | None = None,
+    **config_overrides: Any,
 ) -> AsyncIterator[Runner]:
     """The chosen backend (:func:`open_llm`) and a runner of ``document`` on it, for the
     length of the block: what ``run`` and ``repl`` (and ``serve``) work with. The
-    document's relative paths are taken relative to ``file``'s directory.
+    document's relative paths are taken relative to ``file``'s directory;
+    ``config_overrides`` go to :func:`~vega_trio.dsl.open_runner` (``OrchestratorConfig``
+    fields).
 
     Raises:
         UsageProblem: ``anthropic`` was chosen and no credential is configured.
@@ -144,6 +151,7 @@ async def open_document_runner(
             llm=model,
             log_level=log_level,
             backends=backends_for(choice, model),
+            **config_overrides,
         ) as runner,
     ):
         yield runner

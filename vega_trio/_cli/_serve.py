@@ -30,6 +30,7 @@ from ._common import (
     UsageProblem,
     backends_for,
     choose_llm,
+    open_document_runner,
     open_llm,
     write,
 )
@@ -119,24 +120,12 @@ async def serve_command(
                 orch.agents.define(DEFAULT_AGENT, source="builtin")
                 yield orch, None
             return
-        from ..dsl._interpreter import open_runner
-
         assert file is not None
-        agents = [(agent.name, agent.system) for agent in document.agents]
-        base_dir = Path(await trio.Path(file).resolve()).parent
-        async with (
-            open_llm(choice, agents, document.settings.default_model) as model,
-            open_runner(
-                document,
-                base_dir=base_dir,
-                llm=model,
-                log_level=log_level,
-                backends=backends_for(choice, model),
-                event_history=EVENT_HISTORY,
-                # serve watches health by default; the file's settings.health tunes it.
-                **({} if document.settings.health is not None else {"health": HealthConfig()}),
-            ) as runner,
-        ):
+        # serve watches health by default; the file's settings.health tunes it.
+        health = {} if document.settings.health is not None else {"health": HealthConfig()}
+        async with open_document_runner(
+            document, file, choice, log_level=log_level, event_history=EVENT_HISTORY, **health
+        ) as runner:
             yield runner.orchestrator, runner
 
     async def run() -> None:
