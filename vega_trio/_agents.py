@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal, get_args
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import attrs
 import trio
@@ -76,11 +76,16 @@ class AgentDefinition:
         agent: the blueprint.
         source: ``yaml``, ``composed`` or ``builtin``.
         revision: 1 when defined, one more on every update.
+        mapping: the definition as its YAML-equivalent mapping (what is written under
+            ``agents.<name>`` of a ``.vega.yaml``, as plain JSON data) when it was made
+            from one — a document's agents, agents composed over the REST API — else
+            ``None``. The server's template route shows it and the store keeps it.
     """
 
     agent: Agent = attrs.field(validator=_check_agent)
     source: AgentSource = attrs.field(validator=_check_source)
     revision: int = 1
+    mapping: Mapping[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -120,8 +125,17 @@ class AgentRegistry:
         self._retiring: dict[tuple[str, str | None], AgentProcess] = {}
 
     # ---------------------------------------------------------------- definitions
-    def define(self, agent: Agent, *, source: AgentSource = "composed") -> AgentDefinition:
+    def define(
+        self,
+        agent: Agent,
+        *,
+        source: AgentSource = "composed",
+        mapping: Mapping[str, Any] | None = None,
+    ) -> AgentDefinition:
         """Add a new definition (publishes ``agent.created``).
+
+        ``mapping`` is the blueprint's YAML-equivalent mapping when it was made from one
+        (see :attr:`AgentDefinition.mapping`).
 
         A ``composed`` or ``builtin`` definition is checked first (its tools, its skills'
         tools and its team members' tools must resolve here); a ``yaml`` one was checked
@@ -140,7 +154,7 @@ class AgentRegistry:
                 "orch.agents.update(agent) or remove it first",
                 name=agent.name,
             )
-        definition = AgentDefinition(agent=agent, source=source)
+        definition = AgentDefinition(agent=agent, source=source, mapping=mapping)
         if source != "yaml":
             # NOTE: a document's agents were checked by its validator; what is only
             # known at run time (an MCP server that is still reconnecting) fails the
@@ -150,7 +164,13 @@ class AgentRegistry:
         self._emit(AgentCreated, definition)
         return definition
 
-    def update(self, agent: Agent, *, source: AgentSource | None = None) -> AgentDefinition:
+    def update(
+        self,
+        agent: Agent,
+        *,
+        source: AgentSource | None = None,
+        mapping: Mapping[str, Any] | None = None,
+    ) -> AgentDefinition:
         """Replace the definition named ``agent.name`` (publishes ``agent.updated``).
 
         The new blueprint is checked first; if it fails, the old definition stays and
@@ -161,6 +181,8 @@ class AgentRegistry:
         Args:
             agent: the new blueprint (its name picks the definition).
             source: the new source (default: the old one).
+            mapping: the new blueprint's YAML-equivalent mapping, if it was made from
+                one (the old mapping is dropped either way: it described the old one).
 
         Raises:
             AgentNotFound: there is no such definition (use :meth:`define`).
@@ -174,6 +196,7 @@ class AgentRegistry:
             agent=agent,
             source=old.source if source is None else source,
             revision=old.revision + 1,
+            mapping=mapping,
         )
         self._orch._check_spawnable(agent)
         self._definitions[agent.name] = definition

@@ -84,7 +84,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import trio
 
@@ -1017,7 +1017,8 @@ class RequestRejected(VegaError):
     Attributes:
         status: the HTTP status (400, 401, 403, 404, 413, 415, 422, ...).
         error_class: the machine-readable kind (``validation_error``, ``unauthorized``).
-        fields: for 422: ``[{"path": "message", "error": "..."}]``.
+        fields: for 422: ``[{"path": "message", "error": "..."}]`` (more keys may
+            say where, e.g. ``line`` and ``column`` in a YAML text).
         headers: extra response headers (``WWW-Authenticate``, ``Retry-After``).
     """
 
@@ -1027,7 +1028,7 @@ class RequestRejected(VegaError):
         message: str,
         *,
         error_class: str,
-        fields: list[dict[str, str]] | None = None,
+        fields: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)

@@ -37,7 +37,7 @@ from ._model import (
     WorkflowSpec,
 )
 
-__all__ = ["dump_document"]
+__all__ = ["dump_agent", "dump_agents", "dump_document"]
 
 
 def dump_document(document: Document) -> str:
@@ -62,6 +62,22 @@ def dump_document(document: Document) -> str:
         data["tools"] = {tool.name: _tool(tool) for tool in document.tools}
     if document.workflows:
         data["workflows"] = {w.name: _workflow(w) for w in document.workflows}
+    return _yaml_text(data)
+
+
+def dump_agent(agent: AgentSpec) -> dict[str, Any]:
+    """One agent as plain JSON data: the mapping written under ``agents.<name>`` (only
+    what differs from the defaults; durations in seconds, money in US dollars)."""
+    return _agent(agent)
+
+
+def dump_agents(agents: Mapping[str, Mapping[str, Any]]) -> str:
+    """An ``agents:`` section as YAML text (a document :func:`load_document` reads),
+    from agent mappings by name (as :func:`dump_agent` makes them)."""
+    return _yaml_text({"agents": {name: _plain(dict(data)) for name, data in agents.items()}})
+
+
+def _yaml_text(data: Mapping[str, Any]) -> str:
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
     yaml.allow_unicode = True

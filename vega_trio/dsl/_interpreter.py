@@ -52,6 +52,7 @@ from ..orchestrator import Orchestrator, open_orchestrator
 from ..runtime import Supervisor, SupervisorSpec
 from ..runtime._events import Event, Lagged
 from ._build import build_agents, orchestrator_config
+from ._dump import dump_agent
 from ._errors import TemplateError
 from ._events import (
     WorkflowCompleted,
@@ -313,8 +314,9 @@ async def open_runner(
             ) from None
     try:
         async with open_orchestrator(config, llm=llm, **orchestrator_overrides) as orch:
-            for agent in agents.values():
-                orch.agents.define(agent, source="yaml")
+            specs = {spec.name: spec for spec in doc.agents}
+            for name, agent in agents.items():
+                orch.agents.define(agent, source="yaml", mapping=dump_agent(specs[name]))
             runner = Runner._create(doc, orch, base)
             try:
                 yield runner

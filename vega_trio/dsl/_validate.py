@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import attrs
+
 from ..tools import DeclarativeTool, ExecImplementation
 from ..tools._declarative_core import ToolDefinitionError
 from ..tools._http_tool import url_host_parameter
@@ -43,7 +45,7 @@ from ._model import (
 )
 from ._template import Condition, Template
 
-__all__ = ["BUILTIN_TOOLS", "check_document"]
+__all__ = ["BUILTIN_TOOLS", "Known", "check_agents", "check_document"]
 
 BUILTIN_TOOLS: Final = ("read_file", "write_file", "append_file", "list_files", "run_command")
 """The built-in tools (SPEC §5.2); an agent may list them when ``settings.sandbox`` is set."""
@@ -60,15 +62,49 @@ def check_document(loaded: Loaded) -> list[Diagnostic]:
     return _Checker(loaded, loaded.document).run()
 
 
+@attrs.frozen(kw_only=True)
+class Known:
+    """What agents may refer to besides a document's own definitions: the names a
+    running orchestrator already has (its tools, built-ins included when it has a
+    sandbox; its MCP servers; its agents)."""
+
+    tools: frozenset[str] = frozenset()
+    servers: frozenset[str] = frozenset()
+    agents: frozenset[str] = frozenset()
+
+
+def check_agents(loaded: Loaded, known: Known) -> list[Diagnostic]:
+    """The cross-reference errors and warnings of a loaded document's *agents* only,
+    checked against ``known`` (a running orchestrator's tools, MCP servers and agents)
+    instead of the document's own ``tools:`` and ``settings`` — the check of an agent
+    defined at run time (``POST /api/agents``), with the same diagnostics as
+    ``vega-trio validate`` (not sorted)."""
+    assert loaded.document is not None
+    checker = _Checker(loaded, loaded.document, known)
+    for agent in loaded.document.agents:
+        checker.check_agent(agent)
+    return checker.diagnostics
+
+
 class _Checker:
-    def __init__(self, loaded: Loaded, document: Document) -> None:
+    def __init__(self, loaded: Loaded, document: Document, known: Known | None = None) -> None:
         self.loaded = loaded
         self.document = document
         self.diagnostics: list[Diagnostic] = []
-        self.agents = {agent.name: agent for agent in document.agents}
+        self.agents: dict[str, Any] = {agent.name: agent for agent in document.agents}
         self.workflows = {workflow.name: workflow for workflow in document.workflows}
         self.tools = {tool.name: tool for tool in document.tools}
         self.servers = {server.name for server in document.settings.mcp_servers}
+        sandbox = document.settings.sandbox is not None
+        #: The tool names an agent may list, and whether built-ins are among them.
+        self.available = set(self.tools) | (set(BUILTIN_TOOLS) if sandbox else set())
+        self.sandbox = sandbox
+        if known is not None:
+            self.available |= known.tools
+            self.sandbox = sandbox or all(name in known.tools for name in BUILTIN_TOOLS)
+            self.servers |= known.servers
+            for name in known.agents:
+                self.agents.setdefault(name, None)
         # workflow name -> [(callee, step)], for the cycle check
         self.calls: dict[str, list[tuple[str, WorkflowStep]]] = {}
         # callee -> names its callers pass with ``with:`` (variables in the callee)
@@ -185,8 +221,8 @@ class _Checker:
             )
 
     def check_agent(self, agent: AgentSpec) -> None:
-        sandbox = self.document.settings.sandbox is not None
-        available = set(self.tools) | (set(BUILTIN_TOOLS) if sandbox else set())
+        sandbox = self.sandbox
+        available = self.available
         for i, name in enumerate(agent.tools):
             source = self.source(agent, f"tools[{i}]")
             if "__" in name:
@@ -222,7 +258,7 @@ class _Checker:
                         "define tools under the top-level 'tools:' or use server__* for MCP",
                     )
                 continue
-            if name in self.tools:
+            if name in available:
                 continue
             if name in BUILTIN_TOOLS:
                 if not sandbox:
@@ -233,7 +269,7 @@ class _Checker:
             self.report(
                 source,
                 f"unknown tool {name!r}",
-                did_you_mean(name, [*self.tools, *BUILTIN_TOOLS])
+                did_you_mean(name, [*available, *BUILTIN_TOOLS])
                 or "define it under the top-level 'tools:', use a built-in ("
                 + ", ".join(BUILTIN_TOOLS)
                 + ") or 'server__tool' for an MCP server",
@@ -559,5 +595,5 @@ def _servers_hint(servers: Iterable[str]) -> str:
     return "configured MCP servers: " + ", ".join(names)
 
 
-def _agents_hint(agents: Mapping[str, AgentSpec]) -> str:
+def _agents_hint(agents: Mapping[str, Any]) -> str:
     return "agents: " + ", ".join(agents)

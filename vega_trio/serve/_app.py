@@ -31,6 +31,7 @@ from ..dsl._model import WorkflowSpec
 from ..llm import marshal_messages
 from ..observability import health_status, render_metrics
 from ..runtime import Lagged, Process
+from ._compose import install_compose_routes
 from ._problems import failure_of
 from ._security import install_security
 from ._state import ChatReply, ServerState, WorkflowRun
@@ -171,7 +172,7 @@ def process_dict(proc: Process, *, conversation: bool = False) -> dict[str, Any]
     return data
 
 
-def _definition_dict(definition: AgentDefinition, live: list[Process]) -> dict[str, Any]:
+def definition_dict(definition: AgentDefinition, live: list[Process]) -> dict[str, Any]:
     agent = definition.agent
     counts: dict[str, int] = {}
     for proc in live:
@@ -393,11 +394,13 @@ def create_app(state: ServerState) -> QuartTrio:
     @app.get("/api/agents")
     async def list_agents() -> Response:  # noqa: ASYNC124
         live = orch.processes()
-        return json_response({"agents": [_definition_dict(d, live) for d in orch.agents.list()]})
+        return json_response({"agents": [definition_dict(d, live) for d in orch.agents.list()]})
 
     @app.get("/api/agents/<name>")
     async def get_agent(name: str) -> Response:  # noqa: ASYNC124
-        return json_response(_definition_dict(orch.agents.get(name), orch.processes()))
+        return json_response(definition_dict(orch.agents.get(name), orch.processes()))
+
+    install_compose_routes(app, state)
 
     @app.post("/api/agents/<name>/chat")
     async def chat(name: str) -> Response:

@@ -1,0 +1,513 @@
+"""Composed agents over the REST API (SPEC §10.1): create, update, delete, copy (template)
+and import agent definitions at run time.
+
+An agent is described exactly as under ``agents.<name>`` of a ``.vega.yaml`` file, as
+JSON (``{"name": "helper", "model": "...", "system": "...", "tools": [...], "budget":
+"$1.00", ...}``). It goes through the DSL's own loader and validator (the diagnostics of
+``vega-trio validate``, as a 422 with each problem's field path) and the DSL's builder;
+its tools may only name what the server already has (its tools, the sandbox's built-ins,
+``server__tool`` of its configured MCP servers) and its team the server's agents. Nothing
+that starts a program can be defined here (SPEC §11): a request with ``tools:`` or
+``settings:`` (exec tools, MCP servers) is refused, and an agent's own
+``skills.directories`` (files of the server's disk) too — those come from the server's
+``.vega.yaml``.
+
+Protected definitions: ``builtin`` ones (the default ``assistant``, Mother, Hermes) and
+the ones of the server's ``.vega.yaml`` (``yaml``) answer 403 to PUT and DELETE; the
+message says what to do instead (edit the file and restart, or copy the agent with its
+template under a new name).
+
+:func:`definition_mapping` and :func:`compose_agents` turn a definition into its JSON
+mapping and a mapping back into agents: the one conversion the routes and the store's
+``AgentRecord.definition`` share.
+
+Routes (for the OpenAPI declarations; every error is ``{"error", "error_class",
+"request_id"}``, a 422 also has ``"fields": [{"path", "error"}]``):
+
+``POST /api/agents``
+    Request: an agent mapping with ``name`` (``[A-Za-z0-9_][A-Za-z0-9_.-]*``, at most
+    64 characters) and the ``agents.<name>`` keys of the DSL (``model``,
+    ``fallback_model``, ``system``, ``description``, ``temperature``, ``max_tokens``,
+    ``max_iterations``, ``tools``, ``budget``, ``budget_scope``, ``supervision``,
+    ``retry``, ``rate_limit``, ``circuit_breaker``, ``skills``, ``team``,
+    ``delegation``, ``timeout``). 201 with an *agent* (below) and a ``Location``
+    header; 409 ``agent_exists``; 422 ``validation_error``.
+``PUT /api/agents/{name}``
+    Request: the complete new mapping (``name`` optional, and equal to ``{name}``). 200
+    with the agent (``revision`` one more); the agent's sessions go on with their
+    conversation on the new definition (a reply in progress is finished first). 403
+    ``protected_agent``; 404 ``agent_not_found``; 422.
+``DELETE /api/agents/{name}``
+    200 with the removed agent; its sessions stop after their reply in progress. 403;
+    404.
+``GET /api/agents/{name}/template[?as=NEW]``
+    200 ``{"name", "source", "revision", "complete", "definition": {mapping},
+    "yaml": "agents:\\n  name:\\n    ..."}``: the definition as JSON and as the YAML of
+    an ``agents:`` section (``?as=`` names the copy). ``complete`` is false for an agent
+    defined in Python (only its plain fields are shown). 404.
+``POST /api/agents/import``
+    Request: ``{"yaml": "agents:\\n  ..."}`` (the ``agents:`` section of a
+    ``.vega.yaml``, as text) or ``{"agents": {"name": {mapping}, ...}}``. All or
+    nothing: 201 ``{"agents": [agent, ...], "warnings": [...]}``; 409 ``agent_exists``
+    (``"names"``: those that exist); 422 with every problem (``fields`` paths start at
+    ``agents.<name>``; from YAML text they also have ``line`` and ``column``).
+
+An *agent* is the ``GET /api/agents/{name}`` object (``name``, ``source``,
+``revision``, ``model``, ``description``, ``system``, ``tools``, ``team``,
+``max_iterations``, ``max_tokens``, ``temperature``, ``processes``) plus
+``definition`` (its mapping) and ``warnings`` (the validator's, as ``{"path",
+"warning"}``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import trio
+from quart import Response, request
+
+from .._agents import AgentDefinition
+from .._errors import RequestRejected, SkillError, ToolNotFound
+from ..agent import Agent
+from ..dsl._build import build_agents
+from ..dsl._diagnostics import Diagnostic, DSLError, sort_diagnostics
+from ..dsl._dump import dump_agent, dump_agents
+from ..dsl._loader import read_document
+from ..dsl._model import Document, Settings, Source
+from ..dsl._validate import Known, check_agents
+from ._state import ServerState
+
+if TYPE_CHECKING:
+    from quart_trio import QuartTrio
+
+    from ..orchestrator import Orchestrator
+
+__all__ = [
+    "Composed",
+    "compose_agents",
+    "definition_mapping",
+    "install_compose_routes",
+]
+
+NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+"""A composed agent's name: usable in a URL path and as ``agent:user-id``'s agent."""
+
+_FROM_JSON: Final = "<request>"
+_FROM_YAML: Final = "<request yaml>"
+
+
+@attrs.frozen
+class Composed:
+    """One agent made from its mapping: the runtime blueprint and the normalized
+    mapping (the DSL's dump: only what differs from the defaults)."""
+
+    agent: Agent
+    mapping: dict[str, Any]
+    warnings: tuple[Diagnostic, ...] = ()
+
+
+# ------------------------------------------------------------------- the conversion
+def definition_mapping(definition: AgentDefinition) -> tuple[dict[str, Any], bool]:
+    """A definition as its YAML-equivalent JSON mapping, and whether that mapping is
+    complete: the one it was made from when known (a document's agents, composed ones),
+    else the plain fields of its ``Agent`` (an agent defined in Python: ``complete`` is
+    false — what Python gave it beyond these, such as a retry policy object or tool
+    functions, has no YAML form)."""
+    if definition.mapping is not None:
+        return dict(definition.mapping), True
+    agent = definition.agent
+    defaults = Agent(name=agent.name)
+    data: dict[str, Any] = {}
+    for field in ("model", "fallback_model", "description", "temperature", "budget_scope"):
+        value = getattr(agent, field)
+        if value != getattr(defaults, field):
+            data[field] = value
+    if isinstance(agent.system, str) and agent.system:
+        data["system"] = agent.system
+    for field in ("max_tokens", "max_iterations"):
+        if getattr(agent, field) != getattr(defaults, field):
+            data[field] = getattr(agent, field)
+    if agent.send_timeout is not None:
+        data["timeout"] = agent.send_timeout
+    if agent.tool_names:
+        data["tools"] = list(agent.tool_names)
+    if agent.team:
+        data["team"] = [m if isinstance(m, str) else m.name for m in agent.team]
+    if agent.budget is not None:
+        data["budget"] = {"limit": agent.budget.limit, "on_exceed": agent.budget.on_exceed}
+    return data, False
+
+
+async def compose_agents(
+    orch: Orchestrator,
+    source: Mapping[str, Any] | str,
+    *,
+    settings: Settings | None = None,
+    base_dir: Path | None = None,
+) -> dict[str, Composed]:
+    """Agents made from their mappings by the DSL (loader, validator, builder), checked
+    against what ``orch`` has: the inverse of :func:`definition_mapping`.
+
+    Args:
+        orch: the orchestrator the agents will be defined on: their tools must be its
+            tools (or ``server__tool`` of its MCP servers), their team members its agents
+            or each other.
+        source: ``{name: mapping}`` (JSON data), or YAML text of a document holding only
+            an ``agents:`` section.
+        settings: the server document's settings, for its global skill directories
+            (``settings.skills.directories``).
+        base_dir: what those directories are relative to (default: the current one).
+
+    Returns:
+        The agents by name, in the order given.
+
+    Raises:
+        DSLError: the diagnostics (errors only; paths start at ``agents.<name>``); nothing
+            was made. Defining something that starts a program (``tools:``,
+            ``settings:``), an agent's own skill directories and names that do not
+            match :data:`NAME` are errors too.
+        SkillError: a skill file of the server's skill directories is invalid.
+    """
+    if isinstance(source, str):
+        text, file = source, _FROM_YAML
+    else:
+        text, file = json.dumps({"agents": dict(source)}, ensure_ascii=True), _FROM_JSON
+    loaded = read_document(text, file=file)
+    diagnostics = list(loaded.diagnostics)
+    document = loaded.document
+    if document is not None:
+        diagnostics.extend(_refusals(document))
+        known = Known(
+            tools=frozenset(orch.tool_registry().names()),
+            servers=frozenset(c.config.name for c in orch.mcp) if orch.mcp else frozenset(),
+            agents=frozenset(orch.agents),
+        )
+        diagnostics.extend(check_agents(loaded, known))
+    ordered = sort_diagnostics(diagnostics)
+    errors = [d for d in ordered if d.severity == "error"]
+    if errors or document is None:
+        raise DSLError(errors)
+    warnings = [d for d in ordered if d.severity == "warning"]
+    skills = settings.skill_directories if settings is not None else ()
+    build_doc = Document(agents=document.agents, settings=Settings(skill_directories=skills))
+    # NOTE: in a thread: skills are files read from disk.
+    built = await trio.to_thread.run_sync(
+        lambda: build_agents(build_doc, base_dir=base_dir or Path.cwd())
+    )
+    return {
+        spec.name: Composed(
+            agent=built[spec.name],
+            mapping=dump_agent(spec),
+            warnings=tuple(w for w in warnings if _within(w.source.path, spec.name)),
+        )
+        for spec in document.agents
+    }
+
+
+def _within(path: str, name: str) -> bool:
+    prefix = f"agents.{name}"
+    return path == prefix or path.startswith((prefix + ".", prefix + "["))
+
+
+def _refusals(document: Document) -> list[Diagnostic]:
+    """What an API request may not define (SPEC §11: no program can be started
+    through the API, no file of the server's choosing read)."""
+    found: list[Diagnostic] = []
+
+    def refuse(where: Source, path: str, message: str, hint: str) -> None:
+        source = Source(where.file, where.line, where.column, path)
+        found.append(Diagnostic(severity="error", source=source, message=message, hint=hint))
+
+    if document.tools:
+        refuse(
+            document.tools[0].where,
+            "tools",
+            "tools cannot be defined through the API (an exec tool would run a command "
+            "on the server)",
+            "define them under 'tools:' of the server's .vega.yaml and restart it; an "
+            "agent's 'tools:' may name the tools the server has",
+        )
+    if document.settings != Settings():
+        refuse(
+            document.settings.where,
+            "settings",
+            "settings (MCP servers, sandbox, budgets, ...) cannot be set through the API",
+            "set them in the server's .vega.yaml and restart it; import only the 'agents:' section",
+        )
+    if document.workflows:
+        refuse(
+            document.workflows[0].where,
+            "workflows",
+            "workflows cannot be imported through the API",
+            "add them to the server's .vega.yaml; import only the 'agents:' section",
+        )
+    for spec in document.agents:
+        if not NAME.match(spec.name):
+            refuse(
+                spec.where,
+                f"agents.{spec.name}",
+                f"the agent name {spec.name!r} cannot be used over the API",
+                "use letters, digits, '_', '.' and '-' (not first), at most 64 characters; "
+                "':' separates a user id (agent:user-id)",
+            )
+        if spec.skills is not None and spec.skills.directories:
+            refuse(
+                spec.skills.where,
+                f"agents.{spec.name}.skills.directories",
+                "an agent composed through the API cannot name skill directories (they "
+                "are read from the server's disk)",
+                "use the server's settings.skills.directories, filtered with "
+                "skills.include / skills.exclude",
+            )
+    return found
+
+
+# ------------------------------------------------------------------------ the errors
+def _field(diagnostic: Diagnostic, strip: str | None, positions: bool) -> dict[str, Any]:
+    path = diagnostic.source.path
+    if strip is not None:
+        if path == strip:
+            path = "name"
+        elif path.startswith(strip + "."):
+            path = path[len(strip) + 1 :]
+        elif path.startswith(strip + "["):
+            path = path[len(strip) :]
+    text = diagnostic.message + (f" ({diagnostic.hint})" if diagnostic.hint else "")
+    field: dict[str, Any] = {"path": path or "$", "error": text}
+    if positions and diagnostic.source.line:
+        field["line"], field["column"] = diagnostic.source.line, diagnostic.source.column
+    return field
+
+
+def _rejected(error: DSLError, *, strip: str | None, positions: bool) -> RequestRejected:
+    fields = [_field(d, strip, positions) for d in error.diagnostics]
+    if not fields:
+        fields = [{"path": "$", "error": str(error)}]
+    first = fields[0]
+    more = f" (and {len(fields) - 1} more problems)" if len(fields) > 1 else ""
+    return RequestRejected(
+        422,
+        f"invalid agent definition: {first['path']}: {first['error']}{more}; nothing was changed",
+        error_class="validation_error",
+        fields=fields,
+    )
+
+
+def _warnings(composed: Composed, strip: str | None) -> list[dict[str, Any]]:
+    return [
+        {"path": f["path"], "warning": f["error"]}
+        for f in (_field(w, strip, False) for w in composed.warnings)
+    ]
+
+
+# ------------------------------------------------------------------------ the routes
+def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
+    """Register the composed-agent routes on ``app`` (``create_app`` calls it once)."""
+    # NOTE: imported here: _app imports this module, and its helpers are the app's one
+    # way to read a body and write a (redacted) response.
+    from ._app import definition_dict, json_body, json_response
+
+    orch = state.orch
+
+    def agent_dict(definition: AgentDefinition) -> dict[str, Any]:
+        return definition_dict(definition, orch.processes())
+
+    def runner_context() -> tuple[Settings | None, Path | None]:
+        runner = state.runner
+        if runner is None:
+            return None, None
+        return runner.document.settings, runner.base_dir
+
+    async def compose(source: Mapping[str, Any] | str, *, strip: str | None) -> dict[str, Composed]:
+        settings, base_dir = runner_context()
+        try:
+            return await compose_agents(orch, source, settings=settings, base_dir=base_dir)
+        except DSLError as exc:
+            raise _rejected(exc, strip=strip, positions=isinstance(source, str)) from None
+        except (SkillError, ValueError, TypeError) as exc:
+            raise _invalid("$", str(exc)) from None
+
+    def agent_out(definition: AgentDefinition, composed: Composed | None) -> dict[str, Any]:
+        data = agent_dict(definition)
+        data["definition"] = definition_mapping(definition)[0]
+        data["warnings"] = _warnings(composed, f"agents.{definition.name}") if composed else []
+        return data
+
+    def protected(definition: AgentDefinition, verb: str) -> None:
+        name = definition.name
+        copy = (
+            f"to change a copy, GET /api/agents/{name}/template?as=NEW and POST its "
+            "'definition' (with \"name\": NEW) to /api/agents"
+        )
+        if definition.source == "builtin":
+            raise RequestRejected(
+                403,
+                f"agent {name!r} is built in and cannot be {verb} over the API; {copy}",
+                error_class="protected_agent",
+            )
+        if definition.source == "yaml":
+            raise RequestRejected(
+                403,
+                f"agent {name!r} is defined in the server's .vega.yaml and cannot be "
+                f"{verb} over the API; edit the file and restart the server, or {copy}",
+                error_class="protected_agent",
+            )
+
+    def define(composed: Composed) -> AgentDefinition:
+        try:
+            return orch.agents.define(composed.agent, source="composed", mapping=composed.mapping)
+        except ToolNotFound as exc:  # e.g. an MCP server's tools are not connected yet
+            raise _invalid("tools", str(exc)) from None
+
+    @app.post("/api/agents")
+    async def create_agent() -> Response:
+        data = await json_body(None)
+        name = _name_field(data)
+        if name in orch.agents:
+            raise _exists([name], single=True)
+        composed = (await compose({name: _without_name(data)}, strip=f"agents.{name}"))[name]
+        if name in orch.agents:  # defined by someone else while this one was built
+            raise _exists([name], single=True)
+        definition = define(composed)
+        return json_response(
+            agent_out(definition, composed), 201, {"Location": f"/api/agents/{name}"}
+        )
+
+    @app.put("/api/agents/<name>")
+    async def update_agent(name: str) -> Response:
+        protected(orch.agents.get(name), "changed")
+        data = await json_body(None)
+        if "name" in data and data["name"] != name:
+            raise _invalid(
+                "name",
+                f"the body names {data['name']!r} but the URL {name!r}; an agent cannot be "
+                "renamed: create the new name with POST /api/agents and delete this one",
+            )
+        composed = (await compose({name: _without_name(data)}, strip=f"agents.{name}"))[name]
+        protected(orch.agents.get(name), "changed")  # it may have been replaced meanwhile
+        try:
+            definition = orch.agents.update(composed.agent, mapping=composed.mapping)
+        except ToolNotFound as exc:
+            raise _invalid("tools", str(exc)) from None
+        return json_response(agent_out(definition, composed))
+
+    @app.delete("/api/agents/<name>")
+    async def delete_agent(name: str) -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
+        protected(orch.agents.get(name), "deleted")
+        definition = orch.agents.remove(name)
+        return json_response(agent_out(definition, None))
+
+    @app.get("/api/agents/<name>/template")
+    async def agent_template(name: str) -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
+        definition = orch.agents.get(name)
+        copy = request.args.get("as", name)
+        if not NAME.match(copy):
+            raise _invalid("as", f"{copy!r} is not an agent name ({NAME.pattern})")
+        mapping, complete = definition_mapping(definition)
+        return json_response(
+            {
+                "name": copy,
+                "source": definition.source,
+                "revision": definition.revision,
+                "complete": complete,
+                "definition": mapping,
+                "yaml": dump_agents({copy: mapping}),
+            }
+        )
+
+    @app.post("/api/agents/import")
+    async def import_agents() -> Response:
+        data = await json_body(frozenset({"yaml", "agents"}))
+        source = _import_source(data)
+        if isinstance(source, str):
+            composed = await compose(source, strip=None)
+        else:
+            taken = [n for n in source if n in orch.agents]
+            if taken:
+                raise _exists(taken, single=False)
+            composed = await compose(source, strip=None)
+        taken = [n for n in composed if n in orch.agents]
+        if taken:
+            raise _exists(taken, single=False)
+        # NOTE: all checked above and nothing awaited since: these defines do not fail
+        # on names or tools; should one fail anyway, the ones before it are taken back.
+        done: list[AgentDefinition] = []
+        try:
+            for item in composed.values():
+                done.append(define(item))
+        except Exception:
+            for definition in done:
+                orch.agents.remove(definition.name)
+            raise
+        return json_response(
+            {
+                "agents": [agent_out(d, composed[d.name]) for d in done],
+                "warnings": [w for d in done for w in _warnings(composed[d.name], None)],
+            },
+            201,
+        )
+
+
+def _invalid(path: str, error: str) -> RequestRejected:
+    return RequestRejected(
+        422,
+        f"invalid agent definition: {path}: {error}; nothing was changed",
+        error_class="validation_error",
+        fields=[{"path": path, "error": error}],
+    )
+
+
+def _exists(names: list[str], *, single: bool) -> RequestRejected:
+    listed = ", ".join(repr(n) for n in names)
+    return RequestRejected(
+        409,
+        f"{'an agent named' if len(names) == 1 else 'agents named'} {listed} already "
+        f"{'exists' if len(names) == 1 else 'exist'}; nothing was created. Change a "
+        "composed agent with PUT /api/agents/{name}, or pick another name",
+        error_class="agent_exists",
+        fields=[
+            {"path": "name" if single else f"agents.{n}", "error": "already exists"} for n in names
+        ],
+    )
+
+
+def _name_field(data: Mapping[str, Any]) -> str:
+    name = data.get("name")
+    if name is None:
+        raise _invalid("name", "required (the new agent's name)")
+    if not isinstance(name, str):
+        raise _invalid("name", f"expected a string, got {type(name).__name__}")
+    if not NAME.match(name):
+        raise _invalid(
+            "name",
+            f"{name!r} is not an agent name: use letters, digits, '_', '.' and '-' (not "
+            "first), at most 64 characters",
+        )
+    return name
+
+
+def _without_name(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "name"}
+
+
+def _import_source(data: Mapping[str, Any]) -> Mapping[str, Any] | str:
+    if ("yaml" in data) == ("agents" in data):
+        raise _invalid(
+            "$",
+            'send either {"yaml": "<the agents: section as text>"} or '
+            '{"agents": {"<name>": {...}, ...}}',
+        )
+    if "yaml" in data:
+        text = data["yaml"]
+        if not isinstance(text, str):
+            raise _invalid("yaml", f"expected a string, got {type(text).__name__}")
+        return text
+    agents = data["agents"]
+    if not isinstance(agents, dict) or not agents:
+        raise _invalid("agents", "expected a non-empty object of agent names to definitions")
+    return agents
