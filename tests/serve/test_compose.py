@@ -3,9 +3,16 @@ through the DSL's loader and validator, over a real Hypercorn server."""
 
 from __future__ import annotations
 
+import json
+import shlex
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+
+import pytest
+import trio
 
 from vega_trio import open_orchestrator
 from vega_trio.dsl import load_document
@@ -14,6 +21,8 @@ from vega_trio.serve import ServeConfig
 from vega_trio.testing import ScriptedLLM, Step
 
 from ._helpers import Running, orchestrator_with_assistant, running_server
+
+SERVE_DOC = Path(__file__).resolve().parents[2] / "docs" / "serve.md"
 
 DOCUMENT = """
 agents:
@@ -366,3 +375,33 @@ async def test_without_an_orchestrator_tool_the_library_define_still_checks() ->
     ):
         response = await srv.client.post("/api/agents", json={"name": "a", "tools": ["x"]})
         assert response.status_code == 422 and paths(response) == ["tools[0]"]
+
+
+def doc_curl_lines(marker: str) -> list[list[str]]:
+    """The curl commands of the ```bash block after ``<!-- curl: marker -->`` in docs/serve.md."""
+    text = SERVE_DOC.read_text(encoding="utf-8")
+    block = text.split(f"<!-- curl: {marker} -->\n```bash\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines() if line]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the curl program is not installed")
+async def test_the_docs_curl_lines_for_composed_agents_work() -> None:
+    """docs/serve.md's composed-agent curl lines, run by curl against a real server, all succeed."""
+    commands = doc_curl_lines("composed agents")
+    assert [c[0] for c in commands] == ["curl"] * 6
+    async with served() as srv:
+        address = srv.url.removeprefix("http://")
+        outputs: list[Any] = []
+        for command in commands:
+            argv = [a.replace("localhost:3001", address) for a in command]
+            with trio.fail_after(20):
+                done = await trio.run_process(
+                    [*argv, "-sS", "-w", "\n%{http_code}"], capture_stdout=True
+                )
+            body, _, status = done.stdout.decode().rpartition("\n")
+            assert status.startswith("2"), (command, status, body)
+            outputs.append(json.loads(body))
+        assert srv.orch.agents.get("summarizer").revision == 2
+        assert outputs[3]["name"] == "summarizer2" and outputs[3]["complete"] is True
+        assert [a["name"] for a in outputs[4]["agents"]] == ["critic"]
+        assert "critic" not in srv.orch.agents  # deleted by the last line
