@@ -367,6 +367,16 @@ async def test_a_template_imports_as_a_copy() -> None:
         assert copy.status_code == 201
 
 
+async def test_any_text_survives_the_json_to_dsl_conversion() -> None:
+    """Emoji, line and paragraph separators, NEL and control characters are kept as sent."""
+    system = 'Smile 😀\u2028next\u2029para\x85nel\x7f\x00 "quoted" \\ {{ not a template }}'
+    async with served() as srv:
+        created = await srv.client.post("/api/agents", json={"name": "u", "system": system})
+        assert created.status_code == 201, created.text
+        assert created.json()["definition"] == {"system": system}
+        assert srv.orch.agents.get("u").agent.system == system
+
+
 async def test_without_an_orchestrator_tool_the_library_define_still_checks() -> None:
     """An orchestrator without tools: any tool name is a 422, not a 500."""
     async with (

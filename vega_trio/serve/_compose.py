@@ -176,7 +176,7 @@ async def compose_agents(
     if isinstance(source, str):
         text, file = source, _FROM_YAML
     else:
-        text, file = json.dumps({"agents": dict(source)}, ensure_ascii=True), _FROM_JSON
+        text, file = _json_as_yaml({"agents": dict(source)}), _FROM_JSON
     loaded = read_document(text, file=file)
     diagnostics = list(loaded.diagnostics)
     document = loaded.document
@@ -207,6 +207,19 @@ async def compose_agents(
         )
         for spec in document.agents
     }
+
+
+# Characters YAML does not take as they are inside a double-quoted scalar: line breaks
+# it would fold (NEL, LS, PS), non-printables and surrogates. JSON's own escapes are no
+# help: YAML reads "\ud83d\ude00" as two lone surrogates instead of one emoji.
+_YAML_UNSAFE: Final = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
+
+def _json_as_yaml(data: Mapping[str, Any]) -> str:
+    """JSON data as YAML text the loader reads back to the same values (JSON is YAML,
+    once the characters above are escaped the way YAML spells them)."""
+    text = json.dumps(data, ensure_ascii=False)
+    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _within(path: str, name: str) -> bool:
