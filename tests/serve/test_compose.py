@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,10 +20,12 @@ from vega_trio.dsl import load_document
 from vega_trio.dsl._interpreter import open_runner
 from vega_trio.serve import ServeConfig
 from vega_trio.testing import ScriptedLLM, Step
+from vega_trio.tools.mcp import MCPServerConfig
 
 from ._helpers import Running, orchestrator_with_assistant, running_server
 
 SERVE_DOC = Path(__file__).resolve().parents[2] / "docs" / "serve.md"
+ECHO_SERVER = Path(__file__).resolve().parents[1] / "tools" / "mcp_servers" / "echo_server.py"
 
 DOCUMENT = """
 agents:
@@ -415,3 +418,24 @@ async def test_the_docs_curl_lines_for_composed_agents_work() -> None:
         assert outputs[3]["name"] == "summarizer2" and outputs[3]["complete"] is True
         assert [a["name"] for a in outputs[4]["agents"]] == ["critic"]
         assert "critic" not in srv.orch.agents  # deleted by the last line
+
+
+@pytest.mark.slow
+async def test_the_servers_mcp_tools_can_be_named_but_only_existing_ones() -> None:
+    """`server__tool` of a configured MCP server works; one it lacks is a 422 at `tools`."""
+    config = MCPServerConfig(name="echo", command=sys.executable, args=[str(ECHO_SERVER)])
+    llm = ScriptedLLM([Step.tool_call("echo__echo", {"text": "ping"}), Step.text("done")])
+    async with (
+        orchestrator_with_assistant(llm, mcp_servers=[config]) as orch,
+        running_server(orch) as srv,
+    ):
+        missing = await srv.client.post("/api/agents", json={"name": "m", "tools": ["echo__nope"]})
+        assert missing.status_code == 422, missing.text
+        assert paths(missing) == ["tools"]
+        assert "echo__nope" in missing.json()["error"]
+        assert "m" not in orch.agents
+        good = await srv.client.post("/api/agents", json={"name": "m", "tools": ["echo__e*"]})
+        assert good.status_code == 201, good.text
+        reply = await srv.client.post("/api/agents/m/chat", json={"message": "go"})
+        assert reply.json()["response"] == "done"
+        assert "ping" in str(llm.requests[-1].messages)

@@ -374,8 +374,8 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
     def define(composed: Composed) -> AgentDefinition:
         try:
             return orch.agents.define(composed.agent, source="composed", mapping=composed.mapping)
-        except ToolNotFound as exc:  # e.g. an MCP server's tools are not connected yet
-            raise _invalid("tools", str(exc)) from None
+        except _NOT_SPAWNABLE as exc:
+            raise _unspawnable(exc) from None
 
     @app.post("/api/agents")
     async def create_agent() -> Response:
@@ -405,8 +405,8 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
         protected(orch.agents.get(name), "changed")  # it may have been replaced meanwhile
         try:
             definition = orch.agents.update(composed.agent, mapping=composed.mapping)
-        except ToolNotFound as exc:
-            raise _invalid("tools", str(exc)) from None
+        except _NOT_SPAWNABLE as exc:
+            raise _unspawnable(exc) from None
         return json_response(agent_out(definition, composed))
 
     @app.delete("/api/agents/<name>")
@@ -464,6 +464,15 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
             },
             201,
         )
+
+
+#: What the registry raises when a checked definition would still not spawn here (an
+#: MCP server whose tools are not connected yet, a skill naming a missing tool).
+_NOT_SPAWNABLE: Final = (ToolNotFound, SkillError, ValueError, TypeError)
+
+
+def _unspawnable(exc: Exception) -> RequestRejected:
+    return _invalid("tools" if isinstance(exc, ToolNotFound) else "$", str(exc))
 
 
 def _invalid(path: str, error: str) -> RequestRejected:
