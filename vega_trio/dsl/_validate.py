@@ -269,7 +269,7 @@ class _Checker:
             self.report(
                 source,
                 f"unknown tool {name!r}",
-                did_you_mean(name, [*available, *BUILTIN_TOOLS])
+                did_you_mean(name, [*self.tools, *BUILTIN_TOOLS, *sorted(available)])
                 or "define it under the top-level 'tools:', use a built-in ("
                 + ", ".join(BUILTIN_TOOLS)
                 + ") or 'server__tool' for an MCP server",
