@@ -85,7 +85,7 @@ class AgentDefinition:
     agent: Agent = attrs.field(validator=_check_agent)
     source: AgentSource = attrs.field(validator=_check_source)
     revision: int = 1
-    mapping: Mapping[str, Any] | None = None
+    mapping: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
 
     @property
     def name(self) -> str:
