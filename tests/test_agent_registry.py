@@ -356,3 +356,15 @@ async def test_a_sessions_events_carry_its_user_and_so_do_its_childrens() -> Non
     seen = {(e.type, e.agent) for e in events}  # type: ignore[union-attr]
     assert {("process.started", "assistant"), ("llm.call", "assistant")} <= seen
     assert {("process.started", "helper"), ("llm.call", "helper")} <= seen
+
+
+async def test_a_definition_keeps_the_mapping_it_was_made_from_until_replaced() -> None:
+    """define(mapping=) keeps it; update() takes the new one (or none: the old one is stale)."""
+    async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
+        first = orch.agents.define(Agent(name="a", system="one"), mapping={"system": "one"})
+        assert first.mapping == {"system": "one"} and hash(first) == hash(first)
+        second = orch.agents.update(Agent(name="a", system="two"), mapping={"system": "two"})
+        assert (second.revision, second.mapping) == (2, {"system": "two"})
+        third = orch.agents.update(Agent(name="a", system="three"))
+        assert third.mapping is None
+        assert orch.agents.define(Agent(name="b")).mapping is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
+import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -354,3 +355,20 @@ def test_random_yaml_structures_only_raise_dsl_error(value: Any) -> None:
     stream = io.StringIO()
     YAML(typ="safe", pure=True).dump(value, stream)
     _check_never_crashes(stream.getvalue())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents(), st.text(max_size=30))
+def test_agent_mappings_round_trip_as_yaml_and_as_json(document: Document, extra: str) -> None:
+    """dump_agent's mapping reads back to the same agent, as YAML (dump_agents) and as the
+    JSON the server turns into YAML (any text, emoji and line separators included)."""
+    from vega_trio.dsl._dump import dump_agent, dump_agents
+    from vega_trio.dsl._loader import read_document
+    from vega_trio.serve._compose import _json_as_yaml
+
+    specs = tuple(attrs.evolve(a, system=a.system + extra) for a in document.agents)
+    mappings = {a.name: dump_agent(a) for a in specs}
+    for text in (dump_agents(mappings), _json_as_yaml({"agents": mappings})):
+        loaded = read_document(text)
+        assert loaded.diagnostics == [], [str(d) for d in loaded.diagnostics]
+        assert loaded.document is not None and loaded.document.agents == specs
