@@ -30,6 +30,10 @@ def _hypercorn_config(config: ServeConfig) -> HypercornConfig:
     hconfig.accesslog = None
     hconfig.errorlog = _log
     hconfig.include_server_header = False
+    # WebSocket: one message is bounded like a request body (1009 past it), and a
+    # ping every heartbeat keeps proxies from closing a quiet connection (like SSE's).
+    hconfig.websocket_max_message_size = config.max_body_bytes
+    hconfig.websocket_ping_interval = config.heartbeat_interval
     return hconfig
 
 
