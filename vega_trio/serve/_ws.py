@@ -28,6 +28,7 @@ Server → client::
      "event": {"type": "text_delta", "delta": "Hi"}}
     {"kind": "cancelled", "id": "r1", "cancelled": true}
     {"kind": "pong", "id": 7}
+    {"kind": "heartbeat"}                       (after every quiet heartbeat_interval)
     {"kind": "error", "id": "r1", "op": "chat", "status": 404, "error": "...",
      "error_class": "agent_not_found"}
     {"kind": "shutdown", "reason": "the server is shutting down"}   (then close 1001)
@@ -132,7 +133,7 @@ def _string(data: dict[str, Any], name: str) -> str:
 
 
 def _parse(raw: str | bytes) -> dict[str, Any]:
-    """A client message as a JSON object with a known ``op`` and only its fields."""
+    """A client message as a JSON object (not checked further)."""
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -141,6 +142,11 @@ def _parse(raw: str | bytes) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise _reject_fields("$", f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _check_op(data: dict[str, Any]) -> str:
+    """The message's ``op``, known, with only that op's fields."""
     op = data.get("op")
     if not isinstance(op, str) or op not in _FIELDS:
         raise RequestRejected(
@@ -154,7 +160,7 @@ def _parse(raw: str | bytes) -> dict[str, Any]:
         raise _reject_fields(
             unknown[0], f"unknown field of {op!r} (allowed: {', '.join(sorted(_FIELDS[op]))})"
         )
-    return data
+    return op
 
 
 # ------------------------------------------------------------------ a connection
@@ -189,8 +195,8 @@ class _Connection:
         op: Any = None
         try:
             data = _parse(raw)
-            op = data["op"]
-            message_id = data.get("id")
+            message_id, op = data.get("id"), data.get("op")  # for the error, if any
+            op = _check_op(data)
             await getattr(self, f"_op_{op}")(data)
         except Exception as exc:
             failure = failure_of(exc)
@@ -370,10 +376,21 @@ class _Connection:
 
 
 # ------------------------------------------------------------------ the route
-async def _send_all(outbox: trio.MemoryReceiveChannel[str]) -> None:
-    """Send what is queued, in order; when the queue is closed (shutdown), say goodbye."""
+_HEARTBEAT = _encode({"kind": "heartbeat"})
+
+
+async def _send_all(outbox: trio.MemoryReceiveChannel[str], heartbeat_interval: float) -> None:
+    """Send what is queued, in order, and a heartbeat after every quiet
+    ``heartbeat_interval`` (like SSE's, so proxies keep the connection); when the queue
+    is closed (shutdown), say goodbye."""
     async with outbox:
-        async for text in outbox:
+        while True:
+            text = _HEARTBEAT
+            with trio.move_on_after(heartbeat_interval):
+                try:
+                    text = await outbox.receive()
+                except trio.EndOfChannel:
+                    break
             await websocket.send(text)
     await websocket.close(SHUTDOWN_CLOSE_CODE, "the server is shutting down")
 
@@ -396,7 +413,7 @@ def install_websocket(app: QuartTrio, state: ServerState) -> None:
         # NOTE: when the client goes away Quart-Trio cancels this task: the nurseries
         # unwind, every subscription's `with` closes, chat replies run on.
         async with trio.open_nursery() as outer:
-            outer.start_soon(_send_all, receive_channel)
+            outer.start_soon(_send_all, receive_channel, config.heartbeat_interval)
             async with send_channel:
                 async with trio.open_nursery() as streams:
                     connection = _Connection(state, send_channel, streams, g.request_id)
