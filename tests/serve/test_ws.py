@@ -16,7 +16,6 @@ from trio_websocket import (
     ConnectionClosed,
     ConnectionRejected,
     WebSocketConnection,
-    open_websocket_url,
     wrap_client_stream,
 )
 
@@ -30,33 +29,40 @@ from ._helpers import Running, collect_events, orchestrator_with_assistant, runn
 TOKEN = "ws-token-for-tests-0123456789abcdef"
 
 
-def _ws_url(srv: Running, query: str = "") -> str:
-    return srv.url.replace("http://", "ws://") + "/api/ws" + query
-
-
 @asynccontextmanager
 async def open_ws(
     srv: Running,
     *,
     headers: dict[str, str] | None = None,
     subprotocols: list[str] | None = None,
-    query: str = "",
     message_queue_size: int = 1,
 ) -> AsyncIterator[WebSocketConnection]:
-    """A connection to the server's /api/ws, past its `hello` message."""
+    """A connection to the server's /api/ws, past its `hello` message.
+
+    NOTE: over a TCP stream of our own, closed at the end: trio-websocket leaves its
+    socket open when the server closes the connection (1001, 1009)."""
+    port = int(srv.url.rsplit(":", 1)[1])
     extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    async with open_websocket_url(
-        _ws_url(srv, query),
-        extra_headers=extra,
-        subprotocols=subprotocols,
-        message_queue_size=message_queue_size,
-        connect_timeout=10,
-        disconnect_timeout=10,
-    ) as ws:
-        with trio.fail_after(10):
-            hello = await receive(ws)
-        assert hello["kind"] == "hello" and hello["protocol"] == "vega.v1"
-        yield ws
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        async with trio.open_nursery() as nursery:
+            with trio.fail_after(10):
+                ws = await wrap_client_stream(
+                    nursery,
+                    stream,
+                    f"127.0.0.1:{port}",
+                    "/api/ws",
+                    subprotocols=subprotocols,
+                    extra_headers=extra,
+                    message_queue_size=message_queue_size,
+                )
+                hello = await receive(ws)
+            assert hello["kind"] == "hello" and hello["protocol"] == "vega.v1"
+            try:
+                yield ws
+            finally:
+                with trio.move_on_after(10) as cleanup:
+                    cleanup.shield = True
+                    await ws.aclose()
 
 
 async def send(ws: WebSocketConnection, message: Any) -> None:
@@ -472,7 +478,6 @@ async def test_many_websocket_clients_that_vanish_leave_no_subscription() -> Non
 
         async def client(i: int) -> None:
             async def use(ws: WebSocketConnection) -> None:
-                assert (await receive(ws))["kind"] == "hello"
                 assert (await request(ws, {"op": "subscribe", "id": i}))["kind"] == "subscribed"
                 if i % 10 == 0:
                     chat = {"op": "chat", "id": "r", "agent": f"assistant:{i}", "message": "x"}
@@ -480,13 +485,14 @@ async def test_many_websocket_clients_that_vanish_leave_no_subscription() -> Non
                     await until(ws, lambda m: m["kind"] == "chat")
 
             if i % 2:  # a close handshake
-                async with open_websocket_url(_ws_url(srv)) as ws:
+                async with open_ws(srv) as ws:
                     await use(ws)
                 return
             # gone without a close handshake: the TCP connection just ends
             stream = await trio.open_tcp_stream("127.0.0.1", port)
             async with trio.open_nursery() as nursery:
                 ws = await wrap_client_stream(nursery, stream, f"127.0.0.1:{port}", "/api/ws")
+                assert (await receive(ws))["kind"] == "hello"
                 await use(ws)
                 await stream.aclose()
                 nursery.cancel_scope.cancel()
