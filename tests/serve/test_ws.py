@@ -174,7 +174,6 @@ async def test_each_subscription_gets_its_own_lagged_notice() -> None:
             assert [m["event"]["process_id"] for m in mine[1:]] == ["p0", "p1", "p2"]
 
 
-@pytest.mark.slow
 async def test_a_client_that_stops_reading_never_blocks_the_runtime() -> None:
     """A client that stops reading fills only its own buffers: the runtime and other
     requests go on, its subscription drops and later says how many (nothing lost silently)."""
@@ -186,7 +185,7 @@ async def test_a_client_that_stops_reading_never_blocks_the_runtime() -> None:
             (subscription,) = [
                 s for s in orch.events._subscribers if s._max_buffer == config.event_buffer
             ]
-            payload = "x" * 20_000
+            payload = "a word " * 3000
             emitted = 0
             with trio.fail_after(60):
                 while subscription.dropped_total == 0:  # TCP buffers, outbox, then drops
