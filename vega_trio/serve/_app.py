@@ -314,10 +314,11 @@ async def _start_reply(state: ServerState, name: str, message: str) -> ChatReply
 
 
 async def _reply_stream(state: ServerState, reply: ChatReply) -> AsyncIterator[bytes]:
-    """The §1.4 SSE stream of a reply (:meth:`ChatReply.follow`)."""
+    """The §1.4 SSE stream of a reply (:meth:`ChatReply.follow`). Quart closes a
+    streamed body's iterator when the response ends or the client leaves."""
     async with aclosing(reply.follow(state)) as events:
         async for event in events:
-            yield event.to_sse().encode()
+            yield event.to_sse().encode()  # noqa: ASYNC119 - closed by Quart (aclose)
 
 
 # ------------------------------------------------------------------------------ app

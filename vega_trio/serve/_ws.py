@@ -250,7 +250,7 @@ class _Connection:
         stream = self.subscriptions[sub_id] = _Stream()
         await self.streams.start(self._forward_events, sub_id, stream, filters, after)
 
-    async def _forward_events(
+    async def _forward_events(  # noqa: ASYNC114 - started right here with nursery.start
         self,
         sub_id: str | int,
         stream: _Stream,
