@@ -313,7 +313,7 @@ async def test_cancel_ends_the_reply_with_an_error_event() -> None:
             {"op": "chat", "id": "r", "agent": "assistant:", "message": "x"},
             "validation_error",
             422,
-            "name",
+            "agent",
         ),
         ({"op": "cancel", "id": "r"}, "unknown_request", 404, None),
     ],

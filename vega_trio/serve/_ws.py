@@ -132,6 +132,17 @@ def _string(data: dict[str, Any], name: str) -> str:
     return value
 
 
+def _session_field(data: dict[str, Any]) -> tuple[str, str, str | None]:
+    """The ``agent`` field: ``(name, agent, user)`` of ``agent`` or ``agent:user-id``."""
+    name = _string(data, "agent")
+    try:
+        agent, user = _split_session(name)
+    except RequestRejected as exc:  # reported under this protocol's field name
+        detail = exc.fields[0]["error"] if exc.fields else str(exc)
+        raise _reject_fields("agent", detail) from None
+    return name, agent, user
+
+
 def _parse(raw: str | bytes) -> dict[str, Any]:
     """A client message as a JSON object (not checked further)."""
     try:
@@ -213,6 +224,8 @@ class _Connection:
                 "error_class": failure.error_class,
             }
             error.update(failure.extra)
+            if failure.internal:  # the generic message points at the log entry
+                error["connection_id"] = self.connection_id
             await self.put(error)
 
     def _check_room(self) -> None:
@@ -300,15 +313,14 @@ class _Connection:
 
     async def _op_chat(self, data: dict[str, Any]) -> None:
         request_id = self._new_request_id(data)
-        name = _string(data, "agent")
+        name, _, _ = _session_field(data)
         message = _string(data, "message")
         reply = await _start_reply(self.state, name, message)
         await self._stream_reply(request_id, reply)
 
     async def _op_attach(self, data: dict[str, Any]) -> None:
         request_id = self._new_request_id(data)
-        name = _string(data, "agent")
-        agent, user = _split_session(name)
+        name, agent, user = _session_field(data)
         self.state.orch.agents.get(agent)  # an unknown agent: agent_not_found
         reply = self.state.replies.get(session_name(agent, user))
         if reply is None:
