@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import trio
@@ -200,13 +201,6 @@ def _sse(event: str, data: Mapping[str, Any], *, event_id: int | None = None) ->
     return f"{head}event: {event}\ndata: {payload}\n\n".encode()
 
 
-def _shutdown_error() -> ErrorEvent:
-    return ErrorEvent(
-        error="the server is shutting down; this reply was not finished",
-        error_class="server_shutdown",
-    )
-
-
 _JSON_TYPES = {
     "string": "string",
     "integer": "integer",
@@ -321,20 +315,11 @@ async def _start_reply(state: ServerState, name: str, message: str) -> ChatReply
 
 
 async def _reply_stream(state: ServerState, reply: ChatReply) -> AsyncIterator[bytes]:
-    """The §1.4 SSE stream of a reply, from its first event; ends with exactly one
-    ``done`` or ``error`` (``server_shutdown`` when the server stops first)."""
-    index = 0
-    while True:
-        while index < len(reply.events):
-            event = reply.events[index]
-            index += 1
-            yield event.to_sse().encode()
-            if isinstance(event, DoneEvent | ErrorEvent):
-                return
-        if state.closing or reply.finished.is_set():
-            yield _shutdown_error().to_sse().encode()
-            return
-        await reply.wait_changed()
+    """The §1.4 SSE stream of a reply (:meth:`ChatReply.follow`). Quart closes a
+    streamed body's iterator when the response ends or the client leaves."""
+    async with aclosing(reply.follow(state)) as events:
+        async for event in events:
+            yield event.to_sse().encode()  # noqa: ASYNC119 - closed by Quart (aclose)
 
 
 # ------------------------------------------------------------------------------ app
@@ -353,6 +338,9 @@ def create_app(state: ServerState) -> QuartTrio:
         g.state = state
 
     install_security(app, state)
+    from ._ws import install_websocket  # here: _ws imports this module's chat helpers
+
+    install_websocket(app, state)
 
     @app.errorhandler(Exception)
     async def handle_error(exc: Exception) -> Response:  # noqa: ASYNC124
@@ -630,32 +618,21 @@ async def _event_stream(
 
     NOTE (ASYNC119): Quart closes a streamed body's iterator (``aclose``) when the
     response ends or the client leaves, so the subscription's ``with`` always exits."""
-    with state.orch.subscribe(
-        max_buffer=state.config.event_buffer,
-        types=types,
-        agents=agents,
-        processes=processes,
-        runs=runs,
-        after=after,
+    with state.subscribe(
+        types=types, agents=agents, processes=processes, runs=runs, after=after
     ) as subscription:
-        state.subscriptions.add(subscription)
-        try:
-            if state.closing:
-                subscription.close()
-            yield b": connected\n\n"  # noqa: ASYNC119
-            while True:
-                item: Any = None
-                with trio.move_on_after(state.config.heartbeat_interval):
-                    try:
-                        item = await subscription.receive()
-                    except trio.EndOfChannel:
-                        break
-                if item is None:
-                    yield b": heartbeat\n\n"  # noqa: ASYNC119
-                elif isinstance(item, Lagged):
-                    yield _sse("lagged", item.to_dict())  # noqa: ASYNC119
-                else:
-                    yield _sse(item.type, item.to_dict(), event_id=item.seq)  # noqa: ASYNC119
-        finally:
-            state.subscriptions.discard(subscription)
+        yield b": connected\n\n"  # noqa: ASYNC119
+        while True:
+            item: Any = None
+            with trio.move_on_after(state.config.heartbeat_interval):
+                try:
+                    item = await subscription.receive()
+                except trio.EndOfChannel:
+                    break
+            if item is None:
+                yield b": heartbeat\n\n"  # noqa: ASYNC119
+            elif isinstance(item, Lagged):
+                yield _sse("lagged", item.to_dict())  # noqa: ASYNC119
+            else:
+                yield _sse(item.type, item.to_dict(), event_id=item.seq)  # noqa: ASYNC119
     yield _sse("shutdown", {"type": "shutdown", "reason": "the server is shutting down"})

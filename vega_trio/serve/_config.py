@@ -94,6 +94,13 @@ class ServeConfig:
         page_size: the default page size of paginated lists (``?limit=`` up to
             ``max_page_size``).
         max_page_size: the largest ``?limit=`` accepted.
+        ws_max_streams: streams one ``/api/ws`` connection may have open at once
+            (event subscriptions plus chat replies being streamed); past it a
+            ``subscribe``/``chat`` is answered with an error.
+        ws_send_buffer: messages queued for one ``/api/ws`` client that reads slowly;
+            past it its event subscriptions start dropping (each gets a ``lagged``
+            message) while the runtime goes on. A WebSocket message larger than
+            ``max_body_bytes`` closes the connection with code 1009.
     """
 
     host: str = "127.0.0.1"
@@ -109,6 +116,8 @@ class ServeConfig:
     graceful_timeout: float = attrs.field(default=5.0, validator=_check_positive)
     page_size: int = attrs.field(default=100, validator=_check_positive)
     max_page_size: int = attrs.field(default=1000, validator=_check_positive)
+    ws_max_streams: int = attrs.field(default=32, validator=_check_positive)
+    ws_send_buffer: int = attrs.field(default=64, validator=_check_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.token is not None and not self.token.strip():

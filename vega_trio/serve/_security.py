@@ -5,6 +5,12 @@ In order: a request id; the ``Host`` header (DNS rebinding); the bearer token on
 ``/api`` (and never a token in the URL); the body size; for mutating requests the
 ``Origin`` (same origin or the allow-list) and a JSON body. CORS headers go only to the
 allow-listed origins.
+
+A WebSocket handshake passes the same checks (its own hook, since Quart runs
+``before_request`` hooks for HTTP only): the request id, the ``Host``, no token in the
+URL, the bearer token (``Authorization`` or, for browsers that cannot set that header,
+a ``bearer.<token>`` entry of ``Sec-WebSocket-Protocol``), and the ``Origin`` (every
+handshake, not only "mutating" ones: a WebSocket is not bound by CORS).
 """
 
 from __future__ import annotations
@@ -12,12 +18,13 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from quart import Quart, Response, g, request
+from quart import Quart, Response, g, request, websocket
+from werkzeug.datastructures import Headers, MultiDict
 
 from .._errors import RequestRejected
 from ._state import ServerState
 
-__all__ = ["REQUEST_ID_HEADER", "install_security"]
+__all__ = ["BEARER_SUBPROTOCOL_PREFIX", "REQUEST_ID_HEADER", "install_security"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -26,6 +33,9 @@ _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _TOKEN_PARAMS = frozenset({"token", "access_token", "api_key", "apikey", "auth"})
 _CORS_METHODS = "GET, POST, PUT, DELETE"
 _CORS_HEADERS = "Authorization, Content-Type, Last-Event-ID"
+BEARER_SUBPROTOCOL_PREFIX = "bearer."
+"""A WebSocket client that cannot set ``Authorization`` (a browser) offers the token as
+the subprotocol ``bearer.<token>``."""
 
 
 def split_host(value: str) -> tuple[str, int | None]:
@@ -69,14 +79,16 @@ def install_security(app: Quart, state: ServerState) -> None:
     expected = f"Bearer {token}".encode() if token is not None else None
     allowed_origins = frozenset(state.config.allowed_origins)
 
-    @app.before_request
-    async def check_request() -> None:  # noqa: ASYNC124 - Quart would run a sync view in a thread
-        g.request_id = request.headers.get(REQUEST_ID_HEADER, "")[:64] or secrets.token_hex(8)
-        if not g.request_id.replace("-", "").isalnum():  # echoed back: keep it inert
-            g.request_id = secrets.token_hex(8)
+    def new_request_id(headers: Headers) -> str:
+        request_id = headers.get(REQUEST_ID_HEADER, "")[:64] or secrets.token_hex(8)
+        if not request_id.replace("-", "").isalnum():  # echoed back: keep it inert
+            request_id = secrets.token_hex(8)
+        return request_id
 
+    def check_host(headers: Headers) -> str:
+        """The ``Host`` header, if it names this server."""
         # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own name.
-        raw_host = request.headers.get("Host", "")
+        raw_host = headers.get("Host", "")
         try:
             name, port = split_host(raw_host)
         except ValueError:
@@ -89,28 +101,52 @@ def install_security(app: Quart, state: ServerState) -> None:
                 "name to ServeConfig.allowed_hosts",
                 error_class="host_not_allowed",
             )
+        return raw_host
 
-        # NOTE: /metrics names agents, models and costs: it needs the token like /api.
-        is_api = (
-            request.path == "/api" or request.path.startswith("/api/") or request.path == "/metrics"
-        )
-        if _TOKEN_PARAMS & set(request.args):
+    def refuse_token_in_url(args: MultiDict[str, str]) -> None:
+        if _TOKEN_PARAMS & set(args):
             raise RequestRejected(
                 401,
                 "a token in the URL is refused (URLs end up in logs and browser history); "
                 "send it as the header Authorization: Bearer <token>",
                 error_class="token_in_url",
             )
-        if expected is not None and is_api and request.method != "OPTIONS":
-            presented = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(presented, expected):
+
+    def check_token(presented: str) -> None:
+        """``presented`` is the ``Authorization`` value (``Bearer <token>``)."""
+        if expected is not None and not hmac.compare_digest(presented.encode(), expected):
+            raise RequestRejected(
+                401,
+                "missing or wrong bearer token; send Authorization: Bearer <token> "
+                "(the token vega-trio serve was started with)",
+                error_class="unauthorized",
+                headers={"WWW-Authenticate": 'Bearer realm="vega-trio"'},
+            )
+
+    def check_origin(headers: Headers, raw_host: str) -> None:
+        origin = headers.get("Origin")
+        if origin is not None:
+            same = {f"http://{raw_host.strip().lower()}"}
+            if origin.lower() not in same and origin not in allowed_origins:
                 raise RequestRejected(
-                    401,
-                    "missing or wrong bearer token; send Authorization: Bearer <token> "
-                    "(the token vega-trio serve was started with)",
-                    error_class="unauthorized",
-                    headers={"WWW-Authenticate": 'Bearer realm="vega-trio"'},
+                    403,
+                    f"requests from the origin {origin!r} are not allowed; add it to "
+                    "ServeConfig.allowed_origins if that page should use the API",
+                    error_class="origin_not_allowed",
                 )
+
+    @app.before_request
+    async def check_request() -> None:  # noqa: ASYNC124 - Quart would run a sync view in a thread
+        g.request_id = new_request_id(request.headers)
+        raw_host = check_host(request.headers)
+
+        # NOTE: /metrics names agents, models and costs: it needs the token like /api.
+        is_api = (
+            request.path == "/api" or request.path.startswith("/api/") or request.path == "/metrics"
+        )
+        refuse_token_in_url(request.args)
+        if is_api and request.method != "OPTIONS":
+            check_token(request.headers.get("Authorization", ""))
 
         length = request.content_length
         if length is not None and length > state.config.max_body_bytes:
@@ -122,16 +158,7 @@ def install_security(app: Quart, state: ServerState) -> None:
             )
 
         if request.method in _MUTATING:
-            origin = request.headers.get("Origin")
-            if origin is not None:
-                same = {f"http://{raw_host.strip().lower()}"}
-                if origin.lower() not in same and origin not in allowed_origins:
-                    raise RequestRejected(
-                        403,
-                        f"requests from the origin {origin!r} are not allowed; add it to "
-                        "ServeConfig.allowed_origins if that page should use the API",
-                        error_class="origin_not_allowed",
-                    )
+            check_origin(request.headers, raw_host)
             # NOTE: a DELETE without a body is not a CSRF risk (a cross-site page can
             # only send one after a CORS preflight, which unlisted origins fail), and
             # `curl -X DELETE` sends no Content-Type; any body must be JSON.
@@ -145,6 +172,27 @@ def install_security(app: Quart, state: ServerState) -> None:
                         f"application/json), not {mimetype or 'no Content-Type'}",
                         error_class="unsupported_media_type",
                     )
+
+    @app.before_websocket
+    async def check_websocket() -> None:  # noqa: ASYNC124 - Quart would run a sync view in a thread
+        # NOTE: a refusal here is answered as a plain HTTP response to the handshake
+        # (Hypercorn supports ASGI's websocket.http.response), so a client sees 401/403.
+        g.request_id = new_request_id(websocket.headers)
+        raw_host = check_host(websocket.headers)
+        refuse_token_in_url(websocket.args)
+        # A browser cannot set Authorization on a WebSocket: it offers bearer.<token>.
+        offered = [
+            entry[len(BEARER_SUBPROTOCOL_PREFIX) :]
+            for entry in websocket.requested_subprotocols
+            if entry.startswith(BEARER_SUBPROTOCOL_PREFIX)
+        ]
+        presented = websocket.headers.get("Authorization", "")
+        if not presented and offered:
+            presented = f"Bearer {offered[0]}"
+        check_token(presented)
+        # A WebSocket is not bound by CORS: any page can open one to localhost, so the
+        # Origin is checked on every handshake (a non-browser client sends none).
+        check_origin(websocket.headers, raw_host)
 
     @app.after_request
     async def add_headers(response: Response) -> Response:  # noqa: ASYNC124

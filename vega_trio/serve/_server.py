@@ -30,6 +30,11 @@ def _hypercorn_config(config: ServeConfig) -> HypercornConfig:
     hconfig.accesslog = None
     hconfig.errorlog = _log
     hconfig.include_server_header = False
+    # WebSocket: one message is bounded like a request body (1009 past it).
+    # NOTE: not Hypercorn's websocket_ping_interval: its ping task outlives a closed
+    # connection and holds a graceful shutdown for the whole graceful_timeout; /api/ws
+    # sends its own heartbeat message instead (_ws.py).
+    hconfig.websocket_max_message_size = config.max_body_bytes
     return hconfig
 
 

@@ -3,6 +3,8 @@ application can run several servers side by side)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Collection, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -83,6 +85,26 @@ class ChatReply:
         """Whether the reply ended with its own ``done`` or ``error`` event."""
         return bool(self.events) and isinstance(self.events[-1], DoneEvent | ErrorEvent)
 
+    async def follow(self, state: ServerState) -> AsyncGenerator[ChatEvent, None]:
+        """The reply's §1.4 events from its first, live until its end: exactly one
+        ``done`` or ``error`` last (``server_shutdown`` when the server stops first).
+        Every chat stream (SSE, WebSocket) reads a reply through this."""
+        index = 0
+        while True:
+            while index < len(self.events):
+                event = self.events[index]
+                index += 1
+                yield event
+                if isinstance(event, DoneEvent | ErrorEvent):
+                    return
+            if state.closing or self.finished.is_set():
+                yield ErrorEvent(
+                    error="the server is shutting down; this reply was not finished",
+                    error_class="server_shutdown",
+                )
+                return
+            await self.wait_changed()
+
 
 @attrs.define(eq=False)
 class ServerState:
@@ -102,6 +124,37 @@ class ServerState:
     """The latest reply of each session (in flight or finished)."""
     subscriptions: set[Subscription] = attrs.field(factory=set)
     runs: dict[str, WorkflowRun] = attrs.field(factory=dict)
+    shutting_down: trio.Event = attrs.field(factory=trio.Event)
+    """Set when shutdown begins (what a WebSocket connection waits on to say goodbye)."""
+
+    @contextmanager
+    def subscribe(
+        self,
+        *,
+        types: Collection[str] | None = None,
+        agents: Collection[str] | None = None,
+        processes: Collection[str] | None = None,
+        runs: Collection[str] | None = None,
+        after: int | None = None,
+    ) -> Iterator[Subscription]:
+        """An event stream's subscription (``/api/events``, a WebSocket subscription):
+        bounded by ``config.event_buffer`` (overflow becomes a ``Lagged``), closed by
+        :meth:`begin_shutdown` (already closed when the server is closing)."""
+        with self.orch.subscribe(
+            max_buffer=self.config.event_buffer,
+            types=types,
+            agents=agents,
+            processes=processes,
+            runs=runs,
+            after=after,
+        ) as subscription:
+            self.subscriptions.add(subscription)
+            try:
+                if self.closing:
+                    subscription.close()
+                yield subscription
+            finally:
+                self.subscriptions.discard(subscription)
 
     def begin_shutdown(self) -> None:
         """End every stream: event streams see their subscription close, chat readers
@@ -110,6 +163,7 @@ class ServerState:
         if self.closing:
             return
         self.closing = True
+        self.shutting_down.set()
         for subscription in list(self.subscriptions):
             subscription.close()
         for reply in list(self.replies.values()):
