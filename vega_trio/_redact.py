@@ -55,8 +55,10 @@ _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COO
 
 # Patterns whose *credential part* is masked; each keeps its first group (the label).
 _PATTERNS: tuple[re.Pattern[str], ...] = (
-    # URL userinfo: scheme://user:pass@host, scheme://token@host
-    re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://)[^/\s@'\"<>]+(?=@)"),
+    # URL userinfo: scheme://user:pass@host, scheme://token@host. Matched from the "://"
+    # (the scheme needs no masking): a pattern that started at the scheme rescanned a long
+    # run of letters from every position — quadratic, seconds for one 20 kB word.
+    re.compile(r"(://)[^/\s@'\"<>]+(?=@)"),
     # Authorization: Bearer xyz / Basic xyz
     re.compile(r"(\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=\-]{6,}", re.I),
     # header or parameter pairs: x-api-key: xyz, api_key=xyz, "token": "xyz"
