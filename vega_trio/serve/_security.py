@@ -17,7 +17,7 @@ from quart import Quart, Response, g, request
 from .._errors import RequestRejected
 from ._state import ServerState
 
-__all__ = ["REQUEST_ID_HEADER", "install_security"]
+__all__ = ["REQUEST_ID_HEADER", "install_security", "security_statuses", "token_required"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -26,6 +26,23 @@ _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _TOKEN_PARAMS = frozenset({"token", "access_token", "api_key", "apikey", "auth"})
 _CORS_METHODS = "GET, POST, PUT, DELETE"
 _CORS_HEADERS = "Authorization, Content-Type, Last-Event-ID"
+
+
+def token_required(path: str) -> bool:
+    """Whether a request to ``path`` must carry the bearer token (when the server has one):
+    every ``/api`` route and ``/metrics`` (it names agents, models and costs)."""
+    return path == "/api" or path.startswith("/api/") or path == "/metrics"
+
+
+def security_statuses(method: str) -> frozenset[int]:
+    """The statuses :func:`install_security`'s checks can answer a ``method`` request with
+    before its route runs (the OpenAPI document lists them on every operation): 400 a
+    foreign ``Host``, 401 a token in the URL or a missing/wrong token, 413 a body over the
+    limit; for mutating methods 403 a foreign ``Origin`` and 415 a body that is not JSON."""
+    statuses = {400, 401, 413}
+    if method.upper() in _MUTATING:
+        statuses |= {403, 415}
+    return frozenset(statuses)
 
 
 def split_host(value: str) -> tuple[str, int | None]:
@@ -90,10 +107,6 @@ def install_security(app: Quart, state: ServerState) -> None:
                 error_class="host_not_allowed",
             )
 
-        # NOTE: /metrics names agents, models and costs: it needs the token like /api.
-        is_api = (
-            request.path == "/api" or request.path.startswith("/api/") or request.path == "/metrics"
-        )
         if _TOKEN_PARAMS & set(request.args):
             raise RequestRejected(
                 401,
@@ -101,7 +114,7 @@ def install_security(app: Quart, state: ServerState) -> None:
                 "send it as the header Authorization: Bearer <token>",
                 error_class="token_in_url",
             )
-        if expected is not None and is_api and request.method != "OPTIONS":
+        if expected is not None and token_required(request.path) and request.method != "OPTIONS":
             presented = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(presented, expected):
                 raise RequestRejected(
