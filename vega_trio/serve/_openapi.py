@@ -625,6 +625,11 @@ class Api:
             if not all(op.get("x-websocket") for op in operations.values()):
                 preflight = dict(_PREFLIGHT)
                 preflight["operationId"] = "preflight" + re.sub(r"[^a-zA-Z0-9]+", "_", path)
+                if variables := re.findall(r"\{([^}]+)\}", path):
+                    preflight["parameters"] = [
+                        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                        for name in variables
+                    ]
                 preflight["responses"] = {
                     "200": {"description": "OK"},
                     **{
