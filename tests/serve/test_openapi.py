@@ -192,3 +192,44 @@ def test_the_checker_rejects_what_the_document_does_not_describe() -> None:
     broken["components"]["schemas"]["Stats"]["required"].append("uptime")
     with pytest.raises(AssertionError, match="uptime"):
         ResponseChecker(broken).check("GET", "/api/stats", 200, "application/json", body)
+
+
+def test_a_route_declared_elsewhere_is_registered_parsed_and_documented() -> None:
+    """What another module adds through api_of(app) (an HTTP route, a WebSocket) is a rule
+    of the app and an operation of the document; a second declaration is refused."""
+    from quart import Response
+
+    from vega_trio.serve._openapi import IntQuery, Json, JsonBody, TextField, ref
+
+    app = _app()
+    api = api_of(app)
+    size = IntQuery("size", default=1, minimum=1, maximum=9, description="how many")
+
+    @api.route(
+        "PUT",
+        "/api/things/<thing>",
+        summary="Put a thing",
+        params=(size,),
+        body=JsonBody(TextField("label")),
+        responses={201: Json(ref("Cleared"))},
+        errors=(409,),
+    )
+    async def put_thing(thing: str) -> Response:  # pragma: no cover - never requested
+        raise AssertionError
+
+    @api.websocket("/api/things-ws", summary="Things, live")
+    async def things_ws() -> None:  # pragma: no cover - never connected
+        raise AssertionError
+
+    with pytest.raises(ValueError, match="declared twice"):
+        api.route("PUT", "/api/things/<other>", summary="again", responses={})(put_thing)
+    document = api.document()
+    put = document["paths"]["/api/things/{thing}"]["put"]
+    assert set(put["responses"]) == {"201", "400", "401", "403", "409", "413", "415", "422", "500"}
+    assert put["requestBody"]["content"]["application/json"]["schema"]["required"] == ["label"]
+    assert [p["name"] for p in put["parameters"]] == ["thing", "size"]
+    ws = document["paths"]["/api/things-ws"]
+    assert list(ws) == ["get"] and ws["get"]["x-websocket"] is True
+    assert "101" in ws["get"]["responses"]
+    rules = {(r.rule, r.websocket) for r in app.url_map.iter_rules()}
+    assert {("/api/things/<thing>", False), ("/api/things-ws", True)} <= rules

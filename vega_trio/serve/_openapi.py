@@ -602,9 +602,14 @@ class Api:
         return decorate
 
     def _declare(self, route: Route) -> None:
+        def shape(path: str) -> str:  # /a/{x} and /a/{y} are the same route
+            return re.sub(r"\{[^}]+\}", "{}", path)
+
         for known in self.routes:
-            if (known.path, known.method) == (route.path, route.method):
-                raise ValueError(f"{route.method} {route.rule} is declared twice")
+            if (shape(known.path), known.method) == (shape(route.path), route.method):
+                raise ValueError(
+                    f"{route.method} {route.rule} is declared twice (also as {known.rule})"
+                )
         self.routes.append(route)
 
     def _error_statuses(self) -> set[int]:
