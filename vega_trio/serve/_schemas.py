@@ -1,7 +1,8 @@
-"""The JSON Schemas (2020-12) of the server's request and response bodies: the one source
-the OpenAPI document (``components.schemas``) is made of. Written as Python data, or
-derived from the attrs class whose ``to_dict`` makes the body (:func:`attrs_schema`), so a
-new field there shows up here by itself.
+"""The JSON Schemas (2020-12) of the server's response bodies: the one source the OpenAPI
+document's ``components.schemas`` is made of (request bodies are declared, and parsed, by
+:class:`._openapi.JsonBody`). Written as Python data, or derived from the attrs class whose
+``to_dict`` makes the body (:func:`attrs_schema`), so a new field there shows up here by
+itself.
 
 Add a schema: put it in :data:`SCHEMAS` under a new name and refer to it with
 ``ref("Name")`` in a route's declaration (see :mod:`._openapi`).
@@ -192,7 +193,6 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "AgentList": _object({"agents": {"type": "array", "items": ref("AgentDefinition")}}),
-    "ChatRequest": _object({"message": {"type": "string", "pattern": r"\S"}}),
     "SendMetrics": attrs_schema(SendMetrics, description="What one send cost."),
     "ChatReply": _object({"response": _STRING, "metrics": ref("SendMetrics")}),
     "Message": _object(
