@@ -20,6 +20,8 @@ from vega_trio.serve._openapi import api_of
 from vega_trio.serve._state import ServerState
 
 _URI = "urn:vega-trio:openapi"
+#: Where the response hook leaves a stream's event check (``response.extensions``).
+CHECK_EVENT = "vega_trio.check_event"
 
 
 def _escape(part: str) -> str:
@@ -54,20 +56,8 @@ class ResponseChecker:
                 return template
         raise AssertionError(f"{path} is not a route of the OpenAPI document")
 
-    def check(
-        self,
-        method: str,
-        path: str,
-        status: int,
-        content_type: str,
-        body: bytes | None,
-    ) -> None:
-        """Check one response (``body`` ``None``: not read, e.g. a stream).
-
-        Raises:
-            AssertionError: an unknown route or status, an undeclared media type, or a
-                body that does not match its schema (the message says which).
-        """
+    def _reply(self, method: str, path: str, status: int) -> tuple[str, str, dict[str, Any]]:
+        """``(where, JSON pointer, response object)`` of a documented response."""
         template = self.template(path)
         operations = self.document["paths"][template]
         verb = "get" if method.upper() == "HEAD" else method.lower()
@@ -88,6 +78,34 @@ class ResponseChecker:
                 pointer.strip("/").split("/"),
                 self.document,
             )
+        return where, pointer, reply
+
+    def _validate(self, where: str, pointer: str, data: Any) -> None:
+        schema = {"$ref": f"{_URI}#{pointer}"}
+        validator = jsonschema.Draft202012Validator(schema, registry=self._registry)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+        if error is not None:
+            location = "/".join(str(p) for p in error.absolute_path) or "(the body)"
+            raise AssertionError(
+                f"{where}: the body does not match its schema at {location}: {error.message}\n"
+                f"body: {json.dumps(data)[:1000]}"
+            )
+
+    def check(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        content_type: str,
+        body: bytes | None,
+    ) -> None:
+        """Check one response (``body`` ``None``: not read, e.g. a stream).
+
+        Raises:
+            AssertionError: an unknown route or status, an undeclared media type, or a
+                body that does not match its schema (the message says which).
+        """
+        where, pointer, reply = self._reply(method, path, status)
         content = reply.get("content", {})
         media = content_type.split(";")[0].strip().lower()
         if not content:
@@ -100,16 +118,26 @@ class ResponseChecker:
             )
         if media != "application/json" or body is None or method.upper() == "HEAD":
             return
-        data = json.loads(body)
-        schema = {"$ref": f"{_URI}#{pointer}/content/{_escape(media)}/schema"}
-        validator = jsonschema.Draft202012Validator(schema, registry=self._registry)
-        error = jsonschema.exceptions.best_match(validator.iter_errors(data))
-        if error is not None:
-            location = "/".join(str(p) for p in error.absolute_path) or "(the body)"
-            raise AssertionError(
-                f"{where}: the body does not match its schema at {location}: {error.message}\n"
-                f"body: {json.dumps(data)[:1000]}"
-            )
+        self._validate(where, f"{pointer}/content/{_escape(media)}/schema", json.loads(body))
+
+    def check_event(self, method: str, path: str, status: int, event: str, data: str) -> None:
+        """Check one SSE event of a ``text/event-stream`` response against the schema its
+        response's ``x-events`` gives its name (``*``: any other); its ``data`` is a JSON
+        object whose ``type`` is the event's name.
+
+        Raises:
+            AssertionError: an undeclared event, or data off its schema.
+        """
+        where, pointer, reply = self._reply(method, path, status)
+        where = f"{where}: event {event!r}"
+        events = reply.get("x-events", {})
+        name = event if event in events else "*"
+        if name not in events:
+            raise AssertionError(f"{where} is not documented (documented: {sorted(events)})")
+        payload = json.loads(data)
+        if not isinstance(payload, dict) or payload.get("type") != event:
+            raise AssertionError(f"{where}: its data's type is not {event!r}: {data[:200]}")
+        self._validate(where, f"{pointer}/x-events/{_escape(name)}", payload)
 
 
 @functools.cache

@@ -1,6 +1,6 @@
 """Every response a server test receives from a vega-trio server is checked against the
-server's OpenAPI document (route, status, media type, JSON body): a response the document
-does not describe fails the test."""
+server's OpenAPI document (route, status, media type, JSON body, and each SSE event that
+``_helpers.parse_sse`` reads): a response the document does not describe fails the test."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import attrs
 import httpx2
 import pytest
 
-from ._openapi_check import default_checker
+from ._openapi_check import CHECK_EVENT, default_checker
 
 
 @attrs.define
@@ -63,6 +63,19 @@ def checked_responses(monkeypatch: pytest.MonkeyPatch) -> Iterator[CheckedRespon
             seen.failures.append(str(exc))
             raise
         seen.checked.append(summary)
+        if streamed and content_type.startswith("text/event-stream"):
+
+            def check_event(event: str, data: str) -> None:
+                try:
+                    checker.check_event(
+                        request.method, request.url.path, response.status_code, event, data
+                    )
+                except AssertionError as exc:
+                    seen.failures.append(str(exc))
+                    raise
+                seen.checked.append(f"{summary} event {event}")
+
+            response.extensions[CHECK_EVENT] = check_event
         return response
 
     monkeypatch.setattr(httpx2.AsyncClient, "send", send)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import typing
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -26,7 +25,7 @@ from .._errors import (
 from .._exit import ProcessStatus
 from .._redact import redact_data
 from ..agent import AgentProcess
-from ..agent._events import ChatEvent, DoneEvent, ErrorEvent, TextDeltaEvent
+from ..agent._events import DoneEvent, ErrorEvent, TextDeltaEvent
 from ..dsl._inputs import is_required
 from ..dsl._interpreter import Runner
 from ..dsl._model import WorkflowSpec
@@ -48,7 +47,7 @@ from ._openapi import (
     reject_field,
 )
 from ._problems import failure_of
-from ._schemas import RUN_STATUSES, ref
+from ._schemas import CHAT_EVENT_SCHEMAS, RUN_STATUSES, RUNTIME_EVENT_SCHEMAS, ref
 from ._security import install_security
 from ._state import ChatReply, ServerState, WorkflowRun
 
@@ -319,7 +318,6 @@ _RUN_BODY = JsonBody(
 _CANCEL_BODY = JsonBody(optional=True, description="Nothing (an empty object, or no body).")
 _SESSION = {"name": "the agent's name, or `agent:user-id` for that user's own conversation"}
 _CHAT_ERRORS = (402, 404, 409, 422, 429, 502, 503, 504)  # SPEC §10.1's mapping (failure_of)
-_EVENT_TYPES = tuple(cls.type for cls in typing.get_args(ChatEvent))  # the §1.4 events
 
 
 def create_app(state: ServerState) -> QuartTrio:
@@ -468,7 +466,7 @@ def create_app(state: ServerState) -> QuartTrio:
         "client leaves.",
         path_params=_SESSION,
         body=_CHAT_BODY,
-        responses={200: EventStream("the reply's events", _EVENT_TYPES)},
+        responses={200: EventStream("the reply's events", CHAT_EVENT_SCHEMAS)},
         errors=(404, 409, 422, 503),
         tags=("chat",),
     )
@@ -484,7 +482,7 @@ def create_app(state: ServerState) -> QuartTrio:
         "/api/agents/<name>/chat/stream",
         summary="Re-attach to the latest reply and replay it from its start",
         path_params=_SESSION,
-        responses={200: EventStream("the reply's events", _EVENT_TYPES)},
+        responses={200: EventStream("the reply's events", CHAT_EVENT_SCHEMAS)},
         errors=(404, 422),
         tags=("chat",),
     )
@@ -763,7 +761,7 @@ def create_app(state: ServerState) -> QuartTrio:
         "heartbeat interval; a `lagged` event when this client fell behind; a final "
         "`shutdown` event when the server stops.",
         params=(*event_filters, last_event_id),
-        responses={200: EventStream("the runtime's events (SPEC §10.3)")},
+        responses={200: EventStream("the runtime's events (SPEC §10.3)", RUNTIME_EVENT_SCHEMAS)},
         tags=("events",),
     )
     async def events() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread

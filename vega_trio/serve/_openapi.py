@@ -375,10 +375,12 @@ class Json:
 
 @attrs.frozen
 class EventStream:
-    """A ``text/event-stream`` reply (SSE); ``events`` names the event types it sends."""
+    """A ``text/event-stream`` reply (SSE). ``events`` maps each ``event:`` name to the
+    JSON Schema of its ``data:`` (``"*"``: any other name); documented as the response's
+    ``x-events`` (OpenAPI 3.1 has no schema for stream items)."""
 
     description: str
-    events: tuple[str, ...] = ()
+    events: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
     def content(self) -> dict[str, Any]:
         return {"text/event-stream": {"schema": {"type": "string"}}}
@@ -487,7 +489,7 @@ class Route:
             if content := reply.content():
                 entry["content"] = content
             if isinstance(reply, EventStream) and reply.events:
-                entry["x-events"] = list(reply.events)
+                entry["x-events"] = {name: dict(schema) for name, schema in reply.events.items()}
             responses[str(status)] = entry
         for status in sorted(self.error_statuses):
             responses[str(status)] = _error_ref(status)

@@ -18,12 +18,23 @@ from typing import Any
 import attrs
 
 from .._exit import ProcessStatus
-from ..agent._events import SendMetrics
+from ..agent._events import ChatEvent, SendMetrics
 from ..agent._loop import ProcessMetrics
+from ..runtime._events import Event
 from ..runtime._runtime import SpawnNode
 from ._state import WorkflowRun
 
-__all__ = ["RUN_STATUSES", "SCHEMAS", "attrs_schema", "page_schema", "ref"]
+__all__ = [
+    "CHAT_EVENTS",
+    "CHAT_EVENT_SCHEMAS",
+    "RUNTIME_EVENT_SCHEMAS",
+    "RUN_STATUSES",
+    "SCHEMAS",
+    "attrs_schema",
+    "page_schema",
+    "ref",
+    "wire_event_schema",
+]
 
 #: The statuses of a workflow run started over the API (:class:`._state.WorkflowRun`).
 RUN_STATUSES = ("running", "completed", "failed", "cancelled", "interrupted")
@@ -57,11 +68,14 @@ def attrs_schema(
     *,
     exclude: Iterable[str] = (),
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    optional: Iterable[str] = (),
+    extra: bool = False,
     description: str = "",
 ) -> dict[str, Any]:
     """The schema of ``attrs.asdict(instance)`` for the attrs class ``cls``: every field
-    (less ``exclude``) required, no others; ``overrides`` gives a field's schema where its
-    type says too little (an enum, a nested class).
+    (less ``exclude``) required but ``optional``, no others unless ``extra``;
+    ``overrides`` gives a field's schema where its type says too little (an enum, a nested
+    class).
 
     Raises:
         TypeError: a field's type has no schema and no override.
@@ -79,14 +93,68 @@ def attrs_schema(
         )
     if given:
         raise TypeError(f"{cls.__name__} has no fields {sorted(given)} to override")
+    skip_required = set(optional)
     schema = {
         "type": "object",
         "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
+        "required": [name for name in properties if name not in skip_required],
+        "additionalProperties": extra,
     }
     if description:
         schema["description"] = description
+    return schema
+
+
+def wire_event_schema(cls: type[ChatEvent]) -> dict[str, Any]:
+    """The ``data:`` of a §1.4 chat event (``cls.to_dict()``): ``type`` is the class's
+    name; ``agent`` is there only on a delegate's event."""
+    overrides: dict[str, Any] = {}
+    names = {field.name for field in attrs.fields(cls)}
+    if "agent" in names:
+        overrides["agent"] = {"type": "string", "description": "the delegate, if any"}
+    if "arguments" in names:
+        overrides["arguments"] = {"type": "object"}
+    if "metrics" in names:
+        overrides["metrics"] = ref("SendMetrics")
+    schema = attrs_schema(
+        cls, overrides=overrides, optional=("agent",), description=cls.__doc__ or ""
+    )
+    schema["properties"] = {"type": {"const": cls.type}, **schema["properties"]}
+    schema["required"] = ["type", *schema["required"]]
+    return schema
+
+
+#: The §1.4 chat events, by ``event:`` name.
+CHAT_EVENTS: dict[str, type[ChatEvent]] = {cls.type: cls for cls in typing.get_args(ChatEvent)}
+
+
+def _event_schema_name(event: str) -> str:
+    """``text_delta`` -> ``TextDeltaEvent``."""
+    return "".join(part.title() for part in event.split("_")) + "Event"
+
+
+#: References to the chat events' schemas, by ``event:`` name (an EventStream's events).
+CHAT_EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
+    name: ref(_event_schema_name(name)) for name in CHAT_EVENTS
+}
+
+#: ``/api/events``: a runtime event under its own type's name, or ``lagged``/``shutdown``.
+RUNTIME_EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "lagged": ref("LaggedEvent"),
+    "shutdown": ref("ShutdownEvent"),
+    "*": ref("RuntimeEvent"),
+}
+
+
+def _runtime_event_schema() -> dict[str, Any]:
+    schema = attrs_schema(
+        Event,
+        overrides={"seq": {"type": "integer", "minimum": 1}},
+        extra=True,
+        description="A runtime event (SPEC §10.3): the envelope, then its own fields.",
+    )
+    schema["properties"] = {"type": {"type": "string"}, **schema["properties"]}
+    schema["required"] = ["type", *schema["required"]]
     return schema
 
 
@@ -357,4 +425,10 @@ SCHEMAS: dict[str, Any] = {
         description="A workflow run started over the API.",
     ),
     "RunPage": page_schema("runs", ref("WorkflowRun")),
+    **{_event_schema_name(name): wire_event_schema(cls) for name, cls in CHAT_EVENTS.items()},
+    "RuntimeEvent": _runtime_event_schema(),
+    "LaggedEvent": _object(
+        {"type": {"const": "lagged"}, "missed": {"type": "integer", "minimum": 1}}
+    ),
+    "ShutdownEvent": _object({"type": {"const": "shutdown"}, "reason": _STRING}),
 }
