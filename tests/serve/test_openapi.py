@@ -11,6 +11,7 @@ from typing import Any, cast
 import httpx2
 import jsonschema
 import pytest
+import trio
 from quart_trio import QuartTrio
 
 from vega_trio import Orchestrator
@@ -21,7 +22,7 @@ from vega_trio.serve._openapi import api_of
 from vega_trio.serve._state import ServerState
 from vega_trio.testing import ScriptedLLM
 
-from ._helpers import orchestrator_with_assistant, running_server
+from ._helpers import collect_events, orchestrator_with_assistant, running_server
 from ._openapi_check import ResponseChecker, generated_document
 from .conftest import CheckedResponses
 from .test_workflows import EXAMPLE
@@ -148,7 +149,7 @@ async def test_query_bounds_and_enums_in_the_document_are_the_ones_enforced() ->
 async def test_the_response_hook_checks_every_response_of_the_test(
     checked_responses: CheckedResponses,
 ) -> None:
-    """The autouse hook saw this test's responses, streamed ones included."""
+    """The autouse hook saw this test's responses, streamed ones and their events included."""
     async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
         await srv.client.get("/api/stats")
         async with srv.client.stream("GET", "/api/agents/nobody/chat/stream") as response:
@@ -156,15 +157,26 @@ async def test_the_response_hook_checks_every_response_of_the_test(
         async with srv.client.stream("GET", "/api/agents/assistant/chat/stream") as response:
             assert response.status_code == 404
             assert response.json()["error_class"] == "no_reply"
+        async with srv.client.stream(
+            "POST", "/api/agents/assistant/chat/stream", json={"message": "hi"}
+        ) as response:
+            with trio.fail_after(10):
+                events = await collect_events(response)
+    assert [e.event for e in events] == ["text_delta", "done"]
+    post = "POST /api/agents/assistant/chat/stream -> 200"
     assert checked_responses.checked == [
         "GET /api/stats -> 200",
         "GET /api/agents/nobody/chat/stream -> 404",
         "GET /api/agents/assistant/chat/stream -> 404",
+        post,
+        f"{post} event text_delta",
+        f"{post} event done",
     ]
 
 
 def test_the_checker_rejects_what_the_document_does_not_describe() -> None:
-    """A body off its schema, an undocumented status, method or path, or media type fails."""
+    """A body off its schema, an undocumented status, method, path or media type, and an
+    SSE event off its schema, undeclared or of another type fails."""
     document = generated_document()
     checker = ResponseChecker(document)
     stats = {
@@ -192,6 +204,18 @@ def test_the_checker_rejects_what_the_document_does_not_describe() -> None:
     no_id = b'{"error": "e", "error_class": "x"}'
     with pytest.raises(AssertionError, match="request_id"):
         checker.check("GET", "/api/agents/x", 404, "application/json", no_id)
+    chat = ("POST", "/api/agents/a/chat/stream", 200)
+    checker.check_event(*chat, "text_delta", '{"type": "text_delta", "delta": "Hi"}')
+    with pytest.raises(AssertionError, match="delta"):
+        checker.check_event(*chat, "text_delta", '{"type": "text_delta", "text": "Hi"}')
+    with pytest.raises(AssertionError, match="not documented"):
+        checker.check_event(*chat, "process.started", '{"type": "process.started"}')
+    with pytest.raises(AssertionError, match="type is not"):
+        checker.check_event(*chat, "done", '{"type": "text_delta", "delta": "Hi"}')
+    events = ("GET", "/api/events", 200)
+    checker.check_event(*events, "lagged", '{"type": "lagged", "missed": 2}')
+    with pytest.raises(AssertionError, match="seq"):
+        checker.check_event(*events, "process.started", '{"type": "process.started"}')
     broken = copy.deepcopy(document)
     broken["components"]["schemas"]["Stats"]["required"].append("uptime")
     with pytest.raises(AssertionError, match="uptime"):

@@ -28,8 +28,9 @@ Declaring a route (inside the function that builds the app, next to its handler)
 - ``method``/``rule`` are Quart's (``<name>`` path variables; every one is documented as a
   path parameter, described by ``path_params``).
 - ``responses`` maps each success status to a reply: :class:`Json` (a JSON Schema 2020-12
-  dict, or ``ref("Name")`` to a schema in :mod:`._schemas`), :class:`EventStream` (SSE),
-  :class:`PlainText` or :class:`NoBody`.
+  dict, or ``ref("Name")`` to a schema in :mod:`._schemas`), :class:`EventStream` (SSE:
+  ``EventStream("what", {"event-name": schema, "*": schema-of-any-other})``, documented as
+  the response's ``x-events``), :class:`PlainText` or :class:`NoBody`.
 - Error statuses are answered with the shared error body (``components.schemas.Error``:
   ``{"error", "error_class", "request_id", "fields"?}``). Each operation lists ``errors``
   plus what it gets for free: the security checks' statuses
