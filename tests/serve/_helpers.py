@@ -18,6 +18,8 @@ from vega_trio import Agent, Orchestrator, open_orchestrator
 from vega_trio.serve import ServeConfig, serve
 from vega_trio.testing import ScriptedLLM
 
+from ._openapi_check import CHECK_EVENT
+
 
 @attrs.frozen
 class SSE:
@@ -47,12 +49,16 @@ async def _lines(response: httpx2.Response) -> AsyncIterator[str]:
 
 async def _parse(response: httpx2.Response) -> AsyncIterator[SSE]:
     """Events from the response's lines: ``field: value`` lines until a blank line;
-    ``:`` starts a comment (yielded on its own, so heartbeats are visible)."""
+    ``:`` starts a comment (yielded on its own, so heartbeats are visible). Each event is
+    checked against the OpenAPI document when the response hook (conftest.py) asks."""
+    check = response.extensions.get(CHECK_EVENT)
     event, data, event_id = "message", [], None
     async with aclosing(_lines(response)) as lines:
         async for line in lines:
             if not line:
                 if data:
+                    if check is not None:
+                        check(event, "\n".join(data))
                     yield SSE(event=event, data="\n".join(data), id=event_id)  # noqa: ASYNC119 - always used under aclosing
                 event, data, event_id = "message", [], None
                 continue

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
+import attrs
 import trio
 from quart import Response, g, request
 from quart_trio import QuartTrio
@@ -33,7 +34,22 @@ from ..llm import marshal_messages
 from ..observability import health_status, render_metrics
 from ..runtime import Lagged, Process
 from ._compose import install_compose_routes
+from ._config import ServeConfig
+from ._openapi import (
+    EventStream,
+    IntHeader,
+    IntQuery,
+    Json,
+    JsonBody,
+    ListQuery,
+    ObjectField,
+    PlainText,
+    TextField,
+    install_api,
+    reject_field,
+)
 from ._problems import failure_of
+from ._schemas import CHAT_EVENT_SCHEMAS, RUN_STATUSES, RUNTIME_EVENT_SCHEMAS, ref
 from ._security import install_security
 from ._state import ChatReply, ServerState, WorkflowRun
 
@@ -58,94 +74,49 @@ def json_response(
     return Response(body, status=status, headers=dict(headers or {}), mimetype="application/json")
 
 
-def _reject_fields(path: str, error: str) -> RequestRejected:
-    return RequestRejected(
-        422,
-        f"invalid request: {path}: {error}",
-        error_class="validation_error",
-        fields=[{"path": path, "error": error}],
-    )
-
-
-async def json_body(allowed: frozenset[str] | None) -> dict[str, Any]:
-    """The request's JSON object.
-
-    Raises:
-        RequestRejected: 400 not JSON, 413 over the size limit, 422 not an object or
-            an unknown field (its path; ``allowed=None`` takes any).
-    """
-    raw = await request.get_data(as_text=False)
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestRejected(
-            400, f"the request body is not valid JSON: {exc}", error_class="bad_json"
-        ) from None
-    if not isinstance(data, dict):
-        raise _reject_fields("$", f"expected a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - allowed) if allowed is not None else []
-    if unknown and allowed is not None:
-        raise _reject_fields(unknown[0], f"unknown field (allowed: {', '.join(sorted(allowed))})")
-    return data
-
-
-def _text_field(data: Mapping[str, Any], name: str) -> str:
-    value = data.get(name)
-    if value is None:
-        raise _reject_fields(name, "required")
-    if not isinstance(value, str):
-        raise _reject_fields(name, f"expected a string, got {type(value).__name__}")
-    if not value.strip():
-        raise _reject_fields(name, "must not be empty")
-    return value
-
-
-def _int_arg(name: str, default: int, *, low: int, high: int | None = None) -> int:
-    text = request.args.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise _reject_fields(name, f"expected an integer, got {text!r}") from None
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f"at least {low}"
-        raise _reject_fields(name, f"must be {bound}, got {value}")
-    return value
-
-
-def _list_arg(*names: str) -> list[str] | None:
-    """A filter given as ``?x=a&x=b`` or ``?x=a,b`` (under any of ``names``)."""
-    values = [
-        part.strip()
-        for name in names
-        for raw in request.args.getlist(name)
-        for part in raw.split(",")
-        if part.strip()
-    ]
-    return values or None
-
-
 def _split_session(name: str) -> tuple[str, str | None]:
     """``agent:user-id`` as ``(agent, user)`` (``user`` is ``None`` without a colon)."""
     agent, sep, user = name.partition(":")
     if sep and (not user or ":" in user or user != user.strip()):
-        raise _reject_fields(
+        raise reject_field(
             "name", f"{name!r} is not AGENT or AGENT:USER-ID (one colon, a non-empty user id)"
         )
     return agent, (user if sep else None)
 
 
-def _page(items: list[Any], key: str) -> dict[str, Any]:
-    state: ServerState = g.state
-    limit = _int_arg("limit", state.config.page_size, low=1, high=state.config.max_page_size)
-    offset = _int_arg("offset", 0, low=0)
-    return {
-        key: items[offset : offset + limit],
-        "total": len(items),
-        "offset": offset,
-        "limit": limit,
-    }
+@attrs.frozen
+class _Pagination:
+    """``?limit=`` and ``?offset=`` of the paginated lists (bounds from the config)."""
+
+    limit: IntQuery
+    offset: IntQuery
+
+    @classmethod
+    def of(cls, config: ServeConfig) -> _Pagination:
+        return cls(
+            IntQuery(
+                "limit",
+                default=config.page_size,
+                minimum=1,
+                maximum=config.max_page_size,
+                description="the page size",
+            ),
+            IntQuery("offset", default=0, minimum=0, description="items to skip"),
+        )
+
+    @property
+    def params(self) -> tuple[IntQuery, IntQuery]:
+        return self.limit, self.offset
+
+    def page(self, items: list[Any], key: str) -> dict[str, Any]:
+        """The current request's page of ``items`` (schema: ``page_schema(key, ...)``)."""
+        limit, offset = self.limit.get(), self.offset.get()
+        return {
+            key: items[offset : offset + limit],
+            "total": len(items),
+            "offset": offset,
+            "limit": limit,
+        }
 
 
 def process_dict(proc: Process, *, conversation: bool = False) -> dict[str, Any]:
@@ -300,7 +271,7 @@ async def _start_reply(state: ServerState, name: str, message: str) -> ChatReply
     try:
         proc = await state.orch.session(agent, user=user)
     except ValueError as exc:
-        raise _reject_fields("name", str(exc)) from None
+        raise reject_field("name", str(exc)) from None
     if state.closing or state.nursery is None:
         raise RequestRejected(
             503,
@@ -323,8 +294,21 @@ async def _reply_stream(state: ServerState, reply: ChatReply) -> AsyncIterator[b
 
 
 # ------------------------------------------------------------------------------ app
+_CHAT_BODY = JsonBody(TextField("message", description="what the user says"))
+_RUN_BODY = JsonBody(
+    ObjectField("inputs", description="the workflow's inputs (top-level fields are inputs too)"),
+    extra=True,
+    optional=True,
+    description="The workflow's inputs, as top-level fields and/or under `inputs`.",
+)
+_CANCEL_BODY = JsonBody(optional=True, description="Nothing (an empty object, or no body).")
+_SESSION = {"name": "the agent's name, or `agent:user-id` for that user's own conversation"}
+_CHAT_ERRORS = (402, 404, 409, 422, 429, 502, 503, 504)  # SPEC §10.1's mapping (failure_of)
+
+
 def create_app(state: ServerState) -> QuartTrio:
-    """The Quart-Trio app of one server (its routes close over ``state``)."""
+    """The Quart-Trio app of one server (its routes close over ``state``); every route is
+    declared through :func:`~._openapi.api_of` (see :mod:`._openapi`)."""
     app = QuartTrio("vega_trio.serve")
     app.config["RESPONSE_TIMEOUT"] = None  # streams are bounded by shutdown instead
     app.config["BODY_TIMEOUT"] = 60
@@ -332,6 +316,24 @@ def create_app(state: ServerState) -> QuartTrio:
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     orch = state.orch
+    api = install_api(app, json_response)
+    pages = _Pagination.of(state.config)
+    process_status = ListQuery(
+        "status", enum=tuple(sorted(_STATUSES)), description="only processes in these statuses"
+    )
+    process_agent = ListQuery("agent", description="only processes of these agents")
+    run_status = ListQuery("status", enum=RUN_STATUSES, description="only runs in these statuses")
+    event_filters = (
+        ListQuery("types", aliases=("type",), description="event types or prefixes (`process.*`)"),
+        ListQuery("agent", aliases=("agents",), description="only events of these agents"),
+        ListQuery("process", aliases=("processes",), description="only events of these processes"),
+        ListQuery("run", aliases=("runs",), description="only events of these workflow runs"),
+    )
+    last_event_id = IntHeader(
+        "Last-Event-ID",
+        error_class="bad_last_event_id",
+        description="an event's sequence number (resume after it)",
+    )
 
     @app.before_request
     async def remember_state() -> None:  # noqa: ASYNC124 - Quart would run a sync view in a thread
@@ -364,35 +366,69 @@ def create_app(state: ServerState) -> QuartTrio:
         return json_response(body, failure.status, failure.headers)
 
     # ------------------------------------------------------------------ health
-    @app.get("/healthz")
+    @api.route(
+        "GET",
+        "/healthz",
+        summary="Health: ok, degraded or closing",
+        description="503 while the server is closing, so a load balancer stops sending work.",
+        responses={200: Json(ref("Health")), 503: Json(ref("Health"), "closing")},
+        tags=("observability",),
+    )
     async def healthz() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
-        # ok / degraded (health alerts going on) / closing, and processes by status; 503
-        # while closing, so a load balancer stops sending work here.
         health = health_status(orch)
         if state.closing:
             health["status"], health["closing"] = "closing", True
         return json_response(health, status=503 if health["closing"] else 200)
 
-    @app.get("/metrics")
+    @api.route(
+        "GET",
+        "/metrics",
+        summary="Prometheus metrics",
+        responses={200: PlainText("Prometheus' text exposition format")},
+        tags=("observability",),
+    )
     async def metrics() -> Response:  # noqa: ASYNC124
         body, content_type = render_metrics(orch)
         return Response(body, status=200, content_type=content_type)
 
     # ------------------------------------------------------------------ agents
-    @app.get("/api/agents")
+    @api.route(
+        "GET",
+        "/api/agents",
+        summary="The agent definitions",
+        responses={200: Json(ref("AgentList"))},
+        tags=("agents",),
+    )
     async def list_agents() -> Response:  # noqa: ASYNC124
         live = orch.processes()
         return json_response({"agents": [definition_dict(d, live) for d in orch.agents.list()]})
 
-    @app.get("/api/agents/<name>")
+    @api.route(
+        "GET",
+        "/api/agents/<name>",
+        summary="One agent definition",
+        path_params={"name": "the agent's name"},
+        responses={200: Json(ref("AgentDefinition"))},
+        errors=(404,),
+        tags=("agents",),
+    )
     async def get_agent(name: str) -> Response:  # noqa: ASYNC124
         return json_response(definition_dict(orch.agents.get(name), orch.processes()))
 
     install_compose_routes(app, state)
 
-    @app.post("/api/agents/<name>/chat")
+    @api.route(
+        "POST",
+        "/api/agents/<name>/chat",
+        summary="Send a message; the reply when it is complete",
+        path_params=_SESSION,
+        body=_CHAT_BODY,
+        responses={200: Json(ref("ChatReply"))},
+        errors=_CHAT_ERRORS,
+        tags=("chat",),
+    )
     async def chat(name: str) -> Response:
-        message = _text_field(await json_body(frozenset({"message"})), "message")
+        message = (await _CHAT_BODY.read())["message"]
         reply = await _start_reply(state, name, message)
         # NOTE: the reply runs in the server's nursery: if this client leaves, it
         # still completes and stays in the conversation.
@@ -413,15 +449,34 @@ def create_app(state: ServerState) -> QuartTrio:
             headers={"Retry-After": "1"},
         )
 
-    @app.post("/api/agents/<name>/chat/stream")
+    @api.route(
+        "POST",
+        "/api/agents/<name>/chat/stream",
+        summary="Send a message; the reply as SSE (SPEC §1.4)",
+        description="Ends with exactly one `done` or `error` event; the reply goes on if the "
+        "client leaves.",
+        path_params=_SESSION,
+        body=_CHAT_BODY,
+        responses={200: EventStream("the reply's events", CHAT_EVENT_SCHEMAS)},
+        errors=(404, 409, 422, 503),
+        tags=("chat",),
+    )
     async def chat_stream(name: str) -> Response:
-        message = _text_field(await json_body(frozenset({"message"})), "message")
+        message = (await _CHAT_BODY.read())["message"]
         reply = await _start_reply(state, name, message)
         response = Response(_reply_stream(state, reply), headers=_SSE_HEADERS)
         response.timeout = None
         return response
 
-    @app.get("/api/agents/<name>/chat/stream")
+    @api.route(
+        "GET",
+        "/api/agents/<name>/chat/stream",
+        summary="Re-attach to the latest reply and replay it from its start",
+        path_params=_SESSION,
+        responses={200: EventStream("the reply's events", CHAT_EVENT_SCHEMAS)},
+        errors=(404, 422),
+        tags=("chat",),
+    )
     async def chat_reattach(name: str) -> Response:  # noqa: ASYNC124
         agent, user = _split_session(name)
         orch.agents.get(agent)
@@ -436,7 +491,15 @@ def create_app(state: ServerState) -> QuartTrio:
         response.timeout = None
         return response
 
-    @app.delete("/api/agents/<name>/chat/stream")
+    @api.route(
+        "DELETE",
+        "/api/agents/<name>/chat/stream",
+        summary="Cancel the reply in flight",
+        path_params=_SESSION,
+        responses={200: Json(ref("Cancelled"))},
+        errors=(404, 422),
+        tags=("chat",),
+    )
     async def chat_cancel(name: str) -> Response:
         agent, user = _split_session(name)
         orch.agents.get(agent)
@@ -447,18 +510,35 @@ def create_app(state: ServerState) -> QuartTrio:
             await reply.finished.wait()
         return json_response({"cancelled": in_flight})
 
-    @app.delete("/api/agents/<name>/chat")
+    @api.route(
+        "DELETE",
+        "/api/agents/<name>/chat",
+        summary="End the session and forget its conversation",
+        path_params=_SESSION,
+        responses={200: Json(ref("Cleared"))},
+        errors=(404, 422),
+        tags=("chat",),
+    )
     async def chat_clear(name: str) -> Response:
         agent, user = _split_session(name)
         orch.agents.get(agent)
         try:
             ended = await orch.end_session(agent, user=user)
         except ValueError as exc:
-            raise _reject_fields("name", str(exc)) from None
+            raise reject_field("name", str(exc)) from None
         state.replies.pop(session_name(agent, user), None)
         return json_response({"cleared": ended})
 
-    @app.get("/api/agents/<name>/chat")
+    @api.route(
+        "GET",
+        "/api/agents/<name>/chat",
+        summary="The conversation, paginated",
+        path_params=_SESSION,
+        params=pages.params,
+        responses={200: Json(ref("MessagePage"))},
+        errors=(404, 422),
+        tags=("chat",),
+    )
     async def chat_history(name: str) -> Response:  # noqa: ASYNC124
         agent, user = _split_session(name)
         orch.agents.get(agent)  # 404 for an unknown agent
@@ -469,31 +549,49 @@ def create_app(state: ServerState) -> QuartTrio:
         else:
             history = proc.history if isinstance(proc, AgentProcess) else []
             messages = json.loads(marshal_messages(history))
-        return json_response(_page(messages, "messages"))
+        return json_response(pages.page(messages, "messages"))
 
     # --------------------------------------------------------------- processes
-    @app.get("/api/processes")
+    @api.route(
+        "GET",
+        "/api/processes",
+        summary="Live processes, filtered and paginated",
+        params=(process_status, process_agent, *pages.params),
+        responses={200: Json(ref("ProcessPage"))},
+        tags=("processes",),
+    )
     async def list_processes() -> Response:  # noqa: ASYNC124
-        statuses = _list_arg("status")
-        for value in statuses or ():
-            if value not in _STATUSES:
-                raise _reject_fields(
-                    "status", f"{value!r} is not one of {', '.join(sorted(_STATUSES))}"
-                )
-        agents = _list_arg("agent")
+        statuses = process_status.get()
+        agents = process_agent.get()
         found = [
             process_dict(p)
             for p in orch.processes()
             if (statuses is None or str(p.status) in statuses)
             and (agents is None or p.agent_name in agents)
         ]
-        return json_response(_page(found, "processes"))
+        return json_response(pages.page(found, "processes"))
 
-    @app.get("/api/processes/<process_id>")
+    @api.route(
+        "GET",
+        "/api/processes/<process_id>",
+        summary="One process with its metrics and conversation",
+        path_params={"process_id": "the process id"},
+        responses={200: Json(ref("Process"))},
+        errors=(404,),
+        tags=("processes",),
+    )
     async def get_process(process_id: str) -> Response:  # noqa: ASYNC124
         return json_response(process_dict(orch.get(process_id), conversation=True))
 
-    @app.delete("/api/processes/<process_id>")
+    @api.route(
+        "DELETE",
+        "/api/processes/<process_id>",
+        summary="Kill a process; its final state",
+        path_params={"process_id": "the process id"},
+        responses={200: Json(ref("Process"))},
+        errors=(404,),
+        tags=("processes",),
+    )
     async def kill_process(process_id: str) -> Response:
         proc = orch.get(process_id)
         proc.kill("killed over the API")
@@ -502,34 +600,79 @@ def create_app(state: ServerState) -> QuartTrio:
         return json_response(process_dict(proc))
 
     # ------------------------------------------------------------------ queries
-    @app.get("/api/stats")
+    @api.route(
+        "GET",
+        "/api/stats",
+        summary="Live processes, spawned, cost, events published",
+        responses={200: Json(ref("Stats"))},
+        tags=("queries",),
+    )
     async def stats() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         return json_response(orch.stats())
 
-    @app.get("/api/spawn-tree")
+    @api.route(
+        "GET",
+        "/api/spawn-tree",
+        summary="The spawn tree, nested nodes in start order",
+        responses={200: Json(ref("SpawnTree"))},
+        tags=("queries",),
+    )
     async def spawn_tree() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         return json_response({"tree": [node.to_dict() for node in orch.spawn_tree()]})
 
-    @app.get("/api/supervision-tree")
+    @api.route(
+        "GET",
+        "/api/supervision-tree",
+        summary="The live supervision trees",
+        responses={200: Json(ref("SupervisionTree"))},
+        tags=("queries",),
+    )
     async def supervision_tree() -> Response:  # noqa: ASYNC124
         return json_response({"supervisors": orch.supervision_tree()})
 
-    @app.get("/api/costs")
+    @api.route(
+        "GET",
+        "/api/costs",
+        summary="What was spent, in total and per agent, with budgets",
+        responses={200: Json(ref("Costs"))},
+        tags=("queries",),
+    )
     async def costs() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         return json_response(orch.costs())
 
-    @app.get("/api/mcp/servers")
+    @api.route(
+        "GET",
+        "/api/mcp/servers",
+        summary="Each MCP server's status, tools and last error",
+        responses={200: Json(ref("MCPServers"))},
+        tags=("queries",),
+    )
     async def mcp_servers() -> Response:  # noqa: ASYNC124
         return json_response({"servers": orch.mcp.status() if orch.mcp is not None else []})
 
     # ---------------------------------------------------------------- workflows
-    @app.get("/api/workflows")
+    @api.route(
+        "GET",
+        "/api/workflows",
+        summary="The document's workflows with their inputs as a JSON Schema",
+        responses={200: Json(ref("WorkflowList"))},
+        tags=("workflows",),
+    )
     async def list_workflows() -> Response:  # noqa: ASYNC124
         runner = state.runner
         workflows = runner.document.workflows if runner is not None else ()
         return json_response({"workflows": [_workflow_dict(w) for w in workflows]})
 
-    @app.post("/api/workflows/<name>/run")
+    @api.route(
+        "POST",
+        "/api/workflows/<name>/run",
+        summary="Start a workflow run",
+        path_params={"name": "the workflow's name"},
+        body=_RUN_BODY,
+        responses={202: Json(ref("RunStarted"))},
+        errors=(404, 422, 503),
+        tags=("workflows",),
+    )
     async def run_workflow(name: str) -> Response:
         runner = state.runner
         if runner is None or runner.document.workflow(name) is None:
@@ -539,11 +682,8 @@ def create_app(state: ServerState) -> QuartTrio:
                 f"there is no workflow named {name!r} (workflows: {known or 'none'})",
                 error_class="workflow_not_found",
             )
-        body = await request.get_data(as_text=False)
-        data = await json_body(None) if body.strip() else {}
+        data = await _RUN_BODY.read()
         nested = data.pop("inputs", None)
-        if nested is not None and not isinstance(nested, dict):
-            raise _reject_fields("inputs", f"expected an object, got {type(nested).__name__}")
         inputs = {**data, **(nested or {})}  # top-level fields are inputs too
         spec, run_id, variables = runner._prepare(name, inputs)
         if state.closing or state.nursery is None:
@@ -557,16 +697,33 @@ def create_app(state: ServerState) -> QuartTrio:
         state.nursery.start_soon(_run_workflow, runner, spec, run_id, variables, record)
         return json_response({"run_id": run_id, "status": record.status}, 202)
 
-    @app.get("/api/workflows/runs")
+    @api.route(
+        "GET",
+        "/api/workflows/runs",
+        summary="The runs started on this server, paginated",
+        params=(run_status, *pages.params),
+        responses={200: Json(ref("RunPage"))},
+        tags=("workflows",),
+    )
     async def list_runs() -> Response:  # noqa: ASYNC124
-        statuses = _list_arg("status")
+        statuses = run_status.get()
         runs = [
             r.to_dict() for r in state.runs.values() if statuses is None or r.status in statuses
         ]
-        return json_response(_page(runs, "runs"))
+        return json_response(pages.page(runs, "runs"))
 
-    @app.post("/api/workflows/runs/<run_id>/cancel")
+    @api.route(
+        "POST",
+        "/api/workflows/runs/<run_id>/cancel",
+        summary="Cancel a running run; its record",
+        path_params={"run_id": "the run's id"},
+        body=_CANCEL_BODY,
+        responses={200: Json(ref("WorkflowRun"))},
+        errors=(404,),
+        tags=("workflows",),
+    )
     async def cancel_run(run_id: str) -> Response:
+        await _CANCEL_BODY.read()
         record = _run_record(state, run_id)
         if record.status == "running":
             record.scope.cancel(reason="cancelled over the API")
@@ -574,27 +731,33 @@ def create_app(state: ServerState) -> QuartTrio:
                 await record.ended.wait()
         return json_response(record.to_dict())
 
-    @app.get("/api/workflows/runs/<run_id>")
+    @api.route(
+        "GET",
+        "/api/workflows/runs/<run_id>",
+        summary="A run's status, output, cost and error",
+        path_params={"run_id": "the run's id"},
+        responses={200: Json(ref("WorkflowRun"))},
+        errors=(404,),
+        tags=("workflows",),
+    )
     async def get_run(run_id: str) -> Response:  # noqa: ASYNC124
         return json_response(_run_record(state, run_id).to_dict())
 
     # ------------------------------------------------------------------- events
-    @app.get("/api/events")
+    @api.route(
+        "GET",
+        "/api/events",
+        summary="Runtime events as SSE",
+        description="`id:` is the event's sequence number; `: heartbeat` after every quiet "
+        "heartbeat interval; a `lagged` event when this client fell behind; a final "
+        "`shutdown` event when the server stops.",
+        params=(*event_filters, last_event_id),
+        responses={200: EventStream("the runtime's events (SPEC §10.3)", RUNTIME_EVENT_SCHEMAS)},
+        tags=("events",),
+    )
     async def events() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
-        types = _list_arg("types", "type")
-        agents = _list_arg("agent", "agents")
-        processes = _list_arg("process", "processes")
-        runs = _list_arg("run", "runs")
-        last_id = request.headers.get("Last-Event-ID")
-        after: int | None = None
-        if last_id is not None:
-            if not last_id.strip().isdigit():
-                raise RequestRejected(
-                    400,
-                    f"Last-Event-ID must be an event's sequence number, got {last_id!r}",
-                    error_class="bad_last_event_id",
-                )
-            after = int(last_id)
+        types, agents, processes, runs = (f.get() for f in event_filters)
+        after = last_event_id.get()
         response = Response(
             _event_stream(state, types, agents, processes, runs, after), headers=_SSE_HEADERS
         )

@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import trio
-from quart import Response, request
+from quart import Response
 
 from .._agents import AgentDefinition
 from .._errors import RequestRejected, SkillError, ToolNotFound
@@ -80,6 +80,8 @@ from ..dsl._dump import dump_agent, dump_agents
 from ..dsl._loader import read_document
 from ..dsl._model import Document, Settings, Source
 from ..dsl._validate import Known, check_agents
+from ._openapi import Json, JsonBody, ObjectField, TextField, TextQuery, api_of
+from ._schemas import ref
 from ._state import ServerState
 
 if TYPE_CHECKING:
@@ -95,6 +97,19 @@ __all__ = [
 ]
 
 NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+
+_NAME_PARAM: Final = {"name": "the agent's name"}
+_AGENT_BODY: Final = JsonBody(
+    extra=True, description="an agent's `agents.<name>` mapping of a .vega.yaml"
+)
+_IMPORT_BODY: Final = JsonBody(
+    TextField("yaml", required=False, description="the agents: section of a .vega.yaml"),
+    ObjectField("agents", description="agent names to their mappings"),
+    description='either {"yaml": ...} or {"agents": {...}}',
+)
+_AS_QUERY: Final = TextQuery(
+    "as", pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", description="the copy's name"
+)
 """A composed agent's name: usable in a URL path and as ``agent:user-id``'s agent."""
 
 _FROM_JSON: Final = "<request>"
@@ -323,9 +338,10 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
     """Register the composed-agent routes on ``app`` (``create_app`` calls it once)."""
     # NOTE: imported here: _app imports this module, and its helpers are the app's one
     # way to read a body and write a (redacted) response.
-    from ._app import definition_dict, json_body, json_response
+    from ._app import definition_dict, json_response
 
     orch = state.orch
+    api = api_of(app)
 
     def agent_dict(definition: AgentDefinition) -> dict[str, Any]:
         return definition_dict(definition, orch.processes())
@@ -377,9 +393,19 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
         except _NOT_SPAWNABLE as exc:
             raise _unspawnable(exc) from None
 
-    @app.post("/api/agents")
+    @api.route(
+        "POST",
+        "/api/agents",
+        summary="Create a composed agent",
+        description="The body is the agent's `agents.<name>` mapping of a .vega.yaml, with "
+        "its `name`; tools may only name what the server already has.",
+        body=_AGENT_BODY,
+        responses={201: Json(ref("ComposedAgent"))},
+        errors=(409, 422),
+        tags=("agents",),
+    )
     async def create_agent() -> Response:
-        data = await json_body(None)
+        data = await _AGENT_BODY.read()
         name = _name_field(data)
         if name in orch.agents:
             raise _exists([name], single=True)
@@ -391,10 +417,20 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
             agent_out(definition, composed), 201, {"Location": f"/api/agents/{name}"}
         )
 
-    @app.put("/api/agents/<name>")
+    @api.route(
+        "PUT",
+        "/api/agents/<name>",
+        summary="Replace a composed agent's definition",
+        description="Its sessions go on with their conversations on the new definition.",
+        path_params=_NAME_PARAM,
+        body=_AGENT_BODY,
+        responses={200: Json(ref("ComposedAgent"))},
+        errors=(403, 404, 422),
+        tags=("agents",),
+    )
     async def update_agent(name: str) -> Response:
         protected(orch.agents.get(name), "changed")
-        data = await json_body(None)
+        data = await _AGENT_BODY.read()
         if "name" in data and data["name"] != name:
             raise _invalid(
                 "name",
@@ -409,18 +445,33 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
             raise _unspawnable(exc) from None
         return json_response(agent_out(definition, composed))
 
-    @app.delete("/api/agents/<name>")
+    @api.route(
+        "DELETE",
+        "/api/agents/<name>",
+        summary="Delete a composed agent",
+        path_params=_NAME_PARAM,
+        responses={200: Json(ref("ComposedAgent"))},
+        errors=(403, 404),
+        tags=("agents",),
+    )
     async def delete_agent(name: str) -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         protected(orch.agents.get(name), "deleted")
         definition = orch.agents.remove(name)
         return json_response(agent_out(definition, None))
 
-    @app.get("/api/agents/<name>/template")
+    @api.route(
+        "GET",
+        "/api/agents/<name>/template",
+        summary="An agent's definition as JSON and as YAML, to copy or export",
+        path_params=_NAME_PARAM,
+        params=(_AS_QUERY,),
+        responses={200: Json(ref("AgentTemplate"))},
+        errors=(404,),
+        tags=("agents",),
+    )
     async def agent_template(name: str) -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         definition = orch.agents.get(name)
-        copy = request.args.get("as", name)
-        if not NAME.match(copy):
-            raise _invalid("as", f"{copy!r} is not an agent name ({NAME.pattern})")
+        copy = _AS_QUERY.get() or name
         mapping, complete = definition_mapping(definition)
         return json_response(
             {
@@ -433,9 +484,17 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
             }
         )
 
-    @app.post("/api/agents/import")
+    @api.route(
+        "POST",
+        "/api/agents/import",
+        summary="Create composed agents from an agents: section (all or nothing)",
+        body=_IMPORT_BODY,
+        responses={201: Json(ref("ImportedAgents"))},
+        errors=(409, 422),
+        tags=("agents",),
+    )
     async def import_agents() -> Response:
-        data = await json_body(frozenset({"yaml", "agents"}))
+        data = await _IMPORT_BODY.read()
         source = _import_source(data)
         if isinstance(source, str):
             composed = await compose(source, strip=None)

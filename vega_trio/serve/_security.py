@@ -24,7 +24,13 @@ from werkzeug.datastructures import Headers, MultiDict
 from .._errors import RequestRejected
 from ._state import ServerState
 
-__all__ = ["BEARER_SUBPROTOCOL_PREFIX", "REQUEST_ID_HEADER", "install_security"]
+__all__ = [
+    "BEARER_SUBPROTOCOL_PREFIX",
+    "REQUEST_ID_HEADER",
+    "install_security",
+    "security_statuses",
+    "token_required",
+]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -36,6 +42,23 @@ _CORS_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 BEARER_SUBPROTOCOL_PREFIX = "bearer."
 """A WebSocket client that cannot set ``Authorization`` (a browser) offers the token as
 the subprotocol ``bearer.<token>``."""
+
+
+def token_required(path: str) -> bool:
+    """Whether a request to ``path`` must carry the bearer token (when the server has one):
+    every ``/api`` route and ``/metrics`` (it names agents, models and costs)."""
+    return path == "/api" or path.startswith("/api/") or path == "/metrics"
+
+
+def security_statuses(method: str) -> frozenset[int]:
+    """The statuses :func:`install_security`'s checks can answer a ``method`` request with
+    before its route runs (the OpenAPI document lists them on every operation): 400 a
+    foreign ``Host``, 401 a token in the URL or a missing/wrong token, 413 a body over the
+    limit; for mutating methods 403 a foreign ``Origin`` and 415 a body that is not JSON."""
+    statuses = {400, 401, 413}
+    if method.upper() in _MUTATING:
+        statuses |= {403, 415}
+    return frozenset(statuses)
 
 
 def split_host(value: str) -> tuple[str, int | None]:
@@ -140,12 +163,8 @@ def install_security(app: Quart, state: ServerState) -> None:
         g.request_id = new_request_id(request.headers)
         raw_host = check_host(request.headers)
 
-        # NOTE: /metrics names agents, models and costs: it needs the token like /api.
-        is_api = (
-            request.path == "/api" or request.path.startswith("/api/") or request.path == "/metrics"
-        )
         refuse_token_in_url(request.args)
-        if is_api and request.method != "OPTIONS":
+        if token_required(request.path) and request.method != "OPTIONS":
             check_token(request.headers.get("Authorization", ""))
 
         length = request.content_length

@@ -53,7 +53,8 @@ from .._agents import session_name
 from .._errors import RequestRejected
 from .._redact import redact_data
 from ..runtime import Lagged
-from ._app import _reject_fields, _split_session, _start_reply
+from ._app import _split_session, _start_reply
+from ._openapi import api_of, reject_field
 from ._problems import failure_of
 from ._security import BEARER_SUBPROTOCOL_PREFIX
 from ._state import ChatReply, ServerState
@@ -99,12 +100,12 @@ def _message_id(data: dict[str, Any], *, required: bool) -> str | int | None:
     value = data.get("id")
     if value is None:
         if required:
-            raise _reject_fields("id", "required (a string or an integer the replies carry)")
+            raise reject_field("id", "required (a string or an integer the replies carry)")
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _reject_fields("id", f"expected a string or an integer, got {type(value).__name__}")
+        raise reject_field("id", f"expected a string or an integer, got {type(value).__name__}")
     if isinstance(value, str) and not 0 < len(value) <= _MAX_ID_LENGTH:
-        raise _reject_fields("id", f"must have 1 to {_MAX_ID_LENGTH} characters")
+        raise reject_field("id", f"must have 1 to {_MAX_ID_LENGTH} characters")
     return value
 
 
@@ -113,22 +114,22 @@ def _string_list(data: dict[str, Any], name: str) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list):
-        raise _reject_fields(name, f"expected a list of strings, got {type(value).__name__}")
+        raise reject_field(name, f"expected a list of strings, got {type(value).__name__}")
     for index, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
             got = repr(item) if isinstance(item, str) else type(item).__name__
-            raise _reject_fields(f"{name}[{index}]", f"expected a non-empty string, got {got}")
+            raise reject_field(f"{name}[{index}]", f"expected a non-empty string, got {got}")
     return list(value)
 
 
 def _string(data: dict[str, Any], name: str) -> str:
     value = data.get(name)
     if value is None:
-        raise _reject_fields(name, "required")
+        raise reject_field(name, "required")
     if not isinstance(value, str):
-        raise _reject_fields(name, f"expected a string, got {type(value).__name__}")
+        raise reject_field(name, f"expected a string, got {type(value).__name__}")
     if not value.strip():
-        raise _reject_fields(name, "must not be empty")
+        raise reject_field(name, "must not be empty")
     return value
 
 
@@ -139,7 +140,7 @@ def _session_field(data: dict[str, Any]) -> tuple[str, str, str | None]:
         agent, user = _split_session(name)
     except RequestRejected as exc:  # reported under this protocol's field name
         detail = exc.fields[0]["error"] if exc.fields else str(exc)
-        raise _reject_fields("agent", detail) from None
+        raise reject_field("agent", detail) from None
     return name, agent, user
 
 
@@ -152,7 +153,7 @@ def _parse(raw: str | bytes) -> dict[str, Any]:
             400, f"the message is not valid JSON: {exc}", error_class="bad_json"
         ) from None
     if not isinstance(data, dict):
-        raise _reject_fields("$", f"expected a JSON object, got {type(data).__name__}")
+        raise reject_field("$", f"expected a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -168,7 +169,7 @@ def _check_op(data: dict[str, Any]) -> str:
         )
     unknown = sorted(set(data) - _FIELDS[op])
     if unknown:
-        raise _reject_fields(
+        raise reject_field(
             unknown[0], f"unknown field of {op!r} (allowed: {', '.join(sorted(_FIELDS[op]))})"
         )
     return op
@@ -249,9 +250,9 @@ class _Connection:
         filters = {name: _string_list(data, name) for name in _FILTERS}
         after = data.get("after")
         if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
-            raise _reject_fields("after", f"expected an integer, got {type(after).__name__}")
+            raise reject_field("after", f"expected an integer, got {type(after).__name__}")
         if after is not None and after < 0:
-            raise _reject_fields("after", f"must be 0 or more, got {after}")
+            raise reject_field("after", f"must be 0 or more, got {after}")
         if sub_id in self.subscriptions:
             raise RequestRejected(
                 409,
@@ -418,7 +419,14 @@ def install_websocket(app: QuartTrio, state: ServerState) -> None:
     """Register ``/api/ws`` (the handshake passed the checks of ``_security.py``)."""
     config = state.config
 
-    @app.websocket("/api/ws")
+    @api_of(app).websocket(
+        "/api/ws",
+        summary="Events and chat over one WebSocket",
+        description="The JSON message protocol `vega.v1` (docs/serve.md, `/api/ws`): "
+        "event subscriptions with the filters of /api/events, and chat requests streaming "
+        "their reply's events. Browsers send the token as the subprotocol `bearer.<token>`.",
+        tags=("events", "chat"),
+    )
     async def api_ws() -> None:
         await websocket.accept(subprotocol=choose_subprotocol(websocket.requested_subprotocols))
         send_channel, receive_channel = trio.open_memory_channel[str](config.ws_send_buffer)
