@@ -39,7 +39,18 @@ def _engine_for(
 ) -> AbstractAsyncContextManager[Any]:
     if location.startswith(_POSTGRES_SCHEMES):
         # NOTE: imported on use: the PostgreSQL driver is an optional dependency.
-        postgres = importlib.import_module("vega_trio.store._postgres")
+        try:
+            postgres = importlib.import_module("vega_trio.store._postgres")
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("vega_trio.store._postgres", "psycopg"):
+                raise
+            raise StoreOpenError(
+                f"cannot open {redact(location)}: the PostgreSQL engine is not available "
+                f"({exc.name} is not installed); install vega-trio[postgres] or use a "
+                "SQLite file",
+                location=redact(location),
+                kind="invalid",
+            ) from exc
         engine: AbstractAsyncContextManager[Any] = postgres.open_postgres(
             location, on_health=on_health, flush_seconds=flush_seconds
         )
