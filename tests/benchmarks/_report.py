@@ -16,8 +16,8 @@ import attrs
 
 from ._dsl import render_b7
 from ._resilience import render_b6
-from ._store import render_b11
 from ._restarts import render_b4_b5
+from ._store import render_b11
 
 __all__ = ["Config", "machine_info", "render"]
 

@@ -169,7 +169,8 @@ one after another (each its own commit), then {first["turns"]:,} spread over
 `synchronous=NORMAL` on the machine's disk (a commit is durable against a process crash —
 `kill -9` — and, after the next checkpoint, a power cut).
 
-| engine | events, one per call | events, batched | chat turn alone p50 / p99 | chat turn, {first["chatters"]} at once p50 / p99 |
+| engine | events, one per call | events, batched | chat turn alone p50 / p99 \
+| chat turn, {first["chatters"]} at once p50 / p99 |
 | --- | ---: | ---: | ---: | ---: |
 {chr(10).join(lines)}
 """
