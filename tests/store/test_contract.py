@@ -22,6 +22,7 @@ from vega_trio.store import (
     Store,
     StoreClosed,
     StoredEvent,
+    StoreHealth,
     open_store,
 )
 
@@ -441,12 +442,21 @@ async def test_everything_survives_a_reopen(opened: OpenStore) -> None:
         await again.wait_events_committed(3)
 
 
+async def test_the_engine_implements_the_protocol(store: Store, engine: str) -> None:
+    """The opened store is a Store of the engine asked for, healthy, nothing pending."""
+    assert isinstance(store, Store)
+    assert store.engine == engine
+    assert store.health() == StoreHealth(status="ok", engine=engine)
+
+
 async def test_writes_after_close_are_refused(opened: OpenStore) -> None:
-    """A write to a closed store raises StoreClosed instead of vanishing."""
+    """A write (or read) on a closed store raises StoreClosed instead of vanishing."""
     async with opened() as store:
         pass
     with pytest.raises(StoreClosed, match="closed"):
         await store.put_state("k", 1)
+    with pytest.raises(StoreClosed, match="closed"):
+        await store.get_state("k")
     with pytest.raises(StoreClosed):
         await store.wait_events_committed(1)
 

@@ -256,7 +256,9 @@ def test_a_read_only_directory_or_file_is_refused(shared_tmp: Path) -> None:
     out = _probe_read_only(shared_tmp / "new.db")
     assert out.startswith("read_only |"), out
     assert "writable" in out and str(shared_tmp) in out
-    shared_tmp.chmod(0o755)
+    assert not (shared_tmp / "new.db").exists()
+    # A read-only file in a directory the user may write into.
+    shared_tmp.chmod(0o777)
 
     existing = shared_tmp / "existing.db"
     conn = sqlite3.connect(existing)
