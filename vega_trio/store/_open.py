@@ -1,4 +1,10 @@
-"""``open_store``: the one place that turns a ``--db`` value into an engine."""
+"""``open_store``: the one place that turns a ``--db`` value into an engine.
+
+Each engine module has one opener with the same shape,
+``open_<engine>(location, *, on_health, flush_seconds)`` — an async context manager
+that yields the engine's :class:`~vega_trio.store.Store` — and is imported only when a
+location asks for it (the PostgreSQL driver is an optional dependency).
+"""
 
 from __future__ import annotations
 
