@@ -99,6 +99,19 @@ async def test_mutations_need_json_and_a_same_origin_or_allowed_origin() -> None
         assert "Access-Control-Allow-Origin" not in unlisted.headers
 
 
+async def test_a_body_nested_too_deeply_is_a_400() -> None:
+    """JSON nested deeper than the parser's stack is bad JSON (it was a 500)."""
+    async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
+        deep = await srv.client.post(
+            "/api/agents/assistant/chat",
+            content=b'{"message": ' + b"[" * 200_000,
+            headers={"Content-Type": "application/json"},
+        )
+        assert deep.status_code == 400
+        assert deep.json()["error_class"] == "bad_json"
+        assert "nested too deeply" in deep.json()["error"]
+
+
 async def test_bad_bodies_get_400_413_422_with_field_paths() -> None:
     """Bad JSON 400, too big 413 (declared or chunked), wrong types 422 with the field."""
     config = ServeConfig(port=0, max_body_bytes=64)
