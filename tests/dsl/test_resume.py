@@ -14,8 +14,8 @@ import trio
 from vega_trio import ErrorClass
 from vega_trio.dsl._events import WorkflowInterrupted, WorkflowResumed, WorkflowStepStatus
 from vega_trio.dsl._interpreter import (
-    RunNotResumable,
     Runner,
+    RunNotResumable,
     WorkflowError,
     open_runner,
 )
@@ -31,12 +31,7 @@ from vega_trio.dsl._model import (
     WorkflowStep,
 )
 from vega_trio.llm import LLMRequest
-from vega_trio.store import RunRecord, Store
-
-try:
-    from vega_trio.store import open_store  # type: ignore[attr-defined]
-except ImportError:  # TEMPORARY until p-store is merged
-    from tests._memory_store import open_store  # type: ignore[no-redef]
+from vega_trio.store import RunRecord, Store, open_store
 from vega_trio.testing import ScriptedLLM
 from vega_trio.testing import Step as Reply
 
@@ -241,7 +236,12 @@ async def test_for_loop_resumes_at_its_item(store: Store) -> None:
         result = await runner.resume(run_id)
         paths = [s.path for s in await store.load_steps(run_id) if s.status == "completed"]
     assert model.sent() == ["do a", "do b", "do c", "do c", "do d"]
-    assert result.variables["done"] == ["writer: do a", "writer: do b", "writer: do c", "writer: do d"]
+    assert result.variables["done"] == [
+        "writer: do a",
+        "writer: do b",
+        "writer: do c",
+        "writer: do d",
+    ]
     assert result.variables["last"] == "writer: do d"
     assert "main.steps[0].for[1].steps[0]" in paths and "main.steps[0]" in paths
 

@@ -621,8 +621,9 @@ async def _run(
         )
     if isinstance(error, UsageProblem | StoreUnusable):  # nothing ran
         return fail(EXIT_INVALID, str(error), "usage_error", workflow=name)
-    if isinstance(error, RunNotResumable):
-        return fail(EXIT_INVALID, f"{error}; nothing was run", error.error_class, workflow=name)
+    refused = _single_leaf(error)
+    if isinstance(refused, RunNotResumable):  # raised inside the runner's nurseries
+        return fail(EXIT_INVALID, f"{refused}; nothing was run", refused.error_class, workflow=name)
     if isinstance(error, WorkflowInputError):
         return fail(EXIT_INVALID, f"{error}; nothing was run", "invalid_input", workflow=name)
     if error is not None or ended.value is None:
@@ -690,9 +691,7 @@ def _check_resume_options(
     if resume is None:
         return
     if db is None:
-        raise UsageProblem(
-            f"--resume {resume} needs --db PATH: the store the run was recorded in"
-        )
+        raise UsageProblem(f"--resume {resume} needs --db PATH: the store the run was recorded in")
     given = [flag for flag, value in (("--workflow", workflow), ("--input", input_file)) if value]
     if tasks:
         given.append("--task")
@@ -721,3 +720,10 @@ async def _opened_store(db: str | None) -> AsyncIterator[Store | None]:
         except VegaError as exc:
             raise StoreUnusable(f"--db {db}: {exc}") from exc
         yield store
+
+
+def _single_leaf(error: BaseException | None) -> BaseException | None:
+    """``error``, or the one exception an exception group (of groups) holds."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error

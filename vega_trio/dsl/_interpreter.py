@@ -1152,9 +1152,7 @@ class _Run:
         if saved is not None:
             return self.reuse(step, frame, path, saved)
         self.steps_run += 1
-        mark = _StepMark(
-            time.time(), self.totals() if self.recorder.store else (0, 0, 0.0), {}
-        )
+        mark = _StepMark(time.time(), self.totals() if self.recorder.store else (0, 0, 0.0), {})
         frame.journals.append(mark.journal)
         try:
             if isinstance(step, AgentStep):
@@ -1197,7 +1195,7 @@ class _Run:
         data = saved.result if isinstance(saved.result, Mapping) else {}
         for name, value in (data.get("assigned") or {}).items():
             frame.assign(name, value)
-        value = data["value"] if "value" in data else _NOTHING
+        value = data.get("value", _NOTHING)
         self.progress(
             "step_reused",
             path,
@@ -1297,9 +1295,7 @@ class _Run:
         )
 
     # -------------------------------------------------------------------- steps
-    async def agent_step(
-        self, step: AgentStep, frame: _Frame, path: str, mark: _StepMark
-    ) -> Any:
+    async def agent_step(self, step: AgentStep, frame: _Frame, path: str, mark: _StepMark) -> Any:
         try:
             text = Template.parse(step.send).render(frame.variables)
         except TemplateError as exc:
