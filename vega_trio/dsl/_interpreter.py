@@ -648,31 +648,36 @@ class Runner(metaclass=NoPublicConstructor):
                 detail=f"{len(resumption.checkpoints)} completed step(s) reused",
             )
         run.workflow_event(WorkflowStarted, inputs=sorted(variables))
-        succeeded = ended = False
+        succeeded = False
+        failure: WorkflowError | None = None
         try:
             output, variables = await run.run_workflow(spec, variables, _Sessions(run), (), "")
             succeeded = True
         except WorkflowError as exc:
-            ended = True
-            run.workflow_event(
-                WorkflowFailed,
-                detail=str(exc),
-                path=exc.path,
-                error=_message_of(exc),
-                error_class=exc.error_class,
-            )
-            with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
-                await recorder.failed(exc, run.totals()[2])
+            failure = exc
             raise
         finally:
-            if not succeeded and not ended:  # cancelled (Ctrl-C, a timeout), or a bug
-                run.workflow_event(WorkflowInterrupted, steps_run=run.steps_run)
-                with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
-                    await recorder.interrupted(run.totals()[2])
             # NOTE: also when cancelled: every process of the run ends, within a bound.
             with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
                 await run.close(graceful=succeeded)
             run.kill_leftovers()
+            # The run's last event comes once it is over (its processes stopped, its
+            # record saved), as `workflow.completed` does: whoever reacts to it (a
+            # resume, say) finds the run ended.
+            if failure is not None:
+                with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
+                    await recorder.failed(failure, run.totals()[2])
+                run.workflow_event(
+                    WorkflowFailed,
+                    detail=str(failure),
+                    path=failure.path,
+                    error=_message_of(failure),
+                    error_class=failure.error_class,
+                )
+            elif not succeeded:  # cancelled (Ctrl-C, a timeout), or a bug
+                with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
+                    await recorder.interrupted(run.totals()[2])
+                run.workflow_event(WorkflowInterrupted, steps_run=run.steps_run)
         totals = run.totals()
         result = RunResult(
             workflow=workflow,

@@ -94,6 +94,10 @@ class ServeConfig:
         page_size: the default page size of paginated lists (``?limit=`` up to
             ``max_page_size``).
         max_page_size: the largest ``?limit=`` accepted.
+        max_finished_runs: how many finished workflow runs the server keeps in memory
+            for ``GET /api/workflows/runs`` (the oldest are dropped first; running
+            ones are always kept). With a store, a dropped run is still read from it
+            by ``GET /api/workflows/runs/{id}``.
     """
 
     host: str = "127.0.0.1"
@@ -109,6 +113,7 @@ class ServeConfig:
     graceful_timeout: float = attrs.field(default=5.0, validator=_check_positive)
     page_size: int = attrs.field(default=100, validator=_check_positive)
     max_page_size: int = attrs.field(default=1000, validator=_check_positive)
+    max_finished_runs: int = attrs.field(default=1000, validator=_check_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.token is not None and not self.token.strip():
