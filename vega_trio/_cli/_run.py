@@ -619,7 +619,7 @@ async def _run(
             "timeout",
             workflow=name,
         )
-    if isinstance(error, UsageProblem | StoreUnusable):  # nothing ran
+    if isinstance(error, UsageProblem):  # nothing ran
         return fail(EXIT_INVALID, str(error), "usage_error", workflow=name)
     refused = _single_leaf(error)
     if isinstance(refused, RunNotResumable):  # raised inside the runner's nurseries
@@ -672,10 +672,6 @@ async def _run(
     return EXIT_OK
 
 
-class StoreUnusable(Exception):
-    """``--db`` names a store that cannot be opened (the message says why)."""
-
-
 def _check_resume_options(
     db: str | None,
     resume: str | None,
@@ -707,7 +703,7 @@ async def _opened_store(db: str | None) -> AsyncIterator[Store | None]:
     """The store ``--db`` names, open for the block (``None`` without ``--db``).
 
     Raises:
-        StoreUnusable: it cannot be opened (corrupt, another program's, unreachable…).
+        UsageProblem: it cannot be opened (corrupt, another program's, unreachable…).
     """
     if db is None:
         yield None
@@ -718,7 +714,7 @@ async def _opened_store(db: str | None) -> AsyncIterator[Store | None]:
         try:
             store = await stack.enter_async_context(open_store(db))
         except VegaError as exc:
-            raise StoreUnusable(f"--db {db}: {exc}") from exc
+            raise UsageProblem(f"--db {db}: {exc}") from exc
         yield store
 
 
