@@ -342,3 +342,28 @@ async def test_runs_with_non_json_inputs_are_not_recorded(store: Store) -> None:
     assert result.output.startswith("writer: hi <object")
     assert (await store.list_runs()).total == 0
     assert await store.get_run(result.run_id) is None
+
+
+async def test_a_resumed_agent_continues_its_conversation(store: Store) -> None:
+    """A step resumed after a checkpointed step to the same agent is sent with that
+    earlier exchange, as on an uninterrupted run (one conversation per agent per run);
+    the model is not asked the earlier message again."""
+    model = Model("second")
+    doc = document(
+        workflow(
+            AgentStep(agent="researcher", send="first"),
+            AgentStep(agent="researcher", send="second"),
+        )
+    )
+    async with open_runner(doc, llm=model.llm, base_dir=Path.cwd(), store=store) as runner:
+        run_id = await run_failing(runner)
+        model.failing.clear()
+        await runner.resume(run_id)
+    last = model.llm.requests[-1]
+    turns = [(m.role, m.text) for m in last.messages]
+    assert turns == [
+        ("user", "first"),
+        ("assistant", "researcher: first"),
+        ("user", "second"),
+    ]
+    assert model.sent() == ["first", "second", "second"]

@@ -51,7 +51,7 @@ from .._errors import (
 )
 from .._handles import NoPublicConstructor
 from ..agent import Agent, AgentProcess, TextStream
-from ..llm import LLM
+from ..llm import LLM, Message, marshal_messages, unmarshal_messages
 from ..orchestrator import Orchestrator, open_orchestrator
 from ..runtime import Supervisor, SupervisorSpec
 from ..runtime._events import Event, Lagged
@@ -815,14 +815,38 @@ class _Sessions:
     parent: _Sessions | None = None
     isolated: frozenset[str] = frozenset()
     own: dict[str, AgentProcess] = attrs.field(factory=dict)
+    restored: dict[str, list[Message]] = attrs.field(factory=dict)
+    """A resumed run's conversations so far, by agent: what the agent's next process
+    here starts with (its steps before were taken from their checkpoints)."""
+
+    def _owner(self, agent: str) -> _Sessions:
+        if self.parent is not None and agent not in self.isolated:
+            return self.parent._owner(agent)
+        return self
 
     async def process(self, agent: str) -> AgentProcess:
-        if self.parent is not None and agent not in self.isolated:
-            return await self.parent.process(agent)
-        proc = self.own.get(agent)
+        owner = self._owner(agent)
+        proc = owner.own.get(agent)
         if proc is None or not proc.alive:
-            proc = self.own[agent] = await self.run.spawn(agent)
+            proc = owner.own[agent] = await owner.run.spawn(agent)
+            history = owner.restored.pop(agent, None)
+            if history is not None:
+                proc._agent_behaviour.context.load(history)
         return proc
+
+    def current(self, agent: str) -> AgentProcess | None:
+        """The live process of ``agent`` here, if there is one (none is started)."""
+        proc = self._owner(agent).own.get(agent)
+        return proc if proc is not None and proc.alive else None
+
+    def restore(self, agent: str, history: list[Message]) -> None:
+        """Continue ``agent``'s conversation here from ``history`` (a checkpoint's), as
+        if the steps that led to it had run in this process."""
+        proc = self.current(agent)
+        if proc is not None:
+            proc._agent_behaviour.context.load(history)
+        else:
+            self._owner(agent).restored[agent] = history
 
     async def close(self) -> None:
         for proc in reversed(list(self.own.values())):
@@ -1200,6 +1224,8 @@ class _Run:
         data = saved.result if isinstance(saved.result, Mapping) else {}
         for name, value in (data.get("assigned") or {}).items():
             frame.assign(name, value)
+        if isinstance(step, AgentStep) and data.get("conversation") is not None:
+            frame.sessions.restore(step.agent, unmarshal_messages(json.dumps(data["conversation"])))
         value = data.get("value", _NOTHING)
         self.progress(
             "step_reused",
@@ -1218,7 +1244,13 @@ class _Run:
         return cost - before[2], (input_tokens - before[0]) + (output_tokens - before[1])
 
     async def checkpoint(
-        self, path: str, mark: _StepMark, value: Any, *, returned: bool = False
+        self,
+        path: str,
+        mark: _StepMark,
+        value: Any,
+        *,
+        returned: bool = False,
+        conversation: Any = None,
     ) -> None:
         """Save a completed step's checkpoint: its result and what it assigned. A
         result that is not plain JSON is not saved (a resume runs the step again)."""
@@ -1229,6 +1261,8 @@ class _Run:
             data["value"] = value
         if returned:
             data["returned"] = True
+        if conversation is not None:
+            data["conversation"] = conversation
         if not _json_safe(data):
             _log.warning(
                 "workflows.%s of run %s: its result or a variable it set is not a JSON "
@@ -1325,7 +1359,16 @@ class _Run:
             break
         if step.save:
             frame.assign(step.save, value)
-        await self.checkpoint(path, mark, value)
+        proc = frame.sessions.current(step.agent)
+        # NOTE: the agent's conversation so far goes with the checkpoint: a resumed run
+        # continues it, so a later step to the same agent sees what it saw on the first
+        # attempt (SPEC §8.2: within a run, steps to one agent are one conversation).
+        conversation = (
+            json.loads(marshal_messages(proc.history))
+            if proc is not None and self.recorder.store is not None
+            else None
+        )
+        await self.checkpoint(path, mark, value, conversation=conversation)
         self.progress("step_finished", path, step="agent", agent=step.agent, detail=_preview(value))
         return value
 
