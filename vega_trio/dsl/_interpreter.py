@@ -622,21 +622,21 @@ class Runner(metaclass=NoPublicConstructor):
             )
         self._active.add(run_id)
         try:
-            return await self._run_once(spec, run_id, variables, resumption, task_status)
+            recorder = await _Recorder.open(self, spec, run_id, variables, resumption)
+            task_status.started()
+            return await self._run_recorded(spec, run_id, variables, resumption, recorder)
         finally:
             self._active.discard(run_id)
 
-    async def _run_once(
+    async def _run_recorded(
         self,
         spec: WorkflowSpec,
         run_id: str,
         variables: dict[str, Any],
         resumption: _Resumption | None,
-        task_status: trio.TaskStatus[None],
+        recorder: _Recorder,
     ) -> RunResult:
         workflow = spec.name
-        recorder = await _Recorder.open(self, spec, run_id, variables, resumption)
-        task_status.started()
         supervisor = await self.orchestrator.start_supervisor(
             SupervisorSpec(name=f"run {run_id}", max_restarts=-1)
         )
@@ -1195,19 +1195,27 @@ class _Run:
     async def _container_step(self, step: Step, frame: _Frame, path: str, mark: _StepMark) -> Any:
         kind = _STEP_KINDS[type(step)]
         self.progress("step_started", path, step=kind, detail=_summary(step))
+        returned: _Return | None = None
+        error: Exception | None = None
         try:
             value = await self._dispatch(step, frame, path)
-        except _Return as returned:
-            await self.checkpoint(path, mark, returned.value, returned=True)
-            self.progress("step_finished", path, step=kind, detail=_preview(returned.value))
-            raise
+        except _Return as exc:
+            returned = exc
         except WorkflowError as exc:
             self.progress("step_failed", path, step=kind, detail=_message_of(exc))
             raise
         except Exception as exc:
-            await self.failed_step(path, mark, exc)
-            self.progress("step_failed", path, step=kind, detail=_message_of(exc))
-            raise self.failure(step, frame, path, exc) from exc
+            error = exc
+        # NOTE: the saves are awaited outside the `except` blocks: a cancellation during
+        # one must not replace the step's own outcome silently (ASYNC120).
+        if returned is not None:
+            await self.checkpoint(path, mark, returned.value, returned=True)
+            self.progress("step_finished", path, step=kind, detail=_preview(returned.value))
+            raise returned
+        if error is not None:
+            await self.failed_step(path, mark, error)
+            self.progress("step_failed", path, step=kind, detail=_message_of(error))
+            raise self.failure(step, frame, path, error) from error
         await self.checkpoint(path, mark, value)
         self.progress(
             "step_finished",

@@ -354,7 +354,8 @@ async def _run_workflow(  # noqa: ASYNC114 - started right here with nursery.sta
             record.status = "interrupted"
         record.ended.set()
         state.prune_runs()
-        once.started()  # it failed before it was recorded: the request reports it
+        if not once.called:  # it failed before it was recorded: the request reports it
+            task_status.started()
 
 
 @attrs.define(eq=False)
