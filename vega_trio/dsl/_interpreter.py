@@ -1011,6 +1011,10 @@ class _StepMark:
     journal: dict[str, Any]
 
 
+_NO_MARK: Final = _StepMark(0.0, (0, 0, 0.0), {})
+"""The mark of every step of a run that is not recorded (never written to)."""
+
+
 @attrs.define(eq=False)
 class _Run:
     runner: Runner
@@ -1181,7 +1185,11 @@ class _Run:
         if saved is not None:
             return self.reuse(step, frame, path, saved)
         self.steps_run += 1
-        mark = _StepMark(time.time(), self.totals() if self.recorder.store else (0, 0, 0.0), {})
+        if self.recorder.store is None:  # nothing is recorded: nothing to keep track of
+            if isinstance(step, AgentStep):
+                return await self.agent_step(step, frame, path, _NO_MARK)
+            return await self._container_step(step, frame, path, _NO_MARK)
+        mark = _StepMark(time.time(), self.totals(), {})
         frame.journals.append(mark.journal)
         try:
             if isinstance(step, AgentStep):
