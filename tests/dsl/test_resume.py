@@ -367,3 +367,91 @@ async def test_a_resumed_agent_continues_its_conversation(store: Store) -> None:
         ("user", "second"),
     ]
     assert model.sent() == ["first", "second", "second"]
+
+
+def _every_kind_of_step() -> list[Any]:
+    inner = workflow(
+        AgentStep(agent="writer", send="inner {{ x }}", save="i1"),
+        ReturnStep(value="{{ i1 }}!"),
+        AgentStep(agent="writer", send="never sent"),
+        name="inner",
+    )
+    main = workflow(
+        AgentStep(agent="researcher", send="start {{ topic }}", save="s"),
+        ForStep(
+            variable="item",
+            items="items",
+            steps=(
+                ParallelStep(
+                    branches=(
+                        (AgentStep(agent="writer", send="w {{ item }}", save="w"),),
+                        (AgentStep(agent="critic", send="c {{ item }}", save="c"),),
+                    ),
+                ),
+            ),
+            save="loops",
+        ),
+        IfStep(
+            condition="s",
+            then=(WorkflowStep(workflow="inner", inputs={"x": "{{ s }}"}, save="sub"),),
+        ),
+        TryStep(
+            steps=(AgentStep(agent="researcher", send="risky"),),
+            catch=(SetStep(values={"e": "{{ error_class }}"}),),
+        ),
+        AgentStep(agent="critic", send="maybe", continue_on_error=True, save="m"),
+        RepeatStep(
+            steps=(
+                SetStep(values={"n": "{{ loop.index }}"}),
+                AgentStep(agent="writer", send="r {{ n }}"),
+            ),
+            until="n == 2",
+            max=5,
+        ),
+        AgentStep(agent="writer", send="final {{ sub }} {{ loops | length }} {{ e }}", save="fin"),
+    )
+    return [main, inner]
+
+
+MESSAGES = [
+    "start Go",
+    "w a",
+    "c a",
+    "w b",
+    "c b",
+    "inner researcher: start Go",
+    "r 1",
+    "r 2",
+    "final writer: inner researcher: start Go! 2 invalid_request",
+]
+
+
+@pytest.mark.parametrize("failing", MESSAGES)
+async def test_a_resume_ends_as_an_uninterrupted_run_would(store: Store, failing: str) -> None:
+    """Whichever step fails first, the resumed run ends with the same output and
+    variables as a run that never failed, sends the failed message once more, and sends
+    no message of a step that completed before it (a ``parallel`` sibling may have been
+    cancelled before it completed)."""
+    doc = document(*_every_kind_of_step(), agents=("researcher", "writer", "critic"))
+    inputs = {"topic": "Go", "items": ["a", "b"]}
+    baseline = Model("risky", "maybe")
+    async with open_runner(doc, llm=baseline.llm, base_dir=Path.cwd()) as runner:
+        expected = await runner.run("main", inputs)
+
+    model = Model("risky", "maybe", failing)
+    async with open_runner(doc, llm=model.llm, base_dir=Path.cwd(), store=store) as runner:
+        run_id = await run_failing(runner, **inputs)
+        first_attempt = len(model.llm.requests)
+        model.failing.discard(failing)
+        result = await runner.resume(run_id)
+    resumed = model.sent()[first_attempt:]
+    assert result.output == expected.output
+    assert dict(result.variables) == dict(expected.variables)
+    assert resumed.count(failing) == 1
+    at = MESSAGES.index(failing)
+    parallel_with = {"w a": "c a", "c a": "w a", "w b": "c b", "c b": "w b"}.get(failing)
+    done_before = [m for m in MESSAGES[:at] if m != parallel_with]
+    if at >= MESSAGES.index("r 1"):
+        done_before += ["risky", "maybe"]  # failed, but caught: completed steps
+    assert [m for m in resumed if m in done_before] == []
+    assert "never sent" not in model.sent()
