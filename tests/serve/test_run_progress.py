@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
@@ -249,3 +250,36 @@ async def test_finished_runs_beyond_the_bound_are_dropped_from_memory(store: Sto
             "main.steps[1]",
             "main.steps[2]",
         ]
+
+
+async def test_a_server_started_on_a_store_marks_dead_runs_interrupted(store: Store) -> None:
+    """Runs a dead process left ``running`` in the store are ``interrupted`` once the
+    server has started (served from the store), and resume there from their last
+    checkpoint without sending the completed step again."""
+    model = Model()
+    model.slow.add("write a")
+    async with served(model, store) as (runner, srv):
+        with runner.orchestrator.subscribe(types="workflow.step") as steps:
+            accepted = await srv.client.post(
+                "/api/workflows/main/run", json={"topic": "Go", "parts": ["a"]}
+            )
+            run_id = accepted.json()["run_id"]
+            with trio.fail_after(10):
+                async for event in steps:
+                    if isinstance(event, WorkflowStepStatus) and event.agent == "writer":
+                        break
+        record = await store.get_run(run_id)
+        assert record is not None
+    # The first server is gone; make its run look like its process died mid-run.
+    await store.save_run(attrs.evolve(record, status="running"))
+    model.slow.clear()
+    async with served(model, store) as (runner, srv):
+        run = (await srv.client.get(f"/api/workflows/runs/{run_id}")).json()
+        assert run["status"] == "interrupted"
+        assert [(s["path"], s["status"]) for s in run["steps"]] == [("main.steps[0]", "completed")]
+        with runner.orchestrator.subscribe(types="workflow.completed") as done:
+            resumed = await srv.client.post(f"/api/workflows/runs/{run_id}/resume", json={})
+            assert resumed.status_code == 202
+            with trio.fail_after(10):
+                await done.receive()
+    assert model.sent().count("find Go") == 1
