@@ -449,7 +449,7 @@ async def test_nested_failure_printed_once(tmp_path: Path) -> None:
     assert status == 1
     assert err.count("undefined variable 'missing'") == 1
     failed = [line for line in err.splitlines() if line.startswith("✗")]
-    assert failed == ["✗ go.steps[1].steps[0] helper failed", "✗ go.steps[1] for failed"]
+    assert failed == ["✗ go.steps[1].for[0].steps[0] helper failed", "✗ go.steps[1] for failed"]
     assert err.splitlines()[-4].startswith("vega-trio: error: workflow 'go' failed: ")
 
 

@@ -221,7 +221,7 @@ def test_run_flags_before_and_after_file(
     data = tmp_path / "in.json"
     data.write_text("{}")
     flags = ["--workflow", "report", "--task", "topic=Go", "-t", "n=2", "--input", str(data)]
-    flags += ["--output", "json", "--timeout", "1m30s", "--llm", "scripted"]
+    flags += ["--output", "json", "--timeout", "1m30s", "--llm", "scripted", "--db", "runs.db"]
     after = CliRunner().invoke(main, ["run", str(doc), *flags])
     before = CliRunner().invoke(main, ["run", *flags, str(doc)])
     mixed = CliRunner().invoke(main, ["run", *flags[:4], str(doc), *flags[4:]])
@@ -238,6 +238,8 @@ def test_run_flags_before_and_after_file(
         "log_level": None,
         "log_format": "text",
         "quiet": False,
+        "db": "runs.db",
+        "resume": None,
     }
     assert captured == [expected, expected, expected]
 

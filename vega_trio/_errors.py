@@ -61,7 +61,8 @@ names a second, builtin base kept for callers that catch it::
     ├── DurationError                 + ValueError: a DSL duration ("30s") is malformed
     ├── InputError                    + ValueError: a workflow input is missing or invalid
     ├── WorkflowError                 a workflow run failed (``.path``, ``.cause``)
-    │   └── WorkflowInputError        an input is missing, mistyped or not in its enum
+    │   ├── WorkflowInputError        an input is missing, mistyped or not in its enum
+    │   └── RunNotResumable           no such run, or it is running or completed (``.reason``)
     ├── StepTimeout                   a step ran longer than its ``timeout`` (a cause)
     ├── ReplyFormatError              a ``format: json`` reply was not JSON (a cause)
     ├── StoreError                    the durable store failed (``.location``)
@@ -143,6 +144,7 @@ __all__ = [
     "RequestRejected",
     "RequestTooLarge",
     "RestartIntensityError",
+    "RunNotResumable",
     "SandboxViolation",
     "ScriptExhausted",
     "SendTimeout",
@@ -990,6 +992,24 @@ class WorkflowInputError(WorkflowError):
     def __init__(self, message: str, *, workflow: str, input: str) -> None:
         super().__init__(message, workflow=workflow, path=f"workflows.{workflow}.inputs.{input}")
         self.input = input
+
+
+class RunNotResumable(WorkflowError):
+    """A workflow run cannot be resumed (:meth:`~vega_trio.dsl.Runner.resume`).
+
+    Attributes:
+        run_id: the run asked for.
+        reason: ``not_found`` (no run with that id in the store, or no store),
+            ``running`` (it is running in this process), ``completed`` (it finished
+            successfully: there is nothing to resume) or ``unknown_workflow`` (its
+            workflow is not in this document).
+    """
+
+    def __init__(self, message: str, *, run_id: str, reason: str, workflow: str = "") -> None:
+        super().__init__(message, workflow=workflow, path=f"runs.{run_id}")
+        self.run_id = run_id
+        self.reason = reason
+        self.error_class = f"run_{reason}"
 
 
 class StepTimeout(VegaError):

@@ -175,6 +175,18 @@ def main(log_level: str | None, verbosity: int, log_format: str | None) -> None:
     is_flag=True,
     help="No progress lines on stderr (errors and log records still print).",
 )
+@click.option(
+    "--db",
+    metavar="PATH",
+    help="Record the run and a checkpoint per completed step in this store (a SQLite "
+    "file, or postgresql://...), so it can be resumed; its run id is printed.",
+)
+@click.option(
+    "--resume",
+    metavar="RUN_ID",
+    help="Resume the run RUN_ID recorded in --db from its last completed step "
+    "(completed steps are not run again; its workflow and inputs are the recorded ones).",
+)
 @_logging_options()
 def run(
     file: Path,
@@ -185,6 +197,8 @@ def run(
     timeout: float | None,
     llm: str | None,
     quiet: bool,
+    db: str | None,
+    resume: str | None,
     log_level: str | None,
     verbosity: int,
     log_format: str | None,
@@ -194,6 +208,8 @@ def run(
     \b
     Example:
       vega-trio run team.vega.yaml --workflow report --task "topic=Go concurrency"
+      vega-trio run team.vega.yaml --db runs.db --task "topic=Go"   # resumable
+      vega-trio run team.vega.yaml --db runs.db --resume report-1a2b3c4d5e6f
 
     Options may come before or after FILE. Exit status: 0 on success, 1 when the run
     fails, 2 when FILE is invalid or the options or inputs do not fit it (nothing ran),
@@ -217,6 +233,8 @@ def run(
             log_level=level,
             log_format=fmt,
             quiet=quiet,
+            db=db,
+            resume=resume,
         ),
     )
 

@@ -18,6 +18,7 @@ def test_public_api_is_pinned() -> None:
         "MAX_WORKFLOW_DEPTH",
         "ProgressEvent",
         "ReplyFormatError",
+        "RunNotResumable",
         "RunResult",
         "Runner",
         "StepTimeout",

@@ -3,6 +3,7 @@ cleanup, runtime events and the REPL's ask."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -356,7 +357,9 @@ async def test_for_with_parallel_does_not_accumulate_processes() -> None:
     async with open_runner(doc, llm=llm, base_dir=Path.cwd()) as runner:
 
         def count(event: ProgressEvent) -> None:
-            if event.kind == "step_started" and event.path == "main.steps[0].steps[0]":
+            if event.kind == "step_started" and re.fullmatch(
+                r"main\.steps\[0\]\.for\[\d\]\.steps\[0\]", event.path
+            ):
                 live.append(len(runner.orchestrator.processes()))
 
         await runner.run("main", {"items": list(range(5))}, on_progress=count)

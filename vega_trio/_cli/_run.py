@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TextIO
 
 import outcome
 import trio
 
+from .._errors import VegaError
 from .._redact import redact, redact_data
 from ..agent._bus_events import (
     BudgetOverrun,
@@ -47,6 +49,7 @@ from ._offline import shorten
 if TYPE_CHECKING:
     from ..dsl._interpreter import ProgressEvent, Runner, RunResult
     from ..dsl._model import Document, WorkflowSpec
+    from ..store import Store
 
 __all__ = [
     "EXIT_FAILED",
@@ -160,13 +163,24 @@ class _Progress:
         self._failed: list[ProgressEvent] = []
         #: The steps in progress: path -> "path (agent)", for what Ctrl-C interrupted.
         self.running: dict[str, str] = {}
+        #: The run's id, once it has started.
+        self.run_id: str | None = None
+        #: Written (even when quiet) when the run starts: how to resume it (``--db``).
+        self.resume_hint: str | None = None
 
     def _step(self, event: ProgressEvent) -> None:
+        if event.kind == "workflow_started" and self.run_id is None:
+            self.run_id = event.run_id
+            if self.resume_hint is not None:
+                write(self._err, self.resume_hint.format(run_id=event.run_id))
         if event.kind != "step_failed":  # an enclosing step failing too: keep waiting
             self._flush_failed(with_error=event.kind != "workflow_failed")
         if not event.kind.startswith("step_"):
             return  # the command reports the run's start and end itself
         totals = (event.input_tokens, event.output_tokens, event.cost_usd)
+        if event.kind == "step_reused":
+            self._write(format_progress(event, self._marks))
+            return
         if event.kind == "step_started":
             self._at_start[event.path] = totals
             who = f" ({event.agent})" if event.agent else ""
@@ -282,9 +296,11 @@ async def _run_with_progress(
     *,
     quiet: bool,
     runtime_events: bool = True,
+    resume: str | None = None,
 ) -> RunResult:
-    """Run the workflow, reporting its ``workflow.*`` events to ``progress``; unless
-    ``quiet`` (or not ``runtime_events``: the repl), also the runtime events of
+    """Run the workflow (or resume run ``resume``: ``workflow`` and ``variables`` are
+    then the recorded run's), reporting its ``workflow.*`` events to ``progress``;
+    unless ``quiet`` (or not ``runtime_events``: the repl), also the runtime events of
     :data:`PROGRESS_EVENTS` while it runs."""
     from ..dsl._interpreter import PROGRESS_BUFFER
 
@@ -296,7 +312,10 @@ async def _run_with_progress(
                 nursery.start_soon(progress.follow, events)
                 # NOTE: captured, so the run's own error leaves the nursery unwrapped
                 # (not as an exception group) and the command reports it as before.
-                done = await outcome.acapture(runner.run, workflow, variables)
+                if resume is None:
+                    done = await outcome.acapture(runner.run, workflow, variables)
+                else:
+                    done = await outcome.acapture(runner.resume, resume)
                 nursery.cancel_scope.cancel()
         finally:
             progress.drain()  # also when interrupted: what was running is known
@@ -317,6 +336,8 @@ def format_progress(
       ``▶ report.steps[2] · for part in subtopics``);
     * ``✓ report.steps[0] researcher 120+45 tokens $0.0012`` when it ends (the tokens
       and cost of the step, nested steps included; none when it used no model);
+    * ``✓ report.steps[0] researcher (from its checkpoint)`` for a step a resumed run
+      did not run again;
     * ``✗ report.steps[1] writer: <the error on one line>`` when it fails, or
       ``✗ report.steps[1] writer failed`` without ``with_error`` (the run failed with
       it, and the command prints the error in full).
@@ -333,6 +354,8 @@ def format_progress(
         return f"{marks['start']} {event.path}{who}" + (
             f" {marks['dot']} {detail}" if detail else ""
         )
+    if event.kind == "step_reused":
+        return f"{marks['ok']} {event.path}{who or ' ' + event.step} (from its checkpoint)"
     if event.kind == "step_failed":
         if not with_error:
             return f"{marks['fail']} {event.path}{who or ' ' + event.step} failed"
@@ -425,6 +448,8 @@ async def run_command(
     log_level: str | None = None,
     log_format: LogFormat = "text",
     quiet: bool = False,
+    db: str | None = None,
+    resume: str | None = None,
 ) -> int:
     """Run one workflow of a ``.vega.yaml`` file: what ``vega-trio run`` does.
 
@@ -446,6 +471,13 @@ async def run_command(
             document's ``settings.logging.level``, else ``warning``.
         log_format: ``--log-format``: ``text`` or ``json`` (one object per line).
         quiet: ``--quiet``: no progress lines (errors and log records still print).
+        db: ``--db``: a store (a SQLite file, ``postgresql://…``) that records the run
+            and a checkpoint per completed step, so it can be resumed; the run's id is
+            printed on ``err`` when it starts (and is in the JSON output).
+        resume: ``--resume``: the id of a recorded run to resume from its last
+            completed step (needs ``db``; the run's workflow and inputs are the
+            recorded ones, so ``workflow``, ``tasks`` and ``input_file`` must not be
+            given).
 
     Returns:
         The exit status: 0 on success, 1 when the run failed, 2 when nothing could run
@@ -474,6 +506,8 @@ async def run_command(
             err=err,
             log_level=log_level,
             quiet=quiet,
+            db=db,
+            resume=resume,
         )
 
 
@@ -491,9 +525,16 @@ async def _run(
     err: TextIO,
     log_level: str | None,
     quiet: bool,
+    db: str | None,
+    resume: str | None,
 ) -> int:
     from ..dsl._inputs import InputError, resolve_inputs
-    from ..dsl._interpreter import WorkflowError, WorkflowInputError, error_class
+    from ..dsl._interpreter import (
+        RunNotResumable,
+        WorkflowError,
+        WorkflowInputError,
+        error_class,
+    )
 
     def fail(status: int, message: str, error_class: str, **fields: Any) -> int:
         write(err, f"vega-trio: error: {message}")
@@ -504,6 +545,7 @@ async def _run(
     try:
         choice, defaulted = choose_llm(llm, env)
         variables = parse_inputs(tasks, input_file)
+        _check_resume_options(db, resume, workflow, tasks, input_file)
     except UsageProblem as exc:
         return fail(EXIT_INVALID, str(exc), "usage_error")
     document = await load_document(file, err)
@@ -513,26 +555,47 @@ async def _run(
             write_json(out, failure_payload(message, "invalid_document"))
         return EXIT_INVALID
     try:
-        spec = select_workflow(document, file, workflow)
-        resolve_inputs(spec, variables)  # a missing or invalid input: nothing runs
+        spec = None if resume is not None else select_workflow(document, file, workflow)
+        if spec is not None:
+            resolve_inputs(spec, variables)  # a missing or invalid input: nothing runs
     except UsageProblem as exc:
         return fail(EXIT_INVALID, str(exc), "usage_error")
     except InputError as exc:
+        assert spec is not None
         return fail(EXIT_INVALID, f"{exc}; nothing was run", "invalid_input", workflow=spec.name)
     if defaulted:
         write(err, OFFLINE_NOTICE)
 
     start = trio.current_time()
     progress = _Progress(err, quiet=quiet)
+    if db is not None:
+        progress.resume_hint = (
+            f"vega-trio: run {{run_id}} is recorded in {db}; if it stops, resume it with: "
+            f"vega-trio run {file} --db {db} --resume {{run_id}}"
+        )
+    # The workflow's name for messages: a resumed run's comes from its record.
+    name = spec.name if spec is not None else (resume or "")
 
     async def work() -> RunResult:
+        nonlocal name
         with trio.fail_after(math.inf if time_limit is None else time_limit):
-            async with open_document_runner(document, file, choice, log_level=log_level) as runner:
-                return await _run_with_progress(runner, spec.name, variables, progress, quiet=quiet)
+            async with _opened_store(db) as store:
+                overrides = {} if store is None else {"store": store}
+                async with open_document_runner(
+                    document, file, choice, log_level=log_level, **overrides
+                ) as runner:
+                    if resume is not None and store is not None:
+                        record = await store.get_run(resume)
+                        name = record.workflow if record is not None else name
+                    return await _run_with_progress(
+                        runner, name, variables, progress, quiet=quiet, resume=resume
+                    )
 
     ended = await interruptible(work)
     if ended.interrupted:
-        message = interrupted_message(spec.name, progress)
+        message = interrupted_message(name, progress)
+        if db is not None and progress.run_id is not None:
+            message += f"; resume it with --db {db} --resume {progress.run_id}"
         write(err, f"vega-trio: interrupted: {message}")
         if output == "json":
             steps = _leaf_steps(progress.running)
@@ -541,7 +604,8 @@ async def _run(
                 failure_payload(
                     message,
                     "interrupted",
-                    workflow=spec.name,
+                    workflow=name,
+                    **({"run_id": progress.run_id} if progress.run_id else {}),
                     **({"step": steps[0].split(" ")[0]} if steps else {}),  # its path
                 ),
             )
@@ -550,22 +614,32 @@ async def _run(
     if isinstance(error, trio.TooSlowError):
         return fail(
             EXIT_FAILED,
-            f"workflow {spec.name!r} timed out after {time_limit:g}s (--timeout); give it "
+            f"workflow {name!r} timed out after {time_limit:g}s (--timeout); give it "
             "longer or leave --timeout out",
             "timeout",
-            workflow=spec.name,
+            workflow=name,
         )
-    if isinstance(error, UsageProblem):  # the chosen backend cannot be used: nothing ran
-        return fail(EXIT_INVALID, str(error), "usage_error", workflow=spec.name)
+    if isinstance(error, UsageProblem):  # nothing ran
+        return fail(EXIT_INVALID, str(error), "usage_error", workflow=name)
+    refused = _single_leaf(error)
+    if isinstance(refused, RunNotResumable):  # raised inside the runner's nurseries
+        return fail(EXIT_INVALID, f"{refused}; nothing was run", refused.error_class, workflow=name)
     if isinstance(error, WorkflowInputError):
-        return fail(EXIT_INVALID, f"{error}; nothing was run", "invalid_input", workflow=spec.name)
+        return fail(EXIT_INVALID, f"{error}; nothing was run", "invalid_input", workflow=name)
     if error is not None or ended.value is None:
         failure: BaseException = error if error is not None else RuntimeError("no result")
-        message = f"workflow {spec.name!r} failed: {describe_failure(failure)}"
+        message = f"workflow {name!r} failed: {describe_failure(failure)}"
         hint = misread_task_hint(failure, tasks)
         if hint:
             message += f"\n{hint}"
-        fields: dict[str, Any] = {"workflow": spec.name}
+        if db is not None and progress.run_id is not None:
+            message += (
+                f"\nthe run is recorded: fix the cause, then resume it from the failed step "
+                f"with: vega-trio run {file} --db {db} --resume {progress.run_id}"
+            )
+        fields: dict[str, Any] = {"workflow": name}
+        if progress.run_id is not None and db is not None:
+            fields["run_id"] = progress.run_id
         if isinstance(failure, WorkflowError):
             fields["step"] = failure.path
         return fail(EXIT_FAILED, message, error_class(failure), **fields)
@@ -576,7 +650,7 @@ async def _run(
     if not quiet:
         write(
             err,
-            f"{marks['ok']} workflow {spec.name} done: {result.steps_run} step(s), "
+            f"{marks['ok']} workflow {result.workflow} done: {result.steps_run} step(s), "
             f"{result.input_tokens}+{result.output_tokens} tokens ${result.cost_usd:.4f} "
             f"in {elapsed:.1f}s",
         )
@@ -589,7 +663,63 @@ async def _run(
             "tokens": {"input": result.input_tokens, "output": result.output_tokens},
             "steps_run": result.steps_run,
         }
+        if db is not None:
+            payload["run_id"] = result.run_id
+            payload["steps_reused"] = result.steps_reused
         write_json(out, payload)
     else:
         write(out, _as_text(result.output))
     return EXIT_OK
+
+
+def _check_resume_options(
+    db: str | None,
+    resume: str | None,
+    workflow: str | None,
+    tasks: Sequence[str],
+    input_file: Path | None,
+) -> None:
+    """``--resume`` needs ``--db`` and takes the run's recorded workflow and inputs.
+
+    Raises:
+        UsageProblem: a combination that cannot work.
+    """
+    if resume is None:
+        return
+    if db is None:
+        raise UsageProblem(f"--resume {resume} needs --db PATH: the store the run was recorded in")
+    given = [flag for flag, value in (("--workflow", workflow), ("--input", input_file)) if value]
+    if tasks:
+        given.append("--task")
+    if given:
+        raise UsageProblem(
+            f"--resume continues run {resume} with its recorded workflow and inputs; drop "
+            f"{', '.join(given)}"
+        )
+
+
+@asynccontextmanager
+async def _opened_store(db: str | None) -> AsyncIterator[Store | None]:
+    """The store ``--db`` names, open for the block (``None`` without ``--db``).
+
+    Raises:
+        UsageProblem: it cannot be opened (corrupt, another program's, unreachable…).
+    """
+    if db is None:
+        yield None
+        return
+    from ..store import open_store
+
+    async with AsyncExitStack() as stack:
+        try:
+            store = await stack.enter_async_context(open_store(db))
+        except VegaError as exc:
+            raise UsageProblem(f"--db {db}: {exc}") from exc
+        yield store
+
+
+def _single_leaf(error: BaseException | None) -> BaseException | None:
+    """``error``, or the one exception an exception group (of groups) holds."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error

@@ -23,7 +23,10 @@ import functools
 import itertools
 import json
 import logging
+import math
 import re
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,6 +43,7 @@ from .._errors import (
     LLMError,
     ProcessNotFound,
     ReplyFormatError,
+    RunNotResumable,
     StepTimeout,
     WorkflowError,
     WorkflowInputError,
@@ -47,10 +51,11 @@ from .._errors import (
 )
 from .._handles import NoPublicConstructor
 from ..agent import Agent, AgentProcess, TextStream
-from ..llm import LLM
+from ..llm import LLM, Message, marshal_messages, unmarshal_messages
 from ..orchestrator import Orchestrator, open_orchestrator
 from ..runtime import Supervisor, SupervisorSpec
 from ..runtime._events import Event, Lagged
+from ..store import RunRecord, StepRecord, Store
 from ._build import build_agents, orchestrator_config
 from ._dump import dump_agent
 from ._errors import TemplateError
@@ -58,6 +63,7 @@ from ._events import (
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowInterrupted,
+    WorkflowResumed,
     WorkflowStarted,
     WorkflowStepStatus,
 )
@@ -85,6 +91,7 @@ __all__ = [
     "ProgressEvent",
     "ProgressKind",
     "ReplyFormatError",
+    "RunNotResumable",
     "RunResult",
     "Runner",
     "StepTimeout",
@@ -110,6 +117,7 @@ ProgressKind: TypeAlias = Literal[
     "step_started",
     "step_finished",
     "step_failed",
+    "step_reused",
 ]
 
 
@@ -137,7 +145,9 @@ class ProgressEvent:
 
     Attributes:
         kind: ``workflow_started``, ``step_started``, ``step_finished``,
-            ``step_failed``, ``workflow_finished`` or ``workflow_failed``.
+            ``step_failed``, ``step_reused`` (a resumed run took the step's result from
+            its checkpoint instead of running it), ``workflow_finished`` or
+            ``workflow_failed``.
         workflow: the workflow being run (the one :meth:`Runner.run` was given).
         run_id: identifies the run (``report-1``).
         path: the step (``report.steps[1]``, ``report.steps[2].then[0]``, a
@@ -248,6 +258,8 @@ class RunResult:
         cost_usd: what the run cost, in USD (its processes and their delegates).
         steps_run: how many steps ran (each loop iteration's steps count).
         duration: seconds the run took (Trio's clock).
+        steps_reused: how many steps a resumed run took from their checkpoints
+            instead of running them (0 for a fresh run).
     """
 
     workflow: str
@@ -259,6 +271,16 @@ class RunResult:
     cost_usd: float
     steps_run: int
     duration: float
+    steps_reused: int = 0
+
+
+@attrs.frozen
+class _Resumption:
+    """What :meth:`Runner.resume` continues: the stored run and its checkpoints."""
+
+    record: RunRecord
+    checkpoints: Mapping[str, StepRecord]
+    last_path: str | None
 
 
 # -- the runner ----------------------------------------------------------------------------
@@ -361,6 +383,17 @@ class Runner(metaclass=NoPublicConstructor):
     base_dir: Path
     _run_numbers: dict[str, itertools.count[int]] = attrs.field(factory=dict)
     _addressed: dict[int, tuple[frozenset[str], ...]] = attrs.field(factory=dict)
+    _active: set[str] = attrs.field(factory=set)
+    """The runs running in this runner now (a stored ``running`` run that is not one
+    of these was interrupted: its process ended without saying so)."""
+
+    @property
+    def store(self) -> Store | None:
+        """Where runs and their step checkpoints are recorded: the orchestrator's
+        :class:`~vega_trio.store.Store` (``OrchestratorConfig.store``), or ``None``
+        (nothing is recorded and no run can be resumed)."""
+        store = self.orchestrator.config.store
+        return store if isinstance(store, Store) else None
 
     # ------------------------------------------------------------------ workflows
     async def run(
@@ -424,37 +457,229 @@ class Runner(metaclass=NoPublicConstructor):
             variables = resolve_inputs(spec, inputs or {})
         except InputError as exc:
             raise WorkflowInputError(str(exc), workflow=workflow, input=exc.name) from None
+        if self.store is not None:
+            # NOTE: recorded runs outlive this process and may share a database with
+            # other processes: their ids must not restart at 1 (SPEC §12, no node-local
+            # keys).
+            return spec, f"{workflow}-{uuid.uuid4().hex[:12]}", variables
         numbers = self._run_numbers.setdefault(workflow, itertools.count(1))
         return spec, f"{workflow}-{next(numbers)}", variables
 
-    async def _run(self, spec: WorkflowSpec, run_id: str, variables: dict[str, Any]) -> RunResult:
+    # -------------------------------------------------------------------- resume
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+    ) -> RunResult:
+        """Resume a recorded run from its last completed step (SPEC §12).
+
+        The run's workflow is replayed with its recorded inputs under the same run id:
+        a step with a checkpoint is not run again (the model is not called for it), its
+        saved result is used and assigned exactly as when it ran (``save``, ``set``,
+        ``error``); the step that was in flight, and every step after it, runs.
+        ``parallel`` branches resume branch by branch, ``for`` and ``repeat`` loops at
+        the iteration they were in, nested workflows step by step. The run emits
+        ``workflow.resumed`` (``path``: the last checkpoint), then ``workflow.started``,
+        ``workflow.step`` events with status ``reused`` for the steps taken from
+        checkpoints, and the usual events for the others.
+
+        Needs a store (``OrchestratorConfig.store``); runs are recorded there by
+        :meth:`run` when one is set. A run can be resumed when it ``failed``, was
+        ``cancelled`` or ``interrupted``, or is recorded as ``running`` but is not running
+        in this runner (its process died: it is marked ``interrupted`` first).
+
+        Args:
+            run_id: the run's id (``RunResult.run_id``, the server's ``run_id``).
+            on_progress: *deprecated*, as for :meth:`run`.
+
+        Raises:
+            RunNotResumable: no store, no such run, it is running here, it completed, or
+                its workflow is not in this document (``.reason`` says which).
+            WorkflowError: a step failed again (the run can be resumed again).
+        """
+        spec, variables, resumption = await self._prepare_resume(run_id)
+        run = functools.partial(self._run, spec, run_id, variables, resumption=resumption)
+        if on_progress is None:
+            return await run()
+        return await _reporting_progress(self.orchestrator, run_id, on_progress, run)
+
+    async def _prepare_resume(
+        self, run_id: str
+    ) -> tuple[WorkflowSpec, dict[str, Any], _Resumption]:
+        """Check that ``run_id`` can be resumed and load its checkpoints (what the
+        server does before it answers 202).
+
+        Raises:
+            RunNotResumable: as :meth:`resume`.
+        """
+        store = self.store
+        if store is None:
+            raise RunNotResumable(
+                f"cannot resume run {run_id!r}: this runner has no store, so no run is "
+                "recorded; open it with a store (OrchestratorConfig.store, "
+                "`vega-trio run --db FILE`)",
+                run_id=run_id,
+                reason="not_found",
+            )
+        record = await store.get_run(run_id)
+        if record is None:
+            raise RunNotResumable(
+                f"there is no workflow run {run_id!r} in the store; list the runs "
+                "(GET /api/workflows/runs) for their ids",
+                run_id=run_id,
+                reason="not_found",
+            )
+        if run_id in self._active:
+            raise RunNotResumable(
+                f"workflow run {run_id!r} is running; wait for it to end (or cancel it) "
+                "before resuming it",
+                run_id=run_id,
+                reason="running",
+                workflow=record.workflow,
+            )
+        if record.status == "completed":
+            raise RunNotResumable(
+                f"workflow run {run_id!r} completed; there is nothing to resume (start a "
+                "new run instead)",
+                run_id=run_id,
+                reason="completed",
+                workflow=record.workflow,
+            )
+        spec = self.document.workflow(record.workflow)
+        if spec is None:
+            known = ", ".join(w.name for w in self.document.workflows) or "none"
+            raise RunNotResumable(
+                f"workflow run {run_id!r} ran workflow {record.workflow!r}, which this "
+                f"document does not define (workflows: {known}); resume it with the "
+                f"document it ran from ({record.document or 'unknown'})",
+                run_id=run_id,
+                reason="unknown_workflow",
+                workflow=record.workflow,
+            )
+        if record.status == "running":
+            record = await self._mark_interrupted(store, record)
+        steps = await store.load_steps(run_id)
+        checkpoints = {s.path: s for s in steps if s.status == "completed"}
+        last = next((s.path for s in reversed(steps) if s.status == "completed"), None)
+        return spec, dict(record.inputs), _Resumption(record, checkpoints, last)
+
+    async def mark_interrupted(self) -> list[str]:
+        """Mark every run the store holds as ``running`` that is not running in this
+        runner as ``interrupted`` (emitting ``workflow.interrupted`` for each): what a
+        server does when it starts on a store whose previous process died mid-run.
+
+        Only call it when no other process runs workflows on the same store: their
+        runs would be marked too (they finish normally, and overwrite the mark).
+
+        Returns:
+            The ids of the runs marked.
+        """
+        store = self.store
+        if store is None:
+            return []
+        stale: list[RunRecord] = []
+        offset = 0
+        while True:
+            page = await store.list_runs(status=["running"], limit=100, offset=offset)
+            stale += [r for r in page.items if r.id not in self._active]
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                break
+        for record in stale:
+            await self._mark_interrupted(store, record)
+        return [record.id for record in stale]
+
+    async def _mark_interrupted(self, store: Store, record: RunRecord) -> RunRecord:
+        record = attrs.evolve(record, status="interrupted", ended_at=time.time())
+        await store.save_run(record)
+        self.orchestrator.events.emit(
+            WorkflowInterrupted,
+            run_id=record.id,
+            workflow=record.workflow,
+            detail="its process ended while it ran",
+            cost_usd=record.cost_usd,
+        )
+        return record
+
+    async def _run(
+        self,
+        spec: WorkflowSpec,
+        run_id: str,
+        variables: dict[str, Any],
+        *,
+        resumption: _Resumption | None = None,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> RunResult:
+        """Run (or resume) one run. Supports ``nursery.start``: ``started()`` is called
+        once the run is recorded in the store (at once without one), so a server
+        acknowledges it only then (SPEC §12)."""
+        workflow = spec.name
+        if run_id in self._active:
+            raise RunNotResumable(
+                f"workflow run {run_id!r} is running already",
+                run_id=run_id,
+                reason="running",
+                workflow=workflow,
+            )
+        self._active.add(run_id)
+        try:
+            recorder = await _Recorder.open(self, spec, run_id, variables, resumption)
+            task_status.started()
+            return await self._run_recorded(spec, run_id, variables, resumption, recorder)
+        finally:
+            self._active.discard(run_id)
+
+    async def _run_recorded(
+        self,
+        spec: WorkflowSpec,
+        run_id: str,
+        variables: dict[str, Any],
+        resumption: _Resumption | None,
+        recorder: _Recorder,
+    ) -> RunResult:
         workflow = spec.name
         supervisor = await self.orchestrator.start_supervisor(
             SupervisorSpec(name=f"run {run_id}", max_restarts=-1)
         )
-        run = _Run(self, workflow, run_id, supervisor, trio.current_time())
+        run = _Run(self, workflow, run_id, supervisor, trio.current_time(), recorder)
+        if resumption is not None:
+            run.workflow_event(
+                WorkflowResumed,
+                path=resumption.last_path or "",
+                detail=f"{len(resumption.checkpoints)} completed step(s) reused",
+            )
         run.workflow_event(WorkflowStarted, inputs=sorted(variables))
-        succeeded = ended = False
+        succeeded = False
+        failure: WorkflowError | None = None
         try:
-            output, variables = await run.run_workflow(spec, variables, _Sessions(run), ())
+            output, variables = await run.run_workflow(spec, variables, _Sessions(run), (), "")
             succeeded = True
         except WorkflowError as exc:
-            ended = True
-            run.workflow_event(
-                WorkflowFailed,
-                detail=str(exc),
-                path=exc.path,
-                error=_message_of(exc),
-                error_class=exc.error_class,
-            )
+            failure = exc
             raise
         finally:
-            if not succeeded and not ended:  # cancelled (Ctrl-C, a timeout), or a bug
-                run.workflow_event(WorkflowInterrupted, steps_run=run.steps_run)
             # NOTE: also when cancelled: every process of the run ends, within a bound.
             with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
                 await run.close(graceful=succeeded)
             run.kill_leftovers()
+            # The run's last event comes once it is over (its processes stopped, its
+            # record saved), as `workflow.completed` does: whoever reacts to it (a
+            # resume, say) finds the run ended.
+            if failure is not None:
+                with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
+                    await recorder.failed(failure, run.totals()[2])
+                run.workflow_event(
+                    WorkflowFailed,
+                    detail=str(failure),
+                    path=failure.path,
+                    error=_message_of(failure),
+                    error_class=failure.error_class,
+                )
+            elif not succeeded:  # cancelled (Ctrl-C, a timeout), or a bug
+                with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
+                    await recorder.interrupted(run.totals()[2])
+                run.workflow_event(WorkflowInterrupted, steps_run=run.steps_run)
         totals = run.totals()
         result = RunResult(
             workflow=workflow,
@@ -466,7 +691,9 @@ class Runner(metaclass=NoPublicConstructor):
             cost_usd=totals[2],
             steps_run=run.steps_run,
             duration=trio.current_time() - run.started,
+            steps_reused=run.steps_reused,
         )
+        await recorder.completed(output, totals[2])
         run.workflow_event(WorkflowCompleted, detail=_preview(output), steps_run=run.steps_run)
         return result
 
@@ -590,14 +817,38 @@ class _Sessions:
     parent: _Sessions | None = None
     isolated: frozenset[str] = frozenset()
     own: dict[str, AgentProcess] = attrs.field(factory=dict)
+    restored: dict[str, list[Message]] = attrs.field(factory=dict)
+    """A resumed run's conversations so far, by agent: what the agent's next process
+    here starts with (its steps before were taken from their checkpoints)."""
+
+    def _owner(self, agent: str) -> _Sessions:
+        if self.parent is not None and agent not in self.isolated:
+            return self.parent._owner(agent)
+        return self
 
     async def process(self, agent: str) -> AgentProcess:
-        if self.parent is not None and agent not in self.isolated:
-            return await self.parent.process(agent)
-        proc = self.own.get(agent)
+        owner = self._owner(agent)
+        proc = owner.own.get(agent)
         if proc is None or not proc.alive:
-            proc = self.own[agent] = await self.run.spawn(agent)
+            proc = owner.own[agent] = await owner.run.spawn(agent)
+            history = owner.restored.pop(agent, None)
+            if history is not None:
+                proc._agent_behaviour.context.load(history)
         return proc
+
+    def current(self, agent: str) -> AgentProcess | None:
+        """The live process of ``agent`` here, if there is one (none is started)."""
+        proc = self._owner(agent).own.get(agent)
+        return proc if proc is not None and proc.alive else None
+
+    def restore(self, agent: str, history: list[Message]) -> None:
+        """Continue ``agent``'s conversation here from ``history`` (a checkpoint's), as
+        if the steps that led to it had run in this process."""
+        proc = self.current(agent)
+        if proc is not None:
+            proc._agent_behaviour.context.load(history)
+        else:
+            self._owner(agent).restored[agent] = history
 
     async def close(self) -> None:
         for proc in reversed(list(self.own.values())):
@@ -616,10 +867,154 @@ class _Frame:
     saved: dict[str, None] = attrs.field(factory=dict)
     """Names this frame assigned (``save``, ``set``, ``error``), in order: what a
     ``parallel`` branch hands back."""
+    journals: list[dict[str, Any]] = attrs.field(factory=list)
+    """What each step in progress in this frame assigned (a checkpoint keeps it)."""
 
     def assign(self, name: str, value: Any) -> None:
         self.variables[name] = value
         self.saved[name] = None
+        for journal in self.journals:
+            journal[name] = value
+
+
+def _json_safe(value: Any) -> bool:
+    """Whether ``value`` is plain JSON that survives a store round trip unchanged in
+    meaning: ``None``, booleans, integers, finite floats, strings, lists (tuples) and
+    mappings with string keys of those."""
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_json_safe(item) for item in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _json_safe(v) for k, v in value.items())
+    return False
+
+
+def _document_path(doc: Document) -> str | None:
+    file = doc.where.file
+    if not file or file.startswith("<"):
+        return None
+    path = Path(file)
+    return str(path.resolve()) if path.exists() else file
+
+
+@attrs.define(eq=False)
+class _Recorder:
+    """A run's record and step checkpoints in the store; does nothing without one
+    (or for a run whose inputs are not JSON: it cannot be resumed, see :meth:`open`).
+
+    ``checkpoints`` holds the completed steps a resumed run reuses, by path.
+    """
+
+    store: Store | None
+    record: RunRecord | None = None
+    checkpoints: dict[str, StepRecord] = attrs.field(factory=dict)
+    base_cost: float = 0.0
+    """What earlier attempts of a resumed run cost (the record's cost adds this one's)."""
+
+    @classmethod
+    async def open(
+        cls,
+        runner: Runner,
+        spec: WorkflowSpec,
+        run_id: str,
+        variables: Mapping[str, Any],
+        resumption: _Resumption | None,
+    ) -> _Recorder:
+        """Record the run as ``running`` (committed on return)."""
+        store = runner.store
+        if store is None:
+            return cls(None)
+        if resumption is not None:
+            old = resumption.record
+            record = attrs.evolve(
+                old,
+                status="running",
+                ended_at=None,
+                error=None,
+                error_class=None,
+                step=None,
+                resumes=old.resumes + 1,
+            )
+            checkpoints = dict(resumption.checkpoints)
+            base_cost = old.cost_usd
+        elif _json_safe(variables):
+            record = RunRecord(
+                id=run_id,
+                workflow=spec.name,
+                status="running",
+                inputs=dict(variables),
+                document=_document_path(runner.document),
+                started_at=time.time(),
+            )
+            checkpoints, base_cost = {}, 0.0
+        else:
+            _log.warning(
+                "workflow run %s is not recorded and cannot be resumed: its inputs are not "
+                "all JSON values (strings, numbers, booleans, null, lists, objects)",
+                run_id,
+            )
+            return cls(None)
+        await store.save_run(record)
+        return cls(store, record, checkpoints, base_cost)
+
+    async def _save_run(self, **changes: Any) -> None:
+        if self.store is None or self.record is None:
+            return
+        self.record = attrs.evolve(self.record, ended_at=time.time(), **changes)
+        await self.store.save_run(self.record)
+
+    async def completed(self, output: Any, cost: float) -> None:
+        if not _json_safe(output):
+            _log.warning(
+                "workflow run %s: its output is not a JSON value; the store keeps its text",
+                self.record.id if self.record else "?",
+            )
+            output = to_text(output)
+        await self._save_run(status="completed", output=output, cost_usd=self.base_cost + cost)
+
+    async def failed(self, exc: WorkflowError, cost: float) -> None:
+        await self._save_run(
+            status="failed",
+            error=_message_of(exc),
+            error_class=exc.error_class,
+            step=exc.path,
+            cost_usd=self.base_cost + cost,
+        )
+
+    async def interrupted(self, cost: float) -> None:
+        await self._save_run(status="interrupted", cost_usd=self.base_cost + cost)
+
+    async def step(self, step: StepRecord) -> None:
+        """Commit a step's record; a store failure is logged, not raised: the run goes
+        on, and a resume would run that step again."""
+        if self.store is None:
+            return
+        try:
+            await self.store.save_step(step)
+        except Exception as exc:
+            _log.warning(
+                "workflows.%s of run %s: its checkpoint could not be saved (%s); a resume "
+                "would run it again",
+                step.path,
+                step.run_id,
+                _message_of(exc),
+            )
+
+
+@attrs.define(eq=False)
+class _StepMark:
+    """Where a step started: the time, the run's totals, what its frame assigned since."""
+
+    started_at: float
+    totals: tuple[int, int, float]
+    journal: dict[str, Any]
+
+
+_NO_MARK: Final = _StepMark(0.0, (0, 0, 0.0), {})
+"""The mark of every step of a run that is not recorded (never written to)."""
 
 
 @attrs.define(eq=False)
@@ -629,7 +1024,9 @@ class _Run:
     run_id: str
     supervisor: Supervisor
     started: float
+    recorder: _Recorder = attrs.field(factory=lambda: _Recorder(None))
     steps_run: int = 0
+    steps_reused: int = 0
     spawned: list[AgentProcess] = attrs.field(factory=list)
     _spawn_count: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
     _seen: dict[str, AgentProcess] = attrs.field(factory=dict)
@@ -708,7 +1105,7 @@ class _Run:
         agent: str | None = None,
         detail: str = "",
     ) -> None:
-        """A ``workflow.step`` event (``kind`` is ``step_started|finished|failed``)."""
+        """A ``workflow.step`` event (``kind`` is ``step_started|finished|failed|reused``)."""
         bus = self.runner.orchestrator.events
         if not bus.wants(WorkflowStepStatus):
             bus.emit(WorkflowStepStatus)  # uses its sequence number; builds nothing
@@ -748,11 +1145,15 @@ class _Run:
         variables: dict[str, Any],
         sessions: _Sessions,
         chain: tuple[str, ...],
+        caller: str,
     ) -> tuple[Any, dict[str, Any]]:
-        """Run ``spec``'s steps; returns its result and its final variables."""
+        """Run ``spec``'s steps; returns its result and its final variables. Its steps'
+        paths start with ``caller`` (the ``workflow:`` step's path; ``""`` for the run's
+        own workflow), so every execution of a step has its own path."""
         frame = _Frame(spec.name, variables, sessions, (*chain, spec.name))
+        base = f"{caller}.{spec.name}.steps" if caller else f"{spec.name}.steps"
         try:
-            last = await self.block(spec.steps, frame, f"{spec.name}.steps")
+            last = await self.block(spec.steps, frame, base)
         except _Return as returned:
             return returned.value, frame.variables
         if spec.output is not None:
@@ -780,22 +1181,52 @@ class _Run:
         return result
 
     async def step(self, step: Step, frame: _Frame, path: str) -> Any:
+        """Run one step at ``path`` (unique per execution: loop iterations and nested
+        workflows are in it), or take its result from its checkpoint when resuming."""
+        saved = self.recorder.checkpoints.get(path)
+        if saved is not None:
+            return self.reuse(step, frame, path, saved)
         self.steps_run += 1
-        if isinstance(step, AgentStep):
-            return await self.agent_step(step, frame, path)
+        if self.recorder.store is None:  # nothing is recorded: nothing to keep track of
+            if isinstance(step, AgentStep):
+                return await self.agent_step(step, frame, path, _NO_MARK)
+            return await self._container_step(step, frame, path, _NO_MARK)
+        mark = _StepMark(time.time(), self.totals(), {})
+        frame.journals.append(mark.journal)
+        try:
+            if isinstance(step, AgentStep):
+                return await self.agent_step(step, frame, path, mark)
+            return await self._container_step(step, frame, path, mark)
+        finally:
+            # NOTE: by identity (dicts compare equal by content); steps nest, so it is last.
+            popped = frame.journals.pop()
+            assert popped is mark.journal
+
+    async def _container_step(self, step: Step, frame: _Frame, path: str, mark: _StepMark) -> Any:
         kind = _STEP_KINDS[type(step)]
         self.progress("step_started", path, step=kind, detail=_summary(step))
+        returned: _Return | None = None
+        error: Exception | None = None
         try:
             value = await self._dispatch(step, frame, path)
-        except _Return as returned:
-            self.progress("step_finished", path, step=kind, detail=_preview(returned.value))
-            raise
+        except _Return as exc:
+            returned = exc
         except WorkflowError as exc:
             self.progress("step_failed", path, step=kind, detail=_message_of(exc))
             raise
         except Exception as exc:
-            self.progress("step_failed", path, step=kind, detail=_message_of(exc))
-            raise self.failure(step, frame, path, exc) from exc
+            error = exc
+        # NOTE: the saves are awaited outside the `except` blocks: a cancellation during
+        # one must not replace the step's own outcome silently (ASYNC120).
+        if returned is not None:
+            await self.checkpoint(path, mark, returned.value, returned=True)
+            self.progress("step_finished", path, step=kind, detail=_preview(returned.value))
+            raise returned
+        if error is not None:
+            await self.failed_step(path, mark, error)
+            self.progress("step_failed", path, step=kind, detail=_message_of(error))
+            raise self.failure(step, frame, path, error) from error
+        await self.checkpoint(path, mark, value)
         self.progress(
             "step_finished",
             path,
@@ -803,6 +1234,93 @@ class _Run:
             detail="" if value is _NOTHING else _preview(value),
         )
         return value
+
+    def reuse(self, step: Step, frame: _Frame, path: str, saved: StepRecord) -> Any:
+        """A completed step of a resumed run: its saved assignments and result, as if
+        it had run (a saved ``return`` returns again)."""
+        self.steps_reused += 1
+        data = saved.result if isinstance(saved.result, Mapping) else {}
+        for name, value in (data.get("assigned") or {}).items():
+            frame.assign(name, value)
+        if isinstance(step, AgentStep) and data.get("conversation") is not None:
+            frame.sessions.restore(step.agent, unmarshal_messages(json.dumps(data["conversation"])))
+        value = data.get("value", _NOTHING)
+        self.progress(
+            "step_reused",
+            path,
+            step=_STEP_KINDS[type(step)],
+            agent=step.agent if isinstance(step, AgentStep) else None,
+            detail="" if value is _NOTHING else _preview(value),
+        )
+        if data.get("returned"):
+            raise _Return(None if value is _NOTHING else value)
+        return value
+
+    def _usage(self, mark: _StepMark) -> tuple[float, int]:
+        input_tokens, output_tokens, cost = self.totals()
+        before = mark.totals
+        return cost - before[2], (input_tokens - before[0]) + (output_tokens - before[1])
+
+    async def checkpoint(
+        self,
+        path: str,
+        mark: _StepMark,
+        value: Any,
+        *,
+        returned: bool = False,
+        conversation: Any = None,
+    ) -> None:
+        """Save a completed step's checkpoint: its result and what it assigned. A
+        result that is not plain JSON is not saved (a resume runs the step again)."""
+        if self.recorder.store is None:
+            return
+        data: dict[str, Any] = {"assigned": dict(mark.journal)}
+        if value is not _NOTHING:
+            data["value"] = value
+        if returned:
+            data["returned"] = True
+        if conversation is not None:
+            data["conversation"] = conversation
+        if not _json_safe(data):
+            _log.warning(
+                "workflows.%s of run %s: its result or a variable it set is not a JSON "
+                "value, so it has no checkpoint (a resume runs it again)",
+                path,
+                self.run_id,
+            )
+            return
+        cost, tokens = self._usage(mark)
+        await self.recorder.step(
+            StepRecord(
+                run_id=self.run_id,
+                path=path,
+                status="completed",
+                result=data,
+                started_at=mark.started_at,
+                ended_at=time.time(),
+                cost_usd=cost,
+                tokens=tokens,
+            )
+        )
+
+    async def failed_step(self, path: str, mark: _StepMark, exc: Exception) -> None:
+        """Save the record of the step a failure started at (not a checkpoint: a resume
+        runs it again)."""
+        if self.recorder.store is None:
+            return
+        cost, tokens = self._usage(mark)
+        await self.recorder.step(
+            StepRecord(
+                run_id=self.run_id,
+                path=path,
+                status="failed",
+                result={"error": _message_of(exc), "error_class": error_class(exc)},
+                started_at=mark.started_at,
+                ended_at=time.time(),
+                cost_usd=cost,
+                tokens=tokens,
+            )
+        )
 
     async def _dispatch(self, step: Step, frame: _Frame, path: str) -> Any:
         if isinstance(step, IfStep):
@@ -824,7 +1342,7 @@ class _Run:
         raise TypeError(f"unknown step type {type(step).__name__}")  # pragma: no cover
 
     def failure(self, step: Step, frame: _Frame, path: str, exc: BaseException) -> WorkflowError:
-        where = f"workflows.{path}"
+        where = f"workflows.{_document_path_of(path, frame.workflow)}"
         agent = f" ({step.agent})" if isinstance(step, AgentStep) else ""
         return WorkflowError(
             f"{_location(where, step.where)}{agent}: {_describe(exc)}",
@@ -834,11 +1352,11 @@ class _Run:
         )
 
     # -------------------------------------------------------------------- steps
-    async def agent_step(self, step: AgentStep, frame: _Frame, path: str) -> Any:
+    async def agent_step(self, step: AgentStep, frame: _Frame, path: str, mark: _StepMark) -> Any:
         try:
             text = Template.parse(step.send).render(frame.variables)
         except TemplateError as exc:
-            return self._agent_failed(step, frame, path, exc)
+            return await self._agent_failed(step, frame, path, exc, mark)
         self.progress("step_started", path, step="agent", agent=step.agent, detail=_preview(text))
         attempts = 1 + max(0, step.retry)
         for attempt in range(1, attempts + 1):
@@ -846,7 +1364,7 @@ class _Run:
                 value = await self._send(step, frame, text)
             except Exception as exc:
                 if attempt == attempts:
-                    return self._agent_failed(step, frame, path, exc)
+                    return await self._agent_failed(step, frame, path, exc, mark)
                 _log.info(
                     "workflows.%s (%s): attempt %d of %d failed, retrying: %s",
                     path,
@@ -859,6 +1377,16 @@ class _Run:
             break
         if step.save:
             frame.assign(step.save, value)
+        proc = frame.sessions.current(step.agent)
+        # NOTE: the agent's conversation so far goes with the checkpoint: a resumed run
+        # continues it, so a later step to the same agent sees what it saw on the first
+        # attempt (SPEC §8.2: within a run, steps to one agent are one conversation).
+        conversation = (
+            json.loads(marshal_messages(proc.history))
+            if proc is not None and self.recorder.store is not None
+            else None
+        )
+        await self.checkpoint(path, mark, value, conversation=conversation)
         self.progress("step_finished", path, step="agent", agent=step.agent, detail=_preview(value))
         return value
 
@@ -877,11 +1405,16 @@ class _Run:
                 ) from None
         return _parse_json(reply) if step.format == "json" else reply
 
-    def _agent_failed(self, step: AgentStep, frame: _Frame, path: str, exc: Exception) -> Any:
+    async def _agent_failed(
+        self, step: AgentStep, frame: _Frame, path: str, exc: Exception, mark: _StepMark
+    ) -> Any:
         error = self.failure(step, frame, path, exc)
         if step.continue_on_error:
             frame.assign("error", _message_of(exc))
             frame.assign("error_class", error.error_class)
+            # NOTE: the run goes on with this failure: it is the step's outcome, and a
+            # resume keeps it (and the `error` it set) rather than asking again.
+            await self.checkpoint(path, mark, None)
             self.progress(
                 "step_failed",
                 path,
@@ -890,6 +1423,7 @@ class _Run:
                 detail=f"{_message_of(exc)} (continue_on_error: going on)",
             )
             return None
+        await self.failed_step(path, mark, exc)
         self.progress("step_failed", path, step="agent", agent=step.agent, detail=str(error))
         raise error from exc
 
@@ -915,7 +1449,7 @@ class _Run:
                     "first": index == 0,
                     "last": index == count - 1,
                 }
-                value = await self.block(step.steps, frame, f"{path}.steps")
+                value = await self.block(step.steps, frame, f"{path}.for[{index}].steps")
                 results.append(None if value is _NOTHING else value)
         finally:
             _restore(variables, step.variable, saved_item)
@@ -992,7 +1526,7 @@ class _Run:
                     "first": index == 0,
                     "max": step.max,
                 }
-                value = await self.block(step.steps, frame, f"{path}.steps")
+                value = await self.block(step.steps, frame, f"{path}.repeat[{index}].steps")
                 if value is not _NOTHING:
                     result = value
                 if until is not None and until.evaluate(variables):
@@ -1027,7 +1561,7 @@ class _Run:
         except InputError as exc:
             raise ValueError(f"{exc} (set it with `with:`)") from None
         try:
-            value, _ = await self.run_workflow(spec, variables, frame.sessions, frame.chain)
+            value, _ = await self.run_workflow(spec, variables, frame.sessions, frame.chain, path)
         except WorkflowError as exc:
             raise WorkflowError(
                 f"{exc}\n  called from workflows.{path}",
@@ -1070,6 +1604,21 @@ def _summary(step: Step) -> str:
     if isinstance(step, WorkflowStep):
         return f"workflow {step.workflow}"
     return _STEP_KINDS[type(step)]
+
+
+_ITERATION: Final = re.compile(r"\.(?:for|repeat)\[\d+\](?=\.steps\[)")
+
+
+def _document_path_of(path: str, workflow: str) -> str:
+    """The document's path of the step run at ``path`` (what errors name): a step of a
+    nested workflow as that workflow's own step (``summary.steps[0]``, not
+    ``report.steps[2].summary.steps[0]``), a loop's step without its iteration
+    (``report.steps[1].steps[0]``, not ``report.steps[1].for[3].steps[0]``)."""
+    marker = f".{workflow}.steps["
+    cut = path.rfind(marker)
+    if cut >= 0:
+        path = path[cut + 1 :]
+    return _ITERATION.sub("", path)
 
 
 def _preview(value: Any) -> str:

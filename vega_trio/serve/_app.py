@@ -11,6 +11,7 @@ from contextlib import aclosing
 from typing import Any
 
 import attrs
+import outcome
 import trio
 from quart import Response, g, request
 from quart_trio import QuartTrio
@@ -20,6 +21,7 @@ from .._agents import AgentDefinition, session_name
 from .._errors import (
     ProcessNotFound,
     RequestRejected,
+    RunNotResumable,
     WorkflowError,
     step_error_class,
 )
@@ -27,12 +29,13 @@ from .._exit import ProcessStatus
 from .._redact import redact_data
 from ..agent import AgentProcess
 from ..agent._events import DoneEvent, ErrorEvent, TextDeltaEvent
+from ..dsl._events import WorkflowStepStatus
 from ..dsl._inputs import is_required
-from ..dsl._interpreter import Runner
+from ..dsl._interpreter import PROGRESS_BUFFER, Runner, _Resumption
 from ..dsl._model import WorkflowSpec
 from ..llm import marshal_messages
 from ..observability import health_status, render_metrics
-from ..runtime import Lagged, Process
+from ..runtime import Event, Lagged, Process
 from ._compose import install_compose_routes
 from ._config import ServeConfig
 from ._openapi import (
@@ -213,19 +216,93 @@ def _run_record(state: ServerState, run_id: str) -> WorkflowRun:
     return record
 
 
-async def _run_workflow(
+async def _stored_run(state: ServerState, run_id: str) -> dict[str, Any] | None:
+    """A run the server no longer holds in memory (pruned, or from before a restart),
+    from the store with its steps; ``None`` when there is no store or no such run."""
+    store = state.runner.store if state.runner is not None else None
+    if store is None:
+        return None
+    record = await store.get_run(run_id)
+    if record is None:
+        return None
+    steps = await store.load_steps(run_id)
+    return {
+        "run_id": record.id,
+        "workflow": record.workflow,
+        "status": record.status,
+        "output": record.output,
+        "error": record.error,
+        "error_class": record.error_class,
+        "step": record.step,
+        "cost_usd": record.cost_usd,
+        "steps_run": None,
+        "resumes": record.resumes,
+        "steps": [
+            {
+                "path": step.path,
+                "step": None,
+                "agent": None,
+                "status": step.status,
+                "started_at": step.started_at,
+                "ended_at": step.ended_at,
+                "cost_usd": step.cost_usd,
+                "tokens": step.tokens,
+                "error": step.result.get("error")
+                if step.status == "failed" and isinstance(step.result, Mapping)
+                else None,
+            }
+            for step in steps
+        ],
+    }
+
+
+async def _run_workflow(  # noqa: ASYNC114 - started right here with nursery.start
     runner: Runner,
     spec: WorkflowSpec,
     run_id: str,
     variables: dict[str, Any],
     record: WorkflowRun,
+    state: ServerState,
+    resumption: _Resumption | None = None,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """A run started over the API, as a task of the server; its record keeps the outcome."""
+    """A run started (or resumed) over the API, as a task of the server; its record
+    keeps the outcome and per-step progress (from the run's ``workflow.step`` events).
+    Supports ``nursery.start``: ``started()`` once the run is recorded in the store
+    (SPEC §12: its 202 is sent only then)."""
+    once = _StartedOnce(task_status)
+    subscription = runner.orchestrator.subscribe(
+        types="workflow.step", runs=run_id, max_buffer=PROGRESS_BUFFER
+    )
+
+    def track(item: Event | Lagged) -> None:
+        if isinstance(item, WorkflowStepStatus):
+            record.track(item)
+
     try:
-        with record.scope:
-            result = await runner._run(spec, run_id, variables)
+        with subscription as events, record.scope:
+
+            async def follow() -> None:
+                async for item in events:
+                    track(item)
+
+            def track_all() -> None:
+                while (item := events.receive_nowait()) is not None:
+                    track(item)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(follow)
+                # NOTE: captured, so the run's own error leaves the nursery unwrapped.
+                done = await outcome.acapture(
+                    runner._run, spec, run_id, variables, resumption=resumption, task_status=once
+                )
+                nursery.cancel_scope.cancel()
+            track_all()
+            result = done.unwrap()
         if record.scope.cancelled_caught:
             record.status = "cancelled"
+            await _save_cancelled(runner, run_id)
             return
     except Exception as exc:
         record.status = "failed"
@@ -241,6 +318,34 @@ async def _run_workflow(
         if record.status == "running":  # cancelled: the server stopped under it
             record.status = "interrupted"
         record.ended.set()
+        state.prune_runs()
+        if not once.called:  # it failed before it was recorded: the request reports it
+            task_status.started()
+
+
+@attrs.define(eq=False)
+class _StartedOnce:
+    """A ``task_status`` whose ``started()`` may be called again (then it does nothing)."""
+
+    status: trio.TaskStatus[None]
+    called: bool = False
+
+    def started(self, value: None = None) -> None:
+        if not self.called:
+            self.called = True
+            self.status.started()
+
+
+async def _save_cancelled(runner: Runner, run_id: str) -> None:
+    """Record a run cancelled over the API as ``cancelled`` (the interpreter records a
+    cancellation as ``interrupted``: it does not know who cancelled)."""
+    store = runner.store
+    if store is None:
+        return
+    with trio.move_on_after(5, shield=True):
+        stored = await store.get_run(run_id)
+        if stored is not None and stored.status == "interrupted":
+            await store.save_run(attrs.evolve(stored, status="cancelled"))
 
 
 # ------------------------------------------------------------------------ the replies
@@ -693,8 +798,9 @@ def create_app(state: ServerState) -> QuartTrio:
                 error_class="server_shutdown",
                 headers={"Retry-After": "1"},
             )
-        record = state.runs[run_id] = WorkflowRun(run_id=run_id, workflow=name)
-        state.nursery.start_soon(_run_workflow, runner, spec, run_id, variables, record)
+        record = WorkflowRun(run_id=run_id, workflow=name)
+        state.add_run(record)
+        await state.nursery.start(_run_workflow, runner, spec, run_id, variables, record, state)
         return json_response({"run_id": run_id, "status": record.status}, 202)
 
     @api.route(
@@ -734,14 +840,69 @@ def create_app(state: ServerState) -> QuartTrio:
     @api.route(
         "GET",
         "/api/workflows/runs/<run_id>",
-        summary="A run's status, output, cost and error",
+        summary="A run's status, per-step progress, output, cost and error",
+        description="Runs no longer kept in memory are read from the store.",
         path_params={"run_id": "the run's id"},
         responses={200: Json(ref("WorkflowRun"))},
         errors=(404,),
         tags=("workflows",),
     )
-    async def get_run(run_id: str) -> Response:  # noqa: ASYNC124
-        return json_response(_run_record(state, run_id).to_dict())
+    async def get_run(run_id: str) -> Response:
+        record = state.runs.get(run_id)
+        if record is not None:
+            return json_response(record.to_dict())
+        stored = await _stored_run(state, run_id)
+        if stored is None:
+            _run_record(state, run_id)  # the 404
+        return json_response(stored)
+
+    @api.route(
+        "POST",
+        "/api/workflows/runs/<run_id>/resume",
+        summary="Resume an interrupted, failed or cancelled run from its last completed step",
+        description="Completed steps are not run again: their saved results are reused. "
+        "Needs a store (`vega-trio serve --db`).",
+        path_params={"run_id": "the run's id"},
+        responses={202: Json(ref("RunStarted"))},
+        errors=(404, 409, 503),
+        tags=("workflows",),
+    )
+    async def resume_run(run_id: str) -> Response:
+        runner = state.runner
+        if runner is None:
+            raise RequestRejected(
+                404, f"no workflow run {run_id!r} on this server", error_class="run_not_found"
+            )
+        known = state.runs.get(run_id)
+        if known is not None and not known.finished:
+            raise RequestRejected(
+                409,
+                f"workflow run {run_id!r} is running; wait for it to end (or cancel it) "
+                "before resuming it",
+                error_class="run_running",
+            )
+        try:
+            spec, variables, resumption = await runner._prepare_resume(run_id)
+        except RunNotResumable as exc:
+            # A run this server knows but cannot resume (no store) conflicts; one it
+            # has never heard of is not found.
+            status = 404 if exc.reason == "not_found" and known is None else 409
+            raise RequestRejected(status, str(exc), error_class=exc.error_class) from None
+        if state.closing or state.nursery is None:
+            raise RequestRejected(
+                503,
+                "the server is shutting down",
+                error_class="server_shutdown",
+                headers={"Retry-After": "1"},
+            )
+        record = WorkflowRun(
+            run_id=run_id, workflow=spec.name, resumes=resumption.record.resumes + 1
+        )
+        state.add_run(record)
+        await state.nursery.start(
+            _run_workflow, runner, spec, run_id, variables, record, state, resumption
+        )
+        return json_response({"run_id": run_id, "status": record.status}, 202)
 
     # ------------------------------------------------------------------- events
     @api.route(

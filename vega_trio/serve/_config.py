@@ -101,6 +101,10 @@ class ServeConfig:
             past it its event subscriptions start dropping (each gets a ``lagged``
             message) while the runtime goes on. A WebSocket message larger than
             ``max_body_bytes`` closes the connection with code 1009.
+        max_finished_runs: how many finished workflow runs the server keeps in memory
+            for ``GET /api/workflows/runs`` (the oldest are dropped first; running
+            ones are always kept). With a store, a dropped run is still read from it
+            by ``GET /api/workflows/runs/{id}``.
     """
 
     host: str = "127.0.0.1"
@@ -118,6 +122,7 @@ class ServeConfig:
     max_page_size: int = attrs.field(default=1000, validator=_check_positive)
     ws_max_streams: int = attrs.field(default=32, validator=_check_positive)
     ws_send_buffer: int = attrs.field(default=64, validator=_check_positive)
+    max_finished_runs: int = attrs.field(default=1000, validator=_check_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.token is not None and not self.token.strip():

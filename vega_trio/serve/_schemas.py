@@ -22,7 +22,7 @@ from ..agent._events import ChatEvent, SendMetrics
 from ..agent._loop import ProcessMetrics
 from ..runtime._events import Event
 from ..runtime._runtime import SpawnNode
-from ._state import WorkflowRun
+from ._state import StepProgress, WorkflowRun
 
 __all__ = [
     "CHAT_EVENTS",
@@ -449,11 +449,21 @@ SCHEMAS: dict[str, Any] = {
     ),
     "WorkflowList": _object({"workflows": {"type": "array", "items": ref("Workflow")}}),
     "RunStarted": _object({"run_id": _STRING, "status": {"const": "running"}}),
+    "StepProgress": attrs_schema(
+        StepProgress,
+        exclude=("_at_start",),
+        overrides={"status": {"enum": ["running", "completed", "failed", "reused"]}},
+        description="One step of a run (its path is unique per execution: loop items and "
+        "nested workflows have their own).",
+    ),
     "WorkflowRun": attrs_schema(
         WorkflowRun,
         exclude=("scope", "ended"),
-        overrides={"status": {"enum": list(RUN_STATUSES)}},
-        description="A workflow run started over the API.",
+        overrides={
+            "status": {"enum": list(RUN_STATUSES)},
+            "steps": {"type": "array", "items": ref("StepProgress")},
+        },
+        description="A workflow run started over the API, with its per-step progress.",
     ),
     "RunPage": page_schema("runs", ref("WorkflowRun")),
     **{_event_schema_name(name): wire_event_schema(cls) for name, cls in CHAT_EVENTS.items()},

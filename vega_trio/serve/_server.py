@@ -67,10 +67,16 @@ async def serve(
         config: where to listen and what to let in (default :class:`ServeConfig`).
         shutdown_trigger: an async function; its return starts the graceful shutdown.
         runner: a document's workflow runner (``open_runner``): its workflows are
-            served under ``/api/workflows`` (without one that list is empty).
+            served under ``/api/workflows`` (without one that list is empty). When it
+            has a store, runs the store holds as ``running`` are marked
+            ``interrupted`` first (their process died), so they can be resumed.
         task_status: given by ``nursery.start``.
     """
     config = ServeConfig() if config is None else config
+    if runner is not None and runner.store is not None:
+        # Runs left `running` by a previous process that died are interrupted: marked so
+        # (with an event) before anyone can ask, and resumable over the API.
+        await runner.mark_interrupted()
     # NOTE: attached now, so /metrics counts everything from the server's start.
     metrics_collector(orch)
     state = ServerState(orch, config, runner=runner)

@@ -11,6 +11,7 @@ import attrs
 import trio
 
 from ..agent._events import ChatEvent, DoneEvent, ErrorEvent
+from ..dsl._events import WorkflowStepStatus
 from ..orchestrator import Orchestrator
 from ..runtime import Subscription
 from ._config import ServeConfig
@@ -18,12 +19,53 @@ from ._config import ServeConfig
 if TYPE_CHECKING:
     from ..dsl._interpreter import Runner
 
-__all__ = ["ChatReply", "ServerState", "WorkflowRun"]
+__all__ = ["ChatReply", "ServerState", "StepProgress", "WorkflowRun"]
+
+#: A ``workflow.step`` event's status -> the step's status in the API.
+_STEP_STATUS = {
+    "started": "running",
+    "finished": "completed",
+    "failed": "failed",
+    "reused": "reused",
+}
+
+
+@attrs.define(eq=False)
+class StepProgress:
+    """One step of a run as ``GET /api/workflows/runs/{id}`` shows it.
+
+    Attributes:
+        path: the step's path in the run (``report.steps[2].for[1].steps[0]``).
+        step: its type (``agent``, ``for``, ``parallel``…); ``None`` for a step read
+            back from the store (checkpoints do not keep it).
+        agent: the agent an agent step addresses.
+        status: ``running``, ``completed``, ``failed`` or ``reused`` (a resumed run
+            took its result from its checkpoint).
+        started_at, ended_at: wall-clock seconds (``ended_at`` ``None`` while running).
+        cost_usd, tokens: what the run spent while the step ran (nested steps
+            included; concurrent ``parallel`` branches overlap).
+        error: why it failed.
+    """
+
+    path: str
+    step: str | None
+    agent: str | None
+    status: str
+    started_at: float
+    ended_at: float | None = None
+    cost_usd: float = 0.0
+    tokens: int = 0
+    error: str | None = None
+    _at_start: tuple[float, int] = (0.0, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self, filter=lambda field, _: field.name != "_at_start")
 
 
 @attrs.define(eq=False)
 class WorkflowRun:
-    """One workflow run started over the API (kept for ``GET /api/workflows/runs/{id}``)."""
+    """One workflow run started over the API (kept for ``GET /api/workflows/runs/{id}``;
+    the last :attr:`ServeConfig.max_finished_runs` finished ones are kept)."""
 
     run_id: str
     workflow: str
@@ -36,11 +78,50 @@ class WorkflowRun:
     step: str | None = None
     cost_usd: float | None = None
     steps_run: int | None = None
+    resumes: int = 0
+    steps: dict[str, StepProgress] = attrs.field(factory=dict)
+    """Per-step progress by path, in the order the steps started."""
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     ended: trio.Event = attrs.field(factory=trio.Event)
 
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+    def track(self, event: WorkflowStepStatus) -> None:
+        """Update the step's progress from one of the run's ``workflow.step`` events."""
+        status = _STEP_STATUS.get(event.status, event.status)
+        totals = (event.cost_usd, event.input_tokens + event.output_tokens)
+        step = self.steps.get(event.path)
+        if step is None or event.status in ("started", "reused"):
+            # NOTE: a step that runs again (a retry after a resume) starts afresh.
+            step = self.steps[event.path] = StepProgress(
+                path=event.path,
+                step=event.step,
+                agent=event.agent,
+                status=status,
+                started_at=event.timestamp,
+                at_start=totals,
+            )
+            if event.status == "started":
+                return
+        step.status = status
+        step.ended_at = event.timestamp
+        step.cost_usd = max(0.0, totals[0] - step._at_start[0])
+        step.tokens = max(0, totals[1] - step._at_start[1])
+        if event.status == "failed":
+            step.error = event.detail
+        if event.status == "reused":
+            step.cost_usd, step.tokens = 0.0, 0
+
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self, filter=lambda field, _: field.name not in ("scope", "ended"))
+        data = attrs.asdict(
+            self,
+            recurse=False,
+            filter=lambda field, _: field.name not in ("scope", "ended", "steps"),
+        )
+        data["steps"] = [step.to_dict() for step in self.steps.values()]
+        return data
 
 
 @attrs.define(eq=False)
@@ -124,6 +205,8 @@ class ServerState:
     """The latest reply of each session (in flight or finished)."""
     subscriptions: set[Subscription] = attrs.field(factory=set)
     runs: dict[str, WorkflowRun] = attrs.field(factory=dict)
+    """Runs by id, oldest first; finished ones beyond ``config.max_finished_runs`` are
+    dropped (:meth:`prune_runs`)."""
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     """Set when shutdown begins (what a WebSocket connection waits on to say goodbye)."""
 
@@ -155,6 +238,19 @@ class ServerState:
                 yield subscription
             finally:
                 self.subscriptions.discard(subscription)
+
+    def add_run(self, record: WorkflowRun) -> None:
+        """Keep ``record`` (a resumed run replaces its earlier record, and moves last)."""
+        self.runs.pop(record.run_id, None)
+        self.runs[record.run_id] = record
+        self.prune_runs()
+
+    def prune_runs(self) -> None:
+        """Drop the oldest finished runs beyond ``config.max_finished_runs`` (running
+        ones are always kept), so a long-running server does not grow without end."""
+        finished = [r.run_id for r in self.runs.values() if r.finished]
+        for run_id in finished[: max(0, len(finished) - self.config.max_finished_runs)]:
+            del self.runs[run_id]
 
     def begin_shutdown(self) -> None:
         """End every stream: event streams see their subscription close, chat readers
