@@ -279,6 +279,7 @@ async def _run_workflow(
 
 # ------------------------------------------------------------------------ the replies
 async def _run_reply(  # noqa: ASYNC114 - started right here with nursery.start
+    state: ServerState,
     reply: ChatReply,
     proc: AgentProcess,
     message: str,
@@ -286,6 +287,7 @@ async def _run_reply(  # noqa: ASYNC114 - started right here with nursery.start
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run one send as a task of the server (not of the HTTP request), keeping its events."""
+    state.in_flight.add(reply)
     try:
         with reply.scope:
             async with proc.send_stream_rich(message) as stream:
@@ -297,6 +299,7 @@ async def _run_reply(  # noqa: ASYNC114 - started right here with nursery.start
         if reply.scope.cancelled_caught and not reply.ended_properly:
             reply.add(ErrorEvent(error="the reply was cancelled", error_class="cancelled"))
     finally:
+        state.in_flight.discard(reply)
         reply.finish()
 
 
@@ -314,7 +317,7 @@ async def _start_reply(state: ServerState, name: str, message: str) -> ChatReply
             headers={"Retry-After": "1"},
         )
     reply = ChatReply(session=session_name(agent, user))
-    await state.nursery.start(_run_reply, reply, proc, message)
+    await state.nursery.start(_run_reply, state, reply, proc, message)
     state.replies[reply.session] = reply
     return reply
 
@@ -404,8 +407,13 @@ def create_app(state: ServerState) -> QuartTrio:
         message = _text_field(await json_body(frozenset({"message"})), "message")
         reply = await _start_reply(state, name, message)
         # NOTE: the reply runs in the server's nursery: if this client leaves, it
-        # still completes and stays in the conversation.
-        while not reply.finished.is_set() and not state.closing:
+        # still completes and stays in the conversation. When the server begins to
+        # shut down it still gets until the shutdown deadline (a 503 after that).
+        while not reply.finished.is_set():
+            if state.closing:
+                with trio.move_on_at(state.shutdown_deadline):
+                    await reply.finished.wait()
+                break
             await reply.wait_changed()
         last = reply.events[-1] if reply.events else None
         if isinstance(last, DoneEvent):

@@ -94,6 +94,12 @@ class ServeConfig:
         page_size: the default page size of paginated lists (``?limit=`` up to
             ``max_page_size``).
         max_page_size: the largest ``?limit=`` accepted.
+        otel: OpenTelemetry spans of the orchestrator (SPEC §13): ``None`` (default)
+            follows the standard environment (``OTEL_TRACES_EXPORTER``,
+            ``OTEL_EXPORTER_OTLP_ENDPOINT``, ...; see
+            :func:`~vega_trio.observability.tracing_from_env`); ``True`` always
+            instruments (with the environment's exporters, else the application's
+            global tracer provider); ``False`` never.
     """
 
     host: str = "127.0.0.1"
@@ -109,6 +115,7 @@ class ServeConfig:
     graceful_timeout: float = attrs.field(default=5.0, validator=_check_positive)
     page_size: int = attrs.field(default=100, validator=_check_positive)
     max_page_size: int = attrs.field(default=1000, validator=_check_positive)
+    otel: bool | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.token is not None and not self.token.strip():

@@ -3,6 +3,7 @@ application can run several servers side by side)."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -100,16 +101,22 @@ class ServerState:
     stop_requested: trio.Event = attrs.field(factory=trio.Event)
     replies: dict[str, ChatReply] = attrs.field(factory=dict)
     """The latest reply of each session (in flight or finished)."""
+    in_flight: set[ChatReply] = attrs.field(factory=set)
+    """Every reply still running (a session may have an older one still going)."""
+    shutdown_deadline: float = math.inf
+    """When (``trio.current_time()``) the replies still running are cancelled: set
+    by :meth:`begin_shutdown` to ``config.graceful_timeout`` from then."""
     subscriptions: set[Subscription] = attrs.field(factory=set)
     runs: dict[str, WorkflowRun] = attrs.field(factory=dict)
 
     def begin_shutdown(self) -> None:
         """End every stream: event streams see their subscription close, chat readers
-        wake up and finish with a final event. Replies themselves run on until the
-        server's nursery ends."""
+        wake up and finish with a final event. Replies themselves run on (and are kept
+        in their conversation) until :attr:`shutdown_deadline`."""
         if self.closing:
             return
         self.closing = True
+        self.shutdown_deadline = trio.current_time() + self.config.graceful_timeout
         for subscription in list(self.subscriptions):
             subscription.close()
         for reply in list(self.replies.values()):
