@@ -498,13 +498,18 @@ def create_app(state: ServerState) -> QuartTrio:
                     "status", f"{value!r} is not one of {', '.join(sorted(_STATUSES))}"
                 )
         agents = _list_arg("agent")
+        # NOTE: filter and page the processes themselves, then build the JSON of the
+        # page only: with 10,000 live processes, building every dict (metrics and all)
+        # for a page of 100 cost ~150 ms a request (B10).
         found = [
-            process_dict(p)
+            p
             for p in orch.processes()
-            if (statuses is None or str(p.status) in statuses)
+            if (statuses is None or p.status in statuses)
             and (agents is None or p.agent_name in agents)
         ]
-        return json_response(_page(found, "processes"))
+        page = _page(found, "processes")
+        page["processes"] = [process_dict(p) for p in page["processes"]]
+        return json_response(page)
 
     @app.get("/api/processes/<process_id>")
     async def get_process(process_id: str) -> Response:  # noqa: ASYNC124
