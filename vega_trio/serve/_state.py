@@ -108,6 +108,9 @@ class ServerState:
     by :meth:`begin_shutdown` to ``config.graceful_timeout`` from then."""
     subscriptions: set[Subscription] = attrs.field(factory=set)
     runs: dict[str, WorkflowRun] = attrs.field(factory=dict)
+    encoded_events: dict[int, bytes] = attrs.field(factory=dict)
+    """The latest events as SSE bytes, by sequence number: encoded and redacted once
+    for every ``/api/events`` client."""
 
     def begin_shutdown(self) -> None:
         """End every stream: event streams see their subscription close, chat readers
