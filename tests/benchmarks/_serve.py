@@ -305,7 +305,8 @@ async def _b9(clients: int, rate: int, seconds: float) -> dict[str, Any]:
 
     llm = ScriptedLLM(responder=lambda request: Step.text("ok"))
     agent = Agent(name="worker")
-    events_per_run = 5  # process.started, request.started, llm.call, request.finished, ...
+    # process.started, request.started, llm.call, request.finished, process.stopped
+    events_per_run = 5
 
     async def drive(orch: Any, duration: float) -> dict[str, Any]:
         """Runs (spawn, send, stop) paced to publish ``rate`` events per second."""
@@ -314,21 +315,28 @@ async def _b9(clients: int, rate: int, seconds: float) -> dict[str, Any]:
         cpu = time.process_time()
         started = trio.current_time()
         n = 0
+        # NOTE: at most 64 runs at once: past what the machine can do the rate drops
+        # (runs_per_s says so) instead of a backlog inflating every run's time.
+        limiter = trio.CapacityLimiter(64)
         async with trio.open_nursery() as runs:
 
-            async def run_one() -> None:
-                t0 = time.perf_counter()
-                proc = await orch.spawn(agent)
-                await proc.send("go")
-                proc.stop()
-                await proc.wait()
-                costs.append((time.perf_counter() - t0) * 1000)
+            async def run_one(t0: float) -> None:
+                try:
+                    proc = await orch.spawn(agent)
+                    await proc.send("go")
+                    proc.stop()
+                    await proc.wait()
+                    costs.append((time.perf_counter() - t0) * 1000)
+                finally:
+                    limiter.release_on_behalf_of(t0)
 
             while (now := trio.current_time()) - started < duration:
                 due = started + n / runs_per_s
                 if due > now:
                     await trio.sleep(due - now)
-                runs.start_soon(run_one)
+                t0 = time.perf_counter()
+                await limiter.acquire_on_behalf_of(t0)
+                runs.start_soon(run_one, t0)
                 n += 1
         wall = trio.current_time() - started
         return {
@@ -341,7 +349,9 @@ async def _b9(clients: int, rate: int, seconds: float) -> dict[str, Any]:
 
     async with open_orchestrator(llm=llm) as orch, trio.open_nursery() as nursery:
         counted = 0
-        with orch.events.subscribe(types=("process.", "request.", "llm.")) as counter:
+        with orch.events.subscribe(
+            types=("process.", "request.", "llm."), max_buffer=10**7
+        ) as counter:
             alone = await drive(orch, seconds)
             while counter.receive_nowait() is not None:
                 counted += 1
@@ -390,7 +400,7 @@ async def _b9(clients: int, rate: int, seconds: float) -> dict[str, Any]:
 
 def render_b8_b10(
     b8_result: dict[str, Any] | None,
-    b9_result: dict[str, Any] | None,
+    b9_results: list[dict[str, Any]] | None,
     b10_result: dict[str, Any] | None,
 ) -> tuple[str, list[list[str]]]:
     """The report sections and the summary rows for B8-B10."""
@@ -421,8 +431,8 @@ detached reply task and SSE encoding.
 | over HTTP (SSE) | {r["http_median_ms"]:.3f} ms | {r["http_p99_ms"]:.3f} ms |
 | **added by the server** | **{r["added_median_ms"]:.3f} ms** | {r["added_p99_ms"]:.3f} ms |
 """)
-    if b9_result is not None:
-        r = b9_result
+    if b9_results:
+        r = b9_results[0]
         d, alone, attached = r["delivery"], r["alone"], r["attached"]
         expected = alone["events_per_s"]
         delivered = d["events_per_client"] / d["seconds"]
@@ -432,38 +442,53 @@ detached reply task and SSE encoding.
             [
                 f"B9: /api/events fans {r['rate']:,} events/s out to {r['clients']:,} SSE "
                 f"clients, p99 delivery ≤ {B9_MAX_P99_MS:g} ms",
-                f"p99 {d['p99_ms']:,.0f} ms; {delivered:,.0f} of {expected:,.0f} events/s "
-                "reached each client",
+                f"p99 {d['p99_ms']:,.0f} ms; {delivered:,.0f} events/s reached each client",
                 "✅" if p99_ok else "❌",
             ]
         )
         rows.append(
             [
                 f"B9: agents' per-run cost with those clients within {B9_MAX_COST:.0%} of none",
-                f"{r['cost_ratio']:+.0%} (median run {alone['run_median_ms']:.2f} → "
-                f"{attached['run_median_ms']:.2f} ms)",
+                f"{r['cost_ratio']:+.0%} (median run {alone['run_median_ms']:.1f} → "
+                f"{attached['run_median_ms']:.1f} ms)",
                 "✅" if cost_ok else "❌",
             ]
         )
+        lines = []
+        for r in b9_results:
+            d, alone, attached = r["delivery"], r["alone"], r["attached"]
+            lines.append(
+                f"| {r['clients']:,} clients, {r['rate']:,} events/s asked "
+                f"| {alone['events_per_s']:,.0f} | {alone['runs_per_s']:,.0f} → "
+                f"{attached['runs_per_s']:,.0f} | {alone['run_median_ms']:.1f} → "
+                f"{attached['run_median_ms']:.1f} ms ({r['cost_ratio']:+.0%}) "
+                f"| {alone['cpu_per_run_ms']:.2f} → {attached['cpu_per_run_ms']:.2f} ms "
+                f"| {d['events_per_client'] / d['seconds']:,.0f} "
+                f"| {d['p50_ms']:,.0f} / {d['p99_ms']:,.0f} ms "
+                f"| {d['lagged_clients']:,} |"
+            )
+        table = "\n".join(lines)
         parts.append(f"""## B9 — `/api/events` fan-out
 
-Agents run (spawn, send, stop: {expected:,.0f} `process.*`/`request.*`/`llm.call` events/s)
-for {r["seconds"]:g} s alone, then for {r["seconds"]:g} s with {r["clients"]:,} SSE clients on
-`/api/events` (raw Trio sockets in a second process, every tenth client parsing timestamps).
-Delivery latency is the time a chunk arrives minus the `timestamp` of the oldest event in it.
+Agents run (each run: spawn, send, stop; five `process.*`/`request.*`/`llm.call` events;
+at most 64 at once) at the asked rate for {r["seconds"]:g} s alone, then for {r["seconds"]:g}
+s with the SSE clients on `/api/events` (raw Trio sockets in a second process; every tenth
+client parses timestamps). Delivery latency: the time a chunk arrives minus the `timestamp`
+of the oldest event in it.
 
-| | alone | with {r["clients"]:,} clients |
-|---|---:|---:|
-| runs/s | {alone["runs_per_s"]:,.0f} | {attached["runs_per_s"]:,.0f} |
-| run (spawn + send + stop), median | {alone["run_median_ms"]:.2f} ms | \
-{attached["run_median_ms"]:.2f} ms |
-| run, p99 | {alone["run_p99_ms"]:.2f} ms | {attached["run_p99_ms"]:.2f} ms |
-| server CPU per run | {alone["cpu_per_run_ms"]:.2f} ms | {attached["cpu_per_run_ms"]:.2f} ms |
+| configuration | events/s made (alone) | runs/s alone → attached | median run \
+| server CPU per run | events/s reaching a client | delivery p50 / p99 | clients `lagged` |
+|---|---:|---:|---:|---:|---:|---:|---:|
+{table}
 
-Delivery: {d["events_per_client"]:,.0f} events per client in {d["seconds"]:.1f} s (the
-fewest: {d["min_events_per_client"]:,}); latency p50 {d["p50_ms"]:,.1f} ms, p99
-{d["p99_ms"]:,.1f} ms, max {d["max_ms"]:,.1f} ms ({d["latency_samples"]:,} samples);
-{d["lagged_clients"]:,} clients were told they `lagged` ({d["lagged_notices"]:,} notices).
+**Why the target is missed here.** The event bus delivers each event to each subscriber
+(a Python call per subscriber: 5,000 events times 1,000 clients is 5 million a second),
+and each client's write is a Hypercorn send; on one event loop (this machine: 2 cores
+shared with other work) that is several CPU-seconds a second, so the agents starve. The
+server already encodes each event once for all clients and sends what a client has
+buffered in one write; meeting the target needs the fan-out off the per-subscriber path
+(one bus subscription for the server, a shared encoded log with a cursor per client,
+coalesced writes) and more than one core for the sockets (e.g. a fan-out process).
 """)
     if b10_result is not None:
         r = b10_result

@@ -140,6 +140,36 @@ async def test_events_are_encoded_once_for_every_client(monkeypatch: pytest.Monk
     assert encoded == ["process.started"] * 3
 
 
+async def test_events_soon_after_a_write_are_coalesced(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An event after a quiet spell goes out at once; events right after a write wait
+    for the coalescing window and go out together in one write."""
+    from vega_trio.serve._app import _COALESCE
+
+    async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
+        state = ServerState(orch, ServeConfig())
+        stream = _event_stream(state, "process.started", None, None, None, None)
+        await stream.__anext__()  # connected
+        orch.events.emit(ProcessStarted, process_id="p0", agent="x")
+        started = trio.current_time()
+        first = await stream.__anext__()
+        assert trio.current_time() == started  # at once
+        assert first.count(b"event: process.started\n") == 1
+
+        async def emit_later() -> None:
+            for i in (1, 2, 3):
+                await trio.sleep(_COALESCE / 10)
+                orch.events.emit(ProcessStarted, process_id=f"p{i}", agent="x")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(emit_later)
+            second = await stream.__anext__()
+        assert trio.current_time() - started == pytest.approx(_COALESCE)
+        assert second.count(b"event: process.started\n") == 3
+        await stream.aclose()
+
+
 async def test_a_client_that_leaves_mid_stream_does_not_stop_the_reply() -> None:
     """The reply runs on after its SSE client disconnects, completes, and is kept in the history."""
     llm = ScriptedLLM([Step.text("a long reply " * 5, chunk_size=3, chunk_delay=0.01)])
