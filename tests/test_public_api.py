@@ -105,10 +105,12 @@ def test_observability_all_is_pinned() -> None:
         "HealthConfig",
         "HealthMonitor",
         "MetricsCollector",
+        "Tracing",
         "health_status",
         "instrument",
         "metrics_collector",
         "render_metrics",
+        "tracing_from_env",
     ]
 
 

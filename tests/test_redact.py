@@ -209,3 +209,15 @@ def test_redaction_is_linear_in_a_long_word() -> None:
     text = "x" * 150_000 + " https://user:hunter2secret@db.example/x " + "y" * 99 + "s://a:pw@h"
     out = redact(text)
     assert out.endswith(" https://***@db.example/x " + "y" * 99 + "s://***@h")
+
+
+def test_environment_changes_are_seen_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The secret values taken from the environment are cached, yet a variable set,
+    changed or removed after a redaction is seen by the next one."""
+    assert redact("a s3cret-value-one b") == "a s3cret-value-one b"
+    monkeypatch.setenv("BENCH_API_KEY", "s3cret-value-one")
+    assert redact("a s3cret-value-one b") == f"a {MASK} b"
+    monkeypatch.setenv("BENCH_API_KEY", "s3cret-value-two")
+    assert redact("a s3cret-value-one b s3cret-value-two") == f"a s3cret-value-one b {MASK}"
+    monkeypatch.delenv("BENCH_API_KEY")
+    assert redact("a s3cret-value-two") == "a s3cret-value-two"

@@ -96,14 +96,36 @@ def register_url_secret(url: str | None) -> None:
         register_secret(password)
 
 
-def _secret_values() -> tuple[str, ...]:
-    """Known secret values, longest first (so a secret that contains another is masked whole)."""
-    global _cache_key, _cache_values
-    env = tuple(
+_env_snapshot: dict[Any, Any] | None = None
+_env_values: tuple[str, ...] = ()
+
+
+def _env_secrets() -> tuple[str, ...]:
+    """The values of secret-named environment variables.
+
+    NOTE: this runs for every string redacted (every event of every SSE client):
+    decoding and matching the whole environment each time cost ~100 µs, so the
+    result is kept while the environment's raw mapping is unchanged (one dict
+    comparison; any ``os.environ`` change shows in it)."""
+    global _env_snapshot, _env_values
+    raw = getattr(os.environ, "_data", None)
+    if raw is not None and raw == _env_snapshot:
+        return _env_values
+    snapshot = dict(raw) if raw is not None else None
+    values = tuple(
         value
         for name, value in os.environ.items()
         if len(value) >= MIN_SECRET_LENGTH and _SECRET_NAME.search(name)
     )
+    with _lock:
+        _env_snapshot, _env_values = snapshot, values
+    return values
+
+
+def _secret_values() -> tuple[str, ...]:
+    """Known secret values, longest first (so a secret that contains another is masked whole)."""
+    global _cache_key, _cache_values
+    env = _env_secrets()
     with _lock:
         key = (env, frozenset(_registered))
         if key != _cache_key:

@@ -58,6 +58,11 @@ QUICK = Config(
     b7_repeats=3,
     b7_agents=(1_000, 10_000),
     b7_scaling_steps=(500, 5_000),
+    b8_n=50,
+    b9_runs=((100, 1_000),),
+    b9_seconds=1.0,
+    b10_processes=1_000,
+    b10_requests=20,
     b11_events=2_000,
     b11_turns=200,
 )
@@ -124,6 +129,16 @@ def run(config: Config) -> dict[str, Any]:
         agents=config.b7_agents,
         scaling_steps=config.b7_scaling_steps,
     )
+    print(
+        "B8-B10 the server: time to first token, /api/events fan-out, /api/processes",
+        file=sys.stderr,
+    )
+    results["b8"] = _scenario("b8", n=config.b8_n)
+    results["b9"] = [
+        _scenario("b9", clients=clients, rate=rate, seconds=config.b9_seconds)
+        for clients, rate in config.b9_runs
+    ]
+    results["b10"] = _scenario("b10", processes=config.b10_processes, requests=config.b10_requests)
     print("B11 the durable store: events/s with group commit, chat-turn commits", file=sys.stderr)
     b11 = {
         "n_events": config.b11_events,

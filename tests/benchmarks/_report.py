@@ -17,6 +17,7 @@ import attrs
 from ._dsl import render_b7
 from ._resilience import render_b6
 from ._restarts import render_b4_b5
+from ._serve import render_b8_b10
 from ._store import render_b11
 
 __all__ = ["Config", "machine_info", "render"]
@@ -55,6 +56,11 @@ class Config:
     b7_repeats: int = 5
     b7_agents: tuple[int, int] = (10_000, 100_000)
     b7_scaling_steps: tuple[int, int] = (2_000, 20_000)
+    b8_n: int = 300
+    b9_runs: tuple[tuple[int, int], ...] = ((1_000, 5_000), (100, 1_000))
+    b9_seconds: float = 3.0
+    b10_processes: int = 10_000
+    b10_requests: int = 100
     b11_events: int = 20_000
     b11_producers: int = 64
     b11_batch: int = 100
@@ -423,6 +429,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
     b45_text, b45_rows = render_b4_b5(results["b4"], results.get("b5"))
     b6_text, b6_rows = render_b6(results["b6"]) if "b6" in results else ("", [])
     b7_text, b7_rows = render_b7(results["b7"]) if "b7" in results else ("", [])
+    serve_text, serve_rows = render_b8_b10(results.get("b8"), results.get("b9"), results.get("b10"))
     b11_text, b11_rows = render_b11(results["b11"]) if results.get("b11") else ("", [])
 
     load = (
@@ -485,6 +492,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
             *b45_rows,
             *b6_rows,
             *b7_rows,
+            *serve_rows,
             *b11_rows,
         ],
         "lrl",
@@ -526,6 +534,8 @@ in {results["total_s"]:.0f} s. Rerun it to refresh this page.
 {b45_text}
 {b6_text}
 {b7_text}
+{serve_text}
+
 {b11_text}
 {_reference(results["b1"])}
 ## How to reproduce

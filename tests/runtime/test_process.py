@@ -312,3 +312,16 @@ async def test_lifecycle_calls_from_a_worker_thread(runtime: Runtime) -> None:
     assert await a.wait() == a.exit_reason
     assert a.status == ProcessStatus.COMPLETED and a.result == "done in thread"
     assert (await b.wait()).kind == "killed"
+
+
+async def test_busy_while_serving_a_message(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A process is busy exactly while it serves a message (what a forced stop cuts)."""
+    proc = await runtime.spawn(EchoBehaviour())
+    assert not proc.busy
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(proc.call, ("sleep", 1))
+        await trio.testing.wait_all_tasks_blocked()
+        assert proc.busy
+    assert not proc.busy

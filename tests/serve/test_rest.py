@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import trio
 
 from vega_trio import Agent
@@ -111,6 +114,30 @@ async def test_processes_list_filters_paginates_and_kill() -> None:
         assert procs[2].id not in {p["id"] for p in running["processes"]}
         gone = await srv.client.get("/api/processes/nope")
         assert gone.status_code == 404
+
+
+async def test_processes_page_builds_only_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GET /api/processes filters and pages the processes first and builds the JSON of
+    the requested page only (not of every live process: B10, 10,000 processes)."""
+    import vega_trio.serve._app as app_module
+
+    built: list[str] = []
+    real = app_module.process_dict
+
+    def counting(proc: Any, **options: Any) -> dict[str, Any]:
+        built.append(proc.id)
+        return real(proc, **options)
+
+    monkeypatch.setattr(app_module, "process_dict", counting)
+    async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
+        procs = [await orch.spawn(Agent(name=f"w{i % 3}")) for i in range(60)]
+        page = (
+            await srv.client.get("/api/processes", params={"agent": "w1", "offset": 2, "limit": 5})
+        ).json()
+        expected = [p.id for p in procs if p.agent_name == "w1"][2:7]
+        assert [p["id"] for p in page["processes"]] == expected
+        assert page["total"] == 20
+        assert built == expected
 
 
 async def test_query_routes_answer_json() -> None:

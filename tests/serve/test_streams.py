@@ -3,6 +3,8 @@ replies (a client that leaves does not stop them), and every stream ending on sh
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 import trio.testing
@@ -99,12 +101,73 @@ async def test_a_slow_events_client_gets_a_lagged_event_and_the_runtime_never_bl
         await stream.__anext__()  # connected: subscribed from here on
         for i in range(5):
             orch.events.emit(ProcessStarted, process_id=f"p{i}", agent="x")
-        texts = [await stream.__anext__() for _ in range(4)]
+        # What is buffered goes out in one write: the notice, then the kept events.
+        texts = [part for part in (await stream.__anext__()).split(b"\n\n") if part]
+        assert len(texts) == 4
         assert texts[0].startswith(b"event: lagged\n") and b'"missed":2' in texts[0]
         for i, text in enumerate(texts[1:]):  # the first three were kept, in order
             assert text.startswith(b"id: ") and b'"process_id":"p%d"' % i in text
         await stream.aclose()
         assert state.subscriptions == set()
+
+
+async def test_events_are_encoded_once_for_every_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many /api/events clients: each event is encoded (and redacted) once, and what is
+    buffered for a client goes out in one write (B9's fan-out)."""
+    import vega_trio.serve._app as app_module
+
+    encoded: list[str] = []
+    real = app_module._sse
+
+    def counting(event: str, data: Any, **options: Any) -> bytes:
+        encoded.append(event)
+        return real(event, data, **options)
+
+    monkeypatch.setattr(app_module, "_sse", counting)
+    async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
+        state = ServerState(orch, ServeConfig())
+        streams = [
+            _event_stream(state, "process.started", None, None, None, None) for _ in range(5)
+        ]
+        for stream in streams:
+            await stream.__anext__()  # connected
+        for i in range(3):
+            orch.events.emit(ProcessStarted, process_id=f"p{i}", agent="x")
+        for stream in streams:
+            chunk = await stream.__anext__()
+            assert chunk.count(b"event: process.started\n") == 3
+            await stream.aclose()
+    assert encoded == ["process.started"] * 3
+
+
+async def test_events_soon_after_a_write_are_coalesced(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An event after a quiet spell goes out at once; events right after a write wait
+    for the coalescing window and go out together in one write."""
+    from vega_trio.serve._app import _COALESCE
+
+    async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
+        state = ServerState(orch, ServeConfig())
+        stream = _event_stream(state, "process.started", None, None, None, None)
+        await stream.__anext__()  # connected
+        orch.events.emit(ProcessStarted, process_id="p0", agent="x")
+        started = trio.current_time()
+        first = await stream.__anext__()
+        assert trio.current_time() == started  # at once
+        assert first.count(b"event: process.started\n") == 1
+
+        async def emit_later() -> None:
+            for i in (1, 2, 3):
+                await trio.sleep(_COALESCE / 10)
+                orch.events.emit(ProcessStarted, process_id=f"p{i}", agent="x")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(emit_later)
+            second = await stream.__anext__()
+        assert trio.current_time() - started == pytest.approx(_COALESCE)
+        assert second.count(b"event: process.started\n") == 3
+        await stream.aclose()
 
 
 async def test_a_client_that_leaves_mid_stream_does_not_stop_the_reply() -> None:

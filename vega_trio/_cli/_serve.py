@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 import trio
 
 from ..agent import Agent
-from ..observability import HealthConfig
+from ..observability import HealthConfig, tracing_from_env
 from ..orchestrator import Orchestrator, open_orchestrator
 from ._common import (
     EXIT_INTERRUPTED,
@@ -100,9 +100,15 @@ async def serve_command(
             return EXIT_INVALID
     if defaulted:
         write(err, OFFLINE_NOTICE)
+    # The standard OTEL_* environment switches tracing on (a missing piece is a
+    # warning that says what to install); this command owns the provider.
+    tracing = tracing_from_env(env)
+    if tracing is not None:
+        write(err, f"vega-trio serve: OpenTelemetry traces go to {tracing.destination}")
 
     stop = trio.Event()
     force = trio.CancelScope()
+    serving: list[Orchestrator] = []  # the orchestrator, once open (what a force cuts)
 
     @asynccontextmanager
     async def orchestrator() -> AsyncIterator[tuple[Orchestrator, Runner | None]]:
@@ -130,12 +136,14 @@ async def serve_command(
 
     async def run() -> None:
         async with orchestrator() as (orch, runner), trio.open_nursery() as nursery:
+            serving.append(orch)
             urls = await nursery.start(
                 lambda task_status: serve(
                     orch,
                     config,
                     shutdown_trigger=stop.wait,
                     runner=runner,
+                    tracer_provider=tracing.provider if tracing is not None else None,
                     task_status=task_status,
                 )
             )
@@ -146,11 +154,22 @@ async def serve_command(
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             task_status.started()
             async for signum in signals:
+                name = signal.Signals(signum).name
                 if not stop.is_set():
-                    write(err, f"vega-trio serve: {signal.Signals(signum).name}: stopping")
+                    write(
+                        err,
+                        f"vega-trio serve: {name}: stopping (replies in progress get "
+                        f"{config.graceful_timeout:g} s to finish; a second Ctrl-C forces "
+                        "the stop)",
+                    )
                     stop.set()
                 else:
-                    write(err, "vega-trio serve: second signal: forcing the stop")
+                    what = _in_progress(serving[0]) if serving else "nothing had started yet"
+                    write(
+                        err,
+                        f"vega-trio: interrupted: vega-trio serve was forced to stop "
+                        f"by a second signal ({name}) while shutting down: {what}",
+                    )
                     force.cancel(reason="a second signal")
                     return
 
@@ -160,6 +179,9 @@ async def serve_command(
                 await watcher.start(watch_signals)
             with force:
                 await run()
+                if tracing is not None:  # the spans of the shutdown ladder too
+                    with trio.move_on_after(5):
+                        await trio.to_thread.run_sync(tracing.shutdown, abandon_on_cancel=True)
             watcher.cancel_scope.cancel()
     except Exception as exc:
         problem = _startup_problem(exc)
@@ -171,6 +193,17 @@ async def serve_command(
             write(err, f"vega-trio: error: {problem}")
         return EXIT_INVALID
     return EXIT_INTERRUPTED if force.cancelled_caught else EXIT_OK
+
+
+def _in_progress(orch: Orchestrator) -> str:
+    """What a forced stop cuts short: the messages being served right now (a chat
+    reply, a workflow step), by process."""
+    busy = [proc for proc in orch.processes() if proc.busy]
+    if not busy:
+        return "no message was in progress; the rest of the shutdown was skipped"
+    names = ", ".join(f"{proc.name or proc.agent_name} ({proc.id})" for proc in busy)
+    count = f"{len(busy)} message{'s' if len(busy) != 1 else ''}"
+    return f"{count} in progress cut short: {names}"
 
 
 def _startup_problem(exc: BaseException) -> OSError | UsageProblem | None:

@@ -8,6 +8,8 @@
   (what ``GET /metrics`` serves); the collector behind it is per orchestrator.
 * :func:`instrument` — OpenTelemetry GenAI spans for an orchestrator (the
   ``vega-trio[otel]`` extra); nothing of OpenTelemetry is imported until it is called.
+* :func:`tracing_from_env` — a tracer provider with the exporters the standard
+  ``OTEL_*`` environment asks for (what ``vega-trio serve`` switches on).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._health import HealthConfig, HealthMonitor, health_status
 from ._metrics import MetricsCollector, metrics_collector, render_metrics
+from ._tracing import Tracing, tracing_from_env
 
 if TYPE_CHECKING:
     from ..orchestrator import Orchestrator
@@ -24,10 +27,12 @@ __all__ = [
     "HealthConfig",
     "HealthMonitor",
     "MetricsCollector",
+    "Tracing",
     "health_status",
     "instrument",
     "metrics_collector",
     "render_metrics",
+    "tracing_from_env",
 ]
 
 

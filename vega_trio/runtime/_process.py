@@ -154,6 +154,12 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         """Whether the process can still take messages."""
         return not self.status.finished and self._stop_reason is None
 
+    @property
+    def busy(self) -> bool:
+        """Whether the process is serving a message right now (between its
+        ``request.started`` and ``request.finished`` events)."""
+        return self._current_request is not None
+
     # ---------------------------------------------------------------- messaging
     def _check_open(self) -> None:
         if not self.alive:

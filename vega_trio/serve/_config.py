@@ -105,6 +105,12 @@ class ServeConfig:
             for ``GET /api/workflows/runs`` (the oldest are dropped first; running
             ones are always kept). With a store, a dropped run is still read from it
             by ``GET /api/workflows/runs/{id}``.
+        otel: OpenTelemetry spans of the orchestrator (SPEC §13): ``None`` (default)
+            follows the standard environment (``OTEL_TRACES_EXPORTER``,
+            ``OTEL_EXPORTER_OTLP_ENDPOINT``, ...; see
+            :func:`~vega_trio.observability.tracing_from_env`); ``True`` always
+            instruments (with the environment's exporters, else the application's
+            global tracer provider); ``False`` never.
     """
 
     host: str = "127.0.0.1"
@@ -123,6 +129,7 @@ class ServeConfig:
     ws_max_streams: int = attrs.field(default=32, validator=_check_positive)
     ws_send_buffer: int = attrs.field(default=64, validator=_check_positive)
     max_finished_runs: int = attrs.field(default=1000, validator=_check_positive)
+    otel: bool | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.token is not None and not self.token.strip():

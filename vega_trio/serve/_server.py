@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import trio
@@ -11,7 +12,8 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from ..dsl._interpreter import Runner
-from ..observability import metrics_collector
+from ..observability import Tracing, instrument, metrics_collector, tracing_from_env
+from ..observability._tracing import OTEL_EXTRA_HINT
 from ..orchestrator import Orchestrator
 from ._app import create_app
 from ._config import ServeConfig
@@ -44,6 +46,7 @@ async def serve(
     *,
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     runner: Runner | None = None,
+    tracer_provider: Any = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``orch`` over HTTP (REST and SSE, SPEC §10) until told to stop::
@@ -58,9 +61,16 @@ async def serve(
     It stops gracefully when ``shutdown_trigger`` returns or the orchestrator starts
     closing (:meth:`~vega_trio.Orchestrator.close`): new connections are refused, every
     open stream ends at once with a final event (``error`` with ``error_class``
-    ``server_shutdown`` for a chat reply, ``shutdown`` for ``/api/events``), other
-    requests get ``config.graceful_timeout`` seconds, then the chat replies still
-    running are cancelled and it returns. Cancelling it stops everything at once.
+    ``server_shutdown`` for a chat reply, ``shutdown`` for ``/api/events``); other
+    requests and the chat replies still running get ``config.graceful_timeout``
+    seconds to finish (a finished reply is kept in its conversation), then what
+    still runs (replies, workflow runs, which become ``interrupted``) is cancelled
+    and it returns. Cancelling it stops everything at once.
+
+    OpenTelemetry: with ``tracer_provider`` the orchestrator's spans go there;
+    otherwise ``config.otel`` decides (by default the standard ``OTEL_*``
+    environment: :func:`~vega_trio.observability.tracing_from_env`; a provider made
+    from it is flushed and shut down when the server stops).
 
     Args:
         orch: the orchestrator whose agents, processes and events it serves.
@@ -70,6 +80,8 @@ async def serve(
             served under ``/api/workflows`` (without one that list is empty). When it
             has a store, runs the store holds as ``running`` are marked
             ``interrupted`` first (their process died), so they can be resumed.
+        tracer_provider: an OpenTelemetry tracer provider for the orchestrator's
+            spans (the caller owns it); without one, ``config.otel`` decides.
         task_status: given by ``nursery.start``.
     """
     config = ServeConfig() if config is None else config
@@ -79,6 +91,67 @@ async def serve(
         await runner.mark_interrupted()
     # NOTE: attached now, so /metrics counts everything from the server's start.
     metrics_collector(orch)
+    tracing = _start_tracing(orch, config, tracer_provider)
+    try:
+        await _serve(orch, config, shutdown_trigger, runner, task_status)
+    finally:
+        if tracing is not None:
+            await _stop_tracing(orch, tracing)
+
+
+def _start_tracing(orch: Orchestrator, config: ServeConfig, provider: Any) -> Tracing | None:
+    """Instrument ``orch`` as ``config.otel`` says; returns the tracing this server
+    made from the environment (it flushes and stops it when it ends)."""
+    if provider is not None:
+        instrument(orch, tracer_provider=provider)
+        return None
+    if config.otel is False:
+        return None
+    tracing = tracing_from_env()
+    if tracing is not None:
+        instrument(orch, tracer_provider=tracing.provider)
+        _log.info("OpenTelemetry: spans go to %s", tracing.destination)
+        return tracing
+    if config.otel:
+        try:
+            from opentelemetry import trace
+        except ImportError:
+            _log.warning(
+                "ServeConfig(otel=True) but OpenTelemetry is not installed: %s; serving "
+                "without traces",
+                OTEL_EXTRA_HINT,
+            )
+            return None
+        instrument(orch)
+        if type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider":
+            _log.warning(
+                "ServeConfig(otel=True) but no exporter is configured: set "
+                "OTEL_TRACES_EXPORTER / OTEL_EXPORTER_OTLP_ENDPOINT, or set a global "
+                "tracer provider; spans go nowhere until then"
+            )
+        else:
+            _log.info("OpenTelemetry: spans go to the application's global tracer provider")
+    return None
+
+
+async def _stop_tracing(orch: Orchestrator, tracing: Tracing) -> None:
+    """End the spans still open and export what is buffered (bounded: a collector
+    that does not answer must not hold the shutdown)."""
+    instrumentation = orch._observers.pop("otel", None)
+    close = getattr(instrumentation, "close", None)
+    if close is not None:
+        close()
+    with trio.move_on_after(5, shield=True):
+        await trio.to_thread.run_sync(tracing.shutdown, abandon_on_cancel=True)
+
+
+async def _serve(
+    orch: Orchestrator,
+    config: ServeConfig,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None,
+    runner: Runner | None,
+    task_status: trio.TaskStatus[list[str]],
+) -> None:
     state = ServerState(orch, config, runner=runner)
     app = create_app(state)
 
@@ -105,8 +178,14 @@ async def serve(
                 shutdown_trigger=trigger,
                 task_status=task_status,
             )
+            # The HTTP side is done; the replies still running get until the
+            # shutdown deadline to finish (and be kept in their conversation).
+            state.begin_shutdown()
+            with trio.move_on_at(state.shutdown_deadline):
+                while state.in_flight:
+                    await next(iter(state.in_flight)).finished.wait()
         finally:
-            # The HTTP side is done: the replies still running go with it.
+            # Whatever still runs (replies past the deadline, workflow runs) goes now.
             state.begin_shutdown()
             done.cancel(reason="the server stopped")
 

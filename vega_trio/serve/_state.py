@@ -3,6 +3,7 @@ application can run several servers side by side)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncGenerator, Collection, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -203,6 +204,11 @@ class ServerState:
     stop_requested: trio.Event = attrs.field(factory=trio.Event)
     replies: dict[str, ChatReply] = attrs.field(factory=dict)
     """The latest reply of each session (in flight or finished)."""
+    in_flight: set[ChatReply] = attrs.field(factory=set)
+    """Every reply still running (a session may have an older one still going)."""
+    shutdown_deadline: float = math.inf
+    """When (``trio.current_time()``) the replies still running are cancelled: set
+    by :meth:`begin_shutdown` to ``config.graceful_timeout`` from then."""
     subscriptions: set[Subscription] = attrs.field(factory=set)
     runs: dict[str, WorkflowRun] = attrs.field(factory=dict)
     """Runs by id, oldest first; finished ones beyond ``config.max_finished_runs`` are
@@ -252,14 +258,19 @@ class ServerState:
         for run_id in finished[: max(0, len(finished) - self.config.max_finished_runs)]:
             del self.runs[run_id]
 
+    encoded_events: dict[int, bytes] = attrs.field(factory=dict)
+    """The latest events as SSE bytes, by sequence number: encoded and redacted once
+    for every ``/api/events`` client."""
+
     def begin_shutdown(self) -> None:
         """End every stream: event streams see their subscription close, chat readers
-        wake up and finish with a final event. Replies themselves run on until the
-        server's nursery ends."""
+        wake up and finish with a final event. Replies themselves run on (and are kept
+        in their conversation) until :attr:`shutdown_deadline`."""
         if self.closing:
             return
         self.closing = True
         self.shutting_down.set()
+        self.shutdown_deadline = trio.current_time() + self.config.graceful_timeout
         for subscription in list(self.subscriptions):
             subscription.close()
         for reply in list(self.replies.values()):
