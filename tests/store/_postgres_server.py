@@ -89,7 +89,8 @@ class PostgresServer:
     """One PostgreSQL cluster in a temp directory, on a free port of 127.0.0.1.
 
     Args:
-        bin_dir: Where ``initdb``/``pg_ctl`` are (default: :func:`find_pg_bin`).
+        bin_dir: Where ``initdb``/``pg_ctl`` are (default: :func:`find_pg_bin` of ``search``).
+        search: Glob patterns of candidate bin directories.
         fsync: ``False`` (the tests' default) keeps the disk quiet; a server stopped with
             ``-m immediate`` loses nothing either way (its WAL is in the OS cache), only a
             machine crash would.
@@ -97,10 +98,16 @@ class PostgresServer:
 
     user = "vega"
 
-    def __init__(self, bin_dir: Path | None = None, *, fsync: bool = False) -> None:
-        found = bin_dir or find_pg_bin()
+    def __init__(
+        self,
+        bin_dir: Path | None = None,
+        *,
+        search: Sequence[str] = DEFAULT_SEARCH,
+        fsync: bool = False,
+    ) -> None:
+        found = bin_dir or find_pg_bin(search)
         if found is None:
-            raise PostgresUnavailable(postgres_missing_reason() or "no PostgreSQL")
+            raise PostgresUnavailable(postgres_missing_reason(search) or "no PostgreSQL")
         self.bin_dir = found
         self.fsync = fsync
         self.password = "pw-" + secrets.token_hex(8)
@@ -178,9 +185,7 @@ class PostgresServer:
             f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1"
             f" -c fsync={'on' if self.fsync else 'off'} -c max_connections=200"
         )
-        self._run(
-            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"
-        )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
         """``pg_ctl stop -m mode``; falls back to SIGKILL of the pid-file's process."""

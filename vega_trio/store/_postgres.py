@@ -29,7 +29,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import trio
 
@@ -48,9 +48,6 @@ from ._protocol import (
     StoreHealth,
 )
 from ._writer import GroupCommitter
-
-if TYPE_CHECKING:
-    import psycopg
 
 __all__ = ["INSTALL_HINT", "PostgresStore", "import_psycopg", "open_postgres"]
 
@@ -108,8 +105,9 @@ class _Writer:
     """The writer connection and the batch runner the group committer calls (in a
     worker thread, one batch at a time)."""
 
-    def __init__(self, connect: Callable[[], Conn], conn: Conn, pg: Any) -> None:
+    def __init__(self, connect: Callable[[], Conn], conn: Conn, pg: Any, location: str) -> None:
         self._connect = connect
+        self._location = location
         self.conn: Conn | None = conn
         self._pg = pg
         self._write_errors = _write_errors(pg)
@@ -117,17 +115,30 @@ class _Writer:
         self._uncertain: tuple[str, dict[int, tuple[bool, Any]]] | None = None
 
     def run_batch(self, writes: Sequence[Callable[[Conn], Any]]) -> list[tuple[bool, Any]]:
+        """The committer's batch runner; a lost server is a :class:`StoreError` naming it
+        (what ``health().detail`` shows while the batch is retried)."""
+        try:
+            return self._run_batch(writes)
+        except (self._pg.OperationalError, self._pg.InterfaceError) as exc:
+            raise StoreError(
+                f"PostgreSQL at {self._location} is unreachable ({_one_line(exc)})",
+                location=self._location,
+            ) from exc
+
+    def _run_batch(self, writes: Sequence[Callable[[Conn], Any]]) -> list[tuple[bool, Any]]:
         conn = self.conn
         if conn is None or conn.closed:
             conn = self.conn = self._connect()
         settled: dict[int, tuple[bool, Any]] = {}
         if self._uncertain is not None:
-            token, results = self._uncertain
-            row = conn.execute("SELECT 1 FROM vega_commits WHERE token = %s", (token,)).fetchone()
+            old_token, old_results = self._uncertain
+            row = conn.execute(
+                "SELECT 1 FROM vega_commits WHERE token = %s", (old_token,)
+            ).fetchone()
             conn.rollback()
             self._uncertain = None
             if row is not None:  # it did commit: those writes are done
-                settled = results
+                settled = old_results
         token = secrets.token_hex(12)
         results: dict[int, tuple[bool, Any]] = {}
         try:
@@ -227,7 +238,7 @@ class PostgresStore:
             except self._pg.OperationalError as exc:
                 raise StoreError(
                     f"cannot read from PostgreSQL at {self.location}: "
-                    f"{redact(str(exc).strip())}; check that the server is running (writes "
+                    f"{_one_line(exc)}; check that the server is running (writes "
                     "are queued and retried meanwhile)",
                     location=self.location,
                 ) from None
@@ -366,8 +377,7 @@ class PostgresStore:
 
         def query(cur: Conn) -> list[Mapping[str, Any]]:
             cur.execute(
-                "SELECT message FROM messages WHERE agent = %s AND user_key = %s "
-                "ORDER BY position",
+                "SELECT message FROM messages WHERE agent = %s AND user_key = %s ORDER BY position",
                 (agent, key),
             )
             return [codec.loads(r[0]) for r in cur.fetchall()]
@@ -659,6 +669,11 @@ class PostgresStore:
 
 
 # ---------------------------------------------------------------- opening
+def _one_line(exc: BaseException) -> str:
+    """psycopg's message on one line, redacted."""
+    return redact(" ".join(str(exc).split()) or type(exc).__name__)
+
+
 def _close_quietly(conn: Conn) -> None:
     try:
         conn.close()
@@ -675,8 +690,7 @@ def _migrate(conn: Conn, location: str) -> int:
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         cur.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = current_schema()"
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
         )
         tables = {r[0] for r in cur.fetchall()}
         current = 0
@@ -721,7 +735,7 @@ def _open_writer(connect: Callable[[], Conn], location: str, pg: Any) -> tuple[C
         conn = connect()
     except pg.Error as exc:
         raise StoreOpenError(
-            f"cannot connect to PostgreSQL at {location}: {redact(str(exc).strip())}. "
+            f"cannot connect to PostgreSQL at {location}: {_one_line(exc)}. "
             "Check that the server is running and reachable and that the URL's host, "
             "port, user, password and database are right",
             location=location,
@@ -738,7 +752,7 @@ def _open_writer(connect: Callable[[], Conn], location: str, pg: Any) -> tuple[C
         _close_quietly(conn)
         raise StoreOpenError(
             f"cannot prepare the vega-trio schema in PostgreSQL at {location}: "
-            f"{redact(str(exc).strip())}; the user needs CREATE rights in the database",
+            f"{_one_line(exc)}; the user needs CREATE rights in the database",
             location=location,
             kind="unreachable" if isinstance(exc, pg.OperationalError) else "invalid",
         ) from None
@@ -792,7 +806,7 @@ async def open_postgres(
         )
 
     conn, first_seq = await trio.to_thread.run_sync(_open_writer, connect, location, pg)
-    writer = _Writer(connect, conn, pg)
+    writer = _Writer(connect, conn, pg, location)
     limiter = trio.CapacityLimiter(1)
     committer: GroupCommitter[Conn] = GroupCommitter(
         engine="postgresql",

@@ -1,0 +1,167 @@
+"""PostgreSQL going away and coming back, and a writer killed with SIGKILL: nothing
+acknowledged is lost, nothing is applied twice, health says what is going on, and
+shutdown stays bounded. A server of their own (these tests stop it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from vega_trio._errors import StoreClosed, StoreError
+from vega_trio.store import StoreHealth
+
+from ._postgres_server import PostgresServer, postgres_missing_reason
+
+psycopg = pytest.importorskip("psycopg")
+
+from vega_trio.store._postgres import open_postgres  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    """A server only these tests use (they stop and restart it)."""
+    reason = postgres_missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def url(server: PostgresServer) -> Iterator[str]:
+    """A fresh database; the server is running again after the test, whatever happened."""
+    yield server.create_database()
+    if not server.pid_file.exists():
+        server.start()
+
+
+def _count(url: str, sql: str) -> int:
+    with psycopg.connect(url) as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    """Poll a condition that no event signals (the store's health, a counter), for 30 s."""
+    with trio.fail_after(30):
+        while not predicate():  # noqa: ASYNC110
+            await trio.sleep(0.02)
+
+
+@pytest.mark.slow
+async def test_server_going_away_mid_run_loses_nothing_acknowledged(
+    server: PostgresServer, url: str
+) -> None:
+    """pg_ctl stop -m immediate while chat turns are being written, then start again:
+    writes wait and are retried with backoff, health is degraded with the reason (password
+    masked) and recovers, every acknowledged turn is stored exactly once."""
+    health: list[StoreHealth] = []
+    acked: list[str] = []
+    turns = 60
+    async with open_postgres(url, on_health=health.append, retry_max=0.2) as store:
+
+        async def writer(task: int) -> None:
+            for n in range(turns):
+                await store.append_messages("a", f"u{task}", [{"content": f"{task}:{n}"}])
+                acked.append(f"{task}:{n}")
+                await trio.sleep(0.005)
+
+        async with trio.open_nursery() as nursery:
+            for task in range(4):
+                nursery.start_soon(writer, task)
+            await _until(lambda: len(acked) >= 20)
+            await trio.to_thread.run_sync(server.stop, "immediate")
+            await _until(lambda: store.health().status == "degraded")
+            during = store.health()
+            assert during.detail is not None
+            assert server.password not in during.detail
+            assert "***@127.0.0.1" in during.detail
+            assert during.pending_writes >= 1
+            with pytest.raises(StoreError) as info:
+                await store.get_state("anything")
+            assert server.password not in str(info.value)
+            stalled = len(acked)
+            await trio.sleep(0.5)
+            assert len(acked) == stalled  # nothing is acknowledged while the server is away
+            await trio.to_thread.run_sync(server.start)
+        assert store.health().status == "ok"
+        assert len(acked) == 4 * turns
+    assert [h.status for h in health] == ["degraded", "ok", "closed"]
+    stored = _count(url, "SELECT count(*) FROM messages")
+    distinct = _count(url, "SELECT count(DISTINCT message) FROM messages")
+    assert stored == distinct == 4 * turns
+
+
+@pytest.mark.slow
+async def test_shutdown_while_the_server_is_away_is_bounded(
+    server: PostgresServer, url: str
+) -> None:
+    """The server is down at shutdown: closing takes about flush_seconds, the waiting
+    write fails with StoreClosed (its caller never heard "saved"), nothing hangs."""
+    outcome: list[BaseException] = []
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            async with open_postgres(url, flush_seconds=1.0, retry_max=0.2) as store:
+                await store.put_state("before", 1)
+                await trio.to_thread.run_sync(server.stop, "immediate")
+
+                async def write() -> None:
+                    try:
+                        await store.put_state("after", 2)
+                    except StoreClosed as exc:
+                        outcome.append(exc)
+
+                nursery.start_soon(write)
+                await _until(lambda: store.health().status == "degraded")
+                assert store.health().pending_writes == 1
+                started = trio.current_time()
+            closing = trio.current_time() - started
+    assert closing < 10
+    assert store.health().status == "closed"
+    assert len(outcome) == 1 and "not acknowledged" in str(outcome[0])
+    assert server.password not in str(outcome[0])
+    await trio.to_thread.run_sync(server.start)
+    assert _count(url, "SELECT count(*) FROM state") == 1
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_writer_loses_no_acknowledged_turn(server: PostgresServer, url: str) -> None:
+    """A process writing chat turns from 8 tasks is SIGKILLed: every turn it printed as
+    acknowledged is in the database."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("_pg_writer.py")), url, "8"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    acked: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            acked.append(line.split(" ", 1)[1].strip().replace(" ", ":"))
+            if len(acked) >= 400:
+                break
+        process.send_signal(signal.SIGKILL)
+        # Lines printed before the kill are acknowledged too.
+        rest, _ = process.communicate(timeout=30)
+        acked += [line.split(" ", 1)[1].strip().replace(" ", ":") for line in rest.splitlines()]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    assert len(acked) >= 400
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT message FROM messages").fetchall()
+    stored = {json.loads(r[0])["content"] for r in rows}
+    missing = [a for a in acked if a not in stored]
+    assert not missing, f"{len(missing)} acknowledged turns lost: {missing[:5]}"
