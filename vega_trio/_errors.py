@@ -65,7 +65,7 @@ names a second, builtin base kept for callers that catch it::
     ├── StepTimeout                   a step ran longer than its ``timeout`` (a cause)
     ├── ReplyFormatError              a ``format: json`` reply was not JSON (a cause)
     ├── StoreError                    the durable store failed (``.location``)
-    │   ├── StoreOpenError            it can't be opened: corrupt, foreign, newer, read-only (``.kind``)
+    │   ├── StoreOpenError            it can't be opened (``.kind``: corrupt, foreign…)
     │   └── StoreClosed               it closed before a write was committed
     ├── UsageProblem                  the CLI's command line can't be used (exit status 2)
     └── RequestRejected               the server refused an HTTP request (``.status``)

@@ -196,9 +196,7 @@ def agent_row(a: AgentRecord) -> tuple[Any, ...]:
 
 
 def agent_from_row(row: Sequence[Any]) -> AgentRecord:
-    return AgentRecord(
-        name=row[0], definition=loads(row[1]), created_at=row[2], updated_at=row[3]
-    )
+    return AgentRecord(name=row[0], definition=loads(row[1]), created_at=row[2], updated_at=row[3])
 
 
 def type_filter(types: Sequence[str], placeholder: str = "?") -> tuple[str, list[str]]:

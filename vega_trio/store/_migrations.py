@@ -185,7 +185,9 @@ def statements(migration: Migration, engine: Engine) -> list[str]:
         return list(migration.sql)
     # NOTE: on SQLite only the exact words "INTEGER PRIMARY KEY" make the column the
     # rowid (no second index, the fastest appends): the event log is the hot table.
-    return [sql.replace("seq BIGINT PRIMARY KEY", "seq INTEGER PRIMARY KEY") for sql in migration.sql]
+    return [
+        sql.replace("seq BIGINT PRIMARY KEY", "seq INTEGER PRIMARY KEY") for sql in migration.sql
+    ]
 
 
 def pending(current: int) -> list[Migration]:
