@@ -252,9 +252,12 @@ class PostgresServer:
         ).strip()
 
     def cleanup(self) -> None:
-        """Stop the server (fast, then by pid) and remove its directory."""
+        """Stop the server (immediate: its data is thrown away; then by pid) and remove
+        its directory."""
         try:
-            self.stop("fast")
+            self.stop("immediate")
+            if self.pid_file.exists():
+                self._kill_by_pid_file()
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
 

@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from vega_trio._errors import StoreError, StoreOpenError
-from vega_trio.store import StoredEvent
+from vega_trio.store import StoredEvent, open_store
 from vega_trio.store._migrations import LATEST
 
 from ._postgres_server import (
@@ -26,7 +26,7 @@ from ._postgres_server import (
 
 psycopg = pytest.importorskip("psycopg")
 
-from vega_trio.store._postgres import INSTALL_HINT, _Writer, import_psycopg, open_postgres  # noqa: E402
+from vega_trio.store._postgres import INSTALL_HINT, _Writer, open_postgres  # noqa: E402
 
 
 def _fake_bin(root: Path, version: str) -> Path:
@@ -146,13 +146,18 @@ async def test_opening_twice_migrates_once(
     assert int(versions) == LATEST
 
 
-def test_missing_psycopg_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without psycopg a postgresql:// store fails with the pip command to run."""
+async def test_missing_psycopg_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without psycopg, open_store("postgresql://...") fails with the pip command to run
+    (and the SQLite engine does not need it)."""
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(StoreOpenError) as info:
-        import_psycopg()
+        async with open_store("postgresql://vega:a-password-123@127.0.0.1:1/db"):
+            pytest.fail("opened a PostgreSQL store without psycopg")
     assert INSTALL_HINT in str(info.value)
+    assert "a-password-123" not in str(info.value)
     assert info.value.kind == "invalid"
+    async with open_store(":memory:") as store:
+        await store.put_state("k", 1)
 
 
 # ------------------------------------------------------------- group commit
