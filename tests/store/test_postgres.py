@@ -307,3 +307,37 @@ def test_a_commit_that_did_not_commit_is_applied_on_retry(postgres_url: str) -> 
     check.close()
     assert writer.conn is not None
     writer.conn.close()
+
+
+async def test_listings_sort_like_sqlite(postgres_url: str, tmp_path: Path) -> None:
+    """Agents, conversations, same-time runs and cost buckets come back in the same order
+    and shape from PostgreSQL as from SQLite (byte-wise text order, truncated buckets),
+    whatever the server's locale."""
+    from vega_trio.store import AgentRecord, CostRecord, RunRecord
+
+    names = ["b", "B", "a", "_z", "Z", "é", "a b"]
+
+    async def snapshot(location: str) -> tuple[Any, ...]:
+        async with open_store(location) as store:
+            for name in names:
+                await store.save_agent(AgentRecord(name=name, definition={}))
+                await store.append_messages("agent", name, [{"content": name}])
+                await store.save_run(RunRecord(id=name, workflow="w", status="completed"))
+            await store.append_messages("agent", None, [{"content": "nobody"}])
+            await store.record_costs(
+                [
+                    CostRecord(seq=1, timestamp=119.0, model="m", cost_usd=1.0),
+                    CostRecord(seq=2, timestamp=61.0, model="m", cost_usd=2.0),
+                ]
+            )
+            return (
+                [a.name for a in await store.list_agents()],
+                await store.list_conversations(),
+                [r.id for r in (await store.list_runs()).items],
+                await store.cost_series(bucket_seconds=60),
+            )
+
+    postgres = await snapshot(postgres_url)
+    sqlite = await snapshot(str(tmp_path / "vega.db"))
+    assert postgres == sqlite
+    assert postgres[3] == [{"start": 60.0, "cost_usd": 3.0, "calls": 2}]
