@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 
 import trio
 
-from .._errors import StoreError, StoreOpenError
+from .._errors import StoreClosed, StoreError, StoreOpenError
 from .._redact import redact, register_url_secret
 from . import _codec as codec
 from ._migrations import LATEST, SCHEMA_VERSION_TABLE, TABLES, pending, statements
@@ -226,6 +226,11 @@ class PostgresStore:
 
     async def _read(self, query: Callable[[Conn], T]) -> T:
         """Run ``query`` with a reader's cursor (a broken connection is replaced once)."""
+        if self._committer.health().status == "closed":
+            raise StoreClosed(
+                f"the store at {self.location} is closed; open it again to read",
+                location=self.location,
+            )
         try:
             return await trio.to_thread.run_sync(
                 self._read_in_thread, query, limiter=self._reader_limiter
