@@ -140,25 +140,16 @@ class _Writer:
             if row is not None:  # it did commit: those writes are done
                 settled = old_results
         token = secrets.token_hex(12)
-        results: dict[int, tuple[bool, Any]] = {}
+        todo = [w for w in writes if id(w) not in settled]
         try:
-            with conn.cursor() as cur:
-                for write in writes:
-                    if id(write) in settled:
-                        continue
-                    cur.execute("SAVEPOINT w")
-                    try:
-                        value = write(cur)
-                    except self._write_errors as exc:
-                        cur.execute("ROLLBACK TO SAVEPOINT w")
-                        results[id(write)] = (False, exc)
-                    else:
-                        results[id(write)] = (True, value)
-                    cur.execute("RELEASE SAVEPOINT w")
-                cur.execute(
-                    "INSERT INTO vega_commits (token, committed_at) VALUES (%s, %s)",
-                    (token, time.time()),
-                )
+            try:
+                # Fast path: one round trip per write. A write that fails on its own
+                # (bad data) rolls the whole attempt back and the batch runs again with
+                # a savepoint around each write, so only that write fails.
+                results = self._apply(conn, todo, token, savepoints=False)
+            except self._write_errors:
+                conn.rollback()
+                results = self._apply(conn, todo, token, savepoints=True)
         except Exception:
             self._drop(rollback=True)
             raise
@@ -170,6 +161,31 @@ class _Writer:
             raise
         results.update(settled)
         return [results[id(w)] for w in writes]
+
+    def _apply(
+        self, conn: Conn, writes: Sequence[Callable[[Conn], Any]], token: str, *, savepoints: bool
+    ) -> dict[int, tuple[bool, Any]]:
+        """Run ``writes`` and record ``token`` in the open transaction (not committed)."""
+        results: dict[int, tuple[bool, Any]] = {}
+        with conn.cursor() as cur:
+            for write in writes:
+                if not savepoints:
+                    results[id(write)] = (True, write(cur))
+                    continue
+                cur.execute("SAVEPOINT w")
+                try:
+                    value = write(cur)
+                except self._write_errors as exc:
+                    cur.execute("ROLLBACK TO SAVEPOINT w")
+                    results[id(write)] = (False, exc)
+                else:
+                    results[id(write)] = (True, value)
+                cur.execute("RELEASE SAVEPOINT w")
+            cur.execute(
+                "INSERT INTO vega_commits (token, committed_at) VALUES (%s, %s)",
+                (token, time.time()),
+            )
+        return results
 
     def _drop(self, *, rollback: bool) -> None:
         """Forget a connection that failed (a fresh one is made on the next try)."""
