@@ -63,7 +63,8 @@ async def test_server_going_away_mid_run_loses_nothing_acknowledged(
 ) -> None:
     """pg_ctl stop -m immediate while chat turns are being written, then start again:
     writes wait and are retried with backoff, health is degraded with the reason (password
-    masked) and recovers, every acknowledged turn is stored exactly once."""
+    masked) and recovers, reads fail clearly meanwhile and work again after, every
+    acknowledged turn is stored exactly once."""
     health: list[StoreHealth] = []
     acked: list[str] = []
     turns = 60
@@ -87,6 +88,9 @@ async def _write_through_an_outage(
                 await trio.sleep(0.005)
 
         async with trio.open_nursery() as nursery:
+            for _ in range(3):  # fill the reader pool: these connections die with the server
+                nursery.start_soon(store.get_state, "anything")
+        async with trio.open_nursery() as nursery:
             for task in range(4):
                 nursery.start_soon(writer, task)
             await _until(lambda: len(acked) >= 20)
@@ -106,6 +110,7 @@ async def _write_through_an_outage(
             await trio.to_thread.run_sync(server.start)
         assert store.health().status == "ok"
         assert len(acked) == 4 * turns
+        assert await store.get_state("anything") is None  # reads work again too
 
 
 @pytest.mark.slow

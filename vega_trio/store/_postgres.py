@@ -230,6 +230,7 @@ class PostgresStore:
         self._writer_limiter = writer_limiter
         self._reader_limiter = trio.CapacityLimiter(readers)
         self._reader_pool: list[Conn] = []
+        self._readers_closed = False
         self._pg = pg
 
     # ------------------------------------------------------------ plumbing
@@ -274,15 +275,26 @@ class PostgresStore:
             with conn.transaction(), conn.cursor() as cur:
                 result = query(cur)
         except self._pg.OperationalError:
+            # The server went away (or restarted): the pooled connections are as dead
+            # as this one; the retry starts fresh.
             _close_quietly(conn)
+            while self._reader_pool:
+                _close_quietly(self._reader_pool.pop())
             raise
-        except BaseException:
-            self._reader_pool.append(conn)
-            raise
-        self._reader_pool.append(conn)
+        finally:
+            if not conn.closed:
+                self._release(conn)
         return result
 
+    def _release(self, conn: Conn) -> None:
+        """Back to the pool, or closed when the store closed while this read ran."""
+        if self._readers_closed:
+            _close_quietly(conn)
+        else:
+            self._reader_pool.append(conn)
+
     def _close_connections(self) -> None:
+        self._readers_closed = True
         for conn in [*self._reader_pool, self._writer.conn]:
             if conn is not None:
                 _close_quietly(conn)
