@@ -114,6 +114,21 @@ async def _write_through_an_outage(
 
 
 @pytest.mark.slow
+async def test_reads_work_at_once_after_a_server_restart(server: PostgresServer, url: str) -> None:
+    """Every pooled reader connection dies with the server: the first read after a restart
+    still succeeds (the dead pool is dropped, not retried one connection at a time)."""
+    with trio.fail_after(60):
+        async with open_postgres(url, retry_max=0.2) as store:
+            await store.put_state("k", 1)
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(store.get_state, "k")
+            await trio.to_thread.run_sync(server.stop, "immediate")
+            await trio.to_thread.run_sync(server.start)
+            assert await store.get_state("k") == 1
+
+
+@pytest.mark.slow
 async def test_shutdown_while_the_server_is_away_is_bounded(
     server: PostgresServer, url: str
 ) -> None:
