@@ -66,6 +66,7 @@ def _ensure_postgresql(session: nox.Session) -> None:
 @nox.session
 def quick(session: nox.Session) -> None:
     """The fast tier for the inner loop: every test not marked slow (about a minute)."""
+    _ensure_postgresql(session)
     session.install("-e", ".[test]")
     session.run("pytest", "-m", "not slow", *session.posargs)
 
