@@ -1,16 +1,11 @@
-"""PostgreSQL going away and coming back, and a writer killed with SIGKILL: nothing
-acknowledged is lost, nothing is applied twice, health says what is going on, and
-shutdown stays bounded. A server of their own (these tests stop it)."""
+"""PostgreSQL going away and coming back: nothing acknowledged is lost, nothing is applied
+twice, health says what is going on, reads recover, and shutdown stays bounded. A server
+of their own (these tests stop it). The SIGKILL of a writer process is the contract
+suite's test_kill_9_loses_nothing_acknowledged, which runs on PostgreSQL too."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import trio
@@ -23,8 +18,6 @@ from ._postgres_server import PostgresServer, postgres_missing_reason
 psycopg = pytest.importorskip("psycopg")
 
 from vega_trio.store._postgres import open_postgres  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -158,37 +151,3 @@ async def test_shutdown_while_the_server_is_away_is_bounded(
     assert server.password not in str(outcome[0])
     await trio.to_thread.run_sync(server.start)
     assert _count(url, "SELECT count(*) FROM state") == 1
-
-
-@pytest.mark.slow
-def test_kill_9_of_a_writer_loses_no_acknowledged_turn(server: PostgresServer, url: str) -> None:
-    """A process writing chat turns from 8 tasks is SIGKILLed: every turn it printed as
-    acknowledged is in the database."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("_pg_writer.py")), url, "8"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    acked: list[str] = []
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            acked.append(line.split(" ", 1)[1].strip().replace(" ", ":"))
-            if len(acked) >= 400:
-                break
-        process.send_signal(signal.SIGKILL)
-        # Lines printed before the kill are acknowledged too.
-        rest, _ = process.communicate(timeout=30)
-        acked += [line.split(" ", 1)[1].strip().replace(" ", ":") for line in rest.splitlines()]
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-    assert len(acked) >= 400
-    with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT message FROM messages").fetchall()
-    stored = {json.loads(r[0])["content"] for r in rows}
-    missing = [a for a in acked if a not in stored]
-    assert not missing, f"{len(missing)} acknowledged turns lost: {missing[:5]}"
