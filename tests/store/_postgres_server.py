@@ -24,6 +24,7 @@ from pathlib import Path
 
 __all__ = [
     "DEFAULT_SEARCH",
+    "reap_stale_servers",
     "PostgresServer",
     "PostgresUnavailable",
     "find_pg_bin",
@@ -85,6 +86,57 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_PREFIX = "vega-pg-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale_servers(tmp: str | None = None) -> list[Path]:
+    """Stop and remove the servers of test sessions that died without their teardown
+    (SIGKILL, a timeout): their directory's ``owner`` process is gone. The directories
+    removed."""
+    reaped: list[Path] = []
+    for base in Path(tmp or tempfile.gettempdir()).glob(_PREFIX + "*"):
+        try:
+            owner = int((base / "owner").read_text())
+        except (OSError, ValueError):
+            # No owner yet: a session may be starting right now; only old ones are stale.
+            try:
+                if time.time() - base.stat().st_mtime < 300:
+                    continue
+            except OSError:
+                continue
+            owner = -1
+        if owner > 0 and _alive(owner):
+            continue
+        pid_file = base / "data" / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            pid = 0
+        if pid > 0 and _alive(pid):
+            try:
+                os.kill(pid, 3)  # SIGQUIT: PostgreSQL's immediate shutdown
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                os.kill(pid, 9)
+        shutil.rmtree(base, ignore_errors=True)
+        reaped.append(base)
+    return reaped
+
+
 class PostgresServer:
     """One PostgreSQL cluster in a temp directory, on a free port of 127.0.0.1.
 
@@ -112,7 +164,9 @@ class PostgresServer:
         self.fsync = fsync
         self.password = "pw-" + secrets.token_hex(8)
         self.port = _free_port()
-        self.base = Path(tempfile.mkdtemp(prefix="vega-pg-"))
+        reap_stale_servers()
+        self.base = Path(tempfile.mkdtemp(prefix=_PREFIX))
+        (self.base / "owner").write_text(str(os.getpid()))
         self.data = self.base / "data"
         self.log = self.base / "server.log"
         self._run_as: tuple[int, int] | None = None

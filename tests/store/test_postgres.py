@@ -4,6 +4,7 @@ unknown. The shared contract suite (test_contract.py) covers the Store protocol 
 
 from __future__ import annotations
 
+import os
 import stat
 import sys
 import time
@@ -341,3 +342,24 @@ async def test_listings_sort_like_sqlite(postgres_url: str, tmp_path: Path) -> N
     sqlite = await snapshot(str(tmp_path / "vega.db"))
     assert postgres == sqlite
     assert postgres[3] == [{"start": 60.0, "cost_usd": 3.0, "calls": 2}]
+
+
+@pytest.mark.slow
+def test_servers_of_dead_sessions_are_reaped(tmp_path: Path) -> None:
+    """A server whose test session died without teardown (its owner pid is gone) is stopped
+    and its directory removed by the next session; a live session's server is left alone."""
+    import subprocess
+
+    from ._postgres_server import reap_stale_servers
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with PostgresServer() as live, PostgresServer() as stale:
+        (stale.base / "owner").write_text(str(gone.pid))
+        stale_pid = int(stale.pid_file.read_text().splitlines()[0])
+        reaped = reap_stale_servers(str(stale.base.parent))
+        assert stale.base in reaped and live.base not in reaped
+        assert not stale.base.exists()
+        with pytest.raises(ProcessLookupError):
+            os.kill(stale_pid, 0)
+        assert live.psql("postgres", "SELECT 1") == "1"
