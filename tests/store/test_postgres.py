@@ -181,25 +181,22 @@ async def test_concurrent_writers_share_commits(postgres_url: str) -> None:
         assert total == 200
 
 
-async def test_a_bad_write_fails_alone(postgres_url: str) -> None:
-    """A write PostgreSQL refuses (a NUL byte in text) fails its own caller; the rest of
-    its batch commits."""
+async def test_text_with_nul_is_stored_as_on_sqlite_not_refused(postgres_url: str) -> None:
+    """PostgreSQL's text can't hold NUL: an error message or a name with one is stored
+    with U+FFFD instead of failing the write (SQLite stores it), and looking it up with
+    the original string still finds it."""
+    from vega_trio.store import ProcessRecord
+
     async with open_postgres(postgres_url) as store:
-        results: dict[str, Any] = {}
-
-        async def put(key: str) -> None:
-            try:
-                await store.put_state(key, 1)
-                results[key] = "ok"
-            except Exception as exc:
-                results[key] = exc
-
-        async with trio.open_nursery() as nursery:
-            for key in ("a", "b\x00", "c"):
-                nursery.start_soon(put, key)
-        assert results["a"] == "ok" and results["c"] == "ok"
-        assert isinstance(results["b\x00"], psycopg.DataError)
-        assert await store.get_state("a") == 1 and await store.get_state("c") == 1
+        await store.save_processes(
+            [ProcessRecord(id="p\x00", agent="a", status="failed", error="bad\x00output")]
+        )
+        await store.put_state("key\x00", "value\x00")
+        await store.append_messages("agent\x00", "user\x00", [{"content": "x\x00"}])
+        process = await store.get_process("p\x00")
+        assert process is not None and process.error == "bad\ufffdoutput"
+        assert await store.get_state("key\x00") == "value\x00"  # JSON escapes it
+        assert await store.load_conversation("agent\x00", "user\x00") == [{"content": "x\x00"}]
         assert store.health().status == "ok"
 
 

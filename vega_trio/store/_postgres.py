@@ -101,6 +101,36 @@ def _write_errors(pg: Any) -> tuple[type[BaseException], ...]:
     )
 
 
+def _nul_safe(value: Any) -> Any:
+    """``value`` with NUL characters in its strings replaced by U+FFFD.
+
+    PostgreSQL's ``text`` cannot hold NUL (SQLite's can): without this, an error message
+    or a name with one in it would make its write fail on PostgreSQL only.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_nul_safe(v) for v in value)
+    return value
+
+
+class _NulSafeCursor:
+    """A cursor whose parameters go through :func:`_nul_safe` (every statement of the
+    engine runs through one; lookups are cleaned the same way, so they still match)."""
+
+    def __init__(self, cursor: Conn) -> None:
+        self._cursor = cursor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def execute(self, query: str, params: Any = None) -> Any:
+        return self._cursor.execute(query, None if params is None else _nul_safe(params))
+
+    def executemany(self, query: str, params_seq: Any) -> Any:
+        return self._cursor.executemany(query, [_nul_safe(p) for p in params_seq])
+
+
 class _Writer:
     """The writer connection and the batch runner the group committer calls (in a
     worker thread, one batch at a time)."""
@@ -167,7 +197,8 @@ class _Writer:
     ) -> dict[int, tuple[bool, Any]]:
         """Run ``writes`` and record ``token`` in the open transaction (not committed)."""
         results: dict[int, tuple[bool, Any]] = {}
-        with conn.cursor() as cur:
+        with conn.cursor() as raw:
+            cur = _NulSafeCursor(raw)
             for write in writes:
                 if not savepoints:
                     results[id(write)] = (True, write(cur))
@@ -273,7 +304,7 @@ class PostgresStore:
         try:
             # One snapshot for a page and its total.
             with conn.transaction(), conn.cursor() as cur:
-                result = query(cur)
+                result = query(_NulSafeCursor(cur))
         except self._pg.OperationalError:
             # The server went away (or restarted): the pooled connections are as dead
             # as this one; the retry starts fresh.
