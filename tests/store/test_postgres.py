@@ -360,3 +360,24 @@ def test_servers_of_dead_sessions_are_reaped(tmp_path: Path) -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(stale_pid, 0)
         assert live.psql("postgres", "SELECT 1") == "1"
+
+
+async def test_reset_command_on_postgresql(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """`vega-trio reset --db postgresql://… --yes` shows the counts under the URL with its
+    password masked, and empties the database."""
+    import io
+
+    from vega_trio._cli._reset import reset_command
+
+    async with open_store(postgres_url) as store:
+        await store.append_messages("a", None, [{"content": "hi"}, {"content": "there"}])
+    out, err = io.StringIO(), io.StringIO()
+    status = await reset_command(postgres_url, yes=True, ask=None, out=out, err=err)
+    text = out.getvalue() + err.getvalue()
+    assert status == 0, text
+    assert postgres_server.password not in text and "***@127.0.0.1" in text
+    assert "messages" in text
+    async with open_store(postgres_url) as store:
+        assert (await store.counts())["messages"] == 0
