@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 nox.options.sessions = ["tests", "lint", "typecheck", "examples"]
 nox.options.reuse_existing_virtualenvs = True
@@ -24,14 +27,46 @@ YAML_TASKS = {
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (offline: scripted LLM and the local fake Anthropic server)."""
+    """Run the test suite (offline: scripted LLM and the local fake Anthropic server).
+
+    The store tests run a real PostgreSQL server: when its binaries are missing and we
+    can install them (root, apt-get), Debian's ``postgresql`` package is installed first;
+    otherwise those tests skip and say why."""
+    _ensure_postgresql(session)
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+def _ensure_postgresql(session: nox.Session) -> None:
+    """Install Debian's ``postgresql`` (server binaries for the store tests) if absent."""
+    # The tests' own finder (stdlib only), loaded by path: one definition of "installed".
+    spec = importlib.util.spec_from_file_location(
+        "_postgres_server", ROOT / "tests" / "store" / "_postgres_server.py"
+    )
+    assert spec is not None and spec.loader is not None
+    finder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(finder)
+    if finder.find_pg_bin() is not None:
+        return
+    apt_get = shutil.which("apt-get")
+    if os.geteuid() != 0 or apt_get is None:
+        session.log("PostgreSQL is not installed (and can't be here): its tests will skip")
+        return
+    session.log("installing Debian's postgresql package for the store tests (apt-get)")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    quiet = ("-y", "-q", "-o", "Dpkg::Use-Pty=0")
+    try:
+        session.run(apt_get, "install", *quiet, "postgresql", external=True, env=env, silent=True)
+    except CommandFailed:
+        # A fresh machine may have no package lists yet.
+        session.run(apt_get, "update", "-q", external=True, env=env, silent=True)
+        session.run(apt_get, "install", *quiet, "postgresql", external=True, env=env, silent=True)
 
 
 @nox.session
 def quick(session: nox.Session) -> None:
     """The fast tier for the inner loop: every test not marked slow (about a minute)."""
+    _ensure_postgresql(session)
     session.install("-e", ".[test]")
     session.run("pytest", "-m", "not slow", *session.posargs)
 

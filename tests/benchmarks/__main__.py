@@ -3,7 +3,11 @@
     python -m tests.benchmarks            # full run (about 2-3 minutes on 2 cores)
     python -m tests.benchmarks --quick    # smoke run: small N, prints the report
     nox -s bench                          # the full run in its own virtualenv
-    VEGA_BENCH_POSTGRES=postgresql://… python -m tests.benchmarks   # B11 on PostgreSQL too
+    VEGA_BENCH_POSTGRES=postgresql://… python -m tests.benchmarks   # B11 on that PostgreSQL
+
+B11 runs on PostgreSQL too: on ``VEGA_BENCH_POSTGRES`` when set, else on a throwaway local
+server (Debian's ``postgresql`` package, as the tests run it, with ``fsync=on``) when
+its binaries and psycopg are installed.
 
 Every scenario runs in a fresh interpreter (``tests/benchmarks/_scenarios.py``), so
 peak RSS is per scenario. ``--quick`` does not touch the docs unless ``--output``
@@ -88,6 +92,23 @@ def _scenario(name: str, timeout: float = 600, **kwargs: Any) -> dict[str, Any]:
     return result
 
 
+def _b11_local_postgres(b11: dict[str, Any]) -> list[dict[str, Any]]:
+    """B11 on a throwaway PostgreSQL server (fsync on: durable commits, as in production);
+    nothing when no server can run here."""
+    import importlib.util
+
+    from tests.store._postgres_server import PostgresServer, postgres_missing_reason
+
+    reason = postgres_missing_reason()
+    if reason is None and importlib.util.find_spec("psycopg") is None:
+        reason = "psycopg is not installed (pip install 'vega-trio[postgres]')"
+    if reason is not None:
+        print(f"  b11 on PostgreSQL skipped: {reason}", file=sys.stderr)
+        return []
+    with PostgresServer(fsync=True) as server:
+        return [_scenario("b11", db=server.create_database(), **b11)]
+
+
 def run(config: Config) -> dict[str, Any]:
     """Run every scenario of ``config``; returns the raw results."""
     results: dict[str, Any] = {"machine_before": machine_info()}
@@ -151,6 +172,8 @@ def run(config: Config) -> dict[str, Any]:
     if os.environ.get("VEGA_BENCH_POSTGRES"):
         # A PostgreSQL URL to measure the same on (its data is reset before and after).
         results["b11"].append(_scenario("b11", db=os.environ["VEGA_BENCH_POSTGRES"], **b11))
+    else:
+        results["b11"] += _b11_local_postgres(b11)
     results["total_s"] = time.perf_counter() - started
     results["machine_after"] = machine_info(calibrate=False)
     return results
