@@ -33,7 +33,14 @@ class _Batches:
         return [(True, write(None)) for write in writes]
 
 
+async def _inline(fn: Callable[..., Any], *args: Any, limiter: object = None) -> Any:
+    """Run a batch in the Trio thread: with a real worker thread, the virtual clock jumps
+    ahead while the thread runs (every task looks blocked), and the timings go wrong."""
+    return fn(*args)
+
+
 def _committer(runner: _Batches, **kw: Any) -> GroupCommitter[None]:
+    kw.setdefault("to_thread", _inline)
     return GroupCommitter(
         engine="sqlite",
         location="/tmp/x.db",
@@ -122,7 +129,12 @@ async def test_events_committed_waits_for_handed_and_committed(autojump_clock: A
     """wait_events_committed(n) returns once event n was handed over and every event up
     to n is committed — not while its batch is in flight, nor before it is handed over."""
     gate = trio.Event()
-    committer = _committer(_Batches())
+
+    async def gated(fn: Callable[..., Any], *args: Any, limiter: object = None) -> Any:
+        await gate.wait()  # the first batch stays in flight until the gate opens
+        return fn(*args)
+
+    committer = _committer(_Batches(), to_thread=gated)
     released: list[int] = []
 
     async def waiter(seq: int) -> None:
@@ -130,7 +142,7 @@ async def test_events_committed_waits_for_handed_and_committed(autojump_clock: A
         released.append(seq)
 
     def held(_: None) -> None:
-        trio.from_thread.run(gate.wait)
+        pass
 
     async with trio.open_nursery() as nursery:
         await nursery.start(committer.run)
