@@ -31,6 +31,14 @@ from ..dsl._model import WorkflowSpec
 from ..llm import marshal_messages
 from ..observability import health_status, render_metrics
 from ..runtime import Lagged, Process
+from ._persist import (
+    committed,
+    cost_report,
+    process_from_store,
+    processes_page,
+    replay_from_store,
+    stored_conversation,
+)
 from ._problems import failure_of
 from ._security import install_security
 from ._state import ChatReply, ServerState, WorkflowRun
@@ -379,10 +387,13 @@ def create_app(state: ServerState) -> QuartTrio:
     async def healthz() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
         # ok / degraded (health alerts going on) / closing, and processes by status; 503
         # while closing, so a load balancer stops sending work here.
+        # A degraded store (writes failing, being retried) keeps the server serving:
+        # 200 "degraded"; a closed one cannot acknowledge anything: 503.
         health = health_status(orch)
         if state.closing:
             health["status"], health["closing"] = "closing", True
-        return json_response(health, status=503 if health["closing"] else 200)
+        store_closed = health.get("store", {}).get("status") == "closed"
+        return json_response(health, status=503 if health["closing"] or store_closed else 200)
 
     @app.get("/metrics")
     async def metrics() -> Response:  # noqa: ASYNC124
@@ -471,6 +482,9 @@ def create_app(state: ServerState) -> QuartTrio:
     async def chat_history(name: str) -> Response:  # noqa: ASYNC124
         agent, user = _split_session(name)
         orch.agents.get(agent)  # 404 for an unknown agent
+        stored = await stored_conversation(orch, agent, user)
+        if stored is not None:  # every committed turn, also after a restart
+            return json_response(_page(stored, "messages"))
         try:
             proc = orch.lookup(session_name(agent, user))
         except ProcessNotFound:
@@ -490,6 +504,16 @@ def create_app(state: ServerState) -> QuartTrio:
                     "status", f"{value!r} is not one of {', '.join(sorted(_STATUSES))}"
                 )
         agents = _list_arg("agent")
+        page = await processes_page(
+            orch,
+            process_dict,
+            statuses=statuses,
+            agents=agents,
+            limit=_int_arg("limit", state.config.page_size, low=1, high=state.config.max_page_size),
+            offset=_int_arg("offset", 0, low=0),
+        )
+        if page is not None:  # finished ones too, newest first
+            return json_response(page)
         found = [
             process_dict(p)
             for p in orch.processes()
@@ -499,8 +523,14 @@ def create_app(state: ServerState) -> QuartTrio:
         return json_response(_page(found, "processes"))
 
     @app.get("/api/processes/<process_id>")
-    async def get_process(process_id: str) -> Response:  # noqa: ASYNC124
-        return json_response(process_dict(orch.get(process_id), conversation=True))
+    async def get_process(process_id: str) -> Response:
+        try:
+            return json_response(process_dict(orch.get(process_id), conversation=True))
+        except ProcessNotFound:
+            stored = await process_from_store(orch, process_id)
+            if stored is None:
+                raise
+            return json_response(stored)
 
     @app.delete("/api/processes/<process_id>")
     async def kill_process(process_id: str) -> Response:
@@ -524,8 +554,16 @@ def create_app(state: ServerState) -> QuartTrio:
         return json_response({"supervisors": orch.supervision_tree()})
 
     @app.get("/api/costs")
-    async def costs() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
-        return json_response(orch.costs())
+    async def costs() -> Response:
+        since = request.args.get("since")
+        try:
+            since_at = None if since is None else float(since)
+        except ValueError:
+            raise _reject_fields(
+                "since", f"expected seconds since the epoch, got {since!r}"
+            ) from None
+        bucket = _int_arg("bucket", 3600, low=1)
+        return json_response(await cost_report(orch, bucket_seconds=bucket, since=since_at))
 
     @app.get("/api/mcp/servers")
     async def mcp_servers() -> Response:  # noqa: ASYNC124
@@ -640,6 +678,17 @@ async def _event_stream(
             if state.closing:
                 subscription.close()
             yield b": connected\n\n"  # noqa: ASYNC119
+            # Events older than the bus's history come from the store (across restarts).
+            async for seq, kind, data in replay_from_store(
+                state.orch,
+                subscription,
+                after,
+                types=types,
+                agents=agents,
+                processes=processes,
+                runs=runs,
+            ):
+                yield _sse(kind, data, event_id=seq)  # noqa: ASYNC119
             while True:
                 item: Any = None
                 with trio.move_on_after(state.config.heartbeat_interval):
@@ -652,6 +701,7 @@ async def _event_stream(
                 elif isinstance(item, Lagged):
                     yield _sse("lagged", item.to_dict())  # noqa: ASYNC119
                 else:
+                    await committed(state.orch, item.seq)  # an id is an acknowledgement
                     yield _sse(item.type, item.to_dict(), event_id=item.seq)  # noqa: ASYNC119
         finally:
             state.subscriptions.discard(subscription)
