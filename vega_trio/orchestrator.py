@@ -772,6 +772,9 @@ class Orchestrator(metaclass=NoPublicConstructor):
             entry["cost_usd"] += shared.spend.spent
             if shared.spend.budget is not None:
                 entry["budget"] = _budget_dict(shared.spend)
+        if self.persistence is not None:  # agents not spawned since a restart
+            for name, spent in self.persistence.restored_spend.items():
+                agents.setdefault(name, {"cost_usd": 0.0, "budget": None})["cost_usd"] += spent
         return {
             "total_usd": self.budget.spent,
             "budget": _budget_dict(self.budget) if self.budget.budget is not None else None,
