@@ -64,6 +64,9 @@ names a second, builtin base kept for callers that catch it::
     │   └── WorkflowInputError        an input is missing, mistyped or not in its enum
     ├── StepTimeout                   a step ran longer than its ``timeout`` (a cause)
     ├── ReplyFormatError              a ``format: json`` reply was not JSON (a cause)
+    ├── StoreError                    the durable store failed (``.location``)
+    │   ├── StoreOpenError            it can't be opened (``.kind``: corrupt, foreign…)
+    │   └── StoreClosed               it closed before a write was committed
     ├── UsageProblem                  the CLI's command line can't be used (exit status 2)
     └── RequestRejected               the server refused an HTTP request (``.status``)
 
@@ -145,6 +148,9 @@ __all__ = [
     "SendTimeout",
     "SkillError",
     "StepTimeout",
+    "StoreClosed",
+    "StoreError",
+    "StoreOpenError",
     "SupervisorError",
     "SupervisorNotRunning",
     "TemplateError",
@@ -1002,6 +1008,45 @@ def step_error_class(exc: BaseException) -> str:
     if isinstance(exc, StepTimeout | trio.TooSlowError):
         return "timeout"
     return error_class_of(exc)
+
+
+class StoreError(VegaError):
+    """The durable store (SPEC §12) failed: the message says what, where and what to do.
+
+    Attributes:
+        location: the database, redacted (a file path, ``:memory:`` or a URL without its
+            password).
+    """
+
+    def __init__(self, message: str, *, location: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+StoreOpenKind: TypeAlias = Literal[
+    "corrupt", "foreign", "newer_schema", "read_only", "unreachable", "invalid"
+]
+
+
+class StoreOpenError(StoreError):
+    """The store cannot be opened, and nothing was changed: the file is not a database
+    (``corrupt``), it is another program's database (``foreign``), its schema is newer
+    than this version of vega-trio (``newer_schema``), its path is not writable
+    (``read_only``), the server is not reachable (``unreachable``) or the location is
+    malformed (``invalid``).
+
+    Attributes:
+        kind: one of the words above.
+    """
+
+    def __init__(self, message: str, *, location: str, kind: StoreOpenKind) -> None:
+        super().__init__(message, location=location)
+        self.kind: StoreOpenKind = kind
+
+
+class StoreClosed(StoreError):
+    """The store closed (or its shutdown flush ran out of time) before this write was
+    committed: the write was *not* acknowledged, and the caller must not report success."""
 
 
 class UsageProblem(VegaError):
