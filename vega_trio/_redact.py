@@ -94,14 +94,35 @@ def register_url_secret(url: str | None) -> None:
         register_secret(password)
 
 
+_env_raw: tuple[Any, ...] | None = None
+_env_secrets: tuple[str, ...] = ()
+
+
+def _secret_env_values() -> tuple[str, ...]:
+    """The values of secret-named environment variables, re-read only when the
+    environment changed.
+
+    NOTE: every event's JSON form is redacted, so this runs thousands of times a
+    second; reading ``os.environ`` decodes every entry, while comparing its raw
+    mapping's items is one C-level pass.
+    """
+    global _env_raw, _env_secrets
+    data = getattr(os.environ, "_data", None)
+    raw = tuple(data.items()) if isinstance(data, dict) else None
+    if raw is None or raw != _env_raw:
+        _env_secrets = tuple(
+            value
+            for name, value in os.environ.items()
+            if len(value) >= MIN_SECRET_LENGTH and _SECRET_NAME.search(name)
+        )
+        _env_raw = raw
+    return _env_secrets
+
+
 def _secret_values() -> tuple[str, ...]:
     """Known secret values, longest first (so a secret that contains another is masked whole)."""
     global _cache_key, _cache_values
-    env = tuple(
-        value
-        for name, value in os.environ.items()
-        if len(value) >= MIN_SECRET_LENGTH and _SECRET_NAME.search(name)
-    )
+    env = _secret_env_values()
     with _lock:
         key = (env, frozenset(_registered))
         if key != _cache_key:
@@ -114,7 +135,13 @@ def redact(text: str) -> str:
     """``text`` with every known secret, URL password and credential-shaped token masked."""
     if not text:
         return text
-    for secret in _secret_values():
+    return _redact_with(text, _secret_values())
+
+
+def _redact_with(text: str, secrets: tuple[str, ...]) -> str:
+    if not text:
+        return text
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
     for pattern in _PATTERNS:
@@ -126,18 +153,24 @@ def redact_data(value: Any) -> Any:
     """A copy of a JSON-like value (dicts, lists, tuples, strings, scalars) with every string
     redacted; a mapping entry whose key names a secret (``api_key``, ``token``, …) is masked
     whole. Other objects are returned as they are."""
+    # NOTE: the known secrets are looked up once per value, not once per string in it
+    # (the lookup scans the environment; an event has dozens of strings).
+    return _redact_data(value, _secret_values())
+
+
+def _redact_data(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
-        return redact(value)
+        return _redact_with(value, secrets)
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
             if isinstance(key, str) and isinstance(item, str) and _is_secret_key(key) and item:
                 out[key] = MASK
             else:
-                out[key] = redact_data(item)
+                out[key] = _redact_data(item, secrets)
         return out
     if isinstance(value, list | tuple):
-        items = [redact_data(item) for item in value]
+        items = [_redact_data(item, secrets) for item in value]
         return items if isinstance(value, list) else tuple(items)
     return value
 
