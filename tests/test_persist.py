@@ -133,9 +133,7 @@ async def test_a_compaction_replaces_the_stored_conversation(tmp_path: Path) -> 
             return Step.text("SUMMARY")
         return Step.text("reply")
 
-    agent = Agent(
-        name="a", context=lambda: SlidingWindowContext(2, compact_above=30)
-    )
+    agent = Agent(name="a", context=lambda: SlidingWindowContext(2, compact_above=30))
     async with store_at(db) as store:
         async with open_orchestrator(llm=ScriptedLLM(responder=respond), store=store) as orch:
             orch.agents.define(agent)
@@ -199,7 +197,7 @@ async def test_restart_totals_survive_a_restart(tmp_path: Path) -> None:
     async with store_at(db) as store:
         async with open_orchestrator(llm=ScriptedLLM(responder=crash), store=store) as orch:
             proc = await orch.spawn(Agent(name="flaky", supervision=supervision))
-            with pytest.raises(Exception):  # redelivered to each incarnation, then given up
+            with pytest.raises(RuntimeError):  # redelivered to each incarnation, then given up
                 await proc.send("hi")
             with trio.fail_after(5):
                 await proc.wait()

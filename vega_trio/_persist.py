@@ -98,6 +98,9 @@ class Persistence:
         batch_size: the most events one commit takes (a longer backlog takes several).
         warn_backlog: events waiting to be written above which a warning is logged
             (once per episode); nothing is ever dropped.
+        interval: seconds the writer lets events gather before a commit, unless
+            someone waits for one (:meth:`wait_committed`): fewer, larger commits keep
+            the store's cost off the agents' hot path.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class Persistence:
         *,
         batch_size: int = 2000,
         warn_backlog: int = 100_000,
+        interval: float = 0.05,
     ) -> None:
         self.store = store
         self._orch = orch
@@ -118,7 +122,9 @@ class Persistence:
         self._costs: list[CostRecord] = []
         self._spend_changed = False
         self._restarts_changed = False
+        self._interval = interval
         self._wakeup = trio.Event()
+        self._urgent = trio.Event()
         self._committed_changed = trio.Event()
         self._warned = False
         self.committed_seq = 0
@@ -217,10 +223,15 @@ class Persistence:
         task_status.started()
         while True:
             await self._wakeup.wait()
+            with trio.move_on_after(self._interval):
+                await self._urgent.wait()
             self._wakeup = trio.Event()
-            await self._write_pending()
+            self._urgent = trio.Event()
+            await self._write_pending(until_empty=False)
 
-    async def _write_pending(self) -> None:
+    async def _write_pending(self, *, until_empty: bool = True) -> None:
+        """Write what is pending: one batch (the writer task, which then lets the next
+        gather), or until nothing is left (the close)."""
         while self._events or self._processes or self._dirty or self._costs:
             events = self._events[: self._batch_size]
             del self._events[: len(events)]
@@ -247,19 +258,23 @@ class Persistence:
             # is put back and written again (every write is idempotent), never dropped.
             written = False
             try:
-                if stored:
-                    await self.store.append_events(stored)
-                if processes:
-                    await self.store.save_processes(list(processes.values()))
-                if costs:
-                    await self.store.record_costs(costs)
-                if spend is not None:
-                    await self.store.put_state(SPEND_KEY, spend)
-                if restarts is not None:
-                    await self.store.put_state(RESTARTS_KEY, restarts)
+                # NOTE: started together, so the store's group commit puts them in one
+                # transaction (one commit per batch, not one per kind of row).
+                async with trio.open_nursery() as nursery:
+                    if stored:
+                        nursery.start_soon(self.store.append_events, stored)
+                    if processes:
+                        nursery.start_soon(self.store.save_processes, list(processes.values()))
+                    if costs:
+                        nursery.start_soon(self.store.record_costs, costs)
+                    if spend is not None:
+                        nursery.start_soon(self.store.put_state, SPEND_KEY, spend)
+                    if restarts is not None:
+                        nursery.start_soon(self.store.put_state, RESTARTS_KEY, restarts)
                 written = True
-            except Exception as exc:
-                self.write_error = f"{type(exc).__name__}: {exc}"
+            except* Exception as group:
+                error = group.exceptions[0]
+                self.write_error = f"{type(error).__name__}: {error}"
                 _log.warning("could not write to the store (retrying): %s", self.write_error)
             finally:
                 if not written:
@@ -280,6 +295,10 @@ class Persistence:
                 self._warned = False
             self._committed_changed.set()
             self._committed_changed = trio.Event()
+            if not until_empty:
+                if self._events or self._dirty:
+                    self._wakeup.set()  # the next batch, after the next interval
+                return
 
     def _spend_state(self) -> dict[str, Any]:
         agents: dict[str, float] = dict(self.restored_spend)
@@ -291,17 +310,16 @@ class Persistence:
     async def wait_committed(self, seq: int) -> None:
         """Return once the event ``seq`` (and every one before it) is committed."""
         while self.committed_seq < seq:
-            if self._events:
-                self._wakeup.set()
+            self._urgent.set()
             await self._committed_changed.wait()
         await self.store.wait_events_committed(seq)
 
     async def flush(self) -> None:
         """Commit everything published so far (events, processes, costs, spend)."""
-        self._wakeup.set()
         await self.wait_committed(self._orch._runtime.bus.published)
         while self._processes or self._dirty or self._costs or self._spend_changed:
             self._wakeup.set()
+            self._urgent.set()
             await self._committed_changed.wait()
 
     async def close(self) -> None:

@@ -71,16 +71,21 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
 
 _registered: set[str] = set()
 _lock = threading.Lock()
-_cache_key: tuple[tuple[str, ...], frozenset[str]] | None = None
+_registered_version = 0
+"""Bumped by every registration, so the cache below knows when to rebuild."""
+_cache_key: tuple[tuple[str, ...], int] | None = None
 _cache_values: tuple[str, ...] = ()
 
 
 def register_secret(value: str | None) -> None:
     """Treat ``value`` as a secret from now on (ignored when shorter than
     :data:`MIN_SECRET_LENGTH` or empty). Safe to call from any thread, any number of times."""
+    global _registered_version
     if value and len(value) >= MIN_SECRET_LENGTH:
         with _lock:
-            _registered.add(value)
+            if value not in _registered:
+                _registered.add(value)
+                _registered_version += 1
 
 
 def register_url_secret(url: str | None) -> None:
@@ -123,8 +128,11 @@ def _secret_values() -> tuple[str, ...]:
     """Known secret values, longest first (so a secret that contains another is masked whole)."""
     global _cache_key, _cache_values
     env = _secret_env_values()
+    key = (env, _registered_version)
+    if key == _cache_key:
+        return _cache_values
     with _lock:
-        key = (env, frozenset(_registered))
+        key = (env, _registered_version)
         if key != _cache_key:
             _cache_values = tuple(sorted(set(env) | _registered, key=len, reverse=True))
             _cache_key = key
@@ -158,13 +166,20 @@ def redact_data(value: Any) -> Any:
     return _redact_data(value, _secret_values())
 
 
+_SCALARS = frozenset({int, float, bool})
+
+
 def _redact_data(value: Any, secrets: tuple[str, ...]) -> Any:
+    if value is None or type(value) in _SCALARS:
+        return value
     if isinstance(value, str):
         return _redact_with(value, secrets)
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
-            if isinstance(key, str) and isinstance(item, str) and _is_secret_key(key) and item:
+            if item is None or type(item) in _SCALARS:
+                out[key] = item  # most fields of an event: nothing to redact
+            elif isinstance(key, str) and isinstance(item, str) and _is_secret_key(key) and item:
                 out[key] = MASK
             else:
                 out[key] = _redact_data(item, secrets)

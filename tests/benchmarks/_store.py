@@ -32,7 +32,10 @@ async def _b1_store(n: int, repeats: int, warmup: int) -> dict[str, Any]:
             open_orchestrator(llm=make_llm()) as plain,
             open_orchestrator(llm=make_llm(), store=store) as stored,
         ):
-            procs = {"no store": await plain.spawn(make_agent()), "store": await stored.spawn(make_agent())}
+            procs = {
+                "no store": await plain.spawn(make_agent()),
+                "store": await stored.spawn(make_agent()),
+            }
 
             async def batch(name: str, k: int) -> str:
                 proc = procs[name]

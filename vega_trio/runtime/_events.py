@@ -134,11 +134,15 @@ class Event:
         "run_id", "user", ...its fields}``, redacted (SPEC §11): secrets in the fields (an
         error's text, a URL with a password, a secret-named key) are masked here, where
         the event leaves, not when it is published — the bus's hot path stays free."""
-        raw: dict[str, Any] = _converter().unstructure(self)
         out: dict[str, Any] = {"type": self.type}
         own: dict[str, Any] = {}
-        for name, value in raw.items():
-            if name in _ENVELOPE:
+        for name, envelope in _field_names(type(self)):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, _PLAIN):
+                # NOTE: only what is not already JSON goes through cattrs: most fields
+                # are strings and numbers, and every event the store writes comes here.
+                value = _converter().unstructure(value)
+            if envelope:
                 out[name] = value
             else:
                 own[name] = value
@@ -176,6 +180,20 @@ class Event:
         except Exception as exc:  # cattrs' errors are exception groups of the fields
             raise ValueError(f"invalid {kind!r} event: {exc!r}") from exc
         return event
+
+
+_PLAIN = (str, int, float)  # bool is an int
+
+
+_FIELDS: dict[type[Event], tuple[tuple[str, bool], ...]] = {}
+
+
+def _field_names(cls: type[Event]) -> tuple[tuple[str, bool], ...]:
+    """``(name, is an envelope field)`` of every field of an event class, in order."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple((f.name, f.name in _ENVELOPE) for f in attrs.fields(cls))
+    return found
 
 
 def event_classes() -> dict[str, type[Event]]:
