@@ -341,6 +341,29 @@ def serve(
         )
 
 
+@main.command(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--db",
+    default=".vega-serve.db",
+    show_default=True,
+    metavar="PATH|URL",
+    help="The store: a SQLite file (serve's default), sqlite:///PATH or postgresql://...",
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask; delete at once.")
+def reset(db: str, yes: bool) -> None:
+    """Delete everything in a store: events, processes, conversations, runs, costs,
+    composed agents and small state (the schema stays).
+
+    \b
+    Shows the rows per table and asks first (--yes: don't ask). Exit status: 0 when
+    the store was emptied or had nothing to delete, 1 when you answered no, 2 when
+    the store can't be opened (the message says why).
+    """
+    from ._cli._reset import reset_command
+
+    _run_async("vega-trio reset", partial(reset_command, db, yes=yes))
+
+
 @main.command("help", context_settings=CONTEXT_SETTINGS)
 @click.argument("command", required=False)
 @click.pass_context

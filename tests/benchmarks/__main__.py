@@ -3,6 +3,7 @@
     python -m tests.benchmarks            # full run (about 2-3 minutes on 2 cores)
     python -m tests.benchmarks --quick    # smoke run: small N, prints the report
     nox -s bench                          # the full run in its own virtualenv
+    VEGA_BENCH_POSTGRES=postgresql://… python -m tests.benchmarks   # B11 on PostgreSQL too
 
 Every scenario runs in a fresh interpreter (``tests/benchmarks/_scenarios.py``), so
 peak RSS is per scenario. ``--quick`` does not touch the docs unless ``--output``
@@ -57,6 +58,8 @@ QUICK = Config(
     b7_repeats=3,
     b7_agents=(1_000, 10_000),
     b7_scaling_steps=(500, 5_000),
+    b11_events=2_000,
+    b11_turns=200,
 )
 
 
@@ -121,6 +124,18 @@ def run(config: Config) -> dict[str, Any]:
         agents=config.b7_agents,
         scaling_steps=config.b7_scaling_steps,
     )
+    print("B11 the durable store: events/s with group commit, chat-turn commits", file=sys.stderr)
+    b11 = {
+        "n_events": config.b11_events,
+        "producers": config.b11_producers,
+        "batch": config.b11_batch,
+        "turns": config.b11_turns,
+        "chatters": config.b11_chatters,
+    }
+    results["b11"] = [_scenario("b11", **b11)]
+    if os.environ.get("VEGA_BENCH_POSTGRES"):
+        # A PostgreSQL URL to measure the same on (its data is reset before and after).
+        results["b11"].append(_scenario("b11", db=os.environ["VEGA_BENCH_POSTGRES"], **b11))
     results["total_s"] = time.perf_counter() - started
     results["machine_after"] = machine_info(calibrate=False)
     return results

@@ -17,6 +17,7 @@ import attrs
 from ._dsl import render_b7
 from ._resilience import render_b6
 from ._restarts import render_b4_b5
+from ._store import render_b11
 
 __all__ = ["Config", "machine_info", "render"]
 
@@ -54,6 +55,11 @@ class Config:
     b7_repeats: int = 5
     b7_agents: tuple[int, int] = (10_000, 100_000)
     b7_scaling_steps: tuple[int, int] = (2_000, 20_000)
+    b11_events: int = 20_000
+    b11_producers: int = 64
+    b11_batch: int = 100
+    b11_turns: int = 1_000
+    b11_chatters: int = 32
 
 
 # ------------------------------------------------------------------------------ machine
@@ -417,6 +423,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
     b45_text, b45_rows = render_b4_b5(results["b4"], results.get("b5"))
     b6_text, b6_rows = render_b6(results["b6"]) if "b6" in results else ("", [])
     b7_text, b7_rows = render_b7(results["b7"]) if "b7" in results else ("", [])
+    b11_text, b11_rows = render_b11(results["b11"]) if results.get("b11") else ("", [])
 
     load = (
         f"{m['loadavg'][0]:.2f} before, {after['loadavg'][0]:.2f} after (1-minute)"
@@ -478,6 +485,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
             *b45_rows,
             *b6_rows,
             *b7_rows,
+            *b11_rows,
         ],
         "lrl",
     )
@@ -518,6 +526,7 @@ in {results["total_s"]:.0f} s. Rerun it to refresh this page.
 {b45_text}
 {b6_text}
 {b7_text}
+{b11_text}
 {_reference(results["b1"])}
 ## How to reproduce
 

@@ -23,6 +23,7 @@ from typing import Any
 from ._dsl import b7
 from ._resilience import b6
 from ._restarts import b4, b5
+from ._store import b11
 
 __all__ = ["SCENARIOS", "current_rss", "peak_rss"]
 
@@ -465,6 +466,7 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
     "b5": b5,
     "b6": b6,
     "b7": b7,
+    "b11": b11,
 }
 
 

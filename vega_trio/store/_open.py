@@ -1,4 +1,10 @@
-"""``open_store``: the one place that turns a ``--db`` value into an engine."""
+"""``open_store``: the one place that turns a ``--db`` value into an engine.
+
+Each engine module has one opener with the same shape,
+``open_<engine>(location, *, on_health, flush_seconds)`` — an async context manager
+that yields the engine's :class:`~vega_trio.store.Store` — and is imported only when a
+location asks for it (the PostgreSQL driver is an optional dependency).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import trio
@@ -39,7 +46,18 @@ def _engine_for(
 ) -> AbstractAsyncContextManager[Any]:
     if location.startswith(_POSTGRES_SCHEMES):
         # NOTE: imported on use: the PostgreSQL driver is an optional dependency.
-        postgres = importlib.import_module("vega_trio.store._postgres")
+        try:
+            postgres = importlib.import_module("vega_trio.store._postgres")
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("vega_trio.store._postgres", "psycopg"):
+                raise
+            raise StoreOpenError(
+                f"cannot open {redact(location)}: the PostgreSQL engine is not available "
+                f"({exc.name} is not installed); install vega-trio[postgres] or use a "
+                "SQLite file",
+                location=redact(location),
+                kind="invalid",
+            ) from exc
         engine: AbstractAsyncContextManager[Any] = postgres.open_postgres(
             location, on_health=on_health, flush_seconds=flush_seconds
         )
@@ -108,23 +126,36 @@ async def open_store(
         if retention_days is None:
             yield store
             return
+        # The first pass before the store is handed out (so what is expired is gone
+        # when the server starts), bounded: on a failing disk it goes on in the
+        # background instead of holding the start.
+        with trio.move_on_after(flush_seconds):
+            await _prune_once(store, retention_days)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(prune_loop, store, retention_days)
+            nursery.start_soon(
+                partial(prune_loop, store, retention_days, first_delay=RETENTION_INTERVAL)
+            )
             try:
                 yield store
             finally:
                 nursery.cancel_scope.cancel(reason="the store is closing")
 
 
-async def prune_loop(store: Store, retention_days: float) -> None:
-    """Apply the retention now and every :data:`RETENTION_INTERVAL` seconds."""
+async def prune_loop(store: Store, retention_days: float, *, first_delay: float = 0.0) -> None:
+    """Apply the retention after ``first_delay`` seconds, then every
+    :data:`RETENTION_INTERVAL` seconds (until cancelled)."""
+    await trio.sleep(first_delay)
     while True:
-        cutoff = time.time() - retention_days * 86400
-        try:
-            deleted = await store.prune(older_than=cutoff)
-        except Exception as exc:  # the next pass tries again; the store reports health
-            log.warning("store: the retention pass failed: %s", redact(str(exc)))
-        else:
-            if any(deleted.values()):
-                log.info("store: retention (%g days) deleted %s", retention_days, deleted)
+        await _prune_once(store, retention_days)
         await trio.sleep(RETENTION_INTERVAL)
+
+
+async def _prune_once(store: Store, retention_days: float) -> None:
+    cutoff = time.time() - retention_days * 86400
+    try:
+        deleted = await store.prune(older_than=cutoff)
+    except Exception as exc:  # the next pass tries again; the store reports its health
+        log.warning("store: the retention pass failed: %s", redact(str(exc)))
+    else:
+        if any(deleted.values()):
+            log.info("store: retention (%g days) deleted %s", retention_days, deleted)

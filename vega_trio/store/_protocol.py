@@ -184,7 +184,12 @@ class Store(Protocol):
 
     async def wait_events_committed(self, seq: int) -> None:
         """Return once every event up to ``seq`` handed to :meth:`append_events` is
-        committed."""
+        committed.
+
+        It also waits until an event numbered ``seq`` or later has been handed over at
+        all: a stream that saw event ``seq`` on the bus before the store's event writer
+        took it must not send its ``id:`` yet. So wait only for the number of an event
+        the writer stores. Raises ``StoreClosed`` when the store closes first."""
         ...
 
     async def read_events(
@@ -269,7 +274,8 @@ class Store(Protocol):
     async def cost_totals(
         self, *, by: Literal["agent", "process_id", "run_id", "model"], since: float | None = None
     ) -> dict[str, dict[str, float]]:
-        """Per key: ``{"cost_usd", "input_tokens", "output_tokens", "calls"}``."""
+        """Per key: ``{"cost_usd", "input_tokens", "output_tokens", "calls"}``; calls
+        without that key (no agent, no run…) are under ``""``."""
         ...
 
     async def cost_series(

@@ -15,11 +15,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import trio
 
-from .._errors import StoreError, StoreOpenError
+from .._errors import StoreClosed, StoreError, StoreOpenError
 from . import _codec as codec
 from ._migrations import APPLICATION_ID, LATEST, SCHEMA_VERSION_TABLE, TABLES, pending, statements
 from ._protocol import (
@@ -33,6 +33,9 @@ from ._protocol import (
     StoreHealth,
 )
 from ._writer import GroupCommitter
+
+if TYPE_CHECKING:
+    from ._protocol import Store
 
 __all__ = ["SQLiteStore", "open_sqlite"]
 
@@ -133,6 +136,11 @@ class SQLiteStore:
         return result
 
     async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        if self._committer.health().status == "closed":
+            raise StoreClosed(
+                f"the store at {self.location} is closed; open it again to read",
+                location=self.location,
+            )
         if self._reader_target is None:  # in memory: the writer connection is the db
             return await trio.to_thread.run_sync(query, self._writer, limiter=self._writer_limiter)
         return await trio.to_thread.run_sync(
@@ -702,6 +710,10 @@ def _open_file(path: Path, location: str) -> sqlite3.Connection:
     return conn
 
 
+def _last_seq(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+
 def _open_memory() -> sqlite3.Connection:
     conn = _connect(":memory:")
     migrate(conn, 0)
@@ -730,10 +742,12 @@ async def open_sqlite(
         writer = await trio.to_thread.run_sync(_open_file, Path(location), location)
     limiter = trio.CapacityLimiter(1)
     try:
-        first_seq = int(writer.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+        first_seq = await trio.to_thread.run_sync(_last_seq, writer)
     except sqlite3.Error as exc:
         writer.close()
-        raise StoreError(f"cannot read {location}: {exc}", location=location) from exc
+        raise StoreError(
+            f"cannot read the events of {location}: {exc}; {_OPEN_HINT}", location=location
+        ) from exc
     committer: GroupCommitter[sqlite3.Connection] = GroupCommitter(
         engine="sqlite",
         location=location,
@@ -761,3 +775,8 @@ async def open_sqlite(
     finally:
         with trio.move_on_after(flush_seconds, shield=True):
             await trio.to_thread.run_sync(store._close_connections, limiter=limiter)
+
+
+if TYPE_CHECKING:
+    # NOTE: mypy checks here that the engine still matches the protocol exactly.
+    _protocol_check: type[Store] = SQLiteStore
