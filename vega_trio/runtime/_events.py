@@ -551,7 +551,7 @@ class EventBus:
 
     def remove_sink(self, sink: Callable[[Event], None]) -> None:
         """Stop giving events to ``sink`` (nothing if it was not added)."""
-        self._sinks = tuple(s for s in self._sinks if s is not sink)
+        self._sinks = tuple(s for s in self._sinks if s != sink)  # a bound method is new each time
 
     # ------------------------------------------------------------------ publishing
     def _route(self, kind: str) -> tuple[Subscription, ...]:
