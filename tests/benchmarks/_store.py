@@ -160,14 +160,16 @@ def render_b11(results: list[dict[str, Any]]) -> tuple[str, list[list[str]]]:
     text = f"""## B11 — the durable store
 
 Every write returns only once it is committed ("acknowledged means committed", SPEC §12);
-concurrent writes share one transaction (group commit). Events: {first["single_n"]:,}
-appended one per `append_events` call by {first["producers"]} producers at once, then
-{first["batched_n"]:,} in batches of {first["batch"]} by one writer (as the event writer
-does). Chat turns: `append_messages` of a user message and a reply (~1 KB), {first["turns"]:,}
-one after another (each its own commit), then {first["turns"]:,} spread over
-{first["chatters"]} conversations at once; p50 / p99 of call → committed. SQLite in WAL with
-`synchronous=NORMAL` on the machine's disk (a commit is durable against a process crash —
-`kill -9` — and, after the next checkpoint, a power cut).
+concurrent writes share one transaction (group commit).
+
+- Events: {first["single_n"]:,} appended one per `append_events` call by \
+{first["producers"]} producers at once, then {first["batched_n"]:,} in batches of \
+{first["batch"]} by one writer (as the event writer does).
+- Chat turns: `append_messages` of a user message and a reply (~1 KB), {first["turns"]:,} \
+one after another (each its own commit), then {first["turns"]:,} spread over \
+{first["chatters"]} conversations at once; p50 / p99 from the call to its return (committed).
+- SQLite in WAL with `synchronous=NORMAL` on the machine's disk: a commit survives the \
+process being killed (`kill -9`), and a power cut once the next checkpoint has run.
 
 | engine | events, one per call | events, batched | chat turn alone p50 / p99 \
 | chat turn, {first["chatters"]} at once p50 / p99 |

@@ -124,6 +124,7 @@ class SQLiteStore:
         self._writer_limiter = writer_limiter
         self._reader_limiter = trio.CapacityLimiter(readers)
         self._reader_pool: list[sqlite3.Connection] = []
+        self._readers_closed = False
 
     # ------------------------------------------------------------ plumbing
     def health(self) -> StoreHealth:
@@ -163,10 +164,14 @@ class SQLiteStore:
         except BaseException:
             conn.close()
             raise
-        self._reader_pool.append(conn)
+        if self._readers_closed:  # the store closed while this read ran
+            conn.close()
+        else:
+            self._reader_pool.append(conn)
         return result
 
     def _close_connections(self) -> None:
+        self._readers_closed = True
         for conn in self._reader_pool:
             conn.close()
         self._reader_pool.clear()
