@@ -4,6 +4,7 @@ shows comes from the store — finished processes, conversations, costs, old eve
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from typing import Any
 import trio
 
 from vega_trio import Agent, Orchestrator, open_orchestrator
+from vega_trio._cli._serve import serve_command
 from vega_trio.store import open_store
 from vega_trio.testing import ScriptedLLM
 
@@ -189,3 +191,17 @@ async def test_healthz_reports_the_store(tmp_path: Path) -> None:
         health = (await server.client.get("/healthz")).json()
     assert health["status"] == "ok"
     assert health["store"]["engine"] == "sqlite" and health["store"]["status"] == "ok"
+
+
+async def test_serve_refuses_to_start_on_a_store_it_cannot_open(tmp_path: Path) -> None:
+    """``vega-trio serve --db`` on a file that is not a database exits 2 with the reason,
+    before it listens, and leaves the file as it was."""
+    bad = tmp_path / "notes.db"
+    bad.write_bytes(b"these are my notes, not a database" * 100)
+    err = io.StringIO()
+    status = await serve_command(
+        None, addr="127.0.0.1:0", db=str(bad), llm="scripted", env={}, err=err
+    )
+    assert status == 2
+    assert "cannot open the store --db" in err.getvalue() and "notes.db" in err.getvalue()
+    assert bad.read_bytes() == b"these are my notes, not a database" * 100
