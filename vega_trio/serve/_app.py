@@ -701,7 +701,8 @@ async def _event_stream(
                 elif isinstance(item, Lagged):
                     yield _sse("lagged", item.to_dict())  # noqa: ASYNC119
                 else:
-                    await committed(state.orch, item.seq)  # an id is an acknowledgement
+                    if not await committed(state, item.seq):  # an id is an acknowledgement
+                        break
                     yield _sse(item.type, item.to_dict(), event_id=item.seq)  # noqa: ASYNC119
         finally:
             state.subscriptions.discard(subscription)

@@ -21,6 +21,7 @@ from .._persist import Persistence
 from ..orchestrator import Orchestrator
 from ..runtime import Process, Subscription
 from ..store import ProcessRecord, Store
+from ._state import ServerState
 
 __all__ = [
     "FLUSH_WAIT",
@@ -38,6 +39,7 @@ FLUSH_WAIT = 2.0
 committed (a store that is down must not hang a read)."""
 
 _REPLAY_PAGE = 500
+_SHUTDOWN_CHECK = 0.5
 
 
 def _store(orch: Orchestrator) -> tuple[Store, Persistence] | None:
@@ -168,10 +170,18 @@ async def cost_report(
     return report
 
 
-async def committed(orch: Orchestrator, seq: int) -> None:
-    """Wait until event ``seq`` is committed (at once without a store)."""
-    if orch.persistence is not None:
-        await orch.persistence.wait_committed(seq)
+async def committed(state: ServerState, seq: int) -> bool:
+    """Wait until event ``seq`` is committed (at once without a store): ``False`` when
+    the server began to shut down first (a store that cannot commit — a full disk — must
+    not hold a stream, and so the shutdown, open)."""
+    persistence = state.orch.persistence
+    if persistence is None or persistence.committed_seq >= seq:
+        return True
+    while not state.closing:
+        with trio.move_on_after(_SHUTDOWN_CHECK):
+            await persistence.wait_committed(seq)
+            return True
+    return False
 
 
 def _matches(
