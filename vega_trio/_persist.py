@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import attrs
 import trio
 
 from .agent import AgentProcess
@@ -48,7 +49,7 @@ from .store import CostRecord, ProcessRecord, Store, StoredEvent
 if TYPE_CHECKING:
     from .orchestrator import Orchestrator
 
-__all__ = ["Persistence", "SessionHistory", "load_history"]
+__all__ = ["Persistence", "SessionHistory", "StoreDegraded", "StoreRecovered", "load_history"]
 
 _log = logging.getLogger("vega_trio.store")
 
@@ -65,6 +66,29 @@ _EXITS: frozenset[str] = frozenset(
 )
 #: Events after which a live process's metrics changed (its record is refreshed).
 _ACTIVITY: frozenset[str] = frozenset({LLMCalled.type, "request.finished", "tool.end"})
+
+
+HEALTH_CHECK_SECONDS = 1.0
+"""How often the writer looks at the store's health (to publish its changes)."""
+
+
+@attrs.frozen(kw_only=True)
+class StoreDegraded(Event):
+    """The store's writes fail and are being retried (``store.degraded``): nothing is
+    lost, acknowledgements wait; ``detail`` says why (redacted)."""
+
+    type: ClassVar[str] = "store.degraded"
+    engine: str = ""
+    detail: str | None = None
+    pending_writes: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class StoreRecovered(Event):
+    """The store commits again (``store.recovered``)."""
+
+    type: ClassVar[str] = "store.recovered"
+    engine: str = ""
 
 
 def process_record(proc: Process) -> ProcessRecord:
@@ -220,7 +244,12 @@ class Persistence:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer task: commit what the sink collected, batch after batch, until
         cancelled (the orchestrator's end calls :meth:`flush` first)."""
-        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_health)
+            task_status.started()
+            await self._write_loop()
+
+    async def _write_loop(self) -> None:
         while True:
             await self._wakeup.wait()
             with trio.move_on_after(self._interval):
@@ -299,6 +328,25 @@ class Persistence:
                 if self._events or self._dirty:
                     self._wakeup.set()  # the next batch, after the next interval
                 return
+
+    async def _watch_health(self) -> None:
+        """Publish ``store.degraded`` / ``store.recovered`` when the store's health
+        changes (its writes failing and retried, then committing again)."""
+        reported = "ok"
+        bus = self._orch._runtime.bus
+        while True:
+            await trio.sleep(HEALTH_CHECK_SECONDS)
+            health = self.store.health()
+            if health.status == "degraded" and reported != "degraded":
+                bus.emit(
+                    StoreDegraded,
+                    engine=health.engine,
+                    detail=health.detail,
+                    pending_writes=health.pending_writes + self.backlog,
+                )
+            elif health.status == "ok" and reported == "degraded":
+                bus.emit(StoreRecovered, engine=health.engine)
+            reported = health.status
 
     def _spend_state(self) -> dict[str, Any]:
         agents: dict[str, float] = dict(self.restored_spend)

@@ -16,7 +16,7 @@ import trio
 
 from vega_trio import Agent, Orchestrator, open_orchestrator
 from vega_trio._cli._serve import serve_command
-from vega_trio.store import open_store
+from vega_trio.store import StoreHealth, open_store
 from vega_trio.testing import ScriptedLLM
 
 from ._helpers import leaving_a_stream_early, parse_sse, running_server
@@ -205,3 +205,27 @@ async def test_serve_refuses_to_start_on_a_store_it_cannot_open(tmp_path: Path) 
     assert status == 2
     assert "cannot open the store --db" in err.getvalue() and "notes.db" in err.getvalue()
     assert bad.read_bytes() == b"these are my notes, not a database" * 100
+
+
+async def test_a_degraded_store_is_reported_as_an_event_and_on_healthz(tmp_path: Path) -> None:
+    """While the store says its writes fail (and are retried), ``store.degraded`` is
+    published once and /healthz answers 200 ``degraded`` with the reason; when it commits
+    again, ``store.recovered``."""
+    async with orchestrator_on(tmp_path / "serve.db") as orch, running_server(orch) as server:
+        store = orch.config.store
+        assert store is not None
+        healthy = store.health()
+        sick = StoreHealth(status="degraded", engine="sqlite", detail="disk full", pending_writes=3)
+        with orch.subscribe(types="store.*") as sub:
+            store.health = lambda: sick  # type: ignore[method-assign]
+            with trio.fail_after(10):
+                degraded = await sub.receive()
+            response = await server.client.get("/healthz")
+            store.health = lambda: healthy  # type: ignore[method-assign]
+            with trio.fail_after(10):
+                recovered = await sub.receive()
+    assert degraded.type == "store.degraded" and degraded.detail == "disk full"  # type: ignore[union-attr]
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["store"]["detail"] == "disk full"
+    assert recovered.type == "store.recovered"
