@@ -69,6 +69,11 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"()\bsk-(?:ant-)?[A-Za-z0-9_\-]{12,}"),
 )
 
+# Every pattern above needs one of these in the text (a URL's "://", a pair's ":" or "=",
+# the whitespace after Bearer/Basic, a key's "sk-"): most strings of an event (a model,
+# a status, an id) have none, and then one search replaces the four substitutions.
+_MAYBE_CREDENTIAL = re.compile(r"[:=\s]|sk-")
+
 _registered: set[str] = set()
 _lock = threading.Lock()
 _registered_version = 0
@@ -152,6 +157,8 @@ def _redact_with(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
+    if _MAYBE_CREDENTIAL.search(text) is None:
+        return text
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text
