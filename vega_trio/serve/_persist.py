@@ -19,7 +19,7 @@ import trio
 
 from .._persist import Persistence
 from ..orchestrator import Orchestrator
-from ..runtime import Process, Subscription
+from ..runtime import Subscription
 from ..store import ProcessRecord, Store
 from ._state import ServerState
 
@@ -232,9 +232,3 @@ async def replay_from_store(
             data = dict(event.data)
             if _matches(data, agents, processes, runs):
                 yield event.seq, event.type, data  # noqa: ASYNC119 - the caller closes it
-
-
-def live_process(orch: Orchestrator, process_id: str) -> Process | None:
-    """The live process with this id, or ``None``."""
-    proc = orch._runtime._processes.get(process_id)
-    return proc if proc is not None and not proc.status.finished else None
