@@ -161,8 +161,18 @@ async def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Pa
     proc, url = await _start(db)
     try:
         async with httpx2.AsyncClient(base_url=url, timeout=10) as client:
-            history = (await client.get("/api/agents/assistant:crash/chat?limit=1000")).json()
-            texts = [m["content"][0]["text"] for m in history["messages"] if m["role"] == "user"]
+            messages: list[Any] = []
+            while True:  # every page of the stored conversation
+                page = (
+                    await client.get(
+                        "/api/agents/assistant:crash/chat",
+                        params={"limit": 1000, "offset": len(messages)},
+                    )
+                ).json()
+                messages += page["messages"]
+                if not page["messages"] or len(messages) >= page["total"]:
+                    break
+            texts = [m["content"][0]["text"] for m in messages if m["role"] == "user"]
             assert [t for t in texts if t in set(acknowledged)] == acknowledged
     finally:
         proc.send_signal(signal.SIGTERM)
