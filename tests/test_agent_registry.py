@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -20,6 +21,8 @@ from vega_trio import (
 )
 from vega_trio._errors import ToolNotFound
 from vega_trio.llm import LLMRequest
+from vega_trio.llm._messages import message_to_dict
+from vega_trio.store import open_store
 from vega_trio.testing import ScriptedLLM, Step
 
 
@@ -142,50 +145,54 @@ async def test_a_session_is_spawned_on_first_use_and_named_agent_colon_user() ->
     assert [user_turns(r) for r in llm.requests] == [["one"], ["one", "two"], ["other"]]
 
 
-async def test_concurrent_first_calls_get_one_process(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+async def test_concurrent_first_calls_get_one_process(tmp_path: Path) -> None:
     """Many callers asking for a new session at once all get the same single process."""
+    calls = 0
+    async with open_store(str(tmp_path / "v.db")) as store:
+        load = store.load_conversation
 
-    class SlowStore:
-        calls = 0
+        async def slow_load(agent: str, user: str | None) -> list[Any]:
+            nonlocal calls
+            calls += 1
+            await trio.sleep(0.2)  # every caller arrives while the first is still loading
+            return await load(agent, user)
 
-        async def load_conversation(self, agent: str, user: str | None) -> Sequence[Message]:
-            SlowStore.calls += 1
-            await trio.sleep(1)  # every caller arrives while the first is still loading
-            return []
+        store.load_conversation = slow_load  # type: ignore[method-assign]
+        async with open_orchestrator(llm=ScriptedLLM.echo(), store=store) as orch:
+            orch.agents.define(Agent(name="a"))
+            got = []
 
-    async with open_orchestrator(llm=ScriptedLLM.echo(), store=SlowStore()) as orch:
-        orch.agents.define(Agent(name="a"))
-        got = []
+            async def ask() -> None:
+                got.append(await orch.session("a", user="u"))
 
-        async def ask() -> None:
-            got.append(await orch.session("a", user="u"))
-
-        async with trio.open_nursery() as nursery:
-            for _ in range(20):
-                nursery.start_soon(ask)
-        assert len({id(p) for p in got}) == 1 and len(got) == 20
-        assert orch.stats()["total_spawned"] == 1
-        assert SlowStore.calls == 1
+            async with trio.open_nursery() as nursery:
+                for _ in range(20):
+                    nursery.start_soon(ask)
+            assert len({id(p) for p in got}) == 1 and len(got) == 20
+            assert orch.stats()["total_spawned"] == 1
+    assert calls == 1
 
 
-async def test_the_store_seam_loads_the_conversation_once() -> None:
+async def test_the_store_seam_loads_the_conversation_once(tmp_path: Path) -> None:
     """With config.store, a session's first process starts from the stored history."""
     loaded: list[tuple[str, str | None]] = []
+    async with open_store(str(tmp_path / "v.db")) as store:
+        earlier = [Message.user("earlier question"), Message.assistant("earlier answer")]
+        await store.append_messages("a", "9", [message_to_dict(m) for m in earlier])
+        load = store.load_conversation
 
-    class Store:
-        async def load_conversation(self, agent: str, user: str | None) -> Sequence[Message]:
+        async def counted(agent: str, user: str | None) -> list[Any]:
             loaded.append((agent, user))
-            return [Message.user("earlier question"), Message.assistant("earlier answer")]
+            return await load(agent, user)
 
-    llm = by_system()
-    config = OrchestratorConfig(llm=llm, store=Store())
-    async with open_orchestrator(config) as orch:
-        orch.agents.define(Agent(name="a", system="A"))
-        proc = await orch.session("a", user="9")
-        assert await proc.send("and now?") == "A: and now?"
-        await orch.session("a", user="9")
+        store.load_conversation = counted  # type: ignore[method-assign]
+        llm = by_system()
+        config = OrchestratorConfig(llm=llm, store=store)
+        async with open_orchestrator(config) as orch:
+            orch.agents.define(Agent(name="a", system="A"))
+            proc = await orch.session("a", user="9")
+            assert await proc.send("and now?") == "A: and now?"
+            await orch.session("a", user="9")
     assert loaded == [("a", "9")]
     assert user_turns(llm.requests[0]) == ["earlier question", "and now?"]
 

@@ -43,7 +43,7 @@ def shout(text: str) -> str:
         ({"rate_limits": {"m": 60}}, TypeError, r"rate_limits\['m'\] must be a RateLimit"),
         ({"backends": {"gemini": ScriptedLLM()}}, ValueError, r"unknown provider 'gemini'"),
         ({"tools": "read_file"}, TypeError, r"takes a Tools registry"),
-        ({"store": object()}, TypeError, r"store must have an async load_conversation"),
+        ({"store": object()}, TypeError, r"store must be a vega_trio.store.Store"),
     ],
 )
 def test_bad_fields_are_refused_with_the_field_named(

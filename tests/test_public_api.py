@@ -94,7 +94,6 @@ def test_top_level_all_is_pinned() -> None:
             "AgentNotFound",
             "AgentRegistry",
             "AgentSource",
-            "ConversationStore",
         ]
     )
 

@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ._agents import AgentDefinition, AgentRegistry, AgentSource
-from ._config import ConversationStore, OrchestratorConfig
+from ._config import OrchestratorConfig
 from ._errors import (
     AgentExists,
     AgentNotFound,
@@ -143,7 +143,6 @@ __all__ = [
     "AgentNotFound",
     "AgentRegistry",
     "AgentSource",
-    "ConversationStore",
     "DuplicateTool",
     "ErrorClass",
     "InputFileError",

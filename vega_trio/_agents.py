@@ -14,8 +14,9 @@ Every change is published: ``agent.created``, ``agent.updated``, ``agent.deleted
 the name ``agent:user`` (``agent`` alone for the agent's default conversation) — the
 ``agent:user-id`` the REST API, Telegram's per-user clones and the dashboard's chat
 address. ``orch.session(agent, user=...)`` returns it and spawns it on first use (the
-conversation loaded from the configured
-:class:`~vega_trio.ConversationStore`, if any). A per-pair lock makes concurrent first
+conversation loaded from the configured :class:`~vega_trio.store.Store`, if any; with
+one, every completed turn is committed to it before the reply is delivered, and ending
+the session clears it there too). A per-pair lock makes concurrent first
 calls share one process. The session is replaced by a fresh process of the current
 definition, *with the same structured history*, when:
 
@@ -40,6 +41,7 @@ import attrs
 import trio
 
 from ._errors import AgentExists, AgentNotFound
+from ._persist import load_history
 from .agent import Agent, AgentProcess
 from .agent._bus_events import AgentCreated, AgentDeleted, AgentUpdated
 from .llm import Message
@@ -306,7 +308,7 @@ class AgentRegistry:
         if retiring is not None:
             await retiring.wait()  # it still holds the session's name
         proc = await self._orch._spawn_session(
-            definition.agent, session_name(agent_name, user), session.history or (), user
+            definition.agent, agent_name, session.history or (), user
         )
         session.process = proc
         session.definition = definition
@@ -333,27 +335,26 @@ class AgentRegistry:
         lock = self._locks.setdefault(key, trio.Lock())
         async with lock:
             session = self._sessions.pop(key, None)
-            if session is None:
-                return False
-            proc = session.process
-            if proc is not None and proc.alive:
-                proc.stop(why)
-                await proc.wait()
-            return True
+            store = self._orch.config.store
+            stored = False
+            if store is not None:
+                # NOTE: a session not spawned since a restart still has its stored
+                # conversation; ending it forgets that too.
+                stored = bool(await store.load_conversation(*key))
+            if session is not None:
+                proc = session.process
+                if proc is not None and proc.alive:
+                    proc.stop(why)
+                    await proc.wait()
+            if store is not None:
+                await store.replace_conversation(key[0], key[1], [])
+            return session is not None or stored
 
     async def _load(self, agent: str, user: str | None) -> builtins.list[Message]:
         store = self._orch.config.store
         if store is None:
             return []
-        messages = list(await store.load_conversation(agent, user))
-        for i, message in enumerate(messages):
-            if not isinstance(message, Message):
-                raise TypeError(
-                    f"the store's conversation of {session_name(agent, user)!r} has "
-                    f"{type(message).__name__} at [{i}]; load_conversation must return "
-                    "Message objects"
-                )
-        return messages
+        return await load_history(store, agent, user)
 
 
 def _check_user(user: str | None) -> None:

@@ -13,33 +13,18 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import attrs
 
-from .llm import DEFAULT_MODEL, LLM, Message, PriceTable
+from .llm import DEFAULT_MODEL, LLM, PriceTable
 from .observability._health import HealthConfig
 from .resilience import Budget, RateLimit, parse_money
+from .store import Store
 from .tools import Sandbox, Tool, Tools
 from .tools.mcp import MCPServerConfig
 
-__all__ = ["ConversationStore", "OrchestratorConfig"]
-
-
-@runtime_checkable
-class ConversationStore(Protocol):
-    """Where a session's conversation comes from when it is first spawned (the seam the
-    store of SPEC §12 plugs into).
-
-    ``orch.session(agent, user=...)`` calls :meth:`load_conversation` once per (agent,
-    user) pair, when it spawns the pair's first process; a session that is restarted
-    (its definition changed, its process died) keeps the history it already has.
-    """
-
-    async def load_conversation(self, agent: str, user: str | None) -> Sequence[Message]:
-        """The structured history of ``agent``'s conversation with ``user`` (``None``:
-        the agent's default conversation); empty when there is none."""
-        ...
+__all__ = ["OrchestratorConfig"]
 
 
 def _check_event_history(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -182,10 +167,11 @@ def _check_max_concurrent(instance: Any, attribute: attrs.Attribute[Any], value:
 
 
 def _check_store(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not isinstance(value, ConversationStore):
+    if value is not None and not isinstance(value, Store):
         raise TypeError(
-            "OrchestratorConfig.store must have an async load_conversation(agent, user) "
-            f"method (the ConversationStore protocol), not {type(value).__name__}"
+            "OrchestratorConfig.store must be a vega_trio.store.Store (open one with "
+            "vega_trio.store.open_store(path)), or None for no durable state, not "
+            f"{type(value).__name__}"
         )
 
 
@@ -230,8 +216,11 @@ class OrchestratorConfig:
         backends: backends by provider for ``model: "<provider>:<name>"``.
         propagate_supervisor_failures: a top-level tree that gives up ends the
             orchestrator with its :class:`~vega_trio.RestartIntensityError`.
-        store: where sessions' conversations are loaded from (a
-            :class:`ConversationStore`); ``None``: sessions start empty.
+        store: the durable state (a :class:`~vega_trio.store.Store`, from
+            :func:`~vega_trio.store.open_store`): every event, process, LLM call's
+            cost, the budgets' spend and the sessions' conversations are written to it,
+            and an orchestrator opened on it continues from them (event numbers, spend,
+            conversations; see docs/persistence.md). ``None``: nothing is kept.
         event_history: how many of the latest events the bus keeps for
             ``subscribe(after=seq)`` to replay (0: none, the default: nothing is kept).
         health: the thresholds of ``health.alert`` events (a
@@ -258,6 +247,6 @@ class OrchestratorConfig:
     mcp_servers: tuple[MCPServerConfig, ...] = attrs.field(default=(), converter=_as_servers)
     backends: Mapping[str, LLM] = attrs.field(factory=dict, converter=_as_backends)
     propagate_supervisor_failures: bool = False
-    store: ConversationStore | None = attrs.field(default=None, validator=_check_store)
+    store: Store | None = attrs.field(default=None, validator=_check_store)
     event_history: int = attrs.field(default=0, validator=_check_event_history)
     health: HealthConfig | None = attrs.field(default=None, validator=_check_health)

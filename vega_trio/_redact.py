@@ -71,18 +71,28 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"()\bsk-(?:ant-)?[A-Za-z0-9_\-]{12,}"),
 )
 
+# Every pattern above needs one of these in the text (a URL's "://", a pair's ":" or "=",
+# the whitespace after Bearer/Basic, a key's "sk-"): most strings of an event (a model,
+# a status, an id) have none, and then one search replaces the four substitutions.
+_MAYBE_CREDENTIAL = re.compile(r"[:=\s]|sk-")
+
 _registered: set[str] = set()
 _lock = threading.Lock()
-_cache_key: tuple[tuple[str, ...], frozenset[str]] | None = None
+_registered_version = 0
+"""Bumped by every registration, so the cache below knows when to rebuild."""
+_cache_key: tuple[tuple[str, ...], int] | None = None
 _cache_values: tuple[str, ...] = ()
 
 
 def register_secret(value: str | None) -> None:
     """Treat ``value`` as a secret from now on (ignored when shorter than
     :data:`MIN_SECRET_LENGTH` or empty). Safe to call from any thread, any number of times."""
+    global _registered_version
     if value and len(value) >= MIN_SECRET_LENGTH:
         with _lock:
-            _registered.add(value)
+            if value not in _registered:
+                _registered.add(value)
+                _registered_version += 1
 
 
 def register_url_secret(url: str | None) -> None:
@@ -96,38 +106,40 @@ def register_url_secret(url: str | None) -> None:
         register_secret(password)
 
 
-_env_snapshot: dict[Any, Any] | None = None
-_env_values: tuple[str, ...] = ()
+_env_raw: tuple[Any, ...] | None = None
+_env_secrets: tuple[str, ...] = ()
 
 
-def _env_secrets() -> tuple[str, ...]:
-    """The values of secret-named environment variables.
+def _secret_env_values() -> tuple[str, ...]:
+    """The values of secret-named environment variables, re-read only when the
+    environment changed.
 
-    NOTE: this runs for every string redacted (every event of every SSE client):
-    decoding and matching the whole environment each time cost ~100 µs, so the
-    result is kept while the environment's raw mapping is unchanged (one dict
-    comparison; any ``os.environ`` change shows in it)."""
-    global _env_snapshot, _env_values
-    raw = getattr(os.environ, "_data", None)
-    if raw is not None and raw == _env_snapshot:
-        return _env_values
-    snapshot = dict(raw) if raw is not None else None
-    values = tuple(
-        value
-        for name, value in os.environ.items()
-        if len(value) >= MIN_SECRET_LENGTH and _SECRET_NAME.search(name)
-    )
-    with _lock:
-        _env_snapshot, _env_values = snapshot, values
-    return values
+    NOTE: every event's JSON form is redacted, so this runs thousands of times a
+    second; reading ``os.environ`` decodes every entry, while comparing its raw
+    mapping's items is one C-level pass.
+    """
+    global _env_raw, _env_secrets
+    data = getattr(os.environ, "_data", None)
+    raw = tuple(data.items()) if isinstance(data, dict) else None
+    if raw is None or raw != _env_raw:
+        _env_secrets = tuple(
+            value
+            for name, value in os.environ.items()
+            if len(value) >= MIN_SECRET_LENGTH and _SECRET_NAME.search(name)
+        )
+        _env_raw = raw
+    return _env_secrets
 
 
 def _secret_values() -> tuple[str, ...]:
     """Known secret values, longest first (so a secret that contains another is masked whole)."""
     global _cache_key, _cache_values
-    env = _env_secrets()
+    env = _secret_env_values()
+    key = (env, _registered_version)
+    if key == _cache_key:
+        return _cache_values
     with _lock:
-        key = (env, frozenset(_registered))
+        key = (env, _registered_version)
         if key != _cache_key:
             _cache_values = tuple(sorted(set(env) | _registered, key=len, reverse=True))
             _cache_key = key
@@ -138,9 +150,17 @@ def redact(text: str) -> str:
     """``text`` with every known secret, URL password and credential-shaped token masked."""
     if not text:
         return text
-    for secret in _secret_values():
+    return _redact_with(text, _secret_values())
+
+
+def _redact_with(text: str, secrets: tuple[str, ...]) -> str:
+    if not text:
+        return text
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
+    if _MAYBE_CREDENTIAL.search(text) is None:
+        return text
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text
@@ -150,18 +170,31 @@ def redact_data(value: Any) -> Any:
     """A copy of a JSON-like value (dicts, lists, tuples, strings, scalars) with every string
     redacted; a mapping entry whose key names a secret (``api_key``, ``token``, …) is masked
     whole. Other objects are returned as they are."""
+    # NOTE: the known secrets are looked up once per value, not once per string in it
+    # (the lookup scans the environment; an event has dozens of strings).
+    return _redact_data(value, _secret_values())
+
+
+_SCALARS = frozenset({int, float, bool})
+
+
+def _redact_data(value: Any, secrets: tuple[str, ...]) -> Any:
+    if value is None or type(value) in _SCALARS:
+        return value
     if isinstance(value, str):
-        return redact(value)
+        return _redact_with(value, secrets)
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
-            if isinstance(key, str) and isinstance(item, str) and _is_secret_key(key) and item:
+            if item is None or type(item) in _SCALARS:
+                out[key] = item  # most fields of an event: nothing to redact
+            elif isinstance(key, str) and isinstance(item, str) and _is_secret_key(key) and item:
                 out[key] = MASK
             else:
-                out[key] = redact_data(item)
+                out[key] = _redact_data(item, secrets)
         return out
     if isinstance(value, list | tuple):
-        items = [redact_data(item) for item in value]
+        items = [_redact_data(item, secrets) for item in value]
         return items if isinstance(value, list) else tuple(items)
     return value
 

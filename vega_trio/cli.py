@@ -306,12 +306,27 @@ def repl(
     help="Bearer token every /api request must send (Authorization: Bearer TOKEN); "
     "default $VEGA_TOKEN. Required for a non-loopback --addr.",
 )
+@click.option(
+    "--db",
+    default=".vega-serve.db",
+    show_default=True,
+    metavar="PATH|URL",
+    help="The durable store: a SQLite file, or postgresql://... (events, processes, "
+    "conversations, costs survive a restart; see docs/persistence.md).",
+)
+@click.option(
+    "--no-db",
+    is_flag=True,
+    help="Keep nothing on disk: everything is lost when the server stops.",
+)
 @click.option("--llm", type=click.Choice(list(LLM_CHOICES)), help=_LLM_HELP)
 @_logging_options()
 def serve(
     file: Path | None,
     addr: str,
     token: str | None,
+    db: str,
+    no_db: bool,
     llm: str | None,
     log_level: str | None,
     verbosity: int,
@@ -332,7 +347,15 @@ def serve(
     with cli_logging(sys.stderr, level=level, log_format=fmt):
         _run_async(
             "vega-trio serve",
-            partial(serve_command, file, addr=addr, token=token, llm=llm, log_level=level),
+            partial(
+                serve_command,
+                file,
+                addr=addr,
+                token=token,
+                db=None if no_db else db,
+                llm=llm,
+                log_level=level,
+            ),
         )
 
 

@@ -9,6 +9,7 @@ class, so ``Event.from_json`` can restore any of them.
 
 from __future__ import annotations
 
+from ._persist import StoreDegraded, StoreRecovered
 from .agent._bus_events import (
     AgentCreated,
     AgentDeleted,
@@ -77,6 +78,8 @@ __all__ = [
     "ProcessRestarted",
     "ProcessStarted",
     "ProcessStopped",
+    "StoreDegraded",
+    "StoreRecovered",
     "Subscription",
     "SupervisorGaveUp",
     "SupervisorStarted",

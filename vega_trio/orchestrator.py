@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import trio
 
-from ._agents import AgentRegistry
+from ._agents import AgentRegistry, session_name
 from ._collapse import raise_collapsed
 from ._config import OrchestratorConfig
 from ._errors import (
@@ -37,6 +37,7 @@ from ._errors import (
     ToolNotFound,
 )
 from ._handles import NoPublicConstructor
+from ._persist import Persistence, SessionHistory
 from .agent import Agent, AgentBehaviour, AgentProcess
 from .agent._loop import fallback_breaker
 from .llm import LLM, Message, PriceTable
@@ -132,6 +133,9 @@ class Orchestrator(metaclass=NoPublicConstructor):
     _observers: dict[str, Any] = attrs.field(factory=dict)
     """Observers attached on first use, by kind (``vega_trio.observability``'s metrics
     collector and OpenTelemetry instrumentation)."""
+    persistence: Persistence | None = None
+    """The writer to ``config.store`` (``None`` without a store): what it has committed
+    (``persistence.committed_seq``, ``await persistence.flush()``)."""
 
     def __attrs_post_init__(self) -> None:
         self.agents = AgentRegistry(self)
@@ -398,6 +402,8 @@ class Orchestrator(metaclass=NoPublicConstructor):
                 fallback_breaker(breaker, fallback[1]),
             )
         spend = BudgetTracker(agent.budget, owner=f"agent {agent.name!r}")
+        if self.persistence is not None:  # a restart cannot reset a budget
+            spend.spent = self.persistence.claim_spend(agent.name)
         shared = self._shared_by_agent[id(agent)] = _AgentShared(agent, path, spend)
         return shared
 
@@ -582,17 +588,22 @@ class Orchestrator(metaclass=NoPublicConstructor):
         return await self.agents._end_session(agent, user)
 
     async def _spawn_session(
-        self, agent: Agent, name: str, history: Sequence[Message], user: str | None
+        self, agent: Agent, agent_name: str, history: Sequence[Message], user: str | None
     ) -> AgentProcess:
-        return await self.spawn(
+        proc = await self.spawn(
             agent,
             parent=None,
-            name=name,
+            name=session_name(agent_name, user),
             messages=history,
             reason="session",
-            task=f"session {name}",
+            task=f"session {session_name(agent_name, user)}",
             user=user,
         )
+        if self.config.store is not None:
+            # NOTE: set before anyone has the process: every turn it completes is
+            # committed before its send is answered.
+            proc._agent_behaviour.history_sink = SessionHistory(self.config.store, agent_name, user)
+        return proc
 
     def _check_spawnable(self, agent: Agent) -> None:
         """Raise what spawning ``agent`` here would raise about its tools, its skills'
@@ -738,6 +749,11 @@ class Orchestrator(metaclass=NoPublicConstructor):
             "live_cost_usd": cost,
             "total_cost_usd": self.budget.spent,
             "events_published": self._runtime.bus.published,
+            **(
+                {"restarts_by_agent": dict(self.persistence.restarts)}
+                if self.persistence is not None
+                else {}
+            ),
         }
 
     def costs(self) -> dict[str, Any]:
@@ -756,6 +772,9 @@ class Orchestrator(metaclass=NoPublicConstructor):
             entry["cost_usd"] += shared.spend.spent
             if shared.spend.budget is not None:
                 entry["budget"] = _budget_dict(shared.spend)
+        if self.persistence is not None:  # agents not spawned since a restart
+            for name, spent in self.persistence.restored_spend.items():
+                agents.setdefault(name, {"cost_usd": 0.0, "budget": None})["cost_usd"] += spent
         return {
             "total_usd": self.budget.spent,
             "budget": _budget_dict(self.budget) if self.budget.budget is not None else None,
@@ -922,6 +941,12 @@ async def open_orchestrator(
                 mcp=servers,
                 backends=dict(config.backends),
             )
+            if config.store is not None:
+                # NOTE: before anything is published: numbers continue after the
+                # stored ones, spend and restart totals are restored.
+                persistence = orch.persistence = Persistence(config.store, orch)
+                await persistence.restore()
+                await nursery.start(persistence.run)
             if config.health is not None:
                 from .observability._health import HealthMonitor
 
@@ -942,6 +967,11 @@ async def open_orchestrator(
         # hand it back unwrapped.
         raise_collapsed(group)
     finally:
+        if orch is not None and orch.persistence is not None:
+            # NOTE: the last events (the shutdown's process.stopped) are written after
+            # the writer task ended; bounded, so a store that is down cannot hang it.
+            with trio.move_on_after(orch.config.shutdown_timeout + 5, shield=True):
+                await orch.persistence.close()
         if runtime is not None:
             runtime.bus.close()
         for owned in orch._owned if orch is not None else ():

@@ -17,6 +17,7 @@ from vega_trio._redact import register_secret
 from vega_trio.events import (
     BudgetWarning,
     LLMCalled,
+    ProcessCompleted,
     ProcessFailed,
     ProcessStarted,
     ToolEnded,
@@ -426,3 +427,36 @@ def test_every_emit_site_names_fields_its_class_has() -> None:
                 assert given <= fields, f"{path.name}:{node.lineno}: {given - fields} not in {cls}"
                 checked += 1
     assert checked >= 15
+
+
+def test_a_sink_gets_every_event_in_order_even_when_subscribers_overflow() -> None:
+    """The store's hook is lossless: a subscriber with a full buffer drops, the sink
+    still gets every event, built, in order (even kinds nobody subscribed to)."""
+    bus = EventBus()
+    got: list[Event] = []
+    bus.add_sink(got.append)
+    assert bus.wants(ProcessStarted) and bus.has_subscribers
+    with bus.subscribe(max_buffer=1, types="process.started") as slow:
+        for _ in range(5):
+            bus.emit(ProcessStarted, process_id="p")
+            bus.emit(ProcessCompleted, process_id="p", status="completed")
+        assert slow.dropped_total == 4
+    assert [e.seq for e in got] == list(range(1, 11))
+    assert [e.type for e in got[:2]] == ["process.started", "process.completed"]
+    bus.remove_sink(got.append)
+    assert bus.emit(ProcessStarted) is None  # nobody wants it any more: not built
+
+
+def test_continue_after_numbers_the_next_event_after_a_stored_one() -> None:
+    """A bus continued after seq 41 numbers its first event 42; a replay after an
+    older number reports where its history starts (what a store must fill in)."""
+    bus = EventBus(history=10)
+    bus.continue_after(41)
+    first = bus.publish(ProcessStarted())
+    assert first.seq == 42 and bus.published == 42
+    with bus.subscribe(after=30) as sub:
+        assert sub.history_start == 42
+        assert sub.receive_nowait() == Lagged(missed=11)
+        assert sub.receive_nowait() == first
+    with pytest.raises(ValueError, match="before the first event"):
+        bus.continue_after(100)

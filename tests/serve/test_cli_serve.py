@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -32,6 +33,7 @@ async def _start(*args: str) -> tuple[trio.Process, str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        cwd=tempfile.mkdtemp(prefix="vega-serve-"),  # its default --db file goes there
     )
     assert proc.stdout is not None
     buffer = b""

@@ -13,12 +13,13 @@ import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import trio
 
+from .._redact import redact
 from ..agent import Agent
 from ..observability import HealthConfig, tracing_from_env
 from ..orchestrator import Orchestrator, open_orchestrator
@@ -38,6 +39,7 @@ from ._run import load_document
 
 if TYPE_CHECKING:
     from ..dsl._interpreter import Runner
+    from ..store import Store
 
 __all__ = ["DEFAULT_AGENT", "EVENT_HISTORY", "serve_command"]
 
@@ -58,6 +60,7 @@ async def serve_command(
     *,
     addr: str,
     token: str | None = None,
+    db: str | None = None,
     llm: str | None = None,
     env: Mapping[str, str] | None = None,
     out: TextIO | None = None,
@@ -71,6 +74,8 @@ async def serve_command(
         file: a ``.vega.yaml`` document, or ``None`` for the default ``assistant``.
         addr: ``--addr`` (``host:port``; port 0 picks a free one).
         token: ``--token`` (else ``$VEGA_TOKEN``); required for a non-loopback address.
+        db: ``--db``: a SQLite file or a ``postgresql://`` URL the server's state is
+            kept in and continues from; ``None`` (``--no-db``): nothing is kept.
         llm: ``--llm`` as for ``run``.
         env: the environment (default ``os.environ``).
         out: where the URL is printed (default ``sys.stdout``).
@@ -79,7 +84,8 @@ async def serve_command(
 
     Returns:
         0 after a graceful stop, 2 when nothing could start (bad address, missing
-        token, invalid file, no credentials), 130 when a second signal forced the stop.
+        token, invalid file, no credentials, a store that cannot be opened), 130 when a
+        second signal forced the stop.
     """
     from ..serve import ServeConfig, serve
 
@@ -112,6 +118,13 @@ async def serve_command(
 
     @asynccontextmanager
     async def orchestrator() -> AsyncIterator[tuple[Orchestrator, Runner | None]]:
+        async with open_db(db) as store, orchestrator_on(store) as found:
+            yield found
+
+    @asynccontextmanager
+    async def orchestrator_on(
+        store: Store | None,
+    ) -> AsyncIterator[tuple[Orchestrator, Runner | None]]:
         if document is None:
             agents = [(DEFAULT_AGENT.name, str(DEFAULT_AGENT.system))]
             async with (
@@ -121,6 +134,7 @@ async def serve_command(
                     backends=backends_for(choice, model),
                     event_history=EVENT_HISTORY,
                     health=HealthConfig(),
+                    store=store,
                 ) as orch,
             ):
                 orch.agents.define(DEFAULT_AGENT, source="builtin")
@@ -130,7 +144,13 @@ async def serve_command(
         # serve watches health by default; the file's settings.health tunes it.
         health = {} if document.settings.health is not None else {"health": HealthConfig()}
         async with open_document_runner(
-            document, file, choice, log_level=log_level, event_history=EVENT_HISTORY, **health
+            document,
+            file,
+            choice,
+            log_level=log_level,
+            event_history=EVENT_HISTORY,
+            store=store,
+            **health,
         ) as runner:
             yield runner.orchestrator, runner
 
@@ -204,6 +224,29 @@ def _in_progress(orch: Orchestrator) -> str:
     names = ", ".join(f"{proc.name or proc.agent_name} ({proc.id})" for proc in busy)
     count = f"{len(busy)} message{'s' if len(busy) != 1 else ''}"
     return f"{count} in progress cut short: {names}"
+
+
+@asynccontextmanager
+async def open_db(db: str | None) -> AsyncIterator[Store | None]:
+    """The store of ``--db`` for the block (``None``: no store).
+
+    Raises:
+        UsageProblem: it cannot be opened (a corrupt or foreign file, a newer schema,
+            a read-only path, a server that does not answer); the message says which.
+    """
+    if db is None:
+        yield None
+        return
+    from ..store import open_store
+
+    async with AsyncExitStack() as stack:
+        try:
+            store = await stack.enter_async_context(open_store(db))
+        except Exception as exc:
+            raise UsageProblem(
+                f"cannot open the store --db {redact(db)}: {redact(str(exc))}"
+            ) from exc
+        yield store
 
 
 def _startup_problem(exc: BaseException) -> OSError | UsageProblem | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
@@ -61,11 +61,34 @@ if TYPE_CHECKING:
     from ..runtime import EventBus, Process
     from ._agent import Agent
 
-__all__ = ["AgentBehaviour", "ChatRequest", "ProcessMetrics", "SendResult", "error_class_of"]
+__all__ = [
+    "AgentBehaviour",
+    "ChatRequest",
+    "HistorySink",
+    "ProcessMetrics",
+    "SendResult",
+    "error_class_of",
+]
 
 _log = logging.getLogger("vega_trio")
 _llm_log = logging.getLogger("vega_trio.llm")
 _resilience_log = logging.getLogger("vega_trio.resilience")
+
+
+class HistorySink(Protocol):
+    """Where a process's conversation is made durable (a session's, by the
+    orchestrator's store wiring). Both calls return once the messages are committed:
+    the send that produced them is answered only after that (SPEC §12, "acknowledged
+    means committed")."""
+
+    async def turn_completed(self, process: Process, messages: Sequence[Message]) -> None:
+        """A send succeeded: ``messages`` (the user message, the model's turns and the
+        tool results, in order) are appended to the conversation."""
+        ...
+
+    async def history_replaced(self, process: Process, messages: Sequence[Message]) -> None:
+        """The conversation is now exactly ``messages`` (after a compaction)."""
+        ...
 
 
 @attrs.define(eq=False, slots=True)
@@ -156,6 +179,9 @@ class AgentBehaviour:
             agent.context() if agent.context else UnboundedContext()
         )
         self.metrics = ProcessMetrics()
+        self.history_sink: HistorySink | None = None
+        """Where completed turns are committed before the send is answered (``None``:
+        nowhere; a session's process has the store's)."""
         self._price = prices.lookup(model)  # None: unknown model, reported per call
         self._schemas = self.tools.schemas()
         self._system = agent.system_prompt
@@ -260,6 +286,8 @@ class AgentBehaviour:
             )
             return
         if compacted:
+            if self.history_sink is not None:
+                await self.history_sink.history_replaced(process, self.context.snapshot())
             self.bus.emit(
                 ContextCompacted,
                 process_id=process.id,
@@ -317,6 +345,11 @@ class AgentBehaviour:
                 self._last_prompt = (usage.total_tokens, len(llm_request.messages) + 1, reply)
             tool_uses = response.tool_uses
             if not tool_uses:
+                if self.history_sink is not None:
+                    # NOTE: committed before the context takes the turn and before the
+                    # send is answered: a reply the caller sees is durable, and one
+                    # whose commit failed is not in the history either.
+                    await self.history_sink.turn_completed(process, pending)
                 self.context.extend(pending)
                 return response.text
             results = await self._run_tools(process, tools, tool_uses, events)

@@ -355,7 +355,10 @@ def health_status(orch: Orchestrator) -> dict[str, Any]:
     ``status`` is ``ok``, ``degraded`` (an alert's episode is going on: ``alerts``
     lists them, see :meth:`HealthMonitor.active`) or ``closing`` (shutdown has begun);
     ``processes`` counts live processes by status; ``monitor`` says whether the health
-    monitor runs (``OrchestratorConfig.health``).
+    monitor runs (``OrchestratorConfig.health``). With a store, ``store`` is
+    ``{"status", "engine", "detail", "pending_writes"}``: ``degraded`` while its writes
+    fail and are retried (``detail`` says why; nothing is dropped), which makes the
+    whole status ``degraded``; ``closed`` when it can no longer write.
     """
     monitor = orch._observers.get("health")
     alerts = monitor.active() if isinstance(monitor, HealthMonitor) else []
@@ -363,7 +366,7 @@ def health_status(orch: Orchestrator) -> dict[str, Any]:
     for process in orch.processes():
         processes[str(process.status)] = processes.get(str(process.status), 0) + 1
     closing = orch._stopping or orch._close_requested.is_set()
-    return {
+    health: dict[str, Any] = {
         "status": "closing" if closing else ("degraded" if alerts else "ok"),
         "closing": closing,
         "live_processes": sum(processes.values()),
@@ -371,3 +374,19 @@ def health_status(orch: Orchestrator) -> dict[str, Any]:
         "monitor": monitor is not None,
         "alerts": alerts,
     }
+    persistence = orch.persistence
+    if persistence is not None:
+        store = persistence.store.health()
+        status = store.status
+        detail = store.detail
+        if status == "ok" and persistence.write_error is not None:
+            status, detail = "degraded", persistence.write_error
+        health["store"] = {
+            "status": status,
+            "engine": store.engine,
+            "detail": detail,
+            "pending_writes": store.pending_writes + persistence.backlog,
+        }
+        if status != "ok" and not closing:
+            health["status"] = "degraded"
+    return health

@@ -18,9 +18,15 @@ touches the subscribers that could accept it, and an event nobody wants is not e
 built (:meth:`EventBus.emit`, :meth:`EventBus.wants`).
 
 Every event has a sequence number, increasing by one per event emitted on *its* bus (one
-bus per orchestrator). The bus can keep the last ``history`` events in a ring, so that a
-subscriber can start after a given sequence number (:meth:`EventBus.subscribe`'s
+bus per orchestrator; with a store it continues after the last stored one,
+:meth:`EventBus.continue_after`). The bus can keep the last ``history`` events in a ring,
+so that a subscriber can start after a given sequence number (:meth:`EventBus.subscribe`'s
 ``after``): SSE's ``Last-Event-ID``.
+
+A *sink* (:meth:`EventBus.add_sink`) is the one lossless consumer: a synchronous
+callable that receives every event as it is published, in order — the store's event
+writer, which must not drop anything (a subscriber's buffer is bounded and drops on
+overflow; a sink appends to its own batch and writes it later, off the hot path).
 """
 
 from __future__ import annotations
@@ -128,11 +134,15 @@ class Event:
         "run_id", "user", ...its fields}``, redacted (SPEC §11): secrets in the fields (an
         error's text, a URL with a password, a secret-named key) are masked here, where
         the event leaves, not when it is published — the bus's hot path stays free."""
-        raw: dict[str, Any] = _converter().unstructure(self)
         out: dict[str, Any] = {"type": self.type}
         own: dict[str, Any] = {}
-        for name, value in raw.items():
-            if name in _ENVELOPE:
+        for name, envelope in _field_names(type(self)):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, _PLAIN):
+                # NOTE: only what is not already JSON goes through cattrs: most fields
+                # are strings and numbers, and every event the store writes comes here.
+                value = _converter().unstructure(value)
+            if envelope:
                 out[name] = value
             else:
                 own[name] = value
@@ -170,6 +180,20 @@ class Event:
         except Exception as exc:  # cattrs' errors are exception groups of the fields
             raise ValueError(f"invalid {kind!r} event: {exc!r}") from exc
         return event
+
+
+_PLAIN = (str, int, float)  # bool is an int
+
+
+_FIELDS: dict[type[Event], tuple[tuple[str, bool], ...]] = {}
+
+
+def _field_names(cls: type[Event]) -> tuple[tuple[str, bool], ...]:
+    """``(name, is an envelope field)`` of every field of an event class, in order."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple((f.name, f.name in _ENVELOPE) for f in attrs.fields(cls))
+    return found
 
 
 def event_classes() -> dict[str, type[Event]]:
@@ -377,6 +401,11 @@ class Subscription(metaclass=NoPublicConstructor):
     _wakeup: trio.Event = attrs.field(factory=trio.Event)
     dropped_total: int = 0
     """Every event this subscriber has lost to overflow, ever."""
+    history_start: int | None = None
+    """For a subscription started ``after`` a sequence number: the first sequence
+    number the bus could still replay from its history (the ones after ``after`` and
+    before this are the ones reported as :class:`Lagged`), so a caller with a store can
+    read those from it instead."""
 
     def _wants_type(self, kind: str) -> bool:
         return kind in self._exact or any(kind.startswith(p) for p in self._prefixes)
@@ -477,8 +506,10 @@ class EventBus:
     #: subscribe and close): publishing touches only these.
     _routes: dict[str, tuple[Subscription, ...]] = attrs.field(init=False, factory=dict)
     _closed: bool = attrs.field(init=False, default=False)
+    _sinks: tuple[Callable[[Event], None], ...] = attrs.field(init=False, default=())
     published: int = attrs.field(init=False, default=0)
-    """Events emitted so far: also the sequence number of the latest one."""
+    """The sequence number of the latest event (events emitted so far, plus where
+    :meth:`continue_after` started)."""
 
     def __attrs_post_init__(self) -> None:
         # NOTE: checked here, not by an attrs validator, which would give the class a
@@ -495,6 +526,33 @@ class EventBus:
         kept = list(self._ring)[-size:] if size else []
         self._ring = collections.deque(kept, maxlen=size or None)
 
+    def continue_after(self, seq: int) -> None:
+        """Number the next event ``seq + 1`` (a store's last sequence number, so that
+        numbers keep increasing across restarts and ``Last-Event-ID`` stays valid).
+
+        Raises:
+            ValueError: events were already published, or ``seq`` is negative.
+        """
+        if seq < 0:
+            raise ValueError(f"a sequence number is 0 or more, got {seq}")
+        if self.published or self._ring:
+            raise ValueError(
+                f"continue_after({seq}) must be called before the first event; "
+                f"{self.published} were already published"
+            )
+        self.published = seq
+
+    def add_sink(self, sink: Callable[[Event], None]) -> None:
+        """Give every event from now on to ``sink``, synchronously and in order, as it
+        is published (every event is built while a sink is attached). A sink must be
+        quick and must not raise: it keeps the event and returns (the store's writer
+        appends it to its next batch)."""
+        self._sinks = (*self._sinks, sink)
+
+    def remove_sink(self, sink: Callable[[Event], None]) -> None:
+        """Stop giving events to ``sink`` (nothing if it was not added)."""
+        self._sinks = tuple(s for s in self._sinks if s != sink)  # a bound method is new each time
+
     # ------------------------------------------------------------------ publishing
     def _route(self, kind: str) -> tuple[Subscription, ...]:
         found = self._routes.get(kind)
@@ -509,7 +567,11 @@ class EventBus:
     def wants(self, kind: type[Event]) -> bool:
         """Whether an event of this class would go anywhere (a subscriber for its type,
         or the history): lets hot paths skip computing its fields."""
-        return bool(self.history) or bool(self._subscribers and self._route(kind.type))
+        return (
+            bool(self.history)
+            or bool(self._sinks)
+            or bool(self._subscribers and self._route(kind.type))
+        )
 
     @property
     def subscriber_count(self) -> int:
@@ -518,8 +580,8 @@ class EventBus:
 
     @property
     def has_subscribers(self) -> bool:
-        """Whether anyone is listening at all (a subscriber or the history)."""
-        return bool(self._subscribers) or bool(self.history)
+        """Whether anyone is listening at all (a subscriber, a sink or the history)."""
+        return bool(self._subscribers) or bool(self.history) or bool(self._sinks)
 
     def emit(
         self,
@@ -545,7 +607,11 @@ class EventBus:
         # NOTE: the hot path: the ids are named parameters (not in ``fields``) because
         # most events have few fields of their own; nothing is built for nobody.
         self.published += 1
-        if not self.history and not (self._subscribers and self._route(kind.type)):
+        if (
+            not self.history
+            and not self._sinks
+            and not (self._subscribers and self._route(kind.type))
+        ):
             return None
         event = kind(
             seq=self.published,
@@ -571,6 +637,8 @@ class EventBus:
     def _deliver(self, event: Event) -> None:
         if self.history:
             self._ring.append(event)
+        for sink in self._sinks:
+            sink(event)
         for sub in self._route(event.type) if self._subscribers else ():
             sub._offer(event)
 
@@ -639,6 +707,7 @@ class EventBus:
         # NOTE: synchronous and before the subscription joins, so no event is lost or
         # repeated between the history and the live stream.
         oldest = self._ring[0].seq if self._ring else self.published + 1
+        sub.history_start = min(oldest, self.published + 1)
         sub._missed = max(0, min(oldest, self.published + 1) - after - 1)
         for event in self._ring:
             if event.seq > after and sub._wants_type(event.type):

@@ -27,6 +27,7 @@ from .._errors import (
     step_error_class,
 )
 from .._exit import ProcessStatus
+from .._persist import exit_error
 from .._redact import redact_data
 from ..agent import AgentProcess
 from ..agent._events import DoneEvent, ErrorEvent, TextDeltaEvent
@@ -49,8 +50,17 @@ from ._openapi import (
     ObjectField,
     PlainText,
     TextField,
+    TextQuery,
     install_api,
     reject_field,
+)
+from ._persist import (
+    committed,
+    cost_report,
+    process_from_store,
+    processes_page,
+    replay_from_store,
+    stored_conversation,
 )
 from ._problems import failure_of
 from ._schemas import CHAT_EVENT_SCHEMAS, RUN_STATUSES, RUNTIME_EVENT_SCHEMAS, ref
@@ -139,6 +149,9 @@ def process_dict(proc: Process, *, conversation: bool = False) -> dict[str, Any]
         "last_active": proc.last_active,
         "restart_count": proc.restart_count,
         "groups": sorted(proc.groups),
+        "run_id": proc.run_id,
+        "user": proc.user,
+        "error": exit_error(proc),
     }
     if isinstance(proc, AgentProcess):
         data["model"] = proc.model
@@ -427,6 +440,14 @@ def create_app(state: ServerState) -> QuartTrio:
     orch = state.orch
     api = install_api(app, json_response)
     pages = _Pagination.of(state.config)
+    cost_since = TextQuery(
+        "since",
+        pattern=r"[0-9]+(?:\.[0-9]+)?",
+        description="only calls after this time (seconds since the epoch)",
+    )
+    cost_bucket = IntQuery(
+        "bucket", default=3600, minimum=1, description="the series' bucket, in seconds"
+    )
     process_status = ListQuery(
         "status", enum=tuple(sorted(_STATUSES)), description="only processes in these statuses"
     )
@@ -484,10 +505,13 @@ def create_app(state: ServerState) -> QuartTrio:
         tags=("observability",),
     )
     async def healthz() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
+        # A degraded store (writes failing, being retried) keeps the server serving:
+        # 200 "degraded"; a closed one cannot acknowledge anything: 503.
         health = health_status(orch)
         if state.closing:
             health["status"], health["closing"] = "closing", True
-        return json_response(health, status=503 if health["closing"] else 200)
+        store_closed = health.get("store", {}).get("status") == "closed"
+        return json_response(health, status=503 if health["closing"] or store_closed else 200)
 
     @api.route(
         "GET",
@@ -656,6 +680,9 @@ def create_app(state: ServerState) -> QuartTrio:
     async def chat_history(name: str) -> Response:  # noqa: ASYNC124
         agent, user = _split_session(name)
         orch.agents.get(agent)  # 404 for an unknown agent
+        stored = await stored_conversation(orch, agent, user)
+        if stored is not None:  # every committed turn, also after a restart
+            return json_response(pages.page(stored, "messages"))
         try:
             proc = orch.lookup(session_name(agent, user))
         except ProcessNotFound:
@@ -680,6 +707,16 @@ def create_app(state: ServerState) -> QuartTrio:
         # NOTE: filter and page the processes themselves, then build the JSON of the
         # page only: with 10,000 live processes, building every dict (metrics and all)
         # for a page of 100 cost ~150 ms a request (B10).
+        page = await processes_page(
+            orch,
+            process_dict,
+            statuses=statuses,
+            agents=agents,
+            limit=pages.limit.get(),
+            offset=pages.offset.get(),
+        )
+        if page is not None:  # with a store: finished ones too, newest first
+            return json_response(page)
         found = [
             p
             for p in orch.processes()
@@ -694,13 +731,21 @@ def create_app(state: ServerState) -> QuartTrio:
         "GET",
         "/api/processes/<process_id>",
         summary="One process with its metrics and conversation",
+        description="A finished process no longer in memory is read from the store "
+        "(without its conversation).",
         path_params={"process_id": "the process id"},
         responses={200: Json(ref("Process"))},
         errors=(404,),
         tags=("processes",),
     )
-    async def get_process(process_id: str) -> Response:  # noqa: ASYNC124
-        return json_response(process_dict(orch.get(process_id), conversation=True))
+    async def get_process(process_id: str) -> Response:
+        try:
+            return json_response(process_dict(orch.get(process_id), conversation=True))
+        except ProcessNotFound:
+            stored = await process_from_store(orch, process_id)
+            if stored is None:
+                raise
+            return json_response(stored)
 
     @api.route(
         "DELETE",
@@ -753,11 +798,21 @@ def create_app(state: ServerState) -> QuartTrio:
         "GET",
         "/api/costs",
         summary="What was spent, in total and per agent, with budgets",
+        description="With a store, also every recorded call's cost per agent, process, "
+        "run and model (`by`) and over time (`series`, in buckets of `bucket` seconds).",
+        params=(cost_since, cost_bucket),
         responses={200: Json(ref("Costs"))},
         tags=("queries",),
     )
-    async def costs() -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
-        return json_response(orch.costs())
+    async def costs() -> Response:
+        since = cost_since.get()
+        return json_response(
+            await cost_report(
+                orch,
+                bucket_seconds=cost_bucket.get(),
+                since=None if since is None else float(since),
+            )
+        )
 
     @api.route(
         "GET",
@@ -983,6 +1038,17 @@ async def _event_stream(
         types=types, agents=agents, processes=processes, runs=runs, after=after
     ) as subscription:
         yield b": connected\n\n"  # noqa: ASYNC119
+        # Events older than the bus's history come from the store (across restarts).
+        async for seq, kind, data in replay_from_store(
+            state.orch,
+            subscription,
+            after,
+            types=types,
+            agents=agents,
+            processes=processes,
+            runs=runs,
+        ):
+            yield _sse(kind, data, event_id=seq)  # noqa: ASYNC119
         last_write = -math.inf
         while True:
             item: Any = None
@@ -1001,9 +1067,13 @@ async def _event_stream(
             wait = last_write + _COALESCE - trio.current_time()
             if wait > 0:
                 await trio.sleep(wait)
-            chunk = [_event_sse(state, item)]
-            while len(chunk) < _MAX_BATCH and (more := subscription.receive_nowait()) is not None:
-                chunk.append(_event_sse(state, more))
-            yield b"".join(chunk)  # noqa: ASYNC119
+            batch = [item]
+            while len(batch) < _MAX_BATCH and (more := subscription.receive_nowait()) is not None:
+                batch.append(more)
+            # An id is an acknowledgement: sent only once the event is committed.
+            newest = max((e.seq for e in batch if isinstance(e, Event)), default=0)
+            if newest and not await committed(state, newest):
+                break
+            yield b"".join(_event_sse(state, e) for e in batch)  # noqa: ASYNC119
             last_write = trio.current_time()
     yield _sse("shutdown", {"type": "shutdown", "reason": "the server is shutting down"})

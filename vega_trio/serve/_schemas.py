@@ -220,6 +220,10 @@ _AGENT_PROPERTIES: dict[str, Any] = {
     "processes": {**_COUNTS, "description": "live processes by status"},
 }
 
+_COST_TOTALS = _object(
+    {"cost_usd": _NUMBER, "input_tokens": _NUMBER, "output_tokens": _NUMBER, "calls": _NUMBER}
+)
+
 SCHEMAS: dict[str, Any] = {
     "Error": _object(
         {
@@ -256,7 +260,20 @@ SCHEMAS: dict[str, Any] = {
                     }
                 ),
             },
-        }
+            "store": _object(
+                {
+                    "status": {"enum": ["ok", "degraded", "closed"]},
+                    "engine": {"enum": ["sqlite", "postgresql"]},
+                    "detail": {
+                        **_NULLABLE_STRING,
+                        "description": "why it is degraded (writes are being retried)",
+                    },
+                    "pending_writes": {"type": "integer", "minimum": 0},
+                },
+                description="with a store (vega-trio serve --db)",
+            ),
+        },
+        optional=("store",),
     ),
     "OpenAPIDocument": {
         "type": "object",
@@ -315,14 +332,21 @@ SCHEMAS: dict[str, Any] = {
             "agent": _STRING,
             "status": {"enum": [s.value for s in ProcessStatus]},
             "parent_id": _NULLABLE_STRING,
-            "spawn_depth": {"type": "integer", "minimum": 0},
-            "spawn_reason": _STRING,
-            "task": _STRING,
+            "spawn_depth": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "null for a process read back from the store",
+            },
+            "spawn_reason": _NULLABLE_STRING,
+            "task": _NULLABLE_STRING,
             "started_at": {"type": ["number", "null"]},
             "completed_at": {"type": ["number", "null"]},
             "last_active": {"type": ["number", "null"]},
             "restart_count": {"type": "integer", "minimum": 0},
             "groups": _STRINGS,
+            "run_id": {**_NULLABLE_STRING, "description": "the workflow run it serves"},
+            "user": {**_NULLABLE_STRING, "description": "the user a session serves"},
+            "error": {**_NULLABLE_STRING, "description": "why it ended abnormally"},
             "model": {**_STRING, "description": "agent processes only"},
             "metrics": ref("ProcessMetrics"),
             "conversation": {
@@ -396,7 +420,25 @@ SCHEMAS: dict[str, Any] = {
                     {"cost_usd": _NUMBER, "budget": {"anyOf": [_BUDGET, {"type": "null"}]}}
                 ),
             },
-        }
+            "by": {
+                "type": "object",
+                "description": "with a store: every recorded call's cost per agent, "
+                "process_id, run_id and model ('' for calls without one)",
+                "properties": {
+                    key: {"type": "object", "additionalProperties": _COST_TOTALS}
+                    for key in ("agent", "process_id", "run_id", "model")
+                },
+                "required": ["agent", "process_id", "run_id", "model"],
+                "additionalProperties": False,
+            },
+            "series": {
+                "type": "array",
+                "description": "with a store: cost over time, oldest bucket first",
+                "items": _object({"start": _NUMBER, "cost_usd": _NUMBER, "calls": _NUMBER}),
+            },
+            "bucket_seconds": {"type": "integer", "minimum": 1},
+        },
+        optional=("by", "series", "bucket_seconds"),
     ),
     "MCPServers": _object(
         {
