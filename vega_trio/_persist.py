@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 import trio
 
+from ._errors import StoreClosed
 from .agent import AgentProcess
 from .agent._bus_events import LLMCalled
 from .llm import Message
@@ -291,7 +292,7 @@ class Persistence:
             # health); an exception here means it gave up, and a cancellation (the
             # orchestrator's end) may have cut the writes short: either way the batch
             # is put back and written again (every write is idempotent), never dropped.
-            written = False
+            written = closed = False
             try:
                 # NOTE: started together, so the store's group commit puts them in one
                 # transaction (one commit per batch, not one per kind of row).
@@ -307,6 +308,18 @@ class Persistence:
                     if restarts is not None:
                         nursery.start_soon(self.store.put_state, RESTARTS_KEY, restarts)
                 written = True
+            except* StoreClosed as gone:
+                # The store is gone (a forced stop closed it first): nothing can write
+                # these any more, and retrying would hold the shutdown for nothing.
+                # None of them was acknowledged (an id goes out only after its commit).
+                closed_error = gone.exceptions[0]
+                self.write_error = f"{type(closed_error).__name__}: {closed_error}"
+                _log.error(
+                    "%d event(s) and other pending rows were not written: %s",
+                    len(self._events) + len(events),
+                    self.write_error,
+                )
+                written = closed = True  # dropped: nothing to put back
             except* Exception as group:
                 error = group.exceptions[0]
                 self.write_error = f"{type(error).__name__}: {error}"
@@ -318,6 +331,11 @@ class Persistence:
                     self._costs[:0] = costs
                     self._spend_changed |= spend is not None
                     self._restarts_changed |= restarts is not None
+            if closed:
+                self._events.clear()
+                self._processes, self._dirty, self._costs = {}, {}, []
+                self._spend_changed = self._restarts_changed = False
+                return
             if not written:
                 await trio.sleep(1.0)
                 continue

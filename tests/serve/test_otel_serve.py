@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,6 +209,7 @@ async def test_vega_trio_serve_traces_from_the_environment() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        cwd=tempfile.mkdtemp(prefix="vega-serve-"),  # its default --db file goes there
     )
     assert proc.stdout is not None and proc.stderr is not None
     try:

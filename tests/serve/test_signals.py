@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +38,7 @@ async def serving(fake: FakeAnthropicServer) -> AsyncIterator[tuple[trio.Process
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        cwd=tempfile.mkdtemp(prefix="vega-serve-"),  # its default --db file goes there
     )
     assert proc.stdout is not None
     try:

@@ -63,11 +63,12 @@ async def test_failed_transactions_retry_with_backoff_and_report(autojump_clock:
         assert await committer.submit(lambda _: "done") == "done"
         assert trio.current_time() - start == pytest.approx(0.35)
         nursery.cancel_scope.cancel()
-    assert [h.status for h in seen] == ["degraded", "ok"]
+    # (closed: the writer loop ended with the nursery)
+    assert [h.status for h in seen] == ["degraded", "ok", "closed"]
     assert seen[0].detail is not None and "OSError: disk I/O error" in seen[0].detail
     assert SECRET not in seen[0].detail and "***" in seen[0].detail
     assert seen[0].pending_writes == 1
-    assert committer.health() == StoreHealth(status="ok", engine="sqlite")
+    assert committer.health() == StoreHealth(status="closed", engine="sqlite")
 
 
 async def test_backoff_is_capped(autojump_clock: Any) -> None:
@@ -159,3 +160,41 @@ async def test_events_committed_waits_for_handed_and_committed(autojump_clock: A
         assert released == [2, 7]
         await committer.wait_events_committed(5)  # already past: at once
         nursery.cancel_scope.cancel()
+
+
+async def test_a_writer_cancelled_before_close_fails_the_waiting_writes_at_once(
+    autojump_clock: Any,
+) -> None:
+    """A forced stop cancels the writer loop before close(): writes waiting for it fail at
+    once with StoreClosed, later ones are refused, and close() does not wait for a flush
+    nobody will do (it waited flush_seconds, and every waiting writer hung until then)."""
+    gate = trio.Event()
+
+    async def stuck(fn: Callable[..., Any], *args: Any, limiter: object = None) -> Any:
+        await gate.wait()  # the batch in flight never commits
+        return fn(*args)
+
+    committer = _committer(_Batches(), to_thread=stuck)
+    errors: list[str] = []
+
+    async def write() -> None:
+        try:
+            await committer.submit(lambda _: None)
+        except StoreClosed as exc:
+            errors.append(str(exc))
+
+    async with trio.open_nursery() as outer:
+        async with trio.open_nursery() as writer:
+            await writer.start(committer.run)
+            for _ in range(3):
+                outer.start_soon(write)
+            await trio.sleep(1)
+            writer.cancel_scope.cancel()  # the forced stop
+        start = trio.current_time()
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(errors) == 3
+        await committer.close(10.0)
+        assert trio.current_time() - start == 0
+    assert committer.health().status == "closed"
+    with pytest.raises(StoreClosed):
+        await committer.submit(lambda _: None)

@@ -366,7 +366,12 @@ SCHEMAS: dict[str, Any] = {
             "live_cost_usd": _NUMBER,
             "total_cost_usd": _NUMBER,
             "events_published": {"type": "integer", "minimum": 0},
-        }
+            "restarts_by_agent": {
+                **_COUNTS,
+                "description": "with a store: restarts per agent, kept across restarts",
+            },
+        },
+        optional=("restarts_by_agent",),
     ),
     "SpawnNode": attrs_schema(
         SpawnNode,

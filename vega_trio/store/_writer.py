@@ -199,16 +199,26 @@ class GroupCommitter(Generic[C]):
 
     # ------------------------------------------------------------------ writer
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The writer loop; runs until cancelled (by :meth:`close`'s caller)."""
+        """The writer loop; runs until cancelled (by :meth:`close`'s caller).
+
+        When it ends — also when it is cancelled before :meth:`close` (a forced stop
+        cancels everything at once) — nothing commits any more: the writes still
+        waiting fail at once with :class:`StoreClosed` (none was acknowledged) and
+        later ones are refused, instead of waiting for a writer that is gone."""
         task_status.started()
-        while True:
-            if not self._queue:
-                self._idle.set()
-                self._wakeup = trio.Event()
-                await self._wakeup.wait()
-            self._in_flight = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
-            await self._commit_in_flight()
+        try:
+            while True:
+                if not self._queue:
+                    self._idle.set()
+                    self._wakeup = trio.Event()
+                    await self._wakeup.wait()
+                self._in_flight = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._commit_in_flight()
+        finally:
+            self._closing = True
+            self._fail_rest()
+            self._idle.set()
 
     async def _commit_in_flight(self) -> None:
         delay = self._retry_initial
