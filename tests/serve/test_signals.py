@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
