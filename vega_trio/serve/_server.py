@@ -16,6 +16,7 @@ from ..observability import Tracing, instrument, metrics_collector, tracing_from
 from ..observability._tracing import OTEL_EXTRA_HINT
 from ..orchestrator import Orchestrator
 from ._app import create_app
+from ._compose import restore_agents
 from ._config import ServeConfig
 from ._state import ServerState
 
@@ -89,6 +90,14 @@ async def serve(
         # Runs left `running` by a previous process that died are interrupted: marked so
         # (with an event) before anyone can ask, and resumable over the API.
         await runner.mark_interrupted()
+    if orch.persistence is not None:
+        # Composed agents saved by a previous process are defined again before anyone
+        # can ask for them (after the document's agents: a name there wins).
+        await restore_agents(
+            orch,
+            settings=runner.document.settings if runner is not None else None,
+            base_dir=runner.base_dir if runner is not None else None,
+        )
     # NOTE: attached now, so /metrics counts everything from the server's start.
     metrics_collector(orch)
     tracing = _start_tracing(orch, config, tracer_provider)
