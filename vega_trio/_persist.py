@@ -279,9 +279,10 @@ class Persistence:
             if self.stored_agents.pop(name, None) is not None or name in self._agent_writes:
                 self._agent_writes[name] = None
             return
-        definition = self._orch.agents._definitions.get(name)
-        if definition is None:
+        registry = self._orch.agents
+        if name not in registry:
             return
+        definition = registry.get(name)
         mapping, _complete = definition.as_mapping()
         self.unrestored_agents.pop(name, None)
         stored = self.stored_agents.get(name)
