@@ -101,13 +101,14 @@ async def test_api_changes_are_committed_before_the_answer(tmp_path: Path) -> No
 async def test_a_restarted_server_has_the_composed_agents_with_their_changes(
     tmp_path: Path,
 ) -> None:
-    """After a restart on the same file: listed as composed, answers chat (with its
-    conversation), an update survives, a delete survives."""
+    """After a restart on the same file: listed as composed (a lead after its stored team
+    member), answers chat (with its conversation), an update survives, a delete survives."""
     db = tmp_path / "serve.db"
     async with server_on(db) as srv:
         for spec in (
             {"name": "helper", "system": "Be brief.", "tools": ["lookup"]},
             {"name": "doomed", "system": "Soon gone."},
+            {"name": "alead", "team": ["helper"]},  # restored after helper (read by name)
         ):
             assert (await srv.client.post("/api/agents", json=spec)).status_code == 201
         reply = await srv.client.post("/api/agents/helper:7/chat", json={"message": "one"})
@@ -118,6 +119,7 @@ async def test_a_restarted_server_has_the_composed_agents_with_their_changes(
         assert listed["helper"]["source"] == "composed"
         assert listed["helper"]["tools"] == ["lookup"]
         assert listed["assistant"]["source"] == "builtin"
+        assert (listed["alead"]["source"], listed["alead"]["team"]) == ("composed", ["helper"])
         reply = await srv.client.post("/api/agents/helper:7/chat", json={"message": "two"})
         assert reply.status_code == 200 and reply.json()["response"] == "two"
         request = llm.requests[-1]
@@ -130,7 +132,7 @@ async def test_a_restarted_server_has_the_composed_agents_with_their_changes(
     llm = ScriptedLLM.echo()
     async with server_on(db, llm=llm) as srv:
         names = [a["name"] for a in (await srv.client.get("/api/agents")).json()["agents"]]
-        assert sorted(names) == ["assistant", "helper"]
+        assert sorted(names) == ["alead", "assistant", "helper"]
         template = (await srv.client.get("/api/agents/helper/template")).json()
         assert (template["source"], template["definition"]) == (
             "composed",
@@ -140,7 +142,7 @@ async def test_a_restarted_server_has_the_composed_agents_with_their_changes(
         assert llm.requests[-1].system == "Be thorough."
         health = (await srv.client.get("/healthz")).json()
         assert health["store"]["agents_not_restored"] == []
-    assert set(stored_agents(db)) == {"helper"}
+    assert set(stored_agents(db)) == {"alead", "helper"}
 
 
 async def test_an_agent_defined_with_the_library_is_saved_and_restored(tmp_path: Path) -> None:
