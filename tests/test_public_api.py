@@ -150,5 +150,6 @@ def test_serve_all_is_pinned() -> None:
         "ServeConfig",
         "create_app",
         "parse_addr",
+        "restore_agents",
         "serve",
     ]

@@ -94,6 +94,37 @@ class AgentDefinition:
         """The agent's name (the registry key)."""
         return self.agent.name
 
+    def as_mapping(self) -> tuple[dict[str, Any], bool]:
+        """The definition as its YAML-equivalent JSON mapping, and whether that mapping
+        is complete: :attr:`mapping` when known (a document's agents, composed ones),
+        else the plain fields of its ``Agent`` (an agent defined in Python: ``complete``
+        is false — what Python gave it beyond these, such as a retry policy object or
+        tool functions, has no YAML form). The one conversion the server's routes and
+        the store's ``AgentRecord.definition`` share."""
+        if self.mapping is not None:
+            return dict(self.mapping), True
+        agent = self.agent
+        defaults = Agent(name=agent.name)
+        data: dict[str, Any] = {}
+        for field in ("model", "fallback_model", "description", "temperature", "budget_scope"):
+            value = getattr(agent, field)
+            if value != getattr(defaults, field):
+                data[field] = value
+        if isinstance(agent.system, str) and agent.system:
+            data["system"] = agent.system
+        for field in ("max_tokens", "max_iterations"):
+            if getattr(agent, field) != getattr(defaults, field):
+                data[field] = getattr(agent, field)
+        if agent.send_timeout is not None:
+            data["timeout"] = agent.send_timeout
+        if agent.tool_names:
+            data["tools"] = list(agent.tool_names)
+        if agent.team:
+            data["team"] = [m if isinstance(m, str) else m.name for m in agent.team]
+        if agent.budget is not None:
+            data["budget"] = {"limit": agent.budget.limit, "on_exceed": agent.budget.on_exceed}
+        return data, False
+
 
 @attrs.define(eq=False)
 class _Session:

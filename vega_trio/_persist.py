@@ -21,6 +21,14 @@
   with its history) and clears it when the session is ended.
 * **Sequence numbers** continue after :meth:`Store.last_event_seq`, so ``Last-Event-ID``
   stays valid across restarts.
+* **Composed agents** (source ``composed``: the REST API, the library's
+  ``orch.agents.define``) are saved from their ``agent.created`` / ``agent.updated`` /
+  ``agent.deleted`` events with :meth:`Store.save_agent` / :meth:`Store.delete_agent`
+  (their YAML-equivalent mapping, in the batch of that event, so waiting for the
+  event's commit is waiting for theirs). :meth:`Persistence.restore` reads the stored
+  ones into :attr:`Persistence.stored_agents`; building agents from them needs the DSL,
+  a layer above, so the surface that has it redefines them
+  (``vega_trio.serve.restore_agents``, which ``serve()`` calls before it listens).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import trio
 
 from ._errors import StoreClosed
 from .agent import AgentProcess
-from .agent._bus_events import LLMCalled
+from .agent._bus_events import AgentCreated, AgentDeleted, AgentUpdated, LLMCalled
 from .llm import Message
 from .llm._messages import message_from_dict, message_to_dict
 from .runtime import Event, Process
@@ -45,7 +53,7 @@ from .runtime._events import (
     ProcessStarted,
     ProcessStopped,
 )
-from .store import CostRecord, ProcessRecord, Store, StoredEvent
+from .store import AgentRecord, CostRecord, ProcessRecord, Store, StoredEvent
 
 if TYPE_CHECKING:
     from .orchestrator import Orchestrator
@@ -65,6 +73,8 @@ _LIFECYCLE: frozenset[str] = frozenset(
 _EXITS: frozenset[str] = frozenset(
     k.type for k in (ProcessCompleted, ProcessFailed, ProcessStopped)
 )
+#: Agent definition changes (a composed one is saved or deleted).
+_DEFINITIONS: frozenset[str] = frozenset(k.type for k in (AgentCreated, AgentUpdated, AgentDeleted))
 #: Events after which a live process's metrics changed (its record is refreshed).
 _ACTIVITY: frozenset[str] = frozenset({LLMCalled.type, "request.finished", "tool.end"})
 
@@ -167,6 +177,14 @@ class Persistence:
         """Restarts per agent, over the store's life."""
         self.write_error: str | None = None
         """The last failed write (the batch is kept and retried), ``None`` when fine."""
+        self.stored_agents: dict[str, AgentRecord] = {}
+        """The composed agents as stored (read by :meth:`restore`, kept current by the
+        writer): what a surface with the DSL redefines after a restart."""
+        self.unrestored_agents: dict[str, str] = {}
+        """Stored composed agents that could not be defined again, and why (shown by
+        ``/healthz``); the record stays stored, so a fix (the tool is back, a new
+        definition of that name) brings it back."""
+        self._agent_writes: dict[str, AgentRecord | None] = {}
 
     @property
     def backlog(self) -> int:
@@ -194,6 +212,7 @@ class Persistence:
         restarts = await store.get_state(RESTARTS_KEY)
         if isinstance(restarts, dict):
             self.restarts = {str(k): int(v) for k, v in restarts.items() if isinstance(v, int)}
+        self.stored_agents = {record.name: record for record in await store.list_agents()}
         orch._runtime.bus.add_sink(self._sink)
 
     def claim_spend(self, agent: str) -> float:
@@ -237,6 +256,8 @@ class Persistence:
         elif kind == ProcessRestarted.type and event.agent is not None:
             self.restarts[event.agent] = self.restarts.get(event.agent, 0) + 1
             self._restarts_changed = True
+        elif kind in _DEFINITIONS and event.agent is not None:
+            self._definition_changed(event)
         if not self._warned and len(self._events) > self._warn_backlog:
             self._warned = True
             _log.warning(
@@ -246,6 +267,36 @@ class Persistence:
                 self.write_error or "the writer is busy",
             )
         self._wakeup.set()
+
+    def _definition_changed(self, event: Event) -> None:
+        """Queue the save (or the delete) of a composed agent's definition; the
+        registry has already changed when its event is published."""
+        name = event.agent
+        assert name is not None
+        if getattr(event, "source", None) != "composed":
+            return  # a file's or a built-in agent: the file (or the code) is its record
+        if event.type == AgentDeleted.type:
+            self.unrestored_agents.pop(name, None)
+            if self.stored_agents.pop(name, None) is not None or name in self._agent_writes:
+                self._agent_writes[name] = None
+            return
+        registry = self._orch.agents
+        if name not in registry:
+            return
+        definition = registry.get(name)
+        mapping, _complete = definition.as_mapping()
+        self.unrestored_agents.pop(name, None)
+        stored = self.stored_agents.get(name)
+        if stored is not None and dict(stored.definition) == mapping:
+            return  # unchanged (a restored agent defined again): nothing to write
+        record = AgentRecord(
+            name=name,
+            definition=mapping,
+            created_at=stored.created_at if stored is not None else event.timestamp,
+            updated_at=event.timestamp,
+        )
+        self.stored_agents[name] = record
+        self._agent_writes[name] = record
 
     # ------------------------------------------------------------------ writer
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -268,7 +319,7 @@ class Persistence:
     async def _write_pending(self, *, until_empty: bool = True) -> None:
         """Write what is pending: one batch (the writer task, which then lets the next
         gather), or until nothing is left (the close)."""
-        while self._events or self._processes or self._dirty or self._costs:
+        while self._events or self._processes or self._dirty or self._costs or self._agent_writes:
             events = self._events[: self._batch_size]
             del self._events[: len(events)]
             processes = self._processes
@@ -284,6 +335,7 @@ class Persistence:
             self._spend_changed = False
             restarts = dict(self.restarts) if self._restarts_changed else None
             self._restarts_changed = False
+            agents, self._agent_writes = self._agent_writes, {}
             stored = [
                 StoredEvent(seq=e.seq, type=e.type, timestamp=e.timestamp, data=e.to_dict())
                 for e in events
@@ -307,6 +359,11 @@ class Persistence:
                         nursery.start_soon(self.store.put_state, SPEND_KEY, spend)
                     if restarts is not None:
                         nursery.start_soon(self.store.put_state, RESTARTS_KEY, restarts)
+                    for name, record in agents.items():
+                        if record is None:
+                            nursery.start_soon(self.store.delete_agent, name)
+                        else:
+                            nursery.start_soon(self.store.save_agent, record)
                 written = True
             except* StoreClosed as gone:
                 # The store is gone (a forced stop closed it first): nothing can write
@@ -331,9 +388,11 @@ class Persistence:
                     self._costs[:0] = costs
                     self._spend_changed |= spend is not None
                     self._restarts_changed |= restarts is not None
+                    self._agent_writes = {**agents, **self._agent_writes}
             if closed:
                 self._events.clear()
                 self._processes, self._dirty, self._costs = {}, {}, []
+                self._agent_writes = {}
                 self._spend_changed = self._restarts_changed = False
                 return
             if not written:
@@ -389,7 +448,13 @@ class Persistence:
     async def flush(self) -> None:
         """Commit everything published so far (events, processes, costs, spend)."""
         await self.wait_committed(self._orch._runtime.bus.published)
-        while self._processes or self._dirty or self._costs or self._spend_changed:
+        while (
+            self._processes
+            or self._dirty
+            or self._costs
+            or self._spend_changed
+            or self._agent_writes
+        ):
             self._wakeup.set()
             self._urgent.set()
             await self._committed_changed.wait()

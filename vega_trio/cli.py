@@ -319,6 +319,14 @@ def repl(
     is_flag=True,
     help="Keep nothing on disk: everything is lost when the server stops.",
 )
+@click.option(
+    "--retention-days",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="DAYS",
+    help="Delete events, finished runs and processes, and costs older than DAYS from "
+    "the store, at start and every hour (default: the file's "
+    "settings.store.retention_days, else keep everything).",
+)
 @click.option("--llm", type=click.Choice(list(LLM_CHOICES)), help=_LLM_HELP)
 @_logging_options()
 def serve(
@@ -327,6 +335,7 @@ def serve(
     token: str | None,
     db: str,
     no_db: bool,
+    retention_days: float | None,
     llm: str | None,
     log_level: str | None,
     verbosity: int,
@@ -353,6 +362,7 @@ def serve(
                 addr=addr,
                 token=token,
                 db=None if no_db else db,
+                retention_days=retention_days,
                 llm=llm,
                 log_level=level,
             ),

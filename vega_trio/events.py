@@ -13,6 +13,7 @@ from ._persist import StoreDegraded, StoreRecovered
 from .agent._bus_events import (
     AgentCreated,
     AgentDeleted,
+    AgentNotRestored,
     AgentUpdated,
     BudgetOverrun,
     BudgetWarning,
@@ -56,6 +57,7 @@ from .tools.mcp._events import McpConnected, McpDisconnected
 __all__ = [
     "AgentCreated",
     "AgentDeleted",
+    "AgentNotRestored",
     "AgentUpdated",
     "BudgetOverrun",
     "BudgetWarning",

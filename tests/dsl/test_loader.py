@@ -124,6 +124,7 @@ def test_document_and_settings(everything: Document) -> None:
     assert s.health == HealthSpec(
         stale_after=120.0, max_iterations_ratio=0.8, consecutive_errors=3, cost_usd=1.0
     )
+    assert s.retention_days == 30.0
 
 
 def test_agent_keys(everything: Document) -> None:
@@ -286,7 +287,7 @@ def test_positions_are_kept(everything: Document) -> None:
     where = main.steps[2].where
     assert (where.file, where.line, where.column, where.path) == (
         str(EVERYTHING),
-        127,
+        128,
         9,
         "workflows.main.steps[2]",
     )
@@ -352,3 +353,15 @@ def test_non_utf8_file(tmp_path: pathlib.Path) -> None:
     path.write_bytes(b"agents: {caf\xe9: {}}\n")
     with pytest.raises(InputFileError, match=r"not UTF-8 text .* save it as UTF-8"):
         load_file(path)
+
+
+def test_store_retention_days_must_be_a_positive_number() -> None:
+    """settings.store.retention_days: 0, text and unknown keys are errors with their path."""
+    for text, path in (
+        ("retention_days: 0", "settings.store.retention_days"),
+        ("retention_days: soon", "settings.store.retention_days"),
+        ("retention: 3", "settings.store.retention"),
+    ):
+        with pytest.raises(DSLError) as caught:
+            load_document(f"agents:\n  a: {{}}\nsettings:\n  store:\n    {text}\n")
+        assert [d.source.path for d in caught.value.diagnostics] == [path]

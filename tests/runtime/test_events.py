@@ -62,6 +62,7 @@ EMITTED_KINDS = {
     "circuit.closed",
     "context.compacted",
     "context.compaction_failed",
+    "agent.not_restored",
 }
 
 

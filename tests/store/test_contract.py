@@ -421,6 +421,86 @@ async def test_counts_prune_and_reset(store: Store) -> None:
     assert await store.last_event_seq() == 7
 
 
+async def _fill_expired(store: Store, n: int) -> None:
+    """``n`` expired rows in each prunable table (runs with two steps each), and one
+    fresh row of each that must stay."""
+    await store.append_events([_event(i, ts=100.0) for i in range(1, n + 1)])
+    await store.append_events([_event(n + 1, ts=9000.0)])
+    await store.save_processes(
+        [_process(f"p{i}", 50.0, status="completed", ended_at=100.0) for i in range(n)]
+        + [_process("fresh", 50.0, status="completed", ended_at=9000.0)]
+    )
+    await store.record_costs(
+        [CostRecord(seq=i, timestamp=100.0, model="m") for i in range(1, n + 1)]
+        + [CostRecord(seq=n + 1, timestamp=9000.0, model="m")]
+    )
+    for i in range(n):
+        await store.save_run(_run(f"r{i:03d}", 50.0, status="completed", ended_at=100.0))
+        for path in ("steps[0]", "steps[1]"):
+            await store.save_step(StepRecord(run_id=f"r{i:03d}", path=path, status="completed"))
+    await store.save_run(_run("fresh", 50.0, status="completed", ended_at=9000.0))
+
+
+async def test_prune_deletes_in_bounded_transactions(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large prune is a series of writes of at most PRUNE_BATCH rows per table (other
+    writes go between them), and still deletes every expired row, and nothing else."""
+    from vega_trio.store import _writer
+
+    monkeypatch.setattr(_writer, "PRUNE_BATCH", 10)
+    await _fill_expired(store, 35)
+    writes: list[Any] = []
+    write = store._write  # type: ignore[attr-defined]
+
+    async def counted(apply: Any, **kw: Any) -> Any:
+        result = await write(apply, **kw)
+        writes.append(result)
+        return result
+
+    store._write = counted  # type: ignore[attr-defined]
+    deleted = await store.prune(older_than=5000.0)
+    assert deleted == {"events": 35, "steps": 70, "runs": 35, "processes": 35, "costs": 35}
+    assert len(writes) == 4  # 10 + 10 + 10 + 5
+    counts = await store.counts()
+    assert (counts["events"], counts["processes"], counts["costs"], counts["runs"]) == (1, 1, 1, 1)
+    assert counts["steps"] == 0
+
+
+async def test_a_write_during_a_large_prune_commits_before_the_prune_ends(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that arrives while a prune is under way is committed between its
+    batches, not after the whole prune (a chat turn is not held by the retention)."""
+    from vega_trio.store import _writer
+
+    monkeypatch.setattr(_writer, "PRUNE_BATCH", 10)
+    await _fill_expired(store, 60)
+    first_batch_done = trio.Event()
+    write = store._write  # type: ignore[attr-defined]
+
+    async def watched(apply: Any, **kw: Any) -> Any:
+        result = await write(apply, **kw)
+        first_batch_done.set()
+        return result
+
+    store._write = watched  # type: ignore[attr-defined]
+    finished: list[str] = []
+
+    async def prune() -> None:
+        await store.prune(older_than=5000.0)
+        finished.append("prune")
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(prune)
+            await first_batch_done.wait()
+            await store.put_state("turn", 1)
+            finished.append("write")
+    assert finished == ["write", "prune"]
+    assert await store.get_state("turn") == 1
+
+
 # ------------------------------------------------------------------ durability
 async def test_everything_survives_a_reopen(opened: OpenStore) -> None:
     """Closing and opening the same database again gives back every committed row."""

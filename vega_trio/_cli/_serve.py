@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+import attrs
 import trio
 
 from .._redact import redact
@@ -61,6 +62,7 @@ async def serve_command(
     addr: str,
     token: str | None = None,
     db: str | None = None,
+    retention_days: float | None = None,
     llm: str | None = None,
     env: Mapping[str, str] | None = None,
     out: TextIO | None = None,
@@ -76,6 +78,9 @@ async def serve_command(
         token: ``--token`` (else ``$VEGA_TOKEN``); required for a non-loopback address.
         db: ``--db``: a SQLite file or a ``postgresql://`` URL the server's state is
             kept in and continues from; ``None`` (``--no-db``): nothing is kept.
+        retention_days: ``--retention-days``: prune what is older from the store
+            while serving (default: the file's ``settings.store.retention_days``,
+            else keep everything).
         llm: ``--llm`` as for ``run``.
         env: the environment (default ``os.environ``).
         out: where the URL is printed (default ``sys.stdout``).
@@ -94,7 +99,11 @@ async def serve_command(
     env = os.environ if env is None else env
     token = token if token is not None else (env.get("VEGA_TOKEN") or None)
     try:
-        config = ServeConfig.from_addr(addr, token=token)
+        if retention_days is not None and db is None:
+            raise UsageProblem(
+                "--retention-days prunes the store, but --no-db keeps none; drop one of them"
+            )
+        config = ServeConfig.from_addr(addr, token=token, retention_days=retention_days)
         choice, defaulted = choose_llm(llm, env)
     except (ValueError, UsageProblem) as exc:
         write(err, f"vega-trio: error: {exc}")
@@ -104,6 +113,9 @@ async def serve_command(
         document = await load_document(file, err)
         if document is None:
             return EXIT_INVALID
+        if retention_days is None and document.settings.retention_days is not None:
+            # NOTE: the flag wins over the file, as --log-level does.
+            config = attrs.evolve(config, retention_days=document.settings.retention_days)
     if defaulted:
         write(err, OFFLINE_NOTICE)
     # The standard OTEL_* environment switches tracing on (a missing piece is a

@@ -17,6 +17,7 @@ from ..runtime._events import Event
 __all__ = [
     "AgentCreated",
     "AgentDeleted",
+    "AgentNotRestored",
     "AgentUpdated",
     "BudgetOverrun",
     "BudgetWarning",
@@ -188,6 +189,23 @@ class AgentDeleted(_AgentDefinition):
     """An agent definition was removed (``agent.deleted``)."""
 
     type: ClassVar[str] = "agent.deleted"
+
+
+@attrs.frozen(kw_only=True)
+class AgentNotRestored(Event):
+    """A stored composed agent could not be defined again when the server started
+    (``agent.not_restored``): it no longer validates against the server's tools or
+    agents. The stored definition is kept (``/healthz`` lists it under
+    ``store.agents_not_restored``); defining that name again replaces it.
+
+    Attributes:
+        source: always ``composed``.
+        detail: what is wrong with it, and what to do.
+    """
+
+    type: ClassVar[str] = "agent.not_restored"
+    source: str = "composed"
+    detail: str = ""
 
 
 @attrs.frozen(kw_only=True)

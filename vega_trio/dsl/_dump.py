@@ -115,7 +115,9 @@ def _changed(obj: Any, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 def _settings(settings: Settings) -> dict[str, Any]:
-    data = _changed(settings, skip=("mcp_servers", "skill_directories", "log_level", "health"))
+    data = _changed(
+        settings, skip=("mcp_servers", "skill_directories", "log_level", "health", "retention_days")
+    )
     if settings.mcp_servers:
         data["mcp"] = {"servers": [_server(s) for s in settings.mcp_servers]}
     if settings.skill_directories:
@@ -124,6 +126,8 @@ def _settings(settings: Settings) -> dict[str, Any]:
         data["logging"] = {"level": settings.log_level}
     if settings.health is not None:
         data["health"] = _changed(settings.health)
+    if settings.retention_days is not None:
+        data["store"] = {"retention_days": settings.retention_days}
     return data
 
 

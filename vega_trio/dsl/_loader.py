@@ -542,6 +542,7 @@ _SETTINGS_KEYS: Final = (
     "prices",
     "logging",
     "health",
+    "store",
 )
 _AGENT_KEYS: Final = (
     "model",
@@ -675,6 +676,23 @@ def _settings(reader: _Reader, node: Node) -> Settings | Any:
             fields["log_level"] = level
     if "health" in entries:
         fields["health"] = _health(reader, entries["health"][1], "settings.health")
+    if "store" in entries:
+        sub = reader.mapping(entries["store"][1], "settings.store", ("retention_days",), "store")
+        if sub is None:
+            fields["retention_days"] = _BAD
+        elif "retention_days" in sub:
+            days_node = sub["retention_days"][1]
+            days = reader.leaf(days_node, "settings.store.retention_days", Number)
+            if days is not _BAD and not days > 0:
+                reader.error(
+                    days_node,
+                    "settings.store.retention_days",
+                    f"expected a number of days above 0, got {days!r}",
+                    "leave the key out to keep everything; e.g. 30 deletes what is older "
+                    "than 30 days",
+                )
+                days = _BAD
+            fields["retention_days"] = days
     return _build(reader, Settings, fields, False)
 
 

@@ -130,7 +130,7 @@ class Settings:
     """``settings:``. ``budget`` is USD (from ``"$100.00"``); ``prices`` maps model ids
     to ``{input, output, cache_write?, cache_read?}`` USD per million tokens; ``logging``
     is ``{level}``; ``health`` the health-alert thresholds (``None``: no health
-    monitor)."""
+    monitor); ``retention_days`` is ``store: {retention_days}``."""
 
     default_model: str | None = None
     sandbox: str | None = None
@@ -141,6 +141,8 @@ class Settings:
     prices: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
     log_level: str | None = None
     health: HealthSpec | None = None
+    retention_days: float | None = None
+    """``store.retention_days``: what ``vega-trio serve`` prunes from its store."""
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 

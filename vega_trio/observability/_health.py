@@ -358,7 +358,9 @@ def health_status(orch: Orchestrator) -> dict[str, Any]:
     monitor runs (``OrchestratorConfig.health``). With a store, ``store`` is
     ``{"status", "engine", "detail", "pending_writes"}``: ``degraded`` while its writes
     fail and are retried (``detail`` says why; nothing is dropped), which makes the
-    whole status ``degraded``; ``closed`` when it can no longer write.
+    whole status ``degraded``; ``closed`` when it can no longer write;
+    ``agents_not_restored`` lists the stored composed agents that could not be defined
+    again at the start (``[{"name", "detail"}]``, see ``vega_trio.serve.restore_agents``).
     """
     monitor = orch._observers.get("health")
     alerts = monitor.active() if isinstance(monitor, HealthMonitor) else []
@@ -386,6 +388,10 @@ def health_status(orch: Orchestrator) -> dict[str, Any]:
             "engine": store.engine,
             "detail": detail,
             "pending_writes": store.pending_writes + persistence.backlog,
+            "agents_not_restored": [
+                {"name": name, "detail": detail}
+                for name, detail in persistence.unrestored_agents.items()
+            ],
         }
         if status != "ok" and not closing:
             health["status"] = "degraded"

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from .._errors import RequestRejected
 from ._app import create_app
+from ._compose import restore_agents
 from ._config import DEFAULT_ADDR, ServeConfig, parse_addr
 from ._server import serve
 
-__all__ = ["DEFAULT_ADDR", "RequestRejected", "ServeConfig", "create_app", "parse_addr", "serve"]
+__all__ = [
+    "DEFAULT_ADDR",
+    "RequestRejected",
+    "ServeConfig",
+    "create_app",
+    "parse_addr",
+    "restore_agents",
+    "serve",
+]

@@ -21,6 +21,11 @@ template under a new name).
 mapping and a mapping back into agents: the one conversion the routes and the store's
 ``AgentRecord.definition`` share.
 
+With a store, a composed agent's change is committed before its route answers (the
+orchestrator's writer saves it from its ``agent.*`` event; the route waits for that
+event's commit), and :func:`restore_agents` defines the stored ones again when a
+server starts on the store.
+
 Routes (for the OpenAPI declarations; every error is ``{"error", "error_class",
 "request_id"}``, a 422 also has ``"fields": [{"path", "error"}]``):
 
@@ -62,6 +67,7 @@ An *agent* is the ``GET /api/agents/{name}`` object (``name``, ``source``,
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,6 +80,7 @@ from quart import Response
 from .._agents import AgentDefinition
 from .._errors import RequestRejected, SkillError, ToolNotFound
 from ..agent import Agent
+from ..agent._bus_events import AgentNotRestored
 from ..dsl._build import build_agents
 from ..dsl._diagnostics import Diagnostic, DSLError, sort_diagnostics
 from ..dsl._dump import dump_agent, dump_agents
@@ -94,7 +101,10 @@ __all__ = [
     "compose_agents",
     "definition_mapping",
     "install_compose_routes",
+    "restore_agents",
 ]
+
+_log = logging.getLogger("vega_trio.serve")
 
 NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 
@@ -129,33 +139,9 @@ class Composed:
 # ------------------------------------------------------------------- the conversion
 def definition_mapping(definition: AgentDefinition) -> tuple[dict[str, Any], bool]:
     """A definition as its YAML-equivalent JSON mapping, and whether that mapping is
-    complete: the one it was made from when known (a document's agents, composed ones),
-    else the plain fields of its ``Agent`` (an agent defined in Python: ``complete`` is
-    false — what Python gave it beyond these, such as a retry policy object or tool
-    functions, has no YAML form)."""
-    if definition.mapping is not None:
-        return dict(definition.mapping), True
-    agent = definition.agent
-    defaults = Agent(name=agent.name)
-    data: dict[str, Any] = {}
-    for field in ("model", "fallback_model", "description", "temperature", "budget_scope"):
-        value = getattr(agent, field)
-        if value != getattr(defaults, field):
-            data[field] = value
-    if isinstance(agent.system, str) and agent.system:
-        data["system"] = agent.system
-    for field in ("max_tokens", "max_iterations"):
-        if getattr(agent, field) != getattr(defaults, field):
-            data[field] = getattr(agent, field)
-    if agent.send_timeout is not None:
-        data["timeout"] = agent.send_timeout
-    if agent.tool_names:
-        data["tools"] = list(agent.tool_names)
-    if agent.team:
-        data["team"] = [m if isinstance(m, str) else m.name for m in agent.team]
-    if agent.budget is not None:
-        data["budget"] = {"limit": agent.budget.limit, "on_exceed": agent.budget.on_exceed}
-    return data, False
+    complete (:meth:`AgentDefinition.as_mapping <vega_trio._agents.AgentDefinition.
+    as_mapping>`: what the store keeps, too)."""
+    return definition.as_mapping()
 
 
 async def compose_agents(
@@ -222,6 +208,90 @@ async def compose_agents(
         )
         for spec in document.agents
     }
+
+
+async def restore_agents(
+    orch: Orchestrator,
+    *,
+    settings: Settings | None = None,
+    base_dir: Path | None = None,
+) -> list[AgentDefinition]:
+    """Define again the composed agents ``orch``'s store holds (SPEC §12): what
+    ``serve()`` does before it listens, and what an application that embeds an
+    orchestrator on a store calls after defining its own agents.
+
+    Each stored mapping goes through :func:`compose_agents` (so it is checked against
+    the tools and agents ``orch`` has *now*) and is defined with source ``composed``.
+    Agents whose team names another stored agent are defined after it.
+
+    * A name ``orch`` already defines (a ``.vega.yaml`` or built-in agent) wins: the
+      stored one is not restored (a warning says so) and stays stored.
+    * A stored agent that no longer validates (a tool the server no longer has, a
+      team member that is gone) is not defined: a warning is logged, an
+      ``agent.not_restored`` event published and ``/healthz`` lists it under
+      ``store.agents_not_restored``. It stays stored; defining the name again
+      replaces it. Nothing here stops the server from starting.
+
+    Args:
+        orch: an orchestrator opened on a store (without one this does nothing).
+        settings: the server document's settings (its skill directories).
+        base_dir: what those directories are relative to.
+
+    Returns:
+        The definitions made.
+    """
+    persistence = orch.persistence
+    if persistence is None:
+        return []
+    remaining: dict[str, dict[str, Any]] = {}
+    for name, record in persistence.stored_agents.items():
+        if name not in orch.agents:
+            remaining[name] = dict(record.definition)
+            continue
+        existing = orch.agents.get(name)
+        if existing.source != "composed":  # already composed: defined by the application
+            _log.warning(
+                "the stored composed agent %r is not restored: the server's %s agent of "
+                "that name wins (the stored definition is kept; rename one of them)",
+                name,
+                "built-in" if existing.source == "builtin" else ".vega.yaml",
+            )
+    restored: list[AgentDefinition] = []
+    problems: dict[str, str] = {}
+    progress = True
+    while remaining and progress:  # a team member first, then who names it
+        progress = False
+        for name, mapping in list(remaining.items()):
+            try:
+                composed = (
+                    await compose_agents(
+                        orch, {name: mapping}, settings=settings, base_dir=base_dir
+                    )
+                )[name]
+                definition = orch.agents.define(
+                    composed.agent, source="composed", mapping=composed.mapping
+                )
+            except DSLError as exc:
+                problems[name] = "; ".join(
+                    f"{f['path']}: {f['error']}"
+                    for f in (_field(d, f"agents.{name}", False) for d in exc.diagnostics)
+                ) or str(exc)
+            except (SkillError, ToolNotFound, ValueError, TypeError) as exc:
+                problems[name] = str(exc)
+            else:
+                restored.append(definition)
+                del remaining[name]
+                progress = True
+    for name in remaining:
+        detail = (
+            f"the stored composed agent {name!r} is not restored: {problems[name]}; it "
+            "stays in the store — give the server what it names and restart, or define "
+            f"that name again (POST /api/agents), which replaces it"
+        )
+        _log.warning("%s", detail)
+        persistence.unrestored_agents[name] = detail
+        orch._runtime.bus.emit(AgentNotRestored, agent=name, detail=detail)
+    return restored
 
 
 # Characters YAML does not take as they are inside a double-quoted scalar: line breaks
@@ -387,6 +457,13 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
                 error_class="protected_agent",
             )
 
+    async def saved() -> None:
+        # Acknowledged means committed (SPEC §12): the orchestrator's writer saves the
+        # definition in the batch of its agent.* event, published just now.
+        persistence = orch.persistence
+        if persistence is not None:
+            await persistence.wait_committed(orch._runtime.bus.published)
+
     def define(composed: Composed) -> AgentDefinition:
         try:
             return orch.agents.define(composed.agent, source="composed", mapping=composed.mapping)
@@ -413,6 +490,7 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
         if name in orch.agents:  # defined by someone else while this one was built
             raise _exists([name], single=True)
         definition = define(composed)
+        await saved()
         return json_response(
             agent_out(definition, composed), 201, {"Location": f"/api/agents/{name}"}
         )
@@ -443,6 +521,7 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
             definition = orch.agents.update(composed.agent, mapping=composed.mapping)
         except _NOT_SPAWNABLE as exc:
             raise _unspawnable(exc) from None
+        await saved()
         return json_response(agent_out(definition, composed))
 
     @api.route(
@@ -454,9 +533,10 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
         errors=(403, 404),
         tags=("agents",),
     )
-    async def delete_agent(name: str) -> Response:  # noqa: ASYNC124 - Quart would run a sync view in a thread
+    async def delete_agent(name: str) -> Response:
         protected(orch.agents.get(name), "deleted")
         definition = orch.agents.remove(name)
+        await saved()
         return json_response(agent_out(definition, None))
 
     @api.route(
@@ -516,6 +596,7 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
             for definition in done:
                 orch.agents.remove(definition.name)
             raise
+        await saved()
         return json_response(
             {
                 "agents": [agent_out(d, composed[d.name]) for d in done],

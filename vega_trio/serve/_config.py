@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from typing import Any
 
 import attrs
@@ -53,6 +54,21 @@ def _check_port(instance: Any, attribute: attrs.Attribute[int], value: int) -> N
 def _check_positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, int | float) or value <= 0:
         raise ValueError(f"ServeConfig.{attribute.name} must be positive, got {value!r}")
+
+
+def _check_retention(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"ServeConfig.retention_days must be a positive number of days or None (keep "
+            f"everything), got {value!r}"
+        )
 
 
 def _check_origins(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
@@ -111,6 +127,13 @@ class ServeConfig:
             :func:`~vega_trio.observability.tracing_from_env`); ``True`` always
             instruments (with the environment's exporters, else the application's
             global tracer provider); ``False`` never.
+        retention_days: with a store, delete events, finished runs (with their
+            steps), finished processes and cost rows older than this many days: a
+            first pass in the background as the server starts, then every hour, in
+            bounded transactions so the server's own writes go between them (see
+            docs/persistence.md).
+            ``None`` (default): keep everything. Conversations, composed agents and
+            small state are never pruned.
     """
 
     host: str = "127.0.0.1"
@@ -130,6 +153,7 @@ class ServeConfig:
     ws_send_buffer: int = attrs.field(default=64, validator=_check_positive)
     max_finished_runs: int = attrs.field(default=1000, validator=_check_positive)
     otel: bool | None = None
+    retention_days: float | None = attrs.field(default=None, validator=_check_retention)
 
     def __attrs_post_init__(self) -> None:
         if self.token is not None and not self.token.strip():

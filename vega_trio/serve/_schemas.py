@@ -269,6 +269,12 @@ SCHEMAS: dict[str, Any] = {
                         "description": "why it is degraded (writes are being retried)",
                     },
                     "pending_writes": {"type": "integer", "minimum": 0},
+                    "agents_not_restored": {
+                        "type": "array",
+                        "items": _object({"name": _STRING, "detail": _STRING}),
+                        "description": "stored composed agents that no longer validate "
+                        "(kept in the store; defining the name again replaces them)",
+                    },
                 },
                 description="with a store (vega-trio serve --db)",
             ),

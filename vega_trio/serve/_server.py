@@ -15,7 +15,9 @@ from ..dsl._interpreter import Runner
 from ..observability import Tracing, instrument, metrics_collector, tracing_from_env
 from ..observability._tracing import OTEL_EXTRA_HINT
 from ..orchestrator import Orchestrator
+from ..store._open import RETENTION_INTERVAL, prune_loop
 from ._app import create_app
+from ._compose import restore_agents
 from ._config import ServeConfig
 from ._state import ServerState
 
@@ -89,6 +91,14 @@ async def serve(
         # Runs left `running` by a previous process that died are interrupted: marked so
         # (with an event) before anyone can ask, and resumable over the API.
         await runner.mark_interrupted()
+    if orch.persistence is not None:
+        # Composed agents saved by a previous process are defined again before anyone
+        # can ask for them (after the document's agents: a name there wins).
+        await restore_agents(
+            orch,
+            settings=runner.document.settings if runner is not None else None,
+            base_dir=runner.base_dir if runner is not None else None,
+        )
     # NOTE: attached now, so /metrics counts everything from the server's start.
     metrics_collector(orch)
     tracing = _start_tracing(orch, config, tracer_provider)
@@ -97,6 +107,26 @@ async def serve(
     finally:
         if tracing is not None:
             await _stop_tracing(orch, tracing)
+
+
+def _start_retention(orch: Orchestrator, config: ServeConfig, nursery: trio.Nursery) -> None:
+    """Prune the store as ``config.retention_days`` says, in the background for as long
+    as the server runs (the first pass at once: it never holds the start)."""
+    if config.retention_days is None:
+        return
+    if orch.persistence is None:
+        _log.warning(
+            "ServeConfig(retention_days=%g) but the orchestrator has no store: nothing "
+            "is kept, so nothing is pruned",
+            config.retention_days,
+        )
+        return
+    _log.info(
+        "store retention: rows older than %g days are deleted now and every %g s",
+        config.retention_days,
+        RETENTION_INTERVAL,
+    )
+    nursery.start_soon(prune_loop, orch.persistence.store, config.retention_days)
 
 
 def _start_tracing(orch: Orchestrator, config: ServeConfig, provider: Any) -> Tracing | None:
@@ -192,6 +222,7 @@ async def _serve(
     async with trio.open_nursery() as nursery:
         state.nursery = nursery
         urls: list[str] = await nursery.start(run_http, nursery.cancel_scope)
+        _start_retention(orch, config, nursery)
         state.ports = frozenset(p for p in (urlsplit(u).port for u in urls) if p is not None)
         _log.info("vega-trio serve listening on %s", ", ".join(urls))
         task_status.started(urls)

@@ -36,6 +36,7 @@ import trio
 from .._errors import StoreClosed, StoreError, StoreOpenError
 from .._redact import redact, register_url_secret
 from . import _codec as codec
+from . import _writer
 from ._migrations import LATEST, SCHEMA_VERSION_TABLE, TABLES, pending, statements
 from ._protocol import (
     AgentRecord,
@@ -698,27 +699,55 @@ class PostgresStore:
         return await self._read(query)
 
     async def prune(self, *, older_than: float) -> dict[str, int]:
-        def apply(cur: Conn) -> dict[str, int]:
-            old_runs = "SELECT id FROM runs WHERE status = ANY(%s) AND ended_at < %s"
-            finished = list(_FINISHED_RUNS)
+        limit = _writer.PRUNE_BATCH
+        finished = list(_FINISHED_RUNS)
+        old_runs = (
+            "SELECT id FROM runs WHERE status = ANY(%s) AND ended_at < %s ORDER BY id LIMIT %s"
+        )
+
+        def apply(cur: Conn) -> tuple[dict[str, int], int]:
+            # NOTE: bounded batches, each its own write (see PRUNE_BATCH); the steps of
+            # the runs deleted below first (the same runs: ORDER BY).
             deleted: dict[str, int] = {}
-            cur.execute("DELETE FROM events WHERE timestamp < %s", (older_than,))
+            cur.execute(
+                "DELETE FROM events WHERE seq IN "
+                "(SELECT seq FROM events WHERE timestamp < %s LIMIT %s)",
+                (older_than, limit),
+            )
             deleted["events"] = cur.rowcount
-            cur.execute(f"DELETE FROM steps WHERE run_id IN ({old_runs})", (finished, older_than))
+            cur.execute(
+                f"DELETE FROM steps WHERE run_id IN ({old_runs})", (finished, older_than, limit)
+            )
             deleted["steps"] = cur.rowcount
-            cur.execute(f"DELETE FROM runs WHERE id IN ({old_runs})", (finished, older_than))
+            cur.execute(f"DELETE FROM runs WHERE id IN ({old_runs})", (finished, older_than, limit))
             deleted["runs"] = cur.rowcount
             cur.execute(
-                "DELETE FROM processes WHERE ended_at IS NOT NULL AND ended_at < %s",
-                (older_than,),
+                "DELETE FROM processes WHERE id IN (SELECT id FROM processes "
+                "WHERE ended_at IS NOT NULL AND ended_at < %s LIMIT %s)",
+                (older_than, limit),
             )
             deleted["processes"] = cur.rowcount
-            cur.execute("DELETE FROM costs WHERE timestamp < %s", (older_than,))
+            cur.execute(
+                "DELETE FROM costs WHERE seq IN "
+                "(SELECT seq FROM costs WHERE timestamp < %s LIMIT %s)",
+                (older_than, limit),
+            )
             deleted["costs"] = cur.rowcount
-            cur.execute("DELETE FROM vega_commits WHERE committed_at < %s", (older_than,))
-            return deleted
+            cur.execute(
+                "DELETE FROM vega_commits WHERE token IN (SELECT token FROM vega_commits "
+                "WHERE committed_at < %s LIMIT %s)",
+                (older_than, limit),
+            )
+            return deleted, cur.rowcount
 
-        return await self._write(apply)
+        total: dict[str, int] = {}
+        while True:
+            batch, commits = await self._write(apply)
+            for table, count in batch.items():
+                total[table] = total.get(table, 0) + count
+            counts = [count for table, count in batch.items() if table != "steps"]
+            if all(count < limit for count in [*counts, commits]):
+                return total
 
     async def reset(self) -> dict[str, int]:
         def apply(cur: Conn) -> dict[str, int]:

@@ -21,6 +21,7 @@ import trio
 
 from .._errors import StoreClosed, StoreError, StoreOpenError
 from . import _codec as codec
+from . import _writer
 from ._migrations import APPLICATION_ID, LATEST, SCHEMA_VERSION_TABLE, TABLES, pending, statements
 from ._protocol import (
     AgentRecord,
@@ -539,36 +540,60 @@ class SQLiteStore:
 
     async def prune(self, *, older_than: float) -> dict[str, int]:
         finished = ", ".join(f"'{s}'" for s in _FINISHED_RUNS)
+        limit = _writer.PRUNE_BATCH
+        old_runs = (
+            f"SELECT id FROM runs WHERE status IN ({finished}) AND ended_at < ? ORDER BY id LIMIT ?"
+        )
 
         def apply(conn: sqlite3.Connection) -> dict[str, int]:
-            old_runs = f"SELECT id FROM runs WHERE status IN ({finished}) AND ended_at < ?"
-            deleted = {
+            # NOTE: the steps of the runs deleted below first (the same runs: ORDER BY).
+            return {
                 "events": conn.execute(
-                    "DELETE FROM events WHERE timestamp < ?", (older_than,)
+                    "DELETE FROM events WHERE seq IN "
+                    "(SELECT seq FROM events WHERE timestamp < ? LIMIT ?)",
+                    (older_than, limit),
                 ).rowcount,
                 "steps": conn.execute(
-                    f"DELETE FROM steps WHERE run_id IN ({old_runs})", (older_than,)
+                    f"DELETE FROM steps WHERE run_id IN ({old_runs})", (older_than, limit)
                 ).rowcount,
                 "runs": conn.execute(
-                    f"DELETE FROM runs WHERE id IN ({old_runs})", (older_than,)
+                    f"DELETE FROM runs WHERE id IN ({old_runs})", (older_than, limit)
                 ).rowcount,
                 "processes": conn.execute(
-                    "DELETE FROM processes WHERE ended_at IS NOT NULL AND ended_at < ?",
-                    (older_than,),
+                    "DELETE FROM processes WHERE id IN (SELECT id FROM processes "
+                    "WHERE ended_at IS NOT NULL AND ended_at < ? LIMIT ?)",
+                    (older_than, limit),
                 ).rowcount,
                 "costs": conn.execute(
-                    "DELETE FROM costs WHERE timestamp < ?", (older_than,)
+                    "DELETE FROM costs WHERE seq IN "
+                    "(SELECT seq FROM costs WHERE timestamp < ? LIMIT ?)",
+                    (older_than, limit),
                 ).rowcount,
             }
-            return deleted
 
-        return await self._write(apply)
+        return await _prune_in_batches(self._write, apply, limit)
 
     async def reset(self) -> dict[str, int]:
         def apply(conn: sqlite3.Connection) -> dict[str, int]:
             return {table: conn.execute(f"DELETE FROM {table}").rowcount for table in TABLES}
 
         return await self._write(apply)
+
+
+async def _prune_in_batches(
+    write: Callable[[Callable[[sqlite3.Connection], dict[str, int]]], Any],
+    apply: Callable[[sqlite3.Connection], dict[str, int]],
+    limit: int,
+) -> dict[str, int]:
+    """Run ``apply`` (one bounded batch of deletes, its own transaction) until a batch
+    deletes fewer than ``limit`` rows of every table; the rows deleted per table."""
+    total: dict[str, int] = {}
+    while True:
+        deleted: dict[str, int] = await write(apply)
+        for table, count in deleted.items():
+            total[table] = total.get(table, 0) + count
+        if all(count < limit for table, count in deleted.items() if table != "steps"):
+            return total
 
 
 # ---------------------------------------------------------------- opening

@@ -31,9 +31,14 @@ from .._errors import StoreClosed
 from .._redact import redact
 from ._protocol import StoreHealth
 
-__all__ = ["BatchRunner", "GroupCommitter", "Write"]
+__all__ = ["PRUNE_BATCH", "BatchRunner", "GroupCommitter", "Write"]
 
 log = logging.getLogger("vega_trio.store")
+
+PRUNE_BATCH = 5000
+"""The most rows of one table a retention transaction deletes. ``prune`` is a series of
+such writes, so the writes that arrive meanwhile (a chat turn's commit) are committed
+between them instead of waiting for one long delete of a large backlog."""
 
 C = TypeVar("C")
 """The engine's connection type."""
