@@ -45,6 +45,12 @@ COALESCE = 0.025
 client every tick carries everything since the last (a send costs far more than an
 event); an event after a quiet spell goes out at once."""
 
+PACE = 1.0
+"""After a tick's writes (the *round*: from the tick until the last reader is back), the
+next tick waits at least ``PACE`` times the round's length: with many clients the
+fan-out takes at most about half of the event loop, and the agents the rest (B9).
+Latency then grows with the number of clients instead of the runtime stalling."""
+
 
 def sse(event: str, data: Any, *, event_id: int | None = None) -> bytes:
     """One server-sent event, its data redacted (SPEC §11)."""
@@ -250,6 +256,7 @@ class EventLog:
         self._wake = trio.Event()
         self._leading = False
         self._last_tick = -math.inf
+        self._round_end = -math.inf  # when the latest reader came back from its write
         self._memo: dict[tuple[EventFilter, int], _Shared] = {}
         self._sink = self._append  # one bound method, so remove_sink finds it
 
@@ -310,6 +317,7 @@ class EventLog:
 
     async def _wait_past(self, position: int) -> None:
         """Until ``visible`` passes ``position`` (or the log closes)."""
+        self._round_end = trio.current_time()
         while self.visible <= position and not self.closed:
             if not self._leading and self.last > self.visible:
                 await self._lead()
@@ -324,8 +332,13 @@ class EventLog:
         # that is cancelled (its client left) hands over by waking the others.
         self._leading = True
         try:
-            delay = self._last_tick + COALESCE - trio.current_time()
-            if delay > 0:
+            while True:  # readers still writing move the round's end on
+                tick = self._last_tick
+                round_length = max(0.0, self._round_end - tick) if tick > -math.inf else 0.0
+                due = max(tick + COALESCE, self._round_end + round_length * PACE)
+                delay = due - trio.current_time()
+                if delay <= 0:
+                    break
                 await trio.sleep(delay)
             newest = self.last
             if not await self._gate(newest):
