@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -38,6 +37,7 @@ from ..dsl._model import WorkflowSpec
 from ..llm import marshal_messages
 from ..observability import health_status, render_metrics
 from ..runtime import Event, Lagged, Process
+from ..store import RunRecord, Store
 from ._compose import install_compose_routes
 from ._config import ServeConfig
 from ._fanout import COALESCE as _COALESCE  # noqa: F401 - the tests read it here
@@ -233,7 +233,40 @@ async def _stored_run(state: ServerState, run_id: str) -> dict[str, Any] | None:
     record = await store.get_run(run_id)
     if record is None:
         return None
-    steps = await store.load_steps(run_id)
+    return await _stored_run_dict(store, record)
+
+
+async def _runs_page(
+    state: ServerState, statuses: list[str] | None, limit: int, offset: int
+) -> dict[str, Any]:
+    """``GET /api/workflows/runs``: newest first; with a store every stored run (from
+    before a restart, pruned from memory), the ones still in memory as they are now."""
+    store = state.runner.store if state.runner is not None else None
+    if store is None:
+        live = [
+            r.to_dict()
+            for r in reversed(state.runs.values())
+            if statuses is None or r.status in statuses
+        ]
+        return {
+            "runs": live[offset : offset + limit],
+            "total": len(live),
+            "offset": offset,
+            "limit": limit,
+        }
+    page = await store.list_runs(status=statuses, limit=limit, offset=offset)
+    items = []
+    for record in page.items:
+        known = state.runs.get(record.id)
+        items.append(
+            known.to_dict() if known is not None else await _stored_run_dict(store, record)
+        )
+    return {"runs": items, "total": page.total, "offset": offset, "limit": limit}
+
+
+async def _stored_run_dict(store: Store, record: RunRecord) -> dict[str, Any]:
+    """A stored run (with its stored steps) in the JSON form of a live one."""
+    steps = await store.load_steps(record.id)
     return {
         "run_id": record.id,
         "workflow": record.workflow,
@@ -869,17 +902,16 @@ def create_app(state: ServerState) -> QuartTrio:
     @api.route(
         "GET",
         "/api/workflows/runs",
-        summary="The runs started on this server, paginated",
+        summary="Workflow runs, newest first, paginated",
+        description="With a store (`--db`), every stored run (also from before a restart); "
+        "the runs still in memory as they are now (live per-step progress).",
         params=(run_status, *pages.params),
         responses={200: Json(ref("RunPage"))},
         tags=("workflows",),
     )
-    async def list_runs() -> Response:  # noqa: ASYNC124
-        statuses = run_status.get()
-        runs = [
-            r.to_dict() for r in state.runs.values() if statuses is None or r.status in statuses
-        ]
-        return json_response(pages.page(runs, "runs"))
+    async def list_runs() -> Response:
+        page = await _runs_page(state, run_status.get(), pages.limit.get(), pages.offset.get())
+        return json_response(page)
 
     @api.route(
         "POST",

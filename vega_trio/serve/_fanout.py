@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +63,17 @@ class Entry:
     """One event of the log: its ids for filtering, and its JSON and SSE forms, made
     (and redacted) once, on first read, for every reader."""
 
-    __slots__ = ("_data", "_event", "_payload", "_sse", "agent", "process_id", "run_id", "seq", "type")
+    __slots__ = (
+        "_data",
+        "_event",
+        "_payload",
+        "_sse",
+        "agent",
+        "process_id",
+        "run_id",
+        "seq",
+        "type",
+    )
 
     def __init__(
         self,
@@ -414,7 +424,9 @@ class LogReader:
             self._older = (after, history_start - 1)
         self.position = start - 1
 
-    async def batches(self, orch: Orchestrator, heartbeat: float) -> AsyncIterator[Batch | None]:
+    async def batches(
+        self, orch: Orchestrator, heartbeat: float
+    ) -> AsyncGenerator[Batch | None, None]:
         """The reader's batches, in order, until the log closes; ``None`` after every
         quiet ``heartbeat`` seconds. Older events (``after``) come first.
 

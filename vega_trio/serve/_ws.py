@@ -275,7 +275,7 @@ class _Connection:
     ) -> None:
         # NOTE: the event's JSON comes from the shared log (encoded once for every
         # stream); only this subscription's envelope is made here.
-        prefix = '{"kind":"event","subscription":%s,"event":' % json.dumps(redact_data(sub_id))
+        prefix = '{"kind":"event","subscription":' + json.dumps(redact_data(sub_id)) + ',"event":'
         try:
             with stream.scope, self.state.read_events(after=after, **filters) as reader:
                 # NOTE: queued before any of its events, so the client knows from which
