@@ -372,6 +372,9 @@ class EventLog:
             position = start - 1
             self.dropped_total += missed
         end = self.visible
+        if position >= end:  # all it may read now had left the log: only the notice
+            reader.position = position
+            return Batch(missed, _NO_ENTRIES)
         reader.position = end
         key = (reader.filter, position)
         shared = self._memo.get(key)
