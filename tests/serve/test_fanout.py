@@ -290,3 +290,33 @@ def _stored(db: Path, seq: int) -> bool:
         return bool(list(conn.execute("SELECT seq FROM events WHERE seq = ?", (seq,))))
     finally:
         conn.close()
+
+
+async def test_an_event_after_a_quiet_spell_goes_out_at_once_even_after_heartbeats(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Only writes pace the ticks: after heartbeats and a new client, an event after a
+    quiet spell still goes out at once (no wait as long as the quiet spell)."""
+    from vega_trio.serve._app import _event_stream
+
+    async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
+        state = ServerState(orch, ServeConfig())
+        stream = _event_stream(state, None, None, None, None, None)
+        assert await stream.__anext__() == b": connected\n\n"
+        orch.events.emit(ProcessStarted, process_id="p0")
+        assert b"p0" in await stream.__anext__()
+        assert await stream.__anext__() == b": heartbeat\n\n"  # 15 s later
+        late = _event_stream(state, None, None, None, None, None)
+        assert await late.__anext__() == b": connected\n\n"
+
+        async def emit_soon() -> None:
+            await trio.sleep(1)
+            orch.events.emit(ProcessStarted, process_id="p1")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(emit_soon)
+            started = trio.current_time()
+            assert b"p1" in await stream.__anext__()
+        assert trio.current_time() - started == pytest.approx(1)
+        await late.aclose()
+        await stream.aclose()

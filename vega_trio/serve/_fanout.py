@@ -325,9 +325,12 @@ class EventLog:
             if not self.readers:
                 self._detach()
 
-    async def _wait_past(self, position: int) -> None:
-        """Until ``visible`` passes ``position`` (or the log closes)."""
-        self._round_end = trio.current_time()
+    async def _wait_past(self, position: int, *, wrote: bool = False) -> None:
+        """Until ``visible`` passes ``position`` (or the log closes); ``wrote``: the
+        reader comes back from writing what the latest tick gave it (only that moves the
+        round's end: a heartbeat or a new client is not a write)."""
+        if wrote and position == self.visible:
+            self._round_end = trio.current_time()
         while self.visible <= position and not self.closed:
             if not self._leading and self.last > self.visible:
                 await self._lead()
@@ -464,9 +467,11 @@ class LogReader:
             if not await log._gate(history[-1].seq):
                 return
             yield Batch(0, _Shared(history))  # noqa: ASYNC119
+        wrote = False
         while not log.closed:
             with trio.move_on_after(heartbeat) as timer:
-                await log._wait_past(self.position)
+                await log._wait_past(self.position, wrote=wrote)
+            wrote = False
             if log.closed:
                 return
             if timer.cancelled_caught:
@@ -475,3 +480,4 @@ class LogReader:
             batch = log._take(self)
             if batch.missed or batch.entries:
                 yield batch  # noqa: ASYNC119
+                wrote = True
