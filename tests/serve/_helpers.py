@@ -145,3 +145,16 @@ def leaving_a_stream_early() -> Iterator[None]:
         )
         yield
         gc.collect()
+
+
+def event_log_of(orch: Orchestrator) -> Any:
+    """The running server's event log: its sink on the bus (while it has readers)."""
+    from vega_trio.serve._fanout import EventLog
+
+    logs = [
+        getattr(sink, "__self__", None)
+        for sink in orch.events._sinks
+        if isinstance(getattr(sink, "__self__", None), EventLog)
+    ]
+    assert len(logs) == 1, f"expected one event log attached to the bus, found {len(logs)}"
+    return logs[0]

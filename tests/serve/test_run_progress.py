@@ -229,18 +229,19 @@ async def test_a_cancelled_run_resumes_over_the_api(store: Store) -> None:
 
 
 async def test_finished_runs_beyond_the_bound_are_dropped_from_memory(store: Store) -> None:
-    """With max_finished_runs=2 the server lists only the last two finished runs; an
-    older one is still served from the store; without a store it is 404."""
+    """With max_finished_runs=2 and no store the server lists only the last two finished
+    runs (newest first) and an older one is 404; with a store every run is listed and
+    served from it."""
     model = Model()
     async with served(model, max_finished_runs=2) as (runner, srv):
         ids = [(await start(srv, runner, topic=str(n), parts=[]))[0] for n in range(4)]
         listed = (await srv.client.get("/api/workflows/runs")).json()["runs"]
-        assert [r["run_id"] for r in listed][-2:] == ids[2:]
-        assert len(listed) == 2
+        assert [r["run_id"] for r in listed] == ids[:1:-1]
         assert (await srv.client.get(f"/api/workflows/runs/{ids[0]}")).status_code == 404
     async with served(model, store, max_finished_runs=1) as (runner, srv):
         ids = [(await start(srv, runner, topic=str(n), parts=[]))[0] for n in range(3)]
-        assert len((await srv.client.get("/api/workflows/runs")).json()["runs"]) == 1
+        listed = (await srv.client.get("/api/workflows/runs")).json()["runs"]
+        assert [r["run_id"] for r in listed] == ids[::-1]
         old = await srv.client.get(f"/api/workflows/runs/{ids[0]}")
         assert old.status_code == 200
         body = old.json()
@@ -283,3 +284,28 @@ async def test_a_server_started_on_a_store_marks_dead_runs_interrupted(store: St
             with trio.fail_after(10):
                 await done.receive()
     assert model.sent().count("find Go") == 1
+
+
+async def test_the_runs_list_reads_the_store_newest_first_paginated_by_status(
+    store: Store,
+) -> None:
+    """With a store, GET /api/workflows/runs lists every stored run (also those of a
+    server before a restart) newest first, paginated, filtered by ?status=."""
+    model = Model()
+    model.failing.add("end researcher: find 1")
+    async with served(model, store) as (runner, srv):
+        ids = [await start(srv, runner, topic=str(n), parts=[]) for n in range(3)]
+    assert [status for _, status in ids] == ["completed", "failed", "completed"]
+    async with served(model, store) as (runner, srv):  # a new server: nothing in memory
+        later, _ = await start(srv, runner, topic="3", parts=[])
+        newest_first = [later, *(run_id for run_id, _ in reversed(ids))]
+        listed = (await srv.client.get("/api/workflows/runs")).json()
+        assert [r["run_id"] for r in listed["runs"]] == newest_first
+        assert listed["total"] == 4
+        assert listed["runs"][1]["steps"][0]["path"] == "main.steps[0]"  # a stored one
+        page = (await srv.client.get("/api/workflows/runs?limit=2&offset=1")).json()
+        assert [r["run_id"] for r in page["runs"]] == newest_first[1:3]
+        assert (page["total"], page["offset"], page["limit"]) == (4, 1, 2)
+        failed = (await srv.client.get("/api/workflows/runs?status=failed")).json()
+        assert [(r["run_id"], r["status"]) for r in failed["runs"]] == [(ids[1][0], "failed")]
+        assert failed["total"] == 1

@@ -94,36 +94,37 @@ async def test_events_heartbeat_every_15_seconds_of_virtual_time(
 
 
 async def test_a_slow_events_client_gets_a_lagged_event_and_the_runtime_never_blocks() -> None:
-    """Past its buffer a client loses events, counted and reported as one `lagged` event."""
+    """A client that falls behind the shared event log loses its oldest events, counted and
+    reported as one `lagged` event before the ones the log still holds."""
     async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
         state = ServerState(orch, ServeConfig(event_buffer=3))
         stream = _event_stream(state, "process.started", None, None, None, None)
         await stream.__anext__()  # connected: subscribed from here on
         for i in range(5):
             orch.events.emit(ProcessStarted, process_id=f"p{i}", agent="x")
-        # What is buffered goes out in one write: the notice, then the kept events.
+        # What is pending goes out in one write: the notice, then the kept events.
         texts = [part for part in (await stream.__anext__()).split(b"\n\n") if part]
         assert len(texts) == 4
         assert texts[0].startswith(b"event: lagged\n") and b'"missed":2' in texts[0]
-        for i, text in enumerate(texts[1:]):  # the first three were kept, in order
+        for i, text in enumerate(texts[1:], start=2):  # the log kept the latest three
             assert text.startswith(b"id: ") and b'"process_id":"p%d"' % i in text
         await stream.aclose()
-        assert state.subscriptions == set()
+        assert not state.event_log.readers and not orch.events._sinks
 
 
 async def test_events_are_encoded_once_for_every_client(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many /api/events clients: each event is encoded (and redacted) once, and what is
     buffered for a client goes out in one write (B9's fan-out)."""
-    import vega_trio.serve._app as app_module
+    from vega_trio.serve._fanout import Entry
 
     encoded: list[str] = []
-    real = app_module._sse
+    real = Entry._dict
 
-    def counting(event: str, data: Any, **options: Any) -> bytes:
-        encoded.append(event)
-        return real(event, data, **options)
+    def counting(self: Entry) -> dict[str, Any]:
+        encoded.append(self.type)
+        return real(self)
 
-    monkeypatch.setattr(app_module, "_sse", counting)
+    monkeypatch.setattr(Entry, "_dict", counting)
     async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
         state = ServerState(orch, ServeConfig())
         streams = [

@@ -24,7 +24,13 @@ from vega_trio.events import ProcessStarted
 from vega_trio.serve import ServeConfig
 from vega_trio.testing import ScriptedLLM, Step
 
-from ._helpers import Running, collect_events, orchestrator_with_assistant, running_server
+from ._helpers import (
+    Running,
+    collect_events,
+    event_log_of,
+    orchestrator_with_assistant,
+    running_server,
+)
 
 TOKEN = "ws-token-for-tests-0123456789abcdef"
 
@@ -104,7 +110,7 @@ def _started(messages: list[dict[str, Any]], sub: str) -> list[str]:
 
 async def test_subscriptions_filter_per_id_and_unsubscribe_stops_one() -> None:
     """Two subscriptions with their own filters get their own events, tagged with their
-    id; after `unsubscribed` no event of that one comes, and its bus subscription is gone."""
+    id; after `unsubscribed` no event of that one comes, and its reader is gone."""
     async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
         baseline = orch.events.subscriber_count
         async with open_ws(srv) as ws:
@@ -112,7 +118,8 @@ async def test_subscriptions_filter_per_id_and_unsubscribe_stops_one() -> None:
             assert await request(ws, sub_a) == {"kind": "subscribed", "id": "a"}
             all_started = {"op": "subscribe", "id": 2, "types": ["process.started"]}
             assert await request(ws, all_started) == {"kind": "subscribed", "id": 2}
-            assert orch.events.subscriber_count == baseline + 2
+            log = event_log_of(orch)  # the server's one consumer of the bus
+            assert len(log.readers) == 2 and orch.events.subscriber_count == baseline
             await orch.spawn(Agent(name="b"))
             proc = await orch.spawn(Agent(name="a"))
             got: list[dict[str, Any]] = []
@@ -126,13 +133,13 @@ async def test_subscriptions_filter_per_id_and_unsubscribe_stops_one() -> None:
 
             answer = await request(ws, {"op": "unsubscribe", "id": "a"})
             assert answer == {"kind": "unsubscribed", "id": "a"}
-            assert orch.events.subscriber_count == baseline + 1
+            assert len(log.readers) == 1
             await orch.spawn(Agent(name="a"))
             after = await until(ws, lambda m: m.get("subscription") == 2)
             assert [m["subscription"] for m in after if m["kind"] == "event"] == [2]
             assert await request(ws, {"op": "ping", "id": "p"}) == {"kind": "pong", "id": "p"}
         with trio.fail_after(10):
-            while orch.events.subscriber_count > baseline:  # noqa: ASYNC110 - the server's side
+            while log.readers or orch.events._sinks:  # noqa: ASYNC110 - the server's side
                 await trio.sleep(0.01)
 
 
@@ -158,7 +165,8 @@ async def test_after_replays_the_kept_events_then_goes_on_live() -> None:
 
 
 async def test_each_subscription_gets_its_own_lagged_notice() -> None:
-    """Past the event buffer a subscription loses events and is told how many, by id."""
+    """A subscription behind the event log loses its oldest events and is told how many,
+    by id."""
     config = ServeConfig(port=0, event_buffer=3)
     async with orchestrator_with_assistant() as orch, running_server(orch, config) as srv:
         async with open_ws(srv) as ws:
@@ -171,7 +179,7 @@ async def test_each_subscription_gets_its_own_lagged_notice() -> None:
         for sub in ("x", "y"):
             mine = [m for m in got if m.get("subscription") == sub]
             assert mine[0] == {"kind": "lagged", "subscription": sub, "missed": 2}
-            assert [m["event"]["process_id"] for m in mine[1:]] == ["p0", "p1", "p2"]
+            assert [m["event"]["process_id"] for m in mine[1:]] == ["p2", "p3", "p4"]
 
 
 async def test_a_client_that_stops_reading_never_blocks_the_runtime() -> None:
@@ -182,13 +190,11 @@ async def test_a_client_that_stops_reading_never_blocks_the_runtime() -> None:
         async with open_ws(srv, message_queue_size=1) as ws:
             subscribe = {"op": "subscribe", "id": "s", "types": ["process.started"]}
             assert (await request(ws, subscribe))["kind"] == "subscribed"
-            (subscription,) = [
-                s for s in orch.events._subscribers if s._max_buffer == config.event_buffer
-            ]
+            log = event_log_of(orch)
             payload = "a word " * 3000
             emitted = 0
             with trio.fail_after(60):
-                while subscription.dropped_total == 0:  # TCP buffers, outbox, then drops
+                while log.dropped_total == 0:  # TCP buffers, outbox, then drops
                     orch.events.emit(ProcessStarted, process_id=f"p{emitted}", agent=payload)
                     emitted += 1
                     await trio.lowlevel.checkpoint()
@@ -208,7 +214,7 @@ async def test_a_client_that_stops_reading_never_blocks_the_runtime() -> None:
                         received += 1
                         if message["event"]["process_id"] == "last":
                             break
-            assert missed >= subscription.dropped_total > 0
+            assert missed >= log.dropped_total > 0
             assert received + missed == emitted
 
 
@@ -500,7 +506,7 @@ async def test_many_websocket_clients_that_vanish_leave_no_subscription() -> Non
             async with trio.open_nursery() as nursery:
                 for i in range(200):
                     nursery.start_soon(client, i)
-            while orch.events.subscriber_count > baseline:  # noqa: ASYNC110 - the server's side
+            while orch.events._sinks or orch.events.subscriber_count > baseline:  # noqa: ASYNC110 - the server's side
                 await trio.sleep(0.01)
             for i in range(0, 200, 10):
                 url = f"/api/agents/assistant:{i}/chat"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -38,8 +37,11 @@ from ..dsl._model import WorkflowSpec
 from ..llm import marshal_messages
 from ..observability import health_status, render_metrics
 from ..runtime import Event, Lagged, Process
+from ..store import RunRecord, Store
 from ._compose import install_compose_routes
 from ._config import ServeConfig
+from ._fanout import COALESCE as _COALESCE  # noqa: F401 - the tests read it here
+from ._fanout import sse as _sse
 from ._openapi import (
     EventStream,
     IntHeader,
@@ -55,11 +57,9 @@ from ._openapi import (
     reject_field,
 )
 from ._persist import (
-    committed,
     cost_report,
     process_from_store,
     processes_page,
-    replay_from_store,
     stored_conversation,
 )
 from ._problems import failure_of
@@ -183,12 +183,6 @@ def definition_dict(definition: AgentDefinition, live: list[Process]) -> dict[st
     }
 
 
-def _sse(event: str, data: Mapping[str, Any], *, event_id: int | None = None) -> bytes:
-    payload = json.dumps(redact_data(dict(data)), ensure_ascii=False, separators=(",", ":"))
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {payload}\n\n".encode()
-
-
 _JSON_TYPES = {
     "string": "string",
     "integer": "integer",
@@ -239,7 +233,40 @@ async def _stored_run(state: ServerState, run_id: str) -> dict[str, Any] | None:
     record = await store.get_run(run_id)
     if record is None:
         return None
-    steps = await store.load_steps(run_id)
+    return await _stored_run_dict(store, record)
+
+
+async def _runs_page(
+    state: ServerState, statuses: list[str] | None, limit: int, offset: int
+) -> dict[str, Any]:
+    """``GET /api/workflows/runs``: newest first; with a store every stored run (from
+    before a restart, pruned from memory), the ones still in memory as they are now."""
+    store = state.runner.store if state.runner is not None else None
+    if store is None:
+        live = [
+            r.to_dict()
+            for r in reversed(state.runs.values())
+            if statuses is None or r.status in statuses
+        ]
+        return {
+            "runs": live[offset : offset + limit],
+            "total": len(live),
+            "offset": offset,
+            "limit": limit,
+        }
+    page = await store.list_runs(status=statuses, limit=limit, offset=offset)
+    items = []
+    for record in page.items:
+        known = state.runs.get(record.id)
+        items.append(
+            known.to_dict() if known is not None else await _stored_run_dict(store, record)
+        )
+    return {"runs": items, "total": page.total, "offset": offset, "limit": limit}
+
+
+async def _stored_run_dict(store: Store, record: RunRecord) -> dict[str, Any]:
+    """A stored run (with its stored steps) in the JSON form of a live one."""
+    steps = await store.load_steps(record.id)
     return {
         "run_id": record.id,
         "workflow": record.workflow,
@@ -875,17 +902,16 @@ def create_app(state: ServerState) -> QuartTrio:
     @api.route(
         "GET",
         "/api/workflows/runs",
-        summary="The runs started on this server, paginated",
+        summary="Workflow runs, newest first, paginated",
+        description="With a store (`--db`), every stored run (also from before a restart); "
+        "the runs still in memory as they are now (live per-step progress).",
         params=(run_status, *pages.params),
         responses={200: Json(ref("RunPage"))},
         tags=("workflows",),
     )
-    async def list_runs() -> Response:  # noqa: ASYNC124
-        statuses = run_status.get()
-        runs = [
-            r.to_dict() for r in state.runs.values() if statuses is None or r.status in statuses
-        ]
-        return json_response(pages.page(runs, "runs"))
+    async def list_runs() -> Response:
+        page = await _runs_page(state, run_status.get(), pages.limit.get(), pages.offset.get())
+        return json_response(page)
 
     @api.route(
         "POST",
@@ -997,32 +1023,9 @@ def create_app(state: ServerState) -> QuartTrio:
     return app
 
 
-_MAX_BATCH = 1024
-"""The most events one ``/api/events`` write carries."""
-_COALESCE = 0.025
-"""The least time (seconds) between two writes to one ``/api/events`` client."""
-_ENCODED_KEPT = 4096
-
-
-def _event_sse(state: ServerState, item: Event | Lagged) -> bytes:
-    """An event as SSE bytes, encoded (and redacted) once for every client: the
-    server keeps the latest encodings by sequence number."""
-    if isinstance(item, Lagged):
-        return _sse("lagged", item.to_dict())
-    cache = state.encoded_events
-    data = cache.get(item.seq) if item.seq is not None else None
-    if data is None:
-        data = _sse(item.type, item.to_dict(), event_id=item.seq)
-        if item.seq is not None:
-            cache[item.seq] = data
-            if len(cache) > _ENCODED_KEPT:
-                del cache[next(iter(cache))]  # the oldest encoding
-    return data
-
-
 async def _event_stream(
     state: ServerState,
-    types: list[str] | None,
+    types: list[str] | str | None,
     agents: list[str] | None,
     processes: list[str] | None,
     runs: list[str] | None,
@@ -1030,50 +1033,20 @@ async def _event_stream(
 ) -> AsyncIterator[bytes]:
     """``/api/events``: ``id:`` is the event's sequence number; ``: heartbeat`` after
     every quiet ``heartbeat_interval``; a ``lagged`` event when this client fell behind;
-    a final ``shutdown`` event when the server stops.
+    a final ``shutdown`` event when the server stops. Events come from the server's
+    shared event log (``_fanout.py``): one write per tick carries all of this client's.
 
     NOTE (ASYNC119): Quart closes a streamed body's iterator (``aclose``) when the
-    response ends or the client leaves, so the subscription's ``with`` always exits."""
-    with state.subscribe(
-        types=types, agents=agents, processes=processes, runs=runs, after=after
-    ) as subscription:
+    response ends or the client leaves, so the reader's ``with`` always exits."""
+    with state.read_events(
+        types=[types] if isinstance(types, str) else types,
+        agents=agents,
+        processes=processes,
+        runs=runs,
+        after=after,
+    ) as reader:
         yield b": connected\n\n"  # noqa: ASYNC119
-        # Events older than the bus's history come from the store (across restarts).
-        async for seq, kind, data in replay_from_store(
-            state.orch,
-            subscription,
-            after,
-            types=types,
-            agents=agents,
-            processes=processes,
-            runs=runs,
-        ):
-            yield _sse(kind, data, event_id=seq)  # noqa: ASYNC119
-        last_write = -math.inf
-        while True:
-            item: Any = None
-            with trio.move_on_after(state.config.heartbeat_interval):
-                try:
-                    item = await subscription.receive()
-                except trio.EndOfChannel:
-                    break
-            if item is None:
-                yield b": heartbeat\n\n"  # noqa: ASYNC119
-                continue
-            # NOTE: at most one write per client every _COALESCE seconds, carrying
-            # everything buffered by then: a send costs far more than an event, so
-            # under load one send carries many events (B9). An event after a quiet
-            # spell goes out at once.
-            wait = last_write + _COALESCE - trio.current_time()
-            if wait > 0:
-                await trio.sleep(wait)
-            batch = [item]
-            while len(batch) < _MAX_BATCH and (more := subscription.receive_nowait()) is not None:
-                batch.append(more)
-            # An id is an acknowledgement: sent only once the event is committed.
-            newest = max((e.seq for e in batch if isinstance(e, Event)), default=0)
-            if newest and not await committed(state, newest):
-                break
-            yield b"".join(_event_sse(state, e) for e in batch)  # noqa: ASYNC119
-            last_write = trio.current_time()
+        async with aclosing(reader.batches(state.orch, state.config.heartbeat_interval)) as batches:
+            async for batch in batches:
+                yield b": heartbeat\n\n" if batch is None else batch.sse()  # noqa: ASYNC119
     yield _sse("shutdown", {"type": "shutdown", "reason": "the server is shutting down"})

@@ -103,8 +103,9 @@ class ServeConfig:
             forwards); the check defeats DNS rebinding.
         max_body_bytes: larger request bodies are refused with 413.
         heartbeat_interval: seconds between ``: heartbeat`` comments on SSE streams.
-        event_buffer: events held for one ``/api/events`` client before newer ones are
-            dropped for it (it then gets a ``lagged`` event saying how many).
+        event_buffer: the latest events the server keeps in its one event log, shared by
+            every ``/api/events`` client and ``/api/ws`` subscription; a client further
+            behind loses its oldest ones (it then gets a ``lagged`` event saying how many).
         graceful_timeout: seconds open connections get to finish after shutdown begins
             (streams end at once with a final event; this bounds everything else).
         page_size: the default page size of paginated lists (``?limit=`` up to
@@ -145,7 +146,7 @@ class ServeConfig:
     allowed_hosts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     max_body_bytes: int = attrs.field(default=1_000_000, validator=_check_positive)
     heartbeat_interval: float = attrs.field(default=15.0, validator=_check_positive)
-    event_buffer: int = attrs.field(default=1000, validator=_check_positive)
+    event_buffer: int = attrs.field(default=10_000, validator=_check_positive)
     graceful_timeout: float = attrs.field(default=5.0, validator=_check_positive)
     page_size: int = attrs.field(default=100, validator=_check_positive)
     max_page_size: int = attrs.field(default=1000, validator=_check_positive)

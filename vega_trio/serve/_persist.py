@@ -12,14 +12,13 @@ history sink (``vega_trio._persist.SessionHistory``).
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
 import trio
 
 from .._persist import Persistence
 from ..orchestrator import Orchestrator
-from ..runtime import Subscription
 from ..store import ProcessRecord, Store
 from ._state import ServerState
 
@@ -30,7 +29,7 @@ __all__ = [
     "process_from_store",
     "processes_page",
     "record_dict",
-    "replay_from_store",
+    "replay_range",
     "stored_conversation",
 ]
 
@@ -186,9 +185,9 @@ async def committed(state: ServerState, seq: int) -> bool:
 
 def _matches(
     data: Any,
-    agents: Sequence[str] | None,
-    processes: Sequence[str] | None,
-    runs: Sequence[str] | None,
+    agents: Collection[str] | None,
+    processes: Collection[str] | None,
+    runs: Collection[str] | None,
 ) -> bool:
     return (
         (agents is None or data.get("agent") in agents)
@@ -197,28 +196,24 @@ def _matches(
     )
 
 
-async def replay_from_store(
+async def replay_range(
     orch: Orchestrator,
-    subscription: Subscription,
-    after: int | None,
+    after: int,
+    last: int,
     *,
     types: Sequence[str] | None,
-    agents: Sequence[str] | None,
-    processes: Sequence[str] | None,
-    runs: Sequence[str] | None,
+    agents: Collection[str] | None,
+    processes: Collection[str] | None,
+    runs: Collection[str] | None,
 ) -> AsyncIterator[tuple[int, str, dict[str, Any]]]:
-    """The events after ``after`` that left the bus's history before ``subscription``
-    started, read from the store: ``(seq, type, data)``, in order. The
-    subscription's :class:`~vega_trio.runtime.Lagged` notice for them is taken
-    off (the client gets the events instead). Nothing without a store, or when the
-    history covers ``after``."""
-    start = subscription.history_start
+    """The stored events ``after < seq <= last`` that pass the filters, read from the
+    store page by page once ``last`` is committed: ``(seq, type, data)``, in order (the
+    events a resuming stream needs that are older than the server's event log and the
+    bus's history). Nothing without a store."""
     found = _store(orch)
-    if found is None or after is None or start is None or after >= start - 1:
+    if found is None or after >= last:
         return
     store, persistence = found
-    subscription.receive_nowait()  # the Lagged notice for exactly these events
-    last = start - 1
     await persistence.wait_committed(last)
     cursor = after
     while cursor < last:

@@ -14,8 +14,8 @@ import trio
 from ..agent._events import ChatEvent, DoneEvent, ErrorEvent
 from ..dsl._events import WorkflowStepStatus
 from ..orchestrator import Orchestrator
-from ..runtime import Subscription
 from ._config import ServeConfig
+from ._fanout import EventFilter, EventLog, LogReader
 
 if TYPE_CHECKING:
     from ..dsl._interpreter import Runner
@@ -209,15 +209,28 @@ class ServerState:
     shutdown_deadline: float = math.inf
     """When (``trio.current_time()``) the replies still running are cancelled: set
     by :meth:`begin_shutdown` to ``config.graceful_timeout`` from then."""
-    subscriptions: set[Subscription] = attrs.field(factory=set)
     runs: dict[str, WorkflowRun] = attrs.field(factory=dict)
     """Runs by id, oldest first; finished ones beyond ``config.max_finished_runs`` are
     dropped (:meth:`prune_runs`)."""
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     """Set when shutdown begins (what a WebSocket connection waits on to say goodbye)."""
 
+    event_log: EventLog = attrs.field(init=False)
+    """The server's one consumer of the bus: every ``/api/events`` client and
+    ``/api/ws`` subscription reads its events from it (see :mod:`._fanout`)."""
+
+    def __attrs_post_init__(self) -> None:
+        self.event_log = EventLog(
+            lambda: self.orch.events, self.config.event_buffer, self._committed
+        )
+
+    async def _committed(self, seq: int) -> bool:
+        from ._persist import committed  # it reads this module's ServerState
+
+        return await committed(self, seq)
+
     @contextmanager
-    def subscribe(
+    def read_events(
         self,
         *,
         types: Collection[str] | None = None,
@@ -225,25 +238,12 @@ class ServerState:
         processes: Collection[str] | None = None,
         runs: Collection[str] | None = None,
         after: int | None = None,
-    ) -> Iterator[Subscription]:
-        """An event stream's subscription (``/api/events``, a WebSocket subscription):
-        bounded by ``config.event_buffer`` (overflow becomes a ``Lagged``), closed by
-        :meth:`begin_shutdown` (already closed when the server is closing)."""
-        with self.orch.subscribe(
-            max_buffer=self.config.event_buffer,
-            types=types,
-            agents=agents,
-            processes=processes,
-            runs=runs,
-            after=after,
-        ) as subscription:
-            self.subscriptions.add(subscription)
-            try:
-                if self.closing:
-                    subscription.close()
-                yield subscription
-            finally:
-                self.subscriptions.discard(subscription)
+    ) -> Iterator[LogReader]:
+        """An event stream's reader of :attr:`event_log` (``/api/events``, a WebSocket
+        subscription): its filters, live from now or from after ``after``; it ends when
+        :meth:`begin_shutdown` closes the log."""
+        with self.event_log.reader(EventFilter.of(types, agents, processes, runs), after) as reader:
+            yield reader
 
     def add_run(self, record: WorkflowRun) -> None:
         """Keep ``record`` (a resumed run replaces its earlier record, and moves last)."""
@@ -258,12 +258,8 @@ class ServerState:
         for run_id in finished[: max(0, len(finished) - self.config.max_finished_runs)]:
             del self.runs[run_id]
 
-    encoded_events: dict[int, bytes] = attrs.field(factory=dict)
-    """The latest events as SSE bytes, by sequence number: encoded and redacted once
-    for every ``/api/events`` client."""
-
     def begin_shutdown(self) -> None:
-        """End every stream: event streams see their subscription close, chat readers
+        """End every stream: event streams see the event log close, chat readers
         wake up and finish with a final event. Replies themselves run on (and are kept
         in their conversation) until :attr:`shutdown_deadline`."""
         if self.closing:
@@ -271,7 +267,6 @@ class ServerState:
         self.closing = True
         self.shutting_down.set()
         self.shutdown_deadline = trio.current_time() + self.config.graceful_timeout
-        for subscription in list(self.subscriptions):
-            subscription.close()
+        self.event_log.close()
         for reply in list(self.replies.values()):
             reply.wake()

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from contextlib import aclosing
 from typing import Any
 
@@ -52,7 +53,6 @@ from quart_trio import QuartTrio
 from .._agents import session_name
 from .._errors import RequestRejected
 from .._redact import redact_data
-from ..runtime import Lagged
 from ._app import _split_session, _start_reply
 from ._openapi import api_of, reject_field
 from ._problems import failure_of
@@ -273,25 +273,26 @@ class _Connection:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        # NOTE: the event's JSON comes from the shared log (encoded once for every
+        # stream); only this subscription's envelope is made here.
+        prefix = '{"kind":"event","subscription":' + json.dumps(redact_data(sub_id)) + ',"event":'
         try:
-            with stream.scope, self.state.subscribe(after=after, **filters) as subscription:
+            with stream.scope, self.state.read_events(after=after, **filters) as reader:
                 # NOTE: queued before any of its events, so the client knows from which
                 # message on the subscription is live.
                 await self.put({"kind": "subscribed", "id": sub_id})
                 task_status.started()
-                while True:
-                    try:
-                        item = await subscription.receive()
-                    except trio.EndOfChannel:  # the server is shutting down
-                        break
-                    if isinstance(item, Lagged):
-                        await self.put(
-                            {"kind": "lagged", "subscription": sub_id, "missed": item.missed}
-                        )
-                    else:
-                        await self.put(
-                            {"kind": "event", "subscription": sub_id, "event": item.to_dict()}
-                        )
+                batches = reader.batches(self.state.orch, math.inf)
+                async with aclosing(batches):
+                    async for batch in batches:
+                        if batch is None:  # no heartbeats here: _send_all sends them
+                            continue
+                        if batch.missed:
+                            await self.put(
+                                {"kind": "lagged", "subscription": sub_id, "missed": batch.missed}
+                            )
+                        for entry in batch.entries:
+                            await self.outbox.send(prefix + entry.payload + "}")
         finally:
             if self.subscriptions.get(sub_id) is stream:
                 del self.subscriptions[sub_id]
