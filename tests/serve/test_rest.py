@@ -10,7 +10,13 @@ import trio
 from vega_trio import Agent
 from vega_trio.testing import ScriptedLLM, Step
 
-from ._helpers import collect_events, orchestrator_with_assistant, running_server
+from ._helpers import (
+    collect_events,
+    leaving_a_stream_early,
+    orchestrator_with_assistant,
+    parse_sse,
+    running_server,
+)
 
 
 async def test_healthz_and_agents_list_the_registry_with_source_and_live_status() -> None:
@@ -191,3 +197,30 @@ async def test_metrics_count_what_the_server_served() -> None:
     }
     calls = [v for (name, _), v in samples.items() if name == "vega_llm_calls_total"]
     assert sum(calls) >= 1, sorted(samples)
+
+
+async def test_metrics_count_the_servers_event_streams() -> None:
+    """/metrics reports the server's own event streams (they read the shared log, not bus
+    subscriptions): how many are open, the furthest one's backlog, events lost to lag."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def values(text: str) -> dict[str, float]:
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    async with orchestrator_with_assistant() as orch, running_server(orch) as srv:
+        before = values((await srv.client.get("/metrics")).text)
+        assert before["vega_server_streams"] == 0
+        with trio.fail_after(10), leaving_a_stream_early():
+            async with srv.client.stream("GET", "/api/events") as response:
+                async with parse_sse(response) as events:
+                    async for event in events:
+                        if event.comment == "connected":
+                            during = values((await srv.client.get("/metrics")).text)
+                            break
+    assert during["vega_server_streams"] == 1
+    assert during["vega_server_stream_backlog_max"] >= 0
+    assert during["vega_server_stream_lagged_events_total"] == 0

@@ -442,6 +442,26 @@ async def _reply_stream(state: ServerState, reply: ChatReply) -> AsyncIterator[b
             yield event.to_sse().encode()  # noqa: ASYNC119 - closed by Quart (aclose)
 
 
+def _stream_metrics(state: ServerState) -> bytes:
+    """The server's event streams in the Prometheus text format (SPEC §13 "subscriber
+    lag"): they read the shared event log, not bus subscriptions of their own."""
+    log = state.event_log
+    backlog = [max(0, log.last - reader.position) for reader in log.readers]
+    lines = [
+        "# HELP vega_server_streams Event streams (/api/events, /api/ws subscriptions) open.",
+        "# TYPE vega_server_streams gauge",
+        f"vega_server_streams {len(backlog)}",
+        "# HELP vega_server_stream_backlog_max Events the furthest-behind stream has not read.",
+        "# TYPE vega_server_stream_backlog_max gauge",
+        f"vega_server_stream_backlog_max {max(backlog, default=0)}",
+        "# HELP vega_server_stream_lagged_events_total Events streams lost by falling behind "
+        "(each was told: lagged).",
+        "# TYPE vega_server_stream_lagged_events_total counter",
+        f"vega_server_stream_lagged_events_total {log.dropped_total}",
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
 # ------------------------------------------------------------------------------ app
 _CHAT_BODY = JsonBody(TextField("message", description="what the user says"))
 _RUN_BODY = JsonBody(
@@ -549,7 +569,7 @@ def create_app(state: ServerState) -> QuartTrio:
     )
     async def metrics() -> Response:  # noqa: ASYNC124
         body, content_type = render_metrics(orch)
-        return Response(body, status=200, content_type=content_type)
+        return Response(body + _stream_metrics(state), status=200, content_type=content_type)
 
     # ------------------------------------------------------------------ agents
     @api.route(
