@@ -33,9 +33,14 @@ __all__ = [
 ]
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# NOTE: made once: json.dumps with options builds a new encoder for every call, and
+# every stored event, process and cost row is encoded here.
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text (``TypeError`` for what JSON cannot hold)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODE(value)
 
 
 def loads(text: str) -> Any:
@@ -52,7 +57,13 @@ def user_from_key(key: str) -> str | None:
 
 
 def event_row(event: StoredEvent) -> tuple[int, str, float, str]:
-    return (event.seq, event.type, event.timestamp, dumps(dict(event.data)))
+    data = event.data
+    return (
+        event.seq,
+        event.type,
+        event.timestamp,
+        _ENCODE(data if type(data) is dict else dict(data)),
+    )
 
 
 def event_from_row(row: Sequence[Any]) -> StoredEvent:
