@@ -43,6 +43,7 @@ import attrs
 import trio
 
 from .._handles import NoPublicConstructor
+from .._json import compact_encoder
 from .._redact import MASK, _is_secret_key, _redact_data, _redact_with, _secret_values, redact_data
 
 if TYPE_CHECKING:
@@ -173,9 +174,8 @@ class Event:
 
 _PLAIN = (str, int, float)  # bool is an int
 
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-"""The encoder of every event's JSON form (made once: ``json.dumps`` with options
-builds a new encoder per call)."""
+_JSON = compact_encoder(default=str)
+"""The encoder of every event's JSON form (made once)."""
 
 # --------------------------------------------------------------- the JSON form
 #
@@ -199,11 +199,22 @@ def _envelope_value(value: Any) -> Any:
     return value if isinstance(value, _PLAIN) else _converter().unstructure(value)
 
 
+def _flat(mapping: dict[Any, Any]) -> bool:
+    """Whether a dict has only ``str`` keys and exact plain scalar (or ``None``) values
+    (a tool's arguments, mostly)."""
+    for key, item in mapping.items():
+        if key.__class__ is not str or (item is not None and item.__class__ not in _EXACT_PLAIN):
+            return False
+    return True
+
+
 def _own_value(value: Any, secret_name: bool, secrets: tuple[str, ...]) -> Any:
     """A field of the event's own that is not ``None``, an exact scalar or an exact
     ``str``: unstructured, then redacted as :func:`redact_data` redacts a mapping's
     item."""
-    if not isinstance(value, _PLAIN):
+    if value.__class__ is dict and _flat(value):
+        pass  # what cattrs would give (an equal copy): the redaction copies it anyway
+    elif not isinstance(value, _PLAIN):
         value = _converter().unstructure(value)
     if value is None or type(value) in _EXACT_SCALARS:
         return value

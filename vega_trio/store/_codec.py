@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .._json import compact_encoder
 from ._protocol import AgentRecord, CostRecord, ProcessRecord, RunRecord, StepRecord, StoredEvent
 
 __all__ = [
@@ -33,9 +34,8 @@ __all__ = [
 ]
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-# NOTE: made once: json.dumps with options builds a new encoder for every call, and
-# every stored event, process and cost row is encoded here.
+_ENCODE = compact_encoder(allow_nan=False)
+# NOTE: made once (every stored event, process and cost row is encoded here).
 
 
 def dumps(value: Any) -> str:
