@@ -20,6 +20,7 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._b1_store import b1_store
 from ._dsl import b7
 from ._resilience import b6
 from ._restarts import b4, b5
@@ -232,6 +233,7 @@ def b2(impl: str, n: int, delay: float, gc_on: bool = True, store: bool = False)
         n=n,
         delay=delay,
         gc_on=gc_on,
+        store=store,
         gc_full_collections=gc.get_stats()[2]["collections"],
         gc_collections=sum(s["collections"] for s in gc.get_stats()) - collections_before,
         rss_start=rss_start,
@@ -497,6 +499,7 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
     "b9": b9,
     "b10": b10,
     "b11": b11,
+    "b1_store": b1_store,
 }
 
 
