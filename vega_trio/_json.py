@@ -20,7 +20,10 @@ def _refuse(value: Any) -> Any:
 
 
 def compact_encoder(
-    *, allow_nan: bool = True, default: Callable[[Any], Any] | None = None
+    *,
+    allow_nan: bool = True,
+    default: Callable[[Any], Any] | None = None,
+    check_circular: bool = True,
 ) -> Callable[[Any], str]:
     """A function giving ``value``'s compact JSON text (non-ASCII kept as it is).
 
@@ -28,15 +31,22 @@ def compact_encoder(
         allow_nan: whether ``NaN`` and the infinities are written (as ``json.dumps``
             does) or refused with ``ValueError``.
         default: what a value JSON cannot hold becomes (``None``: ``TypeError``).
+        check_circular: a value that contains itself is a ``ValueError`` (as with
+            ``json.dumps``); ``False`` (for values known to be trees, like an event's
+            JSON form) skips the bookkeeping, and a cycle is a ``RecursionError``.
     """
+    py = json.JSONEncoder(
+        ensure_ascii=False,
+        separators=(",", ":"),
+        allow_nan=allow_nan,
+        default=default,
+        check_circular=check_circular,
+    )
     make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython has the C encoder
-        return json.JSONEncoder(
-            ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan, default=default
-        ).encode
+    if check_circular or make is None:
+        return py.encode
     # NOTE: the arguments JSONEncoder.iterencode passes, without the circular-reference
-    # markers (a JSON form is a tree; a cycle still fails, with RecursionError).
-    py = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
+    # markers, made once instead of per call.
     encoder = make(
         None,
         default or _refuse,

@@ -174,8 +174,9 @@ class Event:
 
 _PLAIN = (str, int, float)  # bool is an int
 
-_JSON = compact_encoder(default=str)
-"""The encoder of every event's JSON form (made once)."""
+_JSON = compact_encoder(default=str, check_circular=False)
+"""The encoder of every event's JSON form (made once; a JSON form is a tree: cattrs and
+the redaction have copied every container in it)."""
 
 # --------------------------------------------------------------- the JSON form
 #
