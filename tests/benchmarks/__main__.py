@@ -69,6 +69,8 @@ QUICK = Config(
     b10_requests=20,
     b11_events=2_000,
     b11_turns=200,
+    b1_store_n=300,
+    b1_store_repeats=3,
 )
 
 
@@ -174,6 +176,13 @@ def run(config: Config) -> dict[str, Any]:
         results["b11"].append(_scenario("b11", db=os.environ["VEGA_BENCH_POSTGRES"], **b11))
     else:
         results["b11"] += _b11_local_postgres(b11)
+    print("B1 and B2 with a SQLite store attached", file=sys.stderr)
+    results["b1_store"] = _scenario(
+        "b1_store", n=config.b1_store_n, repeats=config.b1_store_repeats, warmup=config.b1_warmup
+    )
+    results["b2_store"] = [
+        _scenario("b2", impl="vega", n=config.b2_ns[-1], delay=config.b2_delay, store=True)
+    ]
     results["total_s"] = time.perf_counter() - started
     results["machine_after"] = machine_info(calibrate=False)
     return results

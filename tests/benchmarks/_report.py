@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from ._b1_store import render_store_cost
 from ._dsl import render_b7
 from ._resilience import render_b6
 from ._restarts import render_b4_b5
@@ -66,6 +67,8 @@ class Config:
     b11_batch: int = 100
     b11_turns: int = 1_000
     b11_chatters: int = 32
+    b1_store_n: int = 2000
+    b1_store_repeats: int = 9
 
 
 # ------------------------------------------------------------------------------ machine
@@ -431,6 +434,11 @@ def render(config: Config, results: dict[str, Any]) -> str:
     b7_text, b7_rows = render_b7(results["b7"]) if "b7" in results else ("", [])
     serve_text, serve_rows = render_b8_b10(results.get("b8"), results.get("b9"), results.get("b10"))
     b11_text, b11_rows = render_b11(results["b11"]) if results.get("b11") else ("", [])
+    cost_text, cost_rows = (
+        render_store_cost(results["b1_store"], results.get("b2_store"), results["b2"])
+        if results.get("b1_store")
+        else ("", [])
+    )
 
     load = (
         f"{m['loadavg'][0]:.2f} before, {after['loadavg'][0]:.2f} after (1-minute)"
@@ -494,6 +502,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
             *b7_rows,
             *serve_rows,
             *b11_rows,
+            *cost_rows,
         ],
         "lrl",
     )
@@ -537,6 +546,7 @@ in {results["total_s"]:.0f} s. Rerun it to refresh this page.
 {serve_text}
 
 {b11_text}
+{cost_text}
 {_reference(results["b1"])}
 ## How to reproduce
 

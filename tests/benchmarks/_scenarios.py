@@ -20,6 +20,7 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._b1_store import b1_store
 from ._dsl import b7
 from ._resilience import b6
 from ._restarts import b4, b5
@@ -212,11 +213,13 @@ async def _b1(n: int, repeats: int, warmup: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------- B2 concurrency
 
 
-def b2(impl: str, n: int, delay: float, gc_on: bool = True) -> dict[str, Any]:
+def b2(impl: str, n: int, delay: float, gc_on: bool = True, store: bool = False) -> dict[str, Any]:
     """N concurrent processes, one run each, ``delay`` seconds per LLM call (real clock).
 
     ``gc_on=False`` disables the cyclic garbage collector: a diagnostic that shows how
-    much of the wall time full collections take.
+    much of the wall time full collections take. ``store=True`` (vega-trio only) attaches
+    a SQLite store in a temporary directory: ``wall`` then ends when every event is
+    committed, and ``events_written`` counts them.
     """
     import trio
 
@@ -224,12 +227,13 @@ def b2(impl: str, n: int, delay: float, gc_on: bool = True) -> dict[str, Any]:
         gc.disable()
     collections_before = sum(s["collections"] for s in gc.get_stats())
     rss_start = current_rss()
-    result = trio.run(_b2_vega if impl == "vega" else _b2_raw, n, delay)
+    result = trio.run(_b2_vega, n, delay, store) if impl == "vega" else trio.run(_b2_raw, n, delay)
     result.update(
         impl=impl,
         n=n,
         delay=delay,
         gc_on=gc_on,
+        store=store,
         gc_full_collections=gc.get_stats()[2]["collections"],
         gc_collections=sum(s["collections"] for s in gc.get_stats()) - collections_before,
         rss_start=rss_start,
@@ -238,20 +242,42 @@ def b2(impl: str, n: int, delay: float, gc_on: bool = True) -> dict[str, Any]:
     return result
 
 
-async def _b2_vega(n: int, delay: float) -> dict[str, Any]:
+async def _b2_vega(n: int, delay: float, store: bool = False) -> dict[str, Any]:
+    import tempfile
+    from contextlib import AsyncExitStack
+    from pathlib import Path
+
+    from vega_trio.store import open_store
+
+    from ._workload import make_agent, make_llm
+
+    llm = make_llm(delay)
+    agent = make_agent()
+    written = 0
+    async with AsyncExitStack() as stack:
+        db = None
+        if store:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            db = await stack.enter_async_context(open_store(str(Path(tmp) / "b2.db")))
+        result = await _b2_vega_run(n, llm, agent, db)
+        if db is not None:
+            written = await db.last_event_seq()
+    result["events_written"] = written
+    return result
+
+
+async def _b2_vega_run(n: int, llm: Any, agent: Any, db: Any) -> dict[str, Any]:
     import trio
 
     from vega_trio import open_orchestrator
 
-    from ._workload import PROMPT, REPLY, make_agent, make_llm, ran_tool
+    from ._workload import PROMPT, REPLY, ran_tool
 
-    llm = make_llm(delay)
-    agent = make_agent()
     ok = spawned = 0
     all_spawned = 0.0
     procs = []
     started = time.perf_counter()
-    async with open_orchestrator(llm=llm) as orch:
+    async with open_orchestrator(llm=llm, store=db) as orch:
 
         async def one() -> None:
             nonlocal ok, spawned, all_spawned
@@ -266,6 +292,8 @@ async def _b2_vega(n: int, delay: float) -> dict[str, Any]:
         async with trio.open_nursery() as nursery:
             for _ in range(n):
                 nursery.start_soon(one)
+        if orch.persistence is not None:
+            await orch.persistence.flush()
         done = time.perf_counter() - started
         rss_done = current_rss()
         ran = sum(ran_tool(p.history) for p in procs)
@@ -471,6 +499,7 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
     "b9": b9,
     "b10": b10,
     "b11": b11,
+    "b1_store": b1_store,
 }
 
 

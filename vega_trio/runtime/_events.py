@@ -43,7 +43,8 @@ import attrs
 import trio
 
 from .._handles import NoPublicConstructor
-from .._redact import redact_data
+from .._json import compact_encoder
+from .._redact import MASK, _is_secret_key, _redact_data, _redact_with, _secret_values, redact_data
 
 if TYPE_CHECKING:
     import cattrs
@@ -134,25 +135,14 @@ class Event:
         "run_id", "user", ...its fields}``, redacted (SPEC §11): secrets in the fields (an
         error's text, a URL with a password, a secret-named key) are masked here, where
         the event leaves, not when it is published — the bus's hot path stays free."""
-        out: dict[str, Any] = {"type": self.type}
-        own: dict[str, Any] = {}
-        for name, envelope in _field_names(type(self)):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, _PLAIN):
-                # NOTE: only what is not already JSON goes through cattrs: most fields
-                # are strings and numbers, and every event the store writes comes here.
-                value = _converter().unstructure(value)
-            if envelope:
-                out[name] = value
-            else:
-                own[name] = value
-        out.update(redact_data(own))
-        return out
+        cls = type(self)
+        encode = _ENCODERS.get(cls) or _make_encoder(cls)
+        return encode(self, _secret_values())
 
     def to_json(self) -> str:
         """The JSON form (what SSE, WebSocket, the store, OTel and the CLI use): one
         compact JSON object, redacted (see :meth:`to_dict`)."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+        return _JSON(self.to_dict())
 
     @staticmethod
     def from_json(data: str | bytes | Mapping[str, Any]) -> Event:
@@ -183,6 +173,121 @@ class Event:
 
 
 _PLAIN = (str, int, float)  # bool is an int
+
+_JSON = compact_encoder(default=str, check_circular=False)
+"""The encoder of every event's JSON form (made once; a JSON form is a tree: cattrs and
+the redaction have copied every container in it)."""
+
+# --------------------------------------------------------------- the JSON form
+#
+# NOTE: every event the store writes (and every SSE/WebSocket client reads) is turned
+# into its JSON form, so this is on the store's path for every event. An encoder per
+# event class is generated once (its fields unrolled, no per-field loop or lookup);
+# each value takes the cheapest branch that gives exactly what the general rule gives
+# (``_reference_to_dict``): plain scalars as they are, an exact ``str`` straight into
+# the redaction, everything else (enums, tuples, mappings, attrs values) through cattrs
+# and the full recursive redaction. tests/runtime/test_event_json.py checks the two
+# agree for every event class on arbitrary values.
+
+_EXACT_PLAIN: frozenset[type] = frozenset({str, int, float, bool})
+_EXACT_SCALARS: frozenset[type] = frozenset({int, float, bool})
+
+_ENCODERS: dict[type[Event], Callable[[Event, tuple[str, ...]], dict[str, Any]]] = {}
+
+
+def _envelope_value(value: Any) -> Any:
+    """An envelope field that is not an exact plain type (the general rule)."""
+    return value if isinstance(value, _PLAIN) else _converter().unstructure(value)
+
+
+def _flat(mapping: dict[Any, Any]) -> bool:
+    """Whether a dict has only ``str`` keys and exact plain scalar (or ``None``) values
+    (a tool's arguments, mostly)."""
+    for key, item in mapping.items():
+        if key.__class__ is not str or (item is not None and item.__class__ not in _EXACT_PLAIN):
+            return False
+    return True
+
+
+def _own_value(value: Any, secret_name: bool, secrets: tuple[str, ...]) -> Any:
+    """A field of the event's own that is not ``None``, an exact scalar or an exact
+    ``str``: unstructured, then redacted as :func:`redact_data` redacts a mapping's
+    item."""
+    if value.__class__ is dict and _flat(value):
+        pass  # what cattrs would give (an equal copy): the redaction copies it anyway
+    elif not isinstance(value, _PLAIN):
+        value = _converter().unstructure(value)
+    if value is None or type(value) in _EXACT_SCALARS:
+        return value
+    if secret_name and isinstance(value, str) and value:
+        return MASK
+    return _redact_data(value, secrets)
+
+
+def _make_encoder(cls: type[Event]) -> Callable[[Event, tuple[str, ...]], dict[str, Any]]:
+    """Generate (once per class) the function that gives an event's :meth:`Event.to_dict`
+    from the event and the known secrets."""
+    fields = _field_names(cls)
+    lines = ["def encode(e, s):", "    d = {'type': e.type}"]
+    for name, _ in fields:
+        if not name.isidentifier():  # pragma: no cover - attrs names are identifiers
+            raise TypeError(f"event field {name!r} of {cls.__qualname__} is not an identifier")
+    for name, envelope in fields:
+        if envelope:
+            lines += [
+                f"    v = e.{name}",
+                "    if v is not None and v.__class__ not in plain:",
+                "        v = envelope_value(v)",
+                f"    d[{name!r}] = v",
+            ]
+    for name, envelope in fields:
+        if not envelope:
+            secret_name = _is_secret_key(name)
+            as_str = "(MASK if v else v)" if secret_name else "redact_with(v, s)"
+            lines += [
+                f"    v = e.{name}",
+                "    if v is None or v.__class__ in scalars:",
+                "        pass",
+                "    elif v.__class__ is str:",
+                f"        v = {as_str}",
+                "    else:",
+                f"        v = own_value(v, {secret_name!r}, s)",
+                f"    d[{name!r}] = v",
+            ]
+    lines.append("    return d")
+    namespace: dict[str, Any] = {
+        "plain": _EXACT_PLAIN,
+        "scalars": _EXACT_SCALARS,
+        "envelope_value": _envelope_value,
+        "own_value": _own_value,
+        "redact_with": _redact_with,
+        "MASK": MASK,
+    }
+    exec(
+        compile("\n".join(lines), f"<event encoder {cls.type or cls.__qualname__}>", "exec"),
+        namespace,
+    )
+    encode: Callable[[Event, tuple[str, ...]], dict[str, Any]] = namespace["encode"]
+    _ENCODERS[cls] = encode
+    return encode
+
+
+def _reference_to_dict(event: Event) -> dict[str, Any]:
+    """The general rule the generated encoders follow (tests compare them with it):
+    every value that is not plain JSON through cattrs, the event's own fields redacted
+    with :func:`redact_data`."""
+    out: dict[str, Any] = {"type": event.type}
+    own: dict[str, Any] = {}
+    for name, envelope in _field_names(type(event)):
+        value = getattr(event, name)
+        if value is not None and not isinstance(value, _PLAIN):
+            value = _converter().unstructure(value)
+        if envelope:
+            out[name] = value
+        else:
+            own[name] = value
+    out.update(redact_data(own))
+    return out
 
 
 _FIELDS: dict[type[Event], tuple[tuple[str, bool], ...]] = {}

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .._json import compact_encoder
 from ._protocol import AgentRecord, CostRecord, ProcessRecord, RunRecord, StepRecord, StoredEvent
 
 __all__ = [
@@ -33,9 +34,13 @@ __all__ = [
 ]
 
 
+_ENCODE = compact_encoder(allow_nan=False)
+# NOTE: made once (every stored event, process and cost row is encoded here).
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text (``TypeError`` for what JSON cannot hold)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODE(value)
 
 
 def loads(text: str) -> Any:
@@ -52,7 +57,13 @@ def user_from_key(key: str) -> str | None:
 
 
 def event_row(event: StoredEvent) -> tuple[int, str, float, str]:
-    return (event.seq, event.type, event.timestamp, dumps(dict(event.data)))
+    data = event.data
+    return (
+        event.seq,
+        event.type,
+        event.timestamp,
+        _ENCODE(data if type(data) is dict else dict(data)),
+    )
 
 
 def event_from_row(row: Sequence[Any]) -> StoredEvent:
