@@ -3,8 +3,6 @@ replies (a client that leaves does not stop them), and every stream ending on sh
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import trio
 import trio.testing
@@ -118,13 +116,13 @@ async def test_events_are_encoded_once_for_every_client(monkeypatch: pytest.Monk
     from vega_trio.serve._fanout import Entry
 
     encoded: list[str] = []
-    real = Entry._dict
+    real = Entry._encode
 
-    def counting(self: Entry) -> dict[str, Any]:
+    def counting(self: Entry) -> str:
         encoded.append(self.type)
         return real(self)
 
-    monkeypatch.setattr(Entry, "_dict", counting)
+    monkeypatch.setattr(Entry, "_encode", counting)
     async with open_orchestrator(llm=ScriptedLLM.echo()) as orch:
         state = ServerState(orch, ServeConfig())
         streams = [

@@ -107,18 +107,18 @@ class Entry:
             seq, kind, data.get("agent"), data.get("process_id"), data.get("run_id"), data=data
         )
 
-    def _dict(self) -> dict[str, Any]:
+    def _encode(self) -> str:
+        """The JSON text: an event's own ``to_json`` (which redacts), or a stored form
+        redacted again with today's secrets."""
         if self._event is not None:
-            return self._event.to_dict()
-        return dict(self._data or {})
+            return self._event.to_json()
+        return json.dumps(redact_data(self._data or {}), ensure_ascii=False, separators=(",", ":"))
 
     @property
     def payload(self) -> str:
         """The event's JSON form (redacted), as text."""
         if self._payload is None:
-            self._payload = json.dumps(
-                redact_data(self._dict()), ensure_ascii=False, separators=(",", ":")
-            )
+            self._payload = self._encode()
             self._event = None  # what is encoded is all that is needed from now on
             self._data = None
         return self._payload
