@@ -7,7 +7,7 @@ The scripted model answers by keyword, so one server serves every scenario:
 - ``tool``: a ``lookup`` tool call, then a reply that uses its result;
 - ``slow``: 40 words, one every 0.25 s (a reply long enough to reload the page under it);
 - ``html``: Markdown carrying live HTML and ``javascript:`` links (must render inert);
-- anything else: ``You said: <text>``, word by word (0.05 s apart).
+- anything else: ``You said: <text>``, word by word (0.1 s apart).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def respond(request: LLMRequest) -> Step:
         return Step.text(" ".join(f"word{i}" for i in range(40)), chunk_delay=0.25)
     if "html" in said:
         return Step.text(HOSTILE, chunk_delay=0.01)
-    return Step.text(f"You said: {said}", chunk_delay=0.05)
+    return Step.text(f"You said: {said}", chunk_delay=0.1)
 
 
 def lookup(query: str) -> str:

@@ -46,3 +46,143 @@ async def test_every_page_loads_without_console_errors() -> None:
                     assert console.errors == [], console.errors
 
         await in_browser(scenario)
+
+
+async def test_sign_in_with_the_token_works_and_a_wrong_token_shows_an_error() -> None:
+    """The page loads without the token (the static files need none), asks for it; a wrong
+    token is refused with a visible error and no API data; the right one opens the app and
+    survives a reload (sessionStorage), and never appears in a URL."""
+    async with web_server(token=TOKEN) as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, _console):
+                requested: list[str] = []
+                page.on("request", lambda request: requested.append(request.url))
+                page.goto(srv.url + "/")
+                page.wait_for_selector("#token")
+                page.fill("#token", "wrong-token")
+                page.click("button[type=submit]")
+                error = page.locator("#signin-error")
+                error.wait_for()
+                page.wait_for_function(
+                    "document.querySelector('#signin-error').textContent.includes('Wrong token')"
+                )
+                assert page.locator("nav").count() == 0
+                page.fill("#token", TOKEN)
+                page.click("button[type=submit]")
+                page.wait_for_selector("nav a[aria-current=page]")
+                page.wait_for_selector("[data-testid=live-status]:has-text('Live')")
+                page.reload()
+                page.wait_for_selector("nav a[aria-current=page]")  # no second sign-in
+                assert page.locator("#token").count() == 0
+                assert not [url for url in requested if TOKEN in url or "wrong-token" in url]
+
+        await in_browser(scenario)
+
+
+async def test_chat_streams_token_by_token_and_shows_the_tool_panel() -> None:
+    """A reply appears word by word while it streams (several partial texts are seen before
+    the end), and a tool call is a collapsible panel with its arguments and result."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/chat/assistant")
+                page.fill("#chat-input", "stream these seven words one by one")
+                page.keyboard.press("Enter")
+                reply = page.locator("[data-testid=assistant-reply]").last
+                seen: list[str] = []
+                while page.locator("[data-status=done]").count() == 0:
+                    text = reply.text_content() or ""
+                    if text and (not seen or seen[-1] != text):
+                        seen.append(text)
+                    page.wait_for_timeout(20)
+                final = reply.text_content() or ""
+                assert "You said: stream these seven words one by one" in final
+                partial = [t for t in seen if "You said" in t and "one by one" not in t]
+                assert len(partial) >= 3, seen
+
+                page.select_option("[data-testid=agent-picker]", "researcher")
+                page.wait_for_url("**/#/chat/researcher")
+                page.fill("#chat-input", "use the tool please")
+                page.click("button[type=submit]")
+                page.wait_for_selector("[data-status=done]")
+                panel = page.locator("[data-testid=tool-panel]")
+                assert panel.count() == 1
+                assert not panel.locator(".tool-result").is_visible()  # collapsed
+                panel.locator("summary").click()
+                assert panel.locator(".tool-args").text_content().strip().startswith("{")
+                assert '"query": "vega"' in panel.locator(".tool-args").text_content()
+                assert panel.locator(".tool-result").text_content() == "vega: 42 results"
+                assert re.search(r"\d+ ms", panel.locator("summary").text_content())
+                assert page.locator("[data-status=done] strong:has-text('42')").count() == 1
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_a_reload_reattaches_to_the_running_reply_and_stop_cancels() -> None:
+    """Reloading while a reply streams re-attaches to it (GET …/chat/stream replays it
+    from its start and follows it live, shown once); Stop cancels a reply."""
+    async with web_server(token=TOKEN) as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                _sign_in(page, srv.url, TOKEN)
+                page.goto(srv.url + "/#/chat/assistant")
+                page.fill("#chat-input", "a slow one")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-testid=assistant-reply]:has-text('word3')")
+                page.reload()
+                page.wait_for_selector("[data-testid=stop]")  # streaming again
+                page.wait_for_selector("[data-testid=assistant-reply]:has-text('word0')")
+                page.wait_for_selector("[data-status=done]", timeout=30_000)
+                replies = page.locator("[data-testid=assistant-reply]")
+                assert replies.count() == 1
+                text = replies.first.text_content() or ""
+                assert text.count("word0 ") == 1 and "word39" in text
+                assert page.locator(".msg-user").count() == 1
+
+                page.fill("#chat-input", "another slow one")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-testid=assistant-reply] >> nth=1 >> text=word2")
+                page.click("[data-testid=stop]")
+                page.wait_for_selector("[data-status=cancelled]:has-text('Stopped.')")
+                assert "word39" not in (replies.nth(1).text_content() or "")
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_html_and_javascript_in_a_model_reply_render_inert() -> None:
+    """A reply carrying <script>, <img onerror>, inline event handlers and javascript:
+    links shows them as text: no script runs, no element or link is made from them, while
+    the Markdown around them still renders."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/chat/assistant")
+                page.fill("#chat-input", "html please")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-status=done]")
+                reply = page.locator("[data-testid=assistant-reply]").last
+                page.wait_for_timeout(300)  # an onerror would have fired by now
+                assert page.evaluate("window.__pwned") is None
+                assert reply.locator("img, script, b, iframe").count() == 0
+                assert reply.locator("a[href^='javascript']").count() == 0
+                assert reply.locator("[onerror], [onmouseover]").count() == 0
+                assert reply.locator("strong:has-text('bold')").count() == 1
+                text = reply.text_content() or ""
+                assert "<script>window.__pwned = 2</script>" in text
+                assert '<img src=x onerror="window.__pwned = 1">' in text
+                reply.locator("text=stays text").hover()
+                assert page.evaluate("window.__pwned") is None
+                # A reload renders the same text from the stored history, inert too.
+                page.reload()
+                page.wait_for_selector("[data-testid=assistant-reply]:has-text('stays text')")
+                assert page.evaluate("window.__pwned") is None
+                assert page.locator("[data-testid=assistant-reply] img").count() == 0
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)

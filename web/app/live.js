@@ -15,6 +15,10 @@ export const missed = signal(0);
 /** The sequence number of the last event received. */
 export const lastId = signal(null);
 
+/** The latest RECENT events since the page loaded, oldest first (pages start from it). */
+export const recent = [];
+const RECENT = 5000;
+
 const listeners = new Set();
 let controller = null;
 let running = false;
@@ -27,6 +31,8 @@ export function subscribe(fn) {
 }
 
 function deliver(batch) {
+  recent.push(...batch);
+  if (recent.length > RECENT) recent.splice(0, recent.length - RECENT);
   for (const fn of listeners) {
     try { fn(batch); } catch (error) { console.error('an event listener failed', error); }
   }

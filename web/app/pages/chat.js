@@ -245,7 +245,7 @@ function Conversation({ session, agent }) {
         reattach(turn);
       }
       setEarlier(offset);
-      setTurns(loaded);
+      setTurns((current) => [...loaded, ...current]);
     } catch (failure) {
       setError(failure);
     } finally {
@@ -290,7 +290,7 @@ function Conversation({ session, agent }) {
   async function send(event) {
     if (event) event.preventDefault();
     const message = text.trim();
-    if (!message || streaming) return;
+    if (!message || streaming || loading) return;
     setText('');
     setError(null);
     stick.current = true;
@@ -345,7 +345,7 @@ function Conversation({ session, agent }) {
     <form class="composer" onSubmit=${send}>
       <label for="chat-input" class="visually-hidden">Message</label>
       <textarea id="chat-input" rows="2" placeholder=${`Message ${session} (Enter to send, Shift+Enter for a new line)`}
-        value=${text} onInput=${(e) => setText(e.currentTarget.value)} onKeyDown=${onKey}></textarea>
+        value=${text} onInput=${(e) => setText(e.currentTarget.value)} onKeyDown=${onKey} disabled=${loading}></textarea>
       <div class="composer-actions">
         ${streaming
           ? html`<button type="button" class="danger" onClick=${stop} data-testid="stop">Stop</button>`

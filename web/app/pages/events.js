@@ -2,7 +2,7 @@
 // pausable. The DOM is bounded: the page keeps the latest KEPT events in memory and shows
 // at most SHOWN rows, redrawn at most once per animation frame however fast events come.
 import { html, useEffect, useRef, useState } from '../lib.js';
-import { subscribe, missed } from '../live.js';
+import { subscribe, missed, recent } from '../live.js';
 import { formatTime, eventDetail } from '../ui.js';
 
 const KEPT = 5000;
@@ -19,7 +19,7 @@ function matcher({ type, agent, process }) {
 }
 
 export default function Events() {
-  const buffer = useRef([]);
+  const buffer = useRef(recent.slice(-KEPT));
   const total = useRef(0);
   const [, setTick] = useState(0);
   const [paused, setPaused] = useState(false);

@@ -3,7 +3,7 @@
 // something changed.
 import { html, useEffect, useRef, useState } from '../lib.js';
 import { getJSON } from '../api.js';
-import { subscribe } from '../live.js';
+import { subscribe, recent as seen } from '../live.js';
 import { href } from '../router.js';
 import { formatCost, formatTime, formatAgo, eventDetail, ErrorNote, StatusBadge } from '../ui.js';
 
@@ -13,7 +13,7 @@ export default function Overview() {
   const [stats, setStats] = useState(null);
   const [health, setHealth] = useState(null);
   const [processes, setProcesses] = useState(null);
-  const [recent, setRecent] = useState([]);
+  const [recent, setRecent] = useState(() => seen.slice(-RECENT).reverse());
   const [alerts, setAlerts] = useState([]);
   const [error, setError] = useState(null);
   const timer = useRef(null);
