@@ -122,9 +122,11 @@ class Console:
     def attach(self, page: Any) -> None:
         page.on(
             "console",
-            lambda message: self.errors.append(f"console.{message.type}: {message.text}")
-            if message.type == "error"
-            else None,
+            lambda message: (
+                self.errors.append(f"console.{message.type}: {message.text}")
+                if message.type == "error"
+                else None
+            ),
         )
         page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
 

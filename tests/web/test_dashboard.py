@@ -25,12 +25,15 @@ def _sign_in(page: object, url: str, token: str) -> None:
 
 async def test_every_page_loads_without_console_errors() -> None:
     """Every page of the navigation (built ones and placeholders) loads signed in with zero
-    console errors, at 1280×800 and at phone width, in light and dark."""
+    console errors, at 1280x800 and at phone width, in light and dark."""
     async with web_server(token=TOKEN) as srv:
 
         def scenario() -> None:
             for width, height, scheme in ((1280, 800, "light"), (390, 844, "dark")):
-                with browser_page(width=width, height=height, color_scheme=scheme) as (page, console):
+                with browser_page(width=width, height=height, color_scheme=scheme) as (
+                    page,
+                    console,
+                ):
                     _sign_in(page, srv.url, TOKEN)
                     page.wait_for_selector("nav a[aria-current=page]")
                     page.wait_for_selector("[data-testid=live-status]:has-text('Live')")
