@@ -147,7 +147,7 @@ def install_web(app: Quart, *, token: bool, root: Path | None = None) -> WebFile
     @app.route("/assets/<digest>/<path:name>", methods=["GET"])
     async def asset(digest: str, name: str) -> Response:  # noqa: ASYNC124
         data = web.files.get(name) if web is not None and digest == web.digest else None
-        if data is None:
+        if web is None or data is None:
             return Response(
                 f"no dashboard file {name!r} in this version; reload the page",
                 status=404,
@@ -156,8 +156,8 @@ def install_web(app: Quart, *, token: bool, root: Path | None = None) -> WebFile
             )
         suffix = Path(name).suffix
         content_type = _TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "text/plain"
-        headers = _page_headers(web.csp) if suffix in (".js", ".mjs") else {}
-        headers["Cache-Control"] = _IMMUTABLE
+        # The URL names this exact content (the digest): cached for good.
+        headers = {"Cache-Control": _IMMUTABLE}
         return Response(data, headers=headers, content_type=content_type)
 
     return web

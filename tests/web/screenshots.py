@@ -1,0 +1,60 @@
+"""Rewrite the dashboard's screenshots in docs/dashboard/ (not a test):
+
+    PYTHONPATH=. python -m tests.web.screenshots
+
+A real ``serve`` with the browser tests' scripted model, a short chat with a tool call,
+then each built page at 1280x800 (and the chat at phone width, in dark).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from ._browser import browser_page, in_browser, web_server
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
+
+
+async def main() -> None:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/chat/researcher")
+                page.fill("#chat-input", "Find out about vega with the tool")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-status=done]")
+                page.locator("[data-testid=tool-panel] summary").click()
+                page.goto(srv.url + "/#/chat/assistant")
+                page.fill("#chat-input", "Say hello in **Markdown**")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-status=done]")
+                page.goto(srv.url + "/#/chat/researcher")
+                page.wait_for_selector("[data-testid=tool-panel]")
+                page.locator("[data-testid=tool-panel] summary").click()
+                page.screenshot(path=str(DOCS / "chat.png"))
+                page.goto(srv.url + "/#/overview")
+                page.wait_for_selector("[data-testid=stats] .stat-value:not(:has-text('…'))")
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(DOCS / "overview.png"))
+                page.goto(srv.url + "/#/events")
+                page.wait_for_selector("[data-testid=event-table] tbody tr")
+                page.screenshot(path=str(DOCS / "events.png"))
+                page.goto(srv.url + "/#/costs")
+                page.wait_for_selector("text=Coming in a later release")
+                page.screenshot(path=str(DOCS / "placeholder.png"))
+                assert console.errors == [], console.errors
+            with browser_page(width=390, height=844, color_scheme="dark") as (page, console):
+                page.goto(srv.url + "/#/chat/researcher")
+                page.wait_for_selector("[data-testid=tool-panel]")
+                page.screenshot(path=str(DOCS / "chat-phone-dark.png"))
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+if __name__ == "__main__":
+    trio.run(main)
