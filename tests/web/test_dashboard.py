@@ -13,8 +13,8 @@ from ._browser import TOKEN, browser_page, in_browser, skip_without_browser, web
 pytestmark = [pytest.mark.slow, skip_without_browser()]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
-BUILT = ("chat", "overview", "events")
-LATER = ("processes", "spawn-tree", "supervision", "agents", "mcp", "workflows", "costs")
+BUILT = ("chat", "overview", "processes", "events")
+LATER = ("spawn-tree", "supervision", "agents", "mcp", "workflows", "costs")
 
 
 def _sign_in(page: object, url: str, token: str) -> None:
@@ -186,6 +186,46 @@ async def test_html_and_javascript_in_a_model_reply_render_inert() -> None:
                 page.wait_for_selector("[data-testid=assistant-reply]:has-text('stays text')")
                 assert page.evaluate("window.__pwned") is None
                 assert page.locator("[data-testid=assistant-reply] img").count() == 0
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_the_process_explorer_shows_a_conversation_and_kills_a_process() -> None:
+    """A chat's session process is in the explorer (filterable by agent, sortable); its
+    detail shows the conversation; Kill stops it and the table and detail show it stopped."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.on("dialog", lambda dialog: dialog.accept())
+                page.goto(srv.url + "/#/chat/researcher")
+                page.fill("#chat-input", "hello explorer")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-status=done]")
+                page.goto(srv.url + "/#/processes")
+                table = page.locator("[data-testid=process-table]")
+                table.wait_for()
+                page.select_option("[data-testid=filter-agent]", "researcher")
+                page.wait_for_function(
+                    "[...document.querySelectorAll('[data-testid=process-table] tbody tr')]"
+                    ".every(r => r.textContent.includes('researcher'))"
+                )
+                page.click("th button:has-text('Agent')")
+                assert table.locator("th[aria-sort=ascending]").count() == 1
+                table.locator("tbody tr a").first.click()
+                detail = page.locator("[data-testid=process-detail]")
+                detail.locator("text=You said: hello explorer").wait_for()
+                detail.locator("[data-testid=kill]").click()
+                detail.locator(
+                    "[data-testid=detail-status] .badge:not(:has-text('running'))"
+                ).wait_for()
+                # Live in the table too: no longer listed as running (without a store a
+                # finished process leaves the list).
+                page.wait_for_function(
+                    "!(document.querySelector('[data-testid=process-table] tbody')"
+                    "?.textContent || '').includes('running')"
+                )
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)

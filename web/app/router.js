@@ -8,7 +8,7 @@ export const PAGES = [
     about: 'Talk to an agent, watch its tools run.' },
   { id: 'overview', title: 'Overview', key: 'o', load: () => import('./pages/overview.js'),
     about: 'Live stats, recent events, active processes, health alerts.' },
-  { id: 'processes', title: 'Process Explorer', key: 'p',
+  { id: 'processes', title: 'Process Explorer', key: 'p', load: () => import('./pages/processes.js'),
     about: 'Every process, sortable and filterable, with its conversation; kill one.' },
   { id: 'spawn-tree', title: 'Spawn Tree', key: 't',
     about: 'Which process started which.' },

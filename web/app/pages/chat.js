@@ -136,7 +136,7 @@ function Parts({ parts }) {
     : html`<div class="md" key=${index}>${part.agent ? html`<div class="muted">${part.agent}:</div>` : null}${renderMarkdown(part.text)}</div>`));
 }
 
-function Turn({ turn }) {
+export function Turn({ turn }) {
   if (turn.role === 'user') {
     return html`<div class="msg msg-user"><div class="who">You</div><div class="bubble">${turn.text}</div></div>`;
   }

@@ -76,7 +76,7 @@ export default function Overview() {
         ${processes && processes.processes.length ? html`<div class="table-wrap"><table data-testid="active-processes">
           <thead><tr><th scope="col">Process</th><th scope="col">Agent</th><th scope="col">Status</th><th scope="col">Last active</th><th scope="col">Cost</th></tr></thead>
           <tbody>${processes.processes.map((p) => html`<tr key=${p.id}>
-            <td><code>${p.id}</code></td><td>${p.agent}${p.user ? `:${p.user}` : ''}</td><td><${StatusBadge} status=${p.status} /></td>
+            <td><a href=${href('processes', p.id)}><code>${p.id}</code></a></td><td>${p.agent}${p.user ? `:${p.user}` : ''}</td><td><${StatusBadge} status=${p.status} /></td>
             <td>${formatAgo(p.last_active)}</td><td>${p.metrics ? formatCost(p.metrics.cost_usd) : '—'}</td></tr>`)}</tbody>
         </table></div>` : null}
         ${processes && processes.total > processes.processes.length ? html`<p class="muted">and ${processes.total - processes.processes.length} more</p>` : null}
