@@ -86,8 +86,8 @@ class WebServer:
 
 
 @asynccontextmanager
-async def web_server(*, token: str | None = None) -> AsyncIterator[WebServer]:
-    """A real ``serve`` on 127.0.0.1:0 with the scripted model, for the block."""
+async def web_server(*, token: str | None = None, port: int = 0) -> AsyncIterator[WebServer]:
+    """A real ``serve`` on 127.0.0.1 (any free port) with the scripted model, for the block."""
     llm = ScriptedLLM(responder=respond)
     async with open_orchestrator(llm=llm, event_history=1000) as orch:
         orch.agents.define(
@@ -102,7 +102,7 @@ async def web_server(*, token: str | None = None) -> AsyncIterator[WebServer]:
             urls = await nursery.start(
                 lambda task_status: serve(
                     orch,
-                    ServeConfig(port=0, token=token),
+                    ServeConfig(port=port, token=token),
                     shutdown_trigger=stop.wait,
                     task_status=task_status,
                 )

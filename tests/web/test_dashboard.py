@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import trio
 
 from ._browser import TOKEN, browser_page, in_browser, skip_without_browser, web_server
 
@@ -46,6 +47,10 @@ async def test_every_page_loads_without_console_errors() -> None:
                             assert page.locator("text=Coming in a later release").count() == 0
                     page.goto(f"{srv.url}/#/overview")
                     page.wait_for_selector("[data-testid=stats] .stat-value:not(:has-text('…'))")
+                    page.keyboard.press("Alt+E")  # keyboard: Alt+letter opens a page
+                    page.wait_for_url("**/#/events")
+                    page.keyboard.press("Tab")  # the first stop skips to the content
+                    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
                     assert console.errors == [], console.errors
 
         await in_browser(scenario)
@@ -229,3 +234,45 @@ async def test_the_process_explorer_shows_a_conversation_and_kills_a_process() -
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)
+
+
+async def test_an_unreachable_server_shows_a_banner_and_the_page_reconnects_by_itself() -> None:
+    """When the server goes away the page says so (banner, badge Offline) and keeps trying;
+    when a server is back on the address it reconnects without a reload (badge Live, no
+    banner) and events flow again."""
+    live_once, banner_seen, finished = trio.Event(), trio.Event(), trio.Event()
+    async with trio.open_nursery() as nursery:
+        async with web_server() as first:
+            url = first.url
+
+            def scenario() -> None:
+                try:
+                    with browser_page() as (page, _console):
+                        page.goto(url + "/#/events")
+                        page.wait_for_selector("[data-testid=live-status]:has-text('Live')")
+                        trio.from_thread.run_sync(live_once.set)
+                        page.wait_for_selector(".banner:has-text('Server unreachable')")
+                        assert page.locator("[data-testid=live-status]").text_content() == "Offline"
+                        trio.from_thread.run_sync(banner_seen.set)
+                        page.wait_for_selector(
+                            "[data-testid=live-status]:has-text('Live')", timeout=30_000
+                        )
+                        assert page.locator(".banner").count() == 0
+                        page.goto(url + "/#/chat/assistant")
+                        page.fill("#chat-input", "after the restart")
+                        page.keyboard.press("Enter")
+                        page.wait_for_selector("[data-status=done]")
+                        page.goto(url + "/#/events")
+                        page.wait_for_selector("[data-testid=event-table] td:has-text('llm.call')")
+                finally:
+                    trio.from_thread.run_sync(finished.set)
+
+            nursery.start_soon(in_browser, scenario)
+            with trio.fail_after(60):
+                await live_once.wait()
+        # The first server has stopped; a new one comes back on the same address.
+        with trio.fail_after(60):
+            await banner_seen.wait()
+        async with web_server(port=int(url.rsplit(":", 1)[1])):
+            with trio.fail_after(90):
+                await finished.wait()
