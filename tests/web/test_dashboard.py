@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx2
 import pytest
 import trio
 
@@ -276,3 +277,37 @@ async def test_an_unreachable_server_shows_a_banner_and_the_page_reconnects_by_i
         async with web_server(port=int(url.rsplit(":", 1)[1])):
             with trio.fail_after(90):
                 await finished.wait()
+
+
+async def test_the_chat_history_is_loaded_from_the_server_page_by_page() -> None:
+    """Opening a chat shows the latest 50 messages of the stored conversation (tool panels
+    included) and "Load earlier messages" brings the rest, oldest first."""
+    async with web_server() as srv:
+        async with httpx2.AsyncClient(base_url=srv.url, timeout=httpx2.Timeout(30)) as client:
+            for number in range(28):  # 56 messages
+                answer = await client.post(
+                    "/api/agents/assistant/chat", json={"message": f"message {number}"}
+                )
+                assert answer.status_code == 200
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/chat/assistant")
+                button = page.locator("button:has-text('Load earlier messages (6)')")
+                button.wait_for()
+                users = page.locator(".msg-user .bubble")
+                assert users.count() == 25
+                assert users.first.text_content() == "message 3"
+                assert users.last.text_content() == "message 27"
+                assert (
+                    page.locator(".msg-assistant")
+                    .last.text_content()
+                    .endswith("You said: message 27")
+                )
+                button.click()
+                page.wait_for_function("document.querySelectorAll('.msg-user').length === 28")
+                assert users.first.text_content() == "message 0"
+                assert page.locator("button:has-text('Load earlier')").count() == 0
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)

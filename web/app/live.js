@@ -22,6 +22,7 @@ const RECENT = 5000;
 const listeners = new Set();
 let controller = null;
 let running = false;
+let generation = 0; // a stop() ends its loop even if start() runs again before it exits
 let wake = null;
 
 /** Call fn(events) with each batch of runtime events; returns the unsubscribe function. */
@@ -77,21 +78,23 @@ function sleep(ms) {
 export async function start() {
   if (running) return;
   running = true;
+  const mine = ++generation;
+  const current = () => running && mine === generation;
   let attempt = 0;
-  while (running) {
+  while (current()) {
     status.value = 'connecting';
     const began = Date.now();
     try {
       await connectOnce();
     } catch (error) {
-      if (!running) break;
+      if (!current()) break;
       if (error instanceof ApiError && error.status === 401) { running = false; break; }
       if (!(error instanceof Unreachable) && error.name !== 'AbortError' && !(error instanceof ApiError)) {
         // A stream cut in the middle (the server went away) is a network failure too.
         reachable.value = false;
       }
     }
-    if (!running) break;
+    if (!current()) break;
     if (Date.now() - began > 10000) attempt = 0; // it was up for a while: start over
     const delay = BACKOFF[Math.min(attempt, BACKOFF.length - 1)] * (0.8 + Math.random() * 0.4);
     attempt += 1;
@@ -99,7 +102,7 @@ export async function start() {
     retryIn.value = Math.round(delay / 1000);
     await sleep(delay);
   }
-  status.value = 'stopped';
+  if (mine === generation) status.value = 'stopped';
 }
 
 /** Try again now (the banner's "Retry now"). */
@@ -107,6 +110,7 @@ export function retryNow() { if (wake) wake(); }
 
 export function stop() {
   running = false;
+  generation += 1;
   if (controller) controller.abort();
   if (wake) wake();
 }
