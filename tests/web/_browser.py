@@ -8,6 +8,8 @@ The scripted model answers by keyword, so one server serves every scenario:
 - ``slow``: 40 words, one every 0.25 s (a reply long enough to reload the page under it);
 - ``html``: Markdown carrying live HTML and ``javascript:`` links (must render inert);
 - anything else: ``You said: <text>``, word by word (0.1 s apart).
+
+The server also runs a supervisor ``workers`` with one permanent ``worker`` agent.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import attrs
 import pytest
 import trio
 
-from vega_trio import Agent, open_orchestrator
+from vega_trio import Agent, SupervisorSpec, open_orchestrator
 from vega_trio.llm import LLMRequest
 from vega_trio.serve import ServeConfig, serve
 from vega_trio.testing import ScriptedLLM, Step
@@ -96,6 +98,11 @@ async def web_server(*, token: str | None = None, port: int = 0) -> AsyncIterato
         )
         orch.agents.define(
             Agent(name="researcher", model="scripted", tools=[lookup]), source="composed"
+        )
+        # A supervised worker: what the Supervision Tree page shows (and restarts).
+        worker = orch.child_spec(Agent(name="worker", model="scripted"))
+        await orch.start_supervisor(
+            SupervisorSpec(name="workers", children=[worker], max_restarts=5, window=60)
         )
         stop = trio.Event()
         async with trio.open_nursery() as nursery:

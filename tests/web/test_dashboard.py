@@ -15,8 +15,8 @@ from ._browser import TOKEN, browser_page, in_browser, skip_without_browser, web
 pytestmark = [pytest.mark.slow, skip_without_browser()]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
-BUILT = ("chat", "overview", "processes", "events")
-LATER = ("spawn-tree", "supervision", "agents", "mcp", "workflows", "costs")
+BUILT = ("chat", "overview", "processes", "spawn-tree", "supervision", "events")
+LATER = ("agents", "mcp", "workflows", "costs")
 
 
 def _sign_in(page: object, url: str, token: str) -> None:
@@ -308,6 +308,38 @@ async def test_the_chat_history_is_loaded_from_the_server_page_by_page() -> None
                 page.wait_for_function("document.querySelectorAll('.msg-user').length === 28")
                 assert users.first.text_content() == "message 0"
                 assert page.locator("button:has-text('Load earlier')").count() == 0
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_killing_a_process_in_the_explorer_updates_the_supervision_tree_live() -> None:
+    """With the Supervision Tree open in another tab, killing the supervised worker in the
+    Process Explorer shows its restart there without a reload (restarts: 1, a new process
+    id); the Spawn Tree lists the live processes."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.on("dialog", lambda dialog: dialog.accept())
+                tree = page.context.new_page()
+                tree.goto(srv.url + "/#/supervision")
+                child = tree.locator("[data-testid=supervised-child]")
+                child.locator("text=restarts: 0").wait_for()
+                first = child.locator("a code").text_content()
+                assert tree.locator("[data-testid=supervisor]:has-text('workers')").count() == 1
+
+                page.goto(srv.url + "/#/processes")
+                page.locator(f"[data-testid=process-table] a:has-text('{first}')").click()
+                page.locator("[data-testid=kill]").click()
+                page.locator(
+                    "[data-testid=detail-status] .badge:not(:has-text('running'))"
+                ).wait_for()
+
+                child.locator("text=restarts: 1").wait_for()  # live, no reload
+                assert child.locator("a code").text_content() != first
+                page.goto(srv.url + "/#/spawn-tree")
+                page.locator("[data-testid=spawn-tree] >> text=worker").first.wait_for()
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)

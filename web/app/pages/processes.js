@@ -60,6 +60,8 @@ export default function Processes({ args }) {
     const order = x < y ? -1 : x > y ? 1 : 0;
     return sort.desc ? -order : order;
   }) : [];
+  // Agents of the registry and any other seen in the list (a supervisor's children).
+  const agentOptions = [...new Set([...agents, ...(data ? data.processes.map((p) => p.agent) : []), ...(agent ? [agent] : [])])].sort();
   const toggle = (key) => setSort(sort.key === key ? { key, desc: !sort.desc } : { key, desc: false });
 
   return html`<section class="page processes" aria-labelledby="page-title">
@@ -69,7 +71,7 @@ export default function Processes({ args }) {
         <option value="">any</option>${STATUSES.map((s) => html`<option key=${s} value=${s}>${s}</option>`)}
       </select></label>
       <label>Agent <select value=${agent} data-testid="filter-agent" onChange=${(e) => { setOffset(0); setAgent(e.currentTarget.value); }}>
-        <option value="">any</option>${agents.map((a) => html`<option key=${a} value=${a}>${a}</option>`)}
+        <option value="">any</option>${agentOptions.map((a) => html`<option key=${a} value=${a}>${a}</option>`)}
       </select></label>
       <button type="button" class="ghost" onClick=${refresh}>Refresh</button>
     </form>
