@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -28,7 +30,9 @@ from vega_trio import Agent, SupervisorSpec, open_orchestrator
 from vega_trio.llm import LLMRequest
 from vega_trio.serve import ServeConfig, serve
 from vega_trio.testing import ScriptedLLM, Step
+from vega_trio.tools.mcp import MCPServerConfig
 
+ECHO_SERVER = Path(__file__).resolve().parents[1] / "tools" / "mcp_servers" / "echo_server.py"
 CHROMIUM = os.environ.get("VEGA_TEST_CHROMIUM", "/usr/bin/chromium")
 TOKEN = "0123456789abcdef0123456789abcdef"
 HOSTILE = (
@@ -88,10 +92,16 @@ class WebServer:
 
 
 @asynccontextmanager
-async def web_server(*, token: str | None = None, port: int = 0) -> AsyncIterator[WebServer]:
-    """A real ``serve`` on 127.0.0.1 (any free port) with the scripted model, for the block."""
+async def web_server(
+    *, token: str | None = None, port: int = 0, mcp: bool = False
+) -> AsyncIterator[WebServer]:
+    """A real ``serve`` on 127.0.0.1 (any free port) with the scripted model, for the block;
+    with ``mcp``, the test suite's echo MCP server too (a subprocess)."""
     llm = ScriptedLLM(responder=respond)
-    async with open_orchestrator(llm=llm, event_history=1000) as orch:
+    servers = [MCPServerConfig(name="echo", command=sys.executable, args=[str(ECHO_SERVER)])]
+    async with open_orchestrator(
+        llm=llm, event_history=1000, mcp_servers=servers if mcp else ()
+    ) as orch:
         orch.agents.define(
             Agent(name="assistant", model="scripted", description="Answers by keyword."),
             source="builtin",

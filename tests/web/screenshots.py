@@ -19,7 +19,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
 
 async def main() -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
-    async with web_server() as srv:
+    async with web_server(mcp=True) as srv:
 
         def scenario() -> None:
             with browser_page() as (page, console):
@@ -50,6 +50,9 @@ async def main() -> None:
                 page.goto(srv.url + "/#/supervision")
                 page.wait_for_selector("[data-testid=supervisor]")
                 page.screenshot(path=str(DOCS / "supervision.png"))
+                page.goto(srv.url + "/#/mcp")
+                page.wait_for_selector("[data-testid=mcp-server] td code")
+                page.screenshot(path=str(DOCS / "mcp.png"))
                 page.goto(srv.url + "/#/events")
                 page.wait_for_selector("[data-testid=event-table] tbody tr")
                 page.screenshot(path=str(DOCS / "events.png"))

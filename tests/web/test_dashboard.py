@@ -15,8 +15,8 @@ from ._browser import TOKEN, browser_page, in_browser, skip_without_browser, web
 pytestmark = [pytest.mark.slow, skip_without_browser()]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
-BUILT = ("chat", "overview", "processes", "spawn-tree", "supervision", "events")
-LATER = ("agents", "mcp", "workflows", "costs")
+BUILT = ("chat", "overview", "processes", "spawn-tree", "supervision", "events", "mcp")
+LATER = ("agents", "workflows", "costs")
 
 
 def _sign_in(page: object, url: str, token: str) -> None:
@@ -340,6 +340,24 @@ async def test_killing_a_process_in_the_explorer_updates_the_supervision_tree_li
                 assert child.locator("a code").text_content() != first
                 page.goto(srv.url + "/#/spawn-tree")
                 page.locator("[data-testid=spawn-tree] >> text=worker").first.wait_for()
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_the_mcp_page_shows_a_server_its_status_and_tools() -> None:
+    """A configured MCP server (the test suite's echo server, a real subprocess) is listed
+    with its status, transport and its tools."""
+    async with web_server(mcp=True) as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/mcp")
+                server = page.locator("[data-testid=mcp-server]")
+                server.wait_for()
+                assert server.locator("h2").text_content() == "echo"
+                server.locator("td code:has-text('echo__')").first.wait_for()
+                assert server.locator("[data-testid=mcp-error]").count() == 0
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)

@@ -18,7 +18,7 @@ export const PAGES = [
     about: 'Every runtime event, live, filterable, pausable.' },
   { id: 'agents', title: 'Agent Registry', key: 'a',
     about: 'YAML and composed agents; create, edit, delete, export and import templates.' },
-  { id: 'mcp', title: 'MCP Servers', key: 'm',
+  { id: 'mcp', title: 'MCP Servers', key: 'm', load: () => import('./pages/mcp.js'),
     about: 'Each MCP server: status, tools, last error.' },
   { id: 'workflows', title: 'Workflow Launcher', key: 'w',
     about: 'Run a workflow from a generated form; live per-step progress; resume.' },
