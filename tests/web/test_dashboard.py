@@ -15,8 +15,8 @@ from ._browser import TOKEN, browser_page, in_browser, skip_without_browser, web
 pytestmark = [pytest.mark.slow, skip_without_browser()]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
-BUILT = ("chat", "overview", "processes", "spawn-tree", "supervision", "events", "mcp")
-LATER = ("agents", "workflows", "costs")
+BUILT = ("chat", "overview", "processes", "spawn-tree", "supervision", "events", "agents", "mcp")
+LATER = ("workflows", "costs")
 
 
 def _sign_in(page: object, url: str, token: str) -> None:
@@ -359,5 +359,55 @@ async def test_the_mcp_page_shows_a_server_its_status_and_tools() -> None:
                 server.locator("td code:has-text('echo__')").first.wait_for()
                 assert server.locator("[data-testid=mcp-error]").count() == 0
                 assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_the_agent_registry_creates_edits_and_deletes_a_composed_agent() -> None:
+    """Import an agents: section → the agent is listed as composed; an invalid one shows
+    the validator's field paths; editing its JSON definition saves revision 2; Delete
+    removes it; a builtin agent offers no edit or delete."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.on("dialog", lambda dialog: dialog.accept())
+                page.goto(srv.url + "/#/agents")
+                table = page.locator("[data-testid=agent-table]")
+                table.wait_for()
+                page.fill("[data-testid=import-yaml]", "agents:\n  bad:\n    temperature: hot\n")
+                page.click("button:has-text('Create')")
+                problem = page.locator("[data-testid=agent-error]")
+                problem.wait_for()
+                assert "temperature" in (problem.text_content() or "")
+                page.fill(
+                    "[data-testid=import-yaml]",
+                    "agents:\n  summarizer:\n    system: Summarize.\n    temperature: 0.2\n",
+                )
+                page.click("button:has-text('Create')")
+                page.locator("text=Created summarizer.").wait_for()
+                row = table.locator("tr:has-text('summarizer')")
+                assert row.locator(".badge").text_content() == "composed"
+                row.locator("a").click()
+                detail = page.locator("[data-testid=agent-detail]")
+                detail.locator("[data-testid=agent-yaml]:has-text('Summarize.')").wait_for()
+                draft = detail.locator("[data-testid=agent-json]")
+                draft.fill(draft.input_value().replace("Summarize.", "Summarize briefly."))
+                detail.locator("button:has-text('Save')").click()
+                detail.locator("text=Saved: revision 2.").wait_for()
+                detail.locator("[data-testid=agent-yaml]:has-text('Summarize briefly.')").wait_for()
+                detail.locator("[data-testid=delete-agent]").click()
+                page.wait_for_url("**/#/agents")
+                page.wait_for_function(
+                    "!document.querySelector('[data-testid=agent-table]')"
+                    ".textContent.includes('summarizer')"
+                )
+                page.goto(srv.url + "/#/agents/assistant")
+                page.locator("[data-testid=agent-yaml]").wait_for()
+                assert (
+                    page.locator("[data-testid=delete-agent], [data-testid=agent-json]").count()
+                    == 0
+                )
+                assert [e for e in console.errors if "422" not in e] == [], console.errors
 
         await in_browser(scenario)

@@ -16,7 +16,7 @@ export const PAGES = [
     about: 'Supervisors and their children, live: restarts and give-ups as they happen.' },
   { id: 'events', title: 'Event Stream', key: 'e', load: () => import('./pages/events.js'),
     about: 'Every runtime event, live, filterable, pausable.' },
-  { id: 'agents', title: 'Agent Registry', key: 'a',
+  { id: 'agents', title: 'Agent Registry', key: 'a', load: () => import('./pages/agents.js'),
     about: 'YAML and composed agents; create, edit, delete, export and import templates.' },
   { id: 'mcp', title: 'MCP Servers', key: 'm', load: () => import('./pages/mcp.js'),
     about: 'Each MCP server: status, tools, last error.' },
