@@ -179,3 +179,33 @@ async def in_browser(scenario: Callable[[], None]) -> None:
 def skip_without_browser() -> pytest.MarkDecorator:
     reason = browser_missing()
     return pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "code-review.vega.yaml"
+
+
+@asynccontextmanager
+async def workflow_server() -> AsyncIterator[WebServer]:
+    """A real ``serve`` of examples/code-review.vega.yaml (its ``review`` workflow) with a
+    scripted model that approves everything, for the block."""
+    from vega_trio.dsl import load_file
+    from vega_trio.dsl._interpreter import open_runner
+
+    document = load_file(EXAMPLE)
+    llm = ScriptedLLM.echo("APPROVED ")
+    async with open_runner(document, llm=llm) as runner:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(
+                lambda task_status: serve(
+                    runner.orchestrator,
+                    ServeConfig(port=0),
+                    runner=runner,
+                    shutdown_trigger=stop.wait,
+                    task_status=task_status,
+                )
+            )
+            try:
+                yield WebServer(urls[0], None)
+            finally:
+                stop.set()

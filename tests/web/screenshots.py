@@ -3,7 +3,7 @@
     PYTHONPATH=. python -m tests.web.screenshots
 
 A real ``serve`` with the browser tests' scripted model, a short chat with a tool call,
-then each built page at 1280x800 (and the chat at phone width, in dark).
+then each built page at 1280x800 (the launcher on examples/code-review.vega.yaml) (and the chat at phone width, in dark).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import trio
 
-from ._browser import browser_page, in_browser, web_server
+from ._browser import browser_page, in_browser, web_server, workflow_server
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
 
@@ -70,6 +70,19 @@ async def main() -> None:
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)
+
+    async with workflow_server() as srv:
+
+        def launcher() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/workflows")
+                page.fill("#input-task", "Write a binary search function")
+                page.click("[data-testid=launcher] button[type=submit]")
+                page.wait_for_selector("[data-testid=run-status]:has-text('completed')")
+                page.screenshot(path=str(DOCS / "workflows.png"))
+                assert console.errors == [], console.errors
+
+        await in_browser(launcher)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,30 @@ import httpx2
 import pytest
 import trio
 
-from ._browser import TOKEN, browser_page, in_browser, skip_without_browser, web_server
+from ._browser import (
+    TOKEN,
+    browser_page,
+    in_browser,
+    skip_without_browser,
+    web_server,
+    workflow_server,
+)
 
 pytestmark = [pytest.mark.slow, skip_without_browser()]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
-BUILT = ("chat", "overview", "processes", "spawn-tree", "supervision", "events", "agents", "mcp")
-LATER = ("workflows", "costs")
+BUILT = (
+    "chat",
+    "overview",
+    "processes",
+    "spawn-tree",
+    "supervision",
+    "events",
+    "agents",
+    "mcp",
+    "workflows",
+)
+LATER = ("costs",)
 
 
 def _sign_in(page: object, url: str, token: str) -> None:
@@ -409,5 +426,41 @@ async def test_the_agent_registry_creates_edits_and_deletes_a_composed_agent() -
                     == 0
                 )
                 assert [e for e in console.errors if "422" not in e] == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_the_launcher_runs_a_workflow_from_its_generated_form_and_shows_each_step() -> None:
+    """The review workflow's form is generated from its inputs (a required text, an enum
+    select with its default); running it shows the run's steps as they complete, its
+    status and its result."""
+    async with workflow_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/workflows")
+                form = page.locator("[data-testid=launcher]")
+                form.wait_for()
+                assert form.locator("h2").text_content() == "review"
+                language = form.locator("select#input-language")
+                assert language.input_value() == "Python"
+                options = language.locator("option").all_text_contents()
+                assert options == ["Python", "Go", "Rust"]
+                assert form.locator("label[for=input-task] [aria-label=required]").count() == 1
+                form.locator("#input-task").fill("Write a binary search")
+                language.select_option("Go")
+                form.locator("button[type=submit]").click()
+                page.wait_for_url("**/#/workflows/review-*")
+                run = page.locator("[data-testid=run]")
+                run.locator("[data-testid=run-status]:has-text('completed')").wait_for()
+                steps = run.locator("[data-testid=steps] li")
+                assert steps.count() >= 2
+                assert "coder" in (steps.nth(0).text_content() or "")
+                assert "reviewer" in (steps.nth(1).text_content() or "")
+                assert all("completed" in t for t in steps.all_text_contents()[:2])
+                output = run.locator("[data-testid=run-output]").text_content() or ""
+                assert "APPROVED" in output
+                page.locator("[data-testid=runs] a").first.wait_for()
+                assert console.errors == [], console.errors
 
         await in_browser(scenario)

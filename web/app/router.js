@@ -20,7 +20,7 @@ export const PAGES = [
     about: 'YAML and composed agents; create, edit, delete, export and import templates.' },
   { id: 'mcp', title: 'MCP Servers', key: 'm', load: () => import('./pages/mcp.js'),
     about: 'Each MCP server: status, tools, last error.' },
-  { id: 'workflows', title: 'Workflow Launcher', key: 'w',
+  { id: 'workflows', title: 'Workflow Launcher', key: 'w', load: () => import('./pages/workflows.js'),
     about: 'Run a workflow from a generated form; live per-step progress; resume.' },
   { id: 'costs', title: 'Cost Dashboard', key: 'd',
     about: 'Spending per agent, process, run and model, over time.' },
