@@ -3,11 +3,13 @@
     PYTHONPATH=. python -m tests.web.screenshots
 
 A real ``serve`` with the browser tests' scripted model, a short chat with a tool call,
-then each built page at 1280x800 (the launcher on examples/code-review.vega.yaml) (and the chat at phone width, in dark).
+then each page at 1280x800 (and the chat at phone width, in dark); the launcher and
+the costs on examples/code-review.vega.yaml with a store.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import trio
@@ -59,9 +61,6 @@ async def main() -> None:
                 page.goto(srv.url + "/#/events")
                 page.wait_for_selector("[data-testid=event-table] tbody tr")
                 page.screenshot(path=str(DOCS / "events.png"))
-                page.goto(srv.url + "/#/costs")
-                page.wait_for_selector("text=Coming in a later release")
-                page.screenshot(path=str(DOCS / "placeholder.png"))
                 assert console.errors == [], console.errors
             with browser_page(width=390, height=844, color_scheme="dark") as (page, console):
                 page.goto(srv.url + "/#/chat/researcher")
@@ -71,7 +70,12 @@ async def main() -> None:
 
         await in_browser(scenario)
 
-    async with workflow_server() as srv:
+    with tempfile.TemporaryDirectory() as tmp, trio.fail_after(120):
+        await _launcher_and_costs(Path(tmp) / "vega.db")
+
+
+async def _launcher_and_costs(db: Path) -> None:
+    async with workflow_server(db) as srv:
 
         def launcher() -> None:
             with browser_page() as (page, console):
@@ -80,6 +84,9 @@ async def main() -> None:
                 page.click("[data-testid=launcher] button[type=submit]")
                 page.wait_for_selector("[data-testid=run-status]:has-text('completed')")
                 page.screenshot(path=str(DOCS / "workflows.png"))
+                page.goto(srv.url + "/#/costs")
+                page.wait_for_selector("[data-testid=cost-chart] canvas")
+                page.screenshot(path=str(DOCS / "costs.png"), full_page=True)
                 assert console.errors == [], console.errors
 
         await in_browser(launcher)

@@ -32,8 +32,9 @@ BUILT = (
     "agents",
     "mcp",
     "workflows",
+    "costs",
 )
-LATER = ("costs",)
+LATER: tuple[str, ...] = ()  # every page of SPEC §10.5 is built
 
 
 def _sign_in(page: object, url: str, token: str) -> None:
@@ -461,6 +462,39 @@ async def test_the_launcher_runs_a_workflow_from_its_generated_form_and_shows_ea
                 output = run.locator("[data-testid=run-output]").text_content() or ""
                 assert "APPROVED" in output
                 page.locator("[data-testid=runs] a").first.wait_for()
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_costs_appear_on_the_cost_page_per_agent_model_and_run_with_a_chart(
+    tmp_path: Path,
+) -> None:
+    """After a workflow run on a server with a store, the cost page shows the total, the
+    live per-agent costs, the stored costs per agent, model and run, and a uPlot chart of
+    cost over time; it loads with no console errors."""
+    async with workflow_server(tmp_path / "vega.db") as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/costs")
+                page.locator("[data-testid=cost-total]").wait_for()
+                assert page.locator("[data-testid=cost-total]").text_content() == "$0"
+                page.goto(srv.url + "/#/workflows")
+                page.fill("#input-task", "Write a sort function")
+                page.click("[data-testid=launcher] button[type=submit]")
+                page.locator("[data-testid=run-status]:has-text('completed')").wait_for()
+                page.goto(srv.url + "/#/costs")
+                page.wait_for_function(
+                    "document.querySelector('[data-testid=cost-total]')?.textContent !== '$0'"
+                )
+                by_agent = page.locator("[data-testid=costs-by-agent]")
+                for agent in ("coder", "reviewer"):
+                    by_agent.locator(f"td:has-text('{agent}')").wait_for()
+                by_model = page.locator("[data-testid=costs-by-model]")
+                assert by_model.locator("td:has-text('claude-sonnet-4-20250514')").count() == 1
+                page.locator("[data-testid=costs-by-run_id] a:has-text('review-')").wait_for()
+                page.locator("[data-testid=cost-chart] canvas").wait_for()
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)

@@ -22,7 +22,7 @@ export const PAGES = [
     about: 'Each MCP server: status, tools, last error.' },
   { id: 'workflows', title: 'Workflow Launcher', key: 'w', load: () => import('./pages/workflows.js'),
     about: 'Run a workflow from a generated form; live per-step progress; resume.' },
-  { id: 'costs', title: 'Cost Dashboard', key: 'd',
+  { id: 'costs', title: 'Cost Dashboard', key: 'd', load: () => import('./pages/costs.js'),
     about: 'Spending per agent, process, run and model, over time.' },
 ];
 

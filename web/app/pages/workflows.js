@@ -87,8 +87,8 @@ function Run({ id, onChanged }) {
       ${run.status === 'running' ? html`<button type="button" class="danger" onClick=${() => act('cancel')}>Cancel</button>` : null}
       ${resumable ? html`<button type="button" onClick=${() => act('resume')} data-testid="resume">Resume</button>` : null}
       <h3>Steps</h3>
-      ${run.steps && run.steps.length ? html`<ol class="steps" data-testid="steps">${run.steps.map((s, i) => html`<li key=${i} class=${`step st-${s.status}`}>
-        <${StatusBadge} status=${s.status} /> <code>${s.path}</code> ${s.agent ? html`<strong>${s.agent}</strong>` : s.step ? html`<span class="muted">${s.step}</span>` : null}
+      ${run.steps && run.steps.length ? html`<ol class="steps" data-testid="steps">${run.steps.map((s, i) => html`<li key=${i} class="step">
+        <${StatusBadge} status=${s.status} /> <code>${s.path}</code> ${s.agent ? html`<strong>${s.agent}</strong> ` : s.step ? html`<span class="muted">${s.step}</span> ` : null}
         <span class="muted">${s.ended_at && s.started_at ? formatMs((s.ended_at - s.started_at) * 1000) : ''}${s.tokens ? ` · ${s.tokens} tokens` : ''}${s.cost_usd ? ` · ${formatCost(s.cost_usd)}` : ''}</span>
         ${s.error ? html`<div class="error">${s.error}</div>` : null}</li>`)}</ol>` : html`<p class="muted">No step has started yet.</p>`}
       ${run.error ? html`<h3>Error</h3><p class="error" role="alert">${run.error}${run.step ? html` (at <code>${run.step}</code>)` : null}</p>` : null}
