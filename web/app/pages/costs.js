@@ -21,10 +21,10 @@ function addChartCss() {
   document.head.appendChild(link);
 }
 
-function Bars({ rows, label, total }) {
+function Bars({ rows, label, title, total }) {
   const max = Math.max(...rows.map((r) => r.cost_usd), 0) || 1;
   return html`<div class="table-wrap"><table class="bars" data-testid=${`costs-by-${label}`}>
-    <thead><tr><th scope="col">${label}</th><th scope="col">Cost</th><th scope="col" class="bar-col"><span class="visually-hidden">share</span></th><th scope="col">Calls</th><th scope="col">Tokens in / out</th></tr></thead>
+    <thead><tr><th scope="col">${title}</th><th scope="col">Cost</th><th scope="col" class="bar-col"><span class="visually-hidden">share</span></th><th scope="col">Calls</th><th scope="col">Tokens in / out</th></tr></thead>
     <tbody>${rows.map((r) => html`<tr key=${r.key}>
       <td>${r.link ? html`<a href=${r.link}><code>${r.key}</code></a>` : r.key || html`<span class="muted">(none)</span>`}</td>
       <td>${formatCost(r.cost_usd)}</td>
@@ -33,7 +33,7 @@ function Bars({ rows, label, total }) {
   </table></div>`;
 }
 
-function Chart({ series, bucket }) {
+function Chart({ series, bucket, seconds }) {
   const box = useRef(null);
   const [failed, setFailed] = useState(null);
   useEffect(() => {
@@ -42,8 +42,9 @@ function Chart({ series, bucket }) {
     addChartCss();
     import('uplot').then(({ default: uPlot }) => {
       if (!alive || !box.current) return;
-      const xs = series.map((p) => p.start);
-      const ys = series.map((p) => p.cost_usd);
+      // An empty bucket either side: a lone bucket would otherwise stretch the axis.
+      const xs = [series[0].start - seconds, ...series.map((p) => p.start), series[series.length - 1].start + seconds];
+      const ys = [0, ...series.map((p) => p.cost_usd), 0];
       const style = getComputedStyle(document.documentElement);
       const accent = style.getPropertyValue('--accent').trim() || '#3b5bdb';
       const text = style.getPropertyValue('--muted').trim() || '#666';
@@ -57,7 +58,7 @@ function Chart({ series, bucket }) {
       }, [xs, ys], box.current);
     }).catch(setFailed);
     return () => { alive = false; if (plot) plot.destroy(); };
-  }, [series, bucket]);
+  }, [series, bucket, seconds]);
   return html`<div><div ref=${box} class="chart" data-testid="cost-chart" role="img" aria-label=${`Cost per ${bucket} over time`}></div>
     ${failed ? html`<p class="error">The chart failed to load: ${String(failed.message || failed)}</p>` : null}</div>`;
 }
@@ -93,19 +94,19 @@ export default function Costs() {
         ${data.budget ? html`<div class="stat card"><div class="stat-value">${formatCost(data.budget.limit_usd)}</div><div class="stat-label">Budget</div></div>` : null}
       </div>
       <section class="card"><h2>Per agent (live)</h2>
-        ${agents.length ? html`<${Bars} rows=${agents} label="agent-live" total=${data.total_usd} />` : html`<p class="muted">Nothing spent yet.</p>`}
+        ${agents.length ? html`<${Bars} rows=${agents} label="agent-live" title="Agent" total=${data.total_usd} />` : html`<p class="muted">Nothing spent yet.</p>`}
       </section>
       ${data.series ? html`<section class="card"><div class="detail-head"><h2>Over time</h2>
           <label class="inline">per <select value=${bucket} onChange=${(e) => setBucket(Number(e.currentTarget.value))}>
             ${BUCKETS.map(([s, name]) => html`<option key=${s} value=${s}>${name}</option>`)}</select></label></div>
-        ${data.series.length ? html`<${Chart} series=${data.series} bucket=${bucketName} />` : html`<p class="muted">No model call recorded yet.</p>`}
+        ${data.series.length ? html`<${Chart} series=${data.series} bucket=${bucketName} seconds=${bucket} />` : html`<p class="muted">No model call recorded yet.</p>`}
       </section>
       <div class="grid2">${KEYS.map(([key, title]) => {
         const rows = Object.entries(data.by[key] || {}).map(([k, v]) => ({ key: k, ...v,
           link: key === 'process_id' && k ? href('processes', k) : key === 'run_id' && k ? href('workflows', k) : null }))
           .sort((a, b) => b.cost_usd - a.cost_usd);
         return html`<section class="card" key=${key}><h2>Per ${title.toLowerCase()}</h2>
-          ${rows.length ? html`<${Bars} rows=${rows.slice(0, 20)} label=${key} total=${data.total_usd} />` : html`<p class="muted">None yet.</p>`}</section>`;
+          ${rows.length ? html`<${Bars} rows=${rows.slice(0, 20)} label=${key} title=${title} total=${data.total_usd} />` : html`<p class="muted">None yet.</p>`}</section>`;
       })}</div>` : html`<p class="muted card">Start the server with a store (<code>--db</code>, the default) for costs per model, run and process and over time.</p>`}
     ` : html`<p class="muted">Loading…</p>`}
   </section>`;
