@@ -4,6 +4,7 @@ Playwright's objects belong to the thread that made them).
 
 The scripted model answers by keyword, so one server serves every scenario:
 
+- ``delegate``: delegate "use the tool" to ``researcher`` (the ``lead`` agent's team);
 - ``tool``: a ``lookup`` tool call, then a reply that uses its result;
 - ``slow``: 40 words, one every 0.25 s (a reply long enough to reload the page under it);
 - ``html``: Markdown carrying live HTML and ``javascript:`` links (must render inert);
@@ -71,6 +72,10 @@ def respond(request: LLMRequest) -> Step:
     said = _last_user_text(request)
     if last is not None and last.role == "user" and last.tool_results:
         return Step.text("The lookup says **42**.", chunk_delay=0.02)
+    if "delegate" in said:
+        return Step.tool_call(
+            "delegate", {"agent": "researcher", "message": "use the tool"}, text="Asking. "
+        )
     if "tool" in said:
         return Step.tool_call("lookup", {"query": "vega"}, text="Let me look that up. ")
     if "slow" in said:
@@ -108,6 +113,9 @@ async def web_server(
         )
         orch.agents.define(
             Agent(name="researcher", model="scripted", tools=[lookup]), source="composed"
+        )
+        orch.agents.define(
+            Agent(name="lead", model="scripted", team=["researcher"]), source="composed"
         )
         # A supervised worker: what the Supervision Tree page shows (and restarts).
         worker = orch.child_spec(Agent(name="worker", model="scripted"))

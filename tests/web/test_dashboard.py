@@ -498,3 +498,29 @@ async def test_costs_appear_on_the_cost_page_per_agent_model_and_run_with_a_char
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)
+
+
+async def test_a_delegates_activity_is_nested_under_the_delegating_call() -> None:
+    """When the lead delegates, the researcher's own tool call and text appear inside the
+    lead's `delegate` panel (not in the lead's reply), and the lead's answer follows."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/chat/lead")
+                page.fill("#chat-input", "please delegate this")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-status=done]")
+                reply = page.locator("[data-testid=assistant-reply]").last
+                outer = reply.locator(":scope > [data-testid=tool-panel]")
+                assert outer.count() == 1
+                assert "delegate" in (outer.locator("summary").first.text_content() or "")
+                outer.locator("summary").first.click()
+                nested = outer.locator(".delegated [data-testid=tool-panel]")
+                assert nested.count() == 1
+                assert "researcher → lookup" in (nested.locator("summary").text_content() or "")
+                assert "The lookup says" in (outer.locator(".delegated").text_content() or "")
+                assert "researcher:" in (outer.locator(".delegated").text_content() or "")
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
