@@ -1,5 +1,9 @@
 """The dashboard in a real browser (chromium through Playwright) against a real
-``vega-trio serve`` on loopback with a scripted model."""
+``vega-trio serve`` on loopback with a scripted model.
+
+NOTE: waits use locators, never ``page.wait_for_function("…")``: a string predicate that
+has to be polled is evaluated with ``new Function``, which the page's CSP (no
+``unsafe-eval``) refuses."""
 
 from __future__ import annotations
 
@@ -91,9 +95,7 @@ async def test_sign_in_with_the_token_works_and_a_wrong_token_shows_an_error() -
                 page.click("button[type=submit]")
                 error = page.locator("#signin-error")
                 error.wait_for()
-                page.wait_for_function(
-                    "document.querySelector('#signin-error').textContent.includes('Wrong token')"
-                )
+                page.locator("#signin-error:has-text('Wrong token')").wait_for()
                 assert page.locator("nav").count() == 0
                 page.fill("#token", TOKEN)
                 page.click("button[type=submit]")
@@ -231,10 +233,8 @@ async def test_the_process_explorer_shows_a_conversation_and_kills_a_process() -
                 table = page.locator("[data-testid=process-table]")
                 table.wait_for()
                 page.select_option("[data-testid=filter-agent]", "researcher")
-                page.wait_for_function(
-                    "[...document.querySelectorAll('[data-testid=process-table] tbody tr')]"
-                    ".every(r => r.textContent.includes('researcher'))"
-                )
+                others = table.locator("tbody tr:not(:has-text('researcher'))")
+                others.first.wait_for(state="detached")
                 page.click("th button:has-text('Agent')")
                 assert table.locator("th[aria-sort=ascending]").count() == 1
                 table.locator("tbody tr a").first.click()
@@ -246,10 +246,9 @@ async def test_the_process_explorer_shows_a_conversation_and_kills_a_process() -
                 ).wait_for()
                 # Live in the table too: no longer listed as running (without a store a
                 # finished process leaves the list).
-                page.wait_for_function(
-                    "!(document.querySelector('[data-testid=process-table] tbody')"
-                    "?.textContent || '').includes('running')"
-                )
+                page.locator(
+                    "[data-testid=process-table] tbody .badge:has-text('running')"
+                ).first.wait_for(state="detached")
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)
@@ -323,7 +322,8 @@ async def test_the_chat_history_is_loaded_from_the_server_page_by_page() -> None
                     .endswith("You said: message 27")
                 )
                 button.click()
-                page.wait_for_function("document.querySelectorAll('.msg-user').length === 28")
+                page.locator(".msg-user").nth(27).wait_for()
+                assert page.locator(".msg-user").count() == 28
                 assert users.first.text_content() == "message 0"
                 assert page.locator("button:has-text('Load earlier')").count() == 0
                 assert console.errors == [], console.errors
@@ -416,10 +416,7 @@ async def test_the_agent_registry_creates_edits_and_deletes_a_composed_agent() -
                 detail.locator("[data-testid=agent-yaml]:has-text('Summarize briefly.')").wait_for()
                 detail.locator("[data-testid=delete-agent]").click()
                 page.wait_for_url("**/#/agents")
-                page.wait_for_function(
-                    "!document.querySelector('[data-testid=agent-table]')"
-                    ".textContent.includes('summarizer')"
-                )
+                table.locator("tr:has-text('summarizer')").first.wait_for(state="detached")
                 page.goto(srv.url + "/#/agents/assistant")
                 page.locator("[data-testid=agent-yaml]").wait_for()
                 assert (
@@ -485,10 +482,10 @@ async def test_costs_appear_on_the_cost_page_per_agent_model_and_run_with_a_char
                 page.click("[data-testid=launcher] button[type=submit]")
                 page.locator("[data-testid=run-status]:has-text('completed')").wait_for()
                 page.goto(srv.url + "/#/costs")
-                page.wait_for_function(
-                    "document.querySelector('[data-testid=cost-total]')?.textContent !== '$0'"
-                )
                 by_agent = page.locator("[data-testid=costs-by-agent]")
+                by_agent.locator("td:has-text('coder')").wait_for()
+                total = page.locator("[data-testid=cost-total]").text_content() or ""
+                assert total.startswith("$0.0") and total != "$0", total
                 for agent in ("coder", "reviewer"):
                     by_agent.locator(f"td:has-text('{agent}')").wait_for()
                 by_model = page.locator("[data-testid=costs-by-model]")
