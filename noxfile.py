@@ -29,10 +29,12 @@ YAML_TASKS = {
 def tests(session: nox.Session) -> None:
     """Run the test suite (offline: scripted LLM and the local fake Anthropic server).
 
-    The store tests run a real PostgreSQL server: when its binaries are missing and we
-    can install them (root, apt-get), Debian's ``postgresql`` package is installed first;
+    The store tests run a real PostgreSQL server and the dashboard's tests (tests/web) a
+    real browser: when their binaries are missing and we can install them (root,
+    apt-get), Debian's ``postgresql`` and ``chromium`` packages are installed first;
     otherwise those tests skip and say why."""
     _ensure_postgresql(session)
+    _ensure_chromium(session)
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 
@@ -48,25 +50,39 @@ def _ensure_postgresql(session: nox.Session) -> None:
     spec.loader.exec_module(finder)
     if finder.find_pg_bin() is not None:
         return
+    _apt_install(session, "the store tests (PostgreSQL)", "postgresql")
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """Install Debian's ``chromium`` (the dashboard's browser tests drive it through
+    Playwright; ``playwright install`` downloads a browser, which is not needed) if absent."""
+    if Path(os.environ.get("VEGA_TEST_CHROMIUM", "/usr/bin/chromium")).exists():
+        return
+    _apt_install(session, "the dashboard's browser tests", "chromium", "fonts-liberation")
+
+
+def _apt_install(session: nox.Session, what: str, *packages: str) -> None:
+    """``apt-get install`` Debian packages for ``what`` when we can (root, apt-get);
+    otherwise say that those tests will skip."""
     apt_get = shutil.which("apt-get")
     if os.geteuid() != 0 or apt_get is None:
-        session.log("PostgreSQL is not installed (and can't be here): its tests will skip")
+        session.log(f"{' '.join(packages)} not installed (and can't be here): {what} will skip")
         return
-    session.log("installing Debian's postgresql package for the store tests (apt-get)")
+    session.log(f"installing Debian's {' '.join(packages)} for {what} (apt-get)")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     quiet = ("-y", "-q", "-o", "Dpkg::Use-Pty=0")
     try:
-        session.run(apt_get, "install", *quiet, "postgresql", external=True, env=env, silent=True)
+        session.run(apt_get, "install", *quiet, *packages, external=True, env=env, silent=True)
     except CommandFailed:
         # A fresh machine may have no package lists yet.
         session.run(apt_get, "update", "-q", external=True, env=env, silent=True)
-        session.run(apt_get, "install", *quiet, "postgresql", external=True, env=env, silent=True)
+        session.run(apt_get, "install", *quiet, *packages, external=True, env=env, silent=True)
 
 
 @nox.session
 def quick(session: nox.Session) -> None:
     """The fast tier for the inner loop: every test not marked slow (about a minute)."""
-    _ensure_postgresql(session)
+    _ensure_postgresql(session)  # the browser tests are all slow: no chromium needed
     session.install("-e", ".[test]")
     session.run("pytest", "-m", "not slow", *session.posargs)
 

@@ -66,6 +66,7 @@ from ._problems import failure_of
 from ._schemas import CHAT_EVENT_SCHEMAS, RUN_STATUSES, RUNTIME_EVENT_SCHEMAS, ref
 from ._security import install_security
 from ._state import ChatReply, ServerState, WorkflowRun
+from ._web import install_web
 
 __all__ = ["create_app"]
 
@@ -520,6 +521,8 @@ def create_app(state: ServerState) -> QuartTrio:
     from ._ws import install_websocket  # here: _ws imports this module's chat helpers
 
     install_websocket(app, state)
+    # The dashboard's static page and assets (not /api: no token, not in the document).
+    install_web(app, token=state.config.token is not None)
 
     @app.errorhandler(Exception)
     async def handle_error(exc: Exception) -> Response:  # noqa: ASYNC124
