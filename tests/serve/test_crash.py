@@ -20,15 +20,12 @@ once per kill that found it in flight (requested, not checkpointed).
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +37,7 @@ import trio
 from vega_trio.store import open_store
 from vega_trio.testing import FakeAnthropicServer, FakeResponse, open_fake_anthropic_server
 
-from ._helpers import leaving_a_stream_early, parse_sse
+from ._helpers import leaving_a_stream_early, parse_sse, vega_serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 10
@@ -146,54 +143,15 @@ async def _read_store(location: str) -> Stored:
     return Stored(turns, seqs, runs, checkpointed)
 
 
-@asynccontextmanager
-async def _serving(
+def _serving(
     location: str, home: Path, fake: FakeAnthropicServer
-) -> AsyncIterator[tuple[trio.Process, str]]:
-    """``vega-trio serve crash.vega.yaml --db location`` until the block ends (the
-    process is killed if the block did not stop it)."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "VEGA_"))},
-        "PYTHONPATH": str(ROOT),
-        "HOME": str(home),
-        "ANTHROPIC_API_KEY": "k",
-        "ANTHROPIC_BASE_URL": fake.base_url,
-    }
-    proc = await trio.lowlevel.open_process(
-        [
-            sys.executable,
-            "-m",
-            "vega_trio",
-            "serve",
-            str(home / "crash.vega.yaml"),
-            "--addr",
-            "127.0.0.1:0",
-            "--llm",
-            "anthropic",
-            "--db",
-            location,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
+) -> AbstractAsyncContextManager[tuple[trio.Process, str]]:
+    """``vega-trio serve crash.vega.yaml --db location`` on the fake Anthropic server."""
+    return vega_serve_process(
+        [str(home / "crash.vega.yaml"), "--llm", "anthropic", "--db", location],
         cwd=home,
+        env={"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": fake.base_url},
     )
-    try:
-        assert proc.stdout is not None
-        buffer = b""
-        with trio.fail_after(60):
-            while b"\n" not in buffer:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, "vega-trio serve exited before printing its URL"
-                buffer += chunk
-        line = buffer.decode().splitlines()[0]
-        yield proc, line.split(" on ", 1)[1].split()[0]
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            with trio.move_on_after(10) as cleanup:
-                cleanup.shield = True
-                await proc.wait()
 
 
 @attrs.define
