@@ -81,7 +81,7 @@ class Traffic:
     async def until(self, status: str) -> dict[str, Any]:
         """Poll /healthz (no event says it changed) until its status is ``status``."""
         with trio.fail_after(30):
-            while (health := await self.health())["status"] != status:
+            while (health := await self.health())["status"] != status:  # noqa: ASYNC110
                 await trio.sleep(0.05)
         return health
 
@@ -189,7 +189,7 @@ async def test_a_full_disk_under_sqlite_while_serving(tmp_path: Path) -> None:
 
 async def _stop_while_down(
     location: str, cwd: Path, down: Any, program: tuple[str, ...], env: dict[str, str]
-) -> list[str]:
+) -> None:
     async with vega_serve_process(
         ["--llm", "scripted", "--db", location], cwd=cwd, env=env, program=program
     ) as (proc, url):
@@ -205,7 +205,8 @@ async def _stop_while_down(
             async def turn() -> None:
                 try:
                     response = await client.post(
-                        "/api/agents/assistant:faults/chat", json={"message": "during " + "x" * 100_000}  # needs new pages
+                        "/api/agents/assistant:faults/chat",
+                        json={"message": "during " + "x" * 100_000},  # needs new pages
                     )
                     outcome.append(response.status_code)
                 except httpx2.HTTPError:
@@ -215,10 +216,11 @@ async def _stop_while_down(
                 nursery.start_soon(turn)
                 await traffic.until("degraded")
                 proc.send_signal(signal.SIGTERM)
-                with trio.fail_after(30):  # the store's flush is bounded: no hang
+                # the replies' grace (5 s), then the store's flush (10 s), once: no hang
+                with trio.fail_after(5 + 10 + 7):
                     await proc.wait()
         assert outcome and outcome[0] != 200, outcome  # "during" was never acknowledged
-    return [str(proc.returncode)]
+    assert proc.returncode == 0
 
 
 @pytest.mark.slow
@@ -255,4 +257,4 @@ async def test_sigterm_on_a_full_disk_does_not_hang(tmp_path: Path) -> None:
         program=(str(HERE / "_full_disk.py"),),
         env={"VEGA_TEST_DISK_FULL": str(flag)},
     )
-    assert await _stored_turns(str(db)) == ["before"]
+    assert await _stored_turns(str(db)) == ["before"]  # the big one was not stored
