@@ -129,6 +129,10 @@ async def _through_an_outage(
             stalled = len(traffic.acknowledged)
             await trio.sleep(0.5)
             assert len(traffic.acknowledged) <= stalled + 1  # the one in flight, at most
+            # the event says so while the store is down, not only once it is back
+            with trio.fail_after(10):
+                while "store.degraded" not in {t for t, _ in traffic.store_events}:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
             await up()
             await traffic.until("ok")
             await traffic.until_acknowledged(stalled + 5)

@@ -27,7 +27,7 @@ from .._errors import (
     step_error_class,
 )
 from .._exit import ProcessStatus
-from .._persist import exit_error
+from .._persist import StoreDegraded, StoreRecovered, exit_error
 from .._redact import redact_data
 from ..agent import AgentProcess
 from ..agent._events import DoneEvent, ErrorEvent, TextDeltaEvent
@@ -1001,6 +1001,10 @@ _MAX_BATCH = 1024
 """The most events one ``/api/events`` write carries."""
 _COALESCE = 0.025
 """The least time (seconds) between two writes to one ``/api/events`` client."""
+_UNCOMMITTED_CHECK = 0.25
+"""How often a stream whose next events wait for their commit looks for store health
+events to send at once."""
+_STORE_HEALTH = frozenset({StoreDegraded.type, StoreRecovered.type})
 _ENCODED_KEPT = 4096
 
 
@@ -1050,16 +1054,20 @@ async def _event_stream(
         ):
             yield _sse(kind, data, event_id=seq)  # noqa: ASYNC119
         last_write = -math.inf
+        held: list[Any] = []  # received while a batch waited for its commit
+        sent_early: set[int] = set()  # store health events sent before their commit
         while True:
-            item: Any = None
-            with trio.move_on_after(state.config.heartbeat_interval):
-                try:
-                    item = await subscription.receive()
-                except trio.EndOfChannel:
-                    break
-            if item is None:
-                yield b": heartbeat\n\n"  # noqa: ASYNC119
-                continue
+            if not held:
+                item: Any = None
+                with trio.move_on_after(state.config.heartbeat_interval):
+                    try:
+                        item = await subscription.receive()
+                    except trio.EndOfChannel:
+                        break
+                if item is None:
+                    yield b": heartbeat\n\n"  # noqa: ASYNC119
+                    continue
+                held.append(item)
             # NOTE: at most one write per client every _COALESCE seconds, carrying
             # everything buffered by then: a send costs far more than an event, so
             # under load one send carries many events (B9). An event after a quiet
@@ -1067,13 +1075,40 @@ async def _event_stream(
             wait = last_write + _COALESCE - trio.current_time()
             if wait > 0:
                 await trio.sleep(wait)
-            batch = [item]
+            batch, held = held[:_MAX_BATCH], held[_MAX_BATCH:]
             while len(batch) < _MAX_BATCH and (more := subscription.receive_nowait()) is not None:
                 batch.append(more)
             # An id is an acknowledgement: sent only once the event is committed.
             newest = max((e.seq for e in batch if isinstance(e, Event)), default=0)
-            if newest and not await committed(state, newest):
+            in_time = True
+            while newest:
+                with trio.move_on_after(_UNCOMMITTED_CHECK) as waiting:
+                    in_time = await committed(state, newest)
+                if not waiting.cancelled_caught:
+                    break
+                # Not committed yet: the store is slow, down or full. Its own health
+                # events cannot wait for it: they go out now, without an id (they are
+                # stored all the same, and a replay from the store has them with it).
+                while (
+                    len(held) < _MAX_BATCH and (more := subscription.receive_nowait()) is not None
+                ):
+                    held.append(more)
+                early = [
+                    e
+                    for e in (*batch, *held)
+                    if isinstance(e, Event) and e.type in _STORE_HEALTH and e.seq not in sent_early
+                ]
+                if early:
+                    sent_early.update(e.seq for e in early)
+                    yield b"".join(_sse(e.type, e.to_dict()) for e in early)  # noqa: ASYNC119
+                if trio.current_time() - last_write >= state.config.heartbeat_interval:
+                    last_write = trio.current_time()
+                    yield b": heartbeat\n\n"  # noqa: ASYNC119
+            if not in_time:
                 break
-            yield b"".join(_event_sse(state, e) for e in batch)  # noqa: ASYNC119
+            out = [e for e in batch if not (isinstance(e, Event) and e.seq in sent_early)]
+            sent_early.difference_update(e.seq for e in batch if isinstance(e, Event))
+            if out:
+                yield b"".join(_event_sse(state, e) for e in out)  # noqa: ASYNC119
             last_write = trio.current_time()
     yield _sse("shutdown", {"type": "shutdown", "reason": "the server is shutting down"})
