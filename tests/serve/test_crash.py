@@ -200,8 +200,9 @@ class Driver:
 async def _resume_interrupted(
     client: httpx2.AsyncClient, were_running: set[str], driver: Driver
 ) -> None:
-    """The runs the killed server left running are ``interrupted``; resume them all."""
-    for run_id in sorted(driver.runs):
+    """The runs the killed server left running are ``interrupted``; resume them all
+    (also those stored whose 202 the kill cut off)."""
+    for run_id in sorted(set(driver.runs) | were_running):
         run = (await client.get(f"/api/workflows/runs/{run_id}")).json()
         if run_id in were_running:
             assert run["status"] == "interrupted", f"{run_id} was running: {run['status']}"
@@ -265,15 +266,16 @@ async def _crash_rounds(location: str, home: Path, integrity: Path | None) -> No
                 with trio.fail_after(60):
                     await _resume_interrupted(client, were_running, driver)
                 with trio.fail_after(60):
-                    for run_id in sorted(driver.runs):
+                    for run_id in sorted(set(driver.runs) | set(stored.runs)):
                         while True:
                             run = (await client.get(f"/api/workflows/runs/{run_id}")).json()
                             if run["status"] != "running":
                                 break
                             await trio.sleep(0.1)
                         assert run["status"] == "completed", run
-                        tag = driver.runs[run_id]
-                        assert run["output"].startswith(f"done: [{tag}] end"), run
+                        tag = driver.runs.get(run_id, "")
+                        assert run["output"].startswith(f"done: [{tag}"), run
+                        assert "] end done: [" in run["output"], run
                 # the conversation goes on with its whole history
                 messages: list[Any] = []
                 while True:
