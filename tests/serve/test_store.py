@@ -16,6 +16,7 @@ import trio
 
 from vega_trio import Agent, Orchestrator, open_orchestrator
 from vega_trio._cli._serve import serve_command
+from vega_trio.serve import ServeConfig
 from vega_trio.store import StoreHealth, open_store
 from vega_trio.testing import ScriptedLLM
 
@@ -236,12 +237,17 @@ async def test_store_degraded_reaches_the_event_stream_while_the_store_is_down(
 ) -> None:
     """The store's writes fail (read-only writer): ``store.degraded`` is on /api/events
     at once, without an id (it cannot be committed yet), not only once the store is
-    back; after it recovers, the next events carry their ids again and none is sent
-    twice."""
-    async with orchestrator_on(tmp_path / "serve.db") as orch, running_server(orch) as server:
+    back; heartbeats go on meanwhile; after it recovers, the next events carry their ids
+    again and none is sent twice."""
+    config = ServeConfig(port=0, heartbeat_interval=0.3)
+    async with (
+        orchestrator_on(tmp_path / "serve.db") as orch,
+        running_server(orch, config) as server,
+    ):
         store: Any = orch.config.store
         seen: list[tuple[str, str | None]] = []
         degraded = trio.Event()
+        heartbeats_while_down = 0
 
         async def watch() -> None:
             async with server.client.stream("GET", "/api/events") as response:
@@ -251,6 +257,9 @@ async def test_store_degraded_reaches_the_event_stream_while_the_store_is_down(
                             seen.append((event.event, event.id))
                         if event.event == "store.degraded":
                             degraded.set()
+                        if event.comment == "heartbeat" and degraded.is_set():
+                            nonlocal heartbeats_while_down
+                            heartbeats_while_down += 1
 
         with leaving_a_stream_early():
             async with trio.open_nursery() as nursery:
@@ -259,6 +268,9 @@ async def test_store_degraded_reaches_the_event_stream_while_the_store_is_down(
                 orch.agents.define(Agent(name="other", model="test-model"))  # an event
                 with trio.fail_after(10):
                     await degraded.wait()
+                with trio.fail_after(10):
+                    while heartbeats_while_down < 2:  # noqa: ASYNC110
+                        await trio.sleep(0.05)
                 assert store.health().status == "degraded"  # still down
                 await store._on_writer(lambda c: c.execute("PRAGMA query_only = OFF"))
                 with trio.fail_after(10):
