@@ -281,3 +281,12 @@ async def test_store_degraded_reaches_the_event_stream_while_the_store_is_down(
     ids = [i for _, i in seen if i is not None]
     assert len(ids) == len(set(ids))  # none twice
     assert [t for t, _ in seen].count("store.degraded") == 1
+
+
+async def test_stats_with_a_store_are_described_by_the_openapi_document(tmp_path: Path) -> None:
+    """With a store, /api/stats adds the restarts per agent; the document describes it
+    (the response check of conftest.py failed it as an unexpected property)."""
+    async with orchestrator_on(tmp_path / "serve.db") as orch, running_server(orch) as server:
+        stats = await server.client.get("/api/stats")
+    assert stats.status_code == 200
+    assert stats.json()["restarts_by_agent"] == {}

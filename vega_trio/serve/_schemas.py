@@ -366,7 +366,14 @@ SCHEMAS: dict[str, Any] = {
             "live_cost_usd": _NUMBER,
             "total_cost_usd": _NUMBER,
             "events_published": {"type": "integer", "minimum": 0},
-        }
+            "restarts_by_agent": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 0},
+                "description": "restarts per agent, kept across server restarts "
+                "(only with a store)",
+            },
+        },
+        optional=("restarts_by_agent",),
     ),
     "SpawnNode": attrs_schema(
         SpawnNode,
