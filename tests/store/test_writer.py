@@ -13,7 +13,7 @@ import trio.testing
 
 from vega_trio._redact import register_secret
 from vega_trio.store import StoreClosed, StoreHealth
-from vega_trio.store._writer import GroupCommitter
+from vega_trio.store._writer import GroupCommitter, Write
 
 SECRET = "sk-store-secret-0123456789"
 
@@ -159,3 +159,28 @@ async def test_events_committed_waits_for_handed_and_committed(autojump_clock: A
         assert released == [2, 7]
         await committer.wait_events_committed(5)  # already past: at once
         nursery.cancel_scope.cancel()
+
+
+async def test_writes_after_the_writer_task_was_cancelled_commit_at_once(
+    autojump_clock: Any,
+) -> None:
+    """A forced stop cancels every task, the writer's too: a write made after it (the
+    orchestrator's last events, in a shielded scope) commits in its caller at once, and
+    close() commits what is still queued instead of waiting its whole bound for nobody
+    (`vega-trio serve` forced by a second signal took 25 s and lost its last events)."""
+    runner = _Batches()
+    committer = _committer(runner)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(committer.run)
+        await committer.submit(lambda _: 1)
+        nursery.cancel_scope.cancel()  # the forced stop
+    started = trio.current_time()
+    with trio.move_on_after(60):  # the old code waited for nobody, forever
+        assert await committer.submit(lambda _: 2) == 2
+    assert trio.current_time() - started < 1
+    left = Write(lambda _: 3, ())  # queued by a caller that was cancelled meanwhile
+    committer._queue.append(left)
+    await committer.close(flush_seconds=10)
+    assert trio.current_time() - started < 1
+    assert left.ok and left.value == 3
+    assert sum(runner.batches) == 3 and committer.health().status == "closed"
