@@ -14,6 +14,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
+from .store._postgres_server import PostgresServer, postgres_missing_reason
+
 settings.register_profile("ci", derandomize=True, deadline=None, database=None)
 settings.register_profile("explore", deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
@@ -30,3 +32,20 @@ def _isolated_secrets() -> Iterator[None]:
     with _redact._lock:
         _redact._registered.clear()
         _redact._registered.update(saved)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster for the whole session."""
+    reason = postgres_missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[test]'")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's server (its URL has a password)."""
+    return postgres_server.create_database()

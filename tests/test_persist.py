@@ -212,3 +212,24 @@ async def test_restart_totals_survive_a_restart(tmp_path: Path) -> None:
 def _raw_rows(db: Path, sql: str) -> list[Any]:
     with sqlite3.connect(db) as conn:
         return list(conn.execute(sql))
+
+
+async def test_the_end_waits_for_a_store_that_cannot_commit_once(tmp_path: Path) -> None:
+    """With every write of the store failing (and retried), the orchestrator's end hands
+    its last events to the store and leaves the wait to the store's own flush bound,
+    instead of waiting shutdown_timeout + 5 s first (`vega-trio serve` with its store
+    down took 30 s to stop)."""
+    with trio.fail_after(60):
+        async with open_store(str(tmp_path / "v.db"), flush_seconds=0.5) as store:
+            async with open_orchestrator(
+                llm=ScriptedLLM.echo(), store=store, shutdown_timeout=1
+            ) as orch:
+                orch.agents.define(Agent(name="a"))
+                await (await orch.session("a")).send("one")
+                # every write fails from now on ("attempt to write a readonly database")
+                await store._on_writer(  # type: ignore[attr-defined]
+                    lambda c: c.execute("PRAGMA query_only = ON")
+                )
+                started = trio.current_time()
+            ended = trio.current_time()
+    assert ended - started < 1 + 3  # the shutdown ladder, not + 5 s of waiting on the store

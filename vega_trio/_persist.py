@@ -82,6 +82,9 @@ _ACTIVITY: frozenset[str] = frozenset({LLMCalled.type, "request.finished", "tool
 HEALTH_CHECK_SECONDS = 1.0
 """How often the writer looks at the store's health (to publish its changes)."""
 
+CLOSE_HEALTH_CHECK_SECONDS = 0.05
+"""How often the orchestrator's last write looks whether the store still commits."""
+
 
 @attrs.frozen(kw_only=True)
 class StoreDegraded(Event):
@@ -460,9 +463,26 @@ class Persistence:
             await self._committed_changed.wait()
 
     async def close(self) -> None:
-        """Write what is left (the orchestrator's last events) and stop taking more."""
+        """Write what is left (the orchestrator's last events) and stop taking more.
+
+        Waits for the commit only while the store commits: once it reports that its
+        writes fail (``degraded``: down, disk full) or it is closed, the writes handed
+        to it stay queued there and its own close flushes them, bounded by its
+        ``flush_seconds`` — a store that is down is waited for once, not twice.
+        """
         try:
-            await self._write_pending()
+            async with trio.open_nursery() as nursery:
+
+                async def write_then_stop() -> None:
+                    await self._write_pending()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(write_then_stop)
+                # NOTE: polled: the store reports health changes only to the callback
+                # its opener passed (the server's), so there is no event to wait on.
+                while self.store.health().status == "ok":  # noqa: ASYNC110
+                    await trio.sleep(CLOSE_HEALTH_CHECK_SECONDS)
+                nursery.cancel_scope.cancel()
         finally:
             self._orch._runtime.bus.remove_sink(self._sink)
 

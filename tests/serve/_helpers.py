@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import subprocess
+import sys
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -158,3 +162,43 @@ def event_log_of(orch: Orchestrator) -> Any:
     ]
     assert len(logs) == 1, f"expected one event log attached to the bus, found {len(logs)}"
     return logs[0]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@asynccontextmanager
+async def vega_serve_process(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    program: Sequence[str] = ("-m", "vega_trio"),
+) -> AsyncIterator[tuple[trio.Process, str]]:
+    """``vega-trio serve --addr 127.0.0.1:0 ARGS`` as a subprocess of this worktree's code
+    (PYTHONPATH), no ``ANTHROPIC_*``/``VEGA_*`` variable of the developer, ``env`` added;
+    yields the process and its URL; kills it if the block did not stop it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "VEGA_"))}
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, *program, "serve", "--addr", "127.0.0.1:0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**clean, "PYTHONPATH": str(ROOT), "HOME": str(cwd), **(env or {})},
+        cwd=cwd,
+    )
+    try:
+        assert proc.stdout is not None
+        buffer = b""
+        with trio.fail_after(60):
+            while b"\n" not in buffer:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, "vega-trio serve exited before printing its URL"
+                buffer += chunk
+        line = buffer.decode().splitlines()[0]
+        yield proc, line.split(" on ", 1)[1].split()[0]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            with trio.move_on_after(10) as cleanup:
+                cleanup.shield = True
+                await proc.wait()

@@ -16,6 +16,7 @@ import trio
 
 from vega_trio import Agent, Orchestrator, open_orchestrator
 from vega_trio._cli._serve import serve_command
+from vega_trio.serve import ServeConfig
 from vega_trio.store import StoreHealth, open_store
 from vega_trio.testing import ScriptedLLM
 
@@ -229,3 +230,63 @@ async def test_a_degraded_store_is_reported_as_an_event_and_on_healthz(tmp_path:
     assert response.json()["status"] == "degraded"
     assert response.json()["store"]["detail"] == "disk full"
     assert recovered.type == "store.recovered"
+
+
+async def test_store_degraded_reaches_the_event_stream_while_the_store_is_down(
+    tmp_path: Path,
+) -> None:
+    """The store's writes fail (read-only writer): ``store.degraded`` is on /api/events
+    at once, without an id (it cannot be committed yet), not only once the store is
+    back; heartbeats go on meanwhile; after it recovers, the next events carry their ids
+    again and none is sent twice."""
+    config = ServeConfig(port=0, heartbeat_interval=0.3)
+    async with (
+        orchestrator_on(tmp_path / "serve.db") as orch,
+        running_server(orch, config) as server,
+    ):
+        store: Any = orch.config.store
+        seen: list[tuple[str, str | None]] = []
+        degraded = trio.Event()
+        heartbeats_while_down = 0
+
+        async def watch() -> None:
+            async with server.client.stream("GET", "/api/events") as response:
+                async with parse_sse(response) as events:
+                    async for event in events:
+                        if event.event:
+                            seen.append((event.event, event.id))
+                        if event.event == "store.degraded":
+                            degraded.set()
+                        if event.comment == "heartbeat" and degraded.is_set():
+                            nonlocal heartbeats_while_down
+                            heartbeats_while_down += 1
+
+        with leaving_a_stream_early():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch)
+                await store._on_writer(lambda c: c.execute("PRAGMA query_only = ON"))
+                orch.agents.define(Agent(name="other", model="test-model"))  # an event
+                with trio.fail_after(10):
+                    await degraded.wait()
+                with trio.fail_after(10):
+                    while heartbeats_while_down < 2:  # noqa: ASYNC110
+                        await trio.sleep(0.05)
+                assert store.health().status == "degraded"  # still down
+                await store._on_writer(lambda c: c.execute("PRAGMA query_only = OFF"))
+                with trio.fail_after(10):
+                    while not any(t == "store.recovered" for t, _ in seen):  # noqa: ASYNC110
+                        await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+    assert ("store.degraded", None) in seen
+    ids = [i for _, i in seen if i is not None]
+    assert len(ids) == len(set(ids))  # none twice
+    assert [t for t, _ in seen].count("store.degraded") == 1
+
+
+async def test_stats_with_a_store_are_described_by_the_openapi_document(tmp_path: Path) -> None:
+    """With a store, /api/stats adds the restarts per agent; the document describes it
+    (the response check of conftest.py failed it as an unexpected property)."""
+    async with orchestrator_on(tmp_path / "serve.db") as orch, running_server(orch) as server:
+        stats = await server.client.get("/api/stats")
+    assert stats.status_code == 200
+    assert stats.json()["restarts_by_agent"] == {}

@@ -6,14 +6,14 @@ the test's ``request`` (to use session fixtures, such as a PostgreSQL server) an
 temporary directory.
 
 PostgreSQL: a real server from Debian's ``postgresql`` package starts once per session,
-on first use (``initdb`` into a temp dir, ``pg_ctl start`` on a free port), and is
-stopped by its pid file at the end, also when the session fails; each test gets a fresh
-database on it. Where no server can run, the PostgreSQL tests skip with the reason.
+on first use (the ``postgres_server`` fixture of tests/conftest.py, shared with the
+server's crash test); each test gets a fresh database on it. Where no server can run,
+the PostgreSQL tests skip with the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import pytest
 
 from vega_trio.store import Store, open_store
 
-from ._postgres_server import PostgresServer, postgres_missing_reason
+from ._postgres_server import PostgresServer
 
 
 def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -38,23 +38,6 @@ ENGINES: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
     "sqlite": _sqlite,
     "postgresql": _postgresql,
 }
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One throwaway PostgreSQL cluster for the whole session."""
-    reason = postgres_missing_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[test]'")
-    with PostgresServer() as server:
-        yield server
-
-
-@pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> str:
-    """A fresh, empty database on the session's server (its URL has a password)."""
-    return postgres_server.create_database()
 
 
 @pytest.fixture(params=sorted(ENGINES))

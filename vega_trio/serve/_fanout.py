@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
 __all__ = ["COALESCE", "Batch", "Entry", "EventFilter", "EventLog", "LogReader", "sse"]
 
+UNCOMMITTED_CHECK = 0.25
+"""How often a leader waiting for a commit looks for store health events to send at once."""
+_STORE_HEALTH = frozenset({"store.degraded", "store.recovered"})
+_EARLY_KEPT = 256
 COALESCE = 0.025
 """The least time (seconds) between two ticks of the log: under load, one write to a
 client every tick carries everything since the last (a send costs far more than an
@@ -122,6 +126,16 @@ class Entry:
             self._event = None  # what is encoded is all that is needed from now on
             self._data = None
         return self._payload
+
+    def early(self) -> Entry:
+        """This event as it goes out before its commit (a store health event while the
+        store cannot commit): as an SSE message without ``id:`` — an id is an
+        acknowledgement, and a client resuming after it must not skip what is not
+        committed yet."""
+        copy = Entry(self.seq, self.type, self.agent, self.process_id, self.run_id)
+        copy._payload = self.payload
+        copy._sse = f"event: {self.type}\ndata: {self.payload}\n\n".encode()
+        return copy
 
     @property
     def sse(self) -> bytes:
@@ -269,6 +283,10 @@ class EventLog:
         self._round_end = -math.inf  # when the latest reader came back from its write
         self._memo: dict[tuple[EventFilter, int], _Shared] = {}
         self._sink = self._append  # one bound method, so remove_sink finds it
+        self._early: list[Entry] = []
+        """Store health events sent before their commit (without an id), newest last."""
+        self._early_base = 0  # the absolute index of _early[0]
+        self._early_seqs: set[int] = set()  # never sent again, with an id, by _take
 
     @property
     def bus(self) -> EventBus:
@@ -325,13 +343,23 @@ class EventLog:
             if not self.readers:
                 self._detach()
 
-    async def _wait_past(self, position: int, *, wrote: bool = False) -> None:
-        """Until ``visible`` passes ``position`` (or the log closes); ``wrote``: the
-        reader comes back from writing what the latest tick gave it (only that moves the
-        round's end: a heartbeat or a new client is not a write)."""
+    @property
+    def early_total(self) -> int:
+        """How many store health events have gone out early (an absolute count)."""
+        return self._early_base + len(self._early)
+
+    def early_since(self, seen: int) -> list[Entry]:
+        """The early entries after the first ``seen`` (absolute count)."""
+        return self._early[max(0, seen - self._early_base) :]
+
+    async def _wait_past(self, position: int, *, wrote: bool = False, early_seen: int = 0) -> None:
+        """Until ``visible`` passes ``position``, a store health event went out early
+        past ``early_seen``, or the log closes; ``wrote``: the reader comes back from
+        writing what the latest tick gave it (only that moves the round's end: a
+        heartbeat or a new client is not a write)."""
         if wrote and position == self.visible:
             self._round_end = trio.current_time()
-        while self.visible <= position and not self.closed:
+        while self.visible <= position and not self.closed and self.early_total <= early_seen:
             if not self._leading and self.last > self.visible:
                 await self._lead()
             else:
@@ -354,7 +382,16 @@ class EventLog:
                     break
                 await trio.sleep(delay)
             newest = self.last
-            if not await self._gate(newest):
+            with trio.move_on_after(UNCOMMITTED_CHECK) as waiting:
+                committed = await self._gate(newest)
+            if waiting.cancelled_caught:
+                # Not committed yet: the store is slow, down or full. Its own health
+                # events cannot wait for it: they go out now, without an id (stored all
+                # the same; a replay from the store has them with it). Then the next
+                # leader waits again.
+                self._publish_early(newest)
+                return
+            if not committed:
                 self.close()
                 return
             if newest > self.visible:
@@ -364,6 +401,25 @@ class EventLog:
         finally:
             self._leading = False
             self._wake.set()
+
+    def _publish_early(self, newest: int) -> None:
+        slots, capacity = self._slots, self.capacity
+        for seq in range(self.visible + 1, newest + 1):
+            entry = slots[seq % capacity]
+            if (
+                entry is not None
+                and entry.seq == seq
+                and entry.type in _STORE_HEALTH
+                and seq not in self._early_seqs
+            ):
+                self._early.append(entry.early())
+                self._early_seqs.add(seq)
+        if len(self._early) > _EARLY_KEPT:
+            drop = len(self._early) - _EARLY_KEPT
+            del self._early[:drop]
+            self._early_base += drop
+            start = self.start
+            self._early_seqs = {seq for seq in self._early_seqs if seq >= start}
 
     def _take(self, reader: LogReader) -> Batch:
         """The reader's events up to ``visible`` (and how many it missed)."""
@@ -387,7 +443,12 @@ class EventLog:
             found = []
             for seq in range(position + 1, end + 1):
                 entry = slots[seq % capacity]
-                if entry is not None and entry.seq == seq and accepts(entry):
+                if (
+                    entry is not None
+                    and entry.seq == seq
+                    and accepts(entry)
+                    and seq not in self._early_seqs  # it went out early, without an id
+                ):
                     found.append(entry)
             shared = self._memo[key] = _Shared(tuple(found)) if found else _NO_ENTRIES
         return Batch(missed, shared)
@@ -404,6 +465,8 @@ class LogReader:
         """The newest sequence number this reader has been given (or skipped)."""
         self._history: list[Entry] = []
         self._older: tuple[int, int] | None = None  # (after, last) to read from the store
+        self._early_seen = log.early_total
+        self._live_from = position  # early events before this were not for this reader
 
     def _start_after(self, after: int) -> None:
         log = self.log
@@ -470,10 +533,20 @@ class LogReader:
         wrote = False
         while not log.closed:
             with trio.move_on_after(heartbeat) as timer:
-                await log._wait_past(self.position, wrote=wrote)
+                await log._wait_past(self.position, wrote=wrote, early_seen=self._early_seen)
             wrote = False
             if log.closed:
                 return
+            if log.early_total > self._early_seen:
+                early = tuple(
+                    e
+                    for e in log.early_since(self._early_seen)
+                    if e.seq > self._live_from and self.filter.accepts(e)
+                )
+                self._early_seen = log.early_total
+                if early:
+                    yield Batch(0, _Shared(early))  # noqa: ASYNC119
+                    continue
             if timer.cancelled_caught:
                 yield None  # noqa: ASYNC119
                 continue

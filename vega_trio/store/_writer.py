@@ -110,6 +110,8 @@ class GroupCommitter(Generic[C]):
         self._state: Literal["ok", "degraded", "closed"] = "ok"
         self._detail: str | None = None
         self._closing = False
+        self._writer_gone = trio.Event()  # run() ended (cancelled: a forced stop)
+        self._drain_lock = trio.Lock()
         # Event sequence numbers handed over but not committed yet, and the highest
         # ever handed over: what wait_events_committed needs.
         self._pending_seqs: Counter[int] = Counter()
@@ -161,6 +163,8 @@ class GroupCommitter(Generic[C]):
         self._queue.append(write)
         self._idle = trio.Event() if self._idle.is_set() else self._idle
         self._wakeup.set()
+        if self._writer_gone.is_set():
+            await self._drain()  # nobody else will commit it
         await write.done.wait()
         if write.ok:
             return write.value
@@ -204,12 +208,7 @@ class GroupCommitter(Generic[C]):
 
     # ------------------------------------------------------------------ writer
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The writer loop; runs until cancelled (by :meth:`close`'s caller).
-
-        When it ends — also when it is cancelled before :meth:`close` (a forced stop
-        cancels everything at once) — nothing commits any more: the writes still
-        waiting fail at once with :class:`StoreClosed` (none was acknowledged) and
-        later ones are refused, instead of waiting for a writer that is gone."""
+        """The writer loop; runs until cancelled (by :meth:`close`'s caller)."""
         task_status.started()
         try:
             while True:
@@ -221,9 +220,7 @@ class GroupCommitter(Generic[C]):
                 del self._queue[: self._max_batch]
                 await self._commit_in_flight()
         finally:
-            self._closing = True
-            self._fail_rest()
-            self._idle.set()
+            self._writer_gone.set()
 
     async def _commit_in_flight(self) -> None:
         delay = self._retry_initial
@@ -271,8 +268,29 @@ class GroupCommitter(Generic[C]):
         """
         self._closing = True
         with trio.move_on_after(flush_seconds, shield=True):
-            await self._idle.wait()
+            async with trio.open_nursery() as nursery:
+
+                async def until_idle() -> None:
+                    await self._idle.wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(until_idle)
+                await self._writer_gone.wait()
+                await self._drain()
+                nursery.cancel_scope.cancel()
         self._fail_rest()
+
+    async def _drain(self) -> None:
+        """Commit what is queued in the calling task: the writer task was cancelled
+        (a forced stop cancels every task, the writer's too), and the writes after it —
+        the orchestrator's last events, the close's flush — must not wait for nobody
+        until their deadline."""
+        async with self._drain_lock:
+            while self._in_flight or self._queue:
+                if not self._in_flight:
+                    self._in_flight = self._queue[: self._max_batch]
+                    del self._queue[: self._max_batch]
+                await self._commit_in_flight()
 
     def _fail_rest(self) -> None:
         left = self._in_flight + self._queue
