@@ -242,7 +242,7 @@ async def _b9_clients(port: int, clients: int, seconds: float) -> dict[str, Any]
     connected = 0
     all_connected = trio.Event()
 
-    async def client(index: int, task_status: trio.TaskStatus[None]) -> None:
+    async def client(index: int, task_status: trio.TaskStatus[None]) -> None:  # noqa: ASYNC114
         nonlocal connected
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         request = (

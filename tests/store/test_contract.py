@@ -522,7 +522,7 @@ async def test_everything_survives_a_reopen(opened: OpenStore) -> None:
         await again.wait_events_committed(3)
 
 
-async def test_the_engine_implements_the_protocol(store: Store, engine: str) -> None:
+async def test_the_engine_implements_the_protocol(store: Store, engine: str) -> None:  # noqa: ASYNC124
     """The opened store is a Store of the engine asked for, healthy, nothing pending."""
     assert isinstance(store, Store)
     assert store.engine == engine
@@ -545,7 +545,7 @@ async def test_exit_flushes_writes_still_queued(opened: OpenStore) -> None:
     """Writes queued when the store closes are committed before its exit returns."""
     closing = trio.Event()
 
-    async def hold_the_writer(limiter: trio.CapacityLimiter, task_status: Any) -> None:
+    async def hold_the_writer(limiter: trio.CapacityLimiter, task_status: Any) -> None:  # noqa: ASYNC114
         async with limiter:
             task_status.started()
             await closing.wait()
@@ -560,7 +560,7 @@ async def test_exit_flushes_writes_still_queued(opened: OpenStore) -> None:
                     pytest.skip(f"{store.engine} does not write through a GroupCommitter")
                 await nursery.start(hold_the_writer, committer._limiter)
                 for i in range(50):
-                    nursery.start_soon(store.put_state, f"k{i}", i)
+                    nursery.start_soon(store.put_state, f"k{i}", i)  # noqa: ASYNC111 - on purpose
                 await trio.testing.wait_all_tasks_blocked()
                 assert store.health().pending_writes == 50
                 closing.set()

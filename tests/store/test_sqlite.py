@@ -351,8 +351,8 @@ async def test_shutdown_on_a_full_disk_is_bounded_and_tells_the_callers(tmp_path
             ) as store:
                 await _Disk(store).fill()
                 for i in range(5):
-                    nursery.start_soon(write, store, i)
-                nursery.start_soon(_expect_closed, store, 99, outcomes)
+                    nursery.start_soon(write, store, i)  # noqa: ASYNC111 - on purpose
+                nursery.start_soon(_expect_closed, store, 99, outcomes)  # noqa: ASYNC111
                 await degraded.wait()
                 closing_at = trio.current_time()
             assert trio.current_time() - closing_at < 5

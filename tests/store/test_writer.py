@@ -33,7 +33,7 @@ class _Batches:
         return [(True, write(None)) for write in writes]
 
 
-async def _inline(fn: Callable[..., Any], *args: Any, limiter: object = None) -> Any:
+async def _inline(fn: Callable[..., Any], *args: Any, limiter: object = None) -> Any:  # noqa: ASYNC124
     """Run a batch in the Trio thread: with a real worker thread, the virtual clock jumps
     ahead while the thread runs (every task looks blocked), and the timings go wrong."""
     return fn(*args)

@@ -790,12 +790,15 @@ def create_app(state: ServerState) -> QuartTrio:
     )
     async def get_process(process_id: str) -> Response:
         try:
-            return json_response(process_dict(orch.get(process_id), conversation=True))
-        except ProcessNotFound:
-            stored = await process_from_store(orch, process_id)
-            if stored is None:
-                raise
-            return json_response(stored)
+            proc = orch.get(process_id)
+        except ProcessNotFound as exc:
+            missing = exc
+        else:
+            return json_response(process_dict(proc, conversation=True))
+        stored = await process_from_store(orch, process_id)
+        if stored is None:
+            raise missing
+        return json_response(stored)
 
     @api.route(
         "DELETE",

@@ -42,7 +42,7 @@ def _hypercorn_config(config: ServeConfig) -> HypercornConfig:
     return hconfig
 
 
-async def serve(
+async def serve(  # noqa: ASYNC128 - _serve calls task_status.started()
     orch: Orchestrator,
     config: ServeConfig | None = None,
     *,
@@ -106,7 +106,7 @@ async def serve(
         await _serve(orch, config, shutdown_trigger, runner, task_status)
     finally:
         if tracing is not None:
-            await _stop_tracing(orch, tracing)
+            await _stop_tracing(orch, tracing)  # noqa: ASYNC102 - shielded, bounded inside
 
 
 def _start_retention(orch: Orchestrator, config: ServeConfig, nursery: trio.Nursery) -> None:
@@ -175,7 +175,7 @@ async def _stop_tracing(orch: Orchestrator, tracing: Tracing) -> None:
         await trio.to_thread.run_sync(tracing.shutdown, abandon_on_cancel=True)
 
 
-async def _serve(
+async def _serve(  # noqa: ASYNC114 - only serve() starts it, passing its task_status
     orch: Orchestrator,
     config: ServeConfig,
     shutdown_trigger: Callable[[], Awaitable[object]] | None,

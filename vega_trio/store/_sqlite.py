@@ -800,7 +800,7 @@ async def open_sqlite(
             try:
                 yield store
             finally:
-                await committer.close(flush_seconds)
+                await committer.close(flush_seconds)  # noqa: ASYNC102 - shielded, bounded inside
                 nursery.cancel_scope.cancel(reason="the store is closed")
     finally:
         with trio.move_on_after(flush_seconds, shield=True):
