@@ -94,6 +94,8 @@ def lookup(query: str) -> str:
 class WebServer:
     url: str
     token: str | None
+    #: the served orchestrator (the B12 benchmark emits events on its bus)
+    orchestrator: Any = attrs.field(default=None, eq=False, repr=False)
 
 
 @asynccontextmanager
@@ -133,7 +135,7 @@ async def web_server(
                 )
             )
             try:
-                yield WebServer(urls[0], token)
+                yield WebServer(urls[0], token, orch)
             finally:
                 stop.set()
 
