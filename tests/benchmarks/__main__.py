@@ -71,6 +71,7 @@ QUICK = Config(
     b11_turns=200,
     b1_store_n=300,
     b1_store_repeats=3,
+    b12_seconds=5.0,
 )
 
 
@@ -183,6 +184,12 @@ def run(config: Config) -> dict[str, Any]:
     results["b2_store"] = [
         _scenario("b2", impl="vega", n=config.b2_ns[-1], delay=config.b2_delay, store=True)
     ]
+    print(
+        "B12 the dashboard in chromium: first load, Event Stream at 1,000 events/s", file=sys.stderr
+    )
+    results["b12"] = _scenario("b12", rate=1000, seconds=config.b12_seconds)
+    if "skipped" in results["b12"]:
+        print(f"  {results['b12']['skipped']}", file=sys.stderr)
     results["total_s"] = time.perf_counter() - started
     results["machine_after"] = machine_info(calibrate=False)
     return results

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from ._b1_store import render_store_cost
+from ._b12 import render_b12
 from ._dsl import render_b7
 from ._resilience import render_b6
 from ._restarts import render_b4_b5
@@ -69,6 +70,7 @@ class Config:
     b11_chatters: int = 32
     b1_store_n: int = 2000
     b1_store_repeats: int = 9
+    b12_seconds: float = 30.0
 
 
 # ------------------------------------------------------------------------------ machine
@@ -439,6 +441,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
         if results.get("b1_store")
         else ("", [])
     )
+    b12_text, b12_rows = render_b12(results["b12"]) if results.get("b12") else ("", [])
 
     load = (
         f"{m['loadavg'][0]:.2f} before, {after['loadavg'][0]:.2f} after (1-minute)"
@@ -503,6 +506,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
             *serve_rows,
             *b11_rows,
             *cost_rows,
+            *b12_rows,
         ],
         "lrl",
     )
@@ -547,6 +551,7 @@ in {results["total_s"]:.0f} s. Rerun it to refresh this page.
 
 {b11_text}
 {cost_text}
+{b12_text}
 {_reference(results["b1"])}
 ## How to reproduce
 

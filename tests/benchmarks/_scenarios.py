@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._b1_store import b1_store
+from ._b12 import b12
 from ._dsl import b7
 from ._resilience import b6
 from ._restarts import b4, b5
@@ -500,6 +501,7 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
     "b10": b10,
     "b11": b11,
     "b1_store": b1_store,
+    "b12": b12,
 }
 
 
