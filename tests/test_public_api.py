@@ -84,6 +84,7 @@ def test_top_level_all_is_pinned() -> None:
             "Tools",
             "VegaError",
             "__version__",
+            "add_meta_agents",
             "current_process",
             "marshal_messages",
             "open_orchestrator",

@@ -40,6 +40,7 @@ from ._errors import (
     TooManyProcesses,
     VegaError,
 )
+from ._meta import add_meta_agents
 from ._version import __version__
 from .agent import (
     Agent,
@@ -168,6 +169,7 @@ __all__ = [
     "ToolSchemaError",
     "VegaError",
     "__version__",
+    "add_meta_agents",
 ]
 
 

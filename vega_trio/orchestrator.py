@@ -292,11 +292,20 @@ class Orchestrator(metaclass=NoPublicConstructor):
             members[member.name] = member
         return members
 
-    async def _spawn_delegate(self, member: Agent, caller: Process, team_group: str) -> Process:
-        """A team member's process under ``caller``; with a team blackboard it gets the
-        ``bb_*`` tools (whatever its own tools) and joins the team's group."""
+    async def _spawn_delegate(
+        self,
+        member: Agent,
+        caller: Process,
+        team_group: str,
+        history: Sequence[Message] = (),
+    ) -> Process:
+        """A team member's process under ``caller`` (continuing ``history``); with a
+        team blackboard it gets the ``bb_*`` tools (whatever its own tools) and joins
+        the team's group."""
         behaviour = self._behaviour(member, extra_tools=blackboard_tools() if team_group else None)
         behaviour.team_group = team_group or None
+        if history:
+            behaviour.context.load(list(history))
         proc = await self._runtime.spawn(
             behaviour,
             process_class=AgentProcess,

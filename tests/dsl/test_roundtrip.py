@@ -362,9 +362,9 @@ def test_random_yaml_structures_only_raise_dsl_error(value: Any) -> None:
 def test_agent_mappings_round_trip_as_yaml_and_as_json(document: Document, extra: str) -> None:
     """dump_agent's mapping reads back to the same agent, as YAML (dump_agents) and as the
     JSON the server turns into YAML (any text, emoji and line separators included)."""
+    from vega_trio.dsl._compose import _json_as_yaml
     from vega_trio.dsl._dump import dump_agent, dump_agents
     from vega_trio.dsl._loader import read_document
-    from vega_trio.serve._compose import _json_as_yaml
 
     specs = tuple(attrs.evolve(a, system=a.system + extra) for a in document.agents)
     mappings = {a.name: dump_agent(a) for a in specs}

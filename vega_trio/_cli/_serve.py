@@ -1,5 +1,5 @@
 """``vega-trio serve``: the orchestrator of a document (or a default ``assistant``) over
-HTTP until SIGINT/SIGTERM (SPEC §10).
+HTTP until SIGINT/SIGTERM (SPEC §10), with the meta-agents Mother and Hermes (SPEC §6).
 
 The first signal stops gracefully: no new connections, every stream ends with a final
 event, then the orchestrator's shutdown ladder; exit 0. A second signal during that
@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, TextIO
 import attrs
 import trio
 
+from .._errors import AgentExists
+from .._meta import add_meta_agents
 from .._redact import redact
 from ..agent import Agent
 from ..observability import HealthConfig, tracing_from_env
 from ..orchestrator import Orchestrator, open_orchestrator
+from ..team._meta import HERMES, HERMES_SYSTEM, MOTHER, MOTHER_SYSTEM
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
@@ -138,7 +141,11 @@ async def serve_command(
         store: Store | None,
     ) -> AsyncIterator[tuple[Orchestrator, Runner | None]]:
         if document is None:
-            agents = [(DEFAULT_AGENT.name, str(DEFAULT_AGENT.system))]
+            agents = [
+                (DEFAULT_AGENT.name, str(DEFAULT_AGENT.system)),
+                (MOTHER, MOTHER_SYSTEM),
+                (HERMES, HERMES_SYSTEM),
+            ]
             async with (
                 open_llm(choice, agents) as model,
                 open_orchestrator(
@@ -150,6 +157,7 @@ async def serve_command(
                 ) as orch,
             ):
                 orch.agents.define(DEFAULT_AGENT, source="builtin")
+                _add_meta_agents(orch, None, err)
                 yield orch, None
             return
         assert file is not None
@@ -164,6 +172,7 @@ async def serve_command(
             store=store,
             **health,
         ) as runner:
+            _add_meta_agents(runner.orchestrator, runner, err)
             yield runner.orchestrator, runner
 
     async def run() -> None:
@@ -225,6 +234,19 @@ async def serve_command(
             write(err, f"vega-trio: error: {problem}")
         return EXIT_INVALID
     return EXIT_INTERRUPTED if force.cancelled_caught else EXIT_OK
+
+
+def _add_meta_agents(orch: Orchestrator, runner: Runner | None, err: TextIO) -> None:
+    """Mother and Hermes on the server (SPEC §6), on the default model; a document
+    that defines one of their names keeps its own agent (a notice says so)."""
+    try:
+        add_meta_agents(
+            orch,
+            settings=runner.document.settings if runner is not None else None,
+            base_dir=runner.base_dir if runner is not None else None,
+        )
+    except AgentExists as exc:
+        write(err, f"vega-trio serve: notice: {exc}")
 
 
 def _in_progress(orch: Orchestrator) -> str:

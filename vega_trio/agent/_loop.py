@@ -175,6 +175,8 @@ class AgentBehaviour:
         """The process group whose blackboard the team's ``bb_*`` tools use."""
         self.delegates: dict[str, Process] | None = None
         """This process's delegates by agent name (made on its first delegation)."""
+        self.delegate_locks: dict[str, trio.Lock] = {}
+        """One lock per delegate name: concurrent asks share one child."""
         self.context: ContextManager = context or (
             agent.context() if agent.context else UnboundedContext()
         )

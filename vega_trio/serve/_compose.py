@@ -66,27 +66,20 @@ An *agent* is the ``GET /api/agents/{name}`` object (``name``, ``source``,
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import attrs
-import trio
 from quart import Response
 
 from .._agents import AgentDefinition
 from .._errors import RequestRejected, SkillError, ToolNotFound
-from ..agent import Agent
 from ..agent._bus_events import AgentNotRestored
-from ..dsl._build import build_agents
-from ..dsl._diagnostics import Diagnostic, DSLError, sort_diagnostics
-from ..dsl._dump import dump_agent, dump_agents
-from ..dsl._loader import read_document
-from ..dsl._model import Document, Settings, Source
-from ..dsl._validate import Known, check_agents
+from ..dsl._compose import NAME, RESERVED_NAMES, Composed, compose_agents
+from ..dsl._diagnostics import Diagnostic, DSLError
+from ..dsl._dump import dump_agents
+from ..dsl._model import Settings
 from ._openapi import Json, JsonBody, ObjectField, TextField, TextQuery, api_of
 from ._schemas import ref
 from ._state import ServerState
@@ -106,8 +99,6 @@ __all__ = [
 
 _log = logging.getLogger("vega_trio.serve")
 
-NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
-
 _NAME_PARAM: Final = {"name": "the agent's name"}
 _AGENT_BODY: Final = JsonBody(
     extra=True, description="an agent's `agents.<name>` mapping of a .vega.yaml"
@@ -122,19 +113,6 @@ _AS_QUERY: Final = TextQuery(
 )
 """A composed agent's name: usable in a URL path and as ``agent:user-id``'s agent."""
 
-_FROM_JSON: Final = "<request>"
-_FROM_YAML: Final = "<request yaml>"
-
-
-@attrs.frozen
-class Composed:
-    """One agent made from its mapping: the runtime blueprint and the normalized
-    mapping (the DSL's dump: only what differs from the defaults)."""
-
-    agent: Agent
-    mapping: dict[str, Any]
-    warnings: tuple[Diagnostic, ...] = ()
-
 
 # ------------------------------------------------------------------- the conversion
 def definition_mapping(definition: AgentDefinition) -> tuple[dict[str, Any], bool]:
@@ -142,72 +120,6 @@ def definition_mapping(definition: AgentDefinition) -> tuple[dict[str, Any], boo
     complete (:meth:`AgentDefinition.as_mapping <vega_trio._agents.AgentDefinition.
     as_mapping>`: what the store keeps, too)."""
     return definition.as_mapping()
-
-
-async def compose_agents(
-    orch: Orchestrator,
-    source: Mapping[str, Any] | str,
-    *,
-    settings: Settings | None = None,
-    base_dir: Path | None = None,
-) -> dict[str, Composed]:
-    """Agents made from their mappings by the DSL (loader, validator, builder), checked
-    against what ``orch`` has: the inverse of :func:`definition_mapping`.
-
-    Args:
-        orch: the orchestrator the agents will be defined on: their tools must be its
-            tools (or ``server__tool`` of its MCP servers), their team members its agents
-            or each other.
-        source: ``{name: mapping}`` (JSON data), or YAML text of a document holding only
-            an ``agents:`` section.
-        settings: the server document's settings, for its global skill directories
-            (``settings.skills.directories``).
-        base_dir: what those directories are relative to (default: the current one).
-
-    Returns:
-        The agents by name, in the order given.
-
-    Raises:
-        DSLError: the diagnostics (errors only; paths start at ``agents.<name>``); nothing
-            was made. Defining something that starts a program (``tools:``,
-            ``settings:``), an agent's own skill directories and names that do not
-            match :data:`NAME` are errors too.
-        SkillError: a skill file of the server's skill directories is invalid.
-    """
-    if isinstance(source, str):
-        text, file = source, _FROM_YAML
-    else:
-        text, file = _json_as_yaml({"agents": dict(source)}), _FROM_JSON
-    loaded = read_document(text, file=file)
-    diagnostics = list(loaded.diagnostics)
-    document = loaded.document
-    if document is not None:
-        diagnostics.extend(_refusals(document))
-        known = Known(
-            tools=frozenset(orch.tool_registry().names()),
-            servers=frozenset(c.config.name for c in orch.mcp) if orch.mcp else frozenset(),
-            agents=frozenset(orch.agents),
-        )
-        diagnostics.extend(check_agents(loaded, known))
-    ordered = sort_diagnostics(diagnostics)
-    errors = [d for d in ordered if d.severity == "error"]
-    if errors or document is None:
-        raise DSLError(errors)
-    warnings = [d for d in ordered if d.severity == "warning"]
-    skills = settings.skill_directories if settings is not None else ()
-    build_doc = Document(agents=document.agents, settings=Settings(skill_directories=skills))
-    # NOTE: in a thread: skills are files read from disk.
-    built = await trio.to_thread.run_sync(
-        lambda: build_agents(build_doc, base_dir=base_dir or Path.cwd())
-    )
-    return {
-        spec.name: Composed(
-            agent=built[spec.name],
-            mapping=dump_agent(spec),
-            warnings=tuple(w for w in warnings if _within(w.source.path, spec.name)),
-        )
-        for spec in document.agents
-    }
 
 
 async def restore_agents(
@@ -292,77 +204,6 @@ async def restore_agents(
         persistence.unrestored_agents[name] = detail
         orch._runtime.bus.emit(AgentNotRestored, agent=name, detail=detail)
     return restored
-
-
-# Characters YAML does not take as they are inside a double-quoted scalar: line breaks
-# it would fold (NEL, LS, PS), non-printables and surrogates. JSON's own escapes are no
-# help: YAML reads "\ud83d\ude00" as two lone surrogates instead of one emoji.
-_YAML_UNSAFE: Final = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
-
-
-def _json_as_yaml(data: Mapping[str, Any]) -> str:
-    """JSON data as YAML text the loader reads back to the same values (JSON is YAML,
-    once the characters above are escaped the way YAML spells them)."""
-    text = json.dumps(data, ensure_ascii=False)
-    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def _within(path: str, name: str) -> bool:
-    prefix = f"agents.{name}"
-    return path == prefix or path.startswith((prefix + ".", prefix + "["))
-
-
-def _refusals(document: Document) -> list[Diagnostic]:
-    """What an API request may not define (SPEC §11: no program can be started
-    through the API, no file of the server's choosing read)."""
-    found: list[Diagnostic] = []
-
-    def refuse(where: Source, path: str, message: str, hint: str) -> None:
-        source = Source(where.file, where.line, where.column, path)
-        found.append(Diagnostic(severity="error", source=source, message=message, hint=hint))
-
-    if document.tools:
-        refuse(
-            document.tools[0].where,
-            "tools",
-            "tools cannot be defined through the API (an exec tool would run a command "
-            "on the server)",
-            "define them under 'tools:' of the server's .vega.yaml and restart it; an "
-            "agent's 'tools:' may name the tools the server has",
-        )
-    if document.settings != Settings():
-        refuse(
-            document.settings.where,
-            "settings",
-            "settings (MCP servers, sandbox, budgets, ...) cannot be set through the API",
-            "set them in the server's .vega.yaml and restart it; import only the 'agents:' section",
-        )
-    if document.workflows:
-        refuse(
-            document.workflows[0].where,
-            "workflows",
-            "workflows cannot be imported through the API",
-            "add them to the server's .vega.yaml; import only the 'agents:' section",
-        )
-    for spec in document.agents:
-        if not NAME.match(spec.name):
-            refuse(
-                spec.where,
-                f"agents.{spec.name}",
-                f"the agent name {spec.name!r} cannot be used over the API",
-                "use letters, digits, '_', '.' and '-' (not first), at most 64 characters; "
-                "':' separates a user id (agent:user-id)",
-            )
-        if spec.skills is not None and spec.skills.directories:
-            refuse(
-                spec.skills.where,
-                f"agents.{spec.name}.skills.directories",
-                "an agent composed through the API cannot name skill directories (they "
-                "are read from the server's disk)",
-                "use the server's settings.skills.directories, filtered with "
-                "skills.include / skills.exclude",
-            )
-    return found
 
 
 # ------------------------------------------------------------------------ the errors
@@ -457,6 +298,19 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
                 error_class="protected_agent",
             )
 
+    def reserved(names: Iterable[str]) -> None:
+        taken = [n for n in names if n in RESERVED_NAMES]
+        if taken:
+            listed = ", ".join(repr(n) for n in taken)
+            raise RequestRejected(
+                403,
+                f"the agent name{'s' if len(taken) > 1 else ''} {listed} "
+                f"{'are' if len(taken) > 1 else 'is'} reserved for the built-in meta-agents "
+                f"({', '.join(sorted(RESERVED_NAMES))}) and cannot be created, changed or "
+                "deleted over the API; pick another name",
+                error_class="protected_agent",
+            )
+
     async def saved() -> None:
         # Acknowledged means committed (SPEC §12): the orchestrator's writer saves the
         # definition in the batch of its agent.* event, published just now.
@@ -478,12 +332,13 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
         "its `name`; tools may only name what the server already has.",
         body=_AGENT_BODY,
         responses={201: Json(ref("ComposedAgent"))},
-        errors=(409, 422),
+        errors=(403, 409, 422),
         tags=("agents",),
     )
     async def create_agent() -> Response:
         data = await _AGENT_BODY.read()
         name = _name_field(data)
+        reserved([name])
         if name in orch.agents:
             raise _exists([name], single=True)
         composed = (await compose({name: _without_name(data)}, strip=f"agents.{name}"))[name]
@@ -507,6 +362,7 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
         tags=("agents",),
     )
     async def update_agent(name: str) -> Response:
+        reserved([name])
         protected(orch.agents.get(name), "changed")
         data = await _AGENT_BODY.read()
         if "name" in data and data["name"] != name:
@@ -534,6 +390,7 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
         tags=("agents",),
     )
     async def delete_agent(name: str) -> Response:
+        reserved([name])
         protected(orch.agents.get(name), "deleted")
         definition = orch.agents.remove(name)
         await saved()
@@ -570,7 +427,7 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
         summary="Create composed agents from an agents: section (all or nothing)",
         body=_IMPORT_BODY,
         responses={201: Json(ref("ImportedAgents"))},
-        errors=(409, 422),
+        errors=(403, 409, 422),
         tags=("agents",),
     )
     async def import_agents() -> Response:
@@ -579,10 +436,12 @@ def install_compose_routes(app: QuartTrio, state: ServerState) -> None:
         if isinstance(source, str):
             composed = await compose(source, strip=None)
         else:
+            reserved(source)
             taken = [n for n in source if n in orch.agents]
             if taken:
                 raise _exists(taken, single=False)
             composed = await compose(source, strip=None)
+        reserved(composed)
         taken = [n for n in composed if n in orch.agents]
         if taken:
             raise _exists(taken, single=False)

@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 __all__ = [
     "BLACKBOARD_TOOL_NAMES",
     "DELEGATE_TOOL_NAME",
+    "MAX_DELEGATION_DEPTH",
     "Delegation",
     "DelegationRefused",
+    "ask_child",
     "blackboard_tools",
     "format_context",
     "team_tools",
@@ -70,8 +72,13 @@ def format_context(
     return "\n".join(lines)
 
 
-Spawner = Callable[["Agent", "Process", str], Any]
-"""``await spawn(member, caller, team_group)`` starts a delegate process."""
+Spawner = Callable[["Agent", "Process", str, "Sequence[Message]"], Any]
+"""``await spawn(member, caller, team_group, history)`` starts a delegate process (with
+``history`` as its conversation so far)."""
+
+MAX_DELEGATION_DEPTH: Final = 5
+"""How deep in the spawn tree an agent may still ask another (``delegate``,
+``send_to_agent``): a chain of agents asking agents stops there instead of looping."""
 
 
 def team_tools(
@@ -85,8 +92,9 @@ def team_tools(
     Args:
         lead: the delegating agent.
         members: its team, by agent name.
-        spawn: starts a delegate: ``await spawn(member, caller_process, team_group)``
-            returns the new :class:`~vega_trio.AgentProcess` (the orchestrator's).
+        spawn: starts a delegate: ``await spawn(member, caller_process, team_group,
+            history)`` returns the new :class:`~vega_trio.AgentProcess` (the
+            orchestrator's).
     """
     from ..tools import Tool, Tools
 
@@ -137,9 +145,6 @@ async def _delegate(
     name: str,
     message: str,
 ) -> str:
-    from ..agent import AgentProcess
-    from ..agent._events import TextDeltaEvent, ToolEndEvent, ToolStartEvent
-
     member = members.get(name)
     if member is None:
         raise DelegationRefused(
@@ -151,14 +156,7 @@ async def _delegate(
     if delegation.blackboard and behaviour.team_group is None:
         behaviour.team_group = f"team:{caller.id}"
         caller._runtime.group(behaviour.team_group).join(caller)
-    child = behaviour.delegates.get(name) if behaviour.delegates is not None else None
-    if child is None or not child.alive:
-        group = (behaviour.team_group or "") if delegation.blackboard else ""
-        child = await spawn(member, caller, group)
-        if behaviour.delegates is None:
-            behaviour.delegates = {}
-        behaviour.delegates[name] = child
-    assert isinstance(child, AgentProcess)
+    group = (behaviour.team_group or "") if delegation.blackboard else ""
     history = [*caller_history(caller), *_current(behaviour)]
     block = format_context(
         history,
@@ -167,10 +165,74 @@ async def _delegate(
         include_roles=delegation.include_roles,
     )
     text = f"{block}\n\n{message}" if block else message
+    return await ask_child(member, text, spawn, group=group)
+
+
+async def ask_child(
+    member: Agent,
+    text: str,
+    spawn: Spawner,
+    *,
+    group: str = "",
+    max_depth: int = MAX_DELEGATION_DEPTH,
+) -> str:
+    """Send ``text`` to the calling process's child running ``member`` and return its
+    reply: the one mechanism behind ``delegate`` (teams) and Hermes's
+    ``send_to_agent``.
+
+    The child is spawned under the caller on first use (so it shows in the spawn tree,
+    its spend rolls up to a ``budget_scope="tree"`` caller and cancelling the caller
+    cancels it) and reused afterwards, keeping its conversation. When ``member`` is no
+    longer the blueprint the child runs (its definition was updated), the old child
+    stops and a new one goes on with its conversation. When the caller is streaming,
+    the child's text and tool events are forwarded into the caller's stream with
+    ``agent`` set to the member's name.
+
+    Args:
+        member: the blueprint to ask (its name keys the child).
+        text: the message.
+        spawn: starts the child (``await spawn(member, caller, group, history)``).
+        group: the team's group (blackboard) the child joins, if any.
+        max_depth: the deepest spawn-tree level a caller may ask from; a deeper one is
+            refused, which stops loops of agents asking each other.
+
+    Raises:
+        DelegationRefused: the caller is ``max_depth`` levels deep already.
+        Exception: what the child's send raised (the tool loop shows it to the model).
+    """
+    from ..agent import AgentProcess
+    from ..agent._events import TextDeltaEvent, ToolEndEvent, ToolStartEvent
+
+    caller = current_process()
+    behaviour = _behaviour_of(caller)
+    if caller.spawn_depth >= max_depth:
+        raise DelegationRefused(
+            f"{caller.agent_name!r} is {caller.spawn_depth} levels deep in a chain of agents "
+            f"asking agents (the limit is {max_depth}), so it may not ask {member.name!r}; "
+            "this stops loops between agents: answer with what you have"
+        )
+    name = member.name
+    if behaviour.delegates is None:
+        behaviour.delegates = {}
+    lock = behaviour.delegate_locks.setdefault(name, trio.Lock())
+    async with lock:  # two tool calls of one turn to one member share one child
+        child = behaviour.delegates.get(name)
+        history: list[Message] = []
+        if isinstance(child, AgentProcess) and child.alive and child.agent is not member:
+            # NOTE: its definition changed: the old child finishes what it is doing and
+            # stops; the new one continues the conversation on the new blueprint.
+            history = child.history
+            child.stop(f"agent definition {name!r} updated")
+            await child.wait()
+            child = None
+        if child is None or not child.alive:
+            child = await spawn(member, caller, group, history)
+            behaviour.delegates[name] = child
+    assert isinstance(child, AgentProcess)
     events = behaviour.current_events
     if events is None:
         return await child.send(text)
-    # The caller is streaming: forward the delegate's events, named after it.
+    # The caller is streaming: forward the child's events, named after it.
     async with child.send_stream_rich(text) as stream:
         async for event in stream:
             if events is None or not isinstance(
@@ -180,7 +242,7 @@ async def _delegate(
             try:
                 await events.send(attrs.evolve(event, agent=event.agent or name))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                events = None  # the caller's reader left: let the delegate finish unheard
+                events = None  # the caller's reader left: let the child finish unheard
     if stream.error is not None:
         raise stream.error
     return stream.text
