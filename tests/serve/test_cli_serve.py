@@ -74,7 +74,11 @@ async def test_serve_subprocess_answers_the_seed_curl_lines_and_stops_on_a_signa
                 events = await collect_events(response)
             assert events[-1].event == "done"
             agents = (await client.get("/api/agents")).json()["agents"]
-            assert [(a["name"], a["source"]) for a in agents] == [("assistant", "builtin")]
+            assert [(a["name"], a["source"]) for a in agents] == [
+                ("assistant", "builtin"),
+                ("mother", "builtin"),
+                ("hermes", "builtin"),
+            ]
         proc.send_signal(signum)
         with trio.fail_after(30):
             status = await proc.wait()
@@ -88,12 +92,15 @@ async def test_serve_subprocess_answers_the_seed_curl_lines_and_stops_on_a_signa
 
 @pytest.mark.slow
 async def test_serve_subprocess_with_a_file_serves_its_agents() -> None:
-    """`vega-trio serve FILE` lists the document's agents with source yaml."""
+    """`vega-trio serve FILE` lists the document's agents with source yaml, and the
+    meta-agents (builtin) injected without YAML."""
     proc, url = await _start(str(EXAMPLES / "team.vega.yaml"), "--llm", "scripted")
     try:
         async with httpx2.AsyncClient(base_url=url, timeout=10) as client:
             agents = (await client.get("/api/agents")).json()["agents"]
-        assert agents and {a["source"] for a in agents} == {"yaml"}
+        sources = {a["name"]: a["source"] for a in agents}
+        assert sources.pop("mother") == sources.pop("hermes") == "builtin"
+        assert sources and set(sources.values()) == {"yaml"}
         proc.send_signal(signal.SIGINT)
         with trio.fail_after(30):
             assert await proc.wait() == 0
