@@ -273,6 +273,16 @@ async def test_blueprints_are_saved_and_listed_inside_their_directory(tmp_path: 
     assert listed == [{"name": "research-team", "agents": ["researcher", "lead"]}]
 
 
+def files_under(path: Path) -> list[Path]:
+    """Every file below ``path``."""
+    return [p for p in path.rglob("*") if p.is_file()]
+
+
+def absolute_files() -> list[str]:
+    """What the absolute-path name would have written."""
+    return sorted(str(p) for p in Path("/tmp").glob("absolute*"))
+
+
 BAD_NAMES = [
     "../escape",
     "../../etc/passwd",
@@ -300,15 +310,14 @@ async def test_a_blueprint_name_cannot_leave_the_workspace(tmp_path: Path, name:
             ]
         }
     )
-    before = sorted(str(p) for p in Path("/tmp").glob("*absolute*"))
+    before = absolute_files()
     async with open_orchestrator(llm=llm) as orch:
         add_meta_agents(orch, blueprints=workspace)
         await (await orch.session("mother")).send("save")
     (result,) = results(of(llm, "mother")[2])
     assert result.is_error and "blueprint name" in result.content
-    written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert written == []
-    assert sorted(str(p) for p in Path("/tmp").glob("*absolute*")) == before
+    assert files_under(tmp_path) == []
+    assert absolute_files() == before
 
 
 async def test_a_symlink_cannot_take_a_blueprint_out_of_the_workspace(tmp_path: Path) -> None:
@@ -405,7 +414,7 @@ async def test_cancelling_hermes_cancels_the_agent_he_waits_for(
         (node,) = [n for n in orch.spawn_tree() if n.process_id == hermes.id]
         child = orch.get(node.children[0].process_id)
         with trio.fail_after(1):
-            while child.busy:
+            while child.busy:  # noqa: ASYNC110 - a property without an event; bounded
                 await trio.sleep(0.01)
         assert trio.current_time() < 10  # not the 1000 s the reply would have taken
 

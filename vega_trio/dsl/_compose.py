@@ -179,13 +179,6 @@ def _refusals(document: Document) -> list[Diagnostic]:
                 "use letters, digits, '_', '.' and '-' (not first), at most 64 characters; "
                 "':' separates a user id (agent:user-id)",
             )
-        if spec.name in RESERVED_NAMES:
-            refuse(
-                spec.where,
-                f"agents.{spec.name}",
-                f"the agent name {spec.name!r} is reserved for the meta-agent of that name",
-                "pick another name (mother and hermes are built in)",
-            )
         if spec.skills is not None and spec.skills.directories:
             refuse(
                 spec.skills.where,
