@@ -112,6 +112,37 @@ async def test_serve_subprocess_with_a_file_serves_its_agents() -> None:
 
 
 @pytest.mark.slow
+async def test_serve_subprocess_injects_the_meta_agents_on_the_documents_default_model(
+    tmp_path: Path,
+) -> None:
+    """`vega-trio serve FILE`: mother and hermes answer without YAML, on the file's
+    settings.default_model, and cannot be changed over REST."""
+    document = tmp_path / "doc.vega.yaml"
+    document.write_text(
+        "settings:\n  default_model: m-doc\nagents:\n  helper:\n    system: You help.\n"
+    )
+    proc, url = await _start(str(document), "--llm", "scripted")
+    try:
+        async with httpx2.AsyncClient(base_url=url, timeout=10) as client:
+            for name in ("mother", "hermes"):
+                chat = await client.post(f"/api/agents/{name}/chat", json={"message": "Hi"})
+                assert chat.status_code == 200, chat.text
+            processes = (await client.get("/api/processes")).json()["processes"]
+            models = {p["agent"]: p["model"] for p in processes}
+            assert models["mother"] == models["hermes"] == "m-doc"
+            refused = await client.delete("/api/agents/mother")
+            assert refused.status_code == 403
+        proc.send_signal(signal.SIGINT)
+        with trio.fail_after(30):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            with trio.move_on_after(10, shield=True):
+                await proc.wait()
+
+
+@pytest.mark.slow
 async def test_serve_subprocess_runs_the_seed_workflow_and_event_lines() -> None:
     """The seed's remaining curl lines: POST /api/workflows/review/run with a top-level
     `task` starts a run (202) that completes, and /api/events replays its events after

@@ -542,3 +542,101 @@ def test_mother_tools_have_schemas_a_model_can_fill() -> None:
     schema = tools["create_agent"].input_schema
     assert schema["required"] == ["name", "system"]
     assert "array" in json.dumps(schema["properties"]["tools"])
+
+
+async def test_a_deleted_agents_running_copy_is_stopped_on_the_next_send(tmp_path: Path) -> None:
+    """After Mother deletes an agent Hermes used, his copy of it stops; the send fails."""
+    llm = by_role(
+        {
+            "hermes": [
+                call("send_to_agent", agent="helper", message="one"),
+                "sent",
+                call("send_to_agent", agent="helper", message="two"),
+                "gone",
+            ],
+            "mother": [call("delete_agent", name="helper"), "deleted"],
+            "helper": ["first"],
+        }
+    )
+    async with open_orchestrator(llm=llm) as orch:
+        add_meta_agents(orch, blueprints=tmp_path)
+        orch.agents.define(Agent(name="helper", system="helper"), mapping={"system": "helper"})
+        hermes = await orch.session("hermes")
+        await hermes.send("first task")
+        (node,) = [n for n in orch.spawn_tree() if n.process_id == hermes.id]
+        copy = orch.get(node.children[0].process_id)
+        await (await orch.session("mother")).send("delete helper")
+        assert await hermes.send("second task") == "gone"
+        with trio.fail_after(5):
+            await copy.wait()
+    (result,) = results(of(llm, "hermes")[3])
+    assert result.is_error and "no agent named 'helper'" in result.content
+
+
+async def test_mother_lists_tools_skills_and_mcp_servers(tmp_path: Path) -> None:
+    """list_tools, list_skills (the document's skill directories) and list_mcp_servers."""
+    from vega_trio.dsl._model import Settings
+
+    skills = tmp_path / "skills"
+    skills.mkdir()
+    (skills / "research.skill.md").write_text(
+        "---\nname: research\ndescription: How to research well\ntools: [lookup]\n---\n"
+        "Check two sources.\n"
+    )
+    llm = by_role(
+        {
+            "mother": [
+                Step.tool_calls(
+                    [("list_tools", {}), ("list_skills", {}), ("list_mcp_servers", {})]
+                ),
+                "listed",
+            ]
+        }
+    )
+    async with open_orchestrator(llm=llm, tools=[lookup]) as orch:
+        add_meta_agents(
+            orch,
+            blueprints=tmp_path / "bp",
+            settings=Settings(skill_directories=("skills",)),
+            base_dir=tmp_path,
+        )
+        await (await orch.session("mother")).send("what is there?")
+    listed_tools, listed_skills, servers = results(of(llm, "mother")[1])
+    assert json.loads(listed_tools.content) == [
+        {"name": "lookup", "description": "Look something up."}
+    ]
+    assert json.loads(listed_skills.content) == [
+        {"name": "research", "description": "How to research well", "tools": ["lookup"]}
+    ]
+    assert servers.content == "no MCP servers are configured"
+
+
+@pytest.mark.slow
+async def test_mother_lists_mcp_servers_and_gives_their_tools(tmp_path: Path) -> None:
+    """A real MCP server: listed with its tools; an agent given server__tool gets it."""
+    import sys
+
+    from vega_trio.tools.mcp import MCPServerConfig
+
+    echo = Path(__file__).resolve().parents[1] / "tools" / "mcp_servers" / "echo_server.py"
+    config = MCPServerConfig(name="echo", command=sys.executable, args=[str(echo)])
+    llm = by_role(
+        {
+            "mother": [
+                call("list_mcp_servers"),
+                call("create_agent", name="echoer", system="echoer", tools=["echo__*"]),
+                "made",
+            ],
+            "echoer": ["ok"],
+        }
+    )
+    with trio.fail_after(30):
+        async with open_orchestrator(llm=llm, mcp_servers=[config]) as orch:
+            add_meta_agents(orch, blueprints=tmp_path)
+            await (await orch.session("mother")).send("use the echo server")
+            await (await orch.session("echoer")).send("hi")
+    (servers,) = results(of(llm, "mother")[1])
+    (server,) = json.loads(servers.content)
+    assert (server["name"], server["status"]) == ("echo", "connected")
+    assert "echo__echo" in server["tools"]
+    assert "echo__echo" in [t.name for t in of(llm, "echoer")[0].tools]

@@ -175,7 +175,9 @@ def definition_dict(definition: AgentDefinition, live: list[Process]) -> dict[st
         "model": agent.model,
         "description": agent.description,
         "system": agent.system if isinstance(agent.system, str) else None,
-        "tools": list(agent.tool_names),
+        # NOTE: the tools it names and the ones it brings (Python functions, the
+        # meta-agents' own tools): what its processes can call, apart from a team's.
+        "tools": [*agent.tool_names, *agent.tool_registry.names()],
         "team": [m if isinstance(m, str) else m.name for m in agent.team],
         "max_iterations": agent.max_iterations,
         "max_tokens": agent.max_tokens,

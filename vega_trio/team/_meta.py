@@ -41,7 +41,7 @@ import trio
 from .._errors import DelegationRefused, DSLError, ToolError
 from ..agent import Agent
 from ..runtime import current_process
-from ._delegation import MAX_DELEGATION_DEPTH, Spawner, ask_child
+from ._delegation import MAX_DELEGATION_DEPTH, Spawner, _behaviour_of, ask_child
 
 if TYPE_CHECKING:
     from .._agents import AgentDefinition
@@ -255,7 +255,7 @@ def mother_tools(orch: Orchestrator, composer: AgentComposer, *, blueprints: Pat
                     "name": definition.name,
                     "source": definition.source,
                     "description": _purpose(definition),
-                    "tools": list(agent.tool_names) or list(agent.tool_registry.names()),
+                    "tools": [*agent.tool_names, *agent.tool_registry.names()],
                     "team": [m if isinstance(m, str) else m.name for m in agent.team],
                 }
             )
@@ -545,6 +545,12 @@ def hermes_tools(orch: Orchestrator, spawn: Spawner, *, max_depth: int) -> Tools
                 f"you are {me!r}: you cannot send to yourself; send to another agent "
                 "(list_agents), or answer directly"
             )
+        if agent not in orch.agents:
+            # NOTE: a copy of an agent deleted since it last answered is stopped now,
+            # not kept alive until Hermes's own process ends.
+            stale = (_behaviour_of(current_process()).delegates or {}).pop(agent, None)
+            if stale is not None and stale.alive:
+                stale.stop(f"agent definition {agent!r} removed")
         definition = orch.agents.get(agent)  # AgentNotFound lists the defined agents
         try:
             return await ask_child(definition.agent, message, spawn, max_depth=max_depth)
