@@ -21,6 +21,7 @@ from vega_trio.testing import ScriptedLLM, Step
 from vega_trio.tools import Tools
 
 MODEL = "claude-sonnet-4-5"  # priced, so spend can be compared
+ECHO_SERVER = Path(__file__).resolve().parents[1] / "tools" / "mcp_servers" / "echo_server.py"
 
 
 def role(request: LLMRequest) -> str:
@@ -618,8 +619,7 @@ async def test_mother_lists_mcp_servers_and_gives_their_tools(tmp_path: Path) ->
 
     from vega_trio.tools.mcp import MCPServerConfig
 
-    echo = Path(__file__).resolve().parents[1] / "tools" / "mcp_servers" / "echo_server.py"
-    config = MCPServerConfig(name="echo", command=sys.executable, args=[str(echo)])
+    config = MCPServerConfig(name="echo", command=sys.executable, args=[str(ECHO_SERVER)])
     llm = by_role(
         {
             "mother": [
