@@ -221,10 +221,14 @@ def mother_tools(orch: Orchestrator, composer: AgentComposer, *, blueprints: Pat
             )
         definition = orch.agents.get(name)  # AgentNotFound lists the agents
         if definition.source != "composed":
-            where = "the server's .vega.yaml" if definition.source == "yaml" else "vega-trio"
+            where = (
+                "is defined in the server's .vega.yaml"
+                if definition.source == "yaml"
+                else "is built into the server"
+            )
             raise ToolError(
-                f"agent {name!r} comes from {where} and cannot be {verb}; only composed "
-                f"agents change — create a new agent (another name) based on it instead"
+                f"agent {name!r} {where} and cannot be {verb}; only composed agents "
+                "change — create a new agent (another name) based on it instead"
             )
         return definition
 
