@@ -640,3 +640,15 @@ async def test_mother_lists_mcp_servers_and_gives_their_tools(tmp_path: Path) ->
     assert (server["name"], server["status"]) == ("echo", "connected")
     assert "echo__echo" in server["tools"]
     assert "echo__echo" in [t.name for t in of(llm, "echoer")[0].tools]
+
+
+@pytest.mark.parametrize("name", ["../evil", "a:b", "/abs", "x" * 100, "nul\x00"])
+async def test_mother_refuses_agent_names_the_api_would_refuse(tmp_path: Path, name: str) -> None:
+    """An agent name that is not a plain name is an error result; nothing is defined."""
+    llm = by_role({"mother": [call("create_agent", name=name, system="x"), "no"]})
+    async with open_orchestrator(llm=llm) as orch:
+        add_meta_agents(orch, blueprints=tmp_path)
+        await (await orch.session("mother")).send("make it")
+        assert list(orch.agents) == ["mother", "hermes"]
+    (result,) = results(of(llm, "mother")[1])
+    assert result.is_error and "cannot be used" in result.content
