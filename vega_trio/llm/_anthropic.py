@@ -12,6 +12,10 @@
   (:class:`ThinkingBlock`, :class:`RedactedThinkingBlock`, :class:`ServerBlock`) and
   sent back unchanged, in order, with the history; leaving the ``async with`` early
   (``break``, an exception, cancellation) closes the HTTP response.
+* Prompt caching is on by default (``prompt_caching=True``): ``cache_control``
+  breakpoints on the tools, the system prompt and the conversation so far, where the
+  prefix is long enough to be cached (:mod:`._caching`); usage reports the cache
+  writes and reads, and the price table bills them (1.25 times and 0.1 times the input price).
 * ``temperature`` is sent only when set, through ``extra_body``: anthropic 1.0 removed
   the sampling parameters from ``messages.create``'s signature, the API still takes
   them on models that support them.
@@ -34,6 +38,7 @@ from anthropic.types import MessageParam, ToolParam
 
 from .._errors import ErrorClass, LLMError
 from .._redact import redact, register_secret, register_url_secret
+from ._caching import add_cache_breakpoints
 from ._classify import CALL_FAILURES, to_llm_error
 from ._messages import (
     ContentBlock,
@@ -81,6 +86,11 @@ class AnthropicLLM:
         client: a ready SDK client to use instead of building one. Its retries are
             switched off (on a copy sharing its connection pool); the caller keeps
             ownership and closes it.
+        prompt_caching: mark the tool definitions, the system prompt and the
+            conversation so far with ``cache_control`` breakpoints (where the prefix is
+            long enough for the model to cache it), so that repeated prefixes are billed
+            as cache reads (0.1 times the input price) instead of input; see
+            :mod:`vega_trio.llm._caching`. ``False`` sends requests unmarked.
 
     Raises:
         ValueError: ``timeout`` is not positive, or ``client`` comes with
@@ -97,11 +107,13 @@ class AnthropicLLM:
         default_model: str = DEFAULT_MODEL,
         timeout: float = 300.0,
         client: anthropic.AsyncAnthropic | None = None,
+        prompt_caching: bool = True,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"AnthropicLLM timeout must be > 0 seconds, got {timeout!r}")
         self.default_model = default_model
         self.timeout = float(timeout)
+        self.prompt_caching = bool(prompt_caching)
         if client is None:
             # NOTE: None for api_key/base_url means "let the SDK look at the environment";
             # passing them through unchanged keeps ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL working.
@@ -175,7 +187,7 @@ class AnthropicLLM:
     def __repr__(self) -> str:
         return (
             f"AnthropicLLM(base_url={redact(self.base_url)!r}, "
-            f"default_model={self.default_model!r})"
+            f"default_model={self.default_model!r}, prompt_caching={self.prompt_caching!r})"
         )
 
     # -- the protocol -------------------------------------------------------------------
@@ -255,6 +267,8 @@ class AnthropicLLM:
             arguments["tools"] = cast("list[ToolParam]", [t.to_dict() for t in request.tools])
         if request.temperature is not None:
             arguments["extra_body"] = {"temperature": request.temperature}
+        if self.prompt_caching:
+            add_cache_breakpoints(arguments)
         return arguments
 
 
