@@ -277,3 +277,17 @@ async def test_caching_cuts_the_bill_of_a_conversation() -> None:
         for c in cached
     )
     assert cached_cost == pytest.approx(billed)
+
+
+def test_the_b14_benchmark_shows_the_saving() -> None:
+    """B14's scenario runs (three turns here) and reports cached billing below uncached."""
+    from tests.benchmarks._b14 import b14, render_b14
+
+    result = b14(turns=3)
+    off, on = result["uncached"], result["cached"]
+    assert off["prompt_tokens"] == on["prompt_tokens"]  # the same prompts, billed apart
+    assert on["cache_read"] > 0 and off["cache_read"] == 0
+    assert on["billed_input"] < off["billed_input"]
+    assert on["cost_usd"] < off["cost_usd"]
+    text, rows = render_b14(result)
+    assert "B14" in rows[0][0] and "| cached (the default) | 3 |" in text
