@@ -64,6 +64,7 @@ from ._http import (
     _send,
     _wait_for_hangup,
 )
+from ._prompt_cache import MAX_BREAKPOINTS, PromptCache, count_breakpoints
 
 __all__ = [
     "FakeAnthropicServer",
@@ -497,7 +498,7 @@ class FakeAnthropicServer(LoopbackServer):
     cache_min_tokens: int = 1024
     cache_ttl: float = 300.0
     _queue: deque[FakeResponse] = attrs.field(factory=deque, init=False)
-    _cache: dict[str, float] = attrs.field(factory=dict, init=False)
+    _cache: PromptCache = attrs.field(factory=PromptCache, init=False)
 
     def enqueue(self, *responses: FakeResponse) -> None:
         """Append replies to the FIFO queue; each request consumes one."""
@@ -513,44 +514,6 @@ class FakeAnthropicServer(LoopbackServer):
     def pending(self) -> int:
         """How many scripted replies are still queued."""
         return len(self._queue)
-
-    def _prompt_usage(self, body: Mapping[str, Any], scripted: Usage) -> Usage | None:
-        """The usage of a request counted from its prompt, through the prompt cache
-        (``None``: report the scripted usage as it is)."""
-        blocks = _prompt_blocks(body)
-        breakpoints = [i for i, (_, marked) in enumerate(blocks) if marked]
-        if not breakpoints and not self.count_tokens:
-            return None
-        digests: list[str] = []
-        totals: list[int] = []
-        chain = hashlib.sha256()
-        total = 0
-        for text, _ in blocks:
-            chain.update(text.encode())
-            chain.update(b"\x00")
-            digests.append(chain.hexdigest())
-            total += _count_tokens(text)
-            totals.append(total)
-        now = trio.current_time()
-        live = {digest for digest, expires in self._cache.items() if expires > now}
-        read_at = -1
-        for breakpoint in breakpoints:
-            for position in range(breakpoint, max(-1, breakpoint - _LOOKBACK_BLOCKS), -1):
-                if digests[position] in live:
-                    read_at = max(read_at, position)
-                    break
-        written = [b for b in breakpoints if totals[b] >= self.cache_min_tokens]
-        for position in [*written, read_at] if read_at >= 0 else written:
-            self._cache[digests[position]] = now + self.cache_ttl
-        read = totals[read_at] if read_at >= 0 else 0
-        last_write = max(written, default=-1)
-        creation = totals[last_write] - read if last_write > read_at else 0
-        return Usage(
-            input_tokens=total - read - creation,
-            output_tokens=scripted.output_tokens,
-            cache_creation_input_tokens=creation,
-            cache_read_input_tokens=read,
-        )
 
     async def _answer(
         self,
@@ -633,7 +596,14 @@ class FakeAnthropicServer(LoopbackServer):
                 )
                 return True
             model = reply.model or str(request.body.get("model", "claude-fake"))
-            usage = self._prompt_usage(request.body, reply.usage)
+            usage = self._cache.usage(
+                request.body,
+                reply.usage,
+                count_all=self.count_tokens,
+                min_tokens=self.cache_min_tokens,
+                ttl=self.cache_ttl,
+                now=trio.current_time(),
+            )
             if usage is not None:
                 reply = attrs.evolve(reply, usage=usage)
             if request.stream:
@@ -769,41 +739,6 @@ def _presented_key(headers: Mapping[str, str]) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-#: How many blocks before a breakpoint the cache is searched for an earlier prefix.
-_LOOKBACK_BLOCKS: Final = 20
-
-
-def _count_tokens(text: str) -> int:
-    """The fake tokenizer: a token per four characters (at least one)."""
-    return max(1, -(-len(text) // 4))
-
-
-def _prompt_blocks(body: Mapping[str, Any]) -> list[tuple[str, bool]]:
-    """The prompt's blocks in cache order (tools, system, messages) as canonical JSON
-    without their ``cache_control``, and whether each carries one."""
-    blocks: list[tuple[str, bool]] = []
-
-    def add(kind: str, block: object) -> None:
-        if not isinstance(block, Mapping):
-            block = {"type": "text", "text": str(block)}
-        marked = "cache_control" in block
-        plain = {k: v for k, v in block.items() if k != "cache_control"}
-        blocks.append((f"{kind}:{json.dumps(plain, sort_keys=True)}", marked))
-
-    for tool in body.get("tools") or ():
-        add("tool", tool)
-    system = body.get("system")
-    for block in [system] if isinstance(system, str) and system else system or ():
-        add("system", block)
-    for message in body.get("messages") or ():
-        if not isinstance(message, Mapping):
-            continue
-        content = message.get("content")
-        for block in [content] if isinstance(content, str) else content or ():
-            add(str(message.get("role")), block)
-    return blocks
-
-
 def _validate_body(body: Any) -> str | None:
     if not isinstance(body, Mapping):
         return "fake server: the request body must be a JSON object"
@@ -814,8 +749,8 @@ def _validate_body(body: Any) -> str | None:
     max_tokens = body.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         return "fake server: max_tokens: field required (an integer >= 1)"
-    breakpoints = sum(marked for _, marked in _prompt_blocks(body))
-    if breakpoints > 4:
+    breakpoints = count_breakpoints(body)
+    if breakpoints > MAX_BREAKPOINTS:
         return (
             f"fake server: A maximum of 4 blocks with cache_control may be provided. "
             f"Found {breakpoints}."
