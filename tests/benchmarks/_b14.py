@@ -38,7 +38,7 @@ def _tools() -> list[Any]:
     made = []
     for name in _TOOL_NAMES:
 
-        async def impl(query: str) -> str:
+        def impl(query: str) -> str:
             return "ok"
 
         impl.__name__ = name
