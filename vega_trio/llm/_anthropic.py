@@ -58,7 +58,7 @@ from ._protocol import (
     StreamChunk,
     Usage,
 )
-from ._stream import Assembly, ChunkStream, MalformedStream, as_int, as_mapping
+from ._stream import Assembly, ChunkStream, _MalformedStream, as_int, as_mapping
 
 __all__ = ["DEFAULT_MODEL", "INVALID_JSON_KEY", "AnthropicLLM"]
 
@@ -374,7 +374,7 @@ class _AnthropicEvents:
         try:
             parsed = json.loads(data)
         except ValueError as exc:
-            raise MalformedStream(f"a {event!r} event's data is not JSON: {exc}") from exc
+            raise _MalformedStream(f"a {event!r} event's data is not JSON: {exc}") from exc
         if not isinstance(parsed, dict):
             return None
         kind = parsed.get("type")
@@ -432,7 +432,7 @@ def _delta(reply: Assembly, index: int, delta: Mapping[str, Any]) -> StreamChunk
         return reply.text(index, str(delta.get("text") or ""))
     if kind == "thinking_delta" or kind == "signature_delta":
         if reply.kind_at(index) != "thinking":
-            raise MalformedStream(
+            raise _MalformedStream(
                 f"a {kind} arrived for content block {index}, which is not a thinking block"
             )
         if kind == "signature_delta":
@@ -446,7 +446,7 @@ def _delta(reply: Assembly, index: int, delta: Mapping[str, Any]) -> StreamChunk
             reply.server_input(index, fragment)
             return None
         if reply.kind_at(index) != "tool_use":
-            raise MalformedStream(
+            raise _MalformedStream(
                 f"tool arguments arrived for content block {index}, which is not a tool_use block"
             )
         return reply.tool_call(index, fragment=fragment)

@@ -41,7 +41,7 @@ from ._protocol import (
     StreamChunk,
     Usage,
 )
-from ._stream import Assembly, ChunkStream, MalformedStream, as_int, as_mapping, parse_arguments
+from ._stream import Assembly, ChunkStream, _MalformedStream, as_int, as_mapping, parse_arguments
 
 __all__ = [
     "DEFAULT_OPENAI_MODEL",
@@ -445,7 +445,7 @@ class _ChatEvents:
         except ValueError as exc:
             if event == "error":
                 raise self._fail({"message": data}, reply) from exc
-            raise MalformedStream(f"an event's data is not JSON: {exc}") from exc
+            raise _MalformedStream(f"an event's data is not JSON: {exc}") from exc
         if not isinstance(parsed, dict):
             return None
         if event == "error" or "error" in parsed:

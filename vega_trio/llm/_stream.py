@@ -50,7 +50,6 @@ __all__ = [
     "Assembly",
     "ChunkStream",
     "Dialect",
-    "MalformedStream",
     "as_int",
     "as_mapping",
     "parse_arguments",
@@ -68,7 +67,7 @@ USAGE_KEYS: Final = (
 )
 
 
-class MalformedStream(ValueError):
+class _MalformedStream(ValueError):
     """An event breaks the provider's stream protocol (raised by a :class:`Dialect`;
     :class:`ChunkStream` turns it into the ``TEMPORARY`` :class:`~vega_trio.LLMError`)."""
 
@@ -246,7 +245,7 @@ class Dialect(Protocol):
         ``reply.complete`` at the reply's end.
 
         Raises:
-            MalformedStream: the event breaks the protocol.
+            _MalformedStream: the event breaks the protocol.
             LLMError: the event is an error the server sent.
         """
         ...
@@ -367,7 +366,7 @@ class ChunkStream:
     def _apply(self, event: str, data: str) -> StreamChunk | None:
         try:
             return self.dialect.apply(event, data, self.reply)
-        except MalformedStream as exc:
+        except _MalformedStream as exc:
             raise self._malformed(str(exc)) from exc.__cause__
         except LLMError:
             self._finished = True
