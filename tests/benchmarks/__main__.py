@@ -190,6 +190,8 @@ def run(config: Config) -> dict[str, Any]:
     results["b12"] = _scenario("b12", rate=1000, seconds=config.b12_seconds)
     if "skipped" in results["b12"]:
         print(f"  {results['b12']['skipped']}", file=sys.stderr)
+    print("B14 prompt caching: billed input over a 20-turn conversation", file=sys.stderr)
+    results["b14"] = _scenario("b14", turns=20)
     results["total_s"] = time.perf_counter() - started
     results["machine_after"] = machine_info(calibrate=False)
     return results

@@ -16,6 +16,7 @@ import attrs
 
 from ._b1_store import render_store_cost
 from ._b12 import render_b12
+from ._b14 import render_b14
 from ._dsl import render_b7
 from ._resilience import render_b6
 from ._restarts import render_b4_b5
@@ -442,6 +443,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
         else ("", [])
     )
     b12_text, b12_rows = render_b12(results["b12"]) if results.get("b12") else ("", [])
+    b14_text, b14_rows = render_b14(results["b14"]) if results.get("b14") else ("", [])
 
     load = (
         f"{m['loadavg'][0]:.2f} before, {after['loadavg'][0]:.2f} after (1-minute)"
@@ -507,6 +509,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
             *b11_rows,
             *cost_rows,
             *b12_rows,
+            *b14_rows,
         ],
         "lrl",
     )
@@ -552,6 +555,7 @@ in {results["total_s"]:.0f} s. Rerun it to refresh this page.
 {b11_text}
 {cost_text}
 {b12_text}
+{b14_text}
 {_reference(results["b1"])}
 ## How to reproduce
 

@@ -30,12 +30,9 @@ from vega_trio.llm._protocol import (
     LLMRequest,
     MessageComplete,
     StreamChunk,
-    TextChunk,
-    ToolInputChunk,
     ToolSchema,
     Usage,
 )
-from vega_trio.llm._sse import SSEDecoder
 from vega_trio.testing import (
     FakeChatResponse,
     FakeOpenAIServer,
@@ -190,25 +187,6 @@ async def test_generate_returns_text_usage_and_finish_reason() -> None:
     assert response.model == "served"
 
 
-async def test_generate_returns_several_tool_calls_with_parsed_arguments() -> None:
-    """tool_calls of a blocking reply become ToolUseBlocks in order, arguments parsed."""
-    reply = FakeChatResponse.message(
-        [
-            TextBlock(text="Checking."),
-            ToolUseBlock(id="call_a", name="add", input={"a": 1, "b": 2}),
-            ToolUseBlock(id="call_b", name="mul", input={"x": [1, 2]}),
-        ]
-    )
-    async with backend(reply) as (_, llm):
-        response = await llm.generate(make_request())
-    assert response.text == "Checking."
-    assert response.tool_uses == (
-        ToolUseBlock(id="call_a", name="add", input={"a": 1, "b": 2}),
-        ToolUseBlock(id="call_b", name="mul", input={"x": [1, 2]}),
-    )
-    assert response.stop_reason == "tool_calls"
-
-
 @pytest.mark.parametrize("raw", ['{"a": 1', "[1, 2]", "not json"])
 async def test_invalid_tool_json_is_marked_not_raised(raw: str) -> None:
     """Arguments that are not a JSON object become {INVALID_JSON_KEY: raw}, both ways."""
@@ -312,157 +290,7 @@ async def test_max_completion_tokens_is_sent_when_chosen() -> None:
     assert "max_tokens" not in body
 
 
-# -- errors -------------------------------------------------------------------------------
-
-
-ERROR_CASES = [
-    pytest.param(FakeChatResponse.error(400), ErrorClass.INVALID_REQUEST, 400, id="400"),
-    pytest.param(FakeChatResponse.error(401), ErrorClass.AUTHENTICATION, 401, id="401"),
-    pytest.param(FakeChatResponse.error(403), ErrorClass.AUTHENTICATION, 403, id="403"),
-    pytest.param(FakeChatResponse.error(404), ErrorClass.INVALID_REQUEST, 404, id="404"),
-    pytest.param(FakeChatResponse.error(413), ErrorClass.INVALID_REQUEST, 413, id="413"),
-    pytest.param(FakeChatResponse.error(422), ErrorClass.INVALID_REQUEST, 422, id="422"),
-    pytest.param(FakeChatResponse.error(429), ErrorClass.RATE_LIMIT, 429, id="429"),
-    pytest.param(
-        FakeChatResponse.error(
-            429,
-            "You exceeded your current quota, please check your plan and billing details.",
-            error_type="insufficient_quota",
-            error_code="insufficient_quota",
-        ),
-        ErrorClass.BUDGET_EXCEEDED,
-        429,
-        id="429-insufficient_quota",
-    ),
-    pytest.param(FakeChatResponse.error(500), ErrorClass.TEMPORARY, 500, id="500"),
-    pytest.param(FakeChatResponse.error(502), ErrorClass.TEMPORARY, 502, id="502"),
-    pytest.param(FakeChatResponse.error(503), ErrorClass.OVERLOADED, 503, id="503"),
-    pytest.param(FakeChatResponse.error(504), ErrorClass.TIMEOUT, 504, id="504"),
-]
-
-
-@pytest.mark.parametrize(("reply", "error_class", "status"), ERROR_CASES)
-async def test_http_errors_of_generate_are_classified(
-    reply: FakeChatResponse, error_class: ErrorClass, status: int
-) -> None:
-    """Each HTTP failure of a blocking call is an LLMError of the right class, tried once."""
-    async with backend(reply) as (server, llm):
-        with trio.fail_after(10), pytest.raises(LLMError) as caught:
-            await llm.generate(make_request())
-    error = caught.value
-    assert error.error_class is error_class
-    assert error.status_code == status
-    assert isinstance(error.__cause__, openai.APIStatusError)
-    assert not error.output_started
-    assert server.base_url in str(error)
-    assert len(server.requests) == 1  # the SDK did not retry behind our back
-
-
-@pytest.mark.parametrize(("reply", "error_class", "status"), ERROR_CASES)
-async def test_http_errors_of_stream_are_classified(
-    reply: FakeChatResponse, error_class: ErrorClass, status: int
-) -> None:
-    """An HTTP failure before a stream starts is raised when the stream is opened."""
-    async with backend(reply) as (server, llm):
-        with trio.fail_after(10), pytest.raises(LLMError) as caught:
-            await collect(llm, make_request())
-    assert caught.value.error_class is error_class
-    assert caught.value.status_code == status
-    assert not caught.value.output_started
-    assert len(server.requests) == 1
-
-
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [({"retry_after": 3}, 3.0), ({"retry_after_ms": 1500}, 1.5), ({}, None)],
-)
-async def test_retry_after_is_read_from_the_response(
-    headers: dict[str, Any], expected: float | None
-) -> None:
-    """retry-after / retry-after-ms of a 429 land in LLMError.retry_after."""
-    async with backend(FakeChatResponse.error(429, **headers)) as (_, llm):
-        with trio.fail_after(10), pytest.raises(LLMError) as caught:
-            await llm.generate(make_request())
-    assert caught.value.retry_after == expected
-    assert caught.value.retryable
-
-
-async def test_server_disconnect_of_a_blocking_call_is_temporary() -> None:
-    """A connection closed with no reply is a TEMPORARY failure."""
-    async with backend(FakeChatResponse.disconnect()) as (_, llm):
-        with trio.fail_after(10), pytest.raises(LLMError) as caught:
-            await llm.generate(make_request())
-    assert caught.value.error_class is ErrorClass.TEMPORARY
-    assert isinstance(caught.value.__cause__, openai.APIConnectionError)
-
-
-async def test_unreachable_server_is_temporary() -> None:
-    """Nothing listening on the port is a TEMPORARY connection failure naming the URL."""
-    async with open_fake_openai_server() as server:
-        url = server.base_url
-    async with OpenAICompatibleLLM(base_url=url) as llm:
-        with trio.fail_after(10), pytest.raises(LLMError) as caught:
-            await llm.generate(make_request())
-    assert caught.value.error_class is ErrorClass.TEMPORARY
-    assert url in str(caught.value)
-
-
 # -- streaming ----------------------------------------------------------------------------
-
-
-async def test_stream_yields_text_then_one_message_complete() -> None:
-    """Text arrives as TextChunks, then exactly one MessageComplete with usage."""
-    usage = Usage(input_tokens=50, output_tokens=5, cache_read_input_tokens=10)
-    async with backend(FakeChatResponse.text("Hello, streaming world", chunks=4, usage=usage)) as (
-        server,
-        llm,
-    ):
-        chunks = await collect(llm, make_request())
-    texts = [c.text for c in chunks if isinstance(c, TextChunk)]
-    assert len(texts) == 4
-    assert "".join(texts) == "Hello, streaming world"
-    response = final(chunks).response
-    assert response.text == "Hello, streaming world"
-    assert response.usage == usage
-    assert response.stop_reason == "stop"
-    body = server.requests[0].body
-    assert body["stream"] is True
-    assert body["stream_options"] == {"include_usage": True}
-
-
-async def test_stream_assembles_fragmented_tool_arguments() -> None:
-    """Arguments split over many fragments are assembled; each fragment is reported."""
-    arguments = {"city": "Ljubljana", "country": "Slovenia", "days": [1, 2, 3]}
-    reply = FakeChatResponse.tool_call(
-        "lookup", arguments, id="call_7", fragments=12, text_before="One moment."
-    )
-    async with backend(reply) as (_, llm):
-        chunks = await collect(llm, make_request())
-    fragments = [c for c in chunks if isinstance(c, ToolInputChunk)]
-    assert len(fragments) == 12
-    assert {(c.index, c.tool_use_id, c.tool_name) for c in fragments} == {(0, "call_7", "lookup")}
-    response = final(chunks).response
-    assert response.text == "One moment."
-    assert response.tool_uses == (ToolUseBlock(id="call_7", name="lookup", input=arguments),)
-    assert response.stop_reason == "tool_calls"
-
-
-async def test_stream_assembles_several_tool_calls_separately() -> None:
-    """Fragments of several calls are assembled per index, in order."""
-    reply = FakeChatResponse.message(
-        [
-            ToolUseBlock(id="call_a", name="add", input={"a": 1, "b": 2}),
-            ToolUseBlock(id="call_b", name="add", input={"a": 30, "b": 40}),
-        ],
-        json_fragments=5,
-    )
-    async with backend(reply) as (_, llm):
-        chunks = await collect(llm, make_request())
-    assert {c.index for c in chunks if isinstance(c, ToolInputChunk)} == {0, 1}
-    assert final(chunks).response.tool_uses == (
-        ToolUseBlock(id="call_a", name="add", input={"a": 1, "b": 2}),
-        ToolUseBlock(id="call_b", name="add", input={"a": 30, "b": 40}),
-    )
 
 
 async def test_a_stream_without_done_still_completes_after_its_finish_reason() -> None:
@@ -471,18 +299,6 @@ async def test_a_stream_without_done_still_completes_after_its_finish_reason() -
     async with backend(reply) as (_, llm):
         chunks = await collect(llm, make_request())
     assert final(chunks).response.text == "fine"
-
-
-async def test_stream_error_before_output_is_retryable() -> None:
-    """An error chunk before any output: an LLMError with output_started=False."""
-    reply = FakeChatResponse.stream_error(after_chunks=0)
-    async with backend(reply) as (_, llm):
-        with trio.fail_after(10), pytest.raises(LLMError) as caught:
-            await collect(llm, make_request())
-    assert caught.value.error_class is ErrorClass.TEMPORARY
-    assert caught.value.retryable
-    assert not caught.value.output_started
-    assert isinstance(caught.value.__cause__, openai.APIError)
 
 
 async def test_stream_error_after_output_is_marked_as_started() -> None:
@@ -501,106 +317,7 @@ async def test_stream_error_after_output_is_marked_as_started() -> None:
     assert caught.value.error_class is ErrorClass.RATE_LIMIT
 
 
-@pytest.mark.parametrize(("after_chunks", "started"), [(0, False), (2, True)])
-async def test_disconnect_mid_stream_is_temporary(after_chunks: int, started: bool) -> None:
-    """A dropped connection is TEMPORARY; output_started tells whether text had arrived."""
-    async with backend(FakeChatResponse.disconnect(after_chunks=after_chunks)) as (_, llm):
-        with trio.fail_after(10), pytest.raises(LLMError) as caught:
-            await collect(llm, make_request())
-    assert caught.value.error_class is ErrorClass.TEMPORARY
-    assert caught.value.output_started is started
-
-
-async def test_breaking_out_early_closes_the_connection() -> None:
-    """Leaving the block after the first chunk closes the HTTP response: the server sees it."""
-    async with backend(FakeChatResponse.stall(after_chunks=1)) as (server, llm):
-        with trio.fail_after(10):
-            async with llm.stream(make_request()) as chunks:
-                async for chunk in chunks:
-                    assert isinstance(chunk, TextChunk)
-                    break
-            await server.wait_for_aborts(1)
-    assert server.aborted == server.requests
-
-
-async def test_cancelling_a_blocking_call_closes_the_connection() -> None:
-    """Cancelling generate while the server is still thinking hangs up on it."""
-    async with backend(FakeChatResponse.stall()) as (server, llm):
-        with trio.fail_after(10):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(llm.generate, make_request())
-                await server.wait_for_requests(1)
-                nursery.cancel_scope.cancel()
-            await server.wait_for_aborts(1)
-
-
-# -- time (virtual) -----------------------------------------------------------------------
-
-
-async def test_a_reply_slower_than_the_timeout_is_a_timeout(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """No reply within the backend's timeout: TIMEOUT after exactly that long."""
-    autojump_clock.autojump_threshold = AUTOJUMP_THRESHOLD
-    reply = FakeChatResponse.text("late", first_byte_delay=600.0)
-    async with backend(reply, llm_timeout=30.0) as (_, llm):
-        with trio.fail_after(1000), pytest.raises(LLMError) as caught:
-            start = trio.current_time()
-            try:
-                await llm.generate(make_request())
-            finally:
-                elapsed = trio.current_time() - start
-    assert caught.value.error_class is ErrorClass.TIMEOUT
-    assert caught.value.retryable
-    assert elapsed == pytest.approx(30.0)
-
-
-async def test_a_slow_reply_within_the_timeout_succeeds_on_time(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """A reply 20 s late, under a 30 s timeout, arrives after exactly 20 virtual seconds."""
-    autojump_clock.autojump_threshold = AUTOJUMP_THRESHOLD
-    reply = FakeChatResponse.text("late", first_byte_delay=20.0)
-    async with backend(reply, llm_timeout=30.0) as (_, llm):
-        with trio.fail_after(1000):
-            start = trio.current_time()
-            response = await llm.generate(make_request())
-            elapsed = trio.current_time() - start
-    assert response.text == "late"
-    assert elapsed == pytest.approx(20.0)
-
-
-async def test_a_stream_that_goes_silent_times_out(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """A stream that stops sending for longer than the timeout fails with TIMEOUT."""
-    autojump_clock.autojump_threshold = AUTOJUMP_THRESHOLD
-    async with backend(FakeChatResponse.stall(after_chunks=1), llm_timeout=30.0) as (server, llm):
-        with trio.fail_after(1000), pytest.raises(LLMError) as caught:
-            await collect(llm, make_request())
-        with trio.fail_after(1000):
-            await server.wait_for_aborts(1)
-    assert caught.value.error_class is ErrorClass.TIMEOUT
-    assert caught.value.output_started
-
-
-# -- the SSE decoder and malformed streams ---------------------------------------------------
-
-
-def test_sse_decoder_handles_split_crlf_and_comments() -> None:
-    """Events split anywhere across reads decode the same; comments are skipped."""
-    wire = b': keep-alive\r\ndata: {"x":\r\ndata: 1}\r\n\r\ndata: [DONE]\r\r'
-    for split in range(len(wire) + 1):
-        decoder = SSEDecoder()
-        events = decoder.feed(wire[:split]) + decoder.feed(wire[split:]) + decoder.close()
-        assert events == [("message", '{"x":\n1}'), ("message", "[DONE]")]
-
-
-def test_sse_decoder_is_bounded() -> None:
-    """An event that never ends cannot grow the buffer without limit."""
-    decoder = SSEDecoder(max_buffer=100)
-    with pytest.raises(ValueError, match="exceeds 100 bytes"):
-        decoder.feed(b"data: " + b"x" * 200)
+# -- malformed streams --------------------------------------------------------------------
 
 
 async def test_a_stream_that_is_not_json_is_a_temporary_failure() -> None:

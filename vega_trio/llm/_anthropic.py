@@ -12,6 +12,10 @@
   (:class:`ThinkingBlock`, :class:`RedactedThinkingBlock`, :class:`ServerBlock`) and
   sent back unchanged, in order, with the history; leaving the ``async with`` early
   (``break``, an exception, cancellation) closes the HTTP response.
+* Prompt caching is on by default (``prompt_caching=True``): ``cache_control``
+  breakpoints on the tools, the system prompt and the conversation so far, where the
+  prefix is long enough to be cached (:mod:`._caching`); usage reports the cache
+  writes and reads, and the price table bills them (1.25 times and 0.1 times the input price).
 * ``temperature`` is sent only when set, through ``extra_body``: anthropic 1.0 removed
   the sampling parameters from ``messages.create``'s signature, the API still takes
   them on models that support them.
@@ -20,8 +24,7 @@
 from __future__ import annotations
 
 import json
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Final, cast
@@ -35,6 +38,7 @@ from anthropic.types import MessageParam, ToolParam
 
 from .._errors import ErrorClass, LLMError
 from .._redact import redact, register_secret, register_url_secret
+from ._caching import add_cache_breakpoints
 from ._classify import CALL_FAILURES, to_llm_error
 from ._messages import (
     ContentBlock,
@@ -51,21 +55,16 @@ from ._protocol import (
     INVALID_JSON_KEY,
     LLMRequest,
     LLMResponse,
-    MessageComplete,
     StreamChunk,
-    TextChunk,
-    ThinkingChunk,
-    ToolInputChunk,
     Usage,
 )
-from ._sse import SSEDecoder
+from ._stream import Assembly, ChunkStream, _MalformedStream, as_int, as_mapping
 
 __all__ = ["DEFAULT_MODEL", "INVALID_JSON_KEY", "AnthropicLLM"]
 
 
-# Bounds for awaited cleanup and for draining a finished stream.
+# The bound for awaited cleanup.
 _CLOSE_TIMEOUT: Final = 5.0
-_DRAIN_READS: Final = 8
 
 
 class AnthropicLLM:
@@ -87,6 +86,11 @@ class AnthropicLLM:
         client: a ready SDK client to use instead of building one. Its retries are
             switched off (on a copy sharing its connection pool); the caller keeps
             ownership and closes it.
+        prompt_caching: mark the tool definitions, the system prompt and the
+            conversation so far with ``cache_control`` breakpoints (where the prefix is
+            long enough for the model to cache it), so that repeated prefixes are billed
+            as cache reads (0.1 times the input price) instead of input; see
+            :mod:`vega_trio.llm._caching`. ``False`` sends requests unmarked.
 
     Raises:
         ValueError: ``timeout`` is not positive, or ``client`` comes with
@@ -103,11 +107,13 @@ class AnthropicLLM:
         default_model: str = DEFAULT_MODEL,
         timeout: float = 300.0,
         client: anthropic.AsyncAnthropic | None = None,
+        prompt_caching: bool = True,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"AnthropicLLM timeout must be > 0 seconds, got {timeout!r}")
         self.default_model = default_model
         self.timeout = float(timeout)
+        self.prompt_caching = bool(prompt_caching)
         if client is None:
             # NOTE: None for api_key/base_url means "let the SDK look at the environment";
             # passing them through unchanged keeps ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL working.
@@ -181,7 +187,7 @@ class AnthropicLLM:
     def __repr__(self) -> str:
         return (
             f"AnthropicLLM(base_url={redact(self.base_url)!r}, "
-            f"default_model={self.default_model!r})"
+            f"default_model={self.default_model!r}, prompt_caching={self.prompt_caching!r})"
         )
 
     # -- the protocol -------------------------------------------------------------------
@@ -230,7 +236,11 @@ class AnthropicLLM:
             if not _lacks_credentials(exc):
                 raise
             raise _no_credentials_error() from exc
-        chunks = _ChunkStream(events=events, request_model=request.model or self.default_model)
+        chunks = ChunkStream(
+            events=events,
+            dialect=_AnthropicEvents(response=events.response),
+            request_model=request.model or self.default_model,
+        )
         try:
             yield chunks
         finally:
@@ -257,6 +267,8 @@ class AnthropicLLM:
             arguments["tools"] = cast("list[ToolParam]", [t.to_dict() for t in request.tools])
         if request.temperature is not None:
             arguments["extra_body"] = {"temperature": request.temperature}
+        if self.prompt_caching:
+            add_cache_breakpoints(arguments)
         return arguments
 
 
@@ -278,18 +290,6 @@ def _tool_input(raw: object) -> Mapping[str, Any]:
     if isinstance(raw, Mapping):
         return dict(raw)
     return {INVALID_JSON_KEY: json.dumps(raw)}
-
-
-def _parse_arguments(raw: str) -> Mapping[str, Any]:
-    if not raw.strip():
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return {INVALID_JSON_KEY: raw}
-    if not isinstance(parsed, dict):
-        return {INVALID_JSON_KEY: raw}
-    return parsed
 
 
 def _usage(usage: Any) -> Usage:
@@ -336,159 +336,25 @@ def _raw_block(block: Any) -> dict[str, Any]:
 
 
 @attrs.define(eq=False)
-class _Block:
-    """A content block being assembled from stream events."""
+class _AnthropicEvents:
+    """What the Messages API's stream events mean (the :class:`~._stream.Dialect` of
+    :class:`AnthropicLLM`)."""
 
-    kind: str
-    text: str = ""
-    signature: str = ""
-    tool_id: str = ""
-    tool_name: str = ""
-    arguments: list[str] = attrs.field(factory=list)
-    start: Mapping[str, Any] | None = None
-    """A server block's ``content_block_start`` object (its input, if streamed,
-    arrives in ``arguments``)."""
+    response: httpx2.Response
+    name: str = "the Anthropic stream"
+    failures: tuple[type[BaseException], ...] = CALL_FAILURES
 
-    def finish(self) -> ContentBlock | None:
-        if self.kind == "text":
-            return TextBlock(text=self.text)
-        if self.kind == "tool_use":
-            return ToolUseBlock(
-                id=self.tool_id,
-                name=self.tool_name,
-                input=_parse_arguments("".join(self.arguments)),
-            )
-        if self.kind == "thinking":
-            return ThinkingBlock(thinking=self.text, signature=self.signature)
-        if self.kind == "redacted_thinking":
-            return RedactedThinkingBlock(data=self.text)
-        if self.start is not None:
-            data = dict(self.start)
-            if self.arguments:
-                data["input"] = _parse_arguments("".join(self.arguments))
-            return ServerBlock(data=data)
-        return None  # a kind unknown today: no place in the history model
+    def read_error(self, exc: BaseException, *, output_started: bool) -> LLMError:
+        return to_llm_error(exc, output_started=output_started)
 
+    def ended_early(self, reply: Assembly) -> str | None:
+        return "message_stop"
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    def finish(self, reply: Assembly, request_model: str) -> LLMResponse:
+        return reply.response(request_model)
 
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-@attrs.define(eq=False)
-class _ChunkStream:
-    """Turns the SSE events of a streamed reply into :data:`StreamChunk` objects.
-
-    A plain async iterator, not an async generator, so that nothing is left suspended
-    for the garbage collector when the caller stops early; :meth:`aclose` releases the
-    byte stream.
-    """
-
-    events: anthropic.AsyncStream[Any]
-    request_model: str
-    response: httpx2.Response = attrs.field(init=False)
-    _raw: AsyncGenerator[bytes, None] = attrs.field(init=False)
-    _decoder: SSEDecoder = attrs.field(factory=SSEDecoder, init=False)
-    _pending: deque[tuple[str, str]] = attrs.field(factory=deque, init=False)
-    _blocks: dict[int, _Block] = attrs.field(factory=dict, init=False)
-    _model: str = attrs.field(default="", init=False)
-    _usage: dict[str, int] = attrs.field(factory=dict, init=False)
-    _stop_reason: str | None = attrs.field(default=None, init=False)
-    _output_started: bool = attrs.field(default=False, init=False)
-    _complete: bool = attrs.field(default=False, init=False)
-    _finished: bool = attrs.field(default=False, init=False)
-    _body_done: bool = attrs.field(default=False, init=False)
-
-    def __attrs_post_init__(self) -> None:
-        # NOTE: only the SDK stream's response is used, never its iterator (see SSEDecoder).
-        self.response = self.events.response
-        self._raw = self.response.aiter_bytes()
-
-    def __aiter__(self) -> _ChunkStream:
-        return self
-
-    async def aclose(self) -> None:
-        """Close the response and finish the byte stream's generators.
-
-        NOTE: closing ``aiter_bytes()`` is not enough: httpx2's ``AsyncResponseStream``
-        does not close the httpcore2 generator it iterates, and Trio warns about every
-        async generator that is garbage-collected unfinished (``ResourceWarning``, an
-        error under ``-W error``). Once the response is closed, the next read fails, and
-        that failure finishes every generator of the chain; so read until it does.
-        """
-        self._finished = True
-        await self.events.close()  # tells the SDK's tracing too, then closes the response
-        for _ in range(_DRAIN_READS):
-            try:
-                await self._raw.__anext__()
-            except StopAsyncIteration:
-                break
-            except Exception:  # the expected read error on a closed response
-                break
-        await self._raw.aclose()
-
-    async def __anext__(self) -> StreamChunk:
-        if self._finished:
-            raise StopAsyncIteration
-        if self._complete:
-            self._finished = True
-            await self._drain()
-            raise StopAsyncIteration
-        while True:
-            while self._pending:
-                chunk = self._apply(*self._pending.popleft())
-                if chunk is not None:
-                    return chunk
-            if self._body_done:
-                self._finished = True
-                raise LLMError(
-                    f"LLM call failed (temporary): the Anthropic stream from "
-                    f"{self.response.request.url} ended before message_stop (the connection "
-                    f"was closed early); retry the call",
-                    error_class=ErrorClass.TEMPORARY,
-                    output_started=self._output_started,
-                )
-            try:
-                data = await self._raw.__anext__()
-            except StopAsyncIteration:
-                self._body_done = True
-                self._pending.extend(self._decoder.close())
-                continue
-            except CALL_FAILURES as exc:
-                self._finished = True
-                raise to_llm_error(exc, output_started=self._output_started) from exc
-            try:
-                self._pending.extend(self._decoder.feed(data))
-            except ValueError as exc:
-                raise self._malformed(str(exc)) from exc
-
-    async def _drain(self) -> None:
-        """Read what follows ``message_stop`` (normally just the end of the body) so the
-        connection can go back to the pool; bounded, and failures no longer matter."""
-        try:
-            for _ in range(_DRAIN_READS):
-                await self._raw.__anext__()
-        except StopAsyncIteration:
-            pass
-        except CALL_FAILURES:
-            pass
-
-    def _malformed(self, problem: str) -> LLMError:
-        """The LLMError for a stream that breaks the SSE / Messages protocol."""
-        self._finished = True
-        return LLMError(
-            f"LLM call failed (temporary): the Anthropic stream from "
-            f"{self.response.request.url} is malformed: {problem}; retry the call",
-            error_class=ErrorClass.TEMPORARY,
-            output_started=self._output_started,
-        )
-
-    def _fail(self, body_text: str) -> LLMError:
+    def _fail(self, body_text: str, reply: Assembly) -> LLMError:
         """The LLMError for an SSE ``error`` event (its cause: the SDK's APIStatusError)."""
-        self._finished = True
         try:
             body: object = json.loads(body_text)
         except ValueError:
@@ -496,140 +362,92 @@ class _ChunkStream:
         sdk_error = anthropic.APIStatusError(
             f"stream error event: {body_text}", response=self.response, body=body
         )
-        error = to_llm_error(sdk_error, output_started=self._output_started)
+        error = to_llm_error(sdk_error, output_started=reply.output_started)
         error.__cause__ = sdk_error
         return error
 
-    def _apply(self, name: str, data: str) -> StreamChunk | None:
-        if name == "error":
-            raise self._fail(data)
-        if name == "ping" or not data:
+    def apply(self, event: str, data: str, reply: Assembly) -> StreamChunk | None:
+        if event == "error":
+            raise self._fail(data, reply)
+        if event == "ping" or not data:
             return None
         try:
-            event = json.loads(data)
+            parsed = json.loads(data)
         except ValueError as exc:
-            raise self._malformed(f"a {name!r} event's data is not JSON: {exc}") from exc
-        if not isinstance(event, dict):
+            raise _MalformedStream(f"a {event!r} event's data is not JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
             return None
-        kind = event.get("type")
+        kind = parsed.get("type")
         if kind == "error":  # an error sent under another event name
-            raise self._fail(data)
+            raise self._fail(data, reply)
         if kind == "message_start":
-            message = _mapping(event.get("message"))
-            self._model = str(message.get("model") or "")
-            self._merge_usage(message.get("usage"))
+            message = as_mapping(parsed.get("message"))
+            reply.model = str(message.get("model") or "")
+            reply.usage(as_mapping(message.get("usage")))
             return None
         if kind == "content_block_start":
-            return self._start_block(_int(event.get("index")), _mapping(event.get("content_block")))
+            index = as_int(parsed.get("index")) or 0
+            return _start_block(reply, index, as_mapping(parsed.get("content_block")))
         if kind == "content_block_delta":
-            return self._delta(_int(event.get("index")), _mapping(event.get("delta")))
+            index = as_int(parsed.get("index")) or 0
+            return _delta(reply, index, as_mapping(parsed.get("delta")))
         if kind == "message_delta":
-            stop_reason = _mapping(event.get("delta")).get("stop_reason")
+            stop_reason = as_mapping(parsed.get("delta")).get("stop_reason")
             if isinstance(stop_reason, str):
-                self._stop_reason = stop_reason
+                reply.stop_reason = stop_reason
             # NOTE: message_delta usage is cumulative; input-side counts appear here only
             # on some API versions, so they override message_start's only when present.
-            self._merge_usage(event.get("usage"))
+            reply.usage(as_mapping(parsed.get("usage")))
             return None
         if kind == "message_stop":
-            self._complete = True
-            return MessageComplete(response=self._response())
+            reply.complete = True
         return None  # content_block_stop and unknown events: blocks finish at message_stop
 
-    def _merge_usage(self, usage: object) -> None:
-        for key, value in _mapping(usage).items():
-            if isinstance(value, int) and not isinstance(value, bool):
-                self._usage[str(key)] = value
 
-    def _start_block(self, index: int, block: Mapping[str, Any]) -> StreamChunk | None:
-        kind = str(block.get("type", ""))
-        if kind == "text":
-            text = str(block.get("text") or "")
-            self._blocks[index] = _Block(kind="text", text=text)
-            if text:
-                self._output_started = True
-                return TextChunk(text=text)
-        elif kind == "tool_use":
-            self._blocks[index] = _Block(
-                kind="tool_use",
-                tool_id=str(block.get("id", "")),
-                tool_name=str(block.get("name", "")),
-            )
-        elif kind == "thinking":
-            thinking = str(block.get("thinking") or "")
-            self._blocks[index] = _Block(
-                kind=kind, text=thinking, signature=str(block.get("signature") or "")
-            )
-            if thinking:
-                return ThinkingChunk(thinking=thinking)
-        elif kind == "redacted_thinking":
-            self._blocks[index] = _Block(kind=kind, text=str(block.get("data") or ""))
-        elif is_server_block_type(kind):
-            self._blocks[index] = _Block(kind=kind, start=dict(block))
-        else:
-            self._blocks[index] = _Block(kind=kind)
-        return None
-
-    def _delta(self, index: int, delta: Mapping[str, Any]) -> StreamChunk | None:
-        kind = delta.get("type")
-        if kind == "text_delta":
-            text = str(delta.get("text") or "")
-            block = self._blocks.setdefault(index, _Block(kind="text"))
-            block.text += text
-            if not text:
-                return None
-            self._output_started = True
-            return TextChunk(text=text)
-        if kind == "thinking_delta" or kind == "signature_delta":
-            thought = self._blocks.get(index)
-            if thought is None or thought.kind != "thinking":
-                raise self._malformed(
-                    f"a {kind} arrived for content block {index}, which is not a thinking block"
-                )
-            if kind == "signature_delta":
-                thought.signature += str(delta.get("signature") or "")
-                return None
-            thinking = str(delta.get("thinking") or "")
-            thought.text += thinking
-            return ThinkingChunk(thinking=thinking) if thinking else None
-        if kind == "input_json_delta":
-            fragment = str(delta.get("partial_json") or "")
-            tool = self._blocks.get(index)
-            if tool is not None and tool.start is not None:
-                # a server tool's input (server_tool_use): kept, not a client tool call
-                tool.arguments.append(fragment)
-                return None
-            if tool is None or tool.kind != "tool_use":
-                raise self._malformed(
-                    f"tool arguments arrived for content block {index}, which is not a "
-                    f"tool_use block"
-                )
-            if not fragment:
-                return None
-            tool.arguments.append(fragment)
-            self._output_started = True
-            return ToolInputChunk(
-                index=index,
-                tool_use_id=tool.tool_id,
-                tool_name=tool.tool_name,
-                partial_json=fragment,
-            )
-        return None  # citations and unknown deltas: not part of our chunk model
-
-    def _response(self) -> LLMResponse:
-        content = [
-            finished
-            for _, block in sorted(self._blocks.items())
-            if (finished := block.finish()) is not None
-        ]
-        return LLMResponse(
-            content=tuple(content),
-            model=self._model or self.request_model,
-            usage=Usage(
-                input_tokens=self._usage.get("input_tokens", 0),
-                output_tokens=self._usage.get("output_tokens", 0),
-                cache_creation_input_tokens=self._usage.get("cache_creation_input_tokens", 0),
-                cache_read_input_tokens=self._usage.get("cache_read_input_tokens", 0),
-            ),
-            stop_reason=self._stop_reason,
+def _start_block(reply: Assembly, index: int, block: Mapping[str, Any]) -> StreamChunk | None:
+    kind = str(block.get("type", ""))
+    if kind == "text":
+        reply.start(index, "text")
+        return reply.text(index, str(block.get("text") or ""))
+    if kind == "tool_use":
+        reply.start(index, "tool_use")
+        return reply.tool_call(
+            index, tool_id=str(block.get("id", "")), name=str(block.get("name", ""))
         )
+    if kind == "thinking":
+        reply.start(index, kind, signature=str(block.get("signature") or ""))
+        return reply.thinking(index, str(block.get("thinking") or ""))
+    if kind == "redacted_thinking":
+        reply.start(index, kind, text=str(block.get("data") or ""))
+    elif is_server_block_type(kind):
+        reply.start(index, kind, start=dict(block))
+    else:
+        reply.start(index, kind)
+    return None
+
+
+def _delta(reply: Assembly, index: int, delta: Mapping[str, Any]) -> StreamChunk | None:
+    kind = delta.get("type")
+    if kind == "text_delta":
+        return reply.text(index, str(delta.get("text") or ""))
+    if kind == "thinking_delta" or kind == "signature_delta":
+        if reply.kind_at(index) != "thinking":
+            raise _MalformedStream(
+                f"a {kind} arrived for content block {index}, which is not a thinking block"
+            )
+        if kind == "signature_delta":
+            reply.signature(index, str(delta.get("signature") or ""))
+            return None
+        return reply.thinking(index, str(delta.get("thinking") or ""))
+    if kind == "input_json_delta":
+        fragment = str(delta.get("partial_json") or "")
+        if reply.is_server_block(index):
+            # a server tool's input (server_tool_use): kept, not a client tool call
+            reply.server_input(index, fragment)
+            return None
+        if reply.kind_at(index) != "tool_use":
+            raise _MalformedStream(
+                f"tool arguments arrived for content block {index}, which is not a tool_use block"
+            )
+        return reply.tool_call(index, fragment=fragment)
+    return None  # citations and unknown deltas: not part of our chunk model

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Final, Literal, TypeAlias
@@ -39,13 +38,10 @@ from ._protocol import (
     INVALID_JSON_KEY,
     LLMRequest,
     LLMResponse,
-    MessageComplete,
     StreamChunk,
-    TextChunk,
-    ToolInputChunk,
     Usage,
 )
-from ._sse import SSEDecoder
+from ._stream import Assembly, ChunkStream, _MalformedStream, as_int, as_mapping, parse_arguments
 
 __all__ = [
     "DEFAULT_OPENAI_MODEL",
@@ -67,9 +63,8 @@ MaxTokensField: TypeAlias = Literal["max_completion_tokens", "max_tokens"]
 
 _OPENAI_HOST: Final = "api.openai.com"
 
-# Bounds for awaited cleanup and for draining a finished stream.
+# The bound for awaited cleanup.
 _CLOSE_TIMEOUT: Final = 5.0
-_DRAIN_READS: Final = 8
 
 
 class OpenAICompatibleLLM:
@@ -238,7 +233,11 @@ class OpenAICompatibleLLM:
             raise self._deadline_error("stream to start") from exc
         except OPENAI_CALL_FAILURES as exc:
             raise openai_llm_error(exc) from exc
-        chunks = _ChunkStream(events=events, request_model=request.model or self.default_model)
+        chunks = ChunkStream(
+            events=events,
+            dialect=_ChatEvents(request=events.response.request),
+            request_model=request.model or self.default_model,
+        )
         try:
             yield chunks
         finally:
@@ -296,7 +295,7 @@ class OpenAICompatibleLLM:
                 ToolUseBlock(
                     id=call.id or _fallback_tool_id(position),
                     name=function.name,
-                    input=_parse_arguments(function.arguments or ""),
+                    input=parse_arguments(function.arguments or ""),
                 )
             )
         usage = completion.usage
@@ -377,18 +376,6 @@ def _arguments_text(block: ToolUseBlock) -> str:
 # -- response mapping --------------------------------------------------------------------
 
 
-def _parse_arguments(raw: str) -> Mapping[str, Any]:
-    if not raw.strip():
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return {INVALID_JSON_KEY: raw}
-    if not isinstance(parsed, dict):
-        return {INVALID_JSON_KEY: raw}
-    return parsed
-
-
 def _usage(*, prompt: int, completion: int, cached: int) -> Usage:
     # NOTE: OpenAI counts cached prompt tokens inside prompt_tokens, while Usage (like the
     # Anthropic API) keeps cache reads apart from input_tokens; subtract, or the price
@@ -410,242 +397,109 @@ def _fallback_tool_id(index: int) -> str:
 
 
 @attrs.define(eq=False)
-class _ToolCall:
-    """A tool call being assembled from stream deltas."""
+class _ChatEvents:
+    """What the Chat Completions stream's chunks mean (the :class:`~._stream.Dialect`
+    of :class:`OpenAICompatibleLLM`). The reply's text is one block, before the tool
+    calls (which keep their own indexes)."""
 
-    index: int
-    tool_id: str = ""
-    name: str = ""
-    arguments: list[str] = attrs.field(factory=list)
+    request: httpx2.Request
+    name: str = "the chat completion stream"
+    failures: tuple[type[BaseException], ...] = OPENAI_CALL_FAILURES
+    _calls: set[int] = attrs.field(factory=set)
 
-    def finish(self) -> ToolUseBlock:
-        return ToolUseBlock(
-            id=self.tool_id or _fallback_tool_id(self.index),
-            name=self.name,
-            input=_parse_arguments("".join(self.arguments)),
-        )
+    def read_error(self, exc: BaseException, *, output_started: bool) -> LLMError:
+        return openai_llm_error(exc, output_started=output_started)
 
+    def ended_early(self, reply: Assembly) -> str | None:
+        # NOTE: some servers end the body after the finish_reason without
+        # "data: [DONE]"; the reply is whole, so accept it.
+        return None if reply.stop_reason is not None else "its end"
 
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    def finish(self, reply: Assembly, request_model: str) -> LLMResponse:
+        return reply.response(request_model, tool_id=_fallback_tool_id)
 
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-@attrs.define(eq=False)
-class _ChunkStream:
-    """Turns the SSE events of a streamed chat completion into :data:`StreamChunk` objects.
-
-    A plain async iterator, not an async generator, so that nothing is left suspended
-    for the garbage collector when the caller stops early; :meth:`aclose` releases the
-    byte stream.
-    """
-
-    events: openai.AsyncStream[Any]
-    request_model: str
-    response: httpx2.Response = attrs.field(init=False)
-    _raw: AsyncGenerator[bytes, None] = attrs.field(init=False)
-    _decoder: SSEDecoder = attrs.field(factory=SSEDecoder, init=False)
-    _pending: deque[tuple[str, str]] = attrs.field(factory=deque, init=False)
-    _text: list[str] = attrs.field(factory=list, init=False)
-    _calls: dict[int, _ToolCall] = attrs.field(factory=dict, init=False)
-    _model: str = attrs.field(default="", init=False)
-    _usage: Usage | None = attrs.field(default=None, init=False)
-    _finish_reason: str | None = attrs.field(default=None, init=False)
-    _output_started: bool = attrs.field(default=False, init=False)
-    _complete: bool = attrs.field(default=False, init=False)
-    _finished: bool = attrs.field(default=False, init=False)
-    _body_done: bool = attrs.field(default=False, init=False)
-
-    def __attrs_post_init__(self) -> None:
-        # NOTE: only the SDK stream's response is used, never its iterator (see SSEDecoder).
-        self.response = self.events.response
-        self._raw = self.response.aiter_bytes()
-
-    def __aiter__(self) -> _ChunkStream:
-        return self
-
-    async def aclose(self) -> None:
-        """Close the response and finish the byte stream's generators.
-
-        NOTE: closing ``aiter_bytes()`` is not enough: httpx2's ``AsyncResponseStream``
-        does not close the generator it iterates, and Trio warns about every async
-        generator that is garbage-collected unfinished. Once the response is closed, the
-        next read fails, and that failure finishes every generator of the chain; so read
-        until it does.
-        """
-        self._finished = True
-        await self.events.close()
-        for _ in range(_DRAIN_READS):
-            try:
-                await self._raw.__anext__()
-            except StopAsyncIteration:
-                break
-            except Exception:  # the expected read error on a closed response
-                break
-        await self._raw.aclose()
-
-    async def __anext__(self) -> StreamChunk:
-        if self._finished:
-            raise StopAsyncIteration
-        if self._complete:
-            self._finished = True
-            await self._drain()
-            raise StopAsyncIteration
-        while True:
-            while self._pending:
-                chunk = self._apply(*self._pending.popleft())
-                if chunk is not None:
-                    return chunk
-                if self._complete:
-                    return MessageComplete(response=self._response())
-            if self._body_done:
-                if self._finish_reason is not None:
-                    # NOTE: some servers end the body after the finish_reason without
-                    # "data: [DONE]"; the reply is whole, so accept it.
-                    self._complete = True
-                    return MessageComplete(response=self._response())
-                self._finished = True
-                raise LLMError(
-                    f"LLM call failed (temporary): the chat completion stream from "
-                    f"{self.response.request.url} ended before its end (the connection was "
-                    f"closed early); retry the call",
-                    error_class=ErrorClass.TEMPORARY,
-                    output_started=self._output_started,
-                )
-            try:
-                data = await self._raw.__anext__()
-            except StopAsyncIteration:
-                self._body_done = True
-                self._pending.extend(self._decoder.close())
-                continue
-            except OPENAI_CALL_FAILURES as exc:
-                self._finished = True
-                raise openai_llm_error(exc, output_started=self._output_started) from exc
-            try:
-                self._pending.extend(self._decoder.feed(data))
-            except ValueError as exc:
-                raise self._malformed(str(exc)) from exc
-
-    async def _drain(self) -> None:
-        """Read what follows ``[DONE]`` (normally just the end of the body) so the
-        connection can go back to the pool; bounded, and failures no longer matter."""
-        try:
-            for _ in range(_DRAIN_READS):
-                await self._raw.__anext__()
-        except StopAsyncIteration:
-            pass
-        except OPENAI_CALL_FAILURES:
-            pass
-
-    def _malformed(self, problem: str) -> LLMError:
-        """The LLMError for a stream that breaks the SSE / Chat Completions protocol."""
-        self._finished = True
-        return LLMError(
-            f"LLM call failed (temporary): the chat completion stream from "
-            f"{self.response.request.url} is malformed: {problem}; retry the call",
-            error_class=ErrorClass.TEMPORARY,
-            output_started=self._output_started,
-        )
-
-    def _fail(self, error: object) -> LLMError:
+    def _fail(self, error: object, reply: Assembly) -> LLMError:
         """The LLMError for an error object sent inside the stream (its cause: the SDK's
         ``APIError``, built as the SDK itself would)."""
-        self._finished = True
-        body = _mapping(error)
+        body = as_mapping(error)
         message = body.get("message")
         sdk_error = openai.APIError(
             message
             if isinstance(message, str) and message
             else "An error occurred during streaming",
-            self.response.request,
+            self.request,
             body=dict(body) if body else error,
         )
-        llm_error = openai_llm_error(sdk_error, output_started=self._output_started)
+        llm_error = openai_llm_error(sdk_error, output_started=reply.output_started)
         llm_error.__cause__ = sdk_error
         return llm_error
 
-    def _apply(self, name: str, data: str) -> StreamChunk | None:
+    def apply(self, event: str, data: str, reply: Assembly) -> StreamChunk | None:
         if not data:
             return None
         if data.strip() == "[DONE]":
-            self._complete = True
+            reply.complete = True
             return None
         try:
-            event = json.loads(data)
+            parsed = json.loads(data)
         except ValueError as exc:
-            if name == "error":
-                raise self._fail({"message": data}) from exc
-            raise self._malformed(f"an event's data is not JSON: {exc}") from exc
-        if not isinstance(event, dict):
+            if event == "error":
+                raise self._fail({"message": data}, reply) from exc
+            raise _MalformedStream(f"an event's data is not JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
             return None
-        if name == "error" or "error" in event:
-            raise self._fail(event.get("error", event))
-        if isinstance(event.get("model"), str) and event["model"]:
-            self._model = event["model"]
-        usage = event.get("usage")
+        if event == "error" or "error" in parsed:
+            raise self._fail(parsed.get("error", parsed), reply)
+        if isinstance(parsed.get("model"), str) and parsed["model"]:
+            reply.model = parsed["model"]
+        usage = parsed.get("usage")
         if isinstance(usage, Mapping):
-            details = _mapping(usage.get("prompt_tokens_details"))
-            self._usage = _usage(
-                prompt=_int(usage.get("prompt_tokens")) or 0,
-                completion=_int(usage.get("completion_tokens")) or 0,
-                cached=_int(details.get("cached_tokens")) or 0,
+            details = as_mapping(usage.get("prompt_tokens_details"))
+            counts = _usage(
+                prompt=as_int(usage.get("prompt_tokens")) or 0,
+                completion=as_int(usage.get("completion_tokens")) or 0,
+                cached=as_int(details.get("cached_tokens")) or 0,
             )
-        choices = event.get("choices")
+            reply.usage(attrs.asdict(counts))
+        choices = parsed.get("choices")
         if not isinstance(choices, list) or not choices:
             return None
-        choice = _mapping(choices[0])
+        choice = as_mapping(choices[0])
         reason = choice.get("finish_reason")
         if isinstance(reason, str) and reason:
-            self._finish_reason = reason
-        return self._delta(_mapping(choice.get("delta")))
+            reply.stop_reason = reason
+        return self._delta(as_mapping(choice.get("delta")), reply)
 
-    def _delta(self, delta: Mapping[str, Any]) -> StreamChunk | None:
+    def _delta(self, delta: Mapping[str, Any], reply: Assembly) -> StreamChunk | None:
         # NOTE: one chunk carries text or tool-call fragments in practice; if a server
         # packs several tool-call fragments into one chunk, all are assembled, and the
         # informational ToolInputChunk reports the last one.
         chunk: StreamChunk | None = None
         for raw_call in delta.get("tool_calls") or ():
-            call = _mapping(raw_call)
-            index = _int(call.get("index"))
+            call = as_mapping(raw_call)
+            index = as_int(call.get("index"))
             if index is None:
                 index = len(self._calls)
-            tool = self._calls.setdefault(index, _ToolCall(index=index))
-            if isinstance(call.get("id"), str) and call["id"]:
-                tool.tool_id = call["id"]
-            function = _mapping(call.get("function"))
-            if isinstance(function.get("name"), str) and function["name"]:
-                tool.name = function["name"]
+            self._calls.add(index)
+            tool_id = call.get("id")
+            function = as_mapping(call.get("function"))
+            name = function.get("name")
             fragment = function.get("arguments")
             if isinstance(fragment, Mapping):  # a server sending parsed arguments
                 fragment = json.dumps(dict(fragment))
-            if isinstance(fragment, str) and fragment:
-                tool.arguments.append(fragment)
-                self._output_started = True
-                chunk = ToolInputChunk(
-                    index=index,
-                    tool_use_id=tool.tool_id,
-                    tool_name=tool.name,
-                    partial_json=fragment,
-                )
+            fragment_chunk = reply.tool_call(
+                index,
+                tool_id=tool_id if isinstance(tool_id, str) else "",
+                name=name if isinstance(name, str) else "",
+                fragment=fragment if isinstance(fragment, str) else "",
+            )
+            if fragment_chunk is not None:
+                chunk = fragment_chunk
         text = delta.get("content")
         if isinstance(text, str) and text:
-            self._text.append(text)
-            self._output_started = True
-            return TextChunk(text=text)
+            return reply.text(_TEXT_INDEX, text)
         return chunk
 
-    def _response(self) -> LLMResponse:
-        content: list[ContentBlock] = []
-        text = "".join(self._text)
-        if text:
-            content.append(TextBlock(text=text))
-        content.extend(call.finish() for _, call in sorted(self._calls.items()))
-        return LLMResponse(
-            content=tuple(content),
-            model=self._model or self.request_model,
-            usage=self._usage or Usage(),
-            stop_reason=self._finish_reason,
-        )
+
+#: Where the reply's text is kept among the tool calls (which count from 0): first.
+_TEXT_INDEX: Final = -1

@@ -64,6 +64,7 @@ from ._http import (
     _send,
     _wait_for_hangup,
 )
+from ._prompt_cache import MAX_BREAKPOINTS, PromptCache, count_breakpoints
 
 __all__ = [
     "FakeAnthropicServer",
@@ -472,13 +473,32 @@ class FakeAnthropicServer(LoopbackServer):
         requests: every ``/v1/messages`` request received, in order.
         aborted: the requests whose client hung up before their reply was complete.
         connections: how many TCP connections have been accepted (keep-alive reuses one).
+        count_tokens: report the input side of usage as counted from every request
+            (see below), not only from requests that carry ``cache_control``.
+        cache_min_tokens: the shortest prefix the prompt cache keeps (the API's minimum
+            cacheable length; 1024 tokens for most models).
+        cache_ttl: seconds a cached prefix lives after its last write or read
+            (:func:`trio.current_time`, so virtual under a ``MockClock``).
+
+    Prompt caching works as the API's: a request whose blocks carry ``cache_control``
+    (at most four, else 400) caches the prefix up to each of them (tools → system →
+    messages) when it reaches ``cache_min_tokens``; a later request whose prefix matches
+    one in the cache, at a breakpoint or up to 20 blocks before one, reads it back. Such
+    a request's usage is counted from the request itself — a token per four characters
+    of each block's JSON — as ``cache_read_input_tokens`` (the longest prefix found),
+    ``cache_creation_input_tokens`` (from there to the last breakpoint written) and
+    ``input_tokens`` (the rest); the output tokens stay the scripted reply's.
     """
 
     _factory = "open_fake_anthropic_server()"
 
     responder: Responder | None = None
     api_key: str | None = None
+    count_tokens: bool = False
+    cache_min_tokens: int = 1024
+    cache_ttl: float = 300.0
     _queue: deque[FakeResponse] = attrs.field(factory=deque, init=False)
+    _cache: PromptCache = attrs.field(factory=PromptCache, init=False)
 
     def enqueue(self, *responses: FakeResponse) -> None:
         """Append replies to the FIFO queue; each request consumes one."""
@@ -576,6 +596,16 @@ class FakeAnthropicServer(LoopbackServer):
                 )
                 return True
             model = reply.model or str(request.body.get("model", "claude-fake"))
+            usage = self._cache.usage(
+                request.body,
+                reply.usage,
+                count_all=self.count_tokens,
+                min_tokens=self.cache_min_tokens,
+                ttl=self.cache_ttl,
+                now=trio.current_time(),
+            )
+            if usage is not None:
+                reply = attrs.evolve(reply, usage=usage)
             if request.stream:
                 return await self._stream_reply(connection, stream, reply, model)
             return await self._blocking_reply(connection, stream, reply, model)
@@ -719,6 +749,12 @@ def _validate_body(body: Any) -> str | None:
     max_tokens = body.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         return "fake server: max_tokens: field required (an integer >= 1)"
+    breakpoints = count_breakpoints(body)
+    if breakpoints > MAX_BREAKPOINTS:
+        return (
+            f"fake server: A maximum of 4 blocks with cache_control may be provided. "
+            f"Found {breakpoints}."
+        )
     for i, message in enumerate(body["messages"]):
         content = message.get("content") if isinstance(message, Mapping) else None
         for j, block in enumerate(content if isinstance(content, list) else ()):
@@ -879,6 +915,8 @@ async def open_fake_anthropic_server(
     api_key: str | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
+    count_tokens: bool = False,
+    cache_min_tokens: int = 1024,
 ) -> AsyncIterator[FakeAnthropicServer]:
     """Run a :class:`FakeAnthropicServer` for the duration of the block.
 
@@ -888,11 +926,20 @@ async def open_fake_anthropic_server(
         api_key: when set, the key requests must present.
         host: the address to bind.
         port: the port to bind; 0 picks a free one.
+        count_tokens: count every request's input tokens (see :class:`FakeAnthropicServer`).
+        cache_min_tokens: the shortest prefix the prompt cache keeps.
 
     Yields:
         The serving server; ``server.base_url`` is where to point the client.
     """
-    server = FakeAnthropicServer(host=host, port=port, responder=responder, api_key=api_key)
+    server = FakeAnthropicServer(
+        host=host,
+        port=port,
+        responder=responder,
+        api_key=api_key,
+        count_tokens=count_tokens,
+        cache_min_tokens=cache_min_tokens,
+    )
     server.enqueue(*responses)
     try:
         async with trio.open_nursery() as nursery:
