@@ -624,19 +624,38 @@ class ToolArgumentError(ToolError):
 
 
 class ArgumentProblem(ToolError):
-    """Raised by argument adapters and validators; the tool turns it into
-    :class:`ToolArgumentError` with its own name (adapters don't know which tool they serve).
+    """Raised by the JSON validator (:mod:`vega_trio.tools._validate`); a tool turns it into
+    :class:`ToolArgumentError` with its own name (the validator doesn't know which tool it
+    serves), the HTTP API into a 422 naming the field.
 
     Args:
         argument: path of the offending argument.
         problem: what is wrong, phrased for the model (``"argument 'n' must be an integer,
             got string 'x'"``).
+        kind: what kind of problem, for a surface that words it its own way: ``"type"``,
+            ``"missing"``, ``"unknown"``, ``"not_allowed"`` or ``"invalid"``.
+        expected: what the value should have been (``"an integer"``).
+        value: the offending value (``None`` for a missing one).
+        allowed: for an unknown argument, the names allowed next to it.
     """
 
-    def __init__(self, argument: str, problem: str) -> None:
+    def __init__(
+        self,
+        argument: str,
+        problem: str,
+        *,
+        kind: str = "invalid",
+        expected: str = "",
+        value: object = None,
+        allowed: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(problem)
         self.argument = argument
         self.problem = problem
+        self.kind = kind
+        self.expected = expected
+        self.value = value
+        self.allowed = allowed
 
 
 class ToolTimeout(ToolError):
