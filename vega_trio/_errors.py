@@ -88,7 +88,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import trio
 
@@ -180,6 +180,9 @@ class VegaError(Exception):
     tokens masked by :func:`vega_trio._redact.redact`. The raw arguments stay in
     ``.args`` for code that needs them.
     """
+
+    # NOTE: read by _redact.redact_exception, which leaves such exceptions as they are.
+    _redacts_itself: ClassVar[bool] = True
 
     def __str__(self) -> str:
         return redact(super().__str__())

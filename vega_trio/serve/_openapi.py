@@ -55,8 +55,8 @@ from typing import Any, Protocol, TypeVar
 import attrs
 from quart import Quart, Response, request
 
-from .. import __version__
 from .._errors import ArgumentProblem, RequestRejected
+from .._version import __version__
 from ..tools._validate import Adapter, compile_json_schema
 from ._schemas import SCHEMAS, ref
 from ._security import security_statuses, token_required

@@ -38,7 +38,6 @@ from ._validate import (
 __all__ = [
     "SUPPORTED_TYPES",
     "AdapterBuilder",
-    "UnsupportedType",
     "json_default",
     "type_hints",
     "unwrap_annotated",
@@ -57,7 +56,7 @@ _SET_ORIGINS: Final = frozenset({set, frozenset, collections.abc.Set, collection
 _MAPPING_ORIGINS: Final = frozenset({dict, collections.abc.Mapping, collections.abc.MutableMapping})
 
 
-class UnsupportedType(Exception):
+class _UnsupportedType(Exception):
     """Internal: a type cannot become a schema; the builder adds where it happened."""
 
 
@@ -107,7 +106,7 @@ class AdapterBuilder:
         """The adapter of the type hint ``tp``.
 
         Raises:
-            UnsupportedType: ``tp`` (or a type inside it) has no JSON schema.
+            _UnsupportedType: ``tp`` (or a type inside it) has no JSON schema.
         """
         if tp is Any or tp is object:
             return AnyAdapter()
@@ -123,7 +122,7 @@ class AdapterBuilder:
             values = typing.get_args(tp)
             for value in values:
                 if not (value is None or isinstance(value, str | int | bool)):
-                    raise UnsupportedType(
+                    raise _UnsupportedType(
                         f"Literal value {value!r} is not a JSON scalar (str, int, bool, None)"
                     )
             return ChoiceAdapter([(v, v) for v in values])
@@ -145,12 +144,12 @@ class AdapterBuilder:
         if origin in _MAPPING_ORIGINS:
             key, value = (*typing.get_args(tp), Any, Any)[:2]
             if key is not str and key is not Any:
-                raise UnsupportedType(
+                raise _UnsupportedType(
                     f"{tp!r} has {key!r} keys, but JSON object keys are always strings"
                 )
             return MappingAdapter(self.build(value))
         if origin is not None:
-            raise UnsupportedType(f"{tp!r} is not supported")
+            raise _UnsupportedType(f"{tp!r} is not supported")
         return self._build_plain(tp)
 
     def _arg(self, tp: Any, index: int) -> Adapter:
@@ -189,15 +188,15 @@ class AdapterBuilder:
         if alias_value is not None and type(tp).__name__ == "TypeAliasType":
             return self.build(alias_value)
         if isinstance(tp, str | typing.ForwardRef):
-            raise UnsupportedType(f"the annotation {tp!r} could not be resolved")
-        raise UnsupportedType(f"{tp!r} is not supported")
+            raise _UnsupportedType(f"the annotation {tp!r} could not be resolved")
+        raise _UnsupportedType(f"{tp!r} is not supported")
 
     def _build_enum(self, cls: type[enum.Enum]) -> Adapter:
         choices: list[tuple[Any, Any]] = []
         for member in cls:
             value = member.value
             if not (value is None or isinstance(value, str | int | float | bool)):
-                raise UnsupportedType(
+                raise _UnsupportedType(
                     f"enum {cls.__qualname__} has the value {value!r}, which is not a JSON scalar"
                 )
             # NOTE: an IntEnum's values are plain ints on the wire.
@@ -206,7 +205,7 @@ class AdapterBuilder:
 
     def _build_class(self, cls: type) -> Adapter:
         if cls in self._building:
-            raise UnsupportedType(f"{cls.__qualname__} refers to itself (recursive types)")
+            raise _UnsupportedType(f"{cls.__qualname__} refers to itself (recursive types)")
         self._building.append(cls)
         try:
             hints = type_hints(cls)
@@ -217,8 +216,8 @@ class AdapterBuilder:
                 tp, annotated_description = unwrap_annotated(hint)
                 try:
                     adapter = self.build(tp)
-                except UnsupportedType as exc:
-                    raise UnsupportedType(f"field {cls.__qualname__}.{name}: {exc}") from None
+                except _UnsupportedType as exc:
+                    raise _UnsupportedType(f"field {cls.__qualname__}.{name}: {exc}") from None
                 description = (
                     annotated_description or extra_description or doc.attributes.get(name, "")
                 )
@@ -249,7 +248,7 @@ def type_hints(obj: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(obj, include_extras=True)
     except Exception as exc:  # NameError, TypeError, SyntaxError from string annotations
-        raise UnsupportedType(
+        raise _UnsupportedType(
             f"its annotations could not be resolved ({type(exc).__name__}: {exc}); with "
             "`from __future__ import annotations` every type named in an annotation must be "
             "importable from the module's globals — move types defined inside a function to "
@@ -266,7 +265,7 @@ def _class_fields(cls: type, hints: Mapping[str, Any]) -> list[tuple[str, Any, b
                 continue
             hint = hints.get(field.name, field.type)
             if hint is None:
-                raise UnsupportedType(
+                raise _UnsupportedType(
                     f"field {cls.__qualname__}.{field.name} has no type annotation"
                 )
             description = field.metadata.get("description", "")
@@ -285,7 +284,7 @@ def _class_fields(cls: type, hints: Mapping[str, Any]) -> list[tuple[str, Any, b
                 continue
             hint = hints.get(dc_field.name)
             if hint is None:
-                raise UnsupportedType(
+                raise _UnsupportedType(
                     f"field {cls.__qualname__}.{dc_field.name} has no resolvable type annotation"
                 )
             required = (

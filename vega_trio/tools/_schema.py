@@ -27,7 +27,7 @@ from ..llm._protocol import ToolSchema
 from ._adapters import (
     SUPPORTED_TYPES,
     AdapterBuilder,
-    UnsupportedType,
+    _UnsupportedType,
     json_default,
     type_hints,
     unwrap_annotated,
@@ -145,7 +145,7 @@ def function_schema(
         raise ToolSchemaError(f"cannot read the signature of {where}: {exc}") from exc
     try:
         hints = type_hints(hint_source)
-    except UnsupportedType as exc:
+    except _UnsupportedType as exc:
         raise ToolSchemaError(f"cannot build a tool from {where}: {exc}") from None
     doc = parse_docstring(inspect.getdoc(hint_source))
 
@@ -173,7 +173,7 @@ def function_schema(
         tp, annotated_description = unwrap_annotated(hints[param.name])
         try:
             adapter = builder.build(tp)
-        except UnsupportedType as exc:
+        except _UnsupportedType as exc:
             raise ToolSchemaError(
                 f"{where_param} has an unsupported type: {exc}. Use {SUPPORTED_TYPES}."
             ) from None
