@@ -19,7 +19,7 @@ import attrs
 
 from ..tools import DeclarativeTool, ExecImplementation
 from ..tools._declarative_core import ToolDefinitionError
-from ..tools._http_tool import url_host_parameter
+from ..tools._http_template import url_host_parameter
 from ._build import declarative_tool
 from ._diagnostics import Diagnostic, did_you_mean
 from ._errors import TemplateError
