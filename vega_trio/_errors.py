@@ -81,6 +81,10 @@ that exit reason instead, which supervisors do not restart.
 raises them wrapped in a ``WorkflowError`` (``.cause``). ``UsageProblem`` is the CLI's
 own (exported from ``vega_trio._cli`` only). This module imports nothing of the runtime
 (``ExitReason`` lives in the ground-floor ``vega_trio._exit``).
+
+Size: every error class of the library lives here, in the tree drawn above
+(tests/test_errors.py checks the drawing against the classes); each class is a few lines, and
+one module keeps the whole tree in one place.
 """
 
 from __future__ import annotations

@@ -1,6 +1,11 @@
 """The Quart-Trio app: routes that translate HTTP to orchestrator calls and typed events
 to JSON (SPEC §10.1). No business logic lives here: agents come from ``orch.agents``,
-conversations from ``orch.session``, numbers from the orchestrator's queries."""
+conversations from ``orch.session``, numbers from the orchestrator's queries.
+
+Size: every REST route is declared once, next to its handler, inside :func:`create_app`
+(the declaration is the OpenAPI document, see ``_openapi.py``); the WebSocket, compose and
+fan-out routes already live in ``_ws.py``, ``_compose.py`` and ``_fanout.py``.
+"""
 
 from __future__ import annotations
 

@@ -65,7 +65,6 @@ __all__ = [
     "ASSIGNMENT",
     "PROGRAM_FIX",
     "Outcome",
-    "Refusal",
     "Word",
     "analyse",
     "check_argv",
@@ -155,7 +154,7 @@ def _program_name(text: str) -> str:
 # -- the argv analysis ------------------------------------------------------------------------
 
 
-class Refusal(Exception):
+class _Refusal(Exception):
     def __init__(
         self, placeholder: Placeholder, what: str, hint: str = _SHELL_HINT, fix: str = ""
     ) -> None:
@@ -180,12 +179,12 @@ class Outcome:
 def refuse_any(words: Iterable[Word], what: str, hint: str = _SHELL_HINT, *, fix: str = "") -> None:
     for word in words:
         if word.placeholders:
-            raise Refusal(word.placeholders[0], what, hint, fix)
+            raise _Refusal(word.placeholders[0], what, hint, fix)
 
 
 def _refuse_program(word: Word, what: str) -> None:
     if word.placeholders:
-        raise Refusal(word.placeholders[0], what, fix=PROGRAM_FIX)
+        raise _Refusal(word.placeholders[0], what, fix=PROGRAM_FIX)
 
 
 def _split_option(text: str) -> tuple[str, str | None]:
@@ -508,7 +507,7 @@ def _sweep_interpreter(name: str, spec: Interpreter, words: Sequence[Word]) -> N
             return
 
 
-def raise_refusal(refusal: Refusal, tool: str, where: str) -> None:
+def raise_refusal(refusal: _Refusal, tool: str, where: str) -> None:
     raise ToolDefinitionError(
         f"tool {tool!r}: {where} has the placeholder {refusal.placeholder.source!r} where "
         f"{refusal.what}. {refusal.fix}.",
@@ -528,7 +527,7 @@ def check_argv(argv: Sequence[Template], tool: str) -> None:
     try:
         analyse(words, Outcome())
         sweep(words)
-    except Refusal as refusal:
+    except _Refusal as refusal:
         where = next(
             (index[id(w)] for w in words if any(p is refusal.placeholder for p in w.placeholders)),
             "implementation.command",

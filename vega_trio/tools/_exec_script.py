@@ -20,8 +20,8 @@ from ._exec_safety import (
     ASSIGNMENT,
     PROGRAM_FIX,
     Outcome,
-    Refusal,
     Word,
+    _Refusal,
     analyse,
     raise_refusal,
     refuse_any,
@@ -250,7 +250,7 @@ def check_script(template: Template, tool: str) -> None:
                 if stdin_code:
                     refuse_any(stage, "it is piped into a shell or interpreter that runs it")
                 stdin_code = _check_stage(stage) or stdin_code
-    except Refusal as refusal:
+    except _Refusal as refusal:
         raise_refusal(refusal, tool, template.where)
 
 
@@ -258,7 +258,7 @@ def _check_stage(argv: list[Word]) -> bool:
     """Check one simple command; whether it runs code read from its stdin."""
     program = argv[0]
     if program.placeholders:
-        raise Refusal(program.placeholders[0], "it is the command word", fix=PROGRAM_FIX)
+        raise _Refusal(program.placeholders[0], "it is the command word", fix=PROGRAM_FIX)
     name = program.literal or ""
     if name in CODE_BUILTINS:
         refuse_any(argv[1:], f"it is given to the shell builtin {name!r}, which runs it")
