@@ -37,8 +37,9 @@ from ..agent import AgentProcess
 from ..agent._events import DoneEvent, ErrorEvent, TextDeltaEvent
 from ..dsl._events import WorkflowStepStatus
 from ..dsl._inputs import is_required
-from ..dsl._interpreter import PROGRESS_BUFFER, Runner, _Resumption
+from ..dsl._interpreter import PROGRESS_BUFFER, Runner
 from ..dsl._model import WorkflowSpec
+from ..dsl._run_common import _Resumption
 from ..llm import marshal_messages
 from ..observability import health_status, render_metrics
 from ..runtime import Event, Lagged, Process
