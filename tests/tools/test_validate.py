@@ -75,11 +75,8 @@ def test_a_schema_and_its_function_report_the_same_problem(arguments: dict[str, 
     with pytest.raises(ArgumentProblem) as from_schema:
         json_schema_validator(schema.input_schema)(arguments)
     ours, theirs = from_function.value, from_schema.value
-    assert (theirs.argument, theirs.problem, theirs.kind) == (
-        ours.argument,
-        ours.problem,
-        ours.kind,
-    )
+    assert (theirs.argument, theirs.problem) == (ours.argument, ours.problem)
+    assert theirs.kind == ours.kind
 
 
 @pytest.mark.parametrize(
