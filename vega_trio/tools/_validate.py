@@ -266,10 +266,12 @@ class ArrayAdapter(Adapter):
                 return value
             raise self.wrong(value, path)
         item = self.item
-        items = [item.convert(v, f"{path}[{i}]") for i, v in enumerate(value)]
         build = self.build
-        if build is None:
+        if build is None:  # checked, never converted: no list to build
+            for i, v in enumerate(value):
+                item.convert(v, f"{path}[{i}]")
             return value
+        items = [item.convert(v, f"{path}[{i}]") for i, v in enumerate(value)]
         try:
             return build(items)
         except TypeError as exc:  # unhashable items for a set
