@@ -260,3 +260,19 @@ def test_the_quick_precheck_never_skips_a_pattern_that_would_match(text: str) ->
     for pattern in _redact._PATTERNS:
         expected = pattern.sub(lambda m: m.group(1) + MASK, expected)
     assert _redact._redact_with(text, ()) == expected
+
+
+def test_redact_exception_masks_foreign_errors_and_leaves_vega_errors() -> None:
+    """A foreign exception's args are masked in place, along its cause; a VegaError (which
+    redacts itself when shown) keeps its raw args."""
+    from vega_trio import VegaError
+    from vega_trio._redact import redact_exception
+
+    secret = "sk-ant-" + "x" * 30
+    ours = VegaError(f"key {secret}")
+    foreign = RuntimeError(f"server said {secret}")
+    foreign.__cause__ = ours
+    redact_exception(foreign)
+    assert secret not in foreign.args[0]
+    assert ours.args == (f"key {secret}",)
+    assert secret not in str(ours)

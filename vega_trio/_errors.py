@@ -81,6 +81,10 @@ that exit reason instead, which supervisors do not restart.
 raises them wrapped in a ``WorkflowError`` (``.cause``). ``UsageProblem`` is the CLI's
 own (exported from ``vega_trio._cli`` only). This module imports nothing of the runtime
 (``ExitReason`` lives in the ground-floor ``vega_trio._exit``).
+
+Size: every error class of the library lives here, in the tree drawn above
+(tests/test_errors.py checks the drawing against the classes); each class is a few lines, and
+one module keeps the whole tree in one place.
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import trio
 
@@ -180,6 +184,9 @@ class VegaError(Exception):
     tokens masked by :func:`vega_trio._redact.redact`. The raw arguments stay in
     ``.args`` for code that needs them.
     """
+
+    # NOTE: read by _redact.redact_exception, which leaves such exceptions as they are.
+    _redacts_itself: ClassVar[bool] = True
 
     def __str__(self) -> str:
         return redact(super().__str__())
@@ -624,19 +631,38 @@ class ToolArgumentError(ToolError):
 
 
 class ArgumentProblem(ToolError):
-    """Raised by argument adapters and validators; the tool turns it into
-    :class:`ToolArgumentError` with its own name (adapters don't know which tool they serve).
+    """Raised by the JSON validator (:mod:`vega_trio.tools._validate`); a tool turns it into
+    :class:`ToolArgumentError` with its own name (the validator doesn't know which tool it
+    serves), the HTTP API into a 422 naming the field.
 
     Args:
         argument: path of the offending argument.
         problem: what is wrong, phrased for the model (``"argument 'n' must be an integer,
             got string 'x'"``).
+        kind: what kind of problem, for a surface that words it its own way: ``"type"``,
+            ``"missing"``, ``"unknown"``, ``"not_allowed"`` or ``"invalid"``.
+        expected: what the value should have been (``"an integer"``).
+        value: the offending value (``None`` for a missing one).
+        allowed: for an unknown argument, the names allowed next to it.
     """
 
-    def __init__(self, argument: str, problem: str) -> None:
+    def __init__(
+        self,
+        argument: str,
+        problem: str,
+        *,
+        kind: str = "invalid",
+        expected: str = "",
+        value: object = None,
+        allowed: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(problem)
         self.argument = argument
         self.problem = problem
+        self.kind = kind
+        self.expected = expected
+        self.value = value
+        self.allowed = allowed
 
 
 class ToolTimeout(ToolError):

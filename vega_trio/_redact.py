@@ -212,15 +212,15 @@ def redact_exception(error: BaseException) -> None:
     For exceptions the library keeps as the cause of its own errors (an SDK's status
     error under an :class:`~vega_trio.LLMError`): a traceback prints the whole chain,
     and a server may have echoed a key back in that body. vega-trio's own errors redact
-    themselves when shown and are left alone.
+    themselves when shown and are left alone: their class says so with
+    ``_redacts_itself = True`` (every :class:`~vega_trio.VegaError`), so this module needs
+    nothing of ``_errors`` (which imports it).
     """
-    from ._errors import VegaError  # NOTE: _errors imports this module
-
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if not isinstance(current, VegaError):
+        if not getattr(type(current), "_redacts_itself", False):
             try:
                 current.args = tuple(redact_data(list(current.args)))
                 for name in ("message", "body"):

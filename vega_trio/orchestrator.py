@@ -4,6 +4,10 @@ Open one with :func:`open_orchestrator` (an ``async with`` block), or start one 
 nursery you already have with ``await nursery.start(run_orchestrator, config)``;
 everything it spawns lives inside it and is shut down (gracefully first, then by
 cancellation) when it ends. Both take one :class:`~vega_trio.OrchestratorConfig`.
+
+Size: :class:`Orchestrator` is the library's one facade (spawning, agent definitions,
+sessions, queries, shutdown); its methods are thin calls into ``runtime/``, ``agent/``,
+``_agents`` and ``_persist``, and splitting the class would split its public API.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import trio
 from vega_trio import ToolSchemaError
 from vega_trio.llm._protocol import ToolSchema
 from vega_trio.tools import function_schema, tool_schema
-from vega_trio.tools._schema import parse_docstring
+from vega_trio.tools._docstrings import parse_docstring
 
 # --------------------------------------------------------------------------------------------
 # Types used by the table (module level, so `from __future__ import annotations` resolves them)

@@ -529,12 +529,8 @@ async def _run(
     resume: str | None,
 ) -> int:
     from ..dsl._inputs import InputError, resolve_inputs
-    from ..dsl._interpreter import (
-        RunNotResumable,
-        WorkflowError,
-        WorkflowInputError,
-        error_class,
-    )
+    from ..dsl._interpreter import RunNotResumable, WorkflowError, WorkflowInputError
+    from ..dsl._run_common import error_class
 
     def fail(status: int, message: str, error_class: str, **fields: Any) -> int:
         write(err, f"vega-trio: error: {message}")

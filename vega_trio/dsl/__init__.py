@@ -24,7 +24,7 @@ from ._build import build_agents, orchestrator_config
 from ._diagnostics import Diagnostic, DSLError
 from ._dump import dump_document
 from ._errors import DurationError, TemplateError
-from ._expr import FILTERS, VariableRef
+from ._expr_tree import FILTERS, VariableRef
 from ._interpreter import (
     MAX_WORKFLOW_DEPTH,
     ProgressEvent,

@@ -10,7 +10,8 @@ import functools
 from collections.abc import Mapping
 from typing import Final, final
 
-from ._expr import Node, Parser, VariableRef, _RenderFailure, parse_parts, render_parts
+from ._expr import Parser, parse_parts
+from ._expr_tree import Node, VariableRef, _RenderFailure, render_parts
 from ._values import truthy
 
 __all__ = ["Condition", "Template"]

@@ -19,11 +19,11 @@ import attrs
 
 from ..tools import DeclarativeTool, ExecImplementation
 from ..tools._declarative_core import ToolDefinitionError
-from ..tools._http_tool import url_host_parameter
+from ..tools._http_template import url_host_parameter
 from ._build import declarative_tool
 from ._diagnostics import Diagnostic, did_you_mean
 from ._errors import TemplateError
-from ._expr import VariableRef
+from ._expr_tree import VariableRef
 from ._loader import Loaded, ScalarLocation
 from ._model import (
     AgentSpec,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 from opentelemetry import trace
@@ -31,13 +31,6 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .._version import __version__
 from ..agent._bus_events import LLMCalled, ToolEnded, ToolStarted
-from ..dsl._events import (
-    WorkflowCompleted,
-    WorkflowFailed,
-    WorkflowInterrupted,
-    WorkflowStarted,
-    WorkflowStepStatus,
-)
 from ..runtime._events import (
     Event,
     Lagged,
@@ -53,6 +46,13 @@ from ..runtime._events import (
 )
 
 if TYPE_CHECKING:
+    from ..dsl._events import (
+        WorkflowCompleted,
+        WorkflowFailed,
+        WorkflowInterrupted,
+        WorkflowStarted,
+        WorkflowStepStatus,
+    )
     from ..orchestrator import Orchestrator
 
 __all__ = ["Instrumentation", "instrument"]
@@ -152,7 +152,7 @@ class Instrumentation:
         if isinstance(item, Lagged):
             self.events_missed += item.missed
             return
-        handler = _HANDLERS.get(type(item))
+        handler = _HANDLERS.get(item.type)
         if handler is not None:
             handler(self, item)
 
@@ -339,10 +339,11 @@ class Instrumentation:
         span.set_attribute("vega.cost_usd", event.cost_usd)
         span.set_attribute("gen_ai.usage.input_tokens", event.input_tokens)
         span.set_attribute("gen_ai.usage.output_tokens", event.output_tokens)
-        if isinstance(event, WorkflowFailed):
-            span.set_attribute("error.type", event.error_class or "error")
-            span.set_status(Status(StatusCode.ERROR, event.error[:200]))
-        elif isinstance(event, WorkflowInterrupted):
+        if event.type == "workflow.failed":
+            failed = cast("WorkflowFailed", event)
+            span.set_attribute("error.type", failed.error_class or "error")
+            span.set_status(Status(StatusCode.ERROR, failed.error[:200]))
+        elif event.type == "workflow.interrupted":
             span.set_attribute("vega.outcome", "interrupted")
         span.end(end_time=_ns(event.timestamp))
 
@@ -383,23 +384,26 @@ class Instrumentation:
         return best[1] if best is not None else self._runs.get(run_id)
 
 
-_HANDLERS: dict[type[Event], Any] = {
-    ProcessStarted: Instrumentation._started,
-    ProcessCompleted: Instrumentation._exited,
-    ProcessFailed: Instrumentation._exited,
-    ProcessStopped: Instrumentation._exited,
-    RequestStarted: Instrumentation._busy,
-    RequestFinished: Instrumentation._idle,
-    ProcessRestarted: Instrumentation._supervision,
-    SupervisorGaveUp: Instrumentation._supervision,
-    LLMCalled: Instrumentation._llm_call,
-    ToolStarted: Instrumentation._tool_start,
-    ToolEnded: Instrumentation._tool_end,
-    WorkflowStarted: Instrumentation._workflow_started,
-    WorkflowCompleted: Instrumentation._workflow_ended,
-    WorkflowFailed: Instrumentation._workflow_ended,
-    WorkflowInterrupted: Instrumentation._workflow_ended,
-    WorkflowStepStatus: Instrumentation._step,
+# Keyed by the event's ``type`` (SPEC §10.3), the name every subscriber matches on. The workflow
+# kinds are named, not imported: the DSL is a layer above observability (the orchestrator opens
+# the health monitor, and the DSL builds an orchestrator), so its classes are only annotations.
+_HANDLERS: dict[str, Any] = {
+    ProcessStarted.type: Instrumentation._started,
+    ProcessCompleted.type: Instrumentation._exited,
+    ProcessFailed.type: Instrumentation._exited,
+    ProcessStopped.type: Instrumentation._exited,
+    RequestStarted.type: Instrumentation._busy,
+    RequestFinished.type: Instrumentation._idle,
+    ProcessRestarted.type: Instrumentation._supervision,
+    SupervisorGaveUp.type: Instrumentation._supervision,
+    LLMCalled.type: Instrumentation._llm_call,
+    ToolStarted.type: Instrumentation._tool_start,
+    ToolEnded.type: Instrumentation._tool_end,
+    "workflow.started": Instrumentation._workflow_started,
+    "workflow.completed": Instrumentation._workflow_ended,
+    "workflow.failed": Instrumentation._workflow_ended,
+    "workflow.interrupted": Instrumentation._workflow_ended,
+    "workflow.step": Instrumentation._step,
 }
 
 

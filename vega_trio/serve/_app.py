@@ -1,6 +1,11 @@
 """The Quart-Trio app: routes that translate HTTP to orchestrator calls and typed events
 to JSON (SPEC §10.1). No business logic lives here: agents come from ``orch.agents``,
-conversations from ``orch.session``, numbers from the orchestrator's queries."""
+conversations from ``orch.session``, numbers from the orchestrator's queries.
+
+Size: every REST route is declared once, next to its handler, inside :func:`create_app`
+(the declaration is the OpenAPI document, see ``_openapi.py``); the WebSocket, compose and
+fan-out routes already live in ``_ws.py``, ``_compose.py`` and ``_fanout.py``.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +37,9 @@ from ..agent import AgentProcess
 from ..agent._events import DoneEvent, ErrorEvent, TextDeltaEvent
 from ..dsl._events import WorkflowStepStatus
 from ..dsl._inputs import is_required
-from ..dsl._interpreter import PROGRESS_BUFFER, Runner, _Resumption
+from ..dsl._interpreter import PROGRESS_BUFFER, Runner
 from ..dsl._model import WorkflowSpec
+from ..dsl._run_common import _Resumption
 from ..llm import marshal_messages
 from ..observability import health_status, render_metrics
 from ..runtime import Event, Lagged, Process

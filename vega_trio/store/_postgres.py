@@ -20,6 +20,10 @@ listings sort byte-wise like SQLite), the connection handling and the faults:
   a token into ``vega_commits`` inside its transaction, and the retry looks for it first,
   so a batch that did commit is not applied twice (an appended message stays one message);
 * a database of a newer schema, or someone else's tables: refused, untouched.
+
+Size: one engine of the ``Store`` protocol (``store/_protocol.py``): the SQL of every
+method in one module, read side by side with the SQLite engine; what the engines share is in
+``_codec.py``, ``_migrations.py`` and ``_writer.py``.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ One writer connection behind a ``CapacityLimiter(1)`` (WAL, ``synchronous=NORMAL
 ``busy_timeout``, ``BEGIN IMMEDIATE``) runs every write through the group committer;
 readers use their own connections (a small pool), so reads never wait for a commit.
 An in-memory store (``:memory:``) has one connection for both.
+
+Size: one engine of the ``Store`` protocol (``store/_protocol.py``): the SQL of every
+method in one module, read side by side with the PostgreSQL engine; what the engines share is
+in ``_codec.py``, ``_migrations.py`` and ``_writer.py``.
 """
 
 from __future__ import annotations

@@ -28,6 +28,11 @@ mid-stream (:meth:`FakeResponse.stream_error`), a dropped connection
 (:meth:`FakeResponse.disconnect`) and a reply that never finishes
 (:meth:`FakeResponse.stall`). Delays use :func:`trio.sleep`, so they run in virtual
 time under :class:`trio.testing.MockClock`.
+
+Size: one fake of the Anthropic Messages API: the scripted replies
+(:class:`FakeResponse`), the server and the wire format (JSON bodies, the SSE event sequence)
+must agree with each other, so they are read together; the HTTP plumbing is shared in
+``_http.py``.
 """
 
 from __future__ import annotations

@@ -23,13 +23,14 @@ from typing import Any, Final, Literal, TypeAlias
 import attrs
 
 from .._errors import (
+    ArgumentProblem,
     ExecToolError,
     HttpToolError,
     MissingEnvironmentVariable,
     ToolDefinitionError,
 )
 from ._registry import ArgumentPreparer
-from ._schema import ArgumentProblem, json_schema_validator
+from ._validate import json_schema_validator
 
 __all__ = [
     "EnvVar",

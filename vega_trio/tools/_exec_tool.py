@@ -43,7 +43,8 @@ from ._declarative_core import (
     parse_template,
     text_of,
 )
-from ._exec_safety import check_argv, check_script, option_placeholders, script_option_placeholders
+from ._exec_safety import check_argv, option_placeholders
+from ._exec_script import check_script, script_option_placeholders
 from ._registry import ToolHandler
 from ._schema import ToolArgumentError
 from ._subprocess import GroupCommand, ResourceLimits, run_process_group

@@ -21,6 +21,10 @@ While connected, the server may announce that its tools changed
 ``subscriptions/listen`` stream, which the serve nursery keeps open). The SDK's message
 handler only marks the list stale — it runs on the SDK's receive path and must not wait on
 the server — and a task of the serve nursery lists the tools again.
+
+Size: one class, the connection task's state machine (connect, list tools, serve
+calls, restart with backoff), whose states share the transport, the session and the pending
+calls; configuration, results, events and the manager are modules of their own.
 """
 
 from __future__ import annotations
