@@ -16,6 +16,7 @@ import trio
 
 from ._browser import (
     TOKEN,
+    WebServer,
     browser_page,
     in_browser,
     skip_without_browser,
@@ -281,7 +282,9 @@ async def test_an_unreachable_server_shows_a_banner_and_the_page_reconnects_by_i
                         page.keyboard.press("Enter")
                         page.wait_for_selector("[data-status=done]")
                         page.goto(url + "/#/events")
-                        page.wait_for_selector("[data-testid=event-table] td:has-text('llm.call')")
+                        page.wait_for_selector(
+                            "[data-testid=event-table] [role=cell]:has-text('llm.call')"
+                        )
                 finally:
                     trio.from_thread.run_sync(finished.set)
 
@@ -518,6 +521,75 @@ async def test_a_delegates_activity_is_nested_under_the_delegating_call() -> Non
                 assert "researcher → lookup" in (nested.locator("summary").text_content() or "")
                 assert "The lookup says" in (outer.locator(".delegated").text_content() or "")
                 assert "researcher:" in (outer.locator(".delegated").text_content() or "")
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+def _emit_requests(srv: WebServer, count: int, offset: int = 0) -> list[int]:
+    """Emit ``count`` ``request.started`` events on the served bus (agents ``agent-0`` to
+    ``agent-19``); their sequence numbers."""
+    from vega_trio.runtime._events import RequestStarted
+
+    def emit() -> list[int]:
+        seqs = []
+        for number in range(offset, offset + count):
+            event = srv.orchestrator.events.emit(
+                RequestStarted, process_id=f"bench-{number % 97}", agent=f"agent-{number % 20}"
+            )
+            assert event is not None
+            seqs.append(event.seq)
+        return seqs
+
+    return trio.from_thread.run_sync(emit)
+
+
+async def test_the_event_stream_draws_only_the_rows_in_view_and_filters_and_pauses() -> None:
+    """With 3,000 events on the page the DOM stays small (only the rows in view are drawn,
+    recycled), yet every kept event is reachable by scrolling, down to the oldest; a type
+    and agent filter narrows the list; Pause holds it still and counts what arrives; a
+    row's details show its JSON."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/events")
+                page.wait_for_selector("[data-testid=live-status]:has-text('Live')")
+                seqs = _emit_requests(srv, 3000)
+                rows = page.locator("[data-testid=event-table] .event-window [role=row]:visible")
+                rows.first.locator(f"[role=cell]:text-is('{seqs[-1]}')").wait_for()
+                elements = page.evaluate("() => document.getElementsByTagName('*').length")
+                drawn = rows.count()
+                assert drawn < 60, drawn  # 800 px of 28 px rows, plus a few
+                assert elements < 800, elements
+                # Scrolled to the bottom: the oldest event is there, drawn in the same rows.
+                page.locator("[data-testid=event-viewport]").evaluate(
+                    "(el) => { el.scrollTop = el.scrollHeight; }"
+                )
+                rows.locator(f".ec-seq:text-is('{seqs[0]}')").wait_for()
+                assert rows.count() <= drawn
+                page.locator("[data-testid=event-viewport]").evaluate(
+                    "(el) => { el.scrollTop = 0; }"
+                )
+                # Filters: only agent-3's request.started events (150 of the 3,000).
+                page.fill("[data-testid=filter-type]", "request.started")
+                page.fill("[data-testid=filter-agent]", "agent-3")
+                counts = page.locator("[data-testid=event-counts]")
+                counts.locator("text=/· 150 matching of/").wait_for()
+                agents = rows.locator(".ec-agent").all_text_contents()
+                assert agents and set(agents) == {"agent-3"}, agents
+                # Pause: the list holds still; what arrives is counted.
+                page.click("[data-testid=pause]")
+                newest = rows.first.locator(".ec-seq").text_content()
+                more = _emit_requests(srv, 40, offset=3000)
+                counts.locator("text=/paused, 40 new/").wait_for()
+                assert rows.first.locator(".ec-seq").text_content() == newest
+                page.click("[data-testid=pause]")
+                rows.first.locator(f"[role=cell]:text-is('{more[-17]}')").wait_for()
+                # Details: the row's event as JSON.
+                rows.first.locator("button").click()
+                detail = page.locator("[data-testid=event-detail]")
+                assert f'"seq": {more[-17]}' in (detail.text_content() or "")
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)
