@@ -7,6 +7,7 @@ has to be polled is evaluated with ``new Function``, which the page's CSP (no
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -590,6 +591,115 @@ async def test_the_event_stream_draws_only_the_rows_in_view_and_filters_and_paus
                 rows.first.locator("button").click()
                 detail = page.locator("[data-testid=event-detail]")
                 assert f'"seq": {more[-17]}' in (detail.text_content() or "")
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_a_second_tab_follows_the_reply_running_in_the_first() -> None:
+    """A reply started in one tab streams into a second tab that opens the same session
+    (the history names it in flight; the tab attaches and replays it from its start), shown
+    once, under its user message; Stop in the second tab cancels it for both."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/chat/assistant")
+                page.fill("#chat-input", "a slow one")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-testid=assistant-reply]:has-text('word2')")
+                other = page.context.new_page()  # its own sessionStorage: a new tab
+                console.attach(other)
+                other.goto(srv.url + "/#/chat/assistant")
+                other.wait_for_selector("[data-testid=stop]")  # streaming there too
+                reply = other.locator("[data-testid=assistant-reply]")
+                reply.locator("text=/word0 word1 word2 word3/").wait_for()
+                reply.locator("text=word5").wait_for()  # live, not only the replay
+                assert other.locator("[data-status=streaming]").count() == 1
+                page.wait_for_selector("[data-status=done]", timeout=30_000)
+                other.wait_for_selector("[data-status=done]", timeout=30_000)
+                assert reply.count() == 1
+                text = reply.first.text_content() or ""
+                assert text.count("word0 ") == 1 and "word39" in text
+                assert other.locator(".msg-user .bubble").all_text_contents() == ["a slow one"]
+
+                page.fill("#chat-input", "another slow one")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-testid=assistant-reply] >> nth=1 >> text=word1")
+                other.reload()
+                other.locator("[data-testid=stop]").click()
+                other.wait_for_selector("[data-status=cancelled]:has-text('Stopped.')")
+                page.wait_for_selector("[data-status=cancelled]:has-text('Stopped.')")
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_chat_goes_over_the_websocket_with_the_token_as_a_subprotocol() -> None:
+    """Signed in, a chat message is sent and its reply streamed over `/api/ws` (op `chat`,
+    `chat` messages back), not over SSE; Stop sends the socket's `cancel`; the socket's
+    URL carries no token."""
+    async with web_server(token=TOKEN) as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                sockets: list[str] = []
+                sent: list[str] = []
+                received: list[str] = []
+
+                def on_socket(ws: object) -> None:
+                    sockets.append(ws.url)  # type: ignore[attr-defined]
+                    ws.on("framesent", lambda payload: sent.append(str(payload)))  # type: ignore[attr-defined]
+                    ws.on("framereceived", lambda payload: received.append(str(payload)))  # type: ignore[attr-defined]
+
+                page.on("websocket", on_socket)
+                requested: list[str] = []
+                page.on("request", lambda request: requested.append(request.url))
+                _sign_in(page, srv.url, TOKEN)
+                page.goto(srv.url + "/#/chat/assistant")
+                page.fill("#chat-input", "over the socket")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-status=done]")
+                text = page.locator("[data-testid=assistant-reply]").last.text_content() or ""
+                assert "You said: over the socket" in text
+                assert page.locator("[data-testid=chat-log][data-transport=ws]").count() == 1
+                assert [url for url in sockets if url.endswith("/api/ws")], sockets
+                assert not [url for url in sockets + requested if TOKEN in url]
+                assert not [url for url in requested if "/chat/stream" in url], requested
+                chats = [json.loads(f) for f in sent if '"op":"chat"' in f.replace(" ", "")]
+                assert chats and chats[0]["message"] == "over the socket", sent
+                assert any('"kind":"chat"' in f and "text_delta" in f for f in received)
+
+                page.fill("#chat-input", "a slow one")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-testid=assistant-reply] >> nth=1 >> text=word1")
+                page.click("[data-testid=stop]")
+                page.wait_for_selector("[data-status=cancelled]:has-text('Stopped.')")
+                assert [f for f in sent if '"op":"cancel"' in f.replace(" ", "")], sent
+                assert not [url for url in requested if "/chat/stream" in url], requested
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_chat_falls_back_to_sse_when_the_websocket_cannot_connect() -> None:
+    """When `/api/ws` closes before the server's hello (a proxy without WebSockets), the
+    message goes over POST …/chat/stream and streams as before."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.route_web_socket("**/api/ws", lambda ws: ws.close())
+                requested: list[str] = []
+                page.on("request", lambda request: requested.append(request.url))
+                page.goto(srv.url + "/#/chat/assistant")
+                page.fill("#chat-input", "without a socket")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-status=done]")
+                text = page.locator("[data-testid=assistant-reply]").last.text_content() or ""
+                assert "You said: without a socket" in text
+                assert page.locator("[data-testid=chat-log][data-transport=sse]").count() == 1
+                assert [url for url in requested if url.endswith("/chat/stream")], requested
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)
