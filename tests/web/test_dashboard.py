@@ -15,6 +15,9 @@ import httpx2
 import pytest
 import trio
 
+from vega_trio.llm import LLMRequest
+from vega_trio.testing import ScriptedLLM, Step
+
 from ._browser import (
     TOKEN,
     WebServer,
@@ -703,3 +706,93 @@ async def test_chat_falls_back_to_sse_when_the_websocket_cannot_connect() -> Non
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)
+
+
+def _reviewer(held: set[str]) -> ScriptedLLM:
+    """The launcher tests' model: approves everything; while ``held`` has "review", the
+    reviewer's answer takes an hour (a run stays on its second step)."""
+
+    def respond(request: LLMRequest) -> Step:
+        said = _said(request)
+        delay = 3600.0 if "review" in held and said.startswith("Review this") else 0.0
+        return Step.text("APPROVED " + said, delay=delay)
+
+    return ScriptedLLM(responder=respond)
+
+
+async def test_the_launcher_cancels_a_running_run_and_resumes_it_to_the_end(
+    tmp_path: Path,
+) -> None:
+    """Cancel on a running run (its reviewer step in flight) makes it `cancelled`, with
+    Resume offered; Resume continues it from its checkpoint (the coder's step is reused,
+    not run again) to `completed` with its result."""
+    held = {"review"}
+    llm = _reviewer(held)
+    async with workflow_server(tmp_path / "vega.db", llm=llm) as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/workflows")
+                page.fill("#input-task", "Write a stack")
+                page.click("[data-testid=launcher] button[type=submit]")
+                run = page.locator("[data-testid=run]")
+                run.locator(
+                    "[data-testid=steps] li:has-text('reviewer'):has-text('running')"
+                ).wait_for()
+                assert run.locator("[data-testid=resume]").count() == 0
+                run.locator("button:has-text('Cancel')").click()
+                run.locator("[data-testid=run-status]:has-text('cancelled')").wait_for()
+                assert run.locator("button:has-text('Cancel')").count() == 0
+                held.clear()
+                run.locator("[data-testid=resume]").click()
+                run.locator("[data-testid=run-status]:has-text('completed')").wait_for()
+                assert "resumed 1\u00d7" in (run.text_content() or "")
+                steps = run.locator("[data-testid=steps] li").all_text_contents()
+                assert any("coder" in s and "reused" in s for s in steps), steps
+                assert "APPROVED" in (run.locator("[data-testid=run-output]").text_content() or "")
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+    coder = [r for r in llm.requests if _said(r).startswith("Task (")]
+    assert len(coder) == 1  # resumed from the checkpoint: the coder was not asked again
+
+
+async def test_the_launcher_resumes_a_run_a_stopped_server_left_interrupted(
+    tmp_path: Path,
+) -> None:
+    """A run still going when its server stopped is `interrupted` on the next server on the
+    same store; its page offers Resume, and the run finishes there."""
+    db = tmp_path / "vega.db"
+    held = {"review"}
+    async with workflow_server(db, llm=_reviewer(held)) as srv:
+        async with httpx2.AsyncClient(base_url=srv.url, timeout=httpx2.Timeout(30)) as client:
+            started = await client.post("/api/workflows/review/run", json={"task": "Sort"})
+            assert started.status_code == 202, started.text
+            run_id = started.json()["run_id"]
+            with trio.fail_after(30):
+                while True:
+                    run = (await client.get(f"/api/workflows/runs/{run_id}")).json()
+                    if any(s["agent"] == "reviewer" for s in run["steps"]):
+                        break
+                    await trio.sleep(0.05)
+    held.clear()
+    async with workflow_server(db, llm=_reviewer(held)) as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(f"{srv.url}/#/workflows/{run_id}")
+                run = page.locator("[data-testid=run]")
+                run.locator("[data-testid=run-status]:has-text('interrupted')").wait_for()
+                runs = page.locator("[data-testid=runs]")
+                runs.locator(f"tr:has-text('{run_id}'):has-text('interrupted')").wait_for()
+                run.locator("[data-testid=resume]").click()
+                run.locator("[data-testid=run-status]:has-text('completed')").wait_for()
+                assert "APPROVED" in (run.locator("[data-testid=run-output]").text_content() or "")
+                runs.locator(f"tr:has-text('{run_id}'):has-text('completed')").wait_for()
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+def _said(request: LLMRequest) -> str:
+    return next((m.text for m in reversed(request.messages) if m.role == "user"), "")
