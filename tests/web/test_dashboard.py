@@ -582,6 +582,13 @@ async def test_the_event_stream_draws_only_the_rows_in_view_and_filters_and_paus
                 counts.locator("text=/· 150 matching of/").wait_for()
                 agents = rows.locator(".ec-agent").all_text_contents()
                 assert agents and set(agents) == {"agent-3"}, agents
+                # Fewer matches than rows in view: only they are shown, no empty rows.
+                page.fill("[data-testid=filter-process]", "bench-3")
+                few = [n for n in range(3000) if n % 20 == 3 and "bench-3" in f"bench-{n % 97}"]
+                counts.locator(f"text=/· {len(few)} matching of/").wait_for()
+                assert rows.count() == len(few), (rows.count(), len(few))
+                page.fill("[data-testid=filter-process]", "")
+                counts.locator("text=/· 150 matching of/").wait_for()
                 # Pause: the list holds still; what arrives is counted.
                 page.click("[data-testid=pause]")
                 newest = rows.first.locator(".ec-seq").text_content()
