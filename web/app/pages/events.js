@@ -14,7 +14,11 @@ const KEPT = 5000;
 /** Every row's height in px (style.css: .erow). */
 export const ROW = 28;
 /** Rows drawn above and below the ones in view (smooth scrolling). */
-const OVERSCAN = 6;
+const OVERSCAN = 3;
+/** New events redraw the list at most this often (ms): each redraw repaints every row in
+ * view, and ten a second is as fast as anyone reads; scrolling, filters and pause redraw
+ * at the next frame. */
+const LIVE_EVERY = 100;
 const COLUMNS = ['seq', 'time', 'type', 'agent', 'process', 'detail'];
 
 function matcher({ type, agent, process }) {
@@ -49,7 +53,13 @@ function makeRow(onOpen) {
   cells.type.append(type);
   const code = document.createElement('code');
   cells.process.append(code);
-  row.parts = { ...cells, button, type, code };
+  // Text nodes whose data is replaced in place: a redraw creates no node.
+  const text = (parent) => parent.appendChild(document.createTextNode(''));
+  row.parts = {
+    button, type, code,
+    seq: text(cells.seq), time: text(cells.time), typeText: text(type), agent: text(cells.agent),
+    process: text(code), detail: text(button),
+  };
   row.event = null;
   return row;
 }
@@ -62,14 +72,15 @@ function fill(row, event, open) {
   }
   row.event = event;
   const p = row.parts;
-  p.seq.textContent = event.seq ?? '';
-  p.time.textContent = formatTime(event.timestamp);
-  p.type.textContent = event.type;
-  p.type.className = `etype et-${event.type.split('.')[0]}`;
-  p.agent.textContent = event.agent || '';
-  p.code.textContent = event.process_id || '';
-  p.code.hidden = !event.process_id;
-  p.button.textContent = eventDetail(event) || 'details';
+  p.seq.data = event.seq ?? '';
+  p.time.data = formatTime(event.timestamp);
+  p.typeText.data = event.type;
+  const kind = `etype et-${event.type.split('.')[0]}`;
+  if (p.type.className !== kind) p.type.className = kind;
+  p.agent.data = event.agent || '';
+  p.process.data = event.process_id || '';
+  if (p.code.hidden !== !event.process_id) p.code.hidden = !event.process_id;
+  p.detail.data = eventDetail(event) || 'details';
   p.button.setAttribute('aria-expanded', String(isOpen));
   if (row.isOpen !== isOpen) { row.isOpen = isOpen; row.classList.toggle('open', isOpen); }
   row.hidden = false;
@@ -83,7 +94,7 @@ export default function Events() {
   const [filters, setFilters] = useState({ type: '', agent: '', process: '' });
   const [open, setOpen] = useState(null); // the event whose JSON is shown
   const [empty, setEmpty] = useState(null); // null | 'none' | 'nomatch' (the hint shown)
-  const state = useRef({ paused: false, unseen: 0, frame: 0, match: matcher(filters), open: null, height: 0, rows: [] });
+  const state = useRef({ paused: false, unseen: 0, frame: 0, match: matcher(filters), open: null, height: 0, rows: [], drawn: 0, timer: 0 });
   const viewport = useRef(null);
   const spacer = useRef(null);
   const window_ = useRef(null);
@@ -95,6 +106,7 @@ export default function Events() {
   function draw() {
     const s = state.current;
     s.frame = 0;
+    s.drawn = performance.now();
     const list = s.paused ? frozen.current.matched : matched.current;
     const kept = s.paused ? frozen.current.kept : buffer.current;
     const view = viewport.current;
@@ -125,7 +137,17 @@ export default function Events() {
 
   function schedule() {
     const s = state.current;
+    if (s.timer) { clearTimeout(s.timer); s.timer = 0; }
     if (!s.frame) s.frame = requestAnimationFrame(draw);
+  }
+
+  // A redraw for new events: at the next frame at least LIVE_EVERY ms after the last one.
+  function scheduleLive() {
+    const s = state.current;
+    if (s.frame || s.timer) return;
+    const wait = s.drawn + LIVE_EVERY - performance.now();
+    if (wait <= 0) s.frame = requestAnimationFrame(draw);
+    else s.timer = setTimeout(() => { s.timer = 0; schedule(); }, wait);
   }
 
   useEffect(() => {
@@ -148,7 +170,7 @@ export default function Events() {
         if (list.length > KEPT) list.splice(0, list.length - KEPT);
       }
       if (s.paused) s.unseen += batch.length;
-      schedule();
+      scheduleLive();
     });
     const view = viewport.current;
     const resize = new ResizeObserver((entries) => {
@@ -164,6 +186,7 @@ export default function Events() {
       resize.disconnect();
       view.removeEventListener('scroll', onScroll);
       cancelAnimationFrame(state.current.frame);
+      clearTimeout(state.current.timer);
     };
   }, []);
 
