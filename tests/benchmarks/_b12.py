@@ -251,11 +251,12 @@ with `python -m tests.benchmarks._b12`). Load average during the run: {load_text
 Each first load is a new browser context (empty cache); the event stream's own bytes are
 not counted (it is still open). The Event Stream page keeps the latest 5,000 events in a
 windowed list: only the rows in view (plus a few) exist, fixed-height and recycled, and
-they are redrawn at most once per frame outside Preact (read the scroll position, then only
-write), in a box with CSS containment, so the browser restyles and lays out a few dozen
-rows, not a table. A long task is wall time, so it grows with the machine's load (chromium
-shares the cores with the server and everything else): the load average is part of the
-result.
+they are redrawn in an animation frame outside Preact (read the scroll position, then only
+write their text nodes), in a box with CSS containment, at most every 200 ms while events
+flood in, so the browser restyles, lays out and paints a couple of dozen rows five times a
+second, not a 200-row table every frame. A long task is wall time, so it grows with the
+machine's load (chromium shares the cores with the server and everything else): the load
+average is part of the result.
 """
     return text, rows
 

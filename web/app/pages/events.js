@@ -15,10 +15,12 @@ const KEPT = 5000;
 export const ROW = 28;
 /** Rows drawn above and below the ones in view (smooth scrolling). */
 const OVERSCAN = 3;
-/** New events redraw the list at most this often (ms): each redraw repaints every row in
- * view, and ten a second is as fast as anyone reads; scrolling, filters and pause redraw
- * at the next frame. */
-const LIVE_EVERY = 100;
+/** New events redraw the list at most this often (ms): at 1,000 events/s each redraw
+ * repaints every row in view, and five a second is as fast as anyone reads such a flood
+ * (on a loaded machine a frame's paint and commit to the compositor wait for the CPU, so
+ * fewer frames mean fewer long tasks: B12); scrolling, filters and pause redraw at the
+ * next frame. */
+const LIVE_EVERY = 200;
 const COLUMNS = ['seq', 'time', 'type', 'agent', 'process', 'detail'];
 
 function matcher({ type, agent, process }) {
