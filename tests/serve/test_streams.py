@@ -250,3 +250,28 @@ async def test_many_clients_that_connect_and_vanish_leave_nothing_behind() -> No
                 assert roles == ["user", "assistant", "user", "assistant"]
         assert (await srv.client.get("/healthz")).json()["status"] == "ok"
         assert llm.open_streams == 0
+
+
+async def test_the_history_names_the_reply_in_flight_for_a_client_that_did_not_send_it() -> None:
+    """GET …/chat says which reply is still running (its user message), so another client
+    (a second browser tab) can follow it with GET …/chat/stream; null before and after."""
+    llm = ScriptedLLM([Step.text("a long reply " * 5, chunk_size=3, chunk_delay=0.05)])
+    async with orchestrator_with_assistant(llm) as orch, running_server(orch) as srv:
+        before = (await srv.client.get("/api/agents/assistant/chat")).json()
+        assert before["in_flight"] is None
+        with leaving_a_stream_early():
+            async with srv.client.stream(
+                "POST", "/api/agents/assistant/chat/stream", json={"message": "go on"}
+            ) as response:
+                async with parse_sse(response) as events:
+                    with trio.fail_after(10):
+                        assert (await _next_event(events)).event == "text_delta"
+        page = (await srv.client.get("/api/agents/assistant/chat")).json()
+        assert page["in_flight"] == {"message": "go on"}
+        async with srv.client.stream("GET", "/api/agents/assistant/chat/stream") as follow:
+            with trio.fail_after(10):
+                followed = await collect_events(follow)
+        assert followed[-1].event == "done"
+        after = (await srv.client.get("/api/agents/assistant/chat")).json()
+        assert after["in_flight"] is None
+        assert "a long reply " * 5 in str(after["messages"])

@@ -195,16 +195,18 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "code-review.vega.y
 
 
 @asynccontextmanager
-async def workflow_server(db: Path | None = None) -> AsyncIterator[WebServer]:
+async def workflow_server(
+    db: Path | None = None, *, llm: ScriptedLLM | None = None
+) -> AsyncIterator[WebServer]:
     """A real ``serve`` of examples/code-review.vega.yaml (its ``review`` workflow) with a
-    scripted model that approves everything, for the block; with ``db``, on a SQLite store
-    there (what ``vega-trio serve --db`` does)."""
+    scripted model that approves everything (or ``llm``), for the block; with ``db``, on a
+    SQLite store there (what ``vega-trio serve --db`` does)."""
     from vega_trio.dsl import load_file
     from vega_trio.dsl._interpreter import open_runner
     from vega_trio.store import open_store
 
     document = load_file(EXAMPLE)
-    llm = ScriptedLLM.echo("APPROVED ")
+    llm = llm or ScriptedLLM.echo("APPROVED ")
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(str(db))) if db else None
         runner = await stack.enter_async_context(open_runner(document, llm=llm, store=store))

@@ -59,7 +59,7 @@ async def main() -> None:
                 page.wait_for_selector("[data-testid=mcp-server] td code")
                 page.screenshot(path=str(DOCS / "mcp.png"))
                 page.goto(srv.url + "/#/events")
-                page.wait_for_selector("[data-testid=event-table] tbody tr")
+                page.wait_for_selector("[data-testid=event-table] .event-window [role=row]")
                 page.screenshot(path=str(DOCS / "events.png"))
                 assert console.errors == [], console.errors
             with browser_page(width=390, height=844, color_scheme="dark") as (page, console):

@@ -7,6 +7,7 @@ has to be polled is evaluated with ``new Function``, which the page's CSP (no
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -14,8 +15,12 @@ import httpx2
 import pytest
 import trio
 
+from vega_trio.llm import LLMRequest
+from vega_trio.testing import ScriptedLLM, Step
+
 from ._browser import (
     TOKEN,
+    WebServer,
     browser_page,
     in_browser,
     skip_without_browser,
@@ -281,7 +286,9 @@ async def test_an_unreachable_server_shows_a_banner_and_the_page_reconnects_by_i
                         page.keyboard.press("Enter")
                         page.wait_for_selector("[data-status=done]")
                         page.goto(url + "/#/events")
-                        page.wait_for_selector("[data-testid=event-table] td:has-text('llm.call')")
+                        page.wait_for_selector(
+                            "[data-testid=event-table] [role=cell]:has-text('llm.call')"
+                        )
                 finally:
                     trio.from_thread.run_sync(finished.set)
 
@@ -521,3 +528,278 @@ async def test_a_delegates_activity_is_nested_under_the_delegating_call() -> Non
                 assert console.errors == [], console.errors
 
         await in_browser(scenario)
+
+
+def _emit_requests(srv: WebServer, count: int, offset: int = 0) -> list[int]:
+    """Emit ``count`` ``request.started`` events on the served bus (agents ``agent-0`` to
+    ``agent-19``); their sequence numbers."""
+    from vega_trio.runtime._events import RequestStarted
+
+    def emit() -> list[int]:
+        seqs = []
+        for number in range(offset, offset + count):
+            event = srv.orchestrator.events.emit(
+                RequestStarted, process_id=f"bench-{number % 97}", agent=f"agent-{number % 20}"
+            )
+            assert event is not None
+            seqs.append(event.seq)
+        return seqs
+
+    return trio.from_thread.run_sync(emit)
+
+
+async def test_the_event_stream_draws_only_the_rows_in_view_and_filters_and_pauses() -> None:
+    """With 3,000 events on the page the DOM stays small (only the rows in view are drawn,
+    recycled), yet every kept event is reachable by scrolling, down to the oldest; a type
+    and agent filter narrows the list; Pause holds it still and counts what arrives; a
+    row's details show its JSON."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/events")
+                page.wait_for_selector("[data-testid=live-status]:has-text('Live')")
+                seqs = _emit_requests(srv, 3000)
+                rows = page.locator("[data-testid=event-table] .event-window [role=row]:visible")
+                rows.first.locator(f"[role=cell]:text-is('{seqs[-1]}')").wait_for()
+                elements = page.evaluate("() => document.getElementsByTagName('*').length")
+                drawn = rows.count()
+                assert drawn < 60, drawn  # 800 px of 28 px rows, plus a few
+                assert elements < 800, elements
+                # Scrolled to the bottom: the oldest event is there, drawn in the same rows.
+                page.locator("[data-testid=event-viewport]").evaluate(
+                    "(el) => { el.scrollTop = el.scrollHeight; }"
+                )
+                rows.locator(f".ec-seq:text-is('{seqs[0]}')").wait_for()
+                assert rows.count() <= drawn
+                page.locator("[data-testid=event-viewport]").evaluate(
+                    "(el) => { el.scrollTop = 0; }"
+                )
+                # Filters: only agent-3's request.started events (150 of the 3,000).
+                page.fill("[data-testid=filter-type]", "request.started")
+                page.fill("[data-testid=filter-agent]", "agent-3")
+                counts = page.locator("[data-testid=event-counts]")
+                counts.locator("text=/· 150 matching of/").wait_for()
+                agents = rows.locator(".ec-agent").all_text_contents()
+                assert agents and set(agents) == {"agent-3"}, agents
+                # Fewer matches than rows in view: only they are shown, no empty rows.
+                page.fill("[data-testid=filter-process]", "bench-3")
+                few = [n for n in range(3000) if n % 20 == 3 and "bench-3" in f"bench-{n % 97}"]
+                counts.locator(f"text=/· {len(few)} matching of/").wait_for()
+                assert rows.count() == len(few), (rows.count(), len(few))
+                page.fill("[data-testid=filter-process]", "")
+                counts.locator("text=/· 150 matching of/").wait_for()
+                # Pause: the list holds still; what arrives is counted.
+                page.click("[data-testid=pause]")
+                newest = rows.first.locator(".ec-seq").text_content()
+                more = _emit_requests(srv, 40, offset=3000)
+                counts.locator("text=/paused, 40 new/").wait_for()
+                assert rows.first.locator(".ec-seq").text_content() == newest
+                page.click("[data-testid=pause]")
+                rows.first.locator(f"[role=cell]:text-is('{more[-17]}')").wait_for()
+                # Details: the row's event as JSON.
+                rows.first.locator("button").click()
+                detail = page.locator("[data-testid=event-detail]")
+                assert f'"seq": {more[-17]}' in (detail.text_content() or "")
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_a_second_tab_follows_the_reply_running_in_the_first() -> None:
+    """A reply started in one tab streams into a second tab that opens the same session
+    (the history names it in flight; the tab attaches and replays it from its start), shown
+    once, under its user message; Stop in the second tab cancels it for both."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/chat/assistant")
+                page.fill("#chat-input", "a slow one")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-testid=assistant-reply]:has-text('word2')")
+                other = page.context.new_page()  # its own sessionStorage: a new tab
+                console.attach(other)
+                other.goto(srv.url + "/#/chat/assistant")
+                other.wait_for_selector("[data-testid=stop]")  # streaming there too
+                reply = other.locator("[data-testid=assistant-reply]")
+                reply.locator("text=/word0 word1 word2 word3/").wait_for()
+                reply.locator("text=word5").wait_for()  # live, not only the replay
+                assert other.locator("[data-status=streaming]").count() == 1
+                page.wait_for_selector("[data-status=done]", timeout=30_000)
+                other.wait_for_selector("[data-status=done]", timeout=30_000)
+                assert reply.count() == 1
+                text = reply.first.text_content() or ""
+                assert text.count("word0 ") == 1 and "word39" in text
+                assert other.locator(".msg-user .bubble").all_text_contents() == ["a slow one"]
+
+                page.fill("#chat-input", "another slow one")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-testid=assistant-reply] >> nth=1 >> text=word1")
+                other.reload()
+                other.locator("[data-testid=stop]").click()
+                other.wait_for_selector("[data-status=cancelled]:has-text('Stopped.')")
+                page.wait_for_selector("[data-status=cancelled]:has-text('Stopped.')")
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_chat_goes_over_the_websocket_with_the_token_as_a_subprotocol() -> None:
+    """Signed in, a chat message is sent and its reply streamed over `/api/ws` (op `chat`,
+    `chat` messages back), not over SSE; Stop sends the socket's `cancel`; the socket's
+    URL carries no token."""
+    async with web_server(token=TOKEN) as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                sockets: list[str] = []
+                sent: list[str] = []
+                received: list[str] = []
+
+                def on_socket(ws: object) -> None:
+                    sockets.append(ws.url)  # type: ignore[attr-defined]
+                    ws.on("framesent", lambda payload: sent.append(str(payload)))  # type: ignore[attr-defined]
+                    ws.on("framereceived", lambda payload: received.append(str(payload)))  # type: ignore[attr-defined]
+
+                page.on("websocket", on_socket)
+                requested: list[str] = []
+                page.on("request", lambda request: requested.append(request.url))
+                _sign_in(page, srv.url, TOKEN)
+                page.goto(srv.url + "/#/chat/assistant")
+                page.fill("#chat-input", "over the socket")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-status=done]")
+                text = page.locator("[data-testid=assistant-reply]").last.text_content() or ""
+                assert "You said: over the socket" in text
+                assert page.locator("[data-testid=chat-log][data-transport=ws]").count() == 1
+                assert [url for url in sockets if url.endswith("/api/ws")], sockets
+                assert not [url for url in sockets + requested if TOKEN in url]
+                assert not [url for url in requested if "/chat/stream" in url], requested
+                chats = [json.loads(f) for f in sent if '"op":"chat"' in f.replace(" ", "")]
+                assert chats and chats[0]["message"] == "over the socket", sent
+                assert any('"kind":"chat"' in f and "text_delta" in f for f in received)
+
+                page.fill("#chat-input", "a slow one")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-testid=assistant-reply] >> nth=1 >> text=word1")
+                page.click("[data-testid=stop]")
+                page.wait_for_selector("[data-status=cancelled]:has-text('Stopped.')")
+                assert [f for f in sent if '"op":"cancel"' in f.replace(" ", "")], sent
+                assert not [url for url in requested if "/chat/stream" in url], requested
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+async def test_chat_falls_back_to_sse_when_the_websocket_cannot_connect() -> None:
+    """When `/api/ws` closes before the server's hello (a proxy without WebSockets), the
+    message goes over POST …/chat/stream and streams as before."""
+    async with web_server() as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.route_web_socket("**/api/ws", lambda ws: ws.close())
+                requested: list[str] = []
+                page.on("request", lambda request: requested.append(request.url))
+                page.goto(srv.url + "/#/chat/assistant")
+                page.fill("#chat-input", "without a socket")
+                page.keyboard.press("Enter")
+                page.wait_for_selector("[data-status=done]")
+                text = page.locator("[data-testid=assistant-reply]").last.text_content() or ""
+                assert "You said: without a socket" in text
+                assert page.locator("[data-testid=chat-log][data-transport=sse]").count() == 1
+                assert [url for url in requested if url.endswith("/chat/stream")], requested
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+def _reviewer(held: set[str]) -> ScriptedLLM:
+    """The launcher tests' model: approves everything; while ``held`` has "review", the
+    reviewer's answer takes an hour (a run stays on its second step)."""
+
+    def respond(request: LLMRequest) -> Step:
+        said = _said(request)
+        delay = 3600.0 if "review" in held and said.startswith("Review this") else 0.0
+        return Step.text("APPROVED " + said, delay=delay)
+
+    return ScriptedLLM(responder=respond)
+
+
+async def test_the_launcher_cancels_a_running_run_and_resumes_it_to_the_end(
+    tmp_path: Path,
+) -> None:
+    """Cancel on a running run (its reviewer step in flight) makes it `cancelled`, with
+    Resume offered; Resume continues it from its checkpoint (the coder's step is reused,
+    not run again) to `completed` with its result."""
+    held = {"review"}
+    llm = _reviewer(held)
+    async with workflow_server(tmp_path / "vega.db", llm=llm) as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(srv.url + "/#/workflows")
+                page.fill("#input-task", "Write a stack")
+                page.click("[data-testid=launcher] button[type=submit]")
+                run = page.locator("[data-testid=run]")
+                run.locator(
+                    "[data-testid=steps] li:has-text('reviewer'):has-text('running')"
+                ).wait_for()
+                assert run.locator("[data-testid=resume]").count() == 0
+                run.locator("button:has-text('Cancel')").click()
+                run.locator("[data-testid=run-status]:has-text('cancelled')").wait_for()
+                assert run.locator("button:has-text('Cancel')").count() == 0
+                held.clear()
+                run.locator("[data-testid=resume]").click()
+                run.locator("[data-testid=run-status]:has-text('completed')").wait_for()
+                assert "resumed 1\u00d7" in (run.text_content() or "")
+                steps = run.locator("[data-testid=steps] li").all_text_contents()
+                assert any("coder" in s and "reused" in s for s in steps), steps
+                assert "APPROVED" in (run.locator("[data-testid=run-output]").text_content() or "")
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+    coder = [r for r in llm.requests if _said(r).startswith("Task (")]
+    assert len(coder) == 1  # resumed from the checkpoint: the coder was not asked again
+
+
+async def test_the_launcher_resumes_a_run_a_stopped_server_left_interrupted(
+    tmp_path: Path,
+) -> None:
+    """A run still going when its server stopped is `interrupted` on the next server on the
+    same store; its page offers Resume, and the run finishes there."""
+    db = tmp_path / "vega.db"
+    held = {"review"}
+    async with workflow_server(db, llm=_reviewer(held)) as srv:
+        async with httpx2.AsyncClient(base_url=srv.url, timeout=httpx2.Timeout(30)) as client:
+            started = await client.post("/api/workflows/review/run", json={"task": "Sort"})
+            assert started.status_code == 202, started.text
+            run_id = started.json()["run_id"]
+            with trio.fail_after(30):
+                while True:
+                    run = (await client.get(f"/api/workflows/runs/{run_id}")).json()
+                    if any(s["agent"] == "reviewer" for s in run["steps"]):
+                        break
+                    await trio.sleep(0.05)
+    held.clear()
+    async with workflow_server(db, llm=_reviewer(held)) as srv:
+
+        def scenario() -> None:
+            with browser_page() as (page, console):
+                page.goto(f"{srv.url}/#/workflows/{run_id}")
+                run = page.locator("[data-testid=run]")
+                run.locator("[data-testid=run-status]:has-text('interrupted')").wait_for()
+                runs = page.locator("[data-testid=runs]")
+                runs.locator(f"tr:has-text('{run_id}'):has-text('interrupted')").wait_for()
+                run.locator("[data-testid=resume]").click()
+                run.locator("[data-testid=run-status]:has-text('completed')").wait_for()
+                assert "APPROVED" in (run.locator("[data-testid=run-output]").text_content() or "")
+                runs.locator(f"tr:has-text('{run_id}'):has-text('completed')").wait_for()
+                assert console.errors == [], console.errors
+
+        await in_browser(scenario)
+
+
+def _said(request: LLMRequest) -> str:
+    return next((m.text for m in reversed(request.messages) if m.role == "user"), "")

@@ -437,7 +437,7 @@ async def _start_reply(state: ServerState, name: str, message: str) -> ChatReply
             error_class="server_shutdown",
             headers={"Retry-After": "1"},
         )
-    reply = ChatReply(session=session_name(agent, user))
+    reply = ChatReply(session=session_name(agent, user), message=message)
     await state.nursery.start(_run_reply, state, reply, proc, message)
     state.replies[reply.session] = reply
     return reply
@@ -729,6 +729,8 @@ def create_app(state: ServerState) -> QuartTrio:
         "GET",
         "/api/agents/<name>/chat",
         summary="The conversation, paginated",
+        description="`in_flight` is the reply still running, if any (its user message; "
+        "GET …/chat/stream follows it): the messages of its turn may not be listed yet.",
         path_params=_SESSION,
         params=pages.params,
         responses={200: Json(ref("MessagePage"))},
@@ -738,17 +740,28 @@ def create_app(state: ServerState) -> QuartTrio:
     async def chat_history(name: str) -> Response:  # noqa: ASYNC124
         agent, user = _split_session(name)
         orch.agents.get(agent)  # 404 for an unknown agent
+        # NOTE: read before the messages: a reply that ends in between is then both
+        # announced and (part of) the history, which a client handles (it drops the
+        # history from the reply's user message on and replays the reply); the other
+        # order could list neither.
+        reply = state.replies.get(session_name(agent, user))
+        in_flight = (
+            {"message": reply.message}
+            if reply is not None and not reply.finished.is_set()
+            else None
+        )
         stored = await stored_conversation(orch, agent, user)
         if stored is not None:  # every committed turn, also after a restart
-            return json_response(pages.page(stored, "messages"))
-        try:
-            proc = orch.lookup(session_name(agent, user))
-        except ProcessNotFound:
-            messages: list[Any] = []
+            messages: list[Any] = stored
         else:
-            history = proc.history if isinstance(proc, AgentProcess) else []
-            messages = json.loads(marshal_messages(history))
-        return json_response(pages.page(messages, "messages"))
+            try:
+                proc = orch.lookup(session_name(agent, user))
+            except ProcessNotFound:
+                messages = []
+            else:
+                history = proc.history if isinstance(proc, AgentProcess) else []
+                messages = json.loads(marshal_messages(history))
+        return json_response({**pages.page(messages, "messages"), "in_flight": in_flight})
 
     # --------------------------------------------------------------- processes
     @api.route(

@@ -192,6 +192,23 @@ def page_schema(key: str, items: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _STRING = {"type": "string"}
+
+
+def _message_page() -> dict[str, Any]:
+    """A page of a conversation, with the session's reply still running (if any)."""
+    schema = page_schema("messages", ref("Message"))
+    schema["properties"]["in_flight"] = {
+        "oneOf": [
+            _object({"message": {"type": "string", "description": "what the user said"}}),
+            {"type": "null"},
+        ],
+        "description": "The session's reply still running, or null: GET …/chat/stream "
+        "follows it (the messages of its turn may not be listed yet).",
+    }
+    schema["required"].append("in_flight")
+    return schema
+
+
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _NUMBER = {"type": "number"}
 _INTEGER = {"type": "integer"}
@@ -327,7 +344,7 @@ SCHEMAS: dict[str, Any] = {
         },
         description="A message in the Anthropic API's form (`marshal_messages`).",
     ),
-    "MessagePage": page_schema("messages", ref("Message")),
+    "MessagePage": _message_page(),
     "Cancelled": _object({"cancelled": {"type": "boolean"}}),
     "Cleared": _object({"cleared": {"type": "boolean"}}),
     "ProcessMetrics": attrs_schema(ProcessMetrics, description="Running totals (SPEC §1.1)."),

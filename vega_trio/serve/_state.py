@@ -133,6 +133,8 @@ class ChatReply:
 
     Attributes:
         session: the session's name (``agent`` or ``agent:user``).
+        message: what the user said (a client that did not send it, another browser
+            tab, shows it with the reply: ``GET …/chat``'s ``in_flight``).
         events: the §1.4 events so far; the last one is ``done`` or ``error`` once the
             reply has finished.
         error: the failure behind a final ``error`` event.
@@ -140,6 +142,7 @@ class ChatReply:
     """
 
     session: str
+    message: str = ""
     events: list[ChatEvent] = attrs.field(factory=list)
     error: BaseException | None = None
     finished: trio.Event = attrs.field(factory=trio.Event)

@@ -1,16 +1,19 @@
-// Chat: pick an agent, talk to it. The reply streams token by token (POST …/chat/stream);
-// tool calls are collapsible panels (arguments, result, duration, error), a delegate's
-// activity nested under the call that delegated to it; Stop cancels (DELETE …/chat/stream);
-// after a reload the page re-attaches to the reply still running (GET …/chat/stream); the
-// history comes from GET …/chat, page by page.
+// Chat: pick an agent, talk to it. The reply streams token by token over the page's
+// WebSocket (`/api/ws`, op `chat`; socket.js), or over SSE (POST …/chat/stream) when the
+// socket cannot be opened; tool calls are collapsible panels (arguments, result, duration,
+// error), a delegate's activity nested under the call that delegated to it; Stop cancels.
+// Opening a conversation whose reply is still running — after a reload, or in another tab —
+// follows that reply (GET …/chat names it as `in_flight`; op `attach` or GET …/chat/stream
+// replays it from its start); the history comes from GET …/chat, page by page.
 import { html, useEffect, useRef, useState, useSignal } from '../lib.js';
 import { call, getJSON, readSSE, seg, ApiError } from '../api.js';
+import { streamReply, cancelReply, NoSocket, SocketLost } from '../socket.js';
 import { renderMarkdown } from '../markdown.js';
 import { go } from '../router.js';
 import { formatCost, formatMs, ErrorNote } from '../ui.js';
 
 const PAGE = 50;
-const pendingKey = (session) => `vega.pending.${session}`;
+const REATTACH = 3; // times a reply is followed again after its WebSocket closed
 
 // ------------------------------------------------------------ history → turns
 function blockText(content) {
@@ -195,6 +198,8 @@ function Conversation({ session, agent }) {
   const [text, setText] = useState('');
   const liveTurn = useRef(null);
   const abort = useRef(null);
+  const request = useRef(null); // the WebSocket request id of the reply followed
+  const [transport, setTransport] = useState(null); // 'ws' | 'sse': how replies arrive
   const frame = useRef(0);
   const log = useRef(null);
   const stick = useRef(true);
@@ -208,41 +213,71 @@ function Conversation({ session, agent }) {
     });
   }
 
-  async function follow(response, turn) {
+  // Follow a reply to its end: `op` 'chat' sends `message`, 'attach' follows the session's
+  // reply in flight (replayed from its start). Over the WebSocket, or SSE when it cannot
+  // be opened; a socket that closes mid-reply is followed again (the reply went on).
+  async function follow(op, message, turn, attempt = 0) {
+    abort.current = new AbortController();
+    const { signal } = abort.current;
+    let got = false; // the server has the request (so a reply exists to follow again)
+    const onEvent = (event) => { got = true; applyEvent(turn, event); refresh(); };
     setStreaming(true);
     try {
-      await readSSE(response, ({ data }) => { applyEvent(turn, data); refresh(); });
+      try {
+        await streamReply({ op, agent: session, message, onEvent, signal,
+          onStart: (id) => { request.current = id; setTransport('ws'); } });
+      } catch (failure) {
+        if (!(failure instanceof NoSocket)) throw failure;
+        request.current = null;
+        setTransport('sse');
+        const response = op === 'chat'
+          ? await call('POST', `${base}/chat/stream`, { body: { message }, signal, headers: { Accept: 'text/event-stream' } })
+          : await call('GET', `${base}/chat/stream`, { signal, headers: { Accept: 'text/event-stream' } });
+        try {
+          await readSSE(response, ({ data }) => onEvent(data));
+        } catch (cut) {
+          if (cut.name === 'AbortError') throw cut;
+          throw new SocketLost('The connection was lost while the reply was streaming; reload to re-attach.');
+        }
+      }
       if (turn.status === 'streaming') { turn.status = 'error'; turn.error = 'the stream ended without a final event'; }
     } catch (failure) {
       if (failure.name === 'AbortError') return; // we left: the reply goes on on the server
+      if (failure instanceof SocketLost && request.current && (got || op === 'attach') && attempt < REATTACH) {
+        // The socket closed, not the reply: follow it again from its start.
+        turn.parts = []; turn.status = 'streaming';
+        refresh();
+        return follow('attach', null, turn, attempt + 1);
+      }
       turn.status = 'error';
-      turn.error = 'The connection was lost while the reply was streaming; reload to re-attach.';
+      if (failure instanceof ApiError && failure.status === 404 && op === 'attach') turn.error = 'That reply is no longer on the server.';
+      else { turn.error = failure.message; turn.errorClass = failure.errorClass; }
     }
-    sessionStorage.removeItem(pendingKey(session));
+    request.current = null;
     setStreaming(false);
     refresh();
   }
 
   async function load() {
-    const marker = sessionStorage.getItem(pendingKey(session));
     try {
       const head = await getJSON(`${base}/chat?limit=1&offset=0`);
       const offset = Math.max(0, head.total - PAGE);
       const page = offset === 0 && head.total <= 1 ? head : await getJSON(`${base}/chat?limit=${PAGE}&offset=${offset}`);
       let messages = page.messages;
-      if (marker !== null) {
+      const running = head.in_flight || page.in_flight;
+      if (running) {
         // The reply in flight is shown live: drop its user turn and anything after it.
         for (let i = messages.length - 1; i >= 0; i--) {
           const m = messages[i];
-          if (m.role === 'user' && blockText(m.content) === marker) { messages = messages.slice(0, i); break; }
+          if (m.role === 'user' && blockText(m.content) === running.message) { messages = messages.slice(0, i); break; }
         }
       }
       let loaded = toTurns(messages);
-      if (marker !== null) {
+      if (running) {
         const turn = { role: 'assistant', parts: [], status: 'streaming' };
-        loaded = [...loaded, { role: 'user', text: marker }, turn];
+        loaded = [...loaded, { role: 'user', text: running.message }, turn];
         liveTurn.current = turn;
-        reattach(turn);
+        follow('attach', null, turn);
       }
       setEarlier(offset);
       setTurns((current) => [...loaded, ...current]);
@@ -250,21 +285,6 @@ function Conversation({ session, agent }) {
       setError(failure);
     } finally {
       setLoading(false);
-    }
-  }
-
-  async function reattach(turn) {
-    abort.current = new AbortController();
-    try {
-      const response = await call('GET', `${base}/chat/stream`, { signal: abort.current.signal, headers: { Accept: 'text/event-stream' } });
-      await follow(response, turn);
-    } catch (failure) {
-      if (failure.name === 'AbortError') return;
-      sessionStorage.removeItem(pendingKey(session));
-      turn.status = 'error';
-      turn.error = failure instanceof ApiError && failure.status === 404 ? 'That reply is no longer on the server.' : failure.message;
-      setStreaming(false);
-      refresh();
     }
   }
 
@@ -297,27 +317,16 @@ function Conversation({ session, agent }) {
     const turn = { role: 'assistant', parts: [], status: 'streaming' };
     liveTurn.current = turn;
     setTurns((current) => [...current, { role: 'user', text: message }, turn]);
-    sessionStorage.setItem(pendingKey(session), message);
-    abort.current = new AbortController();
-    setStreaming(true);
-    try {
-      const response = await call('POST', `${base}/chat/stream`, {
-        body: { message }, signal: abort.current.signal, headers: { Accept: 'text/event-stream' },
-      });
-      await follow(response, turn);
-    } catch (failure) {
-      if (failure.name === 'AbortError') return;
-      sessionStorage.removeItem(pendingKey(session));
-      turn.status = 'error';
-      turn.error = failure.message;
-      turn.errorClass = failure.errorClass;
-      setStreaming(false);
-      refresh();
-    }
+    await follow('chat', message, turn);
   }
 
   async function stop() {
-    try { await call('DELETE', `${base}/chat/stream`); } catch (failure) { setError(failure); }
+    // Over the WebSocket, its `cancel` op; else (SSE) DELETE …/chat/stream. Either way the
+    // reply ends with an `error` event of class `cancelled`.
+    try {
+      if (request.current && await cancelReply(request.current)) return;
+      await call('DELETE', `${base}/chat/stream`);
+    } catch (failure) { setError(failure); }
   }
 
   async function clear() {
@@ -334,7 +343,7 @@ function Conversation({ session, agent }) {
 
   return html`<div class="conversation">
     ${agent ? html`<p class="muted agent-line">${agent.description || agent.system || ''}${agent.model ? html` <span class="badge">${agent.model}</span>` : null}</p>` : null}
-    <div class="log" ref=${log} aria-live="polite" aria-busy=${streaming} data-testid="chat-log"
+    <div class="log" ref=${log} aria-live="polite" aria-busy=${streaming} data-testid="chat-log" data-transport=${transport}
       onScroll=${(e) => { const el = e.currentTarget; stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40; }}>
       ${earlier > 0 ? html`<button type="button" class="ghost" onClick=${loadEarlier}>Load earlier messages (${earlier})</button>` : null}
       ${loading ? html`<p class="muted">Loading the conversation…</p>` : null}
