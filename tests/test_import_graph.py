@@ -80,17 +80,20 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     "events": _WIRING | {"_persist", "dsl"},  # the catalogue of every event class
     # language
     "dsl": _WIRING | {"_agents", "_config", "_persist", "observability", "orchestrator"},
+    # Mother and Hermes: team/'s meta-agents wired to the DSL's composer
+    "_meta": _WIRING | {"_agents", "_config", "orchestrator", "dsl"},
     # the public API and the surfaces
     "vega_trio": _WIRING
-    | {"_agents", "_config", "_persist", "observability", "orchestrator", "events", "dsl"},
+    | {"_agents", "_config", "_persist", "observability", "orchestrator", "events", "dsl"}
+    | {"_meta"},
     "serve": _WIRING
     | {"_agents", "_config", "_persist", "observability", "orchestrator", "events", "dsl"},
     "_cli": _WIRING
     | {"_agents", "_config", "_persist", "observability", "orchestrator", "events", "dsl"}
-    | {"serve", "vega_trio", "testing"},  # testing: the scripted model of --offline runs
+    | {"serve", "vega_trio", "testing", "_meta"},  # testing: the scripted model of --offline runs
     "cli": _WIRING
     | {"_agents", "_config", "_persist", "observability", "orchestrator", "events", "dsl"}
-    | {"serve", "vega_trio", "testing", "_cli"},
+    | {"serve", "vega_trio", "testing", "_cli", "_meta"},
     "__main__": frozenset({"cli"}),
 }
 
