@@ -29,7 +29,7 @@ from .._exit import ProcessStatus
 from .._persist import exit_error
 from .._redact import redact_data
 from ..agent import AgentProcess
-from ..agent._events import DoneEvent, ErrorEvent, TextDeltaEvent
+from ..agent._events import DoneEvent, ErrorEvent
 from ..dsl._events import WorkflowStepStatus
 from ..dsl._inputs import is_required
 from ..dsl._interpreter import PROGRESS_BUFFER, Runner, _Resumption
@@ -416,7 +416,14 @@ async def _run_reply(  # noqa: ASYNC114 - started right here with nursery.start
         reply.finish()
 
 
-async def _start_reply(state: ServerState, name: str, message: str) -> ChatReply:
+async def start_reply(state: ServerState, name: str, message: str) -> ChatReply:
+    """Start ``message`` to the session ``name`` (``agent`` or ``agent:user``) as a
+    detached reply of the server (every chat surface: REST, WebSocket, Telegram).
+
+    Raises:
+        RequestRejected: 422 for a bad session name, 503 when the server is shutting down.
+        AgentNotFound: no such agent.
+    """
     agent, user = _split_session(name)
     try:
         proc = await state.orch.session(agent, user=user)
@@ -612,7 +619,7 @@ def create_app(state: ServerState) -> QuartTrio:
     )
     async def chat(name: str) -> Response:
         message = (await _CHAT_BODY.read())["message"]
-        reply = await _start_reply(state, name, message)
+        reply = await start_reply(state, name, message)
         # NOTE: the reply runs in the server's nursery: if this client leaves, it
         # still completes and stays in the conversation. When the server begins to
         # shut down it still gets until the shutdown deadline (a 503 after that).
@@ -624,10 +631,7 @@ def create_app(state: ServerState) -> QuartTrio:
             await reply.wait_changed()
         last = reply.events[-1] if reply.events else None
         if isinstance(last, DoneEvent):
-            text = "".join(
-                e.delta for e in reply.events if isinstance(e, TextDeltaEvent) and e.agent is None
-            )
-            return json_response({"response": text, "metrics": last.metrics.to_dict()})
+            return json_response({"response": reply.text, "metrics": last.metrics.to_dict()})
         if isinstance(reply.error, Exception):
             raise reply.error
         raise RequestRejected(
@@ -651,7 +655,7 @@ def create_app(state: ServerState) -> QuartTrio:
     )
     async def chat_stream(name: str) -> Response:
         message = (await _CHAT_BODY.read())["message"]
-        reply = await _start_reply(state, name, message)
+        reply = await start_reply(state, name, message)
         response = Response(_reply_stream(state, reply), headers=_SSE_HEADERS)
         response.timeout = None
         return response
