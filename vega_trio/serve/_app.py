@@ -567,6 +567,9 @@ def create_app(state: ServerState) -> QuartTrio:
         health = health_status(orch)
         if state.closing:
             health["status"], health["closing"] = "closing", True
+        if state.telegram is not None:
+            # NOTE: a stopped bot leaves the server "ok": it serves everything else.
+            health["telegram"] = state.telegram.health()
         store_closed = health.get("store", {}).get("status") == "closed"
         return json_response(health, status=503 if health["closing"] or store_closed else 200)
 

@@ -155,6 +155,16 @@ class TelegramBot:
     def __attrs_post_init__(self) -> None:
         self._idle.set()
 
+    def health(self) -> dict[str, Any]:
+        """What ``/healthz`` shows about the bot."""
+        return {
+            "status": self.status,
+            "agent": self.config.agent,
+            "username": self.username,
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+        }
+
     # -- polling -----------------------------------------------------------------------
     async def keep_polling(self) -> None:
         """Poll until the server shuts down or Telegram refuses the bot for good;

@@ -64,7 +64,7 @@ class TelegramCall:
         method: ``getUpdates``, ``sendMessage``…
         params: the JSON body.
         at: ``trio.current_time()`` when it arrived.
-        status: the HTTP status it was answered with (``None`` while a long poll waits).
+        token: the token in its URL.
     """
 
     method: str
@@ -180,10 +180,9 @@ class FakeTelegramServer(LoopbackServer):
     confirmed_offset: int = attrs.field(default=0, init=False)
     _next_update_id: int = attrs.field(default=1000, init=False)
     _message_ids: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
-    _failures: dict[str, deque[TelegramFailure]] = attrs.field(factory=dict, init=False)
+    _failures: dict[str, deque[TelegramFailure | None]] = attrs.field(factory=dict, init=False)
     _arrived: trio.Event = attrs.field(factory=trio.Event, init=False)
     _poll: trio.CancelScope | None = attrs.field(default=None, init=False)
-    _poll_conflict: bool = attrs.field(default=False, init=False)
 
     @property
     def api_url(self) -> str:
@@ -238,16 +237,22 @@ class FakeTelegramServer(LoopbackServer):
         *,
         retry_after: int | None = None,
         times: int = 1,
+        after: int = 0,
     ) -> None:
-        """Answer the next ``times`` calls of ``method`` with an error: ``status``
-        (401, 409, 429, 500…), ``description`` (the API's usual one by default) and,
-        for a 429, ``parameters.retry_after``."""
+        """Answer ``times`` calls of ``method`` with an error — the next ones, or those
+        after ``after`` more calls answered as usual: ``status`` (401, 409, 429,
+        500…), ``description`` (the API's usual one by default) and, for a 429,
+        ``parameters.retry_after``."""
         failure = TelegramFailure(
             status=status,
             description=description or _DESCRIPTIONS.get(status, f"Error {status}"),
             retry_after=retry_after,
         )
-        self._failures.setdefault(method, deque()).extend([failure] * times)
+        self._failures.setdefault(method, deque()).extend([None] * after + [failure] * times)
+
+    def clear_failures(self) -> None:
+        """Forget every scripted failure not used yet."""
+        self._failures.clear()
 
     def calls_of(self, method: str) -> list[TelegramCall]:
         """The calls of one method, in order."""
@@ -289,8 +294,8 @@ class FakeTelegramServer(LoopbackServer):
             await _reply(connection, stream, 401, _error(401, "Unauthorized"))
             return True
         failures = self._failures.get(method)
-        if failures:
-            failure = failures.popleft()
+        failure = failures.popleft() if failures else None
+        if failure is not None:
             body = _error(failure.status, failure.description)
             if failure.retry_after is not None:
                 body["parameters"] = {"retry_after": failure.retry_after}
@@ -355,11 +360,9 @@ class FakeTelegramServer(LoopbackServer):
         timeout = params.get("timeout", 0)
         # NOTE: Telegram lets one getUpdates wait per bot: a new one ends the old with 409.
         if self._poll is not None:
-            self._poll_conflict = True
-            self._poll.cancel()
+            self._poll.cancel(reason="conflict")
         if not self.pending_updates and isinstance(timeout, int | float) and timeout > 0:
             scope = self._poll = trio.CancelScope()
-            self._poll_conflict = False
             hung_up = False
             with scope:
                 async with trio.open_nursery() as nursery:
@@ -381,7 +384,7 @@ class FakeTelegramServer(LoopbackServer):
                 self._poll = None
             if hung_up:
                 return False
-            if scope.cancelled_caught and self._poll_conflict:
+            if scope.cancelled_caught:  # only a newer getUpdates cancels it
                 await _reply(connection, stream, 409, _error(409, _DESCRIPTIONS[409]))
                 return True
         limit = params.get("limit", 100)
