@@ -5,6 +5,7 @@ answers (401, 409) that stop only the bot, and friendly errors."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -208,7 +209,7 @@ async def test_a_crashed_poller_restarts_with_backoff_in_virtual_time(
             with trio.fail_after(100):
                 await telegram.wait_for_calls("getUpdates", 4)
             polls = [call.at for call in telegram.calls_of("getUpdates")]
-            assert [b - a for a, b in zip(polls, polls[1:], strict=False)] == [1.0, 2.0, 4.0]
+            assert [b - a for a, b in itertools.pairwise(polls)] == [1.0, 2.0, 4.0]
             telegram.add_message(USER, "are you there?")
             with trio.fail_after(100):
                 await telegram.wait_for_sent(1)
@@ -272,8 +273,8 @@ async def test_a_second_bot_polling_the_same_token_stops_the_first_with_a_confli
                 await trio.testing.wait_all_tasks_blocked()
             async with _bot(ScriptedLLM(["from the second"]), telegram) as second:
                 with trio.fail_after(10):
-                    # NOTE: real time (the answer travels over loopback): poll /healthz.
-                    while (await _health(first))["telegram"]["status"] != "stopped":
+                    # NOTE: the state is another server's, read over HTTP in real time.
+                    while (await _health(first))["telegram"]["status"] != "stopped":  # noqa: ASYNC110
                         await trio.sleep(0.01)
                 stopped = (await _health(first))["telegram"]
                 assert "409" in stopped["last_error"] and "another program" in stopped["last_error"]

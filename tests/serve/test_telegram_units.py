@@ -62,7 +62,9 @@ def test_config_from_the_environment() -> None:
     assert config.token == "123:abc-DEF_1" and config.agent == "hermes"
     assert config.allowed_users == {12345, 678, 9} and config.bot_id == "123"
     assert "abc-DEF" not in repr(config)
-    assert TelegramConfig.from_env({"TELEGRAM_BOT_TOKEN": "1:x", "TELEGRAM_AGENT": "a"}).agent == "a"  # type: ignore[union-attr]
+    assert (
+        TelegramConfig.from_env({"TELEGRAM_BOT_TOKEN": "1:x", "TELEGRAM_AGENT": "a"}).agent == "a"
+    )  # type: ignore[union-attr]
     assert ServeConfig(telegram=config).telegram is config
 
 

@@ -1,5 +1,6 @@
 """``vega-trio serve``: the orchestrator over HTTP (REST and SSE, SPEC §10), secure by
-default (SPEC §11), with an optional Telegram bot (SPEC §10.6, docs/telegram.md). Embed it with ``await nursery.start(serve, orch, ServeConfig(...))``;
+default (SPEC §11), with an optional Telegram bot (SPEC §10.6,
+docs/telegram.md). Embed it with ``await nursery.start(serve, orch, ServeConfig(...))``;
 see docs/serve.md."""
 
 from __future__ import annotations

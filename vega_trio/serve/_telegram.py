@@ -31,11 +31,11 @@ import attrs
 import httpx2
 import trio
 
+from .._agents import session_name
 from .._errors import RequestRejected, TelegramError
 from .._redact import redact
 from ..runtime._restart import RestartEngine
 from ..runtime._restart import wait as restart_wait
-from .._agents import session_name
 from ._app import start_reply
 from ._state import ChatReply, ServerState
 from ._telegram_api import BotAPI, open_bot_api
@@ -467,20 +467,19 @@ class TelegramBot:
                     _log.info("Telegram: Markdown refused (%s); sent as plain text", exc)
                     markdown = False
                     continue
-                if exc.error_code == 429 and attempt < _SEND_ATTEMPTS:
-                    await trio.sleep(exc.retry_after if exc.retry_after is not None else 1.0)
-                    continue
-                if exc.error_code is not None and exc.error_code < 500:
+                retryable = exc.error_code == 429 or exc.error_code is None or exc.error_code >= 500
+                if not retryable or attempt >= _SEND_ATTEMPTS:
                     raise
-                if attempt >= _SEND_ATTEMPTS:
-                    raise
+                delay = exc.retry_after if exc.retry_after is not None else None
             except httpx2.HTTPError:
                 if attempt >= _SEND_ATTEMPTS:
                     raise
-            await trio.sleep(self.config.backoff.delay(attempt))
+                delay = None
+            # 429: as long as Telegram says; a 5xx or the network: the backoff.
+            await trio.sleep(delay if delay is not None else self.config.backoff.delay(attempt))
 
 
-async def run_telegram(  # noqa: ASYNC128 - started() is called below
+async def run_telegram(  # noqa: ASYNC114, ASYNC128 - started() is called below
     state: ServerState,
     config: TelegramConfig,
     *,

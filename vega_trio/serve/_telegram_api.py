@@ -98,7 +98,9 @@ class BotAPI:
     async def send_typing(self, chat_id: int) -> None:
         """Show "typing…" in ``chat_id`` (Telegram shows it for about 5 s)."""
         await self.call(
-            "sendChatAction", {"chat_id": chat_id, "action": "typing"}, read_timeout=_CONNECT_TIMEOUT
+            "sendChatAction",
+            {"chat_id": chat_id, "action": "typing"},
+            read_timeout=_CONNECT_TIMEOUT,
         )
 
 

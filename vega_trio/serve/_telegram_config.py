@@ -21,6 +21,9 @@ ENV_AGENT: Final = "TELEGRAM_AGENT"
 ENV_ALLOWED_USERS: Final = "TELEGRAM_ALLOWED_USERS"
 ENV_API_URL: Final = "TELEGRAM_API_URL"
 
+DEFAULT_BACKOFF: Final = Backoff(kind="exponential", initial=1.0, multiplier=2.0, max=60.0)
+"""A crashed poller restarts after 1, 2, 4… s, at most a minute apart."""
+
 _TOKEN: Final = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
 
 
@@ -100,7 +103,7 @@ class TelegramConfig:
     api_url: str = DEFAULT_API_URL
     poll_timeout: float = attrs.field(default=50.0, validator=_check_positive)
     typing_interval: float = attrs.field(default=4.0, validator=_check_positive)
-    backoff: Backoff = Backoff(kind="exponential", initial=1.0, multiplier=2.0, max=60.0)
+    backoff: Backoff = DEFAULT_BACKOFF
     stable_after: float = attrs.field(default=60.0, validator=_check_positive)
     max_pending: int = attrs.field(default=10, validator=_check_positive)
     markdown: bool = True
@@ -119,7 +122,9 @@ class TelegramConfig:
         return self.token.split(":", 1)[0]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> TelegramConfig | None:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **options: Any
+    ) -> TelegramConfig | None:
         """The bot ``env`` describes (default ``os.environ``, which ``vega-trio`` fills
         from ``~/.vega/env`` at start), or ``None`` without ``TELEGRAM_BOT_TOKEN``.
 
