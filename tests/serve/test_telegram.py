@@ -167,13 +167,18 @@ async def test_start_greets_and_reset_starts_a_new_conversation() -> None:
         assert len(history) == 2 and "number 7" not in str(history)
 
 
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 async def test_the_update_offset_survives_a_restart_so_no_message_is_answered_twice(
-    tmp_path: Path,
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Updates taken by one server, which died before Telegram heard the next offset, are
-    not answered again by the next server on the same store: it asks from the stored
-    offset on."""
-    db = str(tmp_path / "serve.db")
+    not answered again by the next server on the same store (SQLite, PostgreSQL): it asks
+    from the stored offset on."""
+    db = (
+        str(tmp_path / "serve.db")
+        if engine == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
     async with open_fake_telegram_server() as telegram:
         telegram.add_message(USER, "one")
         telegram.add_message(USER, "two")
@@ -367,3 +372,24 @@ async def test_a_reply_in_progress_at_shutdown_is_still_delivered() -> None:
                 await telegram.wait_for_calls("sendChatAction", 1)
             srv.stop.set()  # the block's end waits for the server to stop
         assert [m.text for m in telegram.sent] == ["Made it."]
+
+
+async def test_odd_updates_are_skipped_and_the_bot_goes_on() -> None:
+    """A group message is ignored, a photo is answered "text only", a malformed update
+    is skipped (logged), and the next message is answered as usual."""
+    async with (
+        open_fake_telegram_server() as telegram,
+        _bot(ScriptedLLM(["Still here."]), telegram) as srv,
+    ):
+        telegram.add_message(USER, "hello group", chat_id=-100, chat_type="group")
+        telegram.add_message(USER, None)  # a photo
+        telegram.add_update({"message": {"chat": {"type": "private"}, "from": {}}})
+        telegram.add_update({"edited_message": {"text": "changed"}})
+        telegram.add_message(USER, "and text?")
+        with trio.fail_after(10):
+            await telegram.wait_for_sent(2)
+        assert [(m.chat_id, m.text) for m in telegram.sent] == [
+            (USER, "I read text messages only."),
+            (USER, "Still here."),
+        ]
+        assert (await _health(srv))["telegram"]["restarts"] == 0

@@ -245,7 +245,14 @@ class TelegramBot:
             # once, also when the process dies right after this (SPEC §12).
             await self._save_offset(int(fresh[-1]["update_id"]) + 1)
             for update in fresh:
-                self._dispatch(update)
+                try:
+                    self._dispatch(update)
+                except Exception as exc:  # a malformed update must not stop the others
+                    _log.error(
+                        "Telegram: update %s was skipped: %s",
+                        update.get("update_id"),
+                        redact(f"{type(exc).__name__}: {exc}"),
+                    )
 
     def _is_new(self, update: Mapping[str, Any]) -> bool:
         update_id = update.get("update_id")
@@ -360,13 +367,19 @@ class TelegramBot:
     async def _refuse(self, incoming: _Incoming) -> None:
         now = trio.current_time()
         last = self._noticed.get(incoming.user_id)
+        if last is not None and now - last < NOTICE_INTERVAL:
+            _log.debug("Telegram: user %s (not allowed) wrote again", incoming.user_id)
+            return
         _log.warning(
-            "Telegram: user %s is not in %s; their message was not answered",
+            "Telegram: user %s is not in %s; their message was not answered (they were "
+            "told their id)",
             incoming.user_id,
             ENV_ALLOWED_USERS,
         )
-        if last is not None and now - last < NOTICE_INTERVAL:
-            return
+        if len(self._noticed) >= 10_000:  # bounded: forget the notices that expired
+            self._noticed = {
+                user: at for user, at in self._noticed.items() if now - at < NOTICE_INTERVAL
+            }
         self._noticed[incoming.user_id] = now
         await self._send(
             incoming.chat_id,

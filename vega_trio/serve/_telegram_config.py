@@ -92,7 +92,7 @@ class TelegramConfig:
             ``stable_after`` seconds).
         stable_after: seconds of polling after which the poller counts as stable.
         max_pending: messages one user may have waiting behind the one being
-            answered; more are dropped (the user is told).
+            answered; more are dropped (and logged).
         markdown: send replies as Telegram Markdown (a reply Telegram cannot parse is
             sent again as plain text).
     """
