@@ -149,6 +149,8 @@ def test_serve_all_is_pinned() -> None:
         "DEFAULT_ADDR",
         "RequestRejected",
         "ServeConfig",
+        "TelegramConfig",
+        "TelegramError",
         "create_app",
         "parse_addr",
         "restore_agents",

@@ -69,7 +69,8 @@ names a second, builtin base kept for callers that catch it::
     │   ├── StoreOpenError            it can't be opened (``.kind``: corrupt, foreign…)
     │   └── StoreClosed               it closed before a write was committed
     ├── UsageProblem                  the CLI's command line can't be used (exit status 2)
-    └── RequestRejected               the server refused an HTTP request (``.status``)
+    ├── RequestRejected               the server refused an HTTP request (``.status``)
+    └── TelegramError                 the Telegram Bot API refused a call (``.error_code``)
 
 ``RequestError`` is the line between "this request failed" and "this process
 crashed": a behaviour that raises a ``RequestError`` answers the caller with it and
@@ -159,6 +160,7 @@ __all__ = [
     "StoreOpenError",
     "SupervisorError",
     "SupervisorNotRunning",
+    "TelegramError",
     "TemplateError",
     "TooManyProcesses",
     "ToolArgumentError",
@@ -1127,3 +1129,33 @@ class RequestRejected(VegaError):
         self.error_class = error_class
         self.fields = fields
         self.headers = dict(headers or {})
+
+
+class TelegramError(VegaError):
+    """The Telegram Bot API answered a call with an error (or not as the API does): a
+    refused token (401), another client polling with the same token or a webhook set
+    (409), a rate limit (429, :attr:`retry_after`), an unparsable message (400).
+
+    Attributes:
+        method: the Bot API method called (``getUpdates``, ``sendMessage``…).
+        error_code: the API's ``error_code`` (the HTTP status); ``None`` when the
+            answer was not the API's JSON at all (a proxy's error page).
+        description: what the API said (``Unauthorized``, ``Conflict: terminated by
+            other getUpdates request``…).
+        retry_after: seconds the API asked to wait (429), else ``None``.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        description: str,
+        *,
+        error_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        code = f" ({error_code})" if error_code is not None else ""
+        super().__init__(f"Telegram {method} failed{code}: {description}")
+        self.method = method
+        self.error_code = error_code
+        self.description = description
+        self.retry_after = retry_after

@@ -95,7 +95,7 @@ async def serve_command(
         token, invalid file, no credentials, a store that cannot be opened), 130 when a
         second signal forced the stop.
     """
-    from ..serve import ServeConfig, serve
+    from ..serve import ServeConfig, TelegramConfig, serve
 
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -106,7 +106,11 @@ async def serve_command(
             raise UsageProblem(
                 "--retention-days prunes the store, but --no-db keeps none; drop one of them"
             )
-        config = ServeConfig.from_addr(addr, token=token, retention_days=retention_days)
+        # SPEC §10.6: a bot when TELEGRAM_BOT_TOKEN is set (~/.vega/env included).
+        telegram = TelegramConfig.from_env(env)
+        config = ServeConfig.from_addr(
+            addr, token=token, retention_days=retention_days, telegram=telegram
+        )
         choice, defaulted = choose_llm(llm, env)
     except (ValueError, UsageProblem) as exc:
         write(err, f"vega-trio: error: {exc}")
@@ -121,6 +125,17 @@ async def serve_command(
             config = attrs.evolve(config, retention_days=document.settings.retention_days)
     if defaulted:
         write(err, OFFLINE_NOTICE)
+    if telegram is not None:
+        users = len(telegram.allowed_users)
+        write(
+            err,
+            f"vega-trio serve: Telegram bot on (agent {telegram.agent!r}, "
+            + (
+                f"{users} allowed user{'s' if users != 1 else ''})"
+                if users
+                else "no allowed users yet: set TELEGRAM_ALLOWED_USERS)"
+            ),
+        )
     # The standard OTEL_* environment switches tracing on (a missing piece is a
     # warning that says what to install); this command owns the provider.
     tracing = tracing_from_env(env)

@@ -34,7 +34,7 @@ from .._exit import ProcessStatus
 from .._persist import exit_error
 from .._redact import redact_data
 from ..agent import AgentProcess
-from ..agent._events import DoneEvent, ErrorEvent, TextDeltaEvent
+from ..agent._events import DoneEvent, ErrorEvent
 from ..dsl._events import WorkflowStepStatus
 from ..dsl._inputs import is_required
 from ..dsl._interpreter import PROGRESS_BUFFER, Runner
@@ -424,7 +424,14 @@ async def _run_reply(  # noqa: ASYNC114 - started right here with nursery.start
         reply.finish()
 
 
-async def _start_reply(state: ServerState, name: str, message: str) -> ChatReply:
+async def start_reply(state: ServerState, name: str, message: str) -> ChatReply:
+    """Start ``message`` to the session ``name`` (``agent`` or ``agent:user``) as a
+    detached reply of the server (every chat surface: REST, WebSocket, Telegram).
+
+    Raises:
+        RequestRejected: 422 for a bad session name, 503 when the server is shutting down.
+        AgentNotFound: no such agent.
+    """
     agent, user = _split_session(name)
     try:
         proc = await state.orch.session(agent, user=user)
@@ -568,6 +575,9 @@ def create_app(state: ServerState) -> QuartTrio:
         health = health_status(orch)
         if state.closing:
             health["status"], health["closing"] = "closing", True
+        if state.telegram is not None:
+            # NOTE: a stopped bot leaves the server "ok": it serves everything else.
+            health["telegram"] = state.telegram.health()
         store_closed = health.get("store", {}).get("status") == "closed"
         return json_response(health, status=503 if health["closing"] or store_closed else 200)
 
@@ -620,7 +630,7 @@ def create_app(state: ServerState) -> QuartTrio:
     )
     async def chat(name: str) -> Response:
         message = (await _CHAT_BODY.read())["message"]
-        reply = await _start_reply(state, name, message)
+        reply = await start_reply(state, name, message)
         # NOTE: the reply runs in the server's nursery: if this client leaves, it
         # still completes and stays in the conversation. When the server begins to
         # shut down it still gets until the shutdown deadline (a 503 after that).
@@ -632,10 +642,7 @@ def create_app(state: ServerState) -> QuartTrio:
             await reply.wait_changed()
         last = reply.events[-1] if reply.events else None
         if isinstance(last, DoneEvent):
-            text = "".join(
-                e.delta for e in reply.events if isinstance(e, TextDeltaEvent) and e.agent is None
-            )
-            return json_response({"response": text, "metrics": last.metrics.to_dict()})
+            return json_response({"response": reply.text, "metrics": last.metrics.to_dict()})
         if isinstance(reply.error, Exception):
             raise reply.error
         raise RequestRejected(
@@ -659,7 +666,7 @@ def create_app(state: ServerState) -> QuartTrio:
     )
     async def chat_stream(name: str) -> Response:
         message = (await _CHAT_BODY.read())["message"]
-        reply = await _start_reply(state, name, message)
+        reply = await start_reply(state, name, message)
         response = Response(_reply_stream(state, reply), headers=_SSE_HEADERS)
         response.timeout = None
         return response

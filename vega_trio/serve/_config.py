@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 
+from ._telegram_config import TelegramConfig
+
 __all__ = ["DEFAULT_ADDR", "ServeConfig", "is_loopback", "parse_addr"]
 
 DEFAULT_ADDR = "127.0.0.1:3001"
@@ -135,6 +137,9 @@ class ServeConfig:
             docs/persistence.md).
             ``None`` (default): keep everything. Conversations, composed agents and
             small state are never pruned.
+        telegram: run a Telegram bot while serving (SPEC §10.6, docs/telegram.md);
+            ``vega-trio serve`` makes one from ``TELEGRAM_BOT_TOKEN`` and friends
+            (:meth:`TelegramConfig.from_env`). ``None`` (default): no bot.
     """
 
     host: str = "127.0.0.1"
@@ -155,6 +160,7 @@ class ServeConfig:
     max_finished_runs: int = attrs.field(default=1000, validator=_check_positive)
     otel: bool | None = None
     retention_days: float | None = attrs.field(default=None, validator=_check_retention)
+    telegram: TelegramConfig | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.token is not None and not self.token.strip():

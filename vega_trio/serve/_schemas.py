@@ -295,8 +295,21 @@ SCHEMAS: dict[str, Any] = {
                 },
                 description="with a store (vega-trio serve --db)",
             ),
+            "telegram": _object(
+                {
+                    "status": {"enum": ["starting", "polling", "restarting", "stopped"]},
+                    "agent": _STRING,
+                    "username": _NULLABLE_STRING,
+                    "restarts": {"type": "integer", "minimum": 0},
+                    "last_error": {
+                        **_NULLABLE_STRING,
+                        "description": "why the poller restarted or stopped last",
+                    },
+                },
+                description="with a Telegram bot (TELEGRAM_BOT_TOKEN; docs/telegram.md)",
+            ),
         },
-        optional=("store",),
+        optional=("store", "telegram"),
     ),
     "OpenAPIDocument": {
         "type": "object",

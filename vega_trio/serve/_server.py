@@ -20,6 +20,7 @@ from ._app import create_app
 from ._compose import restore_agents
 from ._config import ServeConfig
 from ._state import ServerState
+from ._telegram import run_telegram
 
 __all__ = ["serve"]
 
@@ -214,6 +215,8 @@ async def _serve(  # noqa: ASYNC114 - only serve() starts it, passing its task_s
             with trio.move_on_at(state.shutdown_deadline):
                 while state.in_flight:
                     await next(iter(state.in_flight)).finished.wait()
+                if state.telegram is not None:  # finished replies still being sent
+                    await state.telegram.drained()
         finally:
             # Whatever still runs (replies past the deadline, workflow runs) goes now.
             state.begin_shutdown()
@@ -223,6 +226,8 @@ async def _serve(  # noqa: ASYNC114 - only serve() starts it, passing its task_s
         state.nursery = nursery
         urls: list[str] = await nursery.start(run_http, nursery.cancel_scope)
         _start_retention(orch, config, nursery)
+        if config.telegram is not None:
+            await nursery.start(run_telegram, state, config.telegram)
         state.ports = frozenset(p for p in (urlsplit(u).port for u in urls) if p is not None)
         _log.info("vega-trio serve listening on %s", ", ".join(urls))
         task_status.started(urls)

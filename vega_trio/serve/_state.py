@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ..agent._events import ChatEvent, DoneEvent, ErrorEvent
+from ..agent._events import ChatEvent, DoneEvent, ErrorEvent, TextDeltaEvent
 from ..dsl._events import WorkflowStepStatus
 from ..orchestrator import Orchestrator
 from ._config import ServeConfig
@@ -19,6 +19,7 @@ from ._fanout import EventFilter, EventLog, LogReader
 
 if TYPE_CHECKING:
     from ..dsl._interpreter import Runner
+    from ._telegram import TelegramBot
 
 __all__ = ["ChatReply", "ServerState", "StepProgress", "WorkflowRun"]
 
@@ -166,6 +167,18 @@ class ChatReply:
         await self._changed.wait()
 
     @property
+    def done(self) -> bool:
+        """Whether the reply finished with ``done`` (a complete answer)."""
+        return bool(self.events) and isinstance(self.events[-1], DoneEvent)
+
+    @property
+    def text(self) -> str:
+        """The reply's own text so far (a delegate's nested text is not part of it)."""
+        return "".join(
+            e.delta for e in self.events if isinstance(e, TextDeltaEvent) and e.agent is None
+        )
+
+    @property
     def ended_properly(self) -> bool:
         """Whether the reply ended with its own ``done`` or ``error`` event."""
         return bool(self.events) and isinstance(self.events[-1], DoneEvent | ErrorEvent)
@@ -217,6 +230,8 @@ class ServerState:
     dropped (:meth:`prune_runs`)."""
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     """Set when shutdown begins (what a WebSocket connection waits on to say goodbye)."""
+    telegram: TelegramBot | None = None
+    """The Telegram bot, when ``config.telegram`` runs one (set by ``run_telegram``)."""
 
     event_log: EventLog = attrs.field(init=False)
     """The server's one consumer of the bus: every ``/api/events`` client and

@@ -2,7 +2,7 @@
 
 The same pieces as the SSE routes, over a JSON message protocol: subscriptions are
 :meth:`ServerState.subscribe` (the filters, buffer and ``after`` replay of
-``/api/events``), chat requests are detached replies started by ``_start_reply`` and read
+``/api/events``), chat requests are detached replies started by ``start_reply`` and read
 through :meth:`ChatReply.follow` (so ``GET /api/agents/{name}/chat/stream`` re-attaches
 to a reply asked for here, and the ``attach`` op to one asked for over HTTP), and
 shutdown ends every stream with its final event, then the connection.
@@ -53,7 +53,7 @@ from quart_trio import QuartTrio
 from .._agents import session_name
 from .._errors import RequestRejected
 from .._redact import redact_data
-from ._app import _split_session, _start_reply
+from ._app import _split_session, start_reply
 from ._openapi import api_of, reject_field
 from ._problems import failure_of
 from ._security import BEARER_SUBPROTOCOL_PREFIX
@@ -317,7 +317,7 @@ class _Connection:
         request_id = self._new_request_id(data)
         name, _, _ = _session_field(data)
         message = _string(data, "message")
-        reply = await _start_reply(self.state, name, message)
+        reply = await start_reply(self.state, name, message)
         await self._stream_reply(request_id, reply)
 
     async def _op_attach(self, data: dict[str, Any]) -> None:

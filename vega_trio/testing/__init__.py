@@ -15,6 +15,12 @@ from ._fake_server import (
     RecordedRequest,
     open_fake_anthropic_server,
 )
+from ._fake_telegram import (
+    FakeTelegramServer,
+    TelegramCall,
+    TelegramSent,
+    open_fake_telegram_server,
+)
 from ._scripted import ScriptedLLM, ScriptExhausted, Step
 
 __all__ = [
@@ -30,4 +36,8 @@ __all__ = [
     "FakeChatResponse",
     "FakeOpenAIServer",
     "open_fake_openai_server",
+    "FakeTelegramServer",
+    "TelegramCall",
+    "TelegramSent",
+    "open_fake_telegram_server",
 ]
