@@ -35,7 +35,7 @@ from anthropic.types import MessageParam, ToolParam
 
 from .._errors import ErrorClass, LLMError
 from .._redact import redact, register_secret, register_url_secret
-from ._classify import CALL_FAILURES, to_llm_error
+from ._classify import to_llm_error
 from ._messages import (
     ContentBlock,
     RedactedThinkingBlock,
@@ -60,7 +60,19 @@ from ._protocol import (
 )
 from ._sse import SSEDecoder
 
-__all__ = ["DEFAULT_MODEL", "INVALID_JSON_KEY", "AnthropicLLM"]
+__all__ = ["CALL_FAILURES", "DEFAULT_MODEL", "INVALID_JSON_KEY", "AnthropicLLM"]
+
+#: The exception types that mean "the call to the model failed" (as opposed to a bug
+#: in our own code). This backend translates exactly these into :class:`LLMError`.
+CALL_FAILURES: Final = (
+    anthropic.AnthropicError,
+    httpx2.HTTPError,
+    httpx2.StreamError,
+    trio.TooSlowError,
+    TimeoutError,
+    OSError,
+    json.JSONDecodeError,
+)
 
 
 # Bounds for awaited cleanup and for draining a finished stream.

@@ -23,7 +23,6 @@ import time
 from collections.abc import Mapping
 from typing import Final
 
-import anthropic
 import httpx2
 import trio
 
@@ -31,23 +30,10 @@ from .._errors import ErrorClass, LLMError
 from .._redact import redact, redact_exception
 
 __all__ = [
-    "CALL_FAILURES",
     "classify",
     "retry_after_from_headers",
     "to_llm_error",
 ]
-
-#: The exception types that mean "the call to the model failed" (as opposed to a bug
-#: in our own code). Backends translate exactly these into :class:`LLMError`.
-CALL_FAILURES: Final = (
-    anthropic.AnthropicError,
-    httpx2.HTTPError,
-    httpx2.StreamError,
-    trio.TooSlowError,
-    TimeoutError,
-    OSError,
-    json.JSONDecodeError,
-)
 
 # NOTE: stable codes from ``error.details.error_code``; the SDK maps each to its own
 # exception subclass (``EnforcedSpendLimitReachedError`` …), but matching the code
@@ -128,6 +114,10 @@ def classify(exc: BaseException) -> ErrorClass:
     """
     if isinstance(exc, LLMError):
         return exc.error_class
+    # NOTE: imported here, not at the top: the OpenAI-compatible backend shares this
+    # module's helpers and must not pay for the anthropic SDK's import (about a second).
+    import anthropic
+
     # Timeouts first: APITimeoutError is a subclass of APIConnectionError.
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException | trio.TooSlowError):
         return ErrorClass.TIMEOUT

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
-from ._fake_openai import (
-    ChatResponder,
-    ChatStreamFailure,
-    FakeChatResponse,
-    FakeOpenAIServer,
-    open_fake_openai_server,
-)
-from ._fake_server import (
-    FakeAnthropicServer,
-    FakeResponse,
-    RecordedRequest,
-    open_fake_anthropic_server,
-)
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 from ._scripted import ScriptedLLM, ScriptExhausted, Step
+
+if TYPE_CHECKING:
+    from ._fake_openai import (
+        ChatResponder,
+        ChatStreamFailure,
+        FakeChatResponse,
+        FakeOpenAIServer,
+        open_fake_openai_server,
+    )
+    from ._fake_server import (
+        FakeAnthropicServer,
+        FakeResponse,
+        RecordedRequest,
+        open_fake_anthropic_server,
+    )
+
+# NOTE: the fake servers (and h11 under them) load on first use: `--llm scripted` runs
+# on ScriptedLLM alone, and the other commands need neither.
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "ChatResponder": "._fake_openai",
+        "ChatStreamFailure": "._fake_openai",
+        "FakeChatResponse": "._fake_openai",
+        "FakeOpenAIServer": "._fake_openai",
+        "open_fake_openai_server": "._fake_openai",
+        "FakeAnthropicServer": "._fake_server",
+        "FakeResponse": "._fake_server",
+        "RecordedRequest": "._fake_server",
+        "open_fake_anthropic_server": "._fake_server",
+    },
+)
 
 __all__ = [
     "ScriptExhausted",
