@@ -83,7 +83,12 @@ class EnvLine:
 
 def parse_env(text: str) -> list[EnvLine]:
     """Every line of an env file's ``text``, parsed (see the module docstring)."""
-    return [_parse_line(number, line) for number, line in enumerate(text.splitlines(), 1)]
+    # NOTE: split on "\n" only (a CRLF file's "\r" dropped): str.splitlines() would also
+    # split on \v, \f, \x1c-\x1e, \x85, \u2028 and \u2029, which a quoted value may hold.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [_parse_line(number, line.removesuffix("\r")) for number, line in enumerate(lines, 1)]
 
 
 def _parse_line(number: int, line: str) -> EnvLine:
