@@ -41,6 +41,17 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "vega-home"
 
 
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def _seed(home: Path, text: str) -> None:
+    """An env file with ``text`` (mode 0600) in a new ``home``."""
+    home.mkdir()
+    (home / "env").write_text(text)
+    (home / "env").chmod(0o600)
+
+
 def _closed_port_url() -> str:
     """The URL of a loopback port nobody listens on (connections are refused)."""
     with socket.socket() as sock:
@@ -68,8 +79,8 @@ async def test_a_good_key_is_checked_with_one_token_and_saved_privately(home: Pa
         result = await _init(home, server.base_url, [], f"{GOOD}\n\n")
     assert result.exit_code == 0, result.output
     assert (home / "env").read_text() == f"ANTHROPIC_API_KEY={GOOD}\n"
-    assert (home / "env").stat().st_mode & 0o777 == 0o600
-    assert home.stat().st_mode & 0o777 == 0o700
+    assert _mode(home / "env") == 0o600
+    assert _mode(home) == 0o700
     assert [request.body["max_tokens"] for request in server.requests] == [1]
     assert presented_key(server.requests[0]) == GOOD
     assert "The key works." in result.stdout
@@ -122,8 +133,7 @@ async def test_without_input_an_unchecked_key_is_not_saved_unless_no_check(home:
 async def test_telegram_settings_and_other_lines_are_kept(home: Path) -> None:
     """Options set the key, the bot token and the allowed ids (normalised); the file's
     comments and other keys stay, a key already there is replaced in place."""
-    home.mkdir()
-    (home / "env").write_text("# mine\nOTHER=1\nTELEGRAM_ALLOWED_USERS=9\n")
+    _seed(home, "# mine\nOTHER=1\nTELEGRAM_ALLOWED_USERS=9\n")
     args = ["--no-input", "--no-check", "--anthropic-key", GOOD, "--telegram-token", TOKEN]
     result = await _init(home, _closed_port_url(), [*args, "--telegram-users", "11, 22 22"])
     assert result.exit_code == 0, result.output
@@ -168,10 +178,8 @@ async def test_invalid_values_write_nothing(home: Path, args: list[str], message
 
 async def test_enter_keeps_what_the_file_has(home: Path) -> None:
     """Answering Enter everywhere changes nothing (and makes no request)."""
-    home.mkdir()
     original = f"ANTHROPIC_API_KEY={GOOD}\nTELEGRAM_BOT_TOKEN={TOKEN}\n"
-    (home / "env").write_text(original)
-    (home / "env").chmod(0o600)
+    _seed(home, original)
     async with open_fake_anthropic_server(api_key=GOOD) as server:
         result = await _init(home, server.base_url, [], "\n\n\n")
     assert result.exit_code == 0, result.output
@@ -229,4 +237,4 @@ async def test_a_script_inits_from_stdin_and_run_uses_the_key(home: Path) -> Non
     assert b"hello back" in run.stdout
     assert [presented_key(request) for request in server.requests] == [GOOD, GOOD]
     assert GOOD.encode() not in init.stdout + init.stderr + run.stdout + run.stderr
-    assert (home / "env").stat().st_mode & 0o777 == 0o600
+    assert _mode(home / "env") == 0o600
