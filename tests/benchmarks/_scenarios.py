@@ -22,6 +22,7 @@ from typing import Any
 
 from ._b1_store import b1_store
 from ._b12 import b12
+from ._cli import b13
 from ._dsl import b7
 from ._resilience import b6
 from ._restarts import b4, b5
@@ -502,6 +503,7 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
     "b11": b11,
     "b1_store": b1_store,
     "b12": b12,
+    "b13": b13,
 }
 
 
