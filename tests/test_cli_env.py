@@ -188,6 +188,31 @@ def test_update_keeps_other_lines_and_rewrites_a_key_in_place(tmp_path: Path) ->
     assert [p.name for p in tmp_path.iterdir()] == ["env"]  # no temporary file left
 
 
+def test_update_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    """An env file that is a symbolic link (dotfiles) stays one; its target is updated."""
+    target = _write(tmp_path / "dotfiles" / "vega.env", "A=1\n", 0o644)
+    link = tmp_path / "home" / "env"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    update_env_file(link, {"B": "2"})
+    assert link.is_symlink()
+    assert target.read_text() == "A=1\nB=2\n"
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_no_home_directory_means_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without VEGA_HOME and without a home directory (HOME unset, no passwd entry)
+    nothing is loaded and nothing is raised."""
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    warnings: list[str] = []
+    assert load_env_file({}, warn=warnings.append) == []
+    assert warnings == []
+
+
 def test_update_creates_a_private_directory(tmp_path: Path) -> None:
     """A missing $VEGA_HOME is created 0700 and the file 0600, whatever the umask."""
     old = os.umask(0)

@@ -175,7 +175,10 @@ def load_env_file(
         The names set from the file.
     """
     environ = os.environ if environ is None else environ
-    path = env_file(environ) if path is None else path
+    try:
+        path = env_file(environ) if path is None else path
+    except RuntimeError:  # no VEGA_HOME and no home directory (HOME unset): no file
+        return []
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -227,7 +230,8 @@ def update_env_file(path: Path, values: Mapping[str, str]) -> list[str]:
     duplicates removed: a later line would win); new keys are appended. Comments,
     blank lines, malformed lines and other keys stay as written. The file is replaced
     atomically (a temporary file in the same directory, then a rename) with mode 0600;
-    a missing directory is created with mode 0700.
+    a missing directory is created with mode 0700. When ``path`` is a symbolic link, the
+    file it points at is the one replaced (the link stays).
 
     Args:
         path: the env file.
@@ -244,6 +248,8 @@ def update_env_file(path: Path, values: Mapping[str, str]) -> list[str]:
     for key, value in values.items():
         if not _NAME.fullmatch(key) or "\0" in value:
             raise ValueError(f"cannot write {key!r} to an env file")
+    if path.is_symlink():  # a dotfiles manager's link: write the file it points at
+        path = path.resolve()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     old = (
         read_bounded_text(path, what="env file", max_bytes=ENV_FILE_MAX_BYTES)
