@@ -21,6 +21,19 @@ settings.register_profile("explore", deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_vega_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads the user's ~/.vega: every CLI start loads $VEGA_HOME/env, which would
+    change the backend, keys and settings the tests see. Tests that need one set their own."""
+    saved = os.environ.get("VEGA_HOME")
+    os.environ["VEGA_HOME"] = str(tmp_path_factory.mktemp("vega-home"))
+    yield
+    if saved is None:
+        os.environ.pop("VEGA_HOME", None)
+    else:
+        os.environ["VEGA_HOME"] = saved
+
+
 @pytest.fixture(autouse=True)
 def _isolated_secrets() -> Iterator[None]:
     """Secrets registered by one test (``register_secret``: tool headers, backend keys) are

@@ -44,6 +44,7 @@ SIZE_MARKER = "Size:"
 # other (checked below like every other part).
 _BASE = frozenset(
     {"_errors", "_redact", "_log", "_json", "_files", "_exit", "_collapse", "_handles", "_version"}
+    | {"_lazy"}
 )
 
 # Which parts each part may import, besides itself and the foundation (DESIGN.md, "Layers").

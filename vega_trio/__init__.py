@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._agents import AgentDefinition, AgentRegistry, AgentSource
 from ._config import OrchestratorConfig
@@ -40,6 +40,7 @@ from ._errors import (
     TooManyProcesses,
     VegaError,
 )
+from ._lazy import lazy_attributes
 from ._meta import add_meta_agents
 from ._version import __version__
 from .agent import (
@@ -173,10 +174,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # NOTE: AnthropicLLM is loaded on first use (the SDK is slow to import).
-    if name == "AnthropicLLM":
-        from .llm import AnthropicLLM
-
-        return AnthropicLLM
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# NOTE: AnthropicLLM is loaded on first use (the SDK is slow to import).
+__getattr__ = lazy_attributes(__name__, {"AnthropicLLM": ".llm"})

@@ -17,6 +17,7 @@ import click
 import trio
 
 from ._cli._common import EXIT_INTERRUPTED, LLM_CHOICES, safe_streams, write
+from ._cli._env import load_env_file
 from ._cli._logging import LOG_FORMATS, LOG_LEVELS, LogFormat, cli_logging, level_from_flags
 from ._version import __version__
 
@@ -117,6 +118,9 @@ class _Main(click.Group):
 
     def main(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
         safe_streams()
+        # SPEC §9: $VEGA_HOME/env (default ~/.vega/env) is loaded before anything reads
+        # the environment; variables already set win, problems are warnings.
+        load_env_file(warn=lambda message: write(sys.stderr, f"vega-trio: warning: {message}"))
         return super().main(*args, **kwargs)  # type: ignore[call-overload]
 
 
@@ -390,6 +394,76 @@ def reset(db: str, yes: bool) -> None:
     from ._cli._reset import reset_command
 
     _run_async("vega-trio reset", partial(reset_command, db, yes=yes))
+
+
+@main.command(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--anthropic-key",
+    metavar="KEY",
+    help="The Anthropic API key ('-': read it from stdin, which keeps it out of ps "
+    "and the shell history). Asked for (hidden) when absent.",
+)
+@click.option(
+    "--telegram-token",
+    metavar="TOKEN",
+    help="The Telegram bot token from @BotFather ('-': from stdin). Optional.",
+)
+@click.option(
+    "--telegram-users",
+    metavar="ID,...",
+    help="Telegram user ids the bot serves (TELEGRAM_ALLOWED_USERS), comma-separated.",
+)
+@click.option(
+    "--no-check",
+    is_flag=True,
+    help="Save the Anthropic key without checking it (no request is made).",
+)
+@click.option(
+    "--no-input",
+    is_flag=True,
+    help="Ask nothing: write only what the options give (for scripts).",
+)
+def init(
+    anthropic_key: str | None,
+    telegram_token: str | None,
+    telegram_users: str | None,
+    no_check: bool,
+    no_input: bool,
+) -> None:
+    """Save your Anthropic API key (and optionally a Telegram bot) to $VEGA_HOME/env
+    (default ~/.vega/env), which every vega-trio command loads at start.
+
+    Asks for each value (keys without echo; Enter keeps what the file has). A new
+    Anthropic key is checked with a 1-token request first (--no-check: not): a refused
+    key writes nothing; if the API cannot be reached you are asked whether to save it
+    anyway. The file is written atomically with mode 0600 and keeps its other lines.
+    Variables already set in the environment win over the file.
+
+    \b
+    In a script:
+      printf '%s\\n' "$KEY" | vega-trio init --no-input --anthropic-key -
+      vega-trio init --no-input --telegram-token - --telegram-users 123456789 < token.txt
+
+    Exit status: 0 written (or nothing to change), 1 nothing written (the key could
+    not be checked, or you said no), 2 a refused key or an invalid value, 130 Ctrl-C.
+    """
+    from ._cli._init import init_command
+
+    try:
+        status = init_command(
+            anthropic_key=anthropic_key,
+            telegram_token=telegram_token,
+            telegram_users=telegram_users,
+            check=not no_check,
+            no_input=no_input,
+        )
+    except KeyboardInterrupt:
+        write(
+            sys.stderr,
+            "vega-trio: interrupted: vega-trio init was stopped (Ctrl-C); nothing was written",
+        )
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    raise SystemExit(status)
 
 
 @main.command("help", context_settings=CONTEXT_SETTINGS)

@@ -72,6 +72,7 @@ QUICK = Config(
     b1_store_n=300,
     b1_store_repeats=3,
     b12_seconds=5.0,
+    b13_repeats=3,
 )
 
 
@@ -190,6 +191,8 @@ def run(config: Config) -> dict[str, Any]:
     results["b12"] = _scenario("b12", rate=1000, seconds=config.b12_seconds)
     if "skipped" in results["b12"]:
         print(f"  {results['b12']['skipped']}", file=sys.stderr)
+    print("B13 the command line: start to exit of --help, validate and run", file=sys.stderr)
+    results["b13"] = _scenario("b13", repeats=config.b13_repeats)
     print("B14 prompt caching: billed input over a 20-turn conversation", file=sys.stderr)
     results["b14"] = _scenario("b14", turns=20)
     results["total_s"] = time.perf_counter() - started

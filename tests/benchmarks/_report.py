@@ -17,6 +17,7 @@ import attrs
 from ._b1_store import render_store_cost
 from ._b12 import render_b12
 from ._b14 import render_b14
+from ._cli import render_b13
 from ._dsl import render_b7
 from ._resilience import render_b6
 from ._restarts import render_b4_b5
@@ -72,6 +73,7 @@ class Config:
     b1_store_n: int = 2000
     b1_store_repeats: int = 9
     b12_seconds: float = 30.0
+    b13_repeats: int = 7
 
 
 # ------------------------------------------------------------------------------ machine
@@ -444,6 +446,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
     )
     b12_text, b12_rows = render_b12(results["b12"]) if results.get("b12") else ("", [])
     b14_text, b14_rows = render_b14(results["b14"]) if results.get("b14") else ("", [])
+    b13_text, b13_rows = render_b13(results["b13"]) if results.get("b13") else ("", [])
 
     load = (
         f"{m['loadavg'][0]:.2f} before, {after['loadavg'][0]:.2f} after (1-minute)"
@@ -510,6 +513,7 @@ def render(config: Config, results: dict[str, Any]) -> str:
             *cost_rows,
             *b12_rows,
             *b14_rows,
+            *b13_rows,
         ],
         "lrl",
     )
@@ -556,6 +560,7 @@ in {results["total_s"]:.0f} s. Rerun it to refresh this page.
 {cost_text}
 {b12_text}
 {b14_text}
+{b13_text}
 {_reference(results["b1"])}
 ## How to reproduce
 

@@ -23,6 +23,7 @@ from typing import Any
 from ._b1_store import b1_store
 from ._b12 import b12
 from ._b14 import b14
+from ._cli import b13
 from ._dsl import b7
 from ._resilience import b6
 from ._restarts import b4, b5
@@ -504,6 +505,7 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
     "b1_store": b1_store,
     "b12": b12,
     "b14": b14,
+    "b13": b13,
 }
 
 

@@ -11,7 +11,6 @@ input) or ``/quit`` leaves.
 
 from __future__ import annotations
 
-import os
 import queue
 import shlex
 import sys
@@ -36,6 +35,7 @@ from ._common import (
     write,
     write_chunk,
 )
+from ._env import vega_home
 from ._run import (
     EXIT_INVALID,
     EXIT_OK,
@@ -337,9 +337,7 @@ async def repl_command(
 def history_file(env: Mapping[str, str] | None = None) -> Path:
     """Where the repl keeps its history: ``$VEGA_HOME/repl_history``, else
     ``~/.vega/repl_history``."""
-    env = os.environ if env is None else env
-    home = env.get("VEGA_HOME")
-    return (Path(home) if home else Path.home() / ".vega") / "repl_history"
+    return vega_home(env) / "repl_history"
 
 
 def _setup_readline() -> Callable[[], None]:
