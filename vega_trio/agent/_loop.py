@@ -184,7 +184,9 @@ class AgentBehaviour:
         nowhere; a session's process has the store's)."""
         self._price = prices.lookup(model)  # None: unknown model, reported per call
         self._schemas = self.tools.schemas()
-        self._system = agent.system_prompt
+        # NOTE: the agent's own getter, shared by its processes (a bound method here
+        # was one more GC-tracked object per process, and one more call per round).
+        self._system = agent._system_getter
         # NOTE: (backend, model id, price) of the agent's fallback_model; the
         # orchestrator resolves the backend by the model's provider prefix.
         fallback_model = fallback_model or agent.fallback_model
@@ -212,8 +214,11 @@ class AgentBehaviour:
         # process (and so its parent) is known.
         self._own_budgets = tuple(budgets)
         self._budgets: tuple[BudgetTracker, ...] | None = None
-        # (tokens of the last prompt and its reply, prompt length + 1, the reply turn)
-        self._last_prompt: tuple[int, int, Message] | None = None
+        # The last prompt: its tokens and its reply's, its length + 1, the reply turn
+        # (three fields, not a tuple: one GC-tracked object less per process, B2).
+        self._last_tokens = 0
+        self._last_length = 0
+        self._last_reply: Message | None = None
 
     @property
     def name(self) -> str:
@@ -342,7 +347,9 @@ class AgentBehaviour:
             pending.append(reply)
             usage = response.usage
             if usage.input_tokens:
-                self._last_prompt = (usage.total_tokens, len(llm_request.messages) + 1, reply)
+                self._last_tokens = usage.total_tokens
+                self._last_length = len(llm_request.messages) + 1
+                self._last_reply = reply
             tool_uses = response.tool_uses
             if not tool_uses:
                 if self.history_sink is not None:
@@ -458,9 +465,9 @@ class AgentBehaviour:
         # when this prompt continues that one (the reply is where it was), only the
         # turns added since are estimated — O(new turns), not O(conversation).
         messages = request.messages
-        known = self._last_prompt
-        if known is not None:
-            tokens, length, reply = known
+        reply = self._last_reply
+        if reply is not None:
+            tokens, length = self._last_tokens, self._last_length
             if len(messages) >= length and messages[length - 1] is reply:
                 for message in messages[length:]:
                     tokens += estimate_message_tokens(message)
@@ -484,7 +491,11 @@ class AgentBehaviour:
         for tracker in self._own_budgets[1:]:
             if tracker not in chain:
                 chain.append(tracker)
-        self._budgets = tuple(dict.fromkeys(chain))
+        budgets = tuple(dict.fromkeys(chain))
+        # NOTE: usually the chain is the agent's own tuple, shared by all its processes.
+        own = self._own_budgets
+        same = len(budgets) == len(own) and all(a is b for a, b in zip(budgets, own))
+        self._budgets = own if same else budgets
         return self._budgets
 
     def tree_budgets(self, process: Process) -> tuple[BudgetTracker, ...]:
