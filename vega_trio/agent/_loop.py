@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -219,11 +218,21 @@ class AgentBehaviour:
         self._last_tokens = 0
         self._last_length = 0
         self._last_reply: Message | None = None
+        # NOTE: the run's clock, read directly: trio.current_time() is three Python
+        # calls deep, and a run reads the clock six times (B1).
+        self._clock: trio.abc.Clock | None = None
 
     @property
     def name(self) -> str:
         """The agent's name."""
         return self.agent.name
+
+    def _now(self) -> float:
+        """The run's clock (``trio.current_time()``), read directly."""
+        clock = self._clock
+        if clock is None:
+            clock = self._clock = trio.lowlevel.current_clock()
+        return clock.current_time()
 
     @property
     def process_class(self) -> type[Process]:
@@ -236,28 +245,37 @@ class AgentBehaviour:
     async def handle(self, process: Process, payload: Any) -> SendResult:
         """Serve one message: run the tool loop until the model replies with text."""
         request = _as_request(payload)
+        clock = self._clock
+        if clock is None:
+            clock = self._clock = trio.lowlevel.current_clock()
         await self._maybe_compact(process)
-        started = trio.current_time()
-        before = (self.metrics.input_tokens, self.metrics.output_tokens, self.metrics.cost_usd)
+        started = clock.current_time()
+        metrics = self.metrics
+        before = (metrics.input_tokens, metrics.output_tokens, metrics.cost_usd)
         timeout = self.agent.send_timeout
         try:
-            with trio.move_on_after(timeout) if timeout is not None else _no_timeout() as scope:
-                text = await self._converse(process, request)
-            if scope is not None and scope.cancelled_caught:
-                raise SendTimeout(
-                    f"agent {self.name!r} (process {process.id}) did not reply within its "
-                    f"send_timeout of {timeout:g}s; the conversation is unchanged"
-                )
+            if timeout is None:
+                # NOTE: no nullcontext stand-in for the timeout: it was two objects
+                # more per send in flight, and two calls.
+                text = await self._tool_loop(process, request)
+            else:
+                with trio.move_on_after(timeout) as scope:
+                    text = await self._tool_loop(process, request)
+                if scope.cancelled_caught:
+                    raise SendTimeout(
+                        f"agent {self.name!r} (process {process.id}) did not reply within "
+                        f"its send_timeout of {timeout:g}s; the conversation is unchanged"
+                    )
         except RequestError:
-            self.metrics.errors += 1
+            metrics.errors += 1
             raise
         return SendResult(
             text=text,
             metrics=SendMetrics(
-                input_tokens=self.metrics.input_tokens - before[0],
-                output_tokens=self.metrics.output_tokens - before[1],
-                cost_usd=self.metrics.cost_usd - before[2],
-                duration_ms=round((trio.current_time() - started) * 1000),
+                input_tokens=metrics.input_tokens - before[0],
+                output_tokens=metrics.output_tokens - before[1],
+                cost_usd=metrics.cost_usd - before[2],
+                duration_ms=round((clock.current_time() - started) * 1000),
             ),
         )
 
@@ -301,18 +319,6 @@ class AgentBehaviour:
                 user=process.user,
             )
 
-    async def _converse(self, process: Process, request: ChatRequest) -> str:
-        # NOTE: turns of this send are kept aside and committed to the context only when
-        # the send succeeds, so a failed or cancelled send leaves an API-valid history.
-        self.current_message = request.message
-        self.current_events = request.events
-        try:
-            return await self._tool_loop(process, request)
-        finally:
-            self.current_message = None
-            self.current_events = None
-            self.iteration = 0
-
     def _round_tools(self, process: Process) -> tuple[Tools, tuple[ToolSchema, ...]]:
         if self._skills is None:
             return self.tools, self._schemas
@@ -327,44 +333,55 @@ class AgentBehaviour:
         return tools, tools.schemas()
 
     async def _tool_loop(self, process: Process, request: ChatRequest) -> str:
-        pending: list[Message] = [request.message]
-        events = request.events
-        for iteration in range(1, self.max_iterations + 1):
-            self.iteration = iteration
-            self.metrics.iterations += 1
-            tools, schemas = self._round_tools(process)
-            llm_request = LLMRequest(
-                model=self.model,
-                system=self._system(process),
-                messages=(*self.context.messages(), *pending),
-                tools=schemas,
-                max_tokens=self.agent.max_tokens,
-                temperature=self.agent.temperature,
+        # NOTE: turns of this send are kept aside and committed to the context only when
+        # the send succeeds, so a failed or cancelled send leaves an API-valid history.
+        # One coroutine for the whole send (the bookkeeping around the rounds was a
+        # frame of its own: one more per send in flight, B2).
+        self.current_message = message = request.message
+        self.current_events = events = request.events
+        pending: list[Message] = [message]
+        try:
+            for iteration in range(1, self.max_iterations + 1):
+                self.iteration = iteration
+                self.metrics.iterations += 1
+                tools, schemas = self._round_tools(process)
+                llm_request = LLMRequest(
+                    model=self.model,
+                    system=self._system(process),
+                    messages=(*self.context.messages(), *pending),
+                    tools=schemas,
+                    max_tokens=self.agent.max_tokens,
+                    temperature=self.agent.temperature,
+                )
+                response = await self._call_llm(process, llm_request, events, pending)
+                usage = response.usage
+                self.context.record_usage(llm_request.messages, usage)
+                reply = response.to_message()
+                pending.append(reply)
+                if usage.input_tokens:
+                    self._last_tokens = usage.total_tokens
+                    self._last_length = len(llm_request.messages) + 1
+                    self._last_reply = reply
+                tool_uses = response.tool_uses
+                if not tool_uses:
+                    if self.history_sink is not None:
+                        # NOTE: committed before the context takes the turn and before
+                        # the send is answered: a reply the caller sees is durable, and
+                        # one whose commit failed is not in the history either.
+                        await self.history_sink.turn_completed(process, pending)
+                    self.context.extend(pending)
+                    return response.text
+                results = await self._run_tools(process, tools, tool_uses, events)
+                pending.append(Message(role="user", content=results))
+            raise MaxIterationsExceeded(
+                f"agent {self.name!r} (process {process.id}) still asked for tools after "
+                f"{self.max_iterations} LLM rounds; raise max_iterations or give it a "
+                "clearer task"
             )
-            response = await self._call_llm(process, llm_request, events, pending)
-            self.context.record_usage(llm_request.messages, response.usage)
-            reply = response.to_message()
-            pending.append(reply)
-            usage = response.usage
-            if usage.input_tokens:
-                self._last_tokens = usage.total_tokens
-                self._last_length = len(llm_request.messages) + 1
-                self._last_reply = reply
-            tool_uses = response.tool_uses
-            if not tool_uses:
-                if self.history_sink is not None:
-                    # NOTE: committed before the context takes the turn and before the
-                    # send is answered: a reply the caller sees is durable, and one
-                    # whose commit failed is not in the history either.
-                    await self.history_sink.turn_completed(process, pending)
-                self.context.extend(pending)
-                return response.text
-            results = await self._run_tools(process, tools, tool_uses, events)
-            pending.append(Message(role="user", content=results))
-        raise MaxIterationsExceeded(
-            f"agent {self.name!r} (process {process.id}) still asked for tools after "
-            f"{self.max_iterations} LLM rounds; raise max_iterations or give it a clearer task"
-        )
+        finally:
+            self.current_message = None
+            self.current_events = None
+            self.iteration = 0
 
     # -------------------------------------------------------------------- LLM
     async def _call_llm(
@@ -382,6 +399,10 @@ class AgentBehaviour:
         pass over the whole conversation.
         """
         observer = _CallObserver(self, process, request.model)
+        # NOTE: the observer carries what the prompt's estimate needs: a bound method
+        # instead of a lambda over three cells (4 objects per call in flight, B2).
+        observer.request = request
+        observer.pending = pending
         attempt = self._attempt(self.llm, request, events)
         budgets = self._budgets if self._budgets is not None else self._budget_chain(process)
         if self._fallback is None:
@@ -389,8 +410,9 @@ class AgentBehaviour:
                 attempt,
                 observer=observer,
                 budgets=budgets,
-                estimate_tokens=lambda: self._estimate_tokens(request, pending),
+                estimate_tokens=observer.estimate_tokens,
                 estimate_cost=self._estimate_cost,
+                started=observer.started,
             )
         else:
             fallback_llm, fallback_model, fallback_price = self._fallback
@@ -399,8 +421,9 @@ class AgentBehaviour:
                 attempt,
                 observer=observer,
                 budgets=budgets,
-                estimate_tokens=lambda: self._estimate_tokens(request, pending),
+                estimate_tokens=observer.estimate_tokens,
                 estimate_cost=self._estimate_cost,
+                started=observer.started,
                 fallback=self._attempt(
                     fallback_llm, attrs.evolve(request, model=fallback_model), events
                 ),
@@ -554,7 +577,7 @@ class AgentBehaviour:
                 model,
                 usage.input_tokens,
                 usage.output_tokens,
-                round((trio.current_time() - started) * 1000),
+                round((self._now() - started) * 1000),
                 event="llm.call",
                 process_id=process.id,
                 agent=self.name,
@@ -564,7 +587,7 @@ class AgentBehaviour:
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 cost_usd=cost,
-                latency_ms=round((trio.current_time() - started) * 1000),
+                latency_ms=round((self._now() - started) * 1000),
                 attempt=attempt,
                 error_class=None,
             )
@@ -582,7 +605,7 @@ class AgentBehaviour:
                 cache_read_input_tokens=usage.cache_read_input_tokens,
                 cost_usd=cost,
                 priced=cost is not None,
-                latency_ms=round((trio.current_time() - started) * 1000),
+                latency_ms=round((self._now() - started) * 1000),
                 attempt=attempt,
                 fallback=fallback,
                 error_class=None,
@@ -668,14 +691,14 @@ class AgentBehaviour:
                 tool_call_id=use.id,
                 arguments=arguments,
             )
-        started = trio.current_time()
+        started = self._now()
         try:
             output = await self._execute(tools, use, arguments)
             is_error = False
         except Exception as exc:  # the model sees the failure and may recover
             output = _describe_tool_error(use.name, exc)
             is_error = True
-        duration_ms = round((trio.current_time() - started) * 1000)
+        duration_ms = round((self._now() - started) * 1000)
         if events is not None:
             await _emit(
                 events,
@@ -742,7 +765,9 @@ class _CallObserver:
         "fallback",
         "fallback_model",
         "model",
+        "pending",
         "process",
+        "request",
         "started",
     )
 
@@ -751,10 +776,17 @@ class _CallObserver:
         self.process = process
         self.model = model
         self.attempt = 1
-        self.started = trio.current_time()
+        self.started = behaviour._now()
         self.fallback = False
         """Whether the call went on to the fallback model."""
         self.fallback_model = ""
+        self.request: LLMRequest | None = None
+        self.pending: Sequence[Message] | None = None
+
+    def estimate_tokens(self) -> int:
+        """The prompt's estimated tokens (only TPM limits and ``block`` budgets ask)."""
+        assert self.request is not None
+        return self.behaviour._estimate_tokens(self.request, self.pending)
 
     def attempt_failed(
         self, number: int, error: LLMError, started: float, retry_in: float | None
@@ -762,7 +794,7 @@ class _CallObserver:
         behaviour = self.behaviour
         behaviour.metrics.llm_attempts_failed += 1
         self.attempt = number + 1
-        self.started = trio.current_time()
+        self.started = behaviour._now()
         if error.refused_locally:
             return  # no call was made: budget.exceeded / the breaker say why
         # NOTE: INFO, not WARNING: a retry is handled here, and a last failure is raised
@@ -783,7 +815,7 @@ class _CallObserver:
             status_code=error.status_code,
             retry_in=retry_in,
             fallback=self.fallback,
-            latency_ms=round((trio.current_time() - started) * 1000),
+            latency_ms=round((self.behaviour._now() - started) * 1000),
             iteration=behaviour.iteration or None,
             max_iterations=behaviour.max_iterations,
         )
@@ -810,7 +842,7 @@ class _CallObserver:
         self.model = self.fallback_model
         self.fallback = True
         self.attempt = 1
-        self.started = trio.current_time()
+        self.started = self.behaviour._now()
 
     def _log_failed(
         self,
@@ -843,7 +875,7 @@ class _CallObserver:
             error_class=str(error.error_class),
             status_code=error.status_code,
             delay_s=retry_in,
-            latency_ms=round((trio.current_time() - started) * 1000),
+            latency_ms=round((self.behaviour._now() - started) * 1000),
         )
 
     def budget_refused(self, error: BudgetExceeded) -> None:
@@ -924,5 +956,3 @@ def _as_request(payload: Any) -> ChatRequest:
     )
 
 
-def _no_timeout() -> AbstractContextManager[None]:
-    return nullcontext()

@@ -200,10 +200,19 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         """
         request = await self._enqueue(payload)
         try:
-            return await request.wait()
+            # NOTE: Request.wait inlined: two coroutine frames less per waiting caller
+            # (10,000 of them are alive at once in B2, and every full GC walks them).
+            if not request.done:
+                done = request._done
+                if done is None:
+                    done = request._done = trio.Event()
+                await done.wait()
+            else:
+                await trio.lowlevel.checkpoint()
         except trio.Cancelled:
             request.cancel("was abandoned: the caller was cancelled")
             raise
+        return request.outcome()
 
     async def _enqueue(self, payload: Any) -> Request:
         self._check_open()
