@@ -123,15 +123,23 @@ def run(config: Config) -> dict[str, Any]:
         "b1", n=config.b1_n, repeats=config.b1_repeats, warmup=config.b1_warmup
     )
     print("B2 concurrency", file=sys.stderr)
-    results["b2"] = [
-        _scenario("b2", impl=impl, n=n, delay=config.b2_delay)
-        for n in config.b2_ns
-        for impl in ("vega", "raw")
-    ] + [
-        # Diagnostic: the largest N again without the cyclic GC.
-        _scenario("b2", impl=impl, n=config.b2_ns[-1], delay=config.b2_delay, gc_on=False)
-        for impl in ("vega", "raw")
-    ]
+    results["b2"] = (
+        [
+            _scenario("b2", impl=impl, n=n, delay=config.b2_delay)
+            for n in config.b2_ns
+            for impl in ("vega", "raw")
+        ]
+        + [
+            # Diagnostic: the largest N again without the cyclic GC.
+            _scenario("b2", impl=impl, n=config.b2_ns[-1], delay=config.b2_delay, gc_on=False)
+            for impl in ("vega", "raw")
+        ]
+        + [
+            # The opt-in GC policy (vega_trio.runtime.relaxed_gc), both implementations.
+            _scenario("b2", impl=impl, n=config.b2_ns[-1], delay=config.b2_delay, relaxed_gc=True)
+            for impl in ("vega", "raw")
+        ]
+    )
     print("B3 idle processes", file=sys.stderr)
     results["b3"] = [
         _scenario("b3", impl="vega", n=config.b3_n, trace=False),

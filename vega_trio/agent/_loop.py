@@ -517,7 +517,7 @@ class AgentBehaviour:
         budgets = tuple(dict.fromkeys(chain))
         # NOTE: usually the chain is the agent's own tuple, shared by all its processes.
         own = self._own_budgets
-        same = len(budgets) == len(own) and all(a is b for a, b in zip(budgets, own))
+        same = len(budgets) == len(own) and all(a is b for a, b in zip(budgets, own, strict=True))
         self._budgets = own if same else budgets
         return self._budgets
 
@@ -954,5 +954,3 @@ def _as_request(payload: Any) -> ChatRequest:
     raise TypeError(
         f"an agent process takes a str, a Message or a ChatRequest, not {type(payload).__name__}"
     )
-
-
