@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -447,11 +447,7 @@ class AgentBehaviour:
     ) -> Attempt:
         """One attempt of ``request`` on ``llm``: blocking, or streamed to ``events``."""
         if events is None:
-
-            async def generate(keep_alive: KeepAlive) -> LLMResponse:
-                return await llm.generate(request)
-
-            return generate
+            return _Generate(llm, request)
 
         async def stream(keep_alive: KeepAlive) -> LLMResponse:
             return await self._stream_llm(request, events, keep_alive, llm)
@@ -740,6 +736,21 @@ class AgentBehaviour:
             return await tools.execute(call)  # the tool's own limit wins
         with trio.fail_after(timeout):
             return await tools.execute(call)
+
+
+class _Generate:
+    """A blocking attempt: calling it returns ``llm.generate(request)``'s coroutine
+    itself, which the call path awaits (an ``async def`` wrapper was one more frame
+    on every resume, and a closure with two cells per call in flight)."""
+
+    __slots__ = ("llm", "request")
+
+    def __init__(self, llm: LLM, request: LLMRequest) -> None:
+        self.llm = llm
+        self.request = request
+
+    def __call__(self, keep_alive: KeepAlive) -> Awaitable[LLMResponse]:
+        return self.llm.generate(self.request)
 
 
 class _ResilientLLM:
