@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._report import Config, machine_info, render
+from ._report import Config, kept_notes, machine_info, render
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
 
     config = QUICK if args.quick else FULL
     results = run(config)
-    report = render(config, results)
+    report = render(config, results, notes=kept_notes(DOC))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     output = args.output if args.output else (None if args.quick else DOC)

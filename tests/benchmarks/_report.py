@@ -443,8 +443,27 @@ vega-trio is {vega / raw:.2f}x the hand-written loop.
 """
 
 
-def render(config: Config, results: dict[str, Any]) -> str:
-    """The whole Markdown report."""
+#: Hand-written prose in docs/benchmarks.md between these markers (the profiles behind
+#: each change, with their before/after figures) is carried into every regenerated page.
+NOTES_BEGIN = "<!-- notes: written by hand, kept by the generator -->"
+NOTES_END = "<!-- /notes -->"
+
+
+def kept_notes(doc: Path) -> str:
+    """The hand-written block of ``doc`` (markers included), or ``""``."""
+    try:
+        text = doc.read_text()
+    except FileNotFoundError:
+        return ""
+    start = text.find(NOTES_BEGIN)
+    end = text.find(NOTES_END, start)
+    if start < 0 or end < 0:
+        return ""
+    return text[start : end + len(NOTES_END)] + "\n"
+
+
+def render(config: Config, results: dict[str, Any], notes: str = "") -> str:
+    """The whole Markdown report; ``notes`` (see :func:`kept_notes`) follows B2."""
     m = results["machine_before"]
     after = results["machine_after"]
     baseline = results["baseline"]
@@ -566,6 +585,7 @@ in {results["total_s"]:.0f} s. Rerun it to refresh this page.
 
 {b1_text}
 {b2_text}
+{notes}
 {b3_text}
 {b45_text}
 {b6_text}
