@@ -131,9 +131,11 @@ class Process(Linkable, metaclass=NoPublicConstructor):
     _mailbox_recv: trio.MemoryReceiveChannel[Request] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._mailbox_send, self._mailbox_recv = trio.open_memory_channel[Request](
-            self.mailbox_size
-        )
+        # NOTE: not open_memory_channel[Request](...): subscripting builds a typing
+        # alias and goes through its __getattr__ on every spawn (B3's profile).
+        channel: tuple[trio.MemorySendChannel[Request], trio.MemoryReceiveChannel[Request]]
+        channel = trio.open_memory_channel(self.mailbox_size)
+        self._mailbox_send, self._mailbox_recv = channel
 
     def __repr__(self) -> str:
         label = f" name={self.name!r}" if self.name else ""
@@ -464,7 +466,8 @@ class Process(Linkable, metaclass=NoPublicConstructor):
                     with scope:
                         if starting:
                             starting = False
-                            self._start_incarnation(previous, task_status)
+                            if self._start_incarnation(previous):
+                                task_status.started()
                         crash = await self._serve_requests(scope)
                         served = True
                     if served or not self._withdrawn(deadline):
@@ -572,9 +575,8 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         # caller and the process keeps serving.
         return self.supervision is not None and exc.restartable
 
-    def _start_incarnation(
-        self, previous: BaseException | None, task_status: trio.TaskStatus[None]
-    ) -> None:
+    def _start_incarnation(self, previous: BaseException | None) -> bool:
+        """Bookkeeping of a new incarnation; ``True`` for the first one."""
         self.status = ProcessStatus.RUNNING
         self.incarnation += 1
         self.last_active = time.time()
@@ -583,11 +585,11 @@ class Process(Linkable, metaclass=NoPublicConstructor):
             self._runtime._on_started(self)
             if _log.isEnabledFor(logging.DEBUG):
                 _log_spawned(self)
-            task_status.started()
-        else:
-            self._runtime._on_restarted(self, previous)
-            if _log.isEnabledFor(logging.INFO):
-                _log_restarted(self, previous)
+            return True
+        self._runtime._on_restarted(self, previous)
+        if _log.isEnabledFor(logging.INFO):
+            _log_restarted(self, previous)
+        return False
 
     def _withdrawn(self, deadline: float) -> bool:
         """After the incarnation's scope caught a cancellation: ``True`` when only the
