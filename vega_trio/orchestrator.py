@@ -84,6 +84,9 @@ class _AgentShared:
     agent: Agent
     path: CallPath
     spend: BudgetTracker
+    budgets: tuple[BudgetTracker, ...] = ()
+    """``(spend, the orchestrator's tracker)``: one tuple shared by the agent's
+    processes (a tuple per process was 2 more GC-tracked objects each, B2)."""
 
 
 _AUTO: Any = object()
@@ -246,7 +249,7 @@ class Orchestrator(metaclass=NoPublicConstructor):
             bus=self._runtime.bus,
             max_iterations=max_iterations,
             path=shared.path,
-            budgets=(shared.spend, self.budget),
+            budgets=shared.budgets,
             tools=tools,
             skill_tools=skill_tools,
             fallback_llm=None if fallback is None else fallback[0],
@@ -417,7 +420,9 @@ class Orchestrator(metaclass=NoPublicConstructor):
         spend = BudgetTracker(agent.budget, owner=f"agent {agent.name!r}")
         if self.persistence is not None:  # a restart cannot reset a budget
             spend.spent = self.persistence.claim_spend(agent.name)
-        shared = self._shared_by_agent[id(agent)] = _AgentShared(agent, path, spend)
+        shared = self._shared_by_agent[id(agent)] = _AgentShared(
+            agent, path, spend, (spend, self.budget)
+        )
         return shared
 
     def _path(

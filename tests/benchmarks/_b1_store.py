@@ -108,7 +108,11 @@ def render_store_cost(
         plain = [
             x
             for x in b2
-            if x["impl"] == "vega" and x["n"] == r["n"] and x["gc_on"] and not x.get("store")
+            if x["impl"] == "vega"
+            and x["n"] == r["n"]
+            and x["gc_on"]
+            and not x.get("store")
+            and not x.get("relaxed_gc")
         ]
         against = f"{plain[0]['wall']:.1f} s" if plain else "?"
         b2_lines += (

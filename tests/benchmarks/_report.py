@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 import statistics
@@ -31,10 +32,11 @@ MIB = 1024 * 1024
 KIB = 1024
 
 # Targets (from the benchmark issue).
-B1_MAX_RATIO = 2.0
+B1_MAX_RATIO = 1.5
 B2_TARGET_N = 10_000
-B2_MAX_WALL_S = 1.5
-B2_MAX_PEAK_MIB = 256
+#: B2's wall at B2_TARGET_N over the hand-written loop's in the same run (issue 16).
+B2_MAX_WALL_RATIO = 1.3
+B2_MAX_PEAK_MIB = 200
 B3_MAX_KIB = 10
 
 
@@ -254,16 +256,19 @@ def _b2_section(
 ) -> tuple[str, dict[str, Any] | None]:
     base = max(baseline["peak_rss"], baseline["rss"])
     rows = []
-    target_run = None
+    target_run: dict[str, Any] | None = None
+    raw_wall = math.nan
     for r in b2:
         label = "vega-trio" if r["impl"] == "vega" else "hand-written Trio"
         peak = max(r["peak_rss"], r["rss_done"])
         gc_on = r.get("gc_on", True)
+        relaxed = r.get("relaxed_gc", False)
+        gc_label = f"{'`relaxed_gc()`' if relaxed else 'on'} ({r['gc_full_collections']} full)"
         rows.append(
             [
                 f"{r['n']:,}",
                 label,
-                f"on ({r['gc_full_collections']} full)" if gc_on else "**off**",
+                gc_label if gc_on else "**off**",
                 _s(r["wall"]),
                 _s(r["all_spawned"]),
                 _s(r["shutdown"]),
@@ -273,11 +278,23 @@ def _b2_section(
                 f"{min(r['ok'], r['ran_tool']):,}/{r['n']:,}",
             ]
         )
-        if r["impl"] == "vega" and r["n"] == B2_TARGET_N and gc_on:
-            target_run = r
+        if r["n"] == B2_TARGET_N and gc_on and not relaxed:
+            if r["impl"] == "vega":
+                target_run = dict(r)
+            else:
+                raw_wall = r["wall"]
+    if target_run is not None:
+        target_run["raw_wall"] = raw_wall
     gc_share = []
     for impl, label in (("vega", "vega-trio"), ("raw", "the hand-written loop")):
-        on = [r for r in b2 if r["impl"] == impl and r["n"] == config.b2_ns[-1] and r["gc_on"]]
+        on = [
+            r
+            for r in b2
+            if r["impl"] == impl
+            and r["n"] == config.b2_ns[-1]
+            and r["gc_on"]
+            and not r.get("relaxed_gc")
+        ]
         off = [r for r in b2 if r["impl"] == impl and r["n"] == config.b2_ns[-1] and not r["gc_on"]]
         if on and off and on[0]["wall"] > 0:
             share = max(0.0, 1 - off[0]["wall"] / on[0]["wall"])
@@ -318,7 +335,10 @@ limit, mailbox of 64. Each row is a fresh interpreter; peak RSS is its `ru_maxrs
 "runs ok" counts processes whose history shows the tool's result and the final reply.
 The rows with the GC **off** are a diagnostic, not a configuration to run: they show
 how much of the wall time CPython's cyclic garbage collector takes ("full" counts
-its full collections, each of which walks every live object).
+its full collections, each of which walks every live object). The `relaxed_gc()` rows
+run both implementations inside `vega_trio.runtime.relaxed_gc()`, the explicit opt-in
+that raises the young-generation threshold from 700 to 10,000 (the library never
+changes GC settings by itself); the target rows are the default ones.
 
 Baseline: an interpreter that only imported vega_trio peaks at
 **{_mib(base)}** ({baseline["modules"]:,} modules in `sys.modules`, import took
@@ -426,8 +446,27 @@ vega-trio is {vega / raw:.2f}x the hand-written loop.
 """
 
 
-def render(config: Config, results: dict[str, Any]) -> str:
-    """The whole Markdown report."""
+#: Hand-written prose in docs/benchmarks.md between these markers (the profiles behind
+#: each change, with their before/after figures) is carried into every regenerated page.
+NOTES_BEGIN = "<!-- notes: written by hand, kept by the generator -->"
+NOTES_END = "<!-- /notes -->"
+
+
+def kept_notes(doc: Path) -> str:
+    """The hand-written block of ``doc`` (markers included), or ``""``."""
+    try:
+        text = doc.read_text()
+    except FileNotFoundError:
+        return ""
+    start = text.find(NOTES_BEGIN)
+    end = text.find(NOTES_END, start)
+    if start < 0 or end < 0:
+        return ""
+    return text[start : end + len(NOTES_END)] + "\n"
+
+
+def render(config: Config, results: dict[str, Any], notes: str = "") -> str:
+    """The whole Markdown report; ``notes`` (see :func:`kept_notes`) follows B2."""
     m = results["machine_before"]
     after = results["machine_after"]
     baseline = results["baseline"]
@@ -473,9 +512,11 @@ def render(config: Config, results: dict[str, Any]) -> str:
 
     if b2_run is not None:
         b2_peak = max(b2_run["peak_rss"], b2_run["rss_done"])
-        b2_wall_ok: bool | None = b2_run["wall"] < B2_MAX_WALL_S
-        b2_mem_ok: bool | None = b2_peak < B2_MAX_PEAK_MIB * MIB
-        b2_wall, b2_mem = _s(b2_run["wall"]), _mib(b2_peak)
+        b2_ratio = b2_run["wall"] / b2_run["raw_wall"]
+        b2_wall_ok: bool | None = b2_ratio <= B2_MAX_WALL_RATIO
+        b2_mem_ok: bool | None = b2_peak <= B2_MAX_PEAK_MIB * MIB
+        b2_wall = f"{b2_ratio:.2f}x ({_s(b2_run['wall'])} vs {_s(b2_run['raw_wall'])})"
+        b2_mem = _mib(b2_peak)
     else:
         b2_wall_ok = b2_mem_ok = None
         b2_wall = b2_mem = f"not run (N={B2_TARGET_N:,} only in the full run)"
@@ -491,12 +532,13 @@ def render(config: Config, results: dict[str, Any]) -> str:
                 _mark(ratio <= B1_MAX_RATIO),
             ],
             [
-                f"B2: {B2_TARGET_N:,} concurrent runs in under {B2_MAX_WALL_S:g} s wall",
+                f"B2: {B2_TARGET_N:,} concurrent runs within {B2_MAX_WALL_RATIO:g}x the "
+                "hand-written wall time (same run)",
                 b2_wall,
                 _mark(b2_wall_ok),
             ],
             [
-                f"B2: {B2_TARGET_N:,} concurrent runs under {B2_MAX_PEAK_MIB} MiB peak RSS",
+                f"B2: {B2_TARGET_N:,} concurrent runs at most {B2_MAX_PEAK_MIB} MiB peak RSS",
                 b2_mem,
                 _mark(b2_mem_ok),
             ],
@@ -550,6 +592,7 @@ in {results["total_s"]:.0f} s. Rerun it to refresh this page.
 
 {b1_text}
 {b2_text}
+{notes}
 {b3_text}
 {b45_text}
 {b6_text}

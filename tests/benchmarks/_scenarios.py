@@ -216,26 +216,44 @@ async def _b1(n: int, repeats: int, warmup: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------- B2 concurrency
 
 
-def b2(impl: str, n: int, delay: float, gc_on: bool = True, store: bool = False) -> dict[str, Any]:
+def b2(
+    impl: str,
+    n: int,
+    delay: float,
+    gc_on: bool = True,
+    store: bool = False,
+    relaxed_gc: bool = False,
+) -> dict[str, Any]:
     """N concurrent processes, one run each, ``delay`` seconds per LLM call (real clock).
 
     ``gc_on=False`` disables the cyclic garbage collector: a diagnostic that shows how
-    much of the wall time full collections take. ``store=True`` (vega-trio only) attaches
-    a SQLite store in a temporary directory: ``wall`` then ends when every event is
-    committed, and ``events_written`` counts them.
+    much of the wall time full collections take. ``relaxed_gc=True`` runs inside
+    :func:`vega_trio.runtime.relaxed_gc` (the opt-in GC policy; both implementations
+    alike). ``store=True`` (vega-trio only) attaches a SQLite store in a temporary
+    directory: ``wall`` then ends when every event is committed, and ``events_written``
+    counts them.
     """
+    from contextlib import nullcontext
+
     import trio
+
+    from vega_trio.runtime import relaxed_gc as relaxed
 
     if not gc_on:
         gc.disable()
     collections_before = sum(s["collections"] for s in gc.get_stats())
     rss_start = current_rss()
-    result = trio.run(_b2_vega, n, delay, store) if impl == "vega" else trio.run(_b2_raw, n, delay)
+    with relaxed() if relaxed_gc else nullcontext():
+        if impl == "vega":
+            result = trio.run(_b2_vega, n, delay, store)
+        else:
+            result = trio.run(_b2_raw, n, delay)
     result.update(
         impl=impl,
         n=n,
         delay=delay,
         gc_on=gc_on,
+        relaxed_gc=relaxed_gc,
         store=store,
         gc_full_collections=gc.get_stats()[2]["collections"],
         gc_collections=sum(s["collections"] for s in gc.get_stats()) - collections_before,

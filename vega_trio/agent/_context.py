@@ -326,9 +326,9 @@ class UnboundedContext(_BaseContext):
     # NOTE: nothing is ever trimmed, so token counts matter only to token_count().
     # This is the default context, on every agent's hot path, so estimates are made
     # and usage reports applied lazily there instead of on every add and every call.
-    _reports: list[tuple[Sequence[Message], Usage]] = attrs.field(
-        init=False, factory=list, repr=False
-    )
+    # NOTE: flat — prompt, usage, prompt, usage ... — not (prompt, usage) tuples: a
+    # tuple per LLM call was one more GC-tracked object per idle process (B2).
+    _reports: list[Sequence[Message] | Usage] = attrs.field(init=False, factory=list, repr=False)
 
     def _new_entry(self, message: Message) -> _Entry:
         if not isinstance(message, Message):
@@ -338,8 +338,10 @@ class UnboundedContext(_BaseContext):
     def record_usage(self, prompt: Sequence[Message], usage: Usage) -> None:
         """Remember a usage report; :meth:`token_count` applies the reports in order."""
         with self._lock:
-            self._reports.append((prompt, usage))
-            if len(self._reports) >= _MAX_DEFERRED_REPORTS:
+            reports = self._reports
+            reports.append(prompt)
+            reports.append(usage)
+            if len(reports) >= 2 * _MAX_DEFERRED_REPORTS:
                 self._apply_reports_locked()
 
     def _apply_reports_locked(self) -> None:
@@ -347,7 +349,9 @@ class UnboundedContext(_BaseContext):
             if entry.tokens == _UNKNOWN:
                 entry.tokens = estimate_message_tokens(entry.message)
         reports, self._reports = self._reports, []
-        for prompt, usage in reports:
+        for i in range(0, len(reports), 2):
+            prompt, usage = reports[i], reports[i + 1]
+            assert isinstance(usage, Usage) and not isinstance(prompt, Usage)
             self._apply_usage_locked(prompt, usage)
 
     def _token_count_locked(self) -> int:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -186,7 +185,9 @@ class AgentBehaviour:
         nowhere; a session's process has the store's)."""
         self._price = prices.lookup(model)  # None: unknown model, reported per call
         self._schemas = self.tools.schemas()
-        self._system = agent.system_prompt
+        # NOTE: the agent's own getter, shared by its processes (a bound method here
+        # was one more GC-tracked object per process, and one more call per round).
+        self._system = agent._system_getter
         # NOTE: (backend, model id, price) of the agent's fallback_model; the
         # orchestrator resolves the backend by the model's provider prefix.
         fallback_model = fallback_model or agent.fallback_model
@@ -214,13 +215,26 @@ class AgentBehaviour:
         # process (and so its parent) is known.
         self._own_budgets = tuple(budgets)
         self._budgets: tuple[BudgetTracker, ...] | None = None
-        # (tokens of the last prompt and its reply, prompt length + 1, the reply turn)
-        self._last_prompt: tuple[int, int, Message] | None = None
+        # The last prompt: its tokens and its reply's, its length + 1, the reply turn
+        # (three fields, not a tuple: one GC-tracked object less per process, B2).
+        self._last_tokens = 0
+        self._last_length = 0
+        self._last_reply: Message | None = None
+        # NOTE: the run's clock, read directly: trio.current_time() is three Python
+        # calls deep, and a run reads the clock six times (B1).
+        self._clock: trio.abc.Clock | None = None
 
     @property
     def name(self) -> str:
         """The agent's name."""
         return self.agent.name
+
+    def _now(self) -> float:
+        """The run's clock (``trio.current_time()``), read directly."""
+        clock = self._clock
+        if clock is None:
+            clock = self._clock = trio.lowlevel.current_clock()
+        return clock.current_time()
 
     @property
     def process_class(self) -> type[Process]:
@@ -233,28 +247,37 @@ class AgentBehaviour:
     async def handle(self, process: Process, payload: Any) -> SendResult:
         """Serve one message: run the tool loop until the model replies with text."""
         request = _as_request(payload)
+        clock = self._clock
+        if clock is None:
+            clock = self._clock = trio.lowlevel.current_clock()
         await self._maybe_compact(process)
-        started = trio.current_time()
-        before = (self.metrics.input_tokens, self.metrics.output_tokens, self.metrics.cost_usd)
+        started = clock.current_time()
+        metrics = self.metrics
+        before = (metrics.input_tokens, metrics.output_tokens, metrics.cost_usd)
         timeout = self.agent.send_timeout
         try:
-            with trio.move_on_after(timeout) if timeout is not None else _no_timeout() as scope:
-                text = await self._converse(process, request)
-            if scope is not None and scope.cancelled_caught:
-                raise SendTimeout(
-                    f"agent {self.name!r} (process {process.id}) did not reply within its "
-                    f"send_timeout of {timeout:g}s; the conversation is unchanged"
-                )
+            if timeout is None:
+                # NOTE: no nullcontext stand-in for the timeout: it was two objects
+                # more per send in flight, and two calls.
+                text = await self._tool_loop(process, request)
+            else:
+                with trio.move_on_after(timeout) as scope:
+                    text = await self._tool_loop(process, request)
+                if scope.cancelled_caught:
+                    raise SendTimeout(
+                        f"agent {self.name!r} (process {process.id}) did not reply within "
+                        f"its send_timeout of {timeout:g}s; the conversation is unchanged"
+                    )
         except RequestError:
-            self.metrics.errors += 1
+            metrics.errors += 1
             raise
         return SendResult(
             text=text,
             metrics=SendMetrics(
-                input_tokens=self.metrics.input_tokens - before[0],
-                output_tokens=self.metrics.output_tokens - before[1],
-                cost_usd=self.metrics.cost_usd - before[2],
-                duration_ms=round((trio.current_time() - started) * 1000),
+                input_tokens=metrics.input_tokens - before[0],
+                output_tokens=metrics.output_tokens - before[1],
+                cost_usd=metrics.cost_usd - before[2],
+                duration_ms=round((clock.current_time() - started) * 1000),
             ),
         )
 
@@ -298,18 +321,6 @@ class AgentBehaviour:
                 user=process.user,
             )
 
-    async def _converse(self, process: Process, request: ChatRequest) -> str:
-        # NOTE: turns of this send are kept aside and committed to the context only when
-        # the send succeeds, so a failed or cancelled send leaves an API-valid history.
-        self.current_message = request.message
-        self.current_events = request.events
-        try:
-            return await self._tool_loop(process, request)
-        finally:
-            self.current_message = None
-            self.current_events = None
-            self.iteration = 0
-
     def _round_tools(self, process: Process) -> tuple[Tools, tuple[ToolSchema, ...]]:
         if self._skills is None:
             return self.tools, self._schemas
@@ -324,42 +335,55 @@ class AgentBehaviour:
         return tools, tools.schemas()
 
     async def _tool_loop(self, process: Process, request: ChatRequest) -> str:
-        pending: list[Message] = [request.message]
-        events = request.events
-        for iteration in range(1, self.max_iterations + 1):
-            self.iteration = iteration
-            self.metrics.iterations += 1
-            tools, schemas = self._round_tools(process)
-            llm_request = LLMRequest(
-                model=self.model,
-                system=self._system(process),
-                messages=(*self.context.messages(), *pending),
-                tools=schemas,
-                max_tokens=self.agent.max_tokens,
-                temperature=self.agent.temperature,
+        # NOTE: turns of this send are kept aside and committed to the context only when
+        # the send succeeds, so a failed or cancelled send leaves an API-valid history.
+        # One coroutine for the whole send (the bookkeeping around the rounds was a
+        # frame of its own: one more per send in flight, B2).
+        self.current_message = message = request.message
+        self.current_events = events = request.events
+        pending: list[Message] = [message]
+        try:
+            for iteration in range(1, self.max_iterations + 1):
+                self.iteration = iteration
+                self.metrics.iterations += 1
+                tools, schemas = self._round_tools(process)
+                llm_request = LLMRequest(
+                    model=self.model,
+                    system=self._system(process),
+                    messages=(*self.context.messages(), *pending),
+                    tools=schemas,
+                    max_tokens=self.agent.max_tokens,
+                    temperature=self.agent.temperature,
+                )
+                response = await self._call_llm(process, llm_request, events, pending)
+                usage = response.usage
+                self.context.record_usage(llm_request.messages, usage)
+                reply = response.to_message()
+                pending.append(reply)
+                if usage.input_tokens:
+                    self._last_tokens = usage.total_tokens
+                    self._last_length = len(llm_request.messages) + 1
+                    self._last_reply = reply
+                tool_uses = response.tool_uses
+                if not tool_uses:
+                    if self.history_sink is not None:
+                        # NOTE: committed before the context takes the turn and before
+                        # the send is answered: a reply the caller sees is durable, and
+                        # one whose commit failed is not in the history either.
+                        await self.history_sink.turn_completed(process, pending)
+                    self.context.extend(pending)
+                    return response.text
+                results = await self._run_tools(process, tools, tool_uses, events)
+                pending.append(Message(role="user", content=results))
+            raise MaxIterationsExceeded(
+                f"agent {self.name!r} (process {process.id}) still asked for tools after "
+                f"{self.max_iterations} LLM rounds; raise max_iterations or give it a "
+                "clearer task"
             )
-            response = await self._call_llm(process, llm_request, events, pending)
-            self.context.record_usage(llm_request.messages, response.usage)
-            reply = response.to_message()
-            pending.append(reply)
-            usage = response.usage
-            if usage.input_tokens:
-                self._last_prompt = (usage.total_tokens, len(llm_request.messages) + 1, reply)
-            tool_uses = response.tool_uses
-            if not tool_uses:
-                if self.history_sink is not None:
-                    # NOTE: committed before the context takes the turn and before the
-                    # send is answered: a reply the caller sees is durable, and one
-                    # whose commit failed is not in the history either.
-                    await self.history_sink.turn_completed(process, pending)
-                self.context.extend(pending)
-                return response.text
-            results = await self._run_tools(process, tools, tool_uses, events)
-            pending.append(Message(role="user", content=results))
-        raise MaxIterationsExceeded(
-            f"agent {self.name!r} (process {process.id}) still asked for tools after "
-            f"{self.max_iterations} LLM rounds; raise max_iterations or give it a clearer task"
-        )
+        finally:
+            self.current_message = None
+            self.current_events = None
+            self.iteration = 0
 
     # -------------------------------------------------------------------- LLM
     async def _call_llm(
@@ -377,6 +401,10 @@ class AgentBehaviour:
         pass over the whole conversation.
         """
         observer = _CallObserver(self, process, request.model)
+        # NOTE: the observer carries what the prompt's estimate needs: a bound method
+        # instead of a lambda over three cells (4 objects per call in flight, B2).
+        observer.request = request
+        observer.pending = pending
         attempt = self._attempt(self.llm, request, events)
         budgets = self._budgets if self._budgets is not None else self._budget_chain(process)
         if self._fallback is None:
@@ -384,8 +412,9 @@ class AgentBehaviour:
                 attempt,
                 observer=observer,
                 budgets=budgets,
-                estimate_tokens=lambda: self._estimate_tokens(request, pending),
+                estimate_tokens=observer.estimate_tokens,
                 estimate_cost=self._estimate_cost,
+                started=observer.started,
             )
         else:
             fallback_llm, fallback_model, fallback_price = self._fallback
@@ -394,8 +423,9 @@ class AgentBehaviour:
                 attempt,
                 observer=observer,
                 budgets=budgets,
-                estimate_tokens=lambda: self._estimate_tokens(request, pending),
+                estimate_tokens=observer.estimate_tokens,
                 estimate_cost=self._estimate_cost,
+                started=observer.started,
                 fallback=self._attempt(
                     fallback_llm, attrs.evolve(request, model=fallback_model), events
                 ),
@@ -419,11 +449,7 @@ class AgentBehaviour:
     ) -> Attempt:
         """One attempt of ``request`` on ``llm``: blocking, or streamed to ``events``."""
         if events is None:
-
-            async def generate(keep_alive: KeepAlive) -> LLMResponse:
-                return await llm.generate(request)
-
-            return generate
+            return _Generate(llm, request)
 
         async def stream(keep_alive: KeepAlive) -> LLMResponse:
             return await self._stream_llm(request, events, keep_alive, llm)
@@ -460,9 +486,9 @@ class AgentBehaviour:
         # when this prompt continues that one (the reply is where it was), only the
         # turns added since are estimated — O(new turns), not O(conversation).
         messages = request.messages
-        known = self._last_prompt
-        if known is not None:
-            tokens, length, reply = known
+        reply = self._last_reply
+        if reply is not None:
+            tokens, length = self._last_tokens, self._last_length
             if len(messages) >= length and messages[length - 1] is reply:
                 for message in messages[length:]:
                     tokens += estimate_message_tokens(message)
@@ -486,7 +512,11 @@ class AgentBehaviour:
         for tracker in self._own_budgets[1:]:
             if tracker not in chain:
                 chain.append(tracker)
-        self._budgets = tuple(dict.fromkeys(chain))
+        budgets = tuple(dict.fromkeys(chain))
+        # NOTE: usually the chain is the agent's own tuple, shared by all its processes.
+        own = self._own_budgets
+        same = len(budgets) == len(own) and all(a is b for a, b in zip(budgets, own, strict=True))
+        self._budgets = own if same else budgets
         return self._budgets
 
     def tree_budgets(self, process: Process) -> tuple[BudgetTracker, ...]:
@@ -545,7 +575,7 @@ class AgentBehaviour:
                 model,
                 usage.input_tokens,
                 usage.output_tokens,
-                round((trio.current_time() - started) * 1000),
+                round((self._now() - started) * 1000),
                 event="llm.call",
                 process_id=process.id,
                 agent=self.name,
@@ -555,7 +585,7 @@ class AgentBehaviour:
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 cost_usd=cost,
-                latency_ms=round((trio.current_time() - started) * 1000),
+                latency_ms=round((self._now() - started) * 1000),
                 attempt=attempt,
                 error_class=None,
             )
@@ -573,7 +603,7 @@ class AgentBehaviour:
                 cache_read_input_tokens=usage.cache_read_input_tokens,
                 cost_usd=cost,
                 priced=cost is not None,
-                latency_ms=round((trio.current_time() - started) * 1000),
+                latency_ms=round((self._now() - started) * 1000),
                 attempt=attempt,
                 fallback=fallback,
                 error_class=None,
@@ -659,14 +689,14 @@ class AgentBehaviour:
                 tool_call_id=use.id,
                 arguments=arguments,
             )
-        started = trio.current_time()
+        started = self._now()
         try:
             output = await self._execute(tools, use, arguments)
             is_error = False
         except Exception as exc:  # the model sees the failure and may recover
             output = _describe_tool_error(use.name, exc)
             is_error = True
-        duration_ms = round((trio.current_time() - started) * 1000)
+        duration_ms = round((self._now() - started) * 1000)
         if events is not None:
             await _emit(
                 events,
@@ -710,6 +740,21 @@ class AgentBehaviour:
             return await tools.execute(call)
 
 
+class _Generate:
+    """A blocking attempt: calling it returns ``llm.generate(request)``'s coroutine
+    itself, which the call path awaits (an ``async def`` wrapper was one more frame
+    on every resume, and a closure with two cells per call in flight)."""
+
+    __slots__ = ("llm", "request")
+
+    def __init__(self, llm: LLM, request: LLMRequest) -> None:
+        self.llm = llm
+        self.request = request
+
+    def __call__(self, keep_alive: KeepAlive) -> Awaitable[LLMResponse]:
+        return self.llm.generate(self.request)
+
+
 class _ResilientLLM:
     """The behaviour's backend seen through its call path (for the context's own calls)."""
 
@@ -733,7 +778,9 @@ class _CallObserver:
         "fallback",
         "fallback_model",
         "model",
+        "pending",
         "process",
+        "request",
         "started",
     )
 
@@ -742,10 +789,17 @@ class _CallObserver:
         self.process = process
         self.model = model
         self.attempt = 1
-        self.started = trio.current_time()
+        self.started = behaviour._now()
         self.fallback = False
         """Whether the call went on to the fallback model."""
         self.fallback_model = ""
+        self.request: LLMRequest | None = None
+        self.pending: Sequence[Message] | None = None
+
+    def estimate_tokens(self) -> int:
+        """The prompt's estimated tokens (only TPM limits and ``block`` budgets ask)."""
+        assert self.request is not None
+        return self.behaviour._estimate_tokens(self.request, self.pending)
 
     def attempt_failed(
         self, number: int, error: LLMError, started: float, retry_in: float | None
@@ -753,7 +807,7 @@ class _CallObserver:
         behaviour = self.behaviour
         behaviour.metrics.llm_attempts_failed += 1
         self.attempt = number + 1
-        self.started = trio.current_time()
+        self.started = behaviour._now()
         if error.refused_locally:
             return  # no call was made: budget.exceeded / the breaker say why
         # NOTE: INFO, not WARNING: a retry is handled here, and a last failure is raised
@@ -774,7 +828,7 @@ class _CallObserver:
             status_code=error.status_code,
             retry_in=retry_in,
             fallback=self.fallback,
-            latency_ms=round((trio.current_time() - started) * 1000),
+            latency_ms=round((self.behaviour._now() - started) * 1000),
             iteration=behaviour.iteration or None,
             max_iterations=behaviour.max_iterations,
         )
@@ -801,7 +855,7 @@ class _CallObserver:
         self.model = self.fallback_model
         self.fallback = True
         self.attempt = 1
-        self.started = trio.current_time()
+        self.started = self.behaviour._now()
 
     def _log_failed(
         self,
@@ -834,7 +888,7 @@ class _CallObserver:
             error_class=str(error.error_class),
             status_code=error.status_code,
             delay_s=retry_in,
-            latency_ms=round((trio.current_time() - started) * 1000),
+            latency_ms=round((self.behaviour._now() - started) * 1000),
         )
 
     def budget_refused(self, error: BudgetExceeded) -> None:
@@ -913,7 +967,3 @@ def _as_request(payload: Any) -> ChatRequest:
     raise TypeError(
         f"an agent process takes a str, a Message or a ChatRequest, not {type(payload).__name__}"
     )
-
-
-def _no_timeout() -> AbstractContextManager[None]:
-    return nullcontext()

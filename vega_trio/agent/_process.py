@@ -22,7 +22,7 @@ __all__ = ["AgentProcess", "ChatStream", "TextStream"]
 _STREAM_BUFFER = 32
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)  # no __setattr__ hook: see Process
 class AgentProcess(Process):
     """A running instance of an :class:`~vega_trio.Agent` with its own conversation.
 

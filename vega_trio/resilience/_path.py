@@ -142,6 +142,7 @@ class CallPath:
         estimate_cost: Callable[[int], float] | None = None,
         fallback: Attempt | None = None,
         fallback_cost: Callable[[int], float] | None = None,
+        started: float | None = None,
     ) -> LLMResponse:
         """Make an LLM call through the whole path and return its response.
 
@@ -159,6 +160,8 @@ class CallPath:
             fallback: makes one call of the same request to the fallback model; used
                 only when this path has a :attr:`fallback` path.
             fallback_cost: ``estimate_cost`` at the fallback model's price.
+            started: when the call began (``trio.current_time()``), if the caller has
+                read the clock already; the first attempt starts then.
 
         Raises:
             LLMError: the last attempt's error (``attempts`` says how many were
@@ -166,30 +169,26 @@ class CallPath:
                 (:class:`BudgetExceeded`, :class:`RateLimited`,
                 :class:`RequestTooLarge`, :class:`CircuitOpen`).
         """
-        tokens = -1  # NOTE: estimated lazily: most paths have no use for it
-
-        def estimated_tokens() -> int:
-            nonlocal tokens
-            if tokens < 0:
-                tokens = estimate_tokens() if estimate_tokens is not None else 0
-            return tokens
+        # NOTE: the prompt's tokens are estimated lazily (most paths have no use for
+        # them), at most once per call; the memo is made on the first path that may
+        # need it, not on every call (a closure and two cells per call in flight, B2).
+        memo: _Memo | None = None
 
         # NOTE: the retry loop is RetryPolicy.run's, inlined: this is every LLM call's
         # hot path, and each coroutine layer costs more than the loop itself.
         path = self
         retry = self.retry
         number = 1
-        while True:
+        if started is None:
             started = trio.current_time()
+        while True:
             try:
-                if path._plain:
+                if path._plain and not (budgets and path._blocks(budgets)):
                     await trio.lowlevel.checkpoint_if_cancelled()
-                    if budgets:
-                        path._check_budgets(observer, budgets, estimated_tokens, estimate_cost)
                     return await attempt(_no_keepalive)
-                return await path._attempt(
-                    attempt, observer, budgets, estimated_tokens, estimate_cost
-                )
+                if memo is None:
+                    memo = _Memo(estimate_tokens)
+                return await path._attempt(attempt, observer, budgets, memo, estimate_cost)
             except LLMError as exc:
                 exc.attempts = number
                 delay = None if retry is None else retry.delay_after(number, exc)
@@ -209,6 +208,16 @@ class CallPath:
             # Sleep outside the except block: the wait must not carry the handled error.
             await trio.sleep(delay)
             number += 1
+            started = trio.current_time()
+
+    @staticmethod
+    def _blocks(budgets: Sequence[BudgetTracker]) -> bool:
+        """Whether one of ``budgets`` may refuse a call (``on_exceed="block"``)."""
+        for tracker in budgets:
+            budget = tracker.budget
+            if budget is not None and budget.on_exceed == "block":
+                return True
+        return False
 
     @staticmethod
     def _check_budgets(
@@ -325,3 +334,18 @@ def falls_back(error: LLMError) -> bool:
 
 def _no_keepalive(output: bool) -> None:
     pass
+
+
+class _Memo:
+    """The prompt's estimated tokens of one call, computed at most once."""
+
+    __slots__ = ("_estimate", "_tokens")
+
+    def __init__(self, estimate: Callable[[], int] | None) -> None:
+        self._estimate = estimate
+        self._tokens = -1
+
+    def __call__(self) -> int:
+        if self._tokens < 0:
+            self._tokens = self._estimate() if self._estimate is not None else 0
+        return self._tokens

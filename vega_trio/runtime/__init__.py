@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ._context import current_process, current_process_or_none
 from ._events import Event, EventBus, Lagged, Subscription
+from ._gc import relaxed_gc
 from ._groups import Blackboard, Group
 from ._links import Down, ExitSignal, Monitor, SignalChannel
 from ._process import Behaviour, MailboxFull, Process
@@ -54,4 +55,5 @@ __all__ = [
     "current_process",
     "current_process_or_none",
     "open_supervisor",
+    "relaxed_gc",
 ]

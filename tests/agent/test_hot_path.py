@@ -1,0 +1,144 @@
+"""What one agent run costs the interpreter (issue 16): GC-tracked objects per process,
+idle and in flight, and clock reads per send. Counts, not timings: deterministic.
+
+The bounds are the measured counts (B2's workload: one tool call, two LLM calls); the
+hand-written Trio loop of tests/benchmarks holds 57 objects idle after its run and 63
+in flight. Raising a bound needs a reason in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import sys
+from typing import Any
+
+import trio
+
+from vega_trio import Agent, open_orchestrator
+from vega_trio.llm import LLMRequest, Usage
+from vega_trio.testing import ScriptedLLM, Step
+
+N = 200
+PROMPT = "What is 1 + 2?"
+
+
+async def add(a: int, b: int) -> int:
+    """Add two integers."""
+    await trio.lowlevel.checkpoint()
+    return a + b
+
+
+def _llm(delay: float, on_request: Any = None) -> ScriptedLLM:
+    usage = Usage(input_tokens=12, output_tokens=6)
+    call = Step.tool_call("add", {"a": 1, "b": 2}, delay=delay, usage=usage)
+    text = Step.text("1 + 2 = 3", delay=delay, usage=usage)
+
+    def respond(request: LLMRequest) -> Step:
+        if on_request is not None:
+            on_request()
+        return text if request.messages[-1].content[0].type == "tool_result" else call
+
+    return ScriptedLLM(responder=respond)
+
+
+def _census() -> collections.Counter[str]:
+    gc.collect()
+    return collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+
+
+async def test_an_idle_process_after_a_run_holds_at_most_64_objects() -> None:
+    """A process that has answered one message and waits for the next keeps at most 64
+    GC-tracked objects alive (78 before issue 16)."""
+    llm = _llm(0.0)
+    agent = Agent(name="bench", tools=[add])
+    async with open_orchestrator(llm=llm) as orch:
+        procs = [await orch.spawn(agent)]
+        assert await procs[0].send(PROMPT) == "1 + 2 = 3"
+        llm.requests.clear()
+        before = _census()
+        for _ in range(N):
+            proc = await orch.spawn(agent)
+            procs.append(proc)
+            assert await proc.send(PROMPT) == "1 + 2 = 3"
+        llm.requests.clear()  # the scripted model's own record, not the process's
+        after = _census()
+    per_process = sum((after - before).values()) / N
+    assert per_process <= 64, (per_process, (after - before).most_common(12))
+
+
+async def test_a_run_in_flight_holds_at_most_90_objects(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """While N processes wait on their first LLM call, each (with its caller) keeps at
+    most 90 GC-tracked objects alive (88 measured here, 101 before issue 16)."""
+    seen: dict[str, Any] = {}
+    calls = 0
+
+    def on_request() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == N + 1:  # every process has asked once: all are in flight
+            seen["census"] = _census()
+
+    llm = _llm(1.0, on_request)
+    agent = Agent(name="bench", tools=[add])
+    async with open_orchestrator(llm=llm) as orch:
+        warm = await orch.spawn(agent)
+        with trio.fail_after(10):
+            assert await warm.send(PROMPT) == "1 + 2 = 3"
+        calls = 1
+        seen["before"] = _census()
+
+        async def one() -> None:
+            proc = await orch.spawn(agent)
+            assert await proc.send(PROMPT) == "1 + 2 = 3"
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for _ in range(N):
+                    nursery.start_soon(one)
+    grown = seen["census"] - seen["before"]
+    per_process = sum(grown.values()) / N
+    assert per_process <= 90, (per_process, grown.most_common(12))
+
+
+class _CountingClock(trio.abc.Clock):
+    """The system clock, counting the reads made by vega_trio's own code."""
+
+    def __init__(self) -> None:
+        self._clock = trio.testing.MockClock()
+        self.reads = 0
+
+    def start_clock(self) -> None:
+        self._clock.start_clock()
+
+    def current_time(self) -> float:
+        frame = sys._getframe(1)
+        while frame is not None and "/trio/" in frame.f_code.co_filename:
+            frame = frame.f_back  # type: ignore[assignment]
+        name = frame.f_code.co_filename if frame is not None else ""
+        if "/vega_trio/" in name and "/vega_trio/testing/" not in name:
+            self.reads += 1
+        return self._clock.current_time()
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return self._clock.deadline_to_sleep_time(deadline)
+
+
+def test_a_send_reads_the_clock_at_most_six_times() -> None:
+    """One send (two LLM calls, one tool call) reads the run's clock at most six times:
+    the send's duration, each LLM call's start and each tool's duration (eight before
+    issue 16: each call path attempt read it again)."""
+    clock = _CountingClock()
+
+    async def main() -> int:
+        llm = _llm(0.0)
+        async with open_orchestrator(llm=llm) as orch:
+            proc = await orch.spawn(Agent(name="bench", tools=[add]))
+            assert await proc.send(PROMPT) == "1 + 2 = 3"
+            before = clock.reads
+            assert await proc.send(PROMPT) == "1 + 2 = 3"
+            return clock.reads - before
+
+    assert trio.run(main, clock=clock) <= 6
