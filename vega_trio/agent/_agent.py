@@ -10,7 +10,7 @@ import attrs
 
 from ..resilience import Budget, CircuitBreaker, RateLimit, RetryPolicy
 from ..runtime import Supervision
-from ..tools import Tool, Tools
+from ..tools._registry import Tool, Tools
 
 if TYPE_CHECKING:
     from ..llm import LLM

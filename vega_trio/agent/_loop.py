@@ -1,4 +1,9 @@
-"""The agent loop (SPEC §1.3): the behaviour that runs inside an agent's process."""
+"""The agent loop (SPEC §1.3): the behaviour that runs inside an agent's process.
+
+Size: the loop (context, model call through the resilience path, tool calls, streaming,
+accounting) is one request's path; the per-call observer sits beside it because both are
+on the hot path of every send (see docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ from ..llm import (
 from ..resilience import BudgetExceeded, BudgetTracker, CircuitBreaker
 from ..resilience._breaker import BreakerState
 from ..resilience._path import Attempt, CallPath, KeepAlive
-from ..tools import ToolCall, Tools
+from ..tools._registry import ToolCall, Tools
 from ._bus_events import (
     CIRCUIT_EVENTS,
     BudgetOverrun,

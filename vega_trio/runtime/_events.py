@@ -27,6 +27,10 @@ A *sink* (:meth:`EventBus.add_sink`) is the one lossless consumer: a synchronous
 callable that receives every event as it is published, in order — the store's event
 writer, which must not drop anything (a subscriber's buffer is bounded and drops on
 overflow; a sink appends to its own batch and writes it later, off the hot path).
+
+Size: the event base class, its per-class encoders, the runtime's event kinds and the bus
+that fans them out are one contract (what an event is and how it travels); the layers
+above only add kinds.
 """
 
 from __future__ import annotations

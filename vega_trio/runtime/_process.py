@@ -2,6 +2,10 @@
 
 The runtime knows nothing about LLMs: a behaviour is any object with
 ``async handle(process, payload) -> reply``. The agent loop is one behaviour.
+
+Size: one process's life (mailbox, request loop, cancellation, exit reasons, links and
+monitors' delivery) is one state machine over shared slots on the hot path; splitting it
+would put a call boundary inside every send (see docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ within ``window`` seconds and the supervisor terminates its children in reverse 
 order and exits with reason ``shutdown``; its parent supervisor sees that exit like any
 other (a ``permanent`` child is restarted, which counts against the parent's own
 intensity: escalation).
+
+Size: the supervisor is one gen_server loop; its dynamic API (start/terminate/restart/
+delete child, which_children, count_children) and the exit handling share its state and
+must be read together to check OTP's semantics.
 """
 
 from __future__ import annotations
