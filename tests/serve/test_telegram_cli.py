@@ -31,19 +31,25 @@ async def test_serve_command_refuses_an_unusable_telegram_variable() -> None:
 
 
 @pytest.mark.slow
-async def test_serve_subprocess_answers_telegram_users_from_the_environment() -> None:
+@pytest.mark.parametrize("agent", ["assistant", None])
+async def test_serve_subprocess_answers_telegram_users_from_the_environment(
+    agent: str | None,
+) -> None:
     """`vega-trio serve` with TELEGRAM_* set polls the Bot API, answers an allowed user
-    through TELEGRAM_AGENT, says so on stderr without the token, and stops on SIGINT."""
+    through TELEGRAM_AGENT — Hermes, whom `serve` adds, when it is unset — says so on stderr
+    without the token, and stops on SIGINT."""
     async with open_fake_telegram_server(token="987654:cli-secret-token-value") as telegram:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "TELEGRAM_BOT_TOKEN": telegram.token,
             "TELEGRAM_API_URL": telegram.api_url,
-            "TELEGRAM_AGENT": "assistant",
             "TELEGRAM_ALLOWED_USERS": "42",
         }
         env.pop("VEGA_TOKEN", None)
+        env.pop("TELEGRAM_AGENT", None)
+        if agent is not None:
+            env["TELEGRAM_AGENT"] = agent
         proc = await trio.lowlevel.open_process(
             [
                 sys.executable,
@@ -77,5 +83,5 @@ async def test_serve_subprocess_answers_telegram_users_from_the_environment() ->
                 with trio.move_on_after(10, shield=True):
                     await proc.wait()
     text = stderr.decode()
-    assert "Telegram bot on (agent 'assistant', 1 allowed user)" in text
+    assert f"Telegram bot on (agent '{agent or 'hermes'}', 1 allowed user)" in text
     assert "cli-secret-token-value" not in text
