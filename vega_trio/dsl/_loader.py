@@ -58,8 +58,8 @@ _STR_TAG: Final = "tag:yaml.org,2002:str"
 _PLAIN_TAGS: Final = frozenset(
     f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null")
 )
-_MISSING: Final = object()
-_BAD: Final = object()
+_MISSING: Final[Any] = object()
+_BAD: Final[Any] = object()
 
 # -- leaf values: one converter per kind ------------------------------------------------------
 
@@ -198,6 +198,9 @@ class Loaded:
     locations: dict[tuple[int, str], ScalarLocation]
     broken: set[int]
     """``id``s of model objects that had errors (checks that would repeat them are skipped)."""
+    kept: list[object] = attrs.field(factory=list, repr=False)
+    """Every object keyed by ``id`` above, kept alive: an object dropped after it was made
+    (the items of a wrong list) would free its ``id`` for another one."""
 
 
 class _Reader:
@@ -209,6 +212,7 @@ class _Reader:
         self.diagnostics: list[Diagnostic] = []
         self.locations: dict[tuple[int, str], ScalarLocation] = {}
         self.broken: set[int] = set()
+        self.kept: list[object] = []
         self._constructor: Any = None
         self.depth = 0
         """How many control steps enclose the steps being read."""
@@ -231,6 +235,7 @@ class _Reader:
         return Source(self.file, line, column, path)
 
     def locate(self, obj: object, field: str, node: Node, path: str) -> None:
+        self.kept.append(obj)
         self.locations[(id(obj), field)] = ScalarLocation(self.file, path, node, self.lines)
 
     # -- plain values --
@@ -581,7 +586,6 @@ def _read(
         _check_keys(reader, entries, schema.keys, path, (section.what or "").format(name=name))
     located: Located = []
     groups: dict[str, dict[str, tuple[Node, Node]] | None] = {}
-    drop = False
     for plan in schema.plans:
         if plan.key is None:
             continue
@@ -602,14 +606,16 @@ def _read(
         if found is None:
             if (required := plan.spec.required) is not None:
                 reader.error(owner, owner_path, required.message.format(name=name), required.hint)
-                drop = drop or required.drop
+                if required.drop:
+                    return _BAD
             continue
         value_path = _child(owner_path, plan.sub or plan.key)
         value = fields[plan.name] = _value(reader, plan, found[1], value_path, fields, located)
         if value is _MISSING:  # a hook that reported why there is no value
             del fields[plan.name]
         elif value is _BAD:
-            drop = drop or plan.spec.fatal
+            if plan.spec.fatal:
+                return _BAD
         elif plan.spec.locate:
             if plan.kind == "names":
                 for i, item in enumerate(found[1].value):
@@ -621,7 +627,7 @@ def _read(
         if section.check is None
         else _CHECKS[section.check](reader, fields, entries, node, path, located)
     )
-    if drop or verdict == "drop":
+    if verdict == "drop":
         return _BAD
     obj = _build(reader, cls, fields, verdict == "bad")
     for field, value_node, value_path in located:
@@ -641,6 +647,7 @@ def _build(reader: _Reader, cls: type, fields: dict[str, Any], bad: bool) -> Any
     obj = cls(**clean)
     if bad:
         reader.broken.add(id(obj))
+        reader.kept.append(obj)
     return obj
 
 
@@ -1265,7 +1272,7 @@ def _document(reader: _Reader, node: Node) -> Document | None:
         )
         return None
     document = _read(reader, Document, node, "")
-    return None if document is _BAD else document  # type: ignore[no-any-return]
+    return None if document is _BAD else document
 
 
 # -- entry points ---------------------------------------------------------------------------
@@ -1281,12 +1288,12 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
         root = YAML(typ="safe", pure=True).compose(text)
     except Exception as problem:  # ruamel raises many kinds; all mean "not YAML"
         _yaml_error(reader, problem)
-        return Loaded(None, reader.diagnostics, reader.locations, reader.broken)
+        return Loaded(None, reader.diagnostics, reader.locations, reader.broken, reader.kept)
     if root is None:
         reader.error(
             None, "", "the document is empty", "define at least 'agents:'; see docs/dsl.md"
         )
-        return Loaded(None, reader.diagnostics, reader.locations, reader.broken)
+        return Loaded(None, reader.diagnostics, reader.locations, reader.broken, reader.kept)
     # NOTE: before any walk: every walk below visits an aliased value once per alias, so
     # a "billion laughs" document would take exponential time and memory.
     anchor = check_alias_expansion(root)
@@ -1298,13 +1305,13 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
             "(an alias bomb?)",
             "write the repeated values out, or reuse fewer and smaller &anchors",
         )
-        return Loaded(None, reader.diagnostics, reader.locations, reader.broken)
+        return Loaded(None, reader.diagnostics, reader.locations, reader.broken, reader.kept)
     try:
         document = _document(reader, root)
     except RecursionError:
         reader.error(root, "", "the document is nested too deeply")
         document = None
-    return Loaded(document, reader.diagnostics, reader.locations, reader.broken)
+    return Loaded(document, reader.diagnostics, reader.locations, reader.broken, reader.kept)
 
 
 def _yaml_error(reader: _Reader, problem: Exception) -> None:

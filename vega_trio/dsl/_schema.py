@@ -58,7 +58,8 @@ class Invalid(Exception):
 @attrs.frozen
 class Required:
     """A key that must be written: the diagnostic when it is not (``{name}`` is the name of
-    the section it belongs to) and whether the section is then dropped (not kept broken)."""
+    the section it belongs to) and whether the section is then dropped, the rest of it
+    unread (not kept broken)."""
 
     message: str
     hint: str
@@ -79,7 +80,7 @@ class Key:
         check: a rule the value must pass after it was read; for a list of names it is
             applied to each item.
         required: the key must be written.
-        fatal: when the value is wrong, the section is dropped.
+        fatal: when the value is wrong, the section is dropped and the rest of it unread.
         locate: remember where the value was written (templates, names resolved later).
         collection: how a ``tuple`` of sections is written.
         strict: in a collection, one wrong item makes the whole collection wrong.
