@@ -476,6 +476,8 @@ class _Schema:
     plans: tuple[_Plan, ...]
     keys: tuple[str, ...]
     groups: Mapping[str, tuple[str, ...]]
+    blank: tuple[str, ...]
+    """Required text fields, left empty when they could not be read."""
 
 
 _SCHEMAS: dict[type, _Schema] = {}
@@ -493,9 +495,9 @@ def _schema(cls: type) -> _Schema:
         for plan in plans:
             if plan.key is not None and plan.sub is not None:
                 groups[plan.key] = (*groups.get(plan.key, ()), plan.sub)
-        found = _SCHEMAS[cls] = _Schema(
-            section, plans, ("type", *keys) if section.tag else keys, groups
-        )
+        keys = ("type", *keys) if section.tag else keys
+        blank = tuple(p.name for p in plans if p.mandatory_text)
+        found = _SCHEMAS[cls] = _Schema(section, plans, keys, groups, blank)
     return found
 
 
@@ -596,7 +598,10 @@ def _read(
     for plan in schema.plans:
         if plan.key is None:
             continue
-        found, owner, owner_path = entries.get(plan.key), anchor or where or node, path
+        found = entries.get(plan.key)
+        if found is None and plan.spec.required is None:
+            continue  # NOTE: most keys are not written: the fast way past them
+        owner, owner_path = anchor or where or node, path
         if plan.sub is not None:
             if found is None:
                 continue
@@ -648,9 +653,8 @@ def _build(reader: _Reader, cls: type, fields: dict[str, Any], bad: bool) -> Any
     wrong."""
     clean = {name: value for name, value in fields.items() if value is not _BAD}
     bad = bad or len(clean) != len(fields)
-    for plan in _schema(cls).plans:
-        if plan.mandatory_text and plan.name not in clean:
-            clean[plan.name] = ""
+    for name in _schema(cls).blank:
+        clean.setdefault(name, "")
     obj = cls(**clean)
     if bad:
         reader.broken.add(id(obj))
