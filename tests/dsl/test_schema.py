@@ -140,3 +140,23 @@ def test_settings_groups_read_nested_keys_into_flat_fields() -> None:
     )
     assert diagnostics == []
     assert (settings.log_level, settings.retention_days) == ("info", 7.0)
+
+
+def test_objects_keyed_by_id_stay_alive() -> None:
+    """Every object whose ``id`` keys ``broken`` or ``locations`` is kept alive by the
+    result, so a dropped one (the params of a wrong list) can't lend its ``id`` to another
+    object and mark that one broken (seen: a good tool's params dropped)."""
+    text = (
+        "agents:\n  a: {tools: [t1, t2]}\ntools:\n"
+        "  t1:\n    implementation: {command: 'echo {{q}}', type: exec}\n"
+        "    params: [{name: q, enum: [1, y], default: x}]\n"
+        "  t2:\n    implementation: {command: 'echo -- {{q}}', type: exec}\n"
+        "    params: [{name: q, enum: [x, y], default: x}]\n"
+        "workflows:\n  w:\n    steps:\n      - a: {send: '{{x}}', save: 1}\n"
+    )
+    loaded = _loader.read_document(text)
+    alive = {id(obj) for obj in loaded.kept}
+    assert loaded.broken and loaded.broken <= alive
+    assert {key for key, _ in loaded.locations} <= alive
+    assert loaded.document is not None
+    assert [p.name for p in loaded.document.tools[1].params] == ["q"]
