@@ -13,12 +13,12 @@ from ruamel.yaml import YAML
 from vega_trio.dsl import _loader
 from vega_trio.dsl._diagnostics import sort_diagnostics
 from vega_trio.dsl._model import AgentSpec, Document, Settings
-from vega_trio.dsl._schema import Invalid, Section, key
+from vega_trio.dsl._schema import Section, _Invalid, key
 
 
 def _polite(value: str) -> str:
     if not value.endswith("!"):
-        raise Invalid(f"a greeting ends with '!', got {value!r}", "add '!'")
+        raise _Invalid(f"a greeting ends with '!', got {value!r}", "add '!'")
     return value
 
 

@@ -41,7 +41,7 @@ from . import _model
 from ._diagnostics import Diagnostic, DSLError, did_you_mean, sort_diagnostics
 from ._errors import DurationError
 from ._model import AgentStep, Document, ExecSpec, Source, Step
-from ._schema import NO_KEY, NO_SECTION, STEP_KEYWORDS, Invalid, Key, Section, one_of
+from ._schema import NO_KEY, NO_SECTION, STEP_KEYWORDS, Key, Section, _Invalid, one_of
 from ._units import parse_duration, parse_size
 
 __all__ = [
@@ -402,10 +402,10 @@ class _Reader:
         return _BAD if bad else result
 
     def check(self, node: Node, path: str, value: Any, check: Callable[[Any], Any]) -> Any:
-        """``check(value)``, its :class:`Invalid` reported at ``node``; ``_BAD`` then."""
+        """``check(value)``, its :class:`_Invalid` reported at ``node``; ``_BAD`` then."""
         try:
             return check(value)
-        except Invalid as problem:
+        except _Invalid as problem:
             self.error(node, path, problem.message, problem.hint)
             return _BAD
 

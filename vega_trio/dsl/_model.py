@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import attrs
 
-from ._schema import STEP_KEYWORDS, Invalid, Required, Section, above, identifier, key, one_of
+from ._schema import STEP_KEYWORDS, Required, Section, _Invalid, above, identifier, key, one_of
 
 __all__ = [
     "AgentSpec",
@@ -92,7 +92,7 @@ _ERROR_CLASSES: Final = (
 
 def _not_a_step_keyword(name: str) -> str:
     if name in STEP_KEYWORDS:
-        raise Invalid(
+        raise _Invalid(
             f"agent name {name!r} is a step keyword",
             f"rename the agent: a step '- {name}: ...' would be read as a {name} step",
         )
@@ -101,7 +101,7 @@ def _not_a_step_keyword(name: str) -> str:
 
 def _fraction(value: float) -> float:
     if not 0 < value <= 1:
-        raise Invalid(
+        raise _Invalid(
             f"expected a fraction of max_iterations above 0 and at most 1, got {value!r}",
             "e.g. 0.8 alerts at 80% of an agent's max_iterations",
         )

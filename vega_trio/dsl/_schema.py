@@ -23,7 +23,6 @@ import attrs
 
 __all__ = [
     "STEP_KEYWORDS",
-    "Invalid",
     "Key",
     "Required",
     "Section",
@@ -43,10 +42,10 @@ Collection = Literal["named", "list"]
 """``named``: a mapping of name → section (``agents:``); ``list``: ``- name: ...`` items."""
 
 Check = Callable[[Any], Any]
-"""Validates a read value and returns the value to keep; raises :class:`Invalid`."""
+"""Validates a read value and returns the value to keep; raises :class:`_Invalid`."""
 
 
-class Invalid(Exception):
+class _Invalid(Exception):
     """A value was read but breaks a rule: ``message`` and ``hint`` are the diagnostic's."""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -147,7 +146,7 @@ def above(limit: float, message: str, hint: str) -> Check:
 
     def check(value: Any) -> Any:
         if not value > limit:
-            raise Invalid(message.format(value=value), hint)
+            raise _Invalid(message.format(value=value), hint)
         return value
 
     return check
@@ -176,7 +175,7 @@ def one_of(
                 message_ = f"expected one of {listed}, got {value!r}"
             else:
                 message_ = message.format(value=value)
-            raise Invalid(message_, hint)
+            raise _Invalid(message_, hint)
         return value
 
     return check
@@ -190,7 +189,7 @@ def identifier(what: str) -> Check:
 
     def check(value: Any) -> Any:
         if not _IDENTIFIER.match(value):
-            raise Invalid(
+            raise _Invalid(
                 f"{what} {value!r} is not a valid variable name",
                 "use letters, digits and '_', not starting with a digit",
             )
