@@ -7,14 +7,19 @@ so any later error can point at the source. Values are kept as written where the
 templates (``str``) and parsed where they are not (durations in seconds, money in USD).
 
 Steps are a closed union (:data:`Step`); the interpreter dispatches on the class.
+
+How each class and field is written in YAML is metadata on it (:mod:`._schema`): the
+loader has one walker that reads it, so a new key is a new field here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypeAlias
+from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import attrs
+
+from ._schema import STEP_KEYWORDS, Required, Section, _Invalid, above, identifier, key, one_of
 
 __all__ = [
     "AgentSpec",
@@ -66,6 +71,41 @@ class Source:
 
 
 _NOWHERE = Source()
+_POSITIVE_BUDGET: Final = above(
+    0, "a budget must be more than $0", "give a positive limit or remove it"
+)
+_POSITIVE_DURATION: Final = above(
+    0, "expected a duration of more than 0s, got {value!r}", "write it like 2m or 30s"
+)
+_SAVE: Final = identifier("save name")
+_LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+_ERROR_CLASSES: Final = (
+    "RateLimit",
+    "Overloaded",
+    "Timeout",
+    "Temporary",
+    "InvalidRequest",
+    "Authentication",
+    "BudgetExceeded",
+)
+
+
+def _not_a_step_keyword(name: str) -> str:
+    if name in STEP_KEYWORDS:
+        raise _Invalid(
+            f"agent name {name!r} is a step keyword",
+            f"rename the agent: a step '- {name}: ...' would be read as a {name} step",
+        )
+    return name
+
+
+def _fraction(value: float) -> float:
+    if not 0 < value <= 1:
+        raise _Invalid(
+            f"expected a fraction of max_iterations above 0 and at most 1, got {value!r}",
+            "e.g. 0.8 alerts at 80% of an agent's max_iterations",
+        )
+    return value
 
 
 # -- settings ----------------------------------------------------------------------------
@@ -75,11 +115,12 @@ _NOWHERE = Source()
 class BackoffSpec:
     """``backoff: {kind, initial, multiplier, max, jitter}`` (durations in seconds)."""
 
+    __yaml__: ClassVar = Section(short="kind")
     kind: Literal["exponential", "linear", "constant"] = "exponential"
-    initial: float = 0.5
-    multiplier: float = 2.0
-    max: float = 30.0
-    jitter: float = 0.0
+    initial: float = attrs.field(default=0.5, metadata=key(unit="duration"))
+    multiplier: float = attrs.field(default=2.0, metadata=key(min=1))
+    max: float = attrs.field(default=30.0, metadata=key(unit="duration"))
+    jitter: float = attrs.field(default=0.0, metadata=key(min=0, max=1))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -90,11 +131,22 @@ class HealthSpec:
     seconds, cost in USD); a key left out keeps
     :class:`~vega_trio.observability.HealthConfig`'s default."""
 
-    stale_after: float | None = None
-    max_iterations_ratio: float | None = None
-    consecutive_errors: int | None = None
-    cost_usd: float | None = None
-    check_interval: float | None = None
+    __yaml__: ClassVar = Section(null=True)
+    stale_after: float | None = attrs.field(
+        default=None, metadata=key(unit="duration", check=_POSITIVE_DURATION)
+    )
+    max_iterations_ratio: float | None = attrs.field(default=None, metadata=key(check=_fraction))
+    consecutive_errors: int | None = attrs.field(default=None, metadata=key(min=1))
+    cost_usd: float | None = attrs.field(
+        default=None,
+        metadata=key(
+            unit="money",
+            check=above(0, "a cost threshold must be more than $0", 'give an amount like "$1.00"'),
+        ),
+    )
+    check_interval: float | None = attrs.field(
+        default=None, metadata=key(unit="duration", check=_POSITIVE_DURATION)
+    )
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -102,8 +154,8 @@ class HealthSpec:
 class RateLimitSpec:
     """``rate_limit: {requests_per_minute, tokens_per_minute, strategy}``."""
 
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
+    requests_per_minute: int | None = attrs.field(default=None, metadata=key(min=1))
+    tokens_per_minute: int | None = attrs.field(default=None, metadata=key(min=1))
     strategy: Literal["queue", "reject"] = "queue"
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
@@ -113,7 +165,10 @@ class MCPServerSpec:
     """One of ``settings.mcp.servers``: stdio (``command``, ``args``, ``env``, ``cwd``)
     or HTTP/SSE (``url``, ``headers``); ``${VAR}`` kept as written (expanded at run)."""
 
-    name: str
+    __yaml__: ClassVar = Section(what="an MCP server", unique="MCP server", check="mcp_server")
+    name: str = attrs.field(
+        metadata=key(required=Required("missing key 'name'", "every MCP server has a name", True))
+    )
     transport: Literal["stdio", "http", "sse"] | None = None
     command: str | None = None
     args: tuple[str, ...] = ()
@@ -121,7 +176,7 @@ class MCPServerSpec:
     cwd: str | None = None
     url: str | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
-    timeout: float | None = None
+    timeout: float | None = attrs.field(default=None, metadata=key(unit="duration"))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -134,14 +189,40 @@ class Settings:
 
     default_model: str | None = None
     sandbox: str | None = None
-    budget: float | None = None
-    mcp_servers: tuple[MCPServerSpec, ...] = ()
-    skill_directories: tuple[str, ...] = ()
+    budget: float | None = attrs.field(
+        default=None, metadata=key(unit="money", check=_POSITIVE_BUDGET)
+    )
+    mcp_servers: tuple[MCPServerSpec, ...] = attrs.field(
+        default=(),
+        metadata=key(
+            key="mcp.servers",
+            collection="list",
+            expected="a list of servers",
+            hint="write '- name: ...' items",
+        ),
+    )
+    skill_directories: tuple[str, ...] = attrs.field(
+        default=(), metadata=key(key="skills.directories")
+    )
     rate_limit: RateLimitSpec | None = None
-    prices: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
-    log_level: str | None = None
+    prices: Mapping[str, Mapping[str, float]] = attrs.field(
+        factory=dict, metadata=key(read="prices")
+    )
+    log_level: str | None = attrs.field(
+        default=None, metadata=key(key="logging.level", check=one_of(_LOG_LEVELS, lower=True))
+    )
     health: HealthSpec | None = None
-    retention_days: float | None = None
+    retention_days: float | None = attrs.field(
+        default=None,
+        metadata=key(
+            key="store.retention_days",
+            check=above(
+                0,
+                "expected a number of days above 0, got {value!r}",
+                "leave the key out to keep everything; e.g. 30 deletes what is older than 30 days",
+            ),
+        ),
+    )
     """``store.retention_days``: what ``vega-trio serve`` prunes from its store."""
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
@@ -154,8 +235,8 @@ class SupervisionSpec:
     """``supervision: {strategy, max_restarts, window, backoff, restart_state}``."""
 
     strategy: Literal["restart", "stop", "escalate"] = "restart"
-    max_restarts: int = 3
-    window: float = 60.0
+    max_restarts: int = attrs.field(default=3, metadata=key(min=0))
+    window: float = attrs.field(default=60.0, metadata=key(unit="duration"))
     backoff: BackoffSpec | None = None
     restart_state: Literal["keep", "fresh"] = "keep"
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
@@ -165,9 +246,19 @@ class SupervisionSpec:
 class RetrySpec:
     """``retry: {max_attempts, backoff, retry_on}`` of an agent (its LLM calls)."""
 
-    max_attempts: int = 3
+    __yaml__: ClassVar = Section(short="max_attempts")
+    max_attempts: int = attrs.field(default=3, metadata=key(min=1))
     backoff: BackoffSpec | None = None
-    retry_on: tuple[str, ...] | None = None
+    retry_on: tuple[str, ...] | None = attrs.field(
+        default=None,
+        metadata=key(
+            check=one_of(
+                _ERROR_CLASSES,
+                "unknown error class {value!r}",
+                "error classes: " + ", ".join(_ERROR_CLASSES),
+            )
+        ),
+    )
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -175,9 +266,9 @@ class RetrySpec:
 class BreakerSpec:
     """``circuit_breaker: {threshold, reset_after, half_open_max}``."""
 
-    threshold: int = 5
-    reset_after: float = 30.0
-    half_open_max: int = 1
+    threshold: int = attrs.field(default=5, metadata=key(min=1))
+    reset_after: float = attrs.field(default=30.0, metadata=key(unit="duration"))
+    half_open_max: int = attrs.field(default=1, metadata=key(min=1))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -188,7 +279,7 @@ class SkillsSpec:
     directories: tuple[str, ...] = ()
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    max_active: int = 3
+    max_active: int = attrs.field(default=3, metadata=key(min=0))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -196,8 +287,10 @@ class SkillsSpec:
 class DelegationSpec:
     """``delegation: {context_window, include_roles, blackboard}``."""
 
-    context_window: int = 0
-    include_roles: tuple[str, ...] = ("user", "assistant")
+    context_window: int = attrs.field(default=0, metadata=key(min=0))
+    include_roles: tuple[str, ...] = attrs.field(
+        default=("user", "assistant"), metadata=key(check=one_of(("user", "assistant")))
+    )
     blackboard: bool = False
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
@@ -207,28 +300,31 @@ class AgentSpec:
     """One entry of ``agents:`` (the mapping key is ``name``). ``budget`` is USD;
     ``budget_on_exceed`` is ``block`` unless written as ``{limit, on_exceed}``."""
 
-    name: str
-    system: str = ""
+    __yaml__: ClassVar = Section(what="agent {name!r}", null=True, keep=True)
+    name: str = attrs.field(metadata=key(key=None, check=_not_a_step_keyword))
     model: str | None = None
-    fallback_model: str | None = None
-    """The model to switch to when ``model`` is unavailable (``Agent.fallback_model``)."""
+    system: str = ""
     description: str = ""
-    temperature: float | None = None
-    max_tokens: int | None = None
-    max_iterations: int | None = None
-    tools: tuple[str, ...] = ()
-    budget: float | None = None
-    budget_on_exceed: Literal["block", "warn", "allow"] = "block"
+    temperature: float | None = attrs.field(default=None, metadata=key(min=0, max=2))
+    max_tokens: int | None = attrs.field(default=None, metadata=key(min=1))
+    max_iterations: int | None = attrs.field(default=None, metadata=key(min=1))
+    tools: tuple[str, ...] = attrs.field(default=(), metadata=key(locate=True))
+    budget: float | None = attrs.field(default=None, metadata=key(read="agent_budget"))
+    budget_on_exceed: Literal["block", "warn", "allow"] = attrs.field(
+        default="block", metadata=key(key=None)
+    )
     budget_scope: Literal["agent", "tree"] = "agent"
     supervision: SupervisionSpec | None = None
     retry: RetrySpec | None = None
     rate_limit: RateLimitSpec | None = None
     circuit_breaker: BreakerSpec | None = None
     skills: SkillsSpec | None = None
-    team: tuple[str, ...] = ()
+    team: tuple[str, ...] = attrs.field(default=(), metadata=key(locate=True))
     delegation: DelegationSpec | None = None
-    timeout: float | None = None
+    timeout: float | None = attrs.field(default=None, metadata=key(unit="duration"))
     """``send_timeout`` of the agent's processes, seconds."""
+    fallback_model: str | None = attrs.field(default=None, metadata=key(locate=True))
+    """The model to switch to when ``model`` is unavailable (``Agent.fallback_model``)."""
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -239,12 +335,18 @@ class AgentSpec:
 class ParamSpec:
     """One of a tool's ``params``."""
 
-    name: str
+    __yaml__: ClassVar = Section(what="a parameter", unique="parameter", check="typed")
+    name: str = attrs.field(
+        metadata=key(
+            required=Required("missing key 'name'", "every parameter has a name", True),
+            fatal=True,
+        )
+    )
     type: Literal["string", "integer", "number", "boolean", "array", "object"] = "string"
     description: str = ""
     required: bool | None = None
     default: Any = None
-    enum: tuple[Any, ...] | None = None
+    enum: tuple[Any, ...] | None = attrs.field(default=None, metadata=key(read="enum"))
     allow_options: bool = False
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
@@ -253,13 +355,19 @@ class ParamSpec:
 class HttpSpec:
     """``implementation: {type: http, ...}`` (templates kept as written)."""
 
-    url: str
+    __yaml__: ClassVar = Section(tag="http", what="an http implementation")
+    url: str = attrs.field(
+        metadata=key(
+            required=Required("missing key 'url'", "an http tool needs 'url: https://...'", True),
+            fatal=True,
+        )
+    )
     method: str = "GET"
     headers: Mapping[str, str] = attrs.field(factory=dict)
     query: Mapping[str, str] = attrs.field(factory=dict)
     body: Any = None
-    timeout: float | None = None
-    max_response_bytes: int | None = None
+    timeout: float | None = attrs.field(default=None, metadata=key(unit="duration"))
+    max_response_bytes: int | None = attrs.field(default=None, metadata=key(min=1))
     allowed_hosts: tuple[str, ...] | None = None
     follow_redirects: bool = False
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
@@ -270,11 +378,12 @@ class LimitsSpec:
     """An exec tool's ``limits:`` (``None``: the default of ``ResourceLimits``); ``cpu`` in
     seconds, ``memory`` and ``file_size`` in bytes."""
 
-    cpu: float | None = None
-    memory: int | None = None
-    file_size: int | None = None
-    open_files: int | None = None
-    processes: int | None = None
+    __yaml__: ClassVar = Section(what="resource limits")
+    cpu: float | None = attrs.field(default=None, metadata=key(unit="duration", min=1))
+    memory: int | None = attrs.field(default=None, metadata=key(unit="size", min=1))
+    file_size: int | None = attrs.field(default=None, metadata=key(unit="size", min=1))
+    open_files: int | None = attrs.field(default=None, metadata=key(min=1))
+    processes: int | None = attrs.field(default=None, metadata=key(min=1))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -282,11 +391,19 @@ class LimitsSpec:
 class ExecSpec:
     """``implementation: {type: exec, ...}``; ``shell: true`` only when written."""
 
-    command: str
-    timeout: float | None = None
+    __yaml__: ClassVar = Section(tag="exec", what="an exec implementation")
+    command: str = attrs.field(
+        metadata=key(
+            required=Required(
+                "missing key 'command'", "an exec tool needs 'command: program {{arg}}'", True
+            ),
+            fatal=True,
+        )
+    )
+    timeout: float | None = attrs.field(default=None, metadata=key(unit="duration"))
     shell: bool = False
     cwd: str | None = None
-    max_output_bytes: int | None = None
+    max_output_bytes: int | None = attrs.field(default=None, metadata=key(min=1))
     env: Mapping[str, str] = attrs.field(factory=dict)
     limits: LimitsSpec | None = None
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
@@ -296,10 +413,26 @@ class ExecSpec:
 class ToolSpec:
     """One entry of the top-level ``tools:`` (the key is ``name``)."""
 
-    name: str
+    __yaml__: ClassVar = Section(what="tool {name!r}", check="tool")
+    name: str = attrs.field(metadata=key(key=None))
     description: str = ""
-    params: tuple[ParamSpec, ...] = ()
-    implementation: HttpSpec | ExecSpec
+    params: tuple[ParamSpec, ...] = attrs.field(
+        default=(),
+        metadata=key(
+            collection="list",
+            strict=True,
+            expected="a list of parameters",
+            hint="write '- name: city' items",
+        ),
+    )
+    implementation: HttpSpec | ExecSpec = attrs.field(
+        metadata=key(
+            required=Required(
+                "tool {name!r} has no 'implementation'",
+                "add 'implementation: {type: http, url: ...}' or '{type: exec, command: ...}'",
+            )
+        )
+    )
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -311,11 +444,17 @@ class AgentStep:
     """``- researcher: {send, save, timeout, retry, continue_on_error, format}`` or the
     short form ``- researcher: "text"`` (``send`` is the text)."""
 
-    agent: str
-    send: str
-    save: str | None = None
-    timeout: float | None = None
-    retry: int = 0
+    __yaml__: ClassVar = Section(what="a step of agent {name!r}")
+    agent: str = attrs.field(metadata=key(key=None))
+    send: str = attrs.field(
+        metadata=key(
+            required=Required("missing key 'send'", "give the message: 'send: \"...\"'"),
+            locate=True,
+        )
+    )
+    save: str | None = attrs.field(default=None, metadata=key(check=_SAVE))
+    timeout: float | None = attrs.field(default=None, metadata=key(unit="duration"))
+    retry: int = attrs.field(default=0, metadata=key(min=0))
     """Extra attempts of the whole step after a failure (0: none)."""
     continue_on_error: bool = False
     format: Literal["text", "json"] = "text"
@@ -326,9 +465,15 @@ class AgentStep:
 class IfStep:
     """``- if: <condition>`` / ``then:`` / ``else:``."""
 
-    condition: str
-    then: tuple[Step, ...] = ()
-    otherwise: tuple[Step, ...] = ()
+    __yaml__: ClassVar = Section(what="an if step")
+    condition: str = attrs.field(metadata=key(key="if", locate=True))
+    then: tuple[Step, ...] = attrs.field(
+        default=(),
+        metadata=key(
+            required=Required("an if step needs 'then:'", "list the steps to run under 'then:'")
+        ),
+    )
+    otherwise: tuple[Step, ...] = attrs.field(default=(), metadata=key(key="else"))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -337,10 +482,16 @@ class ForStep:
     """``- for: item in items`` / ``steps:``; ``items`` is the expression after ``in``
     (a variable path, possibly with filters); ``save`` collects each iteration's result."""
 
-    variable: str
-    items: str
-    steps: tuple[Step, ...] = ()
-    save: str | None = None
+    __yaml__: ClassVar = Section(what="a for step")
+    variable: str = attrs.field(metadata=key(key="for", read="for"))
+    items: str = attrs.field(metadata=key(key=None))
+    steps: tuple[Step, ...] = attrs.field(
+        default=(),
+        metadata=key(
+            required=Required("a for step needs 'steps:'", "list the steps to repeat per item")
+        ),
+    )
+    save: str | None = attrs.field(default=None, metadata=key(check=_SAVE))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -348,8 +499,11 @@ class ForStep:
 class ParallelStep:
     """``- parallel: [branch, ...]``: each branch is one step (or a list of steps)."""
 
-    branches: tuple[tuple[Step, ...], ...] = ()
-    save: str | None = None
+    __yaml__: ClassVar = Section(what="a parallel step")
+    branches: tuple[tuple[Step, ...], ...] = attrs.field(
+        default=(), metadata=key(key="parallel", read="branches")
+    )
+    save: str | None = attrs.field(default=None, metadata=key(check=_SAVE))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -357,7 +511,8 @@ class ParallelStep:
 class TryStep:
     """``- try: [...]`` / ``catch: [...]`` (``error`` and ``error_class`` are set)."""
 
-    steps: tuple[Step, ...] = ()
+    __yaml__: ClassVar = Section(what="a try step")
+    steps: tuple[Step, ...] = attrs.field(default=(), metadata=key(key="try"))
     catch: tuple[Step, ...] = ()
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
@@ -366,9 +521,16 @@ class TryStep:
 class RepeatStep:
     """``- repeat: {steps, until, max}``."""
 
-    steps: tuple[Step, ...] = ()
-    until: str | None = None
-    max: int = 10
+    __yaml__: ClassVar = Section(what="a repeat step", check="repeat")
+    steps: tuple[Step, ...] = attrs.field(
+        default=(),
+        metadata=key(
+            key="repeat.steps",
+            required=Required("missing key 'steps'", "list the steps to repeat"),
+        ),
+    )
+    until: str | None = attrs.field(default=None, metadata=key(key="repeat.until", locate=True))
+    max: int = attrs.field(default=10, metadata=key(key="repeat.max", min=1))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -376,7 +538,10 @@ class RepeatStep:
 class SetStep:
     """``- set: {name: value, ...}`` (values are templates when strings)."""
 
-    values: Mapping[str, Any] = attrs.field(factory=dict)
+    __yaml__: ClassVar = Section(what="a set step")
+    values: Mapping[str, Any] = attrs.field(
+        factory=dict, metadata=key(key="set", read="set", fatal=True)
+    )
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -384,7 +549,8 @@ class SetStep:
 class ReturnStep:
     """``- return: <template>``: ends the workflow with this result."""
 
-    value: Any = None
+    __yaml__: ClassVar = Section(what="a return step")
+    value: Any = attrs.field(default=None, metadata=key(key="return", locate=True, fatal=True))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -392,9 +558,10 @@ class ReturnStep:
 class WorkflowStep:
     """``- workflow: name`` + ``with: {...}`` + ``save:``."""
 
-    workflow: str
-    inputs: Mapping[str, Any] = attrs.field(factory=dict)
-    save: str | None = None
+    __yaml__: ClassVar = Section(what="a workflow step")
+    workflow: str = attrs.field(metadata=key(locate=True, fatal=True))
+    inputs: Mapping[str, Any] = attrs.field(factory=dict, metadata=key(key="with", read="with"))
+    save: str | None = attrs.field(default=None, metadata=key(check=_SAVE))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -416,12 +583,13 @@ class InputSpec:
     """One of a workflow's ``inputs`` (the key is ``name``); a ``default`` makes it
     optional and is applied."""
 
-    name: str
+    __yaml__: ClassVar = Section(what="input {name!r}", null=True, check="typed")
+    name: str = attrs.field(metadata=key(key=None, check=identifier("input name"), fatal=True))
     type: Literal["string", "integer", "number", "boolean", "array", "object"] = "string"
     description: str = ""
     required: bool | None = None
     default: Any = None
-    enum: tuple[Any, ...] | None = None
+    enum: tuple[Any, ...] | None = attrs.field(default=None, metadata=key(read="enum"))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -429,11 +597,22 @@ class InputSpec:
 class WorkflowSpec:
     """One entry of ``workflows:`` (the key is ``name``)."""
 
-    name: str
+    __yaml__: ClassVar = Section(what="workflow {name!r}", check="workflow")
+    name: str = attrs.field(metadata=key(key=None))
     description: str = ""
-    inputs: tuple[InputSpec, ...] = ()
-    steps: tuple[Step, ...] = ()
-    output: Any = None
+    inputs: tuple[InputSpec, ...] = attrs.field(
+        default=(),
+        metadata=key(collection="named", expected="a mapping of input names to {type, ...}"),
+    )
+    steps: tuple[Step, ...] = attrs.field(
+        default=(),
+        metadata=key(
+            required=Required(
+                "workflow {name!r} has no 'steps'", "add 'steps:' with at least one step"
+            )
+        ),
+    )
+    output: Any = attrs.field(default=None, metadata=key(locate=True))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
@@ -441,11 +620,36 @@ class WorkflowSpec:
 class Document:
     """A whole ``.vega.yaml`` file; ``agents``, ``tools`` and ``workflows`` in file order."""
 
+    __yaml__: ClassVar = Section(what="the document", check="document")
     name: str = ""
     description: str = ""
-    agents: tuple[AgentSpec, ...] = ()
-    tools: tuple[ToolSpec, ...] = ()
-    workflows: tuple[WorkflowSpec, ...] = ()
+    agents: tuple[AgentSpec, ...] = attrs.field(
+        default=(),
+        metadata=key(
+            collection="named",
+            null=True,
+            expected="a mapping of agent names to agent definitions",
+            required=Required(
+                "missing key 'agents'", "a document defines at least one agent under 'agents:'"
+            ),
+        ),
+    )
+    workflows: tuple[WorkflowSpec, ...] = attrs.field(
+        default=(),
+        metadata=key(
+            collection="named",
+            null=True,
+            expected="a mapping of workflow names to workflow definitions",
+        ),
+    )
+    tools: tuple[ToolSpec, ...] = attrs.field(
+        default=(),
+        metadata=key(
+            collection="named",
+            null=True,
+            expected="a mapping of tool names to tool definitions",
+        ),
+    )
     settings: Settings = Settings()
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 

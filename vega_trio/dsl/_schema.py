@@ -1,0 +1,198 @@
+"""How the model of :mod:`._model` is written in YAML: the metadata the loader's one
+generic walker reads from each attrs field (:class:`Key`) and class (:class:`Section`).
+
+A field without metadata is read from the YAML key of its own name, as the kind of value
+its type says: ``str`` text, ``int`` a whole number, ``float`` a number, ``bool``
+true/false, a ``Literal`` one of its values, ``tuple[str, ...]`` a list of names,
+``Mapping[str, str]`` a mapping of names to text, ``Any`` plain data, an attrs class a
+nested section, ``tuple[Step, ...]`` a list of steps. :func:`key` says what differs:
+another YAML key, a unit, a range, a check, a required key. So adding a key to the DSL is
+adding a field to the model.
+
+The rules here are data (and small check functions); the loader does the reading and the
+reporting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Literal
+
+import attrs
+
+__all__ = [
+    "STEP_KEYWORDS",
+    "Key",
+    "Required",
+    "Section",
+    "above",
+    "identifier",
+    "key",
+    "one_of",
+]
+
+STEP_KEYWORDS: Final = ("if", "for", "parallel", "try", "repeat", "set", "return", "workflow")
+"""The keys that make a step a control step; any other single key names an agent."""
+
+Unit = Literal["duration", "money", "size"]
+"""Leaf values written with a unit (``30s``, ``"$5.00"``, ``512MiB``) and kept as a number."""
+
+Collection = Literal["named", "list"]
+"""``named``: a mapping of name → section (``agents:``); ``list``: ``- name: ...`` items."""
+
+Check = Callable[[Any], Any]
+"""Validates a read value and returns the value to keep; raises :class:`_Invalid`."""
+
+
+class _Invalid(Exception):
+    """A value was read but breaks a rule: ``message`` and ``hint`` are the diagnostic's."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@attrs.frozen
+class Required:
+    """A key that must be written: the diagnostic when it is not (``{name}`` is the name of
+    the section it belongs to) and whether the section is then dropped, the rest of it
+    unread (not kept broken)."""
+
+    message: str
+    hint: str
+    drop: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Key:
+    """How one field is written.
+
+    Attributes:
+        key: the YAML key; ``a.b`` is key ``b`` of the mapping under ``a`` (several fields
+            may share ``a``); ``None``: not read from a key (a name taken from the key of a
+            named section).
+        unit: a leaf written with a unit.
+        min: the smallest value (``expected a number of 1 or more``).
+        max: the largest (``expected a number from 0 to 2``).
+        check: a rule the value must pass after it was read; for a list of names it is
+            applied to each item.
+        required: the key must be written.
+        fatal: when the value is wrong, the section is dropped and the rest of it unread.
+        locate: remember where the value was written (templates, names resolved later).
+        collection: how a ``tuple`` of sections is written.
+        strict: in a collection, one wrong item makes the whole collection wrong.
+        null: a collection written with no value is empty.
+        expected: what the diagnostic says was expected when the value has the wrong shape.
+        hint: the hint of that diagnostic.
+        read: the name of a loader hook that reads this value instead of the walker.
+    """
+
+    key: str | None = ""
+    unit: Unit | None = None
+    min: float | None = None
+    max: float | None = None
+    check: Check | None = None
+    required: Required | None = None
+    fatal: bool = False
+    locate: bool = False
+    collection: Collection | None = None
+    strict: bool = False
+    null: bool = False
+    expected: str | None = None
+    hint: str | None = None
+    read: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Section:
+    """How a class is written as a YAML mapping.
+
+    Attributes:
+        what: how diagnostics name it (``unknown key 'x' in a for step``); ``{name}`` is its
+            name; default: the key it is written under.
+        null: written with no value, it takes every default.
+        short: the field that a scalar written instead of the mapping stands for
+            (``backoff: linear``).
+        tag: the ``type:`` that selects this class among a union's (``type: http``).
+        keep: in a ``named`` collection, kept (with defaults) when its value is not a
+            mapping, so that what refers to it gets no second error.
+        unique: in a ``list`` collection: the noun of the duplicate-name diagnostic;
+            items without a good name are dropped.
+        check: the name of a loader hook run on the fields read (checks across fields).
+    """
+
+    what: str | None = None
+    null: bool = False
+    short: str | None = None
+    tag: str | None = None
+    keep: bool = False
+    unique: str | None = None
+    check: str | None = None
+
+
+NO_KEY: Final = Key()
+NO_SECTION: Final = Section()
+
+
+def key(**options: Any) -> dict[str, Key]:
+    """The ``metadata=`` of an ``attrs.field`` written as ``options`` say (see :class:`Key`)."""
+    return {"yaml": Key(**options)}
+
+
+def above(limit: float, message: str, hint: str) -> Check:
+    """A check that the value is more than ``limit`` (``{value!r}`` in the message)."""
+
+    def check(value: Any) -> Any:
+        if not value > limit:
+            raise _Invalid(message.format(value=value), hint)
+        return value
+
+    return check
+
+
+def one_of(
+    choices: Sequence[str],
+    message: str | None = None,
+    fallback: str | None = None,
+    *,
+    lower: bool = False,
+) -> Check:
+    """A check that a text is one of ``choices`` (compared in lower case if ``lower``);
+    the hint is the closest choice, else ``fallback``."""
+
+    def check(value: Any) -> Any:
+        # NOTE: imported here: the diagnostics module imports the model, which imports this.
+        from ._diagnostics import did_you_mean
+
+        if lower:
+            value = value.lower()
+        if value not in choices:
+            hint = did_you_mean(value, choices) or fallback
+            if message is None:
+                listed = ", ".join(repr(c) for c in choices)
+                message_ = f"expected one of {listed}, got {value!r}"
+            else:
+                message_ = message.format(value=value)
+            raise _Invalid(message_, hint)
+        return value
+
+    return check
+
+
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def identifier(what: str) -> Check:
+    """A check that a text is a variable name (``save: result``)."""
+
+    def check(value: Any) -> Any:
+        if not _IDENTIFIER.match(value):
+            raise _Invalid(
+                f"{what} {value!r} is not a valid variable name",
+                "use letters, digits and '_', not starting with a digit",
+            )
+        return value
+
+    return check
