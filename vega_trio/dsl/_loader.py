@@ -14,7 +14,7 @@ required keys and checks come from the model's attrs fields and their metadata
 named hook (``_HOOKS``, ``_CHECKS``). Every problem is reported with its position, not
 only the first.
 
-Why this module is over 800 lines: it is the one place that turns YAML nodes into the model
+Size: it is the one place that turns YAML nodes into the model
 and diagnostics, and its parts only make sense together — positions inside scalars
 (:class:`ScalarLocation`), plain YAML values with their tag, alias and duplicate-key checks,
 the leaf converters, the walker and its hooks, and the entry points. The per-section readers
