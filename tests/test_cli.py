@@ -403,3 +403,27 @@ async def test_repl_end_to_end_through_a_pipe() -> None:
         "[researcher] What is a nursery?",
     ]
     assert "/help lists the commands" in stderr
+
+
+@pytest.mark.parametrize("setting", ["", "  prompt_caching: false\n"])
+async def test_run_sends_prompt_caching_as_settings_say(tmp_path: Path, setting: str) -> None:
+    """`run` on the Anthropic backend marks a long system prompt for prompt caching unless
+    the document's settings.prompt_caching is false."""
+    doc = tmp_path / "cached.vega.yaml"
+    system = "You answer questions about the handbook. " * 200  # ~8,000 chars: cacheable
+    doc.write_text(
+        f"settings:\n  default_model: claude-sonnet-4-20250514\n{setting}"
+        f"agents:\n  helper:\n    system: {json.dumps(system)}\n"
+        "workflows:\n  ask:\n    steps:\n      - helper: 'Hi'\n"
+    )
+    async with open_fake_anthropic_server() as server:
+        server.enqueue(FakeResponse.text("Hello"))
+        env = {"ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": "test"}
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            status, out, err = await _run(doc, llm="anthropic")
+    assert (status, out) == (0, "Hello\n"), err
+    system_blocks = server.requests[0].body["system"]
+    marked = isinstance(system_blocks, list) and any("cache_control" in b for b in system_blocks)
+    assert marked is (setting == "")

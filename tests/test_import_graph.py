@@ -114,8 +114,7 @@ _PENDING_EDGES: Mapping[tuple[str, str], str] = {}
 # Modules over MAX_LINES that may not carry their reason yet because another engineer is
 # rewriting them on a parallel branch (issue 16); the lead removes each entry at the merge,
 # when the module is either under the limit or says why at its top.
-_SIZE_PENDING: Mapping[str, str] = {
-}
+_SIZE_PENDING: Mapping[str, str] = {}
 
 
 @attrs.frozen

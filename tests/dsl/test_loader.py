@@ -365,3 +365,14 @@ def test_store_retention_days_must_be_a_positive_number() -> None:
         with pytest.raises(DSLError) as caught:
             load_document(f"agents:\n  a: {{}}\nsettings:\n  store:\n    {text}\n")
         assert [d.source.path for d in caught.value.diagnostics] == [path]
+
+
+def test_settings_prompt_caching_is_a_boolean_on_by_default() -> None:
+    """settings.prompt_caching: on unless the document says false; not a boolean is an error
+    with its path."""
+    assert load_document("agents:\n  a: {}\n").settings.prompt_caching is True
+    off = load_document("agents:\n  a: {}\nsettings:\n  prompt_caching: false\n")
+    assert off.settings.prompt_caching is False
+    with pytest.raises(DSLError) as caught:
+        load_document("agents:\n  a: {}\nsettings:\n  prompt_caching: sometimes\n")
+    assert [d.source.path for d in caught.value.diagnostics] == ["settings.prompt_caching"]

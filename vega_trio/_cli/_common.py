@@ -144,7 +144,12 @@ async def open_document_runner(
     agents = [(agent.name, agent.system) for agent in document.agents]
     base_dir = Path(await trio.Path(file).resolve()).parent
     async with (
-        open_llm(choice, agents, document.settings.default_model) as model,
+        open_llm(
+            choice,
+            agents,
+            document.settings.default_model,
+            prompt_caching=document.settings.prompt_caching,
+        ) as model,
         open_runner(
             document,
             base_dir=base_dir,
@@ -159,7 +164,11 @@ async def open_document_runner(
 
 @asynccontextmanager
 async def open_llm(
-    choice: LLMChoice, agents: Sequence[tuple[str, str]], default_model: str | None = None
+    choice: LLMChoice,
+    agents: Sequence[tuple[str, str]],
+    default_model: str | None = None,
+    *,
+    prompt_caching: bool = True,
 ) -> AsyncIterator[LLM]:
     """Open the chosen backend for the length of the block and close it after.
 
@@ -171,6 +180,7 @@ async def open_llm(
             offline model of :mod:`vega_trio._cli._offline`).
         agents: ``(name, system prompt)`` of the document's agents, for the offline model.
         default_model: the model for agents that name none.
+        prompt_caching: Anthropic prompt caching (``settings.prompt_caching``).
 
     Raises:
         UsageProblem: ``anthropic`` was chosen and no credential is configured.
@@ -192,7 +202,9 @@ async def open_llm(
         return
     from ..llm import DEFAULT_MODEL, AnthropicLLM
 
-    async with AnthropicLLM(default_model=default_model or DEFAULT_MODEL) as anthropic_llm:
+    async with AnthropicLLM(
+        default_model=default_model or DEFAULT_MODEL, prompt_caching=prompt_caching
+    ) as anthropic_llm:
         if not anthropic_llm.has_credentials:
             # NOTE: every call would fail with an authentication error; say so before
             # anything runs (exit 2), naming what to set.

@@ -224,6 +224,8 @@ class Settings:
         ),
     )
     """``store.retention_days``: what ``vega-trio serve`` prunes from its store."""
+    prompt_caching: bool = True
+    """Anthropic prompt caching for the backend the command line opens (on by default)."""
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
 
