@@ -239,8 +239,7 @@ class Orchestrator(metaclass=NoPublicConstructor):
             team = team_tools(agent, self._team_of(agent), self._spawn_delegate)
             tools = (tools or agent.tool_registry).merged(team)
         if extra_tools is not None:
-            mine = tools or agent.tool_registry
-            tools = mine.merged(extra_tools.subset(n for n in extra_tools.names() if n not in mine))
+            tools = _with_extra_tools(tools or agent.tool_registry, extra_tools)
         return AgentBehaviour(
             agent,
             llm=llm,
@@ -365,9 +364,7 @@ class Orchestrator(metaclass=NoPublicConstructor):
             except ToolNotFound as exc:
                 raise ToolNotFound(f"agent {agent.name!r}: {exc}") from None
             for name in names:
-                if any(c in name for c in "*?[") and not any(
-                    _matches(tool.name, name) for tool in picked
-                ):
+                if not _GLOB.isdisjoint(name) and not _any_match(picked, name):
                     failed = available.missing_provider(name)
                     raise ToolNotFound(
                         f"agent {agent.name!r} asks for tools {name!r}, but no tool matches"
@@ -823,6 +820,20 @@ class Orchestrator(metaclass=NoPublicConstructor):
                     await self._mcp_done.wait()
         finally:
             self._stopped.set()
+
+
+# NOTE: helpers of their own, not comprehensions inside Orchestrator._behaviour and
+# _tools_for: a name a nested scope uses becomes a cell made at every spawn (B2, B3).
+def _with_extra_tools(mine: Tools, extra_tools: Tools) -> Tools:
+    """``mine`` plus those of ``extra_tools`` it does not have already."""
+    return mine.merged(extra_tools.subset(n for n in extra_tools.names() if n not in mine))
+
+
+_GLOB = frozenset("*?[")
+
+
+def _any_match(tools: Tools, pattern: str) -> bool:
+    return any(_matches(tool.name, pattern) for tool in tools)
 
 
 def _matches(name: str, pattern: str) -> bool:

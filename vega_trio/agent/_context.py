@@ -192,7 +192,9 @@ class _BaseContext:
 
     def extend(self, messages: Iterable[Message]) -> None:
         """Append several turns at once (one send's turns)."""
-        entries = [self._new_entry(m) for m in messages]
+        # NOTE: map, not a comprehension over self: that made a cell and a function
+        # object at every send.
+        entries = list(map(self._new_entry, messages))
         with self._lock:
             self._entries.extend(entries)
             self._after_change_locked()

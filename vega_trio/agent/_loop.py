@@ -7,6 +7,7 @@ on the hot path of every send (see docs/benchmarks.md).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -326,9 +327,16 @@ class AgentBehaviour:
                 user=process.user,
             )
 
+    # NOTE: no closure or comprehension in the functions a send runs through on its plain
+    # path: each name a nested scope uses becomes a cell made at every call, whichever
+    # branch runs (tests/agent/test_hot_path.py checks it). The rarer branches are
+    # methods of their own.
     def _round_tools(self, process: Process) -> tuple[Tools, tuple[ToolSchema, ...]]:
         if self._skills is None:
             return self.tools, self._schemas
+        return self._skill_round_tools(process)
+
+    def _skill_round_tools(self, process: Process) -> tuple[Tools, tuple[ToolSchema, ...]]:
         wanted = [
             name
             for name in self._skills.tool_names(process, self._skill_tools)
@@ -434,7 +442,10 @@ class AgentBehaviour:
                 fallback=self._attempt(
                     fallback_llm, attrs.evolve(request, model=fallback_model), events
                 ),
-                fallback_cost=lambda tokens: _prompt_cost(fallback_price, tokens),
+                # NOTE: a partial, not a lambda: a closure here made fallback_price a
+                # cell of this frame, one more GC-tracked object per call in flight
+                # on every path, fallback or not (B2).
+                fallback_cost=functools.partial(_prompt_cost, fallback_price),
             )
         self._account(
             process,
@@ -455,6 +466,15 @@ class AgentBehaviour:
         """One attempt of ``request`` on ``llm``: blocking, or streamed to ``events``."""
         if events is None:
             return _Generate(llm, request)
+        return self._streamed(llm, request, events)
+
+    def _streamed(
+        self,
+        llm: LLM,
+        request: LLMRequest,
+        events: trio.MemorySendChannel[ChatEvent],
+    ) -> Attempt:
+        """A streamed attempt of ``request`` on ``llm``, its events sent to ``events``."""
 
         async def stream(keep_alive: KeepAlive) -> LLMResponse:
             return await self._stream_llm(request, events, keep_alive, llm)
@@ -660,6 +680,16 @@ class AgentBehaviour:
     ) -> list[ToolResultBlock]:
         if len(tool_uses) == 1:
             return [await self._run_tool(process, tools, tool_uses[0], events)]
+        return await self._run_tools_together(process, tools, tool_uses, events)
+
+    async def _run_tools_together(
+        self,
+        process: Process,
+        tools: Tools,
+        tool_uses: Sequence[ToolUseBlock],
+        events: trio.MemorySendChannel[ChatEvent] | None,
+    ) -> list[ToolResultBlock]:
+        """Several tool calls of one round, run concurrently; results in call order."""
         results: list[ToolResultBlock | None] = [None] * len(tool_uses)
 
         async def run(index: int, use: ToolUseBlock) -> None:

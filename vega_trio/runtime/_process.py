@@ -472,6 +472,11 @@ class Process(Linkable, metaclass=NoPublicConstructor):
                             starting = False
                             if self._start_incarnation(previous):
                                 task_status.started()
+                                # NOTE: the status object holds trio's start-up nursery
+                                # (a Nursery, its cancel scope and status, their sets
+                                # and lists: 8 GC-tracked objects) as long as this frame
+                                # keeps it, i.e. the process's whole life (B2, B3).
+                                task_status = trio.TASK_STATUS_IGNORED
                         crash = await self._serve_requests(scope)
                         served = True
                     if served or not self._withdrawn(deadline):
