@@ -283,8 +283,8 @@ class Orchestrator(metaclass=NoPublicConstructor):
             self._owned.append(self.llm)
         return self.llm, name
 
-    def _team_of(self, agent: Agent) -> dict[str, Agent]:
-        members: dict[str, Agent] = {}
+    def _team_of(self, agent: Agent) -> Mapping[str, Agent]:
+        members: dict[str, Agent | str] = {}
         for member in agent.team:
             if isinstance(member, str):
                 if member not in self.agents:
@@ -294,9 +294,10 @@ class Orchestrator(metaclass=NoPublicConstructor):
                         f"name is defined (defined agents: {known}); pass the Agent object, or "
                         "define it with orch.agents.define(agent)"
                     )
-                member = self.agents.get(member).agent
-            members[member.name] = member
-        return members
+                members[member] = member
+            else:
+                members[member.name] = member
+        return _Team(self.agents, members)
 
     async def _spawn_delegate(
         self,
@@ -1047,3 +1048,33 @@ async def run_orchestrator(
     async with open_orchestrator(config, **overrides) as orch:
         task_status.started(orch)
         await orch._stopped.wait()
+
+
+class _Team(Mapping[str, Agent]):
+    """A lead's team by member name. A member the lead names by string is looked up in
+    the registry at each delegation, so an update of its definition (REST, Mother) is
+    what the next delegation runs; a member deleted since is not in the team any more."""
+
+    __slots__ = ("_members", "_registry")
+
+    def __init__(self, registry: AgentRegistry, members: dict[str, Agent | str]) -> None:
+        self._registry = registry
+        self._members = members
+
+    def __getitem__(self, name: str) -> Agent:
+        member = self._members[name]
+        if isinstance(member, str):
+            if member not in self._registry:
+                raise KeyError(name)
+            return self._registry.get(member).agent
+        return member
+
+    def __iter__(self) -> Iterator[str]:
+        return (
+            name
+            for name, member in self._members.items()
+            if not isinstance(member, str) or member in self._registry
+        )
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -512,6 +512,36 @@ async def test_a_cached_child_follows_an_update_of_its_agent(tmp_path: Path) -> 
     assert [m.text for m in of(llm, "helper2")[0].messages] == ["one", "first", "two"]
 
 
+async def test_a_running_team_lead_follows_an_update_of_a_member(tmp_path: Path) -> None:
+    """After Mother updates a team member, a lead already running delegates to the new
+    definition (members named by string are looked up at each delegation), with the
+    member's conversation kept."""
+    llm = by_role(
+        {
+            "lead": [
+                call("delegate", agent="helper", message="one"),
+                "sent one",
+                call("delegate", agent="helper", message="two"),
+                "sent two",
+            ],
+            "mother": [call("update_agent", name="helper", system="helper2"), "updated"],
+            "helper": ["first"],
+            "helper2": ["second"],
+        }
+    )
+    async with open_orchestrator(llm=llm) as orch:
+        add_meta_agents(orch, blueprints=tmp_path)
+        orch.agents.define(Agent(name="helper", system="helper"), mapping={"system": "helper"})
+        orch.agents.define(Agent(name="lead", system="lead", team=["helper"]))
+        lead = await orch.session("lead")
+        await lead.send("first task")
+        await (await orch.session("mother")).send("update helper")
+        with trio.fail_after(30):
+            await lead.send("second task")
+    assert of(llm, "helper2"), "the lead kept delegating to the old definition"
+    assert [m.text for m in of(llm, "helper2")[0].messages][-1].endswith("two")
+
+
 async def test_team_delegation_is_depth_limited_too() -> None:
     """Two agents in each other's team (ping ↔ pong) stop at the delegation depth limit."""
 
