@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.benchmarks._cli import ONE_STEP  # the same one-step document B13 times
 from vega_trio.testing import (
     FakeChatResponse,
     FakeResponse,
@@ -42,19 +43,6 @@ except SystemExit as exit:
 else:
     code = 0
 sys.stderr.write("\\n" + json.dumps({"status": code, "modules": sorted(sys.modules)}) + "\\n")
-"""
-
-ONE_STEP = """\
-name: one
-agents:
-  helper:
-    system: You help.
-workflows:
-  only:
-    inputs:
-      task: {type: string}
-    steps:
-      - helper: "Say {{task}}"
 """
 
 

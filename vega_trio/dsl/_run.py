@@ -444,10 +444,24 @@ class _Run:
             raise _Return(None if value is _NOTHING else value)
         return value
 
-    def _usage(self, mark: _StepMark) -> tuple[float, int]:
+    async def _record(
+        self, path: str, mark: _StepMark, status: str, result: dict[str, Any]
+    ) -> None:
+        """Store one step's record: its outcome and what it spent since ``mark``."""
         input_tokens, output_tokens, cost = self.totals()
         before = mark.totals
-        return cost - before[2], (input_tokens - before[0]) + (output_tokens - before[1])
+        await self.recorder.step(
+            StepRecord(
+                run_id=self.run_id,
+                path=path,
+                status=status,
+                result=result,
+                started_at=mark.started_at,
+                ended_at=time.time(),
+                cost_usd=cost - before[2],
+                tokens=(input_tokens - before[0]) + (output_tokens - before[1]),
+            )
+        )
 
     async def checkpoint(
         self,
@@ -477,38 +491,15 @@ class _Run:
                 self.run_id,
             )
             return
-        cost, tokens = self._usage(mark)
-        await self.recorder.step(
-            StepRecord(
-                run_id=self.run_id,
-                path=path,
-                status="completed",
-                result=data,
-                started_at=mark.started_at,
-                ended_at=time.time(),
-                cost_usd=cost,
-                tokens=tokens,
-            )
-        )
+        await self._record(path, mark, "completed", data)
 
     async def failed_step(self, path: str, mark: _StepMark, exc: Exception) -> None:
         """Save the record of the step a failure started at (not a checkpoint: a resume
         runs it again)."""
         if self.recorder.store is None:
             return
-        cost, tokens = self._usage(mark)
-        await self.recorder.step(
-            StepRecord(
-                run_id=self.run_id,
-                path=path,
-                status="failed",
-                result={"error": _message_of(exc), "error_class": error_class(exc)},
-                started_at=mark.started_at,
-                ended_at=time.time(),
-                cost_usd=cost,
-                tokens=tokens,
-            )
-        )
+        error = {"error": _message_of(exc), "error_class": error_class(exc)}
+        await self._record(path, mark, "failed", error)
 
     async def _dispatch(self, step: Step, frame: _Frame, path: str) -> Any:
         if isinstance(step, IfStep):
