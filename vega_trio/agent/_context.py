@@ -326,16 +326,55 @@ class UnboundedContext(_BaseContext):
     """
 
     # NOTE: nothing is ever trimmed, so token counts matter only to token_count().
-    # This is the default context, on every agent's hot path, so estimates are made
-    # and usage reports applied lazily there instead of on every add and every call.
+    # This is the default context, on every agent's hot path, so it keeps the turns
+    # themselves (``_turns``) and makes their token entries only when a count is asked
+    # for (``_entries`` then covers a prefix of ``_turns``): no entry object per turn
+    # (four per run, each GC-tracked for the process's life, B2), and usage reports are
+    # applied lazily instead of on every call.
     # NOTE: flat — prompt, usage, prompt, usage ... — not (prompt, usage) tuples: a
     # tuple per LLM call was one more GC-tracked object per idle process (B2).
+    _turns: list[Message] = attrs.field(init=False, factory=list, repr=False)
     _reports: list[Sequence[Message] | Usage] = attrs.field(init=False, factory=list, repr=False)
 
-    def _new_entry(self, message: Message) -> _Entry:
-        if not isinstance(message, Message):
-            _entry(message)  # raises the TypeError that explains what to pass
-        return _Entry(message=message, tokens=_UNKNOWN)
+    def extend(self, messages: Iterable[Message]) -> None:
+        """Append several turns at once (one send's turns)."""
+        turns = list(messages)
+        for message in turns:
+            if not isinstance(message, Message):
+                _entry(message)  # raises the TypeError that explains what to pass
+        with self._lock:
+            self._turns.extend(turns)
+
+    def messages(self) -> list[Message]:
+        """The messages to send to the model now (the whole conversation)."""
+        with self._lock:
+            return self._turns.copy()
+
+    def snapshot(self) -> list[Message]:
+        """Everything the context retains, in order, for saving; :meth:`load` restores it."""
+        with self._lock:
+            return self._turns.copy()
+
+    def load(self, messages: Iterable[Message]) -> None:
+        """Replace the whole history, e.g. to spawn with an existing conversation or
+        to restore a :meth:`snapshot`."""
+        turns = list(messages)
+        for message in turns:
+            if not isinstance(message, Message):
+                _entry(message)
+        with self._lock:
+            self._generation += 1
+            self._turns = turns
+            self._entries = []
+            self._reports.clear()
+
+    def clear(self) -> None:
+        """Forget the whole conversation."""
+        with self._lock:
+            self._generation += 1
+            self._turns.clear()
+            self._entries.clear()
+            self._reports.clear()
 
     def record_usage(self, prompt: Sequence[Message], usage: Usage) -> None:
         """Remember a usage report; :meth:`token_count` applies the reports in order."""
@@ -347,9 +386,11 @@ class UnboundedContext(_BaseContext):
                 self._apply_reports_locked()
 
     def _apply_reports_locked(self) -> None:
-        for entry in self._entries:
-            if entry.tokens == _UNKNOWN:
-                entry.tokens = estimate_message_tokens(entry.message)
+        entries, turns = self._entries, self._turns
+        if len(entries) < len(turns):
+            entries.extend(
+                _Entry(message=m, tokens=estimate_message_tokens(m)) for m in turns[len(entries) :]
+            )
         reports, self._reports = self._reports, []
         for i in range(0, len(reports), 2):
             prompt, usage = reports[i], reports[i + 1]
@@ -359,13 +400,6 @@ class UnboundedContext(_BaseContext):
     def _token_count_locked(self) -> int:
         self._apply_reports_locked()
         return sum(e.tokens for e in self._entries)
-
-    def _load_locked(self, entries: list[_Entry]) -> None:
-        self._entries = entries
-        self._reports.clear()
-
-    def _clear_extra_locked(self) -> None:
-        self._reports.clear()
 
 
 _UNKNOWN = -1
