@@ -158,7 +158,6 @@ def test_a_send_reads_the_clock_at_most_six_times() -> None:
         AgentBehaviour._round_tools,
         AgentBehaviour._call_llm,
         AgentBehaviour._attempt,
-        AgentBehaviour._run_tools,
         AgentBehaviour._run_tool,
         UnboundedContext.extend,
         Orchestrator.spawn,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -256,7 +256,9 @@ class AgentBehaviour:
         clock = self._clock
         if clock is None:
             clock = self._clock = trio.lowlevel.current_clock()
-        await self._maybe_compact(process)
+        context = self.context
+        if isinstance(context, SlidingWindowContext) and context.compact_above is not None:
+            await self._maybe_compact(process, context)
         started = clock.current_time()
         metrics = self.metrics
         before = (metrics.input_tokens, metrics.output_tokens, metrics.cost_usd)
@@ -294,10 +296,8 @@ class AgentBehaviour:
         if fresh:
             self.context.clear()
 
-    async def _maybe_compact(self, process: Process) -> None:
-        context = self.context
-        if not isinstance(context, SlidingWindowContext) or context.compact_above is None:
-            return
+    async def _maybe_compact(self, process: Process, context: SlidingWindowContext) -> None:
+        assert context.compact_above is not None
         if not context.needs_compaction(context.compact_above):
             return
         try:
@@ -386,7 +386,10 @@ class AgentBehaviour:
                         await self.history_sink.turn_completed(process, pending)
                     self.context.extend(pending)
                     return response.text
-                results = await self._run_tools(process, tools, tool_uses, events)
+                if len(tool_uses) == 1:
+                    results = [await self._run_tool(process, tools, tool_uses[0], events)]
+                else:
+                    results = await self._run_tools_together(process, tools, tool_uses, events)
                 pending.append(Message(role="user", content=results))
             raise MaxIterationsExceeded(
                 f"agent {self.name!r} (process {process.id}) still asked for tools after "
@@ -413,11 +416,9 @@ class AgentBehaviour:
         TPM limits and ``block`` budgets need, then costs O(pending) instead of a
         pass over the whole conversation.
         """
-        observer = _CallObserver(self, process, request.model)
         # NOTE: the observer carries what the prompt's estimate needs: a bound method
         # instead of a lambda over three cells (4 objects per call in flight, B2).
-        observer.request = request
-        observer.pending = pending
+        observer = _CallObserver(self, process, request, pending)
         attempt = self._attempt(self.llm, request, events)
         budgets = self._budgets if self._budgets is not None else self._budget_chain(process)
         if self._fallback is None:
@@ -447,14 +448,7 @@ class AgentBehaviour:
                 # on every path, fallback or not (B2).
                 fallback_cost=functools.partial(_prompt_cost, fallback_price),
             )
-        self._account(
-            process,
-            observer.model,
-            response.usage,
-            observer.started,
-            observer.attempt,
-            fallback=observer.fallback,
-        )
+        self._account(process, observer, response.usage)
         return response
 
     def _attempt(
@@ -558,25 +552,19 @@ class AgentBehaviour:
             return (self._own_budgets[0], *inherited)
         return inherited
 
-    def _account(
-        self,
-        process: Process,
-        model: str,
-        usage: Usage,
-        started: float,
-        attempt: int = 1,
-        *,
-        fallback: bool = False,
-    ) -> None:
+    def _account(self, process: Process, call: _CallObserver, usage: Usage) -> None:
+        """Count a call that answered: metrics, cost, budgets, the log and ``llm.call``."""
         m = self.metrics
         m.llm_calls += 1
         m.input_tokens += usage.input_tokens
         m.output_tokens += usage.output_tokens
-        m.cache_creation_input_tokens += usage.cache_creation_input_tokens
-        m.cache_read_input_tokens += usage.cache_read_input_tokens
+        if usage.cache_creation_input_tokens or usage.cache_read_input_tokens:
+            m.cache_creation_input_tokens += usage.cache_creation_input_tokens
+            m.cache_read_input_tokens += usage.cache_read_input_tokens
         # NOTE: priced with the model that answered (the fallback's price after a switch).
-        if model == self.model:
-            price = self._price
+        model = call.model
+        if not call.fallback:
+            price = self._price if model == self.model else self.prices.lookup(model)
         elif self._fallback is not None and model == self._fallback[1]:
             price = self._fallback[2]
         else:
@@ -586,34 +574,11 @@ class AgentBehaviour:
             m.unpriced_calls += 1
         else:
             m.cost_usd += cost
-            budgets = self._budgets or ()
-            for tracker in budgets:
-                if tracker.charge(cost):
+            for tracker in self._budgets or ():
+                if tracker._add(cost):
                     self._budget_crossed(process, tracker)
         if _llm_log.isEnabledFor(logging.DEBUG):
-            log_record(
-                _llm_log,
-                logging.DEBUG,
-                "LLM call of %s (process %s) to %s: %d+%d tokens in %d ms",
-                self.name,
-                process.id,
-                model,
-                usage.input_tokens,
-                usage.output_tokens,
-                round((self._now() - started) * 1000),
-                event="llm.call",
-                process_id=process.id,
-                agent=self.name,
-                run_id=process.run_id,
-                user=process.user,
-                model=model,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cost_usd=cost,
-                latency_ms=round((self._now() - started) * 1000),
-                attempt=attempt,
-                error_class=None,
-            )
+            self._log_call(process, call, usage, cost)
         if self.bus.wants(LLMCalled):
             self.bus.emit(
                 LLMCalled,
@@ -628,13 +593,41 @@ class AgentBehaviour:
                 cache_read_input_tokens=usage.cache_read_input_tokens,
                 cost_usd=cost,
                 priced=cost is not None,
-                latency_ms=round((self._now() - started) * 1000),
-                attempt=attempt,
-                fallback=fallback,
+                latency_ms=round((self._now() - call.started) * 1000),
+                attempt=call.attempt,
+                fallback=call.fallback,
                 error_class=None,
                 iteration=self.iteration or None,
                 max_iterations=self.max_iterations,
             )
+
+    def _log_call(
+        self, process: Process, call: _CallObserver, usage: Usage, cost: float | None
+    ) -> None:
+        latency_ms = round((self._now() - call.started) * 1000)
+        log_record(
+            _llm_log,
+            logging.DEBUG,
+            "LLM call of %s (process %s) to %s: %d+%d tokens in %d ms",
+            self.name,
+            process.id,
+            call.model,
+            usage.input_tokens,
+            usage.output_tokens,
+            latency_ms,
+            event="llm.call",
+            process_id=process.id,
+            agent=self.name,
+            run_id=process.run_id,
+            user=process.user,
+            model=call.model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=cost,
+            latency_ms=latency_ms,
+            attempt=call.attempt,
+            error_class=None,
+        )
 
     def _budget_crossed(self, process: Process, tracker: BudgetTracker) -> None:
         budget = tracker.budget
@@ -671,17 +664,6 @@ class AgentBehaviour:
         )
 
     # ------------------------------------------------------------------ tools
-    async def _run_tools(
-        self,
-        process: Process,
-        tools: Tools,
-        tool_uses: Sequence[ToolUseBlock],
-        events: trio.MemorySendChannel[ChatEvent] | None,
-    ) -> list[ToolResultBlock]:
-        if len(tool_uses) == 1:
-            return [await self._run_tool(process, tools, tool_uses[0], events)]
-        return await self._run_tools_together(process, tools, tool_uses, events)
-
     async def _run_tools_together(
         self,
         process: Process,
@@ -726,7 +708,16 @@ class AgentBehaviour:
             )
         started = self._now()
         try:
-            output = await self._execute(tools, use, arguments)
+            if INVALID_JSON_KEY in arguments:
+                raise ValueError(
+                    f"the arguments for {use.name!r} were not valid JSON "
+                    f"({str(arguments[INVALID_JSON_KEY])[:200]!r}); send a JSON object"
+                )
+            call = ToolCall(id=use.id, name=use.name, arguments=arguments)
+            if self.agent.tool_timeout is None:
+                output = await tools.execute(call)
+            else:
+                output = await self._execute_within_tool_timeout(tools, call)
             is_error = False
         except Exception as exc:  # the model sees the failure and may recover
             output = _describe_tool_error(use.name, exc)
@@ -758,18 +749,10 @@ class AgentBehaviour:
             )
         return ToolResultBlock(tool_use_id=use.id, content=output, is_error=is_error)
 
-    async def _execute(self, tools: Tools, use: ToolUseBlock, arguments: Mapping[str, Any]) -> str:
-        if INVALID_JSON_KEY in arguments:
-            raise ValueError(
-                f"the arguments for {use.name!r} were not valid JSON "
-                f"({str(arguments[INVALID_JSON_KEY])[:200]!r}); send a JSON object"
-            )
-        call = ToolCall(id=use.id, name=use.name, arguments=arguments)
+    async def _execute_within_tool_timeout(self, tools: Tools, call: ToolCall) -> str:
+        tool = tools.get(call.name)
         timeout = self.agent.tool_timeout
-        if timeout is None:
-            return await tools.execute(call)
-        tool = tools.get(use.name)
-        if tool is not None and tool.timeout is not None:
+        if timeout is None or (tool is not None and tool.timeout is not None):
             return await tools.execute(call)  # the tool's own limit wins
         with trio.fail_after(timeout):
             return await tools.execute(call)
@@ -819,17 +802,24 @@ class _CallObserver:
         "started",
     )
 
-    def __init__(self, behaviour: AgentBehaviour, process: Process, model: str) -> None:
+    def __init__(
+        self,
+        behaviour: AgentBehaviour,
+        process: Process,
+        request: LLMRequest,
+        pending: Sequence[Message] | None,
+    ) -> None:
         self.behaviour = behaviour
         self.process = process
-        self.model = model
+        self.request = request
+        self.pending = pending
+        self.model = request.model
+        """The model that answered (the fallback's after a switch)."""
         self.attempt = 1
         self.started = behaviour._now()
         self.fallback = False
         """Whether the call went on to the fallback model."""
         self.fallback_model = ""
-        self.request: LLMRequest | None = None
-        self.pending: Sequence[Message] | None = None
 
     def estimate_tokens(self) -> int:
         """The prompt's estimated tokens (only TPM limits and ``block`` budgets ask)."""

@@ -116,7 +116,7 @@ class ModelPrice:
 
     def cost(self, usage: Usage) -> float:
         """What one call with this usage costs, in USD."""
-        rates = self.rates_for(usage)
+        rates = self if self.long_context is None else self.rates_for(usage)
         if rates._pico is not None:
             pi, po, pw, pr = rates._pico
             pico_usd = (

@@ -168,6 +168,11 @@ class BudgetTracker:
         """
         if not (math.isfinite(cost) and cost >= 0):
             raise ValueError(f"a cost must be a finite number of USD >= 0, got {cost!r}")
+        return self._add(cost)
+
+    def _add(self, cost: float) -> tuple[BudgetTracker, ...]:
+        """:meth:`charge` of a cost known to be finite and >= 0 (a price table's, on
+        every LLM call: the check is the caller's)."""
         if self.parent is None:  # the common case, on every LLM call: no list, no loop
             before = self.spent
             self.spent = before + cost

@@ -619,6 +619,9 @@ class EventBus:
     published: int = attrs.field(init=False, default=0)
     """The sequence number of the latest event (events emitted so far, plus where
     :meth:`continue_after` started)."""
+    # NOTE: nobody listens at all (no history, sink or subscriber): kept up to date by
+    # every change of those, so the hot paths' wants()/emit() answer with one read.
+    _quiet: bool = attrs.field(init=False, default=True)
 
     def __attrs_post_init__(self) -> None:
         # NOTE: checked here, not by an attrs validator, which would give the class a
@@ -626,6 +629,10 @@ class EventBus:
         if self.history < 0:
             raise ValueError(f"history must be 0 or more, got {self.history}")
         self._ring = collections.deque(maxlen=self.history or None)
+        self._listeners_changed()
+
+    def _listeners_changed(self) -> None:
+        self._quiet = not (self.history or self._sinks or self._subscribers)
 
     def keep_history(self, size: int) -> None:
         """Keep the latest ``size`` events (0: none) for :meth:`subscribe`'s ``after``."""
@@ -634,6 +641,7 @@ class EventBus:
         self.history = size
         kept = list(self._ring)[-size:] if size else []
         self._ring = collections.deque(kept, maxlen=size or None)
+        self._listeners_changed()
 
     def continue_after(self, seq: int) -> None:
         """Number the next event ``seq + 1`` (a store's last sequence number, so that
@@ -657,10 +665,12 @@ class EventBus:
         quick and must not raise: it keeps the event and returns (the store's writer
         appends it to its next batch)."""
         self._sinks = (*self._sinks, sink)
+        self._listeners_changed()
 
     def remove_sink(self, sink: Callable[[Event], None]) -> None:
         """Stop giving events to ``sink`` (nothing if it was not added)."""
         self._sinks = tuple(s for s in self._sinks if s != sink)  # a bound method is new each time
+        self._listeners_changed()
 
     # ------------------------------------------------------------------ publishing
     def _route(self, kind: str) -> tuple[Subscription, ...]:
@@ -676,6 +686,8 @@ class EventBus:
     def wants(self, kind: type[Event]) -> bool:
         """Whether an event of this class would go anywhere (a subscriber for its type,
         or the history): lets hot paths skip computing its fields."""
+        if self._quiet:
+            return False
         return (
             bool(self.history)
             or bool(self._sinks)
@@ -716,7 +728,7 @@ class EventBus:
         # NOTE: the hot path: the ids are named parameters (not in ``fields``) because
         # most events have few fields of their own; nothing is built for nobody.
         self.published += 1
-        if (
+        if self._quiet or (
             not self.history
             and not self._sinks
             and not (self._subscribers and self._route(kind.type))
@@ -824,6 +836,7 @@ class EventBus:
 
     def _add(self, sub: Subscription) -> None:
         self._subscribers[sub] = None
+        self._quiet = False
         for name in sub._exact:
             self._by_type.setdefault(name, {})[sub] = None
         for prefix in sub._prefixes:
@@ -840,6 +853,7 @@ class EventBus:
                         if not subs:
                             del index[key]
             self._routes.clear()
+            self._listeners_changed()
 
     def close(self) -> None:
         """End every subscription (their iterators finish after draining)."""
