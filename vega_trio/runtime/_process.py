@@ -635,7 +635,8 @@ class Process(Linkable, metaclass=NoPublicConstructor):
             self._current_request = request
             request._scope = scope
             bus = self._runtime.bus
-            if bus.wants(RequestStarted):
+            # NOTE: the bus's own flag first: nobody listens in most runs (B1).
+            if not bus._quiet and bus.wants(RequestStarted):
                 bus.emit(RequestStarted, process_id=self.id, agent=behaviour.name)
             failure: BaseException | None = None
             served = False
@@ -662,7 +663,7 @@ class Process(Linkable, metaclass=NoPublicConstructor):
             finally:
                 # NOTE: every way out (a reply, an error, a crash, a cancellation) ends
                 # the busy period; synchronous, so safe while Cancelled propagates.
-                if bus.wants(RequestFinished):
+                if not bus._quiet and bus.wants(RequestFinished):
                     _emit_idle(bus, self, served, failure)
             request._scope = None
             self._current_request = None
