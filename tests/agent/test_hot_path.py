@@ -155,7 +155,6 @@ def test_a_send_reads_the_clock_at_most_six_times() -> None:
     [
         AgentBehaviour.handle,
         AgentBehaviour._tool_loop,
-        AgentBehaviour._round_tools,
         AgentBehaviour._call_llm,
         AgentBehaviour._attempt,
         AgentBehaviour._run_tool,

@@ -3,12 +3,17 @@
     python -m tests.benchmarks.profiling b1 [--runs N] [--sort tottime|cumulative]
     python -m tests.benchmarks.profiling b3 [--n N]
     python -m tests.benchmarks.profiling parts [--runs N]
+    python -m tests.benchmarks.profiling opcodes [--runs N] [--limit N]
 
 ``b1`` profiles sequential runs (cProfile) of vega-trio and of the hand-written loop.
 ``b3`` traces the allocations of N idle processes (tracemalloc) and charges each to
 the innermost vega_trio line that led to it, then profiles the spawns (cProfile).
 ``parts`` times pieces of the vega-trio hot path in isolation (µs per call), to price
 the entries of the profile without the profiler's own overhead.
+``opcodes`` counts the bytecode instructions one B1 run executes (``sys.settrace`` with
+opcode events), in vega-trio and in the hand-written loop, by function: deterministic,
+so it is the figure to compare before and after a change on a loaded machine (B1's wall
+time follows it closely: both loops run the same scheduler and the same model).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import collections
 import cProfile
 import gc
 import pstats
+import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
@@ -226,11 +232,62 @@ async def _parts(runs: int) -> None:
     gc.collect()
 
 
+async def _opcodes(runs: int, limit: int) -> None:
+    from types import FrameType
+
+    counts: collections.Counter[tuple[str, str, int]] = collections.Counter()
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        if event == "opcode":
+            code = frame.f_code
+            where = code.co_filename.split("site-packages/")[-1].split("/vega_trio/")[-1]
+            counts[(where, code.co_name, code.co_firstlineno)] += 1
+        return tracer
+
+    llm_vega, llm_raw = make_llm(), make_llm()
+    async with open_orchestrator(llm=llm_vega) as orch, trio.open_nursery() as nursery:
+        proc = await orch.spawn(make_agent())
+        context = proc.behaviour.context
+        raw = RawProcess(llm_raw, {"add": add}, tool_schemas())
+        await nursery.start(raw.serve)
+
+        async def vega() -> None:
+            await proc.send(PROMPT)
+            context.clear()
+
+        async def hand() -> None:
+            await raw.send(PROMPT)
+            raw.history.clear()
+
+        totals = {}
+        for title, one in (("vega-trio send", vega), ("hand-written loop", hand)):
+            for _ in range(50):
+                await one()
+            counts.clear()
+            sys.settrace(tracer)  # a resumed coroutine's frame is traced too
+            try:
+                for _ in range(runs):
+                    await one()
+            finally:
+                sys.settrace(None)
+            llm_vega.requests.clear()
+            llm_raw.requests.clear()
+            totals[title] = total = sum(counts.values()) / runs
+            print(f"\n=== {title}: {total:,.0f} bytecode instructions per run ===")
+            for (where, name, line), count in counts.most_common(limit):
+                print(f"{count / runs:8.1f}  {where}:{line} {name}")
+        raw.close()
+        ratio = totals["vega-trio send"] / totals["hand-written loop"]
+        print(f"\nvega-trio / hand-written: {ratio:.2f}x the instructions per run")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tests.benchmarks.profiling", description=__doc__
     )
-    parser.add_argument("what", choices=["b1", "b3", "parts"])
+    parser.add_argument("what", choices=["b1", "b3", "parts", "opcodes"])
     parser.add_argument("--runs", type=int, default=5000, help="runs for b1 / parts")
     parser.add_argument("--n", type=int, default=5000, help="idle processes for b3")
     parser.add_argument("--sort", default="tottime", help="pstats sort key")
@@ -240,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
         trio.run(_profile_b1, args.runs, args.sort, args.limit)
     elif args.what == "b3":
         _profile_b3(args.n, args.sort, args.limit)
+    elif args.what == "opcodes":
+        trio.run(_opcodes, min(args.runs, 1000), args.limit)
     else:
         trio.run(_parts, args.runs)
 

@@ -331,11 +331,6 @@ class AgentBehaviour:
     # path: each name a nested scope uses becomes a cell made at every call, whichever
     # branch runs (tests/agent/test_hot_path.py checks it). The rarer branches are
     # methods of their own.
-    def _round_tools(self, process: Process) -> tuple[Tools, tuple[ToolSchema, ...]]:
-        if self._skills is None:
-            return self.tools, self._schemas
-        return self._skill_round_tools(process)
-
     def _skill_round_tools(self, process: Process) -> tuple[Tools, tuple[ToolSchema, ...]]:
         wanted = [
             name
@@ -359,7 +354,10 @@ class AgentBehaviour:
             for iteration in range(1, self.max_iterations + 1):
                 self.iteration = iteration
                 self.metrics.iterations += 1
-                tools, schemas = self._round_tools(process)
+                if self._skills is None:
+                    tools, schemas = self.tools, self._schemas
+                else:
+                    tools, schemas = self._skill_round_tools(process)
                 llm_request = LLMRequest(
                     model=self.model,
                     system=self._system(process),
