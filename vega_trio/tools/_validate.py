@@ -87,7 +87,8 @@ TYPE_TESTS: Final[Mapping[str, Callable[[Any], bool]]] = {
     "boolean": lambda v: v is True or v is False,
     "null": lambda v: v is None,
     "array": lambda v: isinstance(v, list | tuple),
-    "object": lambda v: isinstance(v, Mapping),
+    # NOTE: ``type(v) is dict`` first: isinstance with an ABC runs Python-level hooks.
+    "object": lambda v: type(v) is dict or isinstance(v, Mapping),
 }
 # For each JSON type: the exact Python types whose every value passes its test...
 _UNCHANGED: Final[Mapping[str, tuple[type, ...]]] = {
@@ -354,7 +355,12 @@ class FixedTupleAdapter(Adapter):
         if not isinstance(value, list | tuple) or len(value) != len(self.items):
             raise self.wrong(value, path)
         try:
-            return tuple([a.convert(v, None) for a, v in zip(self.items, value, strict=True)])
+            return tuple(
+                [
+                    v if type(v) in a.unchanged else a.convert(v, None)
+                    for a, v in zip(self.items, value, strict=True)
+                ]
+            )
         except ArgumentProblem:
             if path is None:
                 raise
@@ -377,7 +383,7 @@ class MappingAdapter(Adapter):
         self.expected = f"an object (values: {value.expected})" if value.schema else "an object"
 
     def convert(self, value: Any, path: str | None) -> Any:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             raise self.wrong(value, path)
         adapter = self.value
         unchanged = adapter.unchanged
@@ -395,7 +401,7 @@ class UnionAdapter(Adapter):
     """``A | B | None`` or a JSON schema's ``anyOf``/``oneOf``: the first alternative that
     accepts the value wins."""
 
-    __slots__ = ("options", "unchanged")
+    __slots__ = ("options", "tries", "unchanged")
 
     def __init__(self, options: list[Adapter]) -> None:
         # NOTE: null is tried first, so that ``None`` never reaches a converting alternative;
@@ -404,22 +410,27 @@ class UnionAdapter(Adapter):
         self.schema = {"anyOf": [o.schema for o in options]}
         self.expected = " or ".join(o.expected for o in options)
         # A type passes unchanged when the first alternative that may take its values (the
-        # one that wins) passes it unchanged; known only when every alternative is a
-        # TypeAdapter (``int | None``, ``str | None``).
+        # one that wins) passes it unchanged. Known for the leading TypeAdapters only (null,
+        # then ``int`` in ``int | None``); any other alternative may take anything after.
         unchanged: set[type] = set()
-        if all(isinstance(o, TypeAdapter) for o in self.options):
-            claimed: set[type] = set()
-            for option in self.options:
-                assert isinstance(option, TypeAdapter)
-                unchanged |= option.unchanged - claimed
-                claimed |= option.claims
+        claimed: set[type] = set()
+        for option in self.options:
+            if not isinstance(option, TypeAdapter):
+                break
+            unchanged |= option.unchanged - claimed
+            claimed |= option.claims
         self.unchanged = frozenset(unchanged)
+        # The unworded pass skips an alternative that refuses every value of the value's
+        # exact type (null for an object), instead of raising and catching its problem.
+        self.tries = tuple((o, _refused(o)) for o in self.options)
 
     def convert(self, value: Any, path: str | None) -> Any:
         if type(value) in self.unchanged:
             return value
         if path is None:  # unworded: the first alternative that takes it, or any problem
-            for option in self.options:
+            for option, refused in self.tries:
+                if type(value) in refused:
+                    continue
                 try:
                     return option.convert(value, None)
                 except ArgumentProblem:
@@ -437,6 +448,31 @@ class UnionAdapter(Adapter):
         if len(deeper) == 1:
             raise deeper[0]
         raise self.wrong(value, path)
+
+
+_JSON_TYPES: Final = frozenset(JSON_TYPE_NAMES)
+
+
+def _refused(adapter: Adapter) -> frozenset[type]:
+    """The exact JSON types whose every value ``adapter`` refuses (known for the nodes that
+    check the type first; empty when not known)."""
+    if isinstance(adapter, TypeAdapter):
+        return _JSON_TYPES - adapter.claims
+    if isinstance(adapter, MappingAdapter) or (
+        isinstance(adapter, ObjectAdapter) and not adapter.lenient
+    ):
+        return _JSON_TYPES - {dict}
+    if isinstance(adapter, FixedTupleAdapter) or (
+        isinstance(adapter, ArrayAdapter) and not adapter.lenient
+    ):
+        return _JSON_TYPES - {list, tuple}
+    if isinstance(adapter, ChoiceAdapter):
+        return (
+            _JSON_TYPES
+            - {kind for kind, _ in adapter.choices}
+            - {kind for (kind, _), _ in adapter.unhashable}
+        )
+    return frozenset()
 
 
 def _is_null(adapter: Adapter) -> bool:
@@ -749,7 +785,7 @@ def json_schema_validator(
     check = compile_json_schema(input_schema)
 
     def validate(arguments: Mapping[str, Any]) -> Mapping[str, Any]:
-        if not isinstance(arguments, Mapping):
+        if type(arguments) is not dict and not isinstance(arguments, Mapping):
             raise ArgumentProblem("", f"the arguments must be an object, got {describe(arguments)}")
         if check is not None:
             check.convert(arguments, "")
