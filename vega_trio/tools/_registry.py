@@ -11,6 +11,11 @@ Executing a call::
            └─ look up call.name ─ Tool.invoke(arguments)
                 └─ prepare (validate + convert) ─ timeout ─ handler
       └─ render_result(result) → str
+
+Without middleware ``execute`` looks the tool up itself (no chain frames); a function tool's
+``prepare`` is its arguments adapter's ``convert`` and its async handler returns the function's
+own coroutine, so a call runs six Python frames: execute, invoke, convert, handler, the
+function, render_result (``tests/tools/test_call_cost.py`` pins them).
 """
 
 from __future__ import annotations
