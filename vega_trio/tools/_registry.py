@@ -11,6 +11,11 @@ Executing a call::
            └─ look up call.name ─ Tool.invoke(arguments)
                 └─ prepare (validate + convert) ─ timeout ─ handler
       └─ render_result(result) → str
+
+Without middleware ``execute`` looks the tool up itself (no chain frames); a function tool's
+``prepare`` is its arguments adapter's ``convert`` and its async handler returns the function's
+own coroutine, so a call runs six Python frames: execute, invoke, convert, handler, the
+function, render_result (``tests/tools/test_call_cost.py`` pins them).
 """
 
 from __future__ import annotations
@@ -174,9 +179,10 @@ class Tool:
         analysed = function_schema(fn, name=name, description=description)
         handler: ToolHandler
         if analysed.is_async:
-
-            async def handler(arguments: Mapping[str, Any]) -> Any:
-                return await fn(**arguments)
+            # NOTE: a plain def that returns the function's own coroutine: awaiting it runs
+            # the function directly, without a wrapper coroutine around it.
+            def handler(arguments: Mapping[str, Any]) -> Awaitable[Any]:
+                return fn(**arguments)  # type: ignore[no-any-return]
 
         else:
             thread_name = f"vega-trio tool {analysed.name}"
@@ -309,14 +315,13 @@ class Tools:
 
     _tools: dict[str, Tool] = attrs.field(factory=dict, init=False)
     _middleware: list[Middleware] = attrs.field(factory=list, init=False)
-    _chain: CallNext = attrs.field(init=False)
+    # The middleware chain; None while there is no middleware (execute then dispatches
+    # the call itself, without the chain's frames).
+    _chain: CallNext | None = attrs.field(default=None, init=False)
     _all_schemas: tuple[ToolSchema, ...] | None = attrs.field(default=None, init=False)
     # Tool-name prefixes whose provider failed (an MCP server that did not start) → why;
     # a ToolNotFound for a name under one says so, instead of only "available: none".
     _missing_providers: dict[str, str] = attrs.field(factory=dict, init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self._chain = self._dispatch
 
     # -- registration -------------------------------------------------------------------------
 
@@ -411,6 +416,9 @@ class Tools:
         self._all_schemas = None
 
     def _rebuild_chain(self) -> None:
+        if not self._middleware:
+            self._chain = None
+            return
         chain: CallNext = self._dispatch
         for middleware in reversed(self._middleware):
             chain = _link(middleware, chain)
@@ -550,7 +558,14 @@ class Tools:
             ToolTimeout: the tool ran longer than its ``timeout``.
             Exception: whatever the tool (or a middleware) raised, unchanged.
         """
-        return render_result(await self._chain(call))
+        chain = self._chain
+        if chain is not None:
+            return render_result(await chain(call))
+        # No middleware: the end of the chain (_dispatch) inline, one frame fewer.
+        tool = self._tools.get(call.name)
+        if tool is None:
+            raise self._not_found(call.name)
+        return render_result(await tool.invoke(call.arguments))
 
     async def _dispatch(self, call: ToolCall) -> Any:
         tool = self._tools.get(call.name)

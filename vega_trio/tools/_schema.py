@@ -64,20 +64,17 @@ class FunctionSchema:
     is_async: bool
     _adapter: ObjectAdapter = attrs.field(alias="adapter", repr=False, eq=False, hash=False)
 
-    def prepare(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate the model's arguments and convert them into keyword arguments.
+    @property
+    def prepare(self) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+        """The per-call step: ``prepare(arguments)`` validates the model's arguments (the JSON
+        object it sent) and converts them into keyword arguments for the function (enums,
+        attrs instances, ... already built); it raises :class:`ArgumentProblem` when an
+        argument is missing, unknown or of the wrong type.
 
-        Args:
-            arguments: the JSON object the model sent.
-
-        Returns:
-            Keyword arguments for the function (enums, attrs instances, ... already built).
-
-        Raises:
-            ArgumentProblem: an argument is missing, unknown or of the wrong type.
+        It is the arguments adapter's own ``convert`` (what a function tool runs per call,
+        with no wrapper frame around it).
         """
-        result: dict[str, Any] = self._adapter.convert(arguments, "")
-        return result
+        return self._adapter.convert
 
     def to_tool_schema(self) -> ToolSchema:
         """The :class:`~vega_trio.llm.ToolSchema` the model is shown."""

@@ -16,6 +16,13 @@ same problems in the same words:
 Every node raises :class:`~vega_trio.tools.ArgumentProblem` (its ``argument`` is the path of
 the offending value: ``point.x``, ``items[2]``) through :func:`problem`, the one place that words
 a problem.
+
+Paths cost nothing until something is wrong: a container converts its items with the path
+``None`` ("unworded": the problem raised is not worded, the caller will ask again), and only
+when one fails converts that one again with its real path, which raises the worded problem.
+The nodes are deterministic, so the second pass fails where the first did; a value whose exact
+type a node returns unchanged (an ``int`` for ``int``, a ``str`` for ``str``: the node's
+``unchanged`` types) is taken without calling the node at all.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from .._errors import ArgumentProblem
 
@@ -80,8 +87,21 @@ TYPE_TESTS: Final[Mapping[str, Callable[[Any], bool]]] = {
     "boolean": lambda v: v is True or v is False,
     "null": lambda v: v is None,
     "array": lambda v: isinstance(v, list | tuple),
-    "object": lambda v: isinstance(v, Mapping),
+    # NOTE: ``type(v) is dict`` first: isinstance with an ABC runs Python-level hooks.
+    "object": lambda v: type(v) is dict or isinstance(v, Mapping),
 }
+# For each JSON type: the exact Python types whose every value passes its test...
+_UNCHANGED: Final[Mapping[str, tuple[type, ...]]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "array": (list, tuple),
+    "object": (dict,),
+}
+# ... and those some of whose values may pass it (3.0 is an integer).
+_CLAIMED: Final[Mapping[str, tuple[type, ...]]] = {**_UNCHANGED, "integer": (int, float)}
 
 
 def describe(value: object) -> str:
@@ -98,8 +118,19 @@ def describe(value: object) -> str:
     return kind
 
 
-def child(path: str, key: str) -> str:
-    """The path of ``key`` inside the value at ``path`` (``""`` is the arguments object)."""
+@overload
+def child(path: str, key: str) -> str: ...
+
+
+@overload
+def child(path: None, key: str) -> None: ...
+
+
+def child(path: str | None, key: str) -> str | None:
+    """The path of ``key`` inside the value at ``path`` (``""`` is the arguments object;
+    ``None``, an unworded check, stays ``None``)."""
+    if path is None:
+        return None
     return f"{path}.{key}" if path else key
 
 
@@ -114,7 +145,7 @@ def plain_type(value: object) -> type:
 
 def problem(
     kind: str,
-    path: str,
+    path: str | None,
     *,
     expected: str = "",
     value: object = None,
@@ -130,13 +161,16 @@ def problem(
             schema does not allow; ``allowed`` lists the allowed names at that level),
             ``"not_allowed"`` (the schema is ``false``) or ``"invalid"`` (the value's own class
             refused it; ``detail`` says why).
-        path: where the offending value is.
+        path: where the offending value is; ``None`` for an unworded check (the caller asks
+            again with the path), which skips the wording.
         expected: what was expected.
         value: what was received.
         allowed: the names allowed next to an unknown argument.
         parent: the path of the object holding an unknown argument.
         detail: the reason for an ``"invalid"`` value.
     """
+    if path is None:
+        return ArgumentProblem("", "", kind=kind)
     if kind == "type":
         text = f"argument {path!r} must be {expected}, got {describe(value)}"
     elif kind == "missing":
@@ -164,18 +198,25 @@ class Adapter:
     Attributes:
         schema: the JSON schema the model is told (for a compiled JSON schema: a summary).
         expected: what the value must be, in words (``"an integer"``).
+        unchanged: exact types whose every value this node accepts and returns as it is; a
+            container takes such an item without calling :meth:`convert`.
     """
 
     __slots__ = ("expected", "schema")
 
     schema: dict[str, Any]
     expected: str
+    # NOTE: a class default, overridden by a slot in the nodes that have such types.
+    unchanged: frozenset[type] = frozenset()
 
-    def convert(self, value: Any, path: str) -> Any:
-        """The value (converted), or :class:`ArgumentProblem` naming ``path``."""
+    def convert(self, value: Any, path: str | None) -> Any:
+        """The value (converted), or :class:`ArgumentProblem` naming ``path``.
+
+        ``path`` ``None`` is an unworded check: the problem raised (if any) is not worded,
+        and the caller converts the value again with its path to word it."""
         raise NotImplementedError
 
-    def wrong(self, value: Any, path: str) -> ArgumentProblem:
+    def wrong(self, value: Any, path: str | None) -> ArgumentProblem:
         """The problem "``path`` must be <expected>, got <value>"."""
         return problem("type", path, expected=self.expected, value=value)
 
@@ -189,7 +230,7 @@ class AnyAdapter(Adapter):
         self.schema = {}
         self.expected = expected
 
-    def convert(self, value: Any, path: str) -> Any:
+    def convert(self, value: Any, path: str | None) -> Any:
         return value
 
 
@@ -202,7 +243,7 @@ class RejectAdapter(Adapter):
         self.schema = {"not": {}}
         self.expected = "nothing"
 
-    def convert(self, value: Any, path: str) -> Any:
+    def convert(self, value: Any, path: str | None) -> Any:
         raise problem("not_allowed", path, value=value)
 
 
@@ -212,7 +253,7 @@ class TypeAdapter(Adapter):
     ``str`` is ``TypeAdapter(["string"])``, ``int`` converts ``3.0`` to ``3``, ``float``
     converts ``3`` to ``3.0``, ``pathlib.Path`` is a converted string."""
 
-    __slots__ = ("convert_to", "tests")
+    __slots__ = ("claims", "convert_to", "tests", "unchanged")
 
     def __init__(
         self,
@@ -223,12 +264,18 @@ class TypeAdapter(Adapter):
     ) -> None:
         self.tests = tuple(TYPE_TESTS[k] for k in kinds if k in TYPE_TESTS)
         self.convert_to = convert_to
+        # The exact types some of whose values pass a test, and those whose every value
+        # passes unchanged (a conversion to the value's own type changes nothing).
+        self.claims = frozenset(t for k in kinds for t in _CLAIMED.get(k, ()))
+        self.unchanged = frozenset(
+            t for k in kinds for t in _UNCHANGED.get(k, ()) if convert_to is None or convert_to is t
+        )
         self.schema = {"type": kinds[0] if len(kinds) == 1 else list(kinds)}
         self.expected = (
             " or ".join(ARTICLES.get(k, k) for k in kinds) if expected is None else expected
         )
 
-    def convert(self, value: Any, path: str) -> Any:
+    def convert(self, value: Any, path: str | None) -> Any:
         for test in self.tests:
             if test(value):
                 convert_to = self.convert_to
@@ -260,18 +307,28 @@ class ArrayAdapter(Adapter):
             self.schema["uniqueItems"] = True
         self.expected = f"an array (items: {item.expected})" if item.schema else "an array"
 
-    def convert(self, value: Any, path: str) -> Any:
+    def convert(self, value: Any, path: str | None) -> Any:
         if not isinstance(value, list | tuple):
             if self.lenient:
                 return value
             raise self.wrong(value, path)
         item = self.item
+        unchanged = item.unchanged
         build = self.build
-        if build is None:  # checked, never converted: no list to build
-            for i, v in enumerate(value):
-                item.convert(v, f"{path}[{i}]")
-            return value
-        items = [item.convert(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        try:
+            if build is None:  # checked, never converted: no list to build
+                for v in value:
+                    if type(v) not in unchanged:
+                        item.convert(v, None)
+                return value
+            items = [v if type(v) in unchanged else item.convert(v, None) for v in value]
+        except ArgumentProblem:
+            if path is None:
+                raise
+            # Again with the paths, to word the problem (the first pass skipped them).
+            items = [item.convert(v, f"{path}[{i}]") for i, v in enumerate(value)]
+            if build is None:
+                return value
         try:
             return build(items)
         except TypeError as exc:  # unhashable items for a set
@@ -294,9 +351,19 @@ class FixedTupleAdapter(Adapter):
         }
         self.expected = f"an array of exactly {len(items)} items"
 
-    def convert(self, value: Any, path: str) -> Any:
+    def convert(self, value: Any, path: str | None) -> Any:
         if not isinstance(value, list | tuple) or len(value) != len(self.items):
             raise self.wrong(value, path)
+        try:
+            return tuple(
+                [
+                    v if type(v) in a.unchanged else a.convert(v, None)
+                    for a, v in zip(self.items, value, strict=True)
+                ]
+            )
+        except ArgumentProblem:
+            if path is None:
+                raise
         return tuple(
             a.convert(v, f"{path}[{i}]")
             for i, (a, v) in enumerate(zip(self.items, value, strict=True))
@@ -315,10 +382,18 @@ class MappingAdapter(Adapter):
             self.schema["additionalProperties"] = value.schema
         self.expected = f"an object (values: {value.expected})" if value.schema else "an object"
 
-    def convert(self, value: Any, path: str) -> Any:
-        if not isinstance(value, Mapping):
+    def convert(self, value: Any, path: str | None) -> Any:
+        if type(value) is not dict and not isinstance(value, Mapping):
             raise self.wrong(value, path)
         adapter = self.value
+        unchanged = adapter.unchanged
+        try:
+            return {
+                k: v if type(v) in unchanged else adapter.convert(v, None) for k, v in value.items()
+            }
+        except ArgumentProblem:
+            if path is None:
+                raise
         return {k: adapter.convert(v, f"{path}[{k!r}]") for k, v in value.items()}
 
 
@@ -326,7 +401,7 @@ class UnionAdapter(Adapter):
     """``A | B | None`` or a JSON schema's ``anyOf``/``oneOf``: the first alternative that
     accepts the value wins."""
 
-    __slots__ = ("options",)
+    __slots__ = ("options", "tries", "unchanged")
 
     def __init__(self, options: list[Adapter]) -> None:
         # NOTE: null is tried first, so that ``None`` never reaches a converting alternative;
@@ -334,8 +409,33 @@ class UnionAdapter(Adapter):
         self.options = sorted(options, key=lambda a: not _is_null(a))
         self.schema = {"anyOf": [o.schema for o in options]}
         self.expected = " or ".join(o.expected for o in options)
+        # A type passes unchanged when the first alternative that may take its values (the
+        # one that wins) passes it unchanged. Known for the leading TypeAdapters only (null,
+        # then ``int`` in ``int | None``); any other alternative may take anything after.
+        unchanged: set[type] = set()
+        claimed: set[type] = set()
+        for option in self.options:
+            if not isinstance(option, TypeAdapter):
+                break
+            unchanged |= option.unchanged - claimed
+            claimed |= option.claims
+        self.unchanged = frozenset(unchanged)
+        # The unworded pass skips an alternative that refuses every value of the value's
+        # exact type (null for an object), instead of raising and catching its problem.
+        self.tries = tuple((o, _refused(o)) for o in self.options)
 
-    def convert(self, value: Any, path: str) -> Any:
+    def convert(self, value: Any, path: str | None) -> Any:
+        if type(value) in self.unchanged:
+            return value
+        if path is None:  # unworded: the first alternative that takes it, or any problem
+            for option, refused in self.tries:
+                if type(value) in refused:
+                    continue
+                try:
+                    return option.convert(value, None)
+                except ArgumentProblem:
+                    pass
+            raise problem("type", None)
         problems: list[ArgumentProblem] = []
         for option in self.options:
             try:
@@ -348,6 +448,31 @@ class UnionAdapter(Adapter):
         if len(deeper) == 1:
             raise deeper[0]
         raise self.wrong(value, path)
+
+
+_JSON_TYPES: Final = frozenset(JSON_TYPE_NAMES)
+
+
+def _refused(adapter: Adapter) -> frozenset[type]:
+    """The exact JSON types whose every value ``adapter`` refuses (known for the nodes that
+    check the type first; empty when not known)."""
+    if isinstance(adapter, TypeAdapter):
+        return _JSON_TYPES - adapter.claims
+    if isinstance(adapter, MappingAdapter) or (
+        isinstance(adapter, ObjectAdapter) and not adapter.lenient
+    ):
+        return _JSON_TYPES - {dict}
+    if isinstance(adapter, FixedTupleAdapter) or (
+        isinstance(adapter, ArrayAdapter) and not adapter.lenient
+    ):
+        return _JSON_TYPES - {list, tuple}
+    if isinstance(adapter, ChoiceAdapter):
+        return (
+            _JSON_TYPES
+            - {kind for kind, _ in adapter.choices}
+            - {kind for (kind, _), _ in adapter.unhashable}
+        )
+    return frozenset()
 
 
 def _is_null(adapter: Adapter) -> bool:
@@ -392,7 +517,7 @@ class ChoiceAdapter(Adapter):
             else expected
         )
 
-    def convert(self, value: Any, path: str) -> Any:
+    def convert(self, value: Any, path: str | None) -> Any:
         key = (plain_type(value), value)
         try:
             return self.choices[key]
@@ -408,11 +533,12 @@ class ChoiceAdapter(Adapter):
 class Field:
     """One named property of an :class:`ObjectAdapter`."""
 
-    __slots__ = ("adapter", "required")
+    __slots__ = ("adapter", "required", "unchanged")
 
     def __init__(self, adapter: Adapter, required: bool) -> None:
         self.adapter = adapter
         self.required = required
+        self.unchanged = adapter.unchanged  # read once per call: one attribute, not two
 
 
 class ObjectAdapter(Adapter):
@@ -456,8 +582,13 @@ class ObjectAdapter(Adapter):
         self.schema["additionalProperties"] = False if additional is None else additional.schema
         self.expected = f"an object ({what})" if what else "an object"
 
-    def convert(self, value: Any, path: str) -> Any:
-        if not isinstance(value, Mapping):
+    def convert(self, value: Any, path: str | None = "") -> Any:
+        """The converted object (a dict, or what ``factory`` builds); ``path`` defaults to
+        the arguments object, so the bound method is a tool's whole argument check."""
+        # NOTE: the usual object of simple fields is checked here without a call per field
+        # (an item of an unchanged type is taken as it is), and paths are built only to word
+        # a problem: a failing item is converted again with its path (see the module notes).
+        if type(value) is not dict and not isinstance(value, Mapping):
             if self.lenient:
                 return value
             raise self.wrong(value, path)
@@ -470,11 +601,24 @@ class ObjectAdapter(Adapter):
                 additional = self.additional
                 if additional is None:
                     raise problem(
-                        "unknown", child(path, str(key)), allowed=self.allowed, parent=path
+                        "unknown", child(path, str(key)), allowed=self.allowed, parent=path or ""
                     )
-                out[key] = additional.convert(item, child(path, str(key)))
+                try:
+                    out[key] = additional.convert(item, None)
+                except ArgumentProblem:
+                    if path is None:
+                        raise
+                    out[key] = additional.convert(item, child(path, str(key)))
                 continue
-            out[key] = field.adapter.convert(item, child(path, key))
+            if type(item) in field.unchanged:
+                out[key] = item
+            else:
+                try:
+                    out[key] = field.adapter.convert(item, None)
+                except ArgumentProblem:
+                    if path is None:
+                        raise
+                    out[key] = field.adapter.convert(item, child(path, key))
             seen_required += field.required
         if seen_required != self.n_required:
             raise self._missing(out, path)
@@ -487,7 +631,7 @@ class ObjectAdapter(Adapter):
             # The class's own validators (attrs validators, __post_init__) refused the value.
             raise problem("invalid", path, value=value, detail=str(exc)) from exc
 
-    def _missing(self, out: Mapping[str, Any], path: str) -> ArgumentProblem:
+    def _missing(self, out: Mapping[str, Any], path: str | None) -> ArgumentProblem:
         for name, field in self.fields.items():
             if field.required and name not in out:
                 return problem("missing", child(path, name), expected=field.adapter.expected)
@@ -505,7 +649,7 @@ class AllOfAdapter(Adapter):
         self.schema = {"allOf": [c.schema for c in checks]}
         self.expected = expected
 
-    def convert(self, value: Any, path: str) -> Any:
+    def convert(self, value: Any, path: str | None) -> Any:
         for check in self.checks:
             check.convert(value, path)
         return value
@@ -641,7 +785,7 @@ def json_schema_validator(
     check = compile_json_schema(input_schema)
 
     def validate(arguments: Mapping[str, Any]) -> Mapping[str, Any]:
-        if not isinstance(arguments, Mapping):
+        if type(arguments) is not dict and not isinstance(arguments, Mapping):
             raise ArgumentProblem("", f"the arguments must be an object, got {describe(arguments)}")
         if check is not None:
             check.convert(arguments, "")
