@@ -12,6 +12,13 @@ required keys and checks come from the model's attrs fields and their metadata
 (:mod:`._schema`); what no metadata can say (a ``for`` header, the branches of
 ``parallel``, a price table, checks across fields) is a small named hook (``_HOOKS``,
 ``_CHECKS``). Every problem is reported with its position, not only the first.
+
+Size: it is the one place that turns YAML nodes into the model and diagnostics, and its
+parts only make sense together — positions inside scalars (:class:`ScalarLocation`), plain
+YAML values with their tag, alias and duplicate-key checks, the leaf kinds, the walker and
+its hooks, and the entry points. Everything per key is metadata on the model (2,008 lines
+of per-section readers before the walker); splitting what remains would only spread the
+reader's private state over several modules.
 """
 
 from __future__ import annotations
@@ -395,7 +402,6 @@ class _Plan:
     target: Any
     spec: Key
     check: Callable[[Any], Any] | None
-    mandatory_text: bool
 
 
 @attrs.frozen
@@ -427,7 +433,9 @@ def _schema(cls: type) -> _Schema:
                 groups[plan.key] = (*groups.get(plan.key, ()), plan.sub)
         shorts = {p.key: p.sub for p in plans if p.spec.short and p.key and p.sub}
         keys = ("type", *keys) if section.tag else keys
-        blank = tuple(p.name for p in plans if p.mandatory_text)
+        blank = tuple(
+            f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING and f.type is str
+        )
         found = _SCHEMAS[cls] = _Schema(section, plans, keys, groups, shorts, blank)
     return found
 
@@ -448,7 +456,6 @@ def _plan(field: attrs.Attribute[Any]) -> _Plan:
         target=target,
         spec=spec,
         check=check,
-        mandatory_text=field.default is attrs.NOTHING and field.type is str,
     )
 
 
@@ -747,12 +754,9 @@ def _named(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
     result = []
     for name, (key_node, value_node) in reader.entries(node, path).items():
         item_path = _child(path, name)
-        checked = (
-            name
-            if name_spec.check is None
-            else reader.check(key_node, item_path, name, name_spec.check)
-        )
-        if checked is _BAD and name_spec.fatal:
+        check = name_spec.check
+        bad = check is not None and reader.check(key_node, item_path, name, check) is _BAD
+        if bad and name_spec.fatal:
             continue
         item = _read(
             reader, plan.target, value_node, item_path, where=key_node, preset={"name": name}
@@ -938,7 +942,7 @@ def _prices(reading: _Reading, node: Node, path: str) -> Any:
     return _BAD if bad else result
 
 
-_AT_LEAST_0: Final = _Plan("price", None, None, "number", None, Key(min=0), None, False)
+_AT_LEAST_0: Final = _Plan("price", None, None, "number", None, Key(min=0), None)
 
 
 def _enum(reading: _Reading, node: Node, path: str) -> Any:
@@ -1081,14 +1085,26 @@ def _check_typed(reading: _Reading) -> str:
     default = fields.get("default")
     if default is _BAD or default is None:
         return "ok"
+    default_at, default_path, shown = entries["default"][1], f"{path}.default", _describe(default)
     if kind is not _BAD and not _has_type(default, kind):
-        message, hint = f"is not of type {kind!r}", f"give a default of type {kind}"
+        reader.error(
+            default_at,
+            default_path,
+            f"the default {shown} is not of type {kind!r}",
+            f"give a default of type {kind}",
+        )
+        fields["default"] = _BAD
+    # NOTE: compare type and value, so that true is not taken for 1.
     elif isinstance(enum, tuple) and not any(
         type(default) is type(a) and default == a for a in enum
     ):
-        # NOTE: compare type and value, so that true is not taken for 1.
-        message = "is not one of the enum values"
-        hint = "allowed: " + ", ".join(_describe(v) for v in enum)
+        reader.error(
+            default_at,
+            default_path,
+            f"the default {shown} is not one of the enum values",
+            "allowed: " + ", ".join(_describe(v) for v in enum),
+        )
+        fields["default"] = _BAD
     elif fields.get("required") is True:
         reader.error(
             entries["required"][1],
@@ -1097,16 +1113,6 @@ def _check_typed(reading: _Reading) -> str:
             "a default makes the value optional: drop 'required' or the default",
         )
         fields["required"] = _BAD
-        return "ok"
-    else:
-        return "ok"
-    reader.error(
-        entries["default"][1],
-        f"{path}.default",
-        f"the default {_describe(default)} {message}",
-        hint,
-    )
-    fields["default"] = _BAD
     return "ok"
 
 
