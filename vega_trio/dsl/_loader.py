@@ -448,15 +448,7 @@ def _plan(field: attrs.Attribute[Any]) -> _Plan:
     check = spec.check
     if kind == "choice":
         kind, check = "text", one_of(target)
-    return _Plan(
-        name=field.name,
-        key=key or None,
-        sub=sub or None,
-        kind=kind,
-        target=target,
-        spec=spec,
-        check=check,
-    )
+    return _Plan(field.name, key or None, sub or None, kind, target, spec, check)
 
 
 def _kind(kind: Any, spec: Key) -> tuple[str, Any]:
