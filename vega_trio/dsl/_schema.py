@@ -73,8 +73,8 @@ class Key:
         key: the YAML key; ``a.b`` is key ``b`` of the mapping under ``a`` (a group: several
             fields may share ``a``); ``None``: not read from a key (a name taken from the key
             of a named section).
-        short: in a group, a value written instead of the group's mapping is this key's
-            (``budget: "$5"`` is ``budget: {limit: "$5"}``).
+        short: in a group, any value written instead of the group's mapping is this key's
+            (``budget: "$5"`` is ``budget: {limit: "$5"}``); cf. :attr:`Section.short`.
         unit: a leaf written with a unit.
         min: the smallest value (``expected a number of 1 or more``).
         max: the largest (``expected a number from 0 to 2``).
@@ -82,7 +82,8 @@ class Key:
             applied to each item, for a mapping to each name.
         required: the key must be written.
         fatal: when the value is wrong, the section is dropped and the rest of it unread.
-        locate: remember where the value was written (templates, names resolved later).
+        locate: remember where the value was written (templates, names resolved later);
+            for a list of names or a mapping, where each item was.
         collection: how a ``tuple`` of sections is written.
         strict: in a collection or mapping, one wrong item makes the whole of it wrong.
         null: a collection written with no value is empty.
