@@ -160,3 +160,44 @@ def test_objects_keyed_by_id_stay_alive() -> None:
     assert {key for key, _ in loaded.locations} <= alive
     assert loaded.document is not None
     assert [p.name for p in loaded.document.tools[1].params] == ["q"]
+
+
+@attrs.frozen(kw_only=True)
+class WaitingAgent(AgentSpec):
+    """Keys written with the rest of the metadata: a group with a short form (``wait: 5s`` or
+    ``wait: {after: 5s, why: ...}``), and a mapping of names to plain values that may not be
+    empty."""
+
+    __yaml__: ClassVar = Section(what="agent {name!r}", null=True, keep=True)
+    wait: float | None = attrs.field(
+        default=None, metadata=key(key="wait.after", short=True, unit="duration")
+    )
+    wait_reason: str | None = attrs.field(default=None, metadata=key(key="wait.why"))
+    labels: Mapping[str, Any] = attrs.field(
+        factory=dict, metadata=key(locate=True, empty=("'labels' is empty", "add a label"))
+    )
+
+
+def test_a_group_short_form_and_a_mapping_of_values_are_read_from_metadata() -> None:
+    """A group's short key takes a value written instead of the group's mapping; a
+    ``Mapping[str, Any]`` field reads plain values by name; both are only field metadata."""
+    short, diagnostics = _read(WaitingAgent, "wait: 5s\nlabels: {team: [a, b], size: 3}\n")
+    assert diagnostics == []
+    assert (short.wait, short.wait_reason) == (5.0, None)
+    assert short.labels == {"team": ["a", "b"], "size": 3}
+    full, diagnostics = _read(WaitingAgent, "wait: {after: 1m, why: busy}\n")
+    assert diagnostics == []
+    assert (full.wait, full.wait_reason) == (60.0, "busy")
+
+
+def test_the_group_and_empty_value_diagnostics_come_with_the_metadata() -> None:
+    """A wrong value in a group, an unknown key in it and an empty mapping are reported at
+    their positions, like the built-in keys'."""
+    _, diagnostics = _read(WaitingAgent, "wait: {after: soon, when: 1}\nlabels: {}\n")
+    assert diagnostics == [
+        "t.yaml:1:15: error: agents.a.wait.after: expected a duration like 30s, got 'soon' "
+        "(units are ms, s, m, h and d, as in 250ms, 30s, 5m or 1h30m; a number is seconds)",
+        "t.yaml:1:21: error: agents.a.wait.when: unknown key 'when' in wait "
+        "(valid keys: after, why)",
+        "t.yaml:2:9: error: agents.a.labels: 'labels' is empty (add a label)",
+    ]

@@ -10,16 +10,15 @@ warnings included.
 One walker (:func:`_read`) reads every section: the YAML keys, kinds of value, ranges,
 required keys and checks come from the model's attrs fields and their metadata
 (:mod:`._schema`); what no metadata can say (a ``for`` header, the branches of
-``parallel``, an agent's ``budget`` written two ways, checks across fields) is a small
-named hook (``_HOOKS``, ``_CHECKS``). Every problem is reported with its position, not
-only the first.
+``parallel``, a price table, checks across fields) is a small named hook (``_HOOKS``,
+``_CHECKS``). Every problem is reported with its position, not only the first.
 
-Size: it is the one place that turns YAML nodes into the model
-and diagnostics, and its parts only make sense together — positions inside scalars
-(:class:`ScalarLocation`), plain YAML values with their tag, alias and duplicate-key checks,
-the leaf converters, the walker and its hooks, and the entry points. The per-section readers
-it had are gone (2,008 lines before the walker); what remains is shared by every key, and
-splitting it would only spread the reader's private state over several modules.
+Size: it is the one place that turns YAML nodes into the model and diagnostics, and its
+parts only make sense together — positions inside scalars (:class:`ScalarLocation`), plain
+YAML values with their tag, alias and duplicate-key checks, the leaf kinds, the walker and
+its hooks, and the entry points. Everything per key is metadata on the model (2,008 lines
+of per-section readers before the walker); splitting what remains would only spread the
+reader's private state over several modules.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ from .._files import MAX_ALIAS_EXPANSION, check_alias_expansion, read_bounded_te
 from ..resilience._budget import parse_money
 from . import _model
 from ._diagnostics import Diagnostic, DSLError, did_you_mean, sort_diagnostics
-from ._errors import DurationError
 from ._model import AgentStep, Document, ExecSpec, Source, Step
 from ._schema import NO_KEY, NO_SECTION, STEP_KEYWORDS, Key, Section, _Invalid, one_of
 from ._units import parse_duration, parse_size
@@ -57,7 +55,6 @@ __all__ = [
     "validate_text",
 ]
 
-IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _FOR: Final = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s+in\s+(\S.*?)\s*\Z", re.S)
 _SERVER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 _MAX_DEPTH: Final = 64
@@ -68,81 +65,70 @@ _PLAIN_TAGS: Final = frozenset(
 _MISSING: Final[Any] = object()
 _BAD: Final[Any] = object()
 
-# -- leaf values: one converter per kind ------------------------------------------------------
+# -- leaf values: what each kind accepts --------------------------------------------------------
 
 
-class _Expected(Exception):
-    """A leaf value has the wrong type; ``expected`` says what was wanted."""
+@attrs.frozen
+class _Leaf:
+    """A kind of scalar: what a diagnostic says was expected (with a hint when a scalar of
+    another kind was written) and the converter, which raises ``TypeError`` or
+    ``ValueError`` for a wrong value."""
 
-    def __init__(self, expected: str, hint: str | None = None) -> None:
-        super().__init__(expected)
-        self.expected = expected
-        self.hint = hint
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str):
-        raise _Expected("text", "quote the value to make it text")
-    return value
+    expected: str
+    convert: Callable[[Any], Any]
+    hint: str | None = None
 
 
-def _whole_number(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _Expected("a whole number")
-    return value
+def _is(value: object, *kinds: type) -> bool:
+    """``isinstance``, except that true and false are not numbers."""
+    return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
 
 
-def _real(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _Expected("a number")
+def _typed(kind: type) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if not _is(value, kind):
+            raise TypeError(value)
+        return value
+
+    return convert
+
+
+def _real(value: Any) -> float:
+    if not _is(value, int, float) or not math.isfinite(value):
+        raise TypeError(value)
     return float(value)
 
 
-def _flag(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _Expected("true or false")
-    return value
+def _as_text(value: Any) -> str:
+    """A scalar as text: numbers and true/false as written (``env:``, ``headers:``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not isinstance(value, str | int | float):
+        raise TypeError(value)
+    return str(value)
 
 
-def _duration(value: object) -> float:
-    try:
-        return parse_duration(value)  # type: ignore[arg-type]
-    except DurationError:
-        raise _Expected(
-            "a duration like 30s",
-            "units are ms, s, m, h and d, as in 250ms, 30s, 5m or 1h30m; a number is seconds",
-        ) from None
-
-
-def _money(value: object) -> float:
-    try:
-        return parse_money(value)  # type: ignore[arg-type]
-    except ValueError:
-        raise _Expected(
-            'an amount of money like "$5.00"', "write US dollars: \"$5.00\", '5' or 2.5"
-        ) from None
-
-
-def _size(value: object) -> int:
-    try:
-        return parse_size(value)  # type: ignore[arg-type]
-    except ValueError:
-        raise _Expected(
-            "a size like 512MiB",
-            "a whole number of bytes, or a number with a unit: B, KB, MB, GB, KiB, MiB, GiB",
-        ) from None
-
-
-_LEAVES: Final[Mapping[str, tuple[Callable[[object], Any], str]]] = {
-    "text": (_text, "text"),
-    "int": (_whole_number, "a whole number"),
-    "number": (_real, "a number"),
-    "flag": (_flag, "true or false"),
-    "duration": (_duration, "a duration like 30s"),
-    "money": (_money, 'an amount of money like "$5.00"'),
-    "size": (_size, "a size like 512MiB"),
+_LEAVES: Final[Mapping[str, _Leaf]] = {
+    "text": _Leaf("text", _typed(str), "quote the value to make it text"),
+    "as_text": _Leaf("text", _as_text),
+    "int": _Leaf("a whole number", _typed(int)),
+    "number": _Leaf("a number", _real),
+    "flag": _Leaf("true or false", _typed(bool)),
+    "duration": _Leaf(
+        "a duration like 30s",
+        parse_duration,
+        "units are ms, s, m, h and d, as in 250ms, 30s, 5m or 1h30m; a number is seconds",
+    ),
+    "money": _Leaf(
+        'an amount of money like "$5.00"', parse_money, "write US dollars: \"$5.00\", '5' or 2.5"
+    ),
+    "size": _Leaf(
+        "a size like 512MiB",
+        parse_size,
+        "a whole number of bytes, or a number with a unit: B, KB, MB, GB, KiB, MiB, GiB",
+    ),
 }
-"""Each kind of leaf: its converter and what a diagnostic says was expected."""
+"""Each kind of leaf (a field's unit, or its type: ``str`` is ``text``, ...)."""
 
 # -- positions ------------------------------------------------------------------------------
 
@@ -185,8 +171,9 @@ class ScalarLocation:
         return Source(self.file, line, column, self.path)
 
 
-def _start(node: Node) -> tuple[int, int]:
-    mark = node.start_mark
+def _start(at: Any) -> tuple[int, int]:
+    """The 1-based line and column of a node or a mark."""
+    mark = getattr(at, "start_mark", at)
     return mark.line + 1, mark.column + 1
 
 
@@ -224,17 +211,17 @@ class _Reader:
         self.depth = 0
         """How many control steps enclose the steps being read."""
 
+    def loaded(self, document: Document | None) -> Loaded:
+        return Loaded(document, self.diagnostics, self.locations, self.broken, self.kept)
+
     # -- reporting --
 
-    def error(self, node: Node | None, path: str, message: str, hint: str | None = None) -> None:
-        line, column = _start(node) if node is not None else (1, 1)
+    def error(self, at: Any, path: str, message: str, hint: str | None = None) -> None:
+        """Report ``message`` at a node or a mark (``None``: the start of the file)."""
+        line, column = _start(at) if at is not None else (1, 1)
+        source = Source(self.file, line, column, path)
         self.diagnostics.append(
-            Diagnostic(
-                severity="error",
-                source=Source(self.file, line, column, path),
-                message=message,
-                hint=hint,
-            )
+            Diagnostic(severity="error", source=source, message=message, hint=hint)
         )
 
     def where(self, node: Node, path: str) -> Source:
@@ -294,20 +281,14 @@ class _Reader:
                     self._plain(item, f"{path}[{i}]", active) for i, item in enumerate(node.value)
                 ]
                 return _BAD if any(item is _BAD for item in items) else items
-            if isinstance(node, MappingNode):
-                result: dict[str, Any] = {}
-                bad = False
-                for key, value in self.entries(node, path).items():
-                    item = self._plain(value[1], _child(path, key), active)
-                    bad = bad or item is _BAD
-                    result[key] = item
-                return _BAD if bad else result
+            result: dict[str, Any] = {}
+            for key, value in self.entries(node, path).items():
+                result[key] = self._plain(value[1], _child(path, key), active)
+            return _BAD if any(item is _BAD for item in result.values()) else result
         finally:
             active.discard(id(node))
-        self.error(node, path, "unsupported YAML node")
-        return _BAD
 
-    def entries(self, node: MappingNode, path: str) -> dict[str, tuple[Node, Node]]:
+    def entries(self, node: Node, path: str) -> dict[str, tuple[Node, Node]]:
         """The mapping's entries by key (text); reports non-text and duplicate keys."""
         result: dict[str, tuple[Node, Node]] = {}
         for key_node, value_node in node.value:
@@ -316,12 +297,7 @@ class _Reader:
                 continue
             key = self.scalar(key_node, path)
             if key is _BAD:
-                continue
-            if key == "<<" and isinstance(key_node.tag, str) and key_node.tag.endswith("merge"):
-                self.error(
-                    key_node, path, "merge keys ('<<') are not supported", "write the keys out"
-                )
-                continue
+                continue  # NOTE: merge keys ('<<') end here too: their tag is refused
             if not isinstance(key, str):
                 self.error(
                     key_node,
@@ -358,48 +334,26 @@ class _Reader:
     def type_error(
         self, node: Node, path: str, expected: str, hint: str | None = None, got: Any = _MISSING
     ) -> None:
+        """``expected ..., got ...`` (``got``: the node's value unless given)."""
         if got is _MISSING:
-            got = _node_kind(node) if not isinstance(node, ScalarNode) else self.scalar(node, path)
-        if got is _BAD:
-            return
-        shown = got if isinstance(got, _Kind) else _describe(got)
-        self.error(node, path, f"expected {expected}, got {shown}", hint)
+            got = self.scalar(node, path) if isinstance(node, ScalarNode) else node
+        if got is not _BAD:
+            self.error(node, path, f"expected {expected}, got {_describe(got)}", hint)
 
     def leaf(self, node: Node, path: str, kind: str) -> Any:
-        """Convert a scalar with the converter of ``kind`` (``_LEAVES``); ``_BAD`` on error."""
-        convert, expected = _LEAVES[kind]
+        """Convert a scalar as its kind says (``_LEAVES``); ``_BAD`` on error."""
+        leaf = _LEAVES[kind]
         if not isinstance(node, ScalarNode):
-            self.type_error(node, path, expected)
+            self.type_error(node, path, leaf.expected)
             return _BAD
         value = self.scalar(node, path)
         if value is _BAD:
             return _BAD
         try:
-            return convert(value)
-        except _Expected as problem:
-            self.type_error(node, path, problem.expected, problem.hint, got=value)
+            return leaf.convert(value)
+        except (TypeError, ValueError):
+            self.type_error(node, path, leaf.expected, leaf.hint, got=value)
             return _BAD
-
-    def text_map(self, node: Node, path: str) -> dict[str, str] | Any:
-        """A mapping of names to texts (numbers and true/false are taken as their text)."""
-        if not isinstance(node, MappingNode):
-            self.type_error(node, path, "a mapping of names to text")
-            return _BAD
-        result: dict[str, str] = {}
-        bad = False
-        for key, (_, value_node) in self.entries(node, path).items():
-            value = self.scalar(value_node, path) if isinstance(value_node, ScalarNode) else _BAD
-            if isinstance(value, bool):
-                value = "true" if value else "false"
-            elif isinstance(value, int | float):
-                value = str(value)
-            if not isinstance(value, str):
-                if value is not _BAD or not isinstance(value_node, ScalarNode):
-                    self.type_error(value_node, _child(path, key), "text")
-                bad = True
-                continue
-            result[key] = value
-        return _BAD if bad else result
 
     def check(self, node: Node, path: str, value: Any, check: Callable[[Any], Any]) -> Any:
         """``check(value)``, its :class:`_Invalid` reported at ``node``; ``_BAD`` then."""
@@ -410,25 +364,14 @@ class _Reader:
             return _BAD
 
 
-class _Kind(str):
-    """A description of a non-scalar node (``a list``), shown without quotes."""
-
-
-def _node_kind(node: Node) -> _Kind:
-    if isinstance(node, SequenceNode):
-        return _Kind("a list")
-    if isinstance(node, MappingNode):
-        return _Kind("a mapping")
-    return _Kind("a value")
-
-
 def _describe(value: Any) -> str:
+    """A value as a diagnostic shows it (``'x'``, ``null``, ``a list``; a node by kind)."""
+    if isinstance(value, Node):
+        return "a list" if isinstance(value, SequenceNode) else "a mapping"
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return repr(value)
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -446,19 +389,11 @@ def _is_null(reader: _Reader, node: Node, path: str) -> bool:
 
 # -- the schema of each class, from its attrs fields -------------------------------------------
 
-Located = list[tuple[str, Node, str]]
-"""Where values were written, recorded once their object exists: (field, node, path)."""
-Hook = Callable[["_Reader", Node, str, dict[str, Any], Located], Any]
-"""Reads one field's value instead of the walker (``Key.read``); may set other fields."""
-Check = Callable[["_Reader", dict[str, Any], dict[str, tuple[Node, Node]], Node, str, Located], str]
-"""Checks the fields of a section across fields (``Section.check``): ``ok``, ``bad`` (kept,
-marked broken) or ``drop``."""
-
 
 @attrs.frozen
 class _Plan:
     """How the walker reads one field: its YAML key (``group.key`` split), kind of value
-    and what the kind needs (the choices, the class, the hook)."""
+    and what the kind needs (the choices, the class, the hook, the kind of items)."""
 
     name: str
     key: str | None
@@ -467,7 +402,6 @@ class _Plan:
     target: Any
     spec: Key
     check: Callable[[Any], Any] | None
-    mandatory_text: bool
 
 
 @attrs.frozen
@@ -476,6 +410,8 @@ class _Schema:
     plans: tuple[_Plan, ...]
     keys: tuple[str, ...]
     groups: Mapping[str, tuple[str, ...]]
+    shorts: Mapping[str, str]
+    """The key of each group that its short form stands for."""
     blank: tuple[str, ...]
     """Required text fields, left empty when they could not be read."""
 
@@ -495,9 +431,12 @@ def _schema(cls: type) -> _Schema:
         for plan in plans:
             if plan.key is not None and plan.sub is not None:
                 groups[plan.key] = (*groups.get(plan.key, ()), plan.sub)
+        shorts = {p.key: p.sub for p in plans if p.spec.short and p.key and p.sub}
         keys = ("type", *keys) if section.tag else keys
-        blank = tuple(p.name for p in plans if p.mandatory_text)
-        found = _SCHEMAS[cls] = _Schema(section, plans, keys, groups, blank)
+        blank = tuple(
+            f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING and f.type is str
+        )
+        found = _SCHEMAS[cls] = _Schema(section, plans, keys, groups, shorts, blank)
     return found
 
 
@@ -509,16 +448,7 @@ def _plan(field: attrs.Attribute[Any]) -> _Plan:
     check = spec.check
     if kind == "choice":
         kind, check = "text", one_of(target)
-    return _Plan(
-        name=field.name,
-        key=key or None,
-        sub=sub or None,
-        kind=kind,
-        target=target,
-        spec=spec,
-        check=check,
-        mandatory_text=field.default is attrs.NOTHING and field.type is str,
-    )
+    return _Plan(field.name, key or None, sub or None, kind, target, spec, check)
 
 
 def _kind(kind: Any, spec: Key) -> tuple[str, Any]:
@@ -546,12 +476,36 @@ def _kind(kind: Any, spec: Key) -> tuple[str, Any]:
         return "steps", None
     if origin is tuple and spec.collection is not None:
         return spec.collection, args[0]
-    if origin is Mapping and args == (str, str):
-        return "text_map", None
+    if origin is Mapping and args in ((str, str), (str, Any)):
+        return "mapping", "as_text" if args[1] is str else "plain"
     raise TypeError(f"no way to read a {kind!r} from YAML: give the field a Key(read=...)")
 
 
 # -- the walker ----------------------------------------------------------------------------------
+
+Located = list[tuple[str, Node, str]]
+"""Where values were written, recorded once their object exists: (field, node, path)."""
+
+
+@attrs.define
+class _Reading:
+    """A section being read, as hooks and checks see it: its node, path and entries, the
+    fields read so far and where values were written."""
+
+    reader: _Reader
+    node: Node
+    path: str
+    entries: dict[str, tuple[Node, Node]]
+    fields: dict[str, Any]
+    located: Located = attrs.field(factory=list)
+
+
+Hook = Callable[[_Reading, Node, str], Any]
+"""Reads one field's value (its node, its path) instead of the walker (``Key.read``); may
+set other fields."""
+Check = Callable[[_Reading], str]
+"""Checks a section across its fields (``Section.check``): ``ok``, ``bad`` (kept, marked
+broken) or ``drop``."""
 
 
 def _read(
@@ -585,7 +539,7 @@ def _read(
             return _build(reader, cls, fields, False)
         if section.short is not None and isinstance(node, ScalarNode):
             plan = next(p for p in schema.plans if p.name == section.short)
-            value = _value(reader, plan, node, path, fields, [])
+            value = _value(_Reading(reader, node, path, {}, fields), plan, node, path)
             return _BAD if value is _BAD else cls(**{plan.name: value, "where": fields["where"]})
         label = (section.what or what or "").format(name=name)
         entries = reader.mapping(node, path, schema.keys, label)
@@ -593,8 +547,8 @@ def _read(
             return _build(reader, cls, fields, True) if section.keep else _BAD
     else:
         _check_keys(reader, entries, schema.keys, path, (section.what or "").format(name=name))
-    located: Located = []
-    groups: dict[str, dict[str, tuple[Node, Node]] | None] = {}
+    reading = _Reading(reader, node, path, entries, fields)
+    groups: dict[str, dict[str, tuple[Node, str]] | None] = {}
     for plan in schema.plans:
         if plan.key is None:
             continue
@@ -602,49 +556,51 @@ def _read(
         if found is None and plan.spec.required is None:
             continue  # NOTE: most keys are not written: the fast way past them
         owner, owner_path = anchor or where or node, path
+        value_node, value_path = (found[1], _child(path, plan.key)) if found else (None, path)
         if plan.sub is not None:
-            if found is None:
+            if value_node is None:
                 continue
-            owner, owner_path = found[1], _child(path, plan.key)
+            owner, owner_path = value_node, value_path
             if plan.key not in groups:
-                groups[plan.key] = reader.mapping(
-                    owner, owner_path, schema.groups[plan.key], plan.key
-                )
+                groups[plan.key] = _group(reader, schema, plan.key, value_node, value_path)
             group = groups[plan.key]
             if group is None:
                 fields[plan.name] = _BAD
                 continue
-            found = group.get(plan.sub)
-        if found is None:
+            value_node, value_path = group.get(plan.sub, (None, path))
+        if value_node is None:
             if (required := plan.spec.required) is not None:
                 reader.error(owner, owner_path, required.message.format(name=name), required.hint)
                 if required.drop:
                     return _BAD
             continue
-        value_path = _child(owner_path, plan.sub or plan.key)
-        value = fields[plan.name] = _value(reader, plan, found[1], value_path, fields, located)
-        if value is _MISSING:  # a hook that reported why there is no value
-            del fields[plan.name]
-        elif value is _BAD:
+        value = fields[plan.name] = _value(reading, plan, value_node, value_path)
+        if value is _BAD:
             if plan.spec.fatal:
                 return _BAD
-        elif plan.spec.locate:
-            if plan.kind == "names":
-                for i, item in enumerate(found[1].value):
-                    located.append((f"{plan.name}[{i}]", item, f"{value_path}[{i}]"))
-            else:
-                located.append((plan.name, found[1], value_path))
-    verdict = (
-        "ok"
-        if section.check is None
-        else _CHECKS[section.check](reader, fields, entries, node, path, located)
-    )
+        elif plan.spec.locate and plan.kind not in ("names", "mapping"):
+            reading.located.append((plan.name, value_node, value_path))
+    verdict = "ok" if section.check is None else _CHECKS[section.check](reading)
     if verdict == "drop":
         return _BAD
     obj = _build(reader, cls, fields, verdict == "bad")
-    for field, value_node, value_path in located:
+    for field, value_node, value_path in reading.located:
         reader.locate(obj, field, value_node, value_path)
     return obj
+
+
+def _group(
+    reader: _Reader, schema: _Schema, key: str, node: Node, path: str
+) -> dict[str, tuple[Node, str]] | None:
+    """The values written under the group ``key`` (``budget: {limit, on_exceed}``) with
+    their paths, ``None`` if it is not a mapping; its short form is its short key's value."""
+    short = schema.shorts.get(key)
+    if short is not None and not isinstance(node, MappingNode):
+        return {short: (node, path)}
+    group = reader.mapping(node, path, schema.groups[key], key)
+    if group is None:
+        return None
+    return {sub: (value, _child(path, sub)) for sub, (_, value) in group.items()}
 
 
 def _build(reader: _Reader, cls: type, fields: dict[str, Any], bad: bool) -> Any:
@@ -662,48 +618,56 @@ def _build(reader: _Reader, cls: type, fields: dict[str, Any], bad: bool) -> Any
     return obj
 
 
-def _value(
-    reader: _Reader, plan: _Plan, node: Node, path: str, fields: dict[str, Any], located: Located
-) -> Any:
-    """The value of one field, read as its plan says, with its range and check."""
-    kind, spec = plan.kind, plan.spec
-    if kind == "hook":
-        return plan.target(reader, node, path, fields, located)
+def _value(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
+    """The value of one field, read as its plan says; an empty one is wrong if the field's
+    ``empty`` says so."""
+    reader, kind = reading.reader, plan.kind
     if kind in _LEAVES:
-        value = reader.leaf(node, path, kind)
-        if value is _BAD:
-            return _BAD
-        if spec.min is not None and value < spec.min:
-            noun = "a whole number" if kind in ("int", "size") else "a number"
-            what = "duration" if kind == "duration" else noun
-            reader.error(
-                node, path, f"expected {what} of {_number(spec.min)} or more, got {value!r}"
-            )
-            return _BAD
-        if spec.max is not None and value > spec.max:
-            reader.error(
-                node,
-                path,
-                f"expected a number from {_number(spec.min or 0)} to {_number(spec.max)}, "
-                f"got {value!r}",
-            )
-            return _BAD
-        return value if plan.check is None else reader.check(node, path, value, plan.check)
-    if kind == "names":
-        return _names(reader, node, path, plan.check)
-    if kind == "text_map":
-        return reader.text_map(node, path)
-    if kind == "plain":
-        return reader.plain(node, path)
-    if kind == "section":
-        return _read(reader, plan.target, node, path, what=plan.sub or plan.key)
-    if kind == "steps":
-        return _steps(reader, node, path)
-    if kind == "union":
-        return _union(reader, plan.target, node, path)
-    if kind == "named":
-        return _named(reader, plan, node, path)
-    return _list(reader, plan, node, path)
+        return _leaf(reader, plan, node, path)
+    if kind == "hook":
+        value = plan.target(reading, node, path)
+    elif kind == "names":
+        value = _names(reading, plan, node, path)
+    elif kind == "mapping":
+        value = _mapping(reading, plan, node, path)
+    elif kind == "plain":
+        value = reader.plain(node, path)
+    elif kind == "section":
+        value = _read(reader, plan.target, node, path, what=plan.sub or plan.key)
+    elif kind == "steps":
+        value = _steps(reader, node, path)
+    elif kind == "union":
+        value = _union(reader, plan.target, node, path)
+    elif kind == "named":
+        value = _named(reader, plan, node, path)
+    else:
+        value = _list(reader, plan, node, path)
+    if plan.spec.empty is None or value is _BAD or node.value:
+        return value
+    reader.error(node, path, *plan.spec.empty)
+    return _BAD
+
+
+def _leaf(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
+    """A scalar, converted as its kind says, within the field's range, passing its check."""
+    kind, spec = plan.kind, plan.spec
+    value = reader.leaf(node, path, kind)
+    if value is _BAD:
+        return _BAD
+    if spec.min is not None and value < spec.min:
+        noun = "a whole number" if kind in ("int", "size") else "a number"
+        what = "duration" if kind == "duration" else noun
+        reader.error(node, path, f"expected {what} of {_number(spec.min)} or more, got {value!r}")
+        return _BAD
+    if spec.max is not None and value > spec.max:
+        reader.error(
+            node,
+            path,
+            f"expected a number from {_number(spec.min or 0)} to {_number(spec.max)}, "
+            f"got {value!r}",
+        )
+        return _BAD
+    return value if plan.check is None else reader.check(node, path, value, plan.check)
 
 
 def _check_keys(
@@ -719,22 +683,56 @@ def _check_keys(
             reader.error(key_node, _child(path, key), f"unknown key {key!r} in {what}", hint)
 
 
-def _names(reader: _Reader, node: Node, path: str, check: Callable[[Any], Any] | None) -> Any:
-    """A list of texts, each passing ``check``."""
+def _names(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
+    """A list of texts, each passing the field's check."""
+    reader = reading.reader
     if not isinstance(node, SequenceNode):
         reader.type_error(node, path, "a list of names", "write them as [a, b] or as - items")
         return _BAD
-    result = [reader.leaf(item, f"{path}[{i}]", "text") for i, item in enumerate(node.value)]
-    if any(item is _BAD for item in result):
+    items = [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+    result = [reader.leaf(item, item_path, "text") for item, item_path in items]
+    if any(value is _BAD for value in result):
         return _BAD
-    if check is not None:
+    if plan.check is not None:
         checked = [
-            reader.check(item, f"{path}[{i}]", value, check)
-            for i, (item, value) in enumerate(zip(node.value, result, strict=True))
+            reader.check(item, item_path, value, plan.check)
+            for (item, item_path), value in zip(items, result, strict=True)
         ]
-        if any(item is _BAD for item in checked):
+        if any(value is _BAD for value in checked):
             return _BAD
+    if plan.spec.locate:
+        for i, (item, item_path) in enumerate(items):
+            reading.located.append((f"{plan.name}[{i}]", item, item_path))
     return tuple(result)
+
+
+def _mapping(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
+    """A mapping of names to text (``env:``) or to plain values (``set:``); the names pass
+    the field's check; a wrong value is left out (the whole mapping is wrong if strict)."""
+    reader, spec, plain = reading.reader, plan.spec, plan.target == "plain"
+    if not isinstance(node, MappingNode):
+        default = "a mapping of names to " + ("values" if plain else "text")
+        reader.type_error(node, path, spec.expected or default, spec.hint)
+        return _BAD
+    result: dict[str, Any] = {}
+    bad = False
+    for name, (key_node, value_node) in reader.entries(node, path).items():
+        item_path = _child(path, name)
+        if plan.check is not None and reader.check(key_node, item_path, name, plan.check) is _BAD:
+            continue
+        if plain:
+            value = reader.plain(value_node, item_path)
+        elif isinstance(value_node, ScalarNode) and reader.scalar(value_node, path) is _BAD:
+            value = _BAD  # NOTE: a refused tag, reported at the mapping's path
+        else:
+            value = reader.leaf(value_node, item_path, plan.target)
+        if value is _BAD:
+            bad = True
+            continue
+        result[name] = value
+        if spec.locate:
+            reading.located.append((f"{plan.name}.{name}", value_node, item_path))
+    return _BAD if bad and spec.strict else result
 
 
 def _named(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
@@ -748,12 +746,9 @@ def _named(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
     result = []
     for name, (key_node, value_node) in reader.entries(node, path).items():
         item_path = _child(path, name)
-        checked = (
-            name
-            if name_spec.check is None
-            else reader.check(key_node, item_path, name, name_spec.check)
-        )
-        if checked is _BAD and name_spec.fatal:
+        check = name_spec.check
+        bad = check is not None and reader.check(key_node, item_path, name, check) is _BAD
+        if bad and name_spec.fatal:
             continue
         item = _read(
             reader, plan.target, value_node, item_path, where=key_node, preset={"name": name}
@@ -905,38 +900,9 @@ def _agent_step(reader: _Reader, agent: str, key_node: Node, node: Node, path: s
 # -- hooks: what field metadata can't say -------------------------------------------------------
 
 
-def _agent_budget(
-    reader: _Reader, node: Node, path: str, fields: dict[str, Any], located: Located
-) -> Any:
-    """``budget: "$5"`` or ``budget: {limit: "$5", on_exceed: warn}``."""
-    if not isinstance(node, MappingNode):
-        return _positive_budget(reader, node, path)
-    budget = reader.mapping(node, path, ("limit", "on_exceed"), "budget")
-    if budget is None:
-        return _MISSING
-    if "on_exceed" in budget:
-        choices = get_args(attrs.fields(_model.AgentSpec).budget_on_exceed.type)
-        on_exceed = reader.leaf(budget["on_exceed"][1], f"{path}.on_exceed", "text")
-        if on_exceed is not _BAD:
-            on_exceed = reader.check(
-                budget["on_exceed"][1], f"{path}.on_exceed", on_exceed, one_of(choices)
-            )
-        fields["budget_on_exceed"] = on_exceed
-    if "limit" not in budget:
-        reader.error(node, path, "missing key 'limit'", 'write limit: "$5.00"')
-        return _MISSING
-    return _positive_budget(reader, budget["limit"][1], f"{path}.limit")
-
-
-def _positive_budget(reader: _Reader, node: Node, path: str) -> Any:
-    plan = next(p for p in _schema(_model.Settings).plans if p.name == "budget")
-    return _value(reader, plan, node, path, {}, [])
-
-
-def _prices(
-    reader: _Reader, node: Node, path: str, fields: dict[str, Any], located: Located
-) -> Any:
+def _prices(reading: _Reading, node: Node, path: str) -> Any:
     """``prices: {model: {input, output, cache_write?, cache_read?}}`` (USD per million)."""
+    reader = reading.reader
     if not isinstance(node, MappingNode):
         reader.type_error(node, path, "a mapping of model names to prices")
         return _BAD
@@ -960,7 +926,7 @@ def _prices(
                 bad = True
         price: dict[str, float] = {}
         for key, (_, price_node) in sub.items():
-            value = _value(reader, _AT_LEAST_0, price_node, _child(model_path, key), {}, [])
+            value = _leaf(reader, _AT_LEAST_0, price_node, _child(model_path, key))
             bad = bad or value is _BAD
             if value is not _BAD:
                 price[key] = value
@@ -968,44 +934,40 @@ def _prices(
     return _BAD if bad else result
 
 
-_AT_LEAST_0: Final = _Plan("price", None, None, "number", None, Key(min=0), None, False)
+_AT_LEAST_0: Final = _Plan("price", None, None, "number", None, Key(min=0), None)
 
 
-def _enum(reader: _Reader, node: Node, path: str, fields: dict[str, Any], located: Located) -> Any:
+def _enum(reading: _Reading, node: Node, path: str) -> Any:
     if not isinstance(node, SequenceNode) or not node.value:
-        reader.type_error(node, path, "a non-empty list of allowed values")
+        reading.reader.type_error(node, path, "a non-empty list of allowed values")
         return _BAD
-    return reader.plain(node, path)
+    return reading.reader.plain(node, path)
 
 
-def _for(reader: _Reader, node: Node, path: str, fields: dict[str, Any], located: Located) -> Any:
+def _for(reading: _Reading, node: Node, path: str) -> Any:
     """``for: item in items``: the variable (returned) and the items expression."""
-    header = reader.leaf(node, path, "text")
+    header = reading.reader.leaf(node, path, "text")
     if header is _BAD:
         return _BAD
     match = _FOR.match(header)
     if match is None:
-        reader.error(
+        reading.reader.error(
             node,
             path,
             f"expected 'NAME in ITEMS', got {header!r}",
             "write 'for: item in items': a variable name, 'in', then the list",
         )
         return _BAD
-    fields["items"] = match.group(2)
-    located.append(("for", node, path))
+    reading.fields["items"] = match.group(2)
+    reading.located.append(("for", node, path))
     return match.group(1)
 
 
-def _branches(
-    reader: _Reader, node: Node, path: str, fields: dict[str, Any], located: Located
-) -> Any:
+def _branches(reading: _Reading, node: Node, path: str) -> Any:
     """``parallel:`` branches: each a step or a list of steps."""
+    reader = reading.reader
     if not isinstance(node, SequenceNode):
         reader.type_error(node, path, "a list of branches", "write each branch as a '- ' item")
-        return _BAD
-    if not node.value:
-        reader.error(node, path, "'parallel' has no branches", "add branches")
         return _BAD
     branches: list[tuple[Step, ...]] = []
     for i, branch in enumerate(node.value):
@@ -1021,72 +983,21 @@ def _branches(
     return tuple(branches)
 
 
-def _set(reader: _Reader, node: Node, path: str, fields: dict[str, Any], located: Located) -> Any:
-    """``set: {name: value}``: variable names and plain values (templates located)."""
-    if not isinstance(node, MappingNode):
-        reader.type_error(
-            node, path, "a mapping of variable names to values", "write 'set: {x: 1}'"
-        )
-        return _BAD
-    if not node.value:
-        reader.error(node, path, "'set' is empty", "write 'set: {x: 1}'")
-        return _BAD
-    values: dict[str, Any] = {}
-    for name, (key_node, value_node) in reader.entries(node, path).items():
-        if not IDENTIFIER.match(name):
-            reader.error(
-                key_node,
-                _child(path, name),
-                f"variable name {name!r} is not valid",
-                "use letters, digits and '_', not starting with a digit",
-            )
-            continue
-        value = reader.plain(value_node, _child(path, name))
-        if value is not _BAD:
-            values[name] = value
-            located.append((f"values.{name}", value_node, _child(path, name)))
-    return values
-
-
-def _with(reader: _Reader, node: Node, path: str, fields: dict[str, Any], located: Located) -> Any:
-    """``with: {input: value}`` of a workflow step (templates located)."""
-    if not isinstance(node, MappingNode):
-        reader.type_error(node, path, "a mapping of input names to values")
-        return _BAD
-    inputs: dict[str, Any] = {}
-    for key, (_, value_node) in reader.entries(node, path).items():
-        value = reader.plain(value_node, f"{path}.{key}")
-        if value is not _BAD:
-            inputs[key] = value
-            located.append((f"inputs.{key}", value_node, f"{path}.{key}"))
-    return inputs
-
-
 _HOOKS: Final[Mapping[str, Hook]] = {
-    "agent_budget": _agent_budget,
     "prices": _prices,
     "enum": _enum,
     "for": _for,
     "branches": _branches,
-    "set": _set,
-    "with": _with,
 }
 
 
 # -- checks across the fields of a section ------------------------------------------------------
 
 
-def _check_document(
-    reader: _Reader,
-    fields: dict[str, Any],
-    entries: dict[str, tuple[Node, Node]],
-    node: Node,
-    path: str,
-    located: Located,
-) -> str:
-    if fields.get("agents") == ():
-        reader.error(
-            entries["agents"][0],
+def _check_document(reading: _Reading) -> str:
+    if reading.fields.get("agents") == ():
+        reading.reader.error(
+            reading.entries["agents"][0],
             "agents",
             "'agents' is empty",
             "define at least one agent: 'agents: {helper: {system: ...}}'",
@@ -1094,50 +1005,24 @@ def _check_document(
     return "ok"
 
 
-def _check_workflow(
-    reader: _Reader,
-    fields: dict[str, Any],
-    entries: dict[str, tuple[Node, Node]],
-    node: Node,
-    path: str,
-    located: Located,
-) -> str:
-    steps = entries.get("steps")
-    if steps is not None and isinstance(steps[1], SequenceNode) and not steps[1].value:
-        reader.error(steps[1], f"{path}.steps", "'steps' is empty", "add at least one step")
-    return "ok"
-
-
-def _check_tool(
-    reader: _Reader,
-    fields: dict[str, Any],
-    entries: dict[str, tuple[Node, Node]],
-    node: Node,
-    path: str,
-    located: Located,
-) -> str:
+def _check_tool(reading: _Reading) -> str:
+    fields, path = reading.fields, reading.path
     if fields.get("implementation", _BAD) is _BAD:
         # NOTE: keep the tool (with a stand-in) so that agents naming it get no second,
         # misleading "unknown tool" error; it is marked broken and never checked further.
         fields["implementation"] = ExecSpec(command="")
         return "bad"
-    implementation = entries["implementation"][1]
-    located.append(("implementation", implementation, f"{path}.implementation"))
+    implementation = reading.entries["implementation"][1]
+    reading.located.append(("implementation", implementation, f"{path}.implementation"))
     for key_node, value_node in implementation.value:
         if isinstance(key_node, ScalarNode):
             key = f"implementation.{key_node.value}"
-            located.append((key, value_node, f"{path}.{key}"))
+            reading.located.append((key, value_node, f"{path}.{key}"))
     return "ok"
 
 
-def _check_mcp_server(
-    reader: _Reader,
-    fields: dict[str, Any],
-    entries: dict[str, tuple[Node, Node]],
-    node: Node,
-    path: str,
-    located: Located,
-) -> str:
+def _check_mcp_server(reading: _Reading) -> str:
+    reader, fields, entries, path = reading.reader, reading.fields, reading.entries, reading.path
     name = fields.get("name", _BAD)
     if name is _BAD:
         return "drop"
@@ -1153,7 +1038,7 @@ def _check_mcp_server(
     transport = fields.get("transport") or ("stdio" if "command" in entries else "http")
     if transport == "stdio" and "command" not in entries:
         reader.error(
-            node,
+            reading.node,
             path,
             f"MCP server {name!r} runs over stdio but has no 'command'",
             "add 'command:' and 'args:', or give a 'url:' for an HTTP server",
@@ -1161,7 +1046,7 @@ def _check_mcp_server(
         verdict = "bad"
     elif transport in ("http", "sse") and "url" not in entries:
         reader.error(
-            node,
+            reading.node,
             path,
             f"MCP server {name!r} uses {transport} but has no 'url'",
             "add 'url: https://...', or a 'command:' for a stdio server",
@@ -1170,16 +1055,10 @@ def _check_mcp_server(
     return verdict
 
 
-def _check_typed(
-    reader: _Reader,
-    fields: dict[str, Any],
-    entries: dict[str, tuple[Node, Node]],
-    node: Node,
-    path: str,
-    located: Located,
-) -> str:
+def _check_typed(reading: _Reading) -> str:
     """The ``type``, ``enum``, ``default`` and ``required`` of a tool parameter or a
     workflow input agree."""
+    reader, fields, entries, path = reading.reader, reading.fields, reading.entries, reading.path
     kind = fields.get("type", "string")
     enum = fields.get("enum")
     if enum is not None and enum is not _BAD:
@@ -1196,70 +1075,60 @@ def _check_typed(
                     break
         enum = fields["enum"] = enum if enum is _BAD else tuple(enum)
     default = fields.get("default")
-    if default is not _BAD and default is not None:
-        default_node = entries["default"][1]
-        if kind is not _BAD and not _has_type(default, kind):
-            reader.error(
-                default_node,
-                f"{path}.default",
-                f"the default {_describe(default)} is not of type {kind!r}",
-                f"give a default of type {kind}",
-            )
-            fields["default"] = _BAD
-        elif isinstance(enum, tuple) and not _in_enum(default, enum):
-            listed = ", ".join(_describe(v) for v in enum)
-            reader.error(
-                default_node,
-                f"{path}.default",
-                f"the default {_describe(default)} is not one of the enum values",
-                f"allowed: {listed}",
-            )
-            fields["default"] = _BAD
-        elif fields.get("required") is True:
-            reader.error(
-                entries["required"][1],
-                f"{path}.required",
-                "'required: true' with a default",
-                "a default makes the value optional: drop 'required' or the default",
-            )
-            fields["required"] = _BAD
+    if default is _BAD or default is None:
+        return "ok"
+    default_at, default_path, shown = entries["default"][1], f"{path}.default", _describe(default)
+    if kind is not _BAD and not _has_type(default, kind):
+        reader.error(
+            default_at,
+            default_path,
+            f"the default {shown} is not of type {kind!r}",
+            f"give a default of type {kind}",
+        )
+        fields["default"] = _BAD
+    # NOTE: compare type and value, so that true is not taken for 1.
+    elif isinstance(enum, tuple) and not any(
+        type(default) is type(a) and default == a for a in enum
+    ):
+        reader.error(
+            default_at,
+            default_path,
+            f"the default {shown} is not one of the enum values",
+            "allowed: " + ", ".join(_describe(v) for v in enum),
+        )
+        fields["default"] = _BAD
+    elif fields.get("required") is True:
+        reader.error(
+            entries["required"][1],
+            f"{path}.required",
+            "'required: true' with a default",
+            "a default makes the value optional: drop 'required' or the default",
+        )
+        fields["required"] = _BAD
     return "ok"
 
 
+_JSON_TYPES: Final[Mapping[str, tuple[type, ...]]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
 def _has_type(value: Any, kind: str) -> bool:
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "array":
-        return isinstance(value, list)
-    return isinstance(value, dict)
+    return _is(value, *_JSON_TYPES[kind])
 
 
-def _in_enum(value: Any, allowed: Sequence[Any]) -> bool:
-    # NOTE: compare type and value, so that true is not taken for 1.
-    return any(type(value) is type(a) and value == a for a in allowed)
-
-
-def _check_repeat(
-    reader: _Reader,
-    fields: dict[str, Any],
-    entries: dict[str, tuple[Node, Node]],
-    node: Node,
-    path: str,
-    located: Located,
-) -> str:
+def _check_repeat(reading: _Reading) -> str:
     # NOTE: a repeat whose body is not a mapping is dropped: it has nothing to repeat.
-    return "ok" if isinstance(entries["repeat"][1], MappingNode) else "drop"
+    return "ok" if isinstance(reading.entries["repeat"][1], MappingNode) else "drop"
 
 
 _CHECKS: Final[Mapping[str, Check]] = {
     "document": _check_document,
-    "workflow": _check_workflow,
     "tool": _check_tool,
     "mcp_server": _check_mcp_server,
     "typed": _check_typed,
@@ -1299,12 +1168,12 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
         root = YAML(typ="safe", pure=True).compose(text)
     except Exception as problem:  # ruamel raises many kinds; all mean "not YAML"
         _yaml_error(reader, problem)
-        return Loaded(None, reader.diagnostics, reader.locations, reader.broken, reader.kept)
+        return reader.loaded(None)
     if root is None:
         reader.error(
             None, "", "the document is empty", "define at least 'agents:'; see docs/dsl.md"
         )
-        return Loaded(None, reader.diagnostics, reader.locations, reader.broken, reader.kept)
+        return reader.loaded(None)
     # NOTE: before any walk: every walk below visits an aliased value once per alias, so
     # a "billion laughs" document would take exponential time and memory.
     anchor = check_alias_expansion(root)
@@ -1316,19 +1185,16 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
             "(an alias bomb?)",
             "write the repeated values out, or reuse fewer and smaller &anchors",
         )
-        return Loaded(None, reader.diagnostics, reader.locations, reader.broken, reader.kept)
+        return reader.loaded(None)
     try:
-        document = _document(reader, root)
+        return reader.loaded(_document(reader, root))
     except RecursionError:
         reader.error(root, "", "the document is nested too deeply")
-        document = None
-    return Loaded(document, reader.diagnostics, reader.locations, reader.broken, reader.kept)
+        return reader.loaded(None)
 
 
 def _yaml_error(reader: _Reader, problem: Exception) -> None:
-    mark = getattr(problem, "problem_mark", None) or getattr(problem, "context_mark", None)
     problem_text = getattr(problem, "problem", None)
-    context = getattr(problem, "context", None)
     message = f"malformed YAML: {problem_text}" if problem_text else "malformed YAML"
     if isinstance(problem, RecursionError):
         message = "malformed YAML: nested too deeply"
@@ -1336,20 +1202,25 @@ def _yaml_error(reader: _Reader, problem: Exception) -> None:
         first = str(problem).strip().splitlines()
         if first and first[0]:
             message = f"malformed YAML: {first[0]}"
-    if "\t" in (problem_text or ""):
-        hint: str | None = "indent with spaces; YAML does not allow tabs"
-    else:
-        hint = context
-    line = mark.line + 1 if mark is not None else 1
-    column = mark.column + 1 if mark is not None else 1
-    reader.diagnostics.append(
-        Diagnostic(
-            severity="error",
-            source=Source(reader.file, line, column, ""),
-            message=message,
-            hint=hint,
-        )
+    tabs = "\t" in (problem_text or "")
+    hint = (
+        "indent with spaces; YAML does not allow tabs"
+        if tabs
+        else getattr(problem, "context", None)
     )
+    mark = getattr(problem, "problem_mark", None) or getattr(problem, "context_mark", None)
+    reader.error(mark, "", message, hint)
+
+
+def _diagnose(text: str, file: str) -> tuple[Loaded, list[Diagnostic]]:
+    """The document read from ``text`` and every diagnostic (checks included) in file order."""
+    from ._validate import check_document
+
+    loaded = read_document(text, file=file)
+    diagnostics = list(loaded.diagnostics)
+    if loaded.document is not None:
+        diagnostics.extend(check_document(loaded))
+    return loaded, sort_diagnostics(diagnostics)
 
 
 def validate_text(text: str, *, file: str = "<string>") -> list[Diagnostic]:
@@ -1360,13 +1231,7 @@ def validate_text(text: str, *, file: str = "<string>") -> list[Diagnostic]:
         text: the YAML text.
         file: the name shown in diagnostics.
     """
-    from ._validate import check_document
-
-    loaded = read_document(text, file=file)
-    diagnostics = list(loaded.diagnostics)
-    if loaded.document is not None:
-        diagnostics.extend(check_document(loaded))
-    return sort_diagnostics(diagnostics)
+    return _diagnose(text, file)[1]
 
 
 def validate_file(
@@ -1400,13 +1265,8 @@ def load_document(text: str, *, file: str = "<string>") -> Document:
     Raises:
         DSLError: the document has errors; ``.diagnostics`` holds all of them.
     """
-    from ._validate import check_document
-
-    loaded = read_document(text, file=file)
-    diagnostics = list(loaded.diagnostics)
-    if loaded.document is not None:
-        diagnostics.extend(check_document(loaded))
-    errors = [d for d in sort_diagnostics(diagnostics) if d.severity == "error"]
+    loaded, diagnostics = _diagnose(text, file)
+    errors = [d for d in diagnostics if d.severity == "error"]
     if errors or loaded.document is None:
         raise DSLError(errors)
     return loaded.document

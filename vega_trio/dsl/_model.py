@@ -77,7 +77,7 @@ _POSITIVE_BUDGET: Final = above(
 _POSITIVE_DURATION: Final = above(
     0, "expected a duration of more than 0s, got {value!r}", "write it like 2m or 30s"
 )
-_SAVE: Final = identifier("save name")
+_SAVE: Final = identifier("save name {value!r} is not a valid variable name")
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 _ERROR_CLASSES: Final = (
     "RateLimit",
@@ -172,10 +172,10 @@ class MCPServerSpec:
     transport: Literal["stdio", "http", "sse"] | None = None
     command: str | None = None
     args: tuple[str, ...] = ()
-    env: Mapping[str, str] = attrs.field(factory=dict)
+    env: Mapping[str, str] = attrs.field(factory=dict, metadata=key(strict=True))
     cwd: str | None = None
     url: str | None = None
-    headers: Mapping[str, str] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict, metadata=key(strict=True))
     timeout: float | None = attrs.field(default=None, metadata=key(unit="duration"))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
@@ -311,9 +311,18 @@ class AgentSpec:
     max_tokens: int | None = attrs.field(default=None, metadata=key(min=1))
     max_iterations: int | None = attrs.field(default=None, metadata=key(min=1))
     tools: tuple[str, ...] = attrs.field(default=(), metadata=key(locate=True))
-    budget: float | None = attrs.field(default=None, metadata=key(read="agent_budget"))
+    budget: float | None = attrs.field(
+        default=None,
+        metadata=key(
+            key="budget.limit",
+            short=True,
+            unit="money",
+            check=_POSITIVE_BUDGET,
+            required=Required("missing key 'limit'", 'write limit: "$5.00"'),
+        ),
+    )
     budget_on_exceed: Literal["block", "warn", "allow"] = attrs.field(
-        default="block", metadata=key(key=None)
+        default="block", metadata=key(key="budget.on_exceed")
     )
     budget_scope: Literal["agent", "tree"] = "agent"
     supervision: SupervisionSpec | None = None
@@ -365,8 +374,8 @@ class HttpSpec:
         )
     )
     method: str = "GET"
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-    query: Mapping[str, str] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict, metadata=key(strict=True))
+    query: Mapping[str, str] = attrs.field(factory=dict, metadata=key(strict=True))
     body: Any = None
     timeout: float | None = attrs.field(default=None, metadata=key(unit="duration"))
     max_response_bytes: int | None = attrs.field(default=None, metadata=key(min=1))
@@ -406,7 +415,7 @@ class ExecSpec:
     shell: bool = False
     cwd: str | None = None
     max_output_bytes: int | None = attrs.field(default=None, metadata=key(min=1))
-    env: Mapping[str, str] = attrs.field(factory=dict)
+    env: Mapping[str, str] = attrs.field(factory=dict, metadata=key(strict=True))
     limits: LimitsSpec | None = None
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
@@ -503,7 +512,10 @@ class ParallelStep:
 
     __yaml__: ClassVar = Section(what="a parallel step")
     branches: tuple[tuple[Step, ...], ...] = attrs.field(
-        default=(), metadata=key(key="parallel", read="branches")
+        default=(),
+        metadata=key(
+            key="parallel", read="branches", empty=("'parallel' has no branches", "add branches")
+        ),
     )
     save: str | None = attrs.field(default=None, metadata=key(check=_SAVE))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
@@ -542,7 +554,16 @@ class SetStep:
 
     __yaml__: ClassVar = Section(what="a set step")
     values: Mapping[str, Any] = attrs.field(
-        factory=dict, metadata=key(key="set", read="set", fatal=True)
+        factory=dict,
+        metadata=key(
+            key="set",
+            check=identifier("variable name {value!r} is not valid"),
+            fatal=True,
+            locate=True,
+            empty=("'set' is empty", "write 'set: {x: 1}'"),
+            expected="a mapping of variable names to values",
+            hint="write 'set: {x: 1}'",
+        ),
     )
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
@@ -562,7 +583,10 @@ class WorkflowStep:
 
     __yaml__: ClassVar = Section(what="a workflow step")
     workflow: str = attrs.field(metadata=key(locate=True, fatal=True))
-    inputs: Mapping[str, Any] = attrs.field(factory=dict, metadata=key(key="with", read="with"))
+    inputs: Mapping[str, Any] = attrs.field(
+        factory=dict,
+        metadata=key(key="with", locate=True, expected="a mapping of input names to values"),
+    )
     save: str | None = attrs.field(default=None, metadata=key(check=_SAVE))
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
 
@@ -586,7 +610,13 @@ class InputSpec:
     optional and is applied."""
 
     __yaml__: ClassVar = Section(what="input {name!r}", null=True, check="typed")
-    name: str = attrs.field(metadata=key(key=None, check=identifier("input name"), fatal=True))
+    name: str = attrs.field(
+        metadata=key(
+            key=None,
+            check=identifier("input name {value!r} is not a valid variable name"),
+            fatal=True,
+        )
+    )
     type: Literal["string", "integer", "number", "boolean", "array", "object"] = "string"
     description: str = ""
     required: bool | None = None
@@ -599,7 +629,7 @@ class InputSpec:
 class WorkflowSpec:
     """One entry of ``workflows:`` (the key is ``name``)."""
 
-    __yaml__: ClassVar = Section(what="workflow {name!r}", check="workflow")
+    __yaml__: ClassVar = Section(what="workflow {name!r}")
     name: str = attrs.field(metadata=key(key=None))
     description: str = ""
     inputs: tuple[InputSpec, ...] = attrs.field(
@@ -611,7 +641,8 @@ class WorkflowSpec:
         metadata=key(
             required=Required(
                 "workflow {name!r} has no 'steps'", "add 'steps:' with at least one step"
-            )
+            ),
+            empty=("'steps' is empty", "add at least one step"),
         ),
     )
     output: Any = attrs.field(default=None, metadata=key(locate=True))

@@ -5,9 +5,9 @@ A field without metadata is read from the YAML key of its own name, as the kind 
 its type says: ``str`` text, ``int`` a whole number, ``float`` a number, ``bool``
 true/false, a ``Literal`` one of its values, ``tuple[str, ...]`` a list of names,
 ``Mapping[str, str]`` a mapping of names to text, ``Any`` plain data, an attrs class a
-nested section, ``tuple[Step, ...]`` a list of steps. :func:`key` says what differs:
-another YAML key, a unit, a range, a check, a required key. So adding a key to the DSL is
-adding a field to the model.
+nested section, ``tuple[Step, ...]`` a list of steps, ``Mapping[str, Any]`` a mapping of
+names to plain data. :func:`key` says what differs: another YAML key, a unit, a range, a
+check, a required key. So adding a key to the DSL is adding a field to the model.
 
 The rules here are data (and small check functions); the loader does the reading and the
 reporting.
@@ -70,26 +70,33 @@ class Key:
     """How one field is written.
 
     Attributes:
-        key: the YAML key; ``a.b`` is key ``b`` of the mapping under ``a`` (several fields
-            may share ``a``); ``None``: not read from a key (a name taken from the key of a
-            named section).
+        key: the YAML key; ``a.b`` is key ``b`` of the mapping under ``a`` (a group: several
+            fields may share ``a``); ``None``: not read from a key (a name taken from the key
+            of a named section).
+        short: in a group, any value written instead of the group's mapping is this key's
+            (``budget: "$5"`` is ``budget: {limit: "$5"}``); cf. :attr:`Section.short`.
         unit: a leaf written with a unit.
         min: the smallest value (``expected a number of 1 or more``).
         max: the largest (``expected a number from 0 to 2``).
         check: a rule the value must pass after it was read; for a list of names it is
-            applied to each item.
+            applied to each item, for a mapping to each name.
         required: the key must be written.
         fatal: when the value is wrong, the section is dropped and the rest of it unread.
-        locate: remember where the value was written (templates, names resolved later).
+        locate: remember where the value was written (templates, names resolved later);
+            for a list of names or a mapping, where each item was.
         collection: how a ``tuple`` of sections is written.
-        strict: in a collection, one wrong item makes the whole collection wrong.
+        strict: in a collection or mapping, one wrong item makes the whole of it wrong.
         null: a collection written with no value is empty.
-        expected: what the diagnostic says was expected when the value has the wrong shape.
+        empty: the message and hint when the value is written empty (``[]``, ``{}``); the
+            value is then wrong.
+        expected: what the diagnostic says was expected when a collection or mapping has the
+            wrong shape.
         hint: the hint of that diagnostic.
         read: the name of a loader hook that reads this value instead of the walker.
     """
 
     key: str | None = ""
+    short: bool = False
     unit: Unit | None = None
     min: float | None = None
     max: float | None = None
@@ -100,6 +107,7 @@ class Key:
     collection: Collection | None = None
     strict: bool = False
     null: bool = False
+    empty: tuple[str, str] | None = None
     expected: str | None = None
     hint: str | None = None
     read: str | None = None
@@ -184,13 +192,14 @@ def one_of(
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def identifier(what: str) -> Check:
-    """A check that a text is a variable name (``save: result``)."""
+def identifier(message: str) -> Check:
+    """A check that a text is a variable name (``save: result``); ``{value!r}`` in the
+    message."""
 
     def check(value: Any) -> Any:
         if not _IDENTIFIER.match(value):
             raise _Invalid(
-                f"{what} {value!r} is not a valid variable name",
+                message.format(value=value),
                 "use letters, digits and '_', not starting with a digit",
             )
         return value
