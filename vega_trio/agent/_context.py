@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import attrs
 
@@ -316,6 +316,9 @@ def _clean_starts(entries: Sequence[_Entry]) -> list[int]:
     return [i for i, e in enumerate(entries) if _is_clean_start(e.message)]
 
 
+_UNBOUNDED_LOCK = threading.Lock()
+
+
 @attrs.define(eq=False)
 class UnboundedContext(_BaseContext):
     """Keeps and sends the whole conversation (the default context).
@@ -326,35 +329,62 @@ class UnboundedContext(_BaseContext):
     """
 
     # NOTE: nothing is ever trimmed, so token counts matter only to token_count().
-    # This is the default context, on every agent's hot path, so estimates are made
-    # and usage reports applied lazily there instead of on every add and every call.
-    # NOTE: flat — prompt, usage, prompt, usage ... — not (prompt, usage) tuples: a
-    # tuple per LLM call was one more GC-tracked object per idle process (B2).
-    _reports: list[Sequence[Message] | Usage] = attrs.field(init=False, factory=list, repr=False)
+    # This is the default context, on every agent's hot path, so its turns are kept as
+    # plain messages, and their records (_Entry: the token counts) are made only when
+    # token_count() asks, for the turns not counted yet (``_entries`` covers a prefix
+    # of ``_messages``); usage reports are applied then too. A record per turn was one
+    # GC-tracked object per message of every idle process (B2).
+    _messages: list[Message] = attrs.field(init=False, factory=list, repr=False)
+    # NOTE: flat — usage, prompt length, the prompt's messages, usage, ... — not a
+    # (prompt, usage) tuple or the prompt's own tuple per LLM call: one GC-tracked
+    # object less per call kept (B2).
+    _reports: list[Message | Usage | int] = attrs.field(init=False, factory=list, repr=False)
+    _deferred: int = attrs.field(init=False, default=0, repr=False)
+    # NOTE: one lock for every UnboundedContext (none calls into another while it
+    # holds it, and it is never held across an await): a lock per process was one
+    # more GC-tracked object per process (B2).
+    _lock: threading.Lock = attrs.field(init=False, default=_UNBOUNDED_LOCK, repr=False)
 
-    def _new_entry(self, message: Message) -> _Entry:
-        if not isinstance(message, Message):
-            _entry(message)  # raises the TypeError that explains what to pass
-        return _Entry(message=message, tokens=_UNKNOWN)
+    def extend(self, messages: Iterable[Message]) -> None:
+        """Append several turns at once (one send's turns)."""
+        added = list(messages)
+        for message in added:
+            if not isinstance(message, Message):
+                _entry(message)  # raises the TypeError that explains what to pass
+        with self._lock:
+            self._messages.extend(added)
+
+    def snapshot(self) -> list[Message]:
+        """Everything the context retains, in order, for saving; :meth:`load` restores it."""
+        with self._lock:
+            return list(self._messages)
 
     def record_usage(self, prompt: Sequence[Message], usage: Usage) -> None:
         """Remember a usage report; :meth:`token_count` applies the reports in order."""
         with self._lock:
             reports = self._reports
-            reports.append(prompt)
             reports.append(usage)
-            if len(reports) >= 2 * _MAX_DEFERRED_REPORTS:
+            reports.append(len(prompt))
+            reports.extend(prompt)
+            self._deferred += 1
+            if self._deferred >= _MAX_DEFERRED_REPORTS:
                 self._apply_reports_locked()
 
     def _apply_reports_locked(self) -> None:
-        for entry in self._entries:
-            if entry.tokens == _UNKNOWN:
-                entry.tokens = estimate_message_tokens(entry.message)
-        reports, self._reports = self._reports, []
-        for i in range(0, len(reports), 2):
-            prompt, usage = reports[i], reports[i + 1]
-            assert isinstance(usage, Usage) and not isinstance(prompt, Usage)
+        entries, messages = self._entries, self._messages
+        if len(entries) < len(messages):
+            entries.extend(map(_entry, messages[len(entries) :]))
+        reports, self._reports, self._deferred = self._reports, [], 0
+        i = 0
+        while i < len(reports):
+            usage, length = reports[i], reports[i + 1]
+            assert isinstance(usage, Usage) and isinstance(length, int)
+            prompt = cast("list[Message]", reports[i + 2 : i + 2 + length])
+            i += 2 + length
             self._apply_usage_locked(prompt, usage)
+
+    def _messages_locked(self) -> list[Message]:
+        return list(self._messages)
 
     def _token_count_locked(self) -> int:
         self._apply_reports_locked()
@@ -362,13 +392,16 @@ class UnboundedContext(_BaseContext):
 
     def _load_locked(self, entries: list[_Entry]) -> None:
         self._entries = entries
+        self._messages = [e.message for e in entries]
         self._reports.clear()
+        self._deferred = 0
 
     def _clear_extra_locked(self) -> None:
+        self._messages.clear()
         self._reports.clear()
+        self._deferred = 0
 
 
-_UNKNOWN = -1
 _MAX_DEFERRED_REPORTS = 64
 
 

@@ -184,10 +184,12 @@ class Mailbox(Generic[T]):
         if self._receiver is not None:
             raise trio.BusyResourceError("another task is already receiving from this mailbox")
         self._receiver = current_task()
-        # NOTE: a bound method as the abort function: one object while waiting, where
-        # the channel's closure was a function, two cells and their tuple (B2).
-        return await wait_task_rescheduled(self._abort_receive)  # type: ignore[no-any-return]
+        # NOTE: the mailbox is its own abort function (see __call__): no object is made
+        # while the receiver waits, where the channel's closure was a function, two
+        # cells and their tuple, and a bound method would still be one (B2).
+        return await wait_task_rescheduled(self)  # type: ignore[no-any-return]
 
-    def _abort_receive(self, _: RaiseCancelT) -> Abort:
+    def __call__(self, _: RaiseCancelT) -> Abort:
+        """Abort the receiver's wait (Trio calls this when it is cancelled)."""
         self._receiver = None
         return Abort.SUCCEEDED
