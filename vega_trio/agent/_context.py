@@ -317,6 +317,7 @@ def _clean_starts(entries: Sequence[_Entry]) -> list[int]:
 
 
 _UNBOUNDED_LOCK = threading.Lock()
+_NO_ENTRIES: list[_Entry] = []
 
 
 @attrs.define(eq=False)
@@ -335,6 +336,9 @@ class UnboundedContext(_BaseContext):
     # of ``_messages``); usage reports are applied then too. A record per turn was one
     # GC-tracked object per message of every idle process (B2).
     _messages: list[Message] = attrs.field(init=False, factory=list, repr=False)
+    # NOTE: no list of records until token_count() first needs one: until then this is
+    # a shared empty list that nothing writes to (one GC-tracked object less per process).
+    _entries: list[_Entry] = attrs.field(init=False, default=_NO_ENTRIES, repr=False)
     # NOTE: flat — usage, prompt length, the prompt's messages, usage, ... — not a
     # (prompt, usage) tuple or the prompt's own tuple per LLM call: one GC-tracked
     # object less per call kept (B2).
@@ -373,6 +377,8 @@ class UnboundedContext(_BaseContext):
     def _apply_reports_locked(self) -> None:
         entries, messages = self._entries, self._messages
         if len(entries) < len(messages):
+            if entries is _NO_ENTRIES:
+                entries = self._entries = []
             entries.extend(map(_entry, messages[len(entries) :]))
         reports, self._reports, self._deferred = self._reports, [], 0
         i = 0
