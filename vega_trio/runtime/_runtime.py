@@ -133,9 +133,11 @@ class Runtime:
         """Start a process running ``behaviour`` and return it once it is running.
 
         The process's task runs in ``nursery`` (a supervisor's) or, by default, in the
-        orchestrator's root nursery. ``run_id`` and ``user`` (the workflow run and the
-        session's user it works for; inherited from ``parent`` when not given) are carried
-        by every event about it.
+        orchestrator's root nursery; it is booked as running (``process.started``)
+        before this returns, and takes its first step at this call's checkpoint (a
+        caller already cancelled gets ``Cancelled`` and no process). ``run_id`` and
+        ``user`` (the workflow run and the session's user it works for; inherited from
+        ``parent`` when not given) are carried by every event about it.
 
         Raises:
             OrchestratorClosed: shutdown has begun.
