@@ -111,7 +111,7 @@ async def test_a_spawn_makes_at_most_100_python_calls() -> None:
     """Spawning an agent's process (the orchestrator, the behaviour, the runtime, the
     task's first step up to its wait on the mailbox) takes at most 100 Python-level
     calls (179 with trio's ``nursery.start``, which opens a nursery per task; the
-    hand-written loop of tests/benchmarks, which uses it too, about 150)."""
+    hand-written loop of tests/benchmarks, which uses it too, 121)."""
     agent = Agent(name="bench", tools=[add])
     calls = 0
 
