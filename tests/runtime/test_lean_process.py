@@ -1,16 +1,19 @@
 """The runtime's hot path stays lean (issue 16): no attribute hooks, one cancel scope per
-incarnation, the GC policy only when asked for."""
+incarnation, no trio ``start`` per spawn, the GC policy only when asked for."""
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
 from vega_trio.agent import AgentProcess
-from vega_trio.runtime import Process, ProcessStatus, Runtime, relaxed_gc
+from vega_trio.runtime import Future, Process, ProcessStatus, Runtime, relaxed_gc
+from vega_trio.runtime._events import Event, ProcessStarted
 
 from .conftest import EchoBehaviour
 
@@ -135,3 +138,93 @@ async def test_a_running_process_does_not_keep_trios_start_up_nursery(runtime: R
 
 def _start_up_objects() -> int:
     return sum(type(o).__name__ in ("Nursery", "_TaskStatus") for o in gc.get_objects())
+
+
+async def _spawn_acting_at_start(runtime: Runtime, act: Callable[[Process], None]) -> Process:
+    """Spawn an echo process and ``act`` on it from the ``process.started`` event, i.e.
+    inside ``spawn``, before the process's task has taken its first step."""
+    seen: list[str] = []
+
+    def sink(event: Event) -> None:
+        if isinstance(event, ProcessStarted):
+            seen.append(event.process_id or "")
+            act(runtime.get(event.process_id or ""))
+
+    runtime.bus.add_sink(sink)
+    try:
+        proc = await runtime.spawn(EchoBehaviour())
+    finally:
+        runtime.bus.remove_sink(sink)
+    assert seen == [proc.id]
+    return proc
+
+
+async def test_spawn_returns_a_process_booked_as_running(runtime: Runtime) -> None:
+    """When spawn returns, the first incarnation is booked: running, incarnation 1, its
+    start time set and ``process.started`` published once (spawn starts the task with
+    ``start_soon`` and books it itself, instead of waiting in trio's ``start``)."""
+    states: list[tuple[ProcessStatus, int, bool]] = []
+    proc = await _spawn_acting_at_start(
+        runtime, lambda p: states.append((p.status, p.incarnation, p.started_at is not None))
+    )
+    assert states == [(ProcessStatus.RUNNING, 1, True)]
+    assert (proc.status, proc.incarnation) == (ProcessStatus.RUNNING, 1)
+    assert await proc.call("x") == "x"
+    assert proc.incarnation == 1
+
+
+async def test_a_message_sent_before_the_first_step_is_served(runtime: Runtime) -> None:
+    """A message put in the mailbox before the process's task first ran is served."""
+    futures: list[Future[Any]] = []
+    await _spawn_acting_at_start(runtime, lambda p: futures.append(p.call_async("early")))
+    with trio.fail_after(5):
+        assert await futures[0].wait() == "early"
+
+
+@pytest.mark.parametrize(
+    ("act", "kind"),
+    [
+        (lambda p: p.kill("at start"), "killed"),
+        (lambda p: p.stop("at start"), "shutdown"),
+        (lambda p: p.complete("at start"), "normal"),
+    ],
+    ids=["kill", "stop", "complete"],
+)
+async def test_a_process_ended_before_its_first_step_exits_with_that_reason(
+    runtime: Runtime, act: Callable[[Process], None], kind: str
+) -> None:
+    """A kill, stop or complete that arrives before the task's first step ends the
+    process with that reason once the task runs (and its callers are answered)."""
+    proc = await _spawn_acting_at_start(runtime, act)
+    with trio.fail_after(5):
+        reason = await proc.wait()
+    assert reason.kind == kind
+    assert runtime.live_count == 0
+
+
+async def test_spawn_is_a_checkpoint_that_spawns_nothing_when_cancelled(
+    runtime: Runtime,
+) -> None:
+    """A caller already cancelled gets Cancelled from spawn, and no process exists (no
+    event, nothing counted)."""
+    with runtime.bus.subscribe() as events:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await runtime.spawn(EchoBehaviour(), name="never")
+        assert events.receive_nowait() is None
+    assert scope.cancelled_caught
+    assert runtime.live_count == 0 and runtime.total_spawned == 0
+    assert runtime.registered() == {}
+
+
+async def test_spawn_into_a_closed_nursery_books_nothing(runtime: Runtime) -> None:
+    """When the task cannot be started (its nursery is closed), spawn raises and the
+    runtime keeps no trace of the process (name, count, parent's children)."""
+    parent = await runtime.spawn(EchoBehaviour())
+    async with trio.open_nursery() as closed:
+        pass
+    with pytest.raises(RuntimeError, match="closed"):
+        await runtime.spawn(EchoBehaviour(), name="never", parent=parent, nursery=closed)
+    assert runtime.live_count == 1 and runtime.total_spawned == 1
+    assert runtime.registered() == {}
+    assert parent.children == []

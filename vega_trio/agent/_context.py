@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import attrs
 
@@ -316,6 +316,10 @@ def _clean_starts(entries: Sequence[_Entry]) -> list[int]:
     return [i for i, e in enumerate(entries) if _is_clean_start(e.message)]
 
 
+_UNBOUNDED_LOCK = threading.Lock()
+_NO_ENTRIES: list[_Entry] = []
+
+
 @attrs.define(eq=False)
 class UnboundedContext(_BaseContext):
     """Keeps and sends the whole conversation (the default context).
@@ -326,83 +330,84 @@ class UnboundedContext(_BaseContext):
     """
 
     # NOTE: nothing is ever trimmed, so token counts matter only to token_count().
-    # This is the default context, on every agent's hot path, so it keeps the turns
-    # themselves (``_turns``) and makes their token entries only when a count is asked
-    # for (``_entries`` then covers a prefix of ``_turns``): no entry object per turn
-    # (four per run, each GC-tracked for the process's life, B2), and usage reports are
-    # applied lazily instead of on every call.
-    # NOTE: flat — prompt, usage, prompt, usage ... — not (prompt, usage) tuples: a
-    # tuple per LLM call was one more GC-tracked object per idle process (B2).
-    _turns: list[Message] = attrs.field(init=False, factory=list, repr=False)
-    _reports: list[Sequence[Message] | Usage] = attrs.field(init=False, factory=list, repr=False)
+    # This is the default context, on every agent's hot path, so its turns are kept as
+    # plain messages, and their records (_Entry: the token counts) are made only when
+    # token_count() asks, for the turns not counted yet (``_entries`` covers a prefix
+    # of ``_messages``); usage reports are applied then too. A record per turn was one
+    # GC-tracked object per message of every idle process (B2).
+    _messages: list[Message] = attrs.field(init=False, factory=list, repr=False)
+    # NOTE: no list of records until token_count() first needs one: until then this is
+    # a shared empty list that nothing writes to (one GC-tracked object less per process).
+    _entries: list[_Entry] = attrs.field(init=False, default=_NO_ENTRIES, repr=False)
+    # NOTE: flat — usage, prompt length, the prompt's messages, usage, ... — not a
+    # (prompt, usage) tuple or the prompt's own tuple per LLM call: one GC-tracked
+    # object less per call kept (B2).
+    _reports: list[Message | Usage | int] = attrs.field(init=False, factory=list, repr=False)
+    _deferred: int = attrs.field(init=False, default=0, repr=False)
+    # NOTE: one lock for every UnboundedContext (none calls into another while it
+    # holds it, and it is never held across an await): a lock per process was one
+    # more GC-tracked object per process (B2).
+    _lock: threading.Lock = attrs.field(init=False, default=_UNBOUNDED_LOCK, repr=False)
 
     def extend(self, messages: Iterable[Message]) -> None:
         """Append several turns at once (one send's turns)."""
-        turns = list(messages)
-        for message in turns:
+        added = list(messages)
+        for message in added:
             if not isinstance(message, Message):
                 _entry(message)  # raises the TypeError that explains what to pass
         with self._lock:
-            self._turns.extend(turns)
-
-    def messages(self) -> list[Message]:
-        """The messages to send to the model now (the whole conversation)."""
-        with self._lock:
-            return self._turns.copy()
+            self._messages.extend(added)
 
     def snapshot(self) -> list[Message]:
         """Everything the context retains, in order, for saving; :meth:`load` restores it."""
         with self._lock:
-            return self._turns.copy()
-
-    def load(self, messages: Iterable[Message]) -> None:
-        """Replace the whole history, e.g. to spawn with an existing conversation or
-        to restore a :meth:`snapshot`."""
-        turns = list(messages)
-        for message in turns:
-            if not isinstance(message, Message):
-                _entry(message)
-        with self._lock:
-            self._generation += 1
-            self._turns = turns
-            self._entries = []
-            self._reports.clear()
-
-    def clear(self) -> None:
-        """Forget the whole conversation."""
-        with self._lock:
-            self._generation += 1
-            self._turns.clear()
-            self._entries.clear()
-            self._reports.clear()
+            return list(self._messages)
 
     def record_usage(self, prompt: Sequence[Message], usage: Usage) -> None:
         """Remember a usage report; :meth:`token_count` applies the reports in order."""
         with self._lock:
             reports = self._reports
-            reports.append(prompt)
             reports.append(usage)
-            if len(reports) >= 2 * _MAX_DEFERRED_REPORTS:
+            reports.append(len(prompt))
+            reports.extend(prompt)
+            self._deferred += 1
+            if self._deferred >= _MAX_DEFERRED_REPORTS:
                 self._apply_reports_locked()
 
     def _apply_reports_locked(self) -> None:
-        entries, turns = self._entries, self._turns
-        if len(entries) < len(turns):
-            entries.extend(
-                _Entry(message=m, tokens=estimate_message_tokens(m)) for m in turns[len(entries) :]
-            )
-        reports, self._reports = self._reports, []
-        for i in range(0, len(reports), 2):
-            prompt, usage = reports[i], reports[i + 1]
-            assert isinstance(usage, Usage) and not isinstance(prompt, Usage)
+        entries, messages = self._entries, self._messages
+        if len(entries) < len(messages):
+            if entries is _NO_ENTRIES:
+                entries = self._entries = []
+            entries.extend(map(_entry, messages[len(entries) :]))
+        reports, self._reports, self._deferred = self._reports, [], 0
+        i = 0
+        while i < len(reports):
+            usage, length = reports[i], reports[i + 1]
+            assert isinstance(usage, Usage) and isinstance(length, int)
+            prompt = cast("list[Message]", reports[i + 2 : i + 2 + length])
+            i += 2 + length
             self._apply_usage_locked(prompt, usage)
+
+    def _messages_locked(self) -> list[Message]:
+        return list(self._messages)
 
     def _token_count_locked(self) -> int:
         self._apply_reports_locked()
         return sum(e.tokens for e in self._entries)
 
+    def _load_locked(self, entries: list[_Entry]) -> None:
+        self._entries = entries
+        self._messages = [e.message for e in entries]
+        self._reports.clear()
+        self._deferred = 0
 
-_UNKNOWN = -1
+    def _clear_extra_locked(self) -> None:
+        self._messages.clear()
+        self._reports.clear()
+        self._deferred = 0
+
+
 _MAX_DEFERRED_REPORTS = 64
 
 

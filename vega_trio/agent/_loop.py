@@ -141,6 +141,42 @@ class AgentBehaviour:
     State per process: the conversation (through its context manager) and metrics.
     """
 
+    # NOTE: slotted: past 30 attributes an instance's __dict__ stops sharing its keys
+    # and becomes a dict of its own, one more GC-tracked object per process (B2). A new
+    # attribute goes here too.
+    __slots__ = (
+        "_budgets",
+        "_clock",
+        "_fallback",
+        "_last_length",
+        "_last_reply",
+        "_last_tokens",
+        "_own_budgets",
+        "_price",
+        "_schemas",
+        "_skill_tools",
+        "_skills",
+        "_system",
+        "agent",
+        "bus",
+        "context",
+        "current_events",
+        "current_message",
+        "delegate_locks",
+        "delegates",
+        "history_sink",
+        "iteration",
+        "llm",
+        "max_iterations",
+        "metrics",
+        "model",
+        "name",
+        "path",
+        "prices",
+        "team_group",
+        "tools",
+    )
+
     def __init__(
         self,
         agent: Agent,
@@ -159,6 +195,10 @@ class AgentBehaviour:
         fallback_model: str | None = None,
     ) -> None:
         self.agent = agent
+        # NOTE: an attribute, not a property: every event about the process and the
+        # spawn read it (the Agent is frozen, so it cannot go stale).
+        self.name: str = agent.name
+        """The agent's name."""
         self.llm = llm
         self.model = model
         self.prices = prices
@@ -180,8 +220,9 @@ class AgentBehaviour:
         """The process group whose blackboard the team's ``bb_*`` tools use."""
         self.delegates: dict[str, Process] | None = None
         """This process's delegates by agent name (made on its first delegation)."""
-        self.delegate_locks: dict[str, trio.Lock] = {}
-        """One lock per delegate name: concurrent asks share one child."""
+        self.delegate_locks: dict[str, trio.Lock] | None = None
+        """One lock per delegate name: concurrent asks share one child (made with
+        :attr:`delegates`; an empty dict per process was 64 bytes for nothing, B2)."""
         self.context: ContextManager = context or (
             agent.context() if agent.context else UnboundedContext()
         )
@@ -229,11 +270,6 @@ class AgentBehaviour:
         # NOTE: the run's clock, read directly: trio.current_time() is three Python
         # calls deep, and a run reads the clock six times (B1).
         self._clock: trio.abc.Clock | None = None
-
-    @property
-    def name(self) -> str:
-        """The agent's name."""
-        return self.agent.name
 
     def _now(self) -> float:
         """The run's clock (``trio.current_time()``), read directly."""

@@ -39,6 +39,7 @@ from ._links import (
     _on_trio_thread,
     check_signal_buffer,
 )
+from ._mailbox import Mailbox
 from ._reason import ExitReason, ProcessStatus
 from ._request import Future, Request
 from ._restart import RestartDecision, RestartEngine, call_hook
@@ -131,15 +132,13 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         default=64, validator=check_signal_buffer, alias="signal_buffer"
     )
     _signals: SignalChannel | None = None
-    _mailbox_send: trio.MemorySendChannel[Request] = attrs.field(init=False)
-    _mailbox_recv: trio.MemoryReceiveChannel[Request] = attrs.field(init=False)
+    # NOTE: the two ends of the mailbox are one object (its ``close`` is the sending
+    # side's); the two names keep the sending and the serving code readable.
+    _mailbox_send: Mailbox[Request] = attrs.field(init=False)
+    _mailbox_recv: Mailbox[Request] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        # NOTE: not open_memory_channel[Request](...): subscripting builds a typing
-        # alias and goes through its __getattr__ on every spawn (B3's profile).
-        channel: tuple[trio.MemorySendChannel[Request], trio.MemoryReceiveChannel[Request]]
-        channel = trio.open_memory_channel(self.mailbox_size)
-        self._mailbox_send, self._mailbox_recv = channel
+        self._mailbox_send = self._mailbox_recv = Mailbox(self.mailbox_size)
 
     def __repr__(self) -> str:
         label = f" name={self.name!r}" if self.name else ""
@@ -439,8 +438,9 @@ class Process(Linkable, metaclass=NoPublicConstructor):
             self._cancel_before_start = True
 
     # ------------------------------------------------------------------ the task
-    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The process's task body (run in the orchestrator's nursery via ``start``).
+    async def _run(self) -> None:
+        """The process's task body (run in the orchestrator's nursery via ``start_soon``;
+        the runtime has booked its first incarnation already).
 
         One loop iteration is one *incarnation* with its own cancel scope. After a
         crash, the process's supervision decides whether a new incarnation starts (same
@@ -450,16 +450,17 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         crash: BaseException | None = None
         deadline = math.inf if self.lifetime is None else trio.current_time() + self.lifetime
         scope = trio.CancelScope(deadline=deadline)  # the scope in use at any moment
+        first = True
         try:
             while True:
-                if self.incarnation:
+                if not first:
                     scope = trio.CancelScope(deadline=deadline)
                     self._cancelled = False
                 self._scope = scope
                 if self._cancel_before_start:
                     scope.cancel()
                 previous, crash = crash, None
-                starting = True
+                starting, first = not first, False  # the runtime booked the first
                 # NOTE: one cancel scope per incarnation serves the process *and* the
                 # request in flight (a second, per-request scope cost a CancelScope, a
                 # CancelStatus with 2 sets and a bound __exit__ per idle process, B2).
@@ -470,13 +471,7 @@ class Process(Linkable, metaclass=NoPublicConstructor):
                     with scope:
                         if starting:
                             starting = False
-                            if self._start_incarnation(previous):
-                                task_status.started()
-                                # NOTE: the status object holds trio's start-up nursery
-                                # (a Nursery, its cancel scope and status, their sets
-                                # and lists: 8 GC-tracked objects) as long as this frame
-                                # keeps it, i.e. the process's whole life (B2, B3).
-                                task_status = trio.TASK_STATUS_IGNORED
+                            self._start_incarnation(previous)
                         crash = await self._serve_requests(scope)
                         served = True
                     if served or not self._withdrawn(deadline):
@@ -584,8 +579,9 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         # caller and the process keeps serving.
         return self.supervision is not None and exc.restartable
 
-    def _start_incarnation(self, previous: BaseException | None) -> bool:
-        """Bookkeeping of a new incarnation; ``True`` for the first one."""
+    def _start_incarnation(self, previous: BaseException | None) -> None:
+        """Bookkeeping of a new incarnation (the runtime's spawn books the first one,
+        synchronously, so a process is running when spawn returns it)."""
         self.status = ProcessStatus.RUNNING
         self.incarnation += 1
         self.last_active = time.time()
@@ -594,11 +590,10 @@ class Process(Linkable, metaclass=NoPublicConstructor):
             self._runtime._on_started(self)
             if _log.isEnabledFor(logging.DEBUG):
                 _log_spawned(self)
-            return True
+            return
         self._runtime._on_restarted(self, previous)
         if _log.isEnabledFor(logging.INFO):
             _log_restarted(self, previous)
-        return False
 
     def _withdrawn(self, deadline: float) -> bool:
         """After the incarnation's scope caught a cancellation: ``True`` when only the
@@ -724,12 +719,13 @@ class Process(Linkable, metaclass=NoPublicConstructor):
             else:
                 self._answer_exited(request)
         self._redeliver = self._current_request = None
+        # NOTE: the mailbox is closed: senders waiting for room have their error, and
+        # what is queued is answered here (later sends fail at once).
         while True:
             try:
                 self._answer_exited(self._mailbox_recv.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            except (trio.WouldBlock, trio.EndOfChannel):
                 break
-        self._mailbox_recv.close()
         self._has_exited = True
         if self._exited is not None:
             self._exited.set()

@@ -214,7 +214,10 @@ async def ask_child(
     name = member.name
     if behaviour.delegates is None:
         behaviour.delegates = {}
-    lock = behaviour.delegate_locks.setdefault(name, trio.Lock())
+    locks = behaviour.delegate_locks
+    if locks is None:
+        locks = behaviour.delegate_locks = {}
+    lock = locks.setdefault(name, trio.Lock())
     async with lock:  # two tool calls of one turn to one member share one child
         child = behaviour.delegates.get(name)
         history: list[Message] = []
