@@ -134,11 +134,10 @@ class Process(Linkable, metaclass=NoPublicConstructor):
     _signals: SignalChannel | None = None
     # NOTE: the two ends of the mailbox are one object (its ``close`` is the sending
     # side's); the two names keep the sending and the serving code readable.
-    _mailbox_send: Mailbox[Request] = attrs.field(init=False)
-    _mailbox_recv: Mailbox[Request] = attrs.field(init=False)
+    _mailbox: Mailbox[Request] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._mailbox_send = self._mailbox_recv = Mailbox(self.mailbox_size)
+        self._mailbox = Mailbox(self.mailbox_size)
 
     def __repr__(self) -> str:
         label = f" name={self.name!r}" if self.name else ""
@@ -223,7 +222,7 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         self._check_open()
         request = Request(payload, self.id)
         try:
-            await self._mailbox_send.send(request)
+            await self._mailbox.send(request)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             self._check_open()
             raise ProcessNotRunning(
@@ -243,7 +242,7 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         self._check_open()
         request = Request(payload, self.id)
         try:
-            self._mailbox_send.send_nowait(request)
+            self._mailbox.send_nowait(request)
         except trio.WouldBlock:
             raise MailboxFull(
                 f"mailbox of process {self.id} ({self.agent_name}) is full "
@@ -426,7 +425,7 @@ class Process(Linkable, metaclass=NoPublicConstructor):
     def _close_mailbox(self) -> None:
         # NOTE: closing the send side wakes an idle process (EndOfChannel) and answers
         # callers blocked on a full mailbox (ClosedResourceError → ProcessNotRunning).
-        self._mailbox_send.close()
+        self._mailbox.close()
 
     def _cancel(self, reason: str) -> None:
         # NOTE: the flag tells a cancellation of the process from the withdrawal of
@@ -611,7 +610,7 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         return True
 
     async def _serve_requests(self, scope: trio.CancelScope) -> BaseException | None:
-        recv = self._mailbox_recv
+        recv = self._mailbox
         behaviour = self.behaviour
         while True:
             request = self._redeliver
@@ -710,7 +709,7 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         self.exit_reason = reason
         self.status = reason.status
         self.completed_at = time.time()
-        self._mailbox_send.close()
+        self._mailbox.close()
         for request in (self._redeliver, self._current_request):
             if request is None:
                 continue
@@ -723,7 +722,7 @@ class Process(Linkable, metaclass=NoPublicConstructor):
         # what is queued is answered here (later sends fail at once).
         while True:
             try:
-                self._answer_exited(self._mailbox_recv.receive_nowait())
+                self._answer_exited(self._mailbox.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
         self._has_exited = True
