@@ -236,3 +236,55 @@ def test_the_send_and_spawn_paths_make_no_closure_cells(function: Any) -> None:
     closure or comprehension anywhere in one (even on a rare branch) makes a cell per
     name at every call, kept alive while the call is in flight."""
     assert function.__code__.co_cellvars == ()
+
+
+#: Bytecode instructions executed in vega_trio's own code (not the scripted model's) per
+#: run, measured on CPython 3.11 at 2,770 (issue 16: 3,040 before the B1 passes of
+#: 2026-12-03); about 4% headroom. ``python -m tests.benchmarks.profiling opcodes``
+#: shows where they go.
+MAX_OPCODES_PER_RUN = 2_900
+
+
+@pytest.mark.skipif(
+    sys.version_info[:2] != (3, 11),
+    reason="bytecode counts are specific to one CPython version; the bound is 3.11's",
+)
+def test_a_run_executes_a_bounded_number_of_bytecode_instructions() -> None:
+    """One agent run (two LLM calls, one tool call) executes at most MAX_OPCODES_PER_RUN
+    bytecode instructions of vega_trio code: a deterministic guard of B1's hot path."""
+    executed = 0
+
+    def tracer(frame: Any, event: str, arg: object) -> Any:
+        nonlocal executed
+        filename = frame.f_code.co_filename
+        if "vega_trio" not in filename or "testing" in filename:
+            return None
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        if event == "opcode":
+            executed += 1
+        return tracer
+
+    async def main() -> None:
+        async with open_orchestrator(llm=_llm(0.0)) as orch:
+            proc = await orch.spawn(Agent(name="bench", tools=[_add_now]))
+            context = proc.behaviour.context
+            for _ in range(5):
+                assert await proc.send(PROMPT) == "1 + 2 = 3"
+                context.clear()
+            previous = sys.gettrace()
+            sys.settrace(tracer)
+            try:
+                for _ in range(20):
+                    await proc.send(PROMPT)
+                    context.clear()
+            finally:
+                sys.settrace(previous)
+
+    trio.run(main)
+    assert executed / 20 <= MAX_OPCODES_PER_RUN
+
+
+async def _add_now(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
