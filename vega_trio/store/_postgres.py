@@ -37,10 +37,9 @@ import trio
 
 from .._errors import StoreError, StoreOpenError
 from .._redact import redact, register_url_secret
-from ._migrations import LATEST, SCHEMA_VERSION_TABLE, TABLES, pending, statements
+from ._migrations import LATEST, SCHEMA_VERSION_TABLE, TABLES, apply, pending
 from ._protocol import StoreHealth
-from ._sql import LAST_EVENT_SEQ, AgedTable, Cursor, Dialect, Insert, SQLStore, running
-from ._writer import GroupCommitter
+from ._sql import LAST_EVENT_SEQ, AgedTable, Cursor, Dialect, Insert, SQLStore
 
 __all__ = ["INSTALL_HINT", "PostgresDialect", "PostgresStore", "import_psycopg", "open_postgres"]
 
@@ -287,16 +286,12 @@ class PostgresStore(SQLStore[Conn]):
         location: str,
         connect: Callable[[], Conn],
         writer: _Writer,
-        committer: GroupCommitter[Cursor],
-        writer_limiter: trio.CapacityLimiter,
         readers: int,
         pg: Any,
+        **committer: Any,
     ) -> None:
         super().__init__(
-            location=location,
-            committer=committer,
-            writer_limiter=writer_limiter,
-            readers=readers,
+            location=location, run_batch=writer.run_batch, readers=readers, **committer
         )
         self.dialect = PostgresDialect(pg)
         self._connect = connect
@@ -402,16 +397,7 @@ def _migrate(conn: Conn, location: str) -> int:
             )
         cur.execute(SCHEMA_VERSION_TABLE)
         cur.execute(_COMMITS_TABLE)
-        for migration in pending(current):
-            for sql in statements(migration, "postgresql"):
-                cur.execute(sql)
-            cur.execute(
-                "INSERT INTO schema_version (version, applied_at, summary) VALUES (%s, %s, %s)",
-                (migration.version, time.time(), migration.summary),
-            )
-            log.info("store: schema version %d (%s)", migration.version, migration.summary)
-            current = migration.version
-        return current
+        return apply(_Cursor(cur), pending(current), "postgresql") or current
 
 
 def _open_writer(connect: Callable[[], Conn], location: str, pg: Any) -> tuple[Conn, int]:
@@ -491,28 +477,16 @@ async def open_postgres(
         )
 
     conn, first_seq = await trio.to_thread.run_sync(_open_writer, connect, location, pg)
-    writer = _Writer(connect, conn, pg, location)
-    limiter = trio.CapacityLimiter(1)
-    committer: GroupCommitter[Cursor] = GroupCommitter(
-        engine="postgresql",
+    store = PostgresStore(
         location=location,
-        run_batch=writer.run_batch,
-        limiter=limiter,
+        connect=connect,
+        writer=_Writer(connect, conn, pg, location),
+        readers=readers,
+        pg=pg,
         on_health=on_health,
         first_event_seq=first_seq,
         retry_initial=retry_initial,
         retry_max=retry_max,
     )
-    store = PostgresStore(
-        location=location,
-        connect=connect,
-        writer=writer,
-        committer=committer,
-        writer_limiter=limiter,
-        readers=readers,
-        pg=pg,
-    )
-    async with running(
-        committer, store._close_connections, limiter=limiter, flush_seconds=flush_seconds
-    ):
+    async with store._running(flush_seconds):
         yield store

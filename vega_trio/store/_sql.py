@@ -67,7 +67,6 @@ __all__ = [
     "Insert",
     "Rows",
     "SQLStore",
-    "running",
     "update_others",
 ]
 
@@ -263,13 +262,32 @@ class SQLStore(Generic[C]):
         self,
         *,
         location: str,
-        committer: GroupCommitter[Cursor],
-        writer_limiter: trio.CapacityLimiter,
+        run_batch: Callable[[Sequence[Callable[[Cursor], Any]]], list[tuple[bool, Any]]],
         readers: int,
+        on_health: Callable[[StoreHealth], None] | None = None,
+        first_event_seq: int = 0,
+        retry_initial: float = 0.05,
+        retry_max: float = 5.0,
     ) -> None:
+        """Args:
+        location: the database, redacted.
+        run_batch: the engine's batch runner (:data:`~vega_trio.store._writer.BatchRunner`).
+        readers: reader connections at most.
+        on_health, first_event_seq, retry_initial, retry_max: the
+            :class:`~vega_trio.store._writer.GroupCommitter`'s.
+        """
         self.location = location
-        self._committer = committer
-        self._writer_limiter = writer_limiter
+        self._writer_limiter = trio.CapacityLimiter(1)
+        self._committer: GroupCommitter[Cursor] = GroupCommitter(
+            engine=self.engine,
+            location=location,
+            run_batch=run_batch,
+            limiter=self._writer_limiter,
+            on_health=on_health,
+            first_event_seq=first_event_seq,
+            retry_initial=retry_initial,
+            retry_max=retry_max,
+        )
         self._reader_limiter = trio.CapacityLimiter(readers)
         self._reader_pool: list[C] = []
         self._readers_closed = False
@@ -313,6 +331,27 @@ class SQLStore(Generic[C]):
             self._close_reader(conn)
         else:
             self._reader_pool.append(conn)
+
+    def _close_connections(self) -> None:
+        """Close every connection (in a worker thread, holding the writer's limiter)."""
+        raise NotImplementedError
+
+    @asynccontextmanager
+    async def _running(self, flush_seconds: float) -> AsyncIterator[None]:
+        """Run the writer while the body runs; on exit flush what is queued (for at most
+        ``flush_seconds``), then close the connections."""
+        committer = self._committer
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(committer.run)
+                try:
+                    yield
+                finally:
+                    await committer.close(flush_seconds)  # noqa: ASYNC102 - shielded, bounded inside
+                    nursery.cancel_scope.cancel(reason="the store is closed")
+        finally:
+            with trio.move_on_after(flush_seconds, shield=True):
+                await trio.to_thread.run_sync(self._close_connections, limiter=self._writer_limiter)
 
     def _close_readers(self) -> None:
         self._readers_closed = True
@@ -686,26 +725,3 @@ class SQLStore(Generic[C]):
             return deleted
 
         return await self._write(apply)
-
-
-@asynccontextmanager
-async def running(
-    committer: GroupCommitter[Any],
-    close: Callable[[], None],
-    *,
-    limiter: trio.CapacityLimiter,
-    flush_seconds: float,
-) -> AsyncIterator[None]:
-    """Run ``committer``'s writer while the body runs; on exit flush what is queued (for
-    at most ``flush_seconds``), then ``close`` the engine's connections in a thread."""
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(committer.run)
-            try:
-                yield
-            finally:
-                await committer.close(flush_seconds)  # noqa: ASYNC102 - shielded, bounded inside
-                nursery.cancel_scope.cancel(reason="the store is closed")
-    finally:
-        with trio.move_on_after(flush_seconds, shield=True):
-            await trio.to_thread.run_sync(close, limiter=limiter)

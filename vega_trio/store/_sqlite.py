@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,10 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import trio
 
 from .._errors import StoreError, StoreOpenError
-from ._migrations import APPLICATION_ID, LATEST, SCHEMA_VERSION_TABLE, pending, statements
+from ._migrations import APPLICATION_ID, LATEST, SCHEMA_VERSION_TABLE, apply, pending
 from ._protocol import StoreHealth
-from ._sql import LAST_EVENT_SEQ, Cursor, Dialect, SQLStore, running
-from ._writer import GroupCommitter
+from ._sql import LAST_EVENT_SEQ, Cursor, Dialect, SQLStore
 
 if TYPE_CHECKING:
     from ._protocol import Store
@@ -115,15 +113,14 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         location: str,
         writer: sqlite3.Connection,
         reader_target: str | None,
-        committer: GroupCommitter[Cursor],
-        writer_limiter: trio.CapacityLimiter,
         readers: int,
+        **committer: Any,
     ) -> None:
         super().__init__(
             location=location,
-            committer=committer,
-            writer_limiter=writer_limiter,
+            run_batch=lambda writes: _run_batch(writer, writes),
             readers=readers,
+            **committer,
         )
         self._writer = writer
         self._reader_target = reader_target
@@ -254,14 +251,7 @@ def migrate(conn: sqlite3.Connection, current: int, *, target: int = LATEST) -> 
     try:
         conn.execute(SCHEMA_VERSION_TABLE)
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        for migration in todo:
-            for sql in statements(migration, "sqlite"):
-                conn.execute(sql)
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at, summary) VALUES (?, ?, ?)",
-                (migration.version, time.time(), migration.summary),
-            )
-            log.info("store: schema version %d (%s)", migration.version, migration.summary)
+        apply(conn, todo, "sqlite")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -347,7 +337,6 @@ async def open_sqlite(
     else:
         location = await trio.to_thread.run_sync(os.path.abspath, path)
         writer = await trio.to_thread.run_sync(_open_file, Path(location), location)
-    limiter = trio.CapacityLimiter(1)
     try:
         first_seq = await trio.to_thread.run_sync(_last_seq, writer)
     except sqlite3.Error as exc:
@@ -355,25 +344,15 @@ async def open_sqlite(
         raise StoreError(
             f"cannot read the events of {location}: {exc}; {_OPEN_HINT}", location=location
         ) from exc
-    committer: GroupCommitter[Cursor] = GroupCommitter(
-        engine="sqlite",
-        location=location,
-        run_batch=lambda writes: _run_batch(writer, writes),
-        limiter=limiter,
-        on_health=on_health,
-        first_event_seq=first_seq,
-    )
     store = SQLiteStore(
         location=location,
         writer=writer,
         reader_target=None if memory else location,
-        committer=committer,
-        writer_limiter=limiter,
         readers=readers,
+        on_health=on_health,
+        first_event_seq=first_seq,
     )
-    async with running(
-        committer, store._close_connections, limiter=limiter, flush_seconds=flush_seconds
-    ):
+    async with store._running(flush_seconds):
         yield store
 
 
