@@ -152,6 +152,7 @@ class Dialect:
     collate: str = ""
     """Appended to a text column in ``ORDER BY`` for byte-wise order."""
     own_tables: tuple[AgedTable, ...] = ()
+    """The engine's bookkeeping tables (not in ``counts``), pruned and reset with the data."""
     write_errors: tuple[type[BaseException], ...] = (ValueError, TypeError, OverflowError)
     """Exceptions of ONE write: it fails alone and the rest of its batch commits; any
     other exception fails the transaction, which the committer rolls back and retries."""
@@ -269,12 +270,16 @@ class SQLStore(Generic[C]):
         retry_initial: float = 0.05,
         retry_max: float = 5.0,
     ) -> None:
-        """Args:
-        location: the database, redacted.
-        run_batch: the engine's batch runner (:data:`~vega_trio.store._writer.BatchRunner`).
-        readers: reader connections at most.
-        on_health, first_event_seq, retry_initial, retry_max: the
-            :class:`~vega_trio.store._writer.GroupCommitter`'s.
+        """Make the engine's group committer (its writer runs in :meth:`_running`).
+
+        Args:
+            location: the database, redacted.
+            run_batch: the engine's :data:`~vega_trio.store._writer.BatchRunner`.
+            readers: reader connections at most.
+            on_health: see :class:`~vega_trio.store._writer.GroupCommitter`.
+            first_event_seq: the last stored event's number.
+            retry_initial: first backoff after a failed batch.
+            retry_max: longest backoff.
         """
         self.location = location
         self._writer_limiter = trio.CapacityLimiter(1)
