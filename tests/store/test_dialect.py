@@ -72,8 +72,8 @@ def test_postgres_inserts_many_rows_in_one_statement_unless_it_updates() -> None
     upsert = Insert(
         "t", ("a", "b"), ("int", "text"), "ON CONFLICT (a) DO UPDATE SET b = excluded.b"
     )
-    dialect.insert_many(Cur(), plain, [(1, "x"), (2, "y")])
-    dialect.insert_many(Cur(), upsert, [(1, "x"), (1, "y")])
+    dialect.insert_many(plain, [(1, "x"), (2, "y")])(Cur())
+    dialect.insert_many(upsert, [(1, "x"), (1, "y")])(Cur())
     assert calls == [
         (
             "execute",

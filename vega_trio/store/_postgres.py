@@ -250,11 +250,12 @@ class PostgresDialect(Dialect):
         self.write_errors = _write_errors(pg)
         self._unnest: dict[Insert, str] = {}
 
-    def insert_many(self, cur: Cursor, insert: Insert, rows: Sequence[Sequence[Any]]) -> None:
+    def insert_many(
+        self, insert: Insert, rows: Sequence[Sequence[Any]]
+    ) -> Callable[[Cursor], object]:
         if insert.updates:
             # ON CONFLICT DO UPDATE cannot touch one row twice in one statement.
-            cur.executemany(insert.values_sql, rows)
-            return
+            return super().insert_many(insert, rows)
         sql = self._unnest.get(insert)
         if sql is None:
             arrays = ", ".join(f"?::{_ARRAY_TYPES[kind]}[]" for kind in insert.kinds)
@@ -262,7 +263,8 @@ class PostgresDialect(Dialect):
                 f"INSERT INTO {insert.table} ({', '.join(insert.columns)}) "
                 f"SELECT * FROM unnest({arrays}) {insert.on_conflict}"
             ).rstrip()
-        cur.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return lambda cur: cur.execute(sql, columns)
 
     def int_bucket(self, expression: str) -> str:
         return f"trunc({expression})::bigint"

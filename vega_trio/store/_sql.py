@@ -157,9 +157,13 @@ class Dialect:
     """Exceptions of ONE write: it fails alone and the rest of its batch commits; any
     other exception fails the transaction, which the committer rolls back and retries."""
 
-    def insert_many(self, cur: Cursor, insert: Insert, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows`` (at least one) as ``insert`` says."""
-        cur.executemany(insert.values_sql, rows)
+    def insert_many(
+        self, insert: Insert, rows: Sequence[Sequence[Any]]
+    ) -> Callable[[Cursor], object]:
+        """The write that inserts ``rows`` (at least one) as ``insert`` says (made in the
+        caller's task; on the event log's hot path it is the whole write)."""
+        sql = insert.values_sql
+        return lambda cur: cur.executemany(sql, rows)
 
     def int_bucket(self, expression: str) -> str:
         """The integer part of ``expression`` (truncated toward zero)."""
@@ -367,12 +371,7 @@ class SQLStore(Generic[C]):
     async def append_events(self, events: Sequence[StoredEvent]) -> None:
         if not events:
             return
-        rows = [codec.event_row(e) for e in events]
-        insert_many = self.dialect.insert_many
-
-        def apply(cur: Cursor) -> None:
-            insert_many(cur, _EVENTS, rows)
-
+        apply = self.dialect.insert_many(_EVENTS, [codec.event_row(e) for e in events])
         await self._write(apply, event_seqs=[e.seq for e in events])
 
     async def wait_events_committed(self, seq: int) -> None:
@@ -406,13 +405,9 @@ class SQLStore(Generic[C]):
     async def save_processes(self, records: Sequence[ProcessRecord]) -> None:
         if not records:
             return
-        rows = [codec.process_row(p) for p in records]
-        insert_many = self.dialect.insert_many
-
-        def apply(cur: Cursor) -> None:
-            insert_many(cur, _PROCESSES, rows)
-
-        await self._write(apply)
+        await self._write(
+            self.dialect.insert_many(_PROCESSES, [codec.process_row(p) for p in records])
+        )
 
     async def get_process(self, process_id: str) -> ProcessRecord | None:
         def query(cur: Cursor) -> ProcessRecord | None:
@@ -492,9 +487,8 @@ class SQLStore(Generic[C]):
                 "SELECT COALESCE(MAX(position), -1) FROM messages WHERE agent = ? AND user_key = ?",
                 (agent, key),
             ).fetchone()
-            insert_many(
-                cur, _MESSAGES, [(agent, key, last + 1 + i, text) for i, text in enumerate(texts)]
-            )
+            rows = [(agent, key, last + 1 + i, text) for i, text in enumerate(texts)]
+            insert_many(_MESSAGES, rows)(cur)
 
         await self._write(apply)
 
@@ -508,7 +502,7 @@ class SQLStore(Generic[C]):
         def apply(cur: Cursor) -> None:
             cur.execute("DELETE FROM messages WHERE agent = ? AND user_key = ?", (agent, key))
             if texts:
-                insert_many(cur, _MESSAGES, [(agent, key, i, t) for i, t in enumerate(texts)])
+                insert_many(_MESSAGES, [(agent, key, i, t) for i, t in enumerate(texts)])(cur)
 
         await self._write(apply)
 
@@ -571,13 +565,7 @@ class SQLStore(Generic[C]):
     async def record_costs(self, costs: Sequence[CostRecord]) -> None:
         if not costs:
             return
-        rows = [codec.cost_row(c) for c in costs]
-        insert_many = self.dialect.insert_many
-
-        def apply(cur: Cursor) -> None:
-            insert_many(cur, _COSTS, rows)
-
-        await self._write(apply)
+        await self._write(self.dialect.insert_many(_COSTS, [codec.cost_row(c) for c in costs]))
 
     async def cost_totals(
         self,
