@@ -252,7 +252,7 @@ class PostgresDialect(Dialect):
 
     def insert_many(
         self, insert: Insert, rows: Sequence[Sequence[Any]]
-    ) -> Callable[[Cursor], object]:
+    ) -> Callable[[Cursor], None]:
         if insert.updates:
             # ON CONFLICT DO UPDATE cannot touch one row twice in one statement.
             return super().insert_many(insert, rows)
@@ -264,7 +264,11 @@ class PostgresDialect(Dialect):
                 f"SELECT * FROM unnest({arrays}) {insert.on_conflict}"
             ).rstrip()
         columns = [list(column) for column in zip(*rows, strict=True)]
-        return lambda cur: cur.execute(sql, columns)
+
+        def write(cur: Cursor) -> None:
+            cur.execute(sql, columns)
+
+        return write
 
     def int_bucket(self, expression: str) -> str:
         return f"trunc({expression})::bigint"
