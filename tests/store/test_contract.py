@@ -195,6 +195,15 @@ async def test_processes_upsert_get_and_list_newest_first(store: Store) -> None:
     )
 
 
+async def test_one_save_may_hold_a_process_twice_and_the_last_wins(store: Store) -> None:
+    """A batch of process records naming one id twice (two lifecycle events batched
+    together) is stored, with the later record's values, on every engine."""
+    await store.save_processes(
+        [_process("p1", 10.0), _process("p1", 10.0, status="completed", ended_at=11.0)]
+    )
+    assert await store.get_process("p1") == _process("p1", 10.0, status="completed", ended_at=11.0)
+
+
 async def test_processes_filter_and_page(store: Store) -> None:
     """Status and agent filters and limit/offset paging report the filtered total."""
     await store.save_processes(

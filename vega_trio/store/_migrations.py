@@ -20,8 +20,10 @@ and the key can be part of a primary key on both engines.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -31,8 +33,11 @@ __all__ = [
     "MIGRATIONS",
     "TABLES",
     "Migration",
+    "apply",
     "statements",
 ]
+
+log = logging.getLogger("vega_trio.store")
 
 Engine = Literal["sqlite", "postgresql"]
 
@@ -193,3 +198,23 @@ def statements(migration: Migration, engine: Engine) -> list[str]:
 def pending(current: int) -> list[Migration]:
     """The migrations after version ``current``, in order."""
     return [m for m in MIGRATIONS if m.version > current]
+
+
+def apply(cur: Any, migrations: Sequence[Migration], engine: Engine) -> int:
+    """Run ``migrations`` in order on ``cur`` (a cursor taking ``?`` placeholders, in the
+    caller's open transaction), each recorded in ``schema_version``.
+
+    Returns:
+        The version of the last one applied (0 for none).
+    """
+    version = 0
+    for migration in migrations:
+        for sql in statements(migration, engine):
+            cur.execute(sql)
+        cur.execute(
+            "INSERT INTO schema_version (version, applied_at, summary) VALUES (?, ?, ?)",
+            (migration.version, time.time(), migration.summary),
+        )
+        log.info("store: schema version %d (%s)", migration.version, migration.summary)
+        version = migration.version
+    return version

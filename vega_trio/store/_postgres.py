@@ -6,10 +6,11 @@ connections: ONE writer connection, driven by the shared group committer
 (:mod:`vega_trio.store._writer`: many callers, one transaction, each wakes after the
 ``COMMIT``), and up to ``readers`` reader connections in autocommit mode.
 
-The schema is the shared one (:mod:`vega_trio.store._migrations`), the rows the shared
-codec's (:mod:`vega_trio.store._codec`); what is PostgreSQL's own here is the dialect
-(``%s`` placeholders, ``unnest`` for many rows in one statement, ``COLLATE "C"`` so
-listings sort byte-wise like SQLite), the connection handling and the faults:
+The schema is the shared one (:mod:`vega_trio.store._migrations`), the queries the
+shared store's (:mod:`vega_trio.store._sql`); what is PostgreSQL's own here is its
+:class:`PostgresDialect` (``%s`` placeholders, ``unnest`` for many rows in one statement,
+``COLLATE "C"`` so listings sort byte-wise like SQLite, text without NUL), the connection
+handling, the migrations' locking and the faults:
 
 * unreachable at start: :class:`~vega_trio.StoreOpenError` (``unreachable``) at once;
 * the server goes away mid-run: the batch is rolled back (or its connection is simply
@@ -20,41 +21,27 @@ listings sort byte-wise like SQLite), the connection handling and the faults:
   a token into ``vega_commits`` inside its transaction, and the retry looks for it first,
   so a batch that did commit is not applied twice (an appended message stays one message);
 * a database of a newer schema, or someone else's tables: refused, untouched.
-
-Size: one engine of the ``Store`` protocol (``store/_protocol.py``): the SQL of every
-method in one module, read side by side with the SQLite engine; what the engines share is in
-``_codec.py``, ``_migrations.py`` and ``_writer.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 import trio
 
-from .._errors import StoreClosed, StoreError, StoreOpenError
+from .._errors import StoreError, StoreOpenError
 from .._redact import redact, register_url_secret
-from . import _codec as codec
-from . import _writer
-from ._migrations import LATEST, SCHEMA_VERSION_TABLE, TABLES, pending, statements
-from ._protocol import (
-    AgentRecord,
-    CostRecord,
-    Page,
-    ProcessRecord,
-    RunRecord,
-    StepRecord,
-    StoredEvent,
-    StoreHealth,
-)
-from ._writer import GroupCommitter
+from ._migrations import LATEST, SCHEMA_VERSION_TABLE, TABLES, apply, pending
+from ._protocol import StoreHealth
+from ._sql import LAST_EVENT_SEQ, AgedTable, Cursor, Dialect, Insert, SQLStore
 
-__all__ = ["INSTALL_HINT", "PostgresStore", "import_psycopg", "open_postgres"]
+__all__ = ["INSTALL_HINT", "PostgresDialect", "PostgresStore", "import_psycopg", "open_postgres"]
 
 log = logging.getLogger("vega_trio.store")
 
@@ -66,8 +53,6 @@ INSTALL_HINT = "pip install 'vega-trio[postgres]'"
 
 _LOCK_KEY = 0x56454741
 """``pg_advisory_xact_lock`` key ("VEGA"): nodes opening one database migrate in turn."""
-
-_FINISHED_RUNS = ("completed", "failed", "cancelled")
 
 _COMMITS_TABLE = """CREATE TABLE IF NOT EXISTS vega_commits (
     token TEXT PRIMARY KEY,
@@ -119,9 +104,18 @@ def _nul_safe(value: Any) -> Any:
     return value
 
 
-class _NulSafeCursor:
-    """A cursor whose parameters go through :func:`_nul_safe` (every statement of the
-    engine runs through one; lookups are cleaned the same way, so they still match)."""
+@functools.lru_cache(maxsize=1024)
+def _format_style(sql: str) -> str:
+    """The shared SQL's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _Cursor:
+    """A psycopg cursor as the shared logic's :class:`~vega_trio.store._sql.Cursor`:
+    ``?`` placeholders (rewritten to ``%s`` when there are parameters), parameters
+    through :func:`_nul_safe` (every statement of the engine runs through one; lookups
+    are cleaned the same way, so they still match), and ``execute`` returns the cursor
+    to read rows from."""
 
     def __init__(self, cursor: Conn) -> None:
         self._cursor = cursor
@@ -130,10 +124,12 @@ class _NulSafeCursor:
         return getattr(self._cursor, name)
 
     def execute(self, query: str, params: Any = None) -> Any:
-        return self._cursor.execute(query, None if params is None else _nul_safe(params))
+        if params is None:
+            return self._cursor.execute(query)
+        return self._cursor.execute(_format_style(query), _nul_safe(params))
 
     def executemany(self, query: str, params_seq: Any) -> Any:
-        return self._cursor.executemany(query, [_nul_safe(p) for p in params_seq])
+        return self._cursor.executemany(_format_style(query), [_nul_safe(p) for p in params_seq])
 
 
 class _Writer:
@@ -203,7 +199,7 @@ class _Writer:
         """Run ``writes`` and record ``token`` in the open transaction (not committed)."""
         results: dict[int, tuple[bool, Any]] = {}
         with conn.cursor() as raw:
-            cur = _NulSafeCursor(raw)
+            cur = _Cursor(raw)
             for write in writes:
                 if not savepoints:
                     results[id(write)] = (True, write(cur))
@@ -218,7 +214,7 @@ class _Writer:
                     results[id(write)] = (True, value)
                 cur.execute("RELEASE SAVEPOINT w")
             cur.execute(
-                "INSERT INTO vega_commits (token, committed_at) VALUES (%s, %s)",
+                "INSERT INTO vega_commits (token, committed_at) VALUES (?, ?)",
                 (token, time.time()),
             )
         return results
@@ -239,7 +235,49 @@ class _Writer:
         _close_quietly(conn)
 
 
-class PostgresStore:
+class PostgresDialect(Dialect):
+    """PostgreSQL's SQL: ``%s`` placeholders (:class:`_Cursor` rewrites ``?``), many
+    rows in one ``unnest`` statement over typed arrays (one round trip), ``COLLATE "C"``
+    for SQLite's byte-wise text order, ``trunc`` for an integer bucket (its ``CAST``
+    rounds), the ``vega_commits`` bookkeeping table, and psycopg's errors of one write."""
+
+    name = "postgresql"
+    placeholder = "%s"
+    collate = ' COLLATE "C"'
+    own_tables = (AgedTable("vega_commits", "token", "committed_at"),)
+
+    def __init__(self, pg: Any) -> None:
+        self.write_errors = _write_errors(pg)
+        self._unnest: dict[Insert, str] = {}
+
+    def insert_many(
+        self, insert: Insert, rows: Sequence[Sequence[Any]]
+    ) -> Callable[[Cursor], None]:
+        if insert.updates:
+            # ON CONFLICT DO UPDATE cannot touch one row twice in one statement.
+            return super().insert_many(insert, rows)
+        sql = self._unnest.get(insert)
+        if sql is None:
+            arrays = ", ".join(f"?::{_ARRAY_TYPES[kind]}[]" for kind in insert.kinds)
+            sql = self._unnest[insert] = (
+                f"INSERT INTO {insert.table} ({', '.join(insert.columns)}) "
+                f"SELECT * FROM unnest({arrays}) {insert.on_conflict}"
+            ).rstrip()
+        columns = [list(column) for column in zip(*rows, strict=True)]
+
+        def write(cur: Cursor) -> None:
+            cur.execute(sql, columns)
+
+        return write
+
+    def int_bucket(self, expression: str) -> str:
+        return f"trunc({expression})::bigint"
+
+
+_ARRAY_TYPES = {"int": "bigint", "real": "float8", "text": "text"}
+
+
+class PostgresStore(SQLStore[Conn]):
     """A :class:`~vega_trio.store.Store` on one PostgreSQL database.
 
     Not constructed directly: use :func:`vega_trio.store.open_store` with a
@@ -254,36 +292,20 @@ class PostgresStore:
         location: str,
         connect: Callable[[], Conn],
         writer: _Writer,
-        committer: GroupCommitter[Conn],
-        writer_limiter: trio.CapacityLimiter,
         readers: int,
         pg: Any,
+        **committer: Any,
     ) -> None:
-        self.location = location
+        super().__init__(
+            location=location, run_batch=writer.run_batch, readers=readers, **committer
+        )
+        self.dialect = PostgresDialect(pg)
         self._connect = connect
         self._writer = writer
-        self._committer = committer
-        self._writer_limiter = writer_limiter
-        self._reader_limiter = trio.CapacityLimiter(readers)
-        self._reader_pool: list[Conn] = []
-        self._readers_closed = False
         self._pg = pg
 
-    # ------------------------------------------------------------ plumbing
-    def health(self) -> StoreHealth:
-        return self._committer.health()
-
-    async def _write(self, apply: Callable[[Conn], T], *, event_seqs: Sequence[int] = ()) -> T:
-        result: T = await self._committer.submit(apply, event_seqs=event_seqs)
-        return result
-
-    async def _read(self, query: Callable[[Conn], T]) -> T:
+    async def _run_read(self, query: Callable[[Cursor], T]) -> T:
         """Run ``query`` with a reader's cursor (a broken connection is replaced once)."""
-        if self._committer.health().status == "closed":
-            raise StoreClosed(
-                f"the store at {self.location} is closed; open it again to read",
-                location=self.location,
-            )
         try:
             return await trio.to_thread.run_sync(
                 self._read_in_thread, query, limiter=self._reader_limiter
@@ -301,15 +323,18 @@ class PostgresStore:
                     location=self.location,
                 ) from None
 
-    def _read_in_thread(self, query: Callable[[Conn], T]) -> T:
-        try:
-            conn = self._reader_pool.pop()
-        except IndexError:
-            conn = self._connect()
+    def _new_reader(self) -> Conn:
+        return self._connect()
+
+    def _close_reader(self, conn: Conn) -> None:
+        _close_quietly(conn)
+
+    def _read_in_thread(self, query: Callable[[Cursor], T]) -> T:
+        conn = self._take_reader()
         try:
             # One snapshot for a page and its total.
             with conn.transaction(), conn.cursor() as cur:
-                result = query(_NulSafeCursor(cur))
+                result = query(_Cursor(cur))
         except self._pg.OperationalError:
             # The server went away (or restarted): the pooled connections are as dead
             # as this one; the retry starts fresh.
@@ -322,447 +347,11 @@ class PostgresStore:
                 self._release(conn)
         return result
 
-    def _release(self, conn: Conn) -> None:
-        """Back to the pool, or closed when the store closed while this read ran."""
-        if self._readers_closed:
-            _close_quietly(conn)
-        else:
-            self._reader_pool.append(conn)
-
     def _close_connections(self) -> None:
-        self._readers_closed = True
-        for conn in [*self._reader_pool, self._writer.conn]:
-            if conn is not None:
-                _close_quietly(conn)
-        self._reader_pool.clear()
+        self._close_readers()
+        if self._writer.conn is not None:
+            _close_quietly(self._writer.conn)
         self._writer.conn = None
-
-    # -------------------------------------------------------------- events
-    async def append_events(self, events: Sequence[StoredEvent]) -> None:
-        if not events:
-            return
-        rows = [codec.event_row(e) for e in events]
-        columns = [list(c) for c in zip(*rows, strict=True)]
-
-        def apply(cur: Conn) -> None:
-            cur.execute(
-                "INSERT INTO events (seq, type, timestamp, data) SELECT * FROM "
-                "unnest(%s::bigint[], %s::text[], %s::float8[], %s::text[]) "
-                "ON CONFLICT (seq) DO NOTHING",
-                columns,
-            )
-
-        await self._write(apply, event_seqs=[e.seq for e in events])
-
-    async def wait_events_committed(self, seq: int) -> None:
-        await self._committer.wait_events_committed(seq)
-
-    async def read_events(
-        self, *, after: int = 0, limit: int = 1000, types: Sequence[str] | None = None
-    ) -> list[StoredEvent]:
-        where, params = "seq > %s", [after]
-        if types is not None:
-            condition, names = codec.type_filter(types, "%s")
-            where += " AND " + condition
-            params.extend(names)  # type: ignore[arg-type]
-
-        def query(cur: Conn) -> list[StoredEvent]:
-            cur.execute(
-                f"SELECT seq, type, timestamp, data FROM events WHERE {where} "
-                "ORDER BY seq LIMIT %s",
-                [*params, max(0, limit)],
-            )
-            return [codec.event_from_row(r) for r in cur.fetchall()]
-
-        return await self._read(query)
-
-    async def last_event_seq(self) -> int:
-        def query(cur: Conn) -> int:
-            cur.execute("SELECT COALESCE(MAX(seq), 0) FROM events")
-            return int(cur.fetchone()[0])
-
-        return await self._read(query)
-
-    # ----------------------------------------------------------- processes
-    async def save_processes(self, records: Sequence[ProcessRecord]) -> None:
-        if not records:
-            return
-        rows = [codec.process_row(p) for p in records]
-        columns = [c.strip() for c in codec.PROCESS_COLUMNS.split(",")]
-        update = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-
-        def apply(cur: Conn) -> None:
-            cur.executemany(
-                f"INSERT INTO processes ({codec.PROCESS_COLUMNS}) VALUES "
-                f"({', '.join(['%s'] * len(columns))}) ON CONFLICT (id) DO UPDATE SET {update}",
-                rows,
-            )
-
-        await self._write(apply)
-
-    async def get_process(self, process_id: str) -> ProcessRecord | None:
-        def query(cur: Conn) -> ProcessRecord | None:
-            cur.execute(
-                f"SELECT {codec.PROCESS_COLUMNS} FROM processes WHERE id = %s", (process_id,)
-            )
-            row = cur.fetchone()
-            return None if row is None else codec.process_from_row(row)
-
-        return await self._read(query)
-
-    async def list_processes(
-        self,
-        *,
-        status: Sequence[str] | None = None,
-        agent: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> Page:
-        conditions: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            conditions.append("status = ANY(%s)")
-            params.append(list(status))
-        if agent is not None:
-            conditions.append("agent = %s")
-            params.append(agent)
-        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
-
-        def query(cur: Conn) -> Page:
-            cur.execute(f"SELECT COUNT(*) FROM processes {where}", params)
-            total = int(cur.fetchone()[0])
-            cur.execute(
-                f"SELECT {codec.PROCESS_COLUMNS} FROM processes {where} "
-                'ORDER BY started_at DESC, id COLLATE "C" DESC LIMIT %s OFFSET %s',
-                [*params, max(0, limit), max(0, offset)],
-            )
-            return Page([codec.process_from_row(r) for r in cur.fetchall()], total)
-
-        return await self._read(query)
-
-    # ------------------------------------------------------- conversations
-    async def load_conversation(self, agent: str, user: str | None) -> list[Mapping[str, Any]]:
-        key = codec.user_key(user)
-
-        def query(cur: Conn) -> list[Mapping[str, Any]]:
-            cur.execute(
-                "SELECT message FROM messages WHERE agent = %s AND user_key = %s ORDER BY position",
-                (agent, key),
-            )
-            return [codec.loads(r[0]) for r in cur.fetchall()]
-
-        return await self._read(query)
-
-    async def append_messages(
-        self, agent: str, user: str | None, messages: Sequence[Mapping[str, Any]]
-    ) -> None:
-        if not messages:
-            return
-        key = codec.user_key(user)
-        texts = [codec.dumps(dict(m)) for m in messages]
-
-        def apply(cur: Conn) -> None:
-            cur.execute(
-                "INSERT INTO messages (agent, user_key, position, message) "
-                "SELECT %s, %s, base.last + m.ord, m.message FROM "
-                "(SELECT COALESCE(MAX(position), -1) AS last FROM messages "
-                " WHERE agent = %s AND user_key = %s) AS base, "
-                "unnest(%s::text[]) WITH ORDINALITY AS m(message, ord)",
-                (agent, key, agent, key, texts),
-            )
-
-        await self._write(apply)
-
-    async def replace_conversation(
-        self, agent: str, user: str | None, messages: Sequence[Mapping[str, Any]]
-    ) -> None:
-        key = codec.user_key(user)
-        texts = [codec.dumps(dict(m)) for m in messages]
-
-        def apply(cur: Conn) -> None:
-            cur.execute("DELETE FROM messages WHERE agent = %s AND user_key = %s", (agent, key))
-            if texts:
-                cur.execute(
-                    "INSERT INTO messages (agent, user_key, position, message) "
-                    "SELECT %s, %s, m.ord - 1, m.message "
-                    "FROM unnest(%s::text[]) WITH ORDINALITY AS m(message, ord)",
-                    (agent, key, texts),
-                )
-
-        await self._write(apply)
-
-    async def list_conversations(self) -> list[tuple[str, str | None, int]]:
-        def query(cur: Conn) -> list[tuple[str, str | None, int]]:
-            cur.execute(
-                "SELECT agent, user_key, COUNT(*) FROM messages GROUP BY agent, user_key "
-                'ORDER BY agent COLLATE "C", user_key COLLATE "C"'
-            )
-            return [(r[0], codec.user_from_key(r[1]), int(r[2])) for r in cur.fetchall()]
-
-        return await self._read(query)
-
-    # ---------------------------------------------------------------- runs
-    async def save_run(self, run: RunRecord) -> None:
-        row = codec.run_row(run)
-        columns = [c.strip() for c in codec.RUN_COLUMNS.split(",")]
-        update = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-
-        def apply(cur: Conn) -> None:
-            cur.execute(
-                f"INSERT INTO runs ({codec.RUN_COLUMNS}) VALUES "
-                f"({', '.join(['%s'] * len(columns))}) ON CONFLICT (id) DO UPDATE SET {update}",
-                row,
-            )
-
-        await self._write(apply)
-
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        def query(cur: Conn) -> RunRecord | None:
-            cur.execute(f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE id = %s", (run_id,))
-            row = cur.fetchone()
-            return None if row is None else codec.run_from_row(row)
-
-        return await self._read(query)
-
-    async def list_runs(
-        self, *, status: Sequence[str] | None = None, limit: int = 100, offset: int = 0
-    ) -> Page:
-        where, params = "", []
-        if status is not None:
-            where, params = "WHERE status = ANY(%s)", [list(status)]
-
-        def query(cur: Conn) -> Page:
-            cur.execute(f"SELECT COUNT(*) FROM runs {where}", params)
-            total = int(cur.fetchone()[0])
-            cur.execute(
-                f"SELECT {codec.RUN_COLUMNS} FROM runs {where} "
-                'ORDER BY started_at DESC, id COLLATE "C" DESC LIMIT %s OFFSET %s',
-                [*params, max(0, limit), max(0, offset)],
-            )
-            return Page([codec.run_from_row(r) for r in cur.fetchall()], total)
-
-        return await self._read(query)
-
-    async def save_step(self, step: StepRecord) -> None:
-        row = codec.step_row(step)
-
-        def apply(cur: Conn) -> None:
-            # NOTE: ``saved`` is the order of the FIRST save (as on SQLite); a step saved
-            # again (failed, then completed on resume) keeps its place.
-            cur.execute(
-                "INSERT INTO steps (run_id, path, status, result, started_at, ended_at, "
-                "cost_usd, tokens, saved) SELECT %s, %s, %s, %s, %s, %s, %s, %s, "
-                "COALESCE(MAX(saved), 0) + 1 FROM steps WHERE run_id = %s "
-                "ON CONFLICT (run_id, path) DO UPDATE SET status = excluded.status, "
-                "result = excluded.result, started_at = excluded.started_at, "
-                "ended_at = excluded.ended_at, cost_usd = excluded.cost_usd, "
-                "tokens = excluded.tokens",
-                (*row, step.run_id),
-            )
-
-        await self._write(apply)
-
-    async def load_steps(self, run_id: str) -> list[StepRecord]:
-        def query(cur: Conn) -> list[StepRecord]:
-            cur.execute(
-                f"SELECT {codec.STEP_COLUMNS} FROM steps WHERE run_id = %s ORDER BY saved",
-                (run_id,),
-            )
-            return [codec.step_from_row(r) for r in cur.fetchall()]
-
-        return await self._read(query)
-
-    # --------------------------------------------------------------- costs
-    async def record_costs(self, costs: Sequence[CostRecord]) -> None:
-        if not costs:
-            return
-        columns = [list(c) for c in zip(*(codec.cost_row(c) for c in costs), strict=True)]
-
-        def apply(cur: Conn) -> None:
-            cur.execute(
-                f"INSERT INTO costs ({codec.COST_COLUMNS}) SELECT * FROM unnest("
-                "%s::bigint[], %s::float8[], %s::text[], %s::text[], %s::text[], "
-                "%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::float8[]) "
-                "ON CONFLICT (seq) DO NOTHING",
-                columns,
-            )
-
-        await self._write(apply)
-
-    async def cost_totals(
-        self,
-        *,
-        by: Literal["agent", "process_id", "run_id", "model"],
-        since: float | None = None,
-    ) -> dict[str, dict[str, float]]:
-        if by not in ("agent", "process_id", "run_id", "model"):
-            raise ValueError(f"cost_totals(by={by!r}): use agent, process_id, run_id or model")
-        where, params = ("WHERE timestamp >= %s", [since]) if since is not None else ("", [])
-
-        def query(cur: Conn) -> dict[str, dict[str, float]]:
-            cur.execute(
-                f"SELECT COALESCE({by}, ''), SUM(cost_usd), SUM(input_tokens), "
-                f"SUM(output_tokens), COUNT(*) FROM costs {where} GROUP BY COALESCE({by}, '')",
-                params,
-            )
-            return {
-                r[0]: {
-                    "cost_usd": float(r[1]),
-                    "input_tokens": float(r[2]),
-                    "output_tokens": float(r[3]),
-                    "calls": float(r[4]),
-                }
-                for r in cur.fetchall()
-            }
-
-        return await self._read(query)
-
-    async def cost_series(
-        self, *, bucket_seconds: int, since: float | None = None
-    ) -> list[dict[str, Any]]:
-        if bucket_seconds <= 0:
-            raise ValueError(f"cost_series(bucket_seconds={bucket_seconds}): use a positive size")
-        where, params = ("WHERE timestamp >= %s", [since]) if since is not None else ("", [])
-
-        def query(cur: Conn) -> list[dict[str, Any]]:
-            # trunc, not CAST: PostgreSQL's CAST rounds, SQLite's truncates.
-            cur.execute(
-                "SELECT trunc(timestamp / %s)::bigint AS b, SUM(cost_usd), COUNT(*) "
-                f"FROM costs {where} GROUP BY b ORDER BY b",
-                [bucket_seconds, *params],
-            )
-            return [
-                {"start": float(r[0] * bucket_seconds), "cost_usd": float(r[1]), "calls": r[2]}
-                for r in cur.fetchall()
-            ]
-
-        return await self._read(query)
-
-    # -------------------------------------------------------------- agents
-    async def save_agent(self, agent: AgentRecord) -> None:
-        row = codec.agent_row(agent)
-
-        def apply(cur: Conn) -> None:
-            # NOTE: created_at stays the first save's; updated_at is the latest.
-            cur.execute(
-                "INSERT INTO agents (name, definition, created_at, updated_at) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
-                "definition = excluded.definition, updated_at = excluded.updated_at",
-                row,
-            )
-
-        await self._write(apply)
-
-    async def delete_agent(self, name: str) -> bool:
-        def apply(cur: Conn) -> bool:
-            cur.execute("DELETE FROM agents WHERE name = %s", (name,))
-            return bool(cur.rowcount > 0)
-
-        return await self._write(apply)
-
-    async def list_agents(self) -> list[AgentRecord]:
-        def query(cur: Conn) -> list[AgentRecord]:
-            cur.execute(
-                "SELECT name, definition, created_at, updated_at FROM agents "
-                'ORDER BY name COLLATE "C"'
-            )
-            return [codec.agent_from_row(r) for r in cur.fetchall()]
-
-        return await self._read(query)
-
-    # ------------------------------------------------------------- state
-    async def get_state(self, key: str) -> Any:
-        def query(cur: Conn) -> Any:
-            cur.execute("SELECT value FROM state WHERE key = %s", (key,))
-            row = cur.fetchone()
-            return None if row is None else codec.loads(row[0])
-
-        return await self._read(query)
-
-    async def put_state(self, key: str, value: Any) -> None:
-        text = codec.dumps(value)
-
-        def apply(cur: Conn) -> None:
-            cur.execute(
-                "INSERT INTO state (key, value) VALUES (%s, %s) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, text),
-            )
-
-        await self._write(apply)
-
-    # ---------------------------------------------------------- retention
-    async def counts(self) -> dict[str, int]:
-        def query(cur: Conn) -> dict[str, int]:
-            out: dict[str, int] = {}
-            for table in TABLES:
-                cur.execute(f"SELECT COUNT(*) FROM {table}")
-                out[table] = int(cur.fetchone()[0])
-            return out
-
-        return await self._read(query)
-
-    async def prune(self, *, older_than: float) -> dict[str, int]:
-        limit = _writer.PRUNE_BATCH
-        finished = list(_FINISHED_RUNS)
-        old_runs = (
-            "SELECT id FROM runs WHERE status = ANY(%s) AND ended_at < %s ORDER BY id LIMIT %s"
-        )
-
-        def apply(cur: Conn) -> tuple[dict[str, int], int]:
-            # NOTE: bounded batches, each its own write (see PRUNE_BATCH); the steps of
-            # the runs deleted below first (the same runs: ORDER BY).
-            deleted: dict[str, int] = {}
-            cur.execute(
-                "DELETE FROM events WHERE seq IN "
-                "(SELECT seq FROM events WHERE timestamp < %s LIMIT %s)",
-                (older_than, limit),
-            )
-            deleted["events"] = cur.rowcount
-            cur.execute(
-                f"DELETE FROM steps WHERE run_id IN ({old_runs})", (finished, older_than, limit)
-            )
-            deleted["steps"] = cur.rowcount
-            cur.execute(f"DELETE FROM runs WHERE id IN ({old_runs})", (finished, older_than, limit))
-            deleted["runs"] = cur.rowcount
-            cur.execute(
-                "DELETE FROM processes WHERE id IN (SELECT id FROM processes "
-                "WHERE ended_at IS NOT NULL AND ended_at < %s LIMIT %s)",
-                (older_than, limit),
-            )
-            deleted["processes"] = cur.rowcount
-            cur.execute(
-                "DELETE FROM costs WHERE seq IN "
-                "(SELECT seq FROM costs WHERE timestamp < %s LIMIT %s)",
-                (older_than, limit),
-            )
-            deleted["costs"] = cur.rowcount
-            cur.execute(
-                "DELETE FROM vega_commits WHERE token IN (SELECT token FROM vega_commits "
-                "WHERE committed_at < %s LIMIT %s)",
-                (older_than, limit),
-            )
-            return deleted, cur.rowcount
-
-        total: dict[str, int] = {}
-        while True:
-            batch, commits = await self._write(apply)
-            for table, count in batch.items():
-                total[table] = total.get(table, 0) + count
-            counts = [count for table, count in batch.items() if table != "steps"]
-            if all(count < limit for count in [*counts, commits]):
-                return total
-
-    async def reset(self) -> dict[str, int]:
-        def apply(cur: Conn) -> dict[str, int]:
-            deleted: dict[str, int] = {}
-            for table in TABLES:
-                cur.execute(f"DELETE FROM {table}")
-                deleted[table] = cur.rowcount
-            cur.execute("DELETE FROM vega_commits")
-            return deleted
-
-        return await self._write(apply)
 
 
 # ---------------------------------------------------------------- opening
@@ -814,16 +403,7 @@ def _migrate(conn: Conn, location: str) -> int:
             )
         cur.execute(SCHEMA_VERSION_TABLE)
         cur.execute(_COMMITS_TABLE)
-        for migration in pending(current):
-            for sql in statements(migration, "postgresql"):
-                cur.execute(sql)
-            cur.execute(
-                "INSERT INTO schema_version (version, applied_at, summary) VALUES (%s, %s, %s)",
-                (migration.version, time.time(), migration.summary),
-            )
-            log.info("store: schema version %d (%s)", migration.version, migration.summary)
-            current = migration.version
-        return current
+        return apply(_Cursor(cur), pending(current), "postgresql") or current
 
 
 def _open_writer(connect: Callable[[], Conn], location: str, pg: Any) -> tuple[Conn, int]:
@@ -840,7 +420,7 @@ def _open_writer(connect: Callable[[], Conn], location: str, pg: Any) -> tuple[C
         ) from None
     try:
         _migrate(conn, location)
-        first_seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+        first_seq = int(conn.execute(LAST_EVENT_SEQ).fetchone()[0])
         conn.commit()
     except StoreOpenError:
         _close_quietly(conn)
@@ -903,35 +483,16 @@ async def open_postgres(
         )
 
     conn, first_seq = await trio.to_thread.run_sync(_open_writer, connect, location, pg)
-    writer = _Writer(connect, conn, pg, location)
-    limiter = trio.CapacityLimiter(1)
-    committer: GroupCommitter[Conn] = GroupCommitter(
-        engine="postgresql",
+    store = PostgresStore(
         location=location,
-        run_batch=writer.run_batch,
-        limiter=limiter,
+        connect=connect,
+        writer=_Writer(connect, conn, pg, location),
+        readers=readers,
+        pg=pg,
         on_health=on_health,
         first_event_seq=first_seq,
         retry_initial=retry_initial,
         retry_max=retry_max,
     )
-    store = PostgresStore(
-        location=location,
-        connect=connect,
-        writer=writer,
-        committer=committer,
-        writer_limiter=limiter,
-        readers=readers,
-        pg=pg,
-    )
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(committer.run)
-            try:
-                yield store
-            finally:
-                await committer.close(flush_seconds)  # noqa: ASYNC102 - shielded, bounded inside
-                nursery.cancel_scope.cancel(reason="the store is closed")
-    finally:
-        with trio.move_on_after(flush_seconds, shield=True):
-            await trio.to_thread.run_sync(store._close_connections, limiter=limiter)
+    async with store._running(flush_seconds):
+        yield store
