@@ -26,12 +26,14 @@ import pstats
 import sys
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 
 from vega_trio import open_orchestrator
+from vega_trio.testing import ScriptedLLM
 
 from ._workload import PROMPT, RawProcess, add, make_agent, make_llm, tool_schemas
 
@@ -43,13 +45,18 @@ def _print_stats(title: str, profile: cProfile.Profile, runs: int, sort: str, li
     stats.sort_stats(sort).print_stats(limit)
 
 
-async def _profile_b1(runs: int, sort: str, limit: int) -> None:
-    schemas = tool_schemas()
+_Loop = tuple[str, Callable[[], Awaitable[None]], ScriptedLLM]
+
+
+@asynccontextmanager
+async def _b1_loops() -> AsyncIterator[list[_Loop]]:
+    """B1's two loops, running: (title, one run, its scripted LLM) for vega-trio's
+    ``send`` and for the hand-written loop; each run clears its conversation."""
     llm_vega, llm_raw = make_llm(), make_llm()
     async with open_orchestrator(llm=llm_vega) as orch, trio.open_nursery() as nursery:
         proc = await orch.spawn(make_agent())
         context = proc.behaviour.context
-        raw = RawProcess(llm_raw, {"add": add}, schemas)
+        raw = RawProcess(llm_raw, {"add": add}, tool_schemas())
         await nursery.start(raw.serve)
 
         async def vega() -> None:
@@ -60,15 +67,16 @@ async def _profile_b1(runs: int, sort: str, limit: int) -> None:
             await raw.send(PROMPT)
             raw.history.clear()
 
-        variants: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            ("vega-trio send", vega),
-            ("hand-written loop", hand),
-        ]
-        for title, one in variants:
+        yield [("vega-trio send", vega, llm_vega), ("hand-written loop", hand, llm_raw)]
+        raw.close()
+
+
+async def _profile_b1(runs: int, sort: str, limit: int) -> None:
+    async with _b1_loops() as variants:
+        for title, one, llm in variants:
             for _ in range(300):
                 await one()
-            llm_vega.requests.clear()
-            llm_raw.requests.clear()
+            llm.requests.clear()
             gc.collect()
             profile = cProfile.Profile()
             profile.enable()
@@ -76,7 +84,6 @@ async def _profile_b1(runs: int, sort: str, limit: int) -> None:
                 await one()
             profile.disable()
             _print_stats(title, profile, runs, sort, limit)
-        raw.close()
 
 
 def _owner(trace: tracemalloc.Traceback) -> str:
@@ -246,23 +253,9 @@ async def _opcodes(runs: int, limit: int) -> None:
             counts[(where, code.co_name, code.co_firstlineno)] += 1
         return tracer
 
-    llm_vega, llm_raw = make_llm(), make_llm()
-    async with open_orchestrator(llm=llm_vega) as orch, trio.open_nursery() as nursery:
-        proc = await orch.spawn(make_agent())
-        context = proc.behaviour.context
-        raw = RawProcess(llm_raw, {"add": add}, tool_schemas())
-        await nursery.start(raw.serve)
-
-        async def vega() -> None:
-            await proc.send(PROMPT)
-            context.clear()
-
-        async def hand() -> None:
-            await raw.send(PROMPT)
-            raw.history.clear()
-
+    async with _b1_loops() as variants:
         totals = {}
-        for title, one in (("vega-trio send", vega), ("hand-written loop", hand)):
+        for title, one, llm in variants:
             for _ in range(50):
                 await one()
             counts.clear()
@@ -272,13 +265,11 @@ async def _opcodes(runs: int, limit: int) -> None:
                     await one()
             finally:
                 sys.settrace(None)
-            llm_vega.requests.clear()
-            llm_raw.requests.clear()
+            llm.requests.clear()
             totals[title] = total = sum(counts.values()) / runs
             print(f"\n=== {title}: {total:,.0f} bytecode instructions per run ===")
             for (where, name, line), count in counts.most_common(limit):
                 print(f"{count / runs:8.1f}  {where}:{line} {name}")
-        raw.close()
         ratio = totals["vega-trio send"] / totals["hand-written loop"]
         print(f"\nvega-trio / hand-written: {ratio:.2f}x the instructions per run")
 
