@@ -702,7 +702,7 @@ class EventBus:
     @property
     def has_subscribers(self) -> bool:
         """Whether anyone is listening at all (a subscriber, a sink or the history)."""
-        return bool(self._subscribers) or bool(self.history) or bool(self._sinks)
+        return not self._quiet
 
     def emit(
         self,
