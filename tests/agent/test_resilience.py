@@ -62,6 +62,42 @@ async def test_retries_recover_at_exact_times_with_one_event_per_attempt(
     assert proc.metrics.llm_calls == 1 and proc.metrics.llm_attempts_failed == 2
 
 
+async def test_a_later_call_that_fails_is_retried_and_reported_like_a_first_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """After a process's first call its calls go to the model directly (plain path): a
+    failure there still takes the path's retries, events, metrics and latency, and an
+    error that is not retried comes back with its attempt count."""
+    llm = ScriptedLLM(
+        [
+            "first",
+            Step.error(ErrorClass.OVERLOADED, delay=0.25),
+            "second",
+            Step.error(ErrorClass.INVALID_REQUEST),
+        ]
+    )
+    async with open_orchestrator(llm=llm) as orch:
+        with orch.subscribe(types=["llm.call"]) as events:
+            proc = await orch.spawn(Agent(name="a"))
+            assert await proc.send("one") == "first"
+            drain(events)
+            assert await proc.send("two") == "second"
+            calls = drain(events)
+            with pytest.raises(LLMError) as info:
+                await proc.send("three")
+            failed = drain(events)
+    assert [(c["attempt"], c["error_class"], c.get("retry_in")) for c in calls] == [
+        (1, "overloaded", 0.5),
+        (2, None, None),
+    ]
+    assert calls[0]["latency_ms"] == 250  # from the direct attempt's own start
+    assert trio.current_time() == 0.75
+    assert info.value.error_class is ErrorClass.INVALID_REQUEST and info.value.attempts == 1
+    assert [(c["attempt"], c["error_class"]) for c in failed] == [(1, "invalid_request")]
+    assert proc.metrics.llm_calls == 2 and proc.metrics.llm_attempts_failed == 2
+    assert proc.history[-1].text == "second"  # the failed send left no turn
+
+
 async def test_an_exhausted_policy_does_not_sleep_after_the_last_attempt(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

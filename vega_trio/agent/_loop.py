@@ -147,6 +147,7 @@ class AgentBehaviour:
     __slots__ = (
         "_budgets",
         "_clock",
+        "_direct",
         "_fallback",
         "_last_length",
         "_last_reply",
@@ -262,6 +263,9 @@ class AgentBehaviour:
         # process (and so its parent) is known.
         self._own_budgets = tuple(budgets)
         self._budgets: tuple[BudgetTracker, ...] | None = None
+        # NOTE: whether this process's calls go straight to the model (the call path's
+        # plain case: CallPath.is_direct); known once its budgets are (first call).
+        self._direct = False
         # The last prompt: its tokens and its reply's, its length + 1, the reply turn
         # (three fields, not a tuple: one GC-tracked object less per process, B2).
         self._last_tokens = 0
@@ -303,10 +307,10 @@ class AgentBehaviour:
             if timeout is None:
                 # NOTE: no nullcontext stand-in for the timeout: it was two objects
                 # more per send in flight, and two calls.
-                text = await self._tool_loop(process, request)
+                text = await self._tool_loop(process, request, clock)
             else:
                 with trio.move_on_after(timeout) as scope:
-                    text = await self._tool_loop(process, request)
+                    text = await self._tool_loop(process, request, clock)
                 if scope.cancelled_caught:
                     raise SendTimeout(
                         f"agent {self.name!r} (process {process.id}) did not reply within "
@@ -378,7 +382,9 @@ class AgentBehaviour:
         tools = self.tools.merged(self._skill_tools.subset(wanted))
         return tools, tools.schemas()
 
-    async def _tool_loop(self, process: Process, request: ChatRequest) -> str:
+    async def _tool_loop(
+        self, process: Process, request: ChatRequest, clock: trio.abc.Clock
+    ) -> str:
         # NOTE: turns of this send are kept aside and committed to the context only when
         # the send succeeds, so a failed or cancelled send leaves an API-valid history.
         # One coroutine for the whole send (the bookkeeping around the rounds was a
@@ -402,12 +408,28 @@ class AgentBehaviour:
                     max_tokens=self.agent.max_tokens,
                     temperature=self.agent.temperature,
                 )
-                response = await self._call_llm(process, llm_request, events, pending)
+                if self._direct and events is None:
+                    # NOTE: the call path's plain case (CallPath.is_direct) taken here,
+                    # as the path would take it: no observer, attempt or path frame
+                    # per call (B1). A failure goes on in the path (retry, events).
+                    started = clock.current_time()
+                    try:
+                        await trio.lowlevel.checkpoint_if_cancelled()
+                        response = await self.llm.generate(llm_request)
+                    except LLMError as exc:
+                        response = await self._call_llm(
+                            process, llm_request, None, pending, exc, started
+                        )
+                    else:
+                        self._account(process, response.usage, self.model, self._price, started)
+                else:
+                    response = await self._call_llm(process, llm_request, events, pending)
                 usage = response.usage
                 self.context.record_usage(llm_request.messages, usage)
                 reply = response.to_message()
                 pending.append(reply)
-                if usage.input_tokens:
+                if usage.input_tokens and not self._direct:
+                    # Only a prompt estimate asks (TPM limits, block budgets).
                     self._last_tokens = usage.total_tokens
                     self._last_length = len(llm_request.messages) + 1
                     self._last_reply = reply
@@ -442,17 +464,22 @@ class AgentBehaviour:
         request: LLMRequest,
         events: trio.MemorySendChannel[ChatEvent] | None,
         pending: Sequence[Message] | None = None,
+        failed: LLMError | None = None,
+        started: float | None = None,
     ) -> LLMResponse:
         """One LLM call through the agent's call path, accounted and observed.
 
         ``pending`` are the turns of this send that are not in the context yet (the
         rest of ``request.messages`` is): the prompt's token estimate, which only
         TPM limits and ``block`` budgets need, then costs O(pending) instead of a
-        pass over the whole conversation.
+        pass over the whole conversation. ``failed``: the error of the first attempt,
+        made directly at ``started`` (see :meth:`_tool_loop`); the path goes on from it.
         """
         # NOTE: the observer carries what the prompt's estimate needs: a bound method
         # instead of a lambda over three cells (4 objects per call in flight, B2).
         observer = _CallObserver(self, process, request, pending)
+        if started is not None:
+            observer.started = started
         attempt = self._attempt(self.llm, request, events)
         budgets = self._budgets if self._budgets is not None else self._budget_chain(process)
         if self._fallback is None:
@@ -463,6 +490,7 @@ class AgentBehaviour:
                 estimate_tokens=observer.estimate_tokens,
                 estimate_cost=self._estimate_cost,
                 started=observer.started,
+                failed=failed,
             )
         else:
             fallback_llm, fallback_model, fallback_price = self._fallback
@@ -482,7 +510,23 @@ class AgentBehaviour:
                 # on every path, fallback or not (B2).
                 fallback_cost=functools.partial(_prompt_cost, fallback_price),
             )
-        self._account(process, observer, response.usage)
+        # NOTE: priced with the model that answered (the fallback's price after a switch).
+        model = observer.model
+        if not observer.fallback:
+            price = self._price if model == self.model else self.prices.lookup(model)
+        elif self._fallback is not None and model == self._fallback[1]:
+            price = self._fallback[2]
+        else:
+            price = self.prices.lookup(model)
+        self._account(
+            process,
+            response.usage,
+            model,
+            price,
+            observer.started,
+            observer.attempt,
+            observer.fallback,
+        )
         return response
 
     def _attempt(
@@ -570,6 +614,7 @@ class AgentBehaviour:
         own = self._own_budgets
         same = len(budgets) == len(own) and all(a is b for a, b in zip(budgets, own, strict=True))
         self._budgets = own if same else budgets
+        self._direct = self.path.is_direct(self._budgets)
         return self._budgets
 
     def tree_budgets(self, process: Process) -> tuple[BudgetTracker, ...]:
@@ -586,8 +631,21 @@ class AgentBehaviour:
             return (self._own_budgets[0], *inherited)
         return inherited
 
-    def _account(self, process: Process, call: _CallObserver, usage: Usage) -> None:
-        """Count a call that answered: metrics, cost, budgets, the log and ``llm.call``."""
+    def _account(
+        self,
+        process: Process,
+        usage: Usage,
+        model: str,
+        price: ModelPrice | None,
+        started: float,
+        attempt: int = 1,
+        fallback: bool = False,
+    ) -> None:
+        """Count a call that answered: metrics, cost, budgets, the log and ``llm.call``.
+
+        ``model`` answered at ``price``, on its ``attempt``, started at ``started``;
+        ``fallback``: whether it is the fallback model.
+        """
         m = self.metrics
         m.llm_calls += 1
         m.input_tokens += usage.input_tokens
@@ -595,14 +653,6 @@ class AgentBehaviour:
         if usage.cache_creation_input_tokens or usage.cache_read_input_tokens:
             m.cache_creation_input_tokens += usage.cache_creation_input_tokens
             m.cache_read_input_tokens += usage.cache_read_input_tokens
-        # NOTE: priced with the model that answered (the fallback's price after a switch).
-        model = call.model
-        if not call.fallback:
-            price = self._price if model == self.model else self.prices.lookup(model)
-        elif self._fallback is not None and model == self._fallback[1]:
-            price = self._fallback[2]
-        else:
-            price = self.prices.lookup(model)
         cost = None if price is None else price.cost(usage)
         if cost is None:
             m.unpriced_calls += 1
@@ -612,7 +662,7 @@ class AgentBehaviour:
                 if tracker._add(cost):
                     self._budget_crossed(process, tracker)
         if _llm_log.isEnabledFor(logging.DEBUG):
-            self._log_call(process, call, usage, cost)
+            self._log_call(process, usage, model, cost, started, attempt)
         if self.bus.wants(LLMCalled):
             self.bus.emit(
                 LLMCalled,
@@ -627,25 +677,31 @@ class AgentBehaviour:
                 cache_read_input_tokens=usage.cache_read_input_tokens,
                 cost_usd=cost,
                 priced=cost is not None,
-                latency_ms=round((self._now() - call.started) * 1000),
-                attempt=call.attempt,
-                fallback=call.fallback,
+                latency_ms=round((self._now() - started) * 1000),
+                attempt=attempt,
+                fallback=fallback,
                 error_class=None,
                 iteration=self.iteration or None,
                 max_iterations=self.max_iterations,
             )
 
     def _log_call(
-        self, process: Process, call: _CallObserver, usage: Usage, cost: float | None
+        self,
+        process: Process,
+        usage: Usage,
+        model: str,
+        cost: float | None,
+        started: float,
+        attempt: int,
     ) -> None:
-        latency_ms = round((self._now() - call.started) * 1000)
+        latency_ms = round((self._now() - started) * 1000)
         log_record(
             _llm_log,
             logging.DEBUG,
             "LLM call of %s (process %s) to %s: %d+%d tokens in %d ms",
             self.name,
             process.id,
-            call.model,
+            model,
             usage.input_tokens,
             usage.output_tokens,
             latency_ms,
@@ -654,12 +710,12 @@ class AgentBehaviour:
             agent=self.name,
             run_id=process.run_id,
             user=process.user,
-            model=call.model,
+            model=model,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cost_usd=cost,
             latency_ms=latency_ms,
-            attempt=call.attempt,
+            attempt=attempt,
             error_class=None,
         )
 

@@ -132,6 +132,13 @@ class CallPath:
             not self.limiters and self.cap is None and self.breaker is None and self.timeout is None
         )
 
+    def is_direct(self, budgets: Sequence[BudgetTracker]) -> bool:
+        """Whether a call with ``budgets`` goes straight to the model: nothing to pass
+        before it (no limiter, cap, breaker or timeout, no ``block`` budget) and no
+        fallback. A caller may then make the first attempt itself and hand a failure
+        to :meth:`call` (``failed=``), which goes on from it."""
+        return self._plain and self.fallback is None and not self._blocks(budgets)
+
     async def call(
         self,
         attempt: Attempt,
@@ -143,6 +150,7 @@ class CallPath:
         fallback: Attempt | None = None,
         fallback_cost: Callable[[int], float] | None = None,
         started: float | None = None,
+        failed: LLMError | None = None,
     ) -> LLMResponse:
         """Make an LLM call through the whole path and return its response.
 
@@ -162,6 +170,10 @@ class CallPath:
             fallback_cost: ``estimate_cost`` at the fallback model's price.
             started: when the call began (``trio.current_time()``), if the caller has
                 read the clock already; the first attempt starts then.
+            failed: the error of a first attempt the caller made itself (a caller
+                with a plain path and no ``block`` budget may call the model
+                directly, as this method would): the call goes on from that failure
+                (retry, fallback, events) as if this method had made the attempt.
 
         Raises:
             LLMError: the last attempt's error (``attempts`` says how many were
@@ -181,31 +193,38 @@ class CallPath:
         number = 1
         if started is None:
             started = trio.current_time()
+        error = failed
         while True:
-            try:
-                if path._plain and not (budgets and path._blocks(budgets)):
-                    await trio.lowlevel.checkpoint_if_cancelled()
-                    return await attempt(_no_keepalive)
-                if memo is None:
-                    memo = _Memo(estimate_tokens)
-                return await path._attempt(attempt, observer, budgets, memo, estimate_cost)
-            except LLMError as exc:
-                exc.attempts = number
-                delay = None if retry is None else retry.delay_after(number, exc)
-                observer.attempt_failed(number, exc, started, delay)
-                if delay is None:
-                    # NOTE: the one switch to the fallback model happens here, in the
-                    # same loop: the failure path only, so the hot path costs nothing.
-                    if fallback is None or path.fallback is None or not falls_back(exc):
-                        raise
-                    observer.falling_back(exc)
-                    path = path.fallback
-                    retry = path.retry
-                    attempt, fallback = fallback, None
-                    if fallback_cost is not None:
-                        estimate_cost = fallback_cost
-                    number, delay = 0, 0.0
-            # Sleep outside the except block: the wait must not carry the handled error.
+            if error is None:
+                try:
+                    if path._plain and not (budgets and path._blocks(budgets)):
+                        await trio.lowlevel.checkpoint_if_cancelled()
+                        return await attempt(_no_keepalive)
+                    if memo is None:
+                        memo = _Memo(estimate_tokens)
+                    return await path._attempt(attempt, observer, budgets, memo, estimate_cost)
+                except LLMError as exc:
+                    error = exc
+            # NOTE: the failure is handled outside the except block: the wait before a
+            # retry must not carry the handled error, and a failure the caller had
+            # (``failed``) takes the same steps.
+            assert error is not None
+            failure, error = error, None
+            failure.attempts = number
+            delay = None if retry is None else retry.delay_after(number, failure)
+            observer.attempt_failed(number, failure, started, delay)
+            if delay is None:
+                # NOTE: the one switch to the fallback model happens here, in the
+                # same loop: the failure path only, so the hot path costs nothing.
+                if fallback is None or path.fallback is None or not falls_back(failure):
+                    raise failure
+                observer.falling_back(failure)
+                path = path.fallback
+                retry = path.retry
+                attempt, fallback = fallback, None
+                if fallback_cost is not None:
+                    estimate_cost = fallback_cost
+                number, delay = 0, 0.0
             await trio.sleep(delay)
             number += 1
             started = trio.current_time()
