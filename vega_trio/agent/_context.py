@@ -352,9 +352,12 @@ class UnboundedContext(_BaseContext):
     def extend(self, messages: Iterable[Message]) -> None:
         """Append several turns at once (one send's turns)."""
         added = list(messages)
-        for message in added:
-            if not isinstance(message, Message):
-                _entry(message)  # raises the TypeError that explains what to pass
+        # NOTE: the types checked in C (one send's turns, on every send); a subclass
+        # or anything else takes the loop.
+        if not _JUST_MESSAGES.issuperset(map(type, added)):
+            for message in added:
+                if not isinstance(message, Message):
+                    _entry(message)  # raises the TypeError that explains what to pass
         with self._lock:
             self._messages.extend(added)
 
@@ -409,6 +412,7 @@ class UnboundedContext(_BaseContext):
 
 
 _MAX_DEFERRED_REPORTS = 64
+_JUST_MESSAGES = frozenset({Message})
 
 
 @attrs.define(eq=False)

@@ -392,13 +392,12 @@ class AgentBehaviour:
         self.current_message = message = request.message
         self.current_events = events = request.events
         pending: list[Message] = [message]
+        tools, schemas = self.tools, self._schemas
         try:
             for iteration in range(1, self.max_iterations + 1):
                 self.iteration = iteration
                 self.metrics.iterations += 1
-                if self._skills is None:
-                    tools, schemas = self.tools, self._schemas
-                else:
+                if self._skills is not None:
                     tools, schemas = self._skill_round_tools(process)
                 llm_request = LLMRequest(
                     model=self.model,
@@ -428,7 +427,7 @@ class AgentBehaviour:
                 self.context.record_usage(llm_request.messages, usage)
                 reply = response.to_message()
                 pending.append(reply)
-                if usage.input_tokens and not self._direct:
+                if not self._direct and usage.input_tokens:
                     # Only a prompt estimate asks (TPM limits, block budgets).
                     self._last_tokens = usage.total_tokens
                     self._last_length = len(llm_request.messages) + 1

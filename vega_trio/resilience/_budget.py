@@ -174,10 +174,13 @@ class BudgetTracker:
         """:meth:`charge` of a cost known to be finite and >= 0 (a price table's, on
         every LLM call: the check is the caller's)."""
         if self.parent is None:  # the common case, on every LLM call: no list, no loop
+            budget = self.budget
+            if budget is None:  # counting only (the global tracker without a budget)
+                self.spent += cost
+                return ()
             before = self.spent
             self.spent = before + cost
-            budget = self.budget
-            if budget is not None and before < budget.limit <= self.spent:
+            if before < budget.limit <= self.spent:
                 return (self,)
             return ()
         crossed: list[BudgetTracker] = []
