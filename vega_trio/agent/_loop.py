@@ -301,7 +301,8 @@ class AgentBehaviour:
             await self._maybe_compact(process, context)
         started = clock.current_time()
         metrics = self.metrics
-        before = (metrics.input_tokens, metrics.output_tokens, metrics.cost_usd)
+        input_before, output_before = metrics.input_tokens, metrics.output_tokens
+        cost_before = metrics.cost_usd
         timeout = self.agent.send_timeout
         try:
             if timeout is None:
@@ -322,9 +323,9 @@ class AgentBehaviour:
         return SendResult(
             text=text,
             metrics=SendMetrics(
-                input_tokens=metrics.input_tokens - before[0],
-                output_tokens=metrics.output_tokens - before[1],
-                cost_usd=metrics.cost_usd - before[2],
+                input_tokens=metrics.input_tokens - input_before,
+                output_tokens=metrics.output_tokens - output_before,
+                cost_usd=metrics.cost_usd - cost_before,
                 duration_ms=round((clock.current_time() - started) * 1000),
             ),
         )
