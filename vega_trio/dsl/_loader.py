@@ -10,7 +10,7 @@ warnings included.
 One walker (:func:`_read`) reads every section: the YAML keys, kinds of value, ranges,
 required keys and checks come from the model's attrs fields and their metadata
 (:mod:`._schema`); what no metadata can say (a ``for`` header, the branches of
-``parallel``, a price table, checks across fields) is a small named hook (``_HOOKS``,
+``parallel``, a price table, checks across fields) is a small named hook (``_KINDS``,
 ``_CHECKS``). Every problem is reported with its position, not only the first.
 
 Size: it is the one place that turns YAML nodes into the model and diagnostics, and its
@@ -393,7 +393,7 @@ def _is_null(reader: _Reader, node: Node, path: str) -> bool:
 @attrs.frozen
 class _Plan:
     """How the walker reads one field: its YAML key (``group.key`` split), kind of value
-    and what the kind needs (the choices, the class, the hook, the kind of items)."""
+    and what the kind needs (the choices, the class, the kind of items)."""
 
     name: str
     key: str | None
@@ -454,7 +454,7 @@ def _plan(field: attrs.Attribute[Any]) -> _Plan:
 def _kind(kind: Any, spec: Key) -> tuple[str, Any]:
     """The walker's name for a field type, and what reading it needs."""
     if spec.read is not None:
-        return "hook", _HOOKS[spec.read]
+        return spec.read, None
     if spec.unit is not None:
         return spec.unit, None
     origin, args = get_origin(kind), get_args(kind)
@@ -500,9 +500,9 @@ class _Reading:
     located: Located = attrs.field(factory=list)
 
 
-Hook = Callable[[_Reading, Node, str], Any]
-"""Reads one field's value (its node, its path) instead of the walker (``Key.read``); may
-set other fields."""
+Kind = Callable[[_Reading, _Plan, Node, str], Any]
+"""Reads one field's value (its node, its path) as its plan says (``_KINDS``); a hook
+(``Key.read``) is a kind of its own and may set other fields."""
 Check = Callable[[_Reading], str]
 """Checks a section across its fields (``Section.check``): ``ok``, ``bad`` (kept, marked
 broken) or ``drop``."""
@@ -569,9 +569,10 @@ def _read(
                 continue
             value_node, value_path = group.get(plan.sub, (None, path))
         if value_node is None:
-            if (required := plan.spec.required) is not None:
-                reader.error(owner, owner_path, required.message.format(name=name), required.hint)
-                if required.drop:
+            if (spec := plan.spec).required is not None:
+                message = spec.missing or f"missing key {plan.sub or plan.key!r}"
+                reader.error(owner, owner_path, message.format(name=name), spec.required)
+                if spec.drop:
                     return _BAD
             continue
         value = fields[plan.name] = _value(reading, plan, value_node, value_path)
@@ -621,36 +622,16 @@ def _build(reader: _Reader, cls: type, fields: dict[str, Any], bad: bool) -> Any
 def _value(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """The value of one field, read as its plan says; an empty one is wrong if the field's
     ``empty`` says so."""
-    reader, kind = reading.reader, plan.kind
-    if kind in _LEAVES:
-        return _leaf(reader, plan, node, path)
-    if kind == "hook":
-        value = plan.target(reading, node, path)
-    elif kind == "names":
-        value = _names(reading, plan, node, path)
-    elif kind == "mapping":
-        value = _mapping(reading, plan, node, path)
-    elif kind == "plain":
-        value = reader.plain(node, path)
-    elif kind == "section":
-        value = _read(reader, plan.target, node, path, what=plan.sub or plan.key)
-    elif kind == "steps":
-        value = _steps(reader, node, path)
-    elif kind == "union":
-        value = _union(reader, plan.target, node, path)
-    elif kind == "named":
-        value = _named(reader, plan, node, path)
-    else:
-        value = _list(reader, plan, node, path)
+    value = _KINDS[plan.kind](reading, plan, node, path)
     if plan.spec.empty is None or value is _BAD or node.value:
         return value
-    reader.error(node, path, *plan.spec.empty)
+    reading.reader.error(node, path, *plan.spec.empty)
     return _BAD
 
 
-def _leaf(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
+def _leaf(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """A scalar, converted as its kind says, within the field's range, passing its check."""
-    kind, spec = plan.kind, plan.spec
+    reader, kind, spec = reading.reader, plan.kind, plan.spec
     value = reader.leaf(node, path, kind)
     if value is _BAD:
         return _BAD
@@ -735,8 +716,9 @@ def _mapping(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     return _BAD if bad and spec.strict else result
 
 
-def _named(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
+def _named(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """A mapping of name → section (``agents:``, ``tools:``, ``workflows:``, ``inputs:``)."""
+    reader = reading.reader
     if plan.spec.null and _is_null(reader, node, path):
         return ()
     if not isinstance(node, MappingNode):
@@ -758,9 +740,10 @@ def _named(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
     return tuple(result)
 
 
-def _list(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
+def _list(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """``- name: ...`` items; with ``Section.unique``, names are unique and an item without
     a good name is dropped."""
+    reader = reading.reader
     if not isinstance(node, SequenceNode):
         reader.type_error(node, path, plan.spec.expected or "a list", plan.spec.hint)
         return _BAD
@@ -790,9 +773,10 @@ def _list(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
     return _BAD if bad and plan.spec.strict else tuple(result)
 
 
-def _union(reader: _Reader, classes: tuple[type, ...], node: Node, path: str) -> Any:
-    """One of ``classes``, chosen by the ``type:`` key (``Section.tag``)."""
-    tags = {_schema(cls).section.tag: cls for cls in classes}
+def _union(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
+    """One of the classes of the field's type, chosen by the ``type:`` key (``Section.tag``)."""
+    reader = reading.reader
+    tags = {_schema(cls).section.tag: cls for cls in plan.target}
     written = " or ".join(f"'type: {tag}'" for tag in tags)
     if not isinstance(node, MappingNode):
         reader.type_error(node, path, f"a mapping with {written}")
@@ -900,7 +884,7 @@ def _agent_step(reader: _Reader, agent: str, key_node: Node, node: Node, path: s
 # -- hooks: what field metadata can't say -------------------------------------------------------
 
 
-def _prices(reading: _Reading, node: Node, path: str) -> Any:
+def _prices(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """``prices: {model: {input, output, cache_write?, cache_read?}}`` (USD per million)."""
     reader = reading.reader
     if not isinstance(node, MappingNode):
@@ -926,7 +910,7 @@ def _prices(reading: _Reading, node: Node, path: str) -> Any:
                 bad = True
         price: dict[str, float] = {}
         for key, (_, price_node) in sub.items():
-            value = _leaf(reader, _AT_LEAST_0, price_node, _child(model_path, key))
+            value = _leaf(reading, _AT_LEAST_0, price_node, _child(model_path, key))
             bad = bad or value is _BAD
             if value is not _BAD:
                 price[key] = value
@@ -937,14 +921,14 @@ def _prices(reading: _Reading, node: Node, path: str) -> Any:
 _AT_LEAST_0: Final = _Plan("price", None, None, "number", None, Key(min=0), None)
 
 
-def _enum(reading: _Reading, node: Node, path: str) -> Any:
+def _enum(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     if not isinstance(node, SequenceNode) or not node.value:
         reading.reader.type_error(node, path, "a non-empty list of allowed values")
         return _BAD
     return reading.reader.plain(node, path)
 
 
-def _for(reading: _Reading, node: Node, path: str) -> Any:
+def _for(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """``for: item in items``: the variable (returned) and the items expression."""
     header = reading.reader.leaf(node, path, "text")
     if header is _BAD:
@@ -963,7 +947,7 @@ def _for(reading: _Reading, node: Node, path: str) -> Any:
     return match.group(1)
 
 
-def _branches(reading: _Reading, node: Node, path: str) -> Any:
+def _branches(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """``parallel:`` branches: each a step or a list of steps."""
     reader = reading.reader
     if not isinstance(node, SequenceNode):
@@ -983,12 +967,26 @@ def _branches(reading: _Reading, node: Node, path: str) -> Any:
     return tuple(branches)
 
 
-_HOOKS: Final[Mapping[str, Hook]] = {
+def _section(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
+    return _read(reading.reader, plan.target, node, path, what=plan.sub or plan.key)
+
+
+_KINDS: Final[Mapping[str, Kind]] = {
+    **dict.fromkeys(_LEAVES, _leaf),
+    "names": _names,
+    "mapping": _mapping,
+    "plain": lambda reading, _, node, path: reading.reader.plain(node, path),
+    "section": _section,
+    "steps": lambda reading, _, node, path: _steps(reading.reader, node, path),
+    "union": _union,
+    "named": _named,
+    "list": _list,
     "prices": _prices,
     "enum": _enum,
     "for": _for,
     "branches": _branches,
 }
+"""How the walker reads each kind of value; hooks (``Key.read``) are kinds of their own."""
 
 
 # -- checks across the fields of a section ------------------------------------------------------
