@@ -922,10 +922,25 @@ _AT_LEAST_0: Final = _Plan("price", None, None, "number", None, Key(min=0), None
 
 
 def _enum(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
+    """``enum:``: a non-empty list of values of the ``type`` read before it."""
+    reader = reading.reader
     if not isinstance(node, SequenceNode) or not node.value:
-        reading.reader.type_error(node, path, "a non-empty list of allowed values")
+        reader.type_error(node, path, "a non-empty list of allowed values")
         return _BAD
-    return reading.reader.plain(node, path)
+    values = reader.plain(node, path)
+    if values is _BAD:
+        return _BAD
+    kind = reading.fields.get("type", "string")
+    for i, value in enumerate(values):
+        if kind is not _BAD and not _has_type(value, kind):
+            reader.error(
+                node.value[i],
+                f"{path}[{i}]",
+                f"enum value {_describe(value)} is not of type {kind!r}",
+                f"make every enum value a {kind}",
+            )
+            return _BAD
+    return tuple(values)
 
 
 def _for(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
@@ -1019,6 +1034,18 @@ def _check_tool(reading: _Reading) -> str:
     return "ok"
 
 
+_MCP_NEEDS: Final = {
+    "stdio": (
+        "runs over stdio",
+        "command",
+        "add 'command:' and 'args:', or give a 'url:' for an HTTP server",
+    ),
+    "http": ("uses http", "url", "add 'url: https://...', or a 'command:' for a stdio server"),
+    "sse": ("uses sse", "url", "add 'url: https://...', or a 'command:' for a stdio server"),
+}
+"""What a transport needs: how the diagnostic says it's used, its key and the hint."""
+
+
 def _check_mcp_server(reading: _Reading) -> str:
     reader, fields, entries, path = reading.reader, reading.fields, reading.entries, reading.path
     name = fields.get("name", _BAD)
@@ -1034,75 +1061,37 @@ def _check_mcp_server(reading: _Reading) -> str:
         )
         verdict = "bad"
     transport = fields.get("transport") or ("stdio" if "command" in entries else "http")
-    if transport == "stdio" and "command" not in entries:
-        reader.error(
-            reading.node,
-            path,
-            f"MCP server {name!r} runs over stdio but has no 'command'",
-            "add 'command:' and 'args:', or give a 'url:' for an HTTP server",
-        )
-        verdict = "bad"
-    elif transport in ("http", "sse") and "url" not in entries:
-        reader.error(
-            reading.node,
-            path,
-            f"MCP server {name!r} uses {transport} but has no 'url'",
-            "add 'url: https://...', or a 'command:' for a stdio server",
-        )
+    if transport in _MCP_NEEDS and (need := _MCP_NEEDS[transport])[1] not in entries:
+        uses, key, hint = need
+        reader.error(reading.node, path, f"MCP server {name!r} {uses} but has no {key!r}", hint)
         verdict = "bad"
     return verdict
 
 
 def _check_typed(reading: _Reading) -> str:
-    """The ``type``, ``enum``, ``default`` and ``required`` of a tool parameter or a
-    workflow input agree."""
+    """The ``default`` of a tool parameter or a workflow input agrees with its ``type``,
+    ``enum`` and ``required``."""
     reader, fields, entries, path = reading.reader, reading.fields, reading.entries, reading.path
-    kind = fields.get("type", "string")
-    enum = fields.get("enum")
-    if enum is not None and enum is not _BAD:
-        if kind is not _BAD:
-            for i, value in enumerate(enum):
-                if not _has_type(value, kind):
-                    reader.error(
-                        entries["enum"][1].value[i],
-                        f"{path}.enum[{i}]",
-                        f"enum value {_describe(value)} is not of type {kind!r}",
-                        f"make every enum value a {kind}",
-                    )
-                    enum = _BAD
-                    break
-        enum = fields["enum"] = enum if enum is _BAD else tuple(enum)
-    default = fields.get("default")
+    kind, enum, default = fields.get("type", "string"), fields.get("enum"), fields.get("default")
     if default is _BAD or default is None:
         return "ok"
-    default_at, default_path, shown = entries["default"][1], f"{path}.default", _describe(default)
+    shown, wrong = _describe(default), "default"
     if kind is not _BAD and not _has_type(default, kind):
-        reader.error(
-            default_at,
-            default_path,
-            f"the default {shown} is not of type {kind!r}",
-            f"give a default of type {kind}",
-        )
-        fields["default"] = _BAD
+        message = f"the default {shown} is not of type {kind!r}"
+        hint = f"give a default of type {kind}"
     # NOTE: compare type and value, so that true is not taken for 1.
     elif isinstance(enum, tuple) and not any(
         type(default) is type(a) and default == a for a in enum
     ):
-        reader.error(
-            default_at,
-            default_path,
-            f"the default {shown} is not one of the enum values",
-            "allowed: " + ", ".join(_describe(v) for v in enum),
-        )
-        fields["default"] = _BAD
+        message = f"the default {shown} is not one of the enum values"
+        hint = "allowed: " + ", ".join(_describe(v) for v in enum)
     elif fields.get("required") is True:
-        reader.error(
-            entries["required"][1],
-            f"{path}.required",
-            "'required: true' with a default",
-            "a default makes the value optional: drop 'required' or the default",
-        )
-        fields["required"] = _BAD
+        wrong, message = "required", "'required: true' with a default"
+        hint = "a default makes the value optional: drop 'required' or the default"
+    else:
+        return "ok"
+    reader.error(entries[wrong][1], f"{path}.{wrong}", message, hint)
+    fields[wrong] = _BAD
     return "ok"
 
 
