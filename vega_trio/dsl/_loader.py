@@ -58,7 +58,7 @@ __all__ = [
 _FOR: Final = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s+in\s+(\S.*?)\s*\Z", re.S)
 _SERVER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 _MAX_DEPTH: Final = 64
-_STR_TAG: Final = "tag:yaml.org,2002:str"
+_TEXT_TAGS: Final = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp")
 _PLAIN_TAGS: Final = frozenset(
     f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null")
 )
@@ -236,10 +236,8 @@ class _Reader:
 
     def scalar(self, node: ScalarNode, path: str) -> Any:
         tag = node.tag if isinstance(node.tag, str) else getattr(node.tag, "value", str(node.tag))
-        if tag == _STR_TAG:
-            return node.value
-        if tag == "tag:yaml.org,2002:timestamp":
-            # NOTE: keep dates as written: they end up in prompts and JSON, not datetime math.
+        # NOTE: keep dates as written: they end up in prompts and JSON, not datetime math.
+        if tag in _TEXT_TAGS:
             return node.value
         if tag not in _PLAIN_TAGS:
             self.error(
@@ -366,16 +364,14 @@ class _Reader:
 
 def _describe(value: Any) -> str:
     """A value as a diagnostic shows it (``'x'``, ``null``, ``a list``; a node by kind)."""
-    if isinstance(value, Node):
-        return "a list" if isinstance(value, SequenceNode) else "a mapping"
+    if isinstance(value, SequenceNode | list):
+        return "a list"
+    if isinstance(value, MappingNode | dict):
+        return "a mapping"
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
     return repr(value)
 
 
@@ -409,9 +405,6 @@ class _Schema:
     section: Section
     plans: tuple[_Plan, ...]
     keys: tuple[str, ...]
-    groups: Mapping[str, tuple[str, ...]]
-    shorts: Mapping[str, str]
-    """The key of each group that its short form stands for."""
     blank: tuple[str, ...]
     """Required text fields, left empty when they could not be read."""
 
@@ -427,16 +420,11 @@ def _schema(cls: type) -> _Schema:
         section: Section = getattr(cls, "__yaml__", NO_SECTION)
         plans = tuple(_plan(field) for field in attrs.fields(cls) if field.name != "where")
         keys = tuple(dict.fromkeys(p.key for p in plans if p.key is not None))
-        groups: dict[str, tuple[str, ...]] = {}
-        for plan in plans:
-            if plan.key is not None and plan.sub is not None:
-                groups[plan.key] = (*groups.get(plan.key, ()), plan.sub)
-        shorts = {p.key: p.sub for p in plans if p.spec.short and p.key and p.sub}
         keys = ("type", *keys) if section.tag else keys
         blank = tuple(
             f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING and f.type is str
         )
-        found = _SCHEMAS[cls] = _Schema(section, plans, keys, groups, shorts, blank)
+        found = _SCHEMAS[cls] = _Schema(section, plans, keys, blank)
     return found
 
 
@@ -534,6 +522,7 @@ def _read(
     fields = dict(preset or {})
     fields["where"] = reader.where(where or node, path)
     name = fields.get("name", fields.get("agent"))
+    label = (section.what or what or "").format(name=name)
     if entries is None:
         if section.null and _is_null(reader, node, path):
             return _build(reader, cls, fields, False)
@@ -541,12 +530,11 @@ def _read(
             plan = next(p for p in schema.plans if p.name == section.short)
             value = _value(_Reading(reader, node, path, {}, fields), plan, node, path)
             return _BAD if value is _BAD else cls(**{plan.name: value, "where": fields["where"]})
-        label = (section.what or what or "").format(name=name)
         entries = reader.mapping(node, path, schema.keys, label)
         if entries is None:
             return _build(reader, cls, fields, True) if section.keep else _BAD
     else:
-        _check_keys(reader, entries, schema.keys, path, (section.what or "").format(name=name))
+        _check_keys(reader, entries, schema.keys, path, label)
     reading = _Reading(reader, node, path, entries, fields)
     groups: dict[str, dict[str, tuple[Node, str]] | None] = {}
     for plan in schema.plans:
@@ -595,10 +583,11 @@ def _group(
 ) -> dict[str, tuple[Node, str]] | None:
     """The values written under the group ``key`` (``budget: {limit, on_exceed}``) with
     their paths, ``None`` if it is not a mapping; its short form is its short key's value."""
-    short = schema.shorts.get(key)
+    subs = {plan.sub: plan.spec.short for plan in schema.plans if plan.key == key and plan.sub}
+    short = next((sub for sub, is_short in subs.items() if is_short), None)
     if short is not None and not isinstance(node, MappingNode):
         return {short: (node, path)}
-    group = reader.mapping(node, path, schema.groups[key], key)
+    group = reader.mapping(node, path, tuple(subs), key)
     if group is None:
         return None
     return {sub: (value, _child(path, sub)) for sub, (_, value) in group.items()}
@@ -671,16 +660,12 @@ def _names(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
         reader.type_error(node, path, "a list of names", "write them as [a, b] or as - items")
         return _BAD
     items = [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
-    result = [reader.leaf(item, item_path, "text") for item, item_path in items]
-    if any(value is _BAD for value in result):
+    result = [reader.leaf(*item, "text") for item in items]
+    if plan.check is not None and _BAD not in result:
+        pairs = zip(items, result, strict=True)
+        result = [reader.check(*item, value, plan.check) for item, value in pairs]
+    if _BAD in result:
         return _BAD
-    if plan.check is not None:
-        checked = [
-            reader.check(item, item_path, value, plan.check)
-            for (item, item_path), value in zip(items, result, strict=True)
-        ]
-        if any(value is _BAD for value in checked):
-            return _BAD
     if plan.spec.locate:
         for i, (item, item_path) in enumerate(items):
             reading.located.append((f"{plan.name}[{i}]", item, item_path))
