@@ -58,6 +58,7 @@ __all__ = [
 _FOR: Final = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s+in\s+(\S.*?)\s*\Z", re.S)
 _SERVER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 _MAX_DEPTH: Final = 64
+_KEYWORDS: Final = ", ".join(STEP_KEYWORDS)
 _TEXT_TAGS: Final = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp")
 _PLAIN_TAGS: Final = frozenset(
     f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null")
@@ -796,9 +797,7 @@ def _steps(reader: _Reader, node: Node, path: str) -> Any:
 def _step(reader: _Reader, node: Node, path: str) -> Any:
     if not isinstance(node, MappingNode):
         reader.type_error(
-            node,
-            path,
-            "a step (a mapping such as '- writer: \"...\"' or '- if: ...')",
+            node, path, "a step (a mapping such as '- writer: \"...\"' or '- if: ...')"
         )
         return _BAD
     entries = reader.entries(node, path)
@@ -824,21 +823,11 @@ def _step(reader: _Reader, node: Node, path: str) -> Any:
     if not entries:
         reader.error(node, path, "empty step", "write '- agent: \"message\"' or a control step")
         return _BAD
-    keys = list(entries)
-    step_keys = [k for k in keys if k in _schema(AgentStep).keys]
-    hint = (
-        f"indent {', '.join(repr(k) for k in step_keys)} under the agent's name"
-        if step_keys
-        else "write one step per '- ' item"
-    )
-    reader.error(
-        node,
-        path,
-        "a step has exactly one key (an agent's name or one of "
-        + ", ".join(STEP_KEYWORDS)
-        + f"), found {', '.join(repr(k) for k in keys)}",
-        hint,
-    )
+    found = ", ".join(repr(key) for key in entries)
+    message = f"a step has exactly one key (an agent's name or one of {_KEYWORDS}), found {found}"
+    step_keys = ", ".join(repr(key) for key in entries if key in _schema(AgentStep).keys)
+    hint = f"indent {step_keys} under the agent's name" if step_keys else None
+    reader.error(node, path, message, hint or "write one step per '- ' item")
     return _BAD
 
 
@@ -1166,20 +1155,15 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
 
 
 def _yaml_error(reader: _Reader, problem: Exception) -> None:
-    problem_text = getattr(problem, "problem", None)
-    message = f"malformed YAML: {problem_text}" if problem_text else "malformed YAML"
+    text = getattr(problem, "problem", None)
     if isinstance(problem, RecursionError):
-        message = "malformed YAML: nested too deeply"
-    elif not problem_text:
-        first = str(problem).strip().splitlines()
-        if first and first[0]:
-            message = f"malformed YAML: {first[0]}"
-    tabs = "\t" in (problem_text or "")
-    hint = (
-        "indent with spaces; YAML does not allow tabs"
-        if tabs
-        else getattr(problem, "context", None)
-    )
+        detail = "nested too deeply"
+    else:  # NOTE: else the first line of what it says
+        detail = text or next(iter(str(problem).strip().splitlines()), "")
+    message = f"malformed YAML: {detail}" if detail else "malformed YAML"
+    hint = getattr(problem, "context", None)
+    if "\t" in (text or ""):
+        hint = "indent with spaces; YAML does not allow tabs"
     mark = getattr(problem, "problem_mark", None) or getattr(problem, "context_mark", None)
     reader.error(mark, "", message, hint)
 
