@@ -864,16 +864,15 @@ def _prices(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     if not isinstance(node, MappingNode):
         reader.type_error(node, path, "a mapping of model names to prices")
         return _BAD
-    result: dict[str, dict[str, float]] = {}
+    result: dict[str, dict[str, Any]] = {}
     bad = False
     for model, (_, value_node) in reader.entries(node, path).items():
         model_path = _child(path, model)
-        keys = ("input", "output", "cache_write", "cache_read")
-        sub = reader.mapping(value_node, model_path, keys, "a price")
+        sub = reader.mapping(value_node, model_path, _PRICE_KEYS, "a price")
         if sub is None:
             bad = True
             continue
-        for key in keys[:2]:
+        for key in _PRICE_KEYS[:2]:
             if key not in sub:
                 reader.error(
                     value_node,
@@ -882,16 +881,16 @@ def _prices(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
                     "give input and output in USD per million tokens",
                 )
                 bad = True
-        price: dict[str, float] = {}
-        for key, (_, price_node) in sub.items():
-            value = _leaf(reading, _AT_LEAST_0, price_node, _child(model_path, key))
-            bad = bad or value is _BAD
-            if value is not _BAD:
-                price[key] = value
-        result[model] = price
+        # NOTE: an unknown key was reported above and is still read as a price.
+        result[model] = {
+            key: _leaf(reading, _AT_LEAST_0, price_node, _child(model_path, key))
+            for key, (_, price_node) in sub.items()
+        }
+        bad = bad or _BAD in result[model].values()
     return _BAD if bad else result
 
 
+_PRICE_KEYS: Final = ("input", "output", "cache_write", "cache_read")
 _AT_LEAST_0: Final = _Plan("price", None, None, "number", None, Key(min=0), None)
 
 
@@ -1103,19 +1102,6 @@ _CONTROL: Final[Mapping[str, type]] = {
 """The class of each control step, by its keyword (the key of its first field)."""
 
 
-def _document(reader: _Reader, node: Node) -> Document | None:
-    if not isinstance(node, MappingNode):
-        reader.type_error(
-            node,
-            "",
-            "a mapping of 'name', 'agents', 'workflows', ... at the top level",
-            "start the file with 'agents:' at the beginning of a line",
-        )
-        return None
-    document = _read(reader, Document, node, "")
-    return None if document is _BAD else document
-
-
 # -- entry points ---------------------------------------------------------------------------
 
 
@@ -1125,16 +1111,21 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
     Never raises for problems in the text: they are in ``.diagnostics``.
     """
     reader = _Reader(text, file)
+    return reader.loaded(_document(reader, text))
+
+
+def _document(reader: _Reader, text: str) -> Document | None:
+    """The document written in ``text``; ``None`` when it can't be read (reported)."""
     try:
         root = YAML(typ="safe", pure=True).compose(text)
     except Exception as problem:  # ruamel raises many kinds; all mean "not YAML"
         _yaml_error(reader, problem)
-        return reader.loaded(None)
+        return None
     if root is None:
         reader.error(
             None, "", "the document is empty", "define at least 'agents:'; see docs/dsl.md"
         )
-        return reader.loaded(None)
+        return None
     # NOTE: before any walk: every walk below visits an aliased value once per alias, so
     # a "billion laughs" document would take exponential time and memory.
     anchor = check_alias_expansion(root)
@@ -1146,12 +1137,21 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
             "(an alias bomb?)",
             "write the repeated values out, or reuse fewer and smaller &anchors",
         )
-        return reader.loaded(None)
+        return None
+    if not isinstance(root, MappingNode):
+        reader.type_error(
+            root,
+            "",
+            "a mapping of 'name', 'agents', 'workflows', ... at the top level",
+            "start the file with 'agents:' at the beginning of a line",
+        )
+        return None
     try:
-        return reader.loaded(_document(reader, root))
+        document = _read(reader, Document, root, "")
     except RecursionError:
         reader.error(root, "", "the document is nested too deeply")
-        return reader.loaded(None)
+        return None
+    return None if document is _BAD else document
 
 
 def _yaml_error(reader: _Reader, problem: Exception) -> None:
