@@ -219,15 +219,13 @@ class _Reader:
 
     def error(self, at: Any, path: str, message: str, hint: str | None = None) -> None:
         """Report ``message`` at a node or a mark (``None``: the start of the file)."""
-        line, column = _start(at) if at is not None else (1, 1)
-        source = Source(self.file, line, column, path)
+        source = self.where(at, path) if at is not None else Source(self.file, 1, 1, path)
         self.diagnostics.append(
             Diagnostic(severity="error", source=source, message=message, hint=hint)
         )
 
-    def where(self, node: Node, path: str) -> Source:
-        line, column = _start(node)
-        return Source(self.file, line, column, path)
+    def where(self, at: Any, path: str) -> Source:
+        return Source(self.file, *_start(at), path)
 
     def locate(self, obj: object, field: str, node: Node, path: str) -> None:
         self.kept.append(obj)
@@ -992,15 +990,15 @@ def _check_document(reading: _Reading) -> str:
 
 
 def _check_tool(reading: _Reading) -> str:
+    """A tool whose implementation can't be read is kept with a stand-in; each key written
+    under a good one is located (it is checked later as a template)."""
     fields, path = reading.fields, reading.path
     if fields.get("implementation", _BAD) is _BAD:
         # NOTE: keep the tool (with a stand-in) so that agents naming it get no second,
         # misleading "unknown tool" error; it is marked broken and never checked further.
         fields["implementation"] = ExecSpec(command="")
         return "bad"
-    implementation = reading.entries["implementation"][1]
-    reading.located.append(("implementation", implementation, f"{path}.implementation"))
-    for key_node, value_node in implementation.value:
+    for key_node, value_node in reading.entries["implementation"][1].value:
         if isinstance(key_node, ScalarNode):
             key = f"implementation.{key_node.value}"
             reading.located.append((key, value_node, f"{path}.{key}"))

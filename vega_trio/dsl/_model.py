@@ -429,6 +429,7 @@ class ToolSpec:
         metadata=key(
             required="add 'implementation: {type: http, url: ...}' or '{type: exec, command: ...}'",
             missing="tool {name!r} has no 'implementation'",
+            locate=True,
         )
     )
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
