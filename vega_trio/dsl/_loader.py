@@ -23,6 +23,7 @@ reader's private state over several modules.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -408,23 +409,16 @@ class _Schema:
     """Required text fields, left empty when they could not be read."""
 
 
-_SCHEMAS: dict[type, _Schema] = {}
-
-
+@functools.cache
 def _schema(cls: type) -> _Schema:
     """The plans of ``cls``'s fields (made once per class)."""
-    found = _SCHEMAS.get(cls)
-    if found is None:
-        attrs.resolve_types(cls, globalns=vars(_model))
-        section: Section = getattr(cls, "__yaml__", NO_SECTION)
-        plans = tuple(_plan(field) for field in attrs.fields(cls) if field.name != "where")
-        keys = tuple(dict.fromkeys(p.key for p in plans if p.key is not None))
-        keys = ("type", *keys) if section.tag else keys
-        blank = tuple(
-            f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING and f.type is str
-        )
-        found = _SCHEMAS[cls] = _Schema(section, plans, keys, blank)
-    return found
+    attrs.resolve_types(cls, globalns=vars(_model))
+    section: Section = getattr(cls, "__yaml__", NO_SECTION)
+    plans = tuple(_plan(field) for field in attrs.fields(cls) if field.name != "where")
+    keys = tuple(dict.fromkeys(p.key for p in plans if p.key is not None))
+    keys = ("type", *keys) if section.tag else keys
+    blank = tuple(f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING and f.type is str)
+    return _Schema(section, plans, keys, blank)
 
 
 def _plan(field: attrs.Attribute[Any]) -> _Plan:
@@ -470,9 +464,6 @@ def _kind(kind: Any, spec: Key) -> tuple[str, Any]:
 
 # -- the walker ----------------------------------------------------------------------------------
 
-Located = list[tuple[str, Node, str]]
-"""Where values were written, recorded once their object exists: (field, node, path)."""
-
 
 @attrs.define
 class _Reading:
@@ -484,7 +475,8 @@ class _Reading:
     path: str
     entries: dict[str, tuple[Node, Node]]
     fields: dict[str, Any]
-    located: Located = attrs.field(factory=list)
+    located: list[tuple[str, Node, str]] = attrs.field(factory=list)
+    """Where values were written, recorded once their object exists: (field, node, path)."""
 
 
 Kind = Callable[[_Reading, _Plan, Node, str], Any]
