@@ -824,10 +824,10 @@ def _step(reader: _Reader, node: Node, path: str) -> Any:
 def _agent_step(reader: _Reader, agent: str, key_node: Node, node: Node, path: str) -> Any:
     """``- agent: "text"`` (the short form) or ``- agent: {send: ..., ...}``."""
     preset: dict[str, Any] = {"agent": agent}
-    scalar = reader.scalar(node, path) if isinstance(node, ScalarNode) else _MISSING
     if isinstance(node, MappingNode):
         step = _read(reader, AgentStep, node, path, where=key_node, anchor=node, preset=preset)
     else:
+        scalar = reader.scalar(node, path) if isinstance(node, ScalarNode) else node
         if isinstance(scalar, str):
             preset["send"] = scalar
         elif scalar is not _BAD:

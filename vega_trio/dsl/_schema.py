@@ -83,7 +83,8 @@ class Key:
         expected: what the diagnostic says was expected when a collection or mapping has the
             wrong shape.
         hint: the hint of that diagnostic.
-        read: the name of a loader hook that reads this value instead of the walker.
+        read: the name of a loader hook that reads this value instead of the walker (a kind
+            of value of its own).
     """
 
     key: str | None = ""
