@@ -9,9 +9,10 @@ warnings included.
 
 One walker (:func:`_read`) reads every section: the YAML keys, kinds of value, ranges,
 required keys and checks come from the model's attrs fields and their metadata
-(:mod:`._schema`); what no metadata can say (a ``for`` header, the branches of
-``parallel``, a price table, checks across fields) is a small named hook (``_KINDS``,
-``_CHECKS``). Every problem is reported with its position, not only the first.
+(:mod:`._schema`); what no metadata can say is a small named hook: a kind of value of its
+own (``_KINDS``: a ``for`` header, the branches of ``parallel``, a price table, an ``enum``)
+or a check across a section's fields (``_CHECKS``). Every problem is reported with its
+position, not only the first.
 
 Size: it is the one place that turns YAML nodes into the model and diagnostics, and its
 parts only make sense together — positions inside scalars (:class:`ScalarLocation`), plain
