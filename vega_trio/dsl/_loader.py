@@ -219,12 +219,14 @@ class _Reader:
 
     # -- reporting --
 
-    def error(self, at: Any, path: str, message: str, hint: str | None = None) -> None:
-        """Report ``message`` at a node or a mark (``None``: the start of the file)."""
+    def error(self, at: Any, path: str, message: str, hint: str | None = None) -> Any:
+        """Report ``message`` at a node or a mark (``None``: the start of the file); returns
+        ``_BAD``, the value of what was wrong (``return reader.error(...)``)."""
         source = self.where(at, path) if at is not None else Source(self.file, 1, 1, path)
         self.diagnostics.append(
             Diagnostic(severity="error", source=source, message=message, hint=hint)
         )
+        return _BAD
 
     def where(self, at: Any, path: str) -> Source:
         return Source(self.file, *_start(at), path)
@@ -241,13 +243,12 @@ class _Reader:
         if tag in _TEXT_TAGS:
             return node.value
         if tag not in _PLAIN_TAGS:
-            self.error(
+            return self.error(
                 node,
                 path,
                 f"unsupported YAML tag {tag!r}",
                 "remove the tag; values are text, numbers, true/false, null, lists and mappings",
             )
-            return _BAD
         if self._constructor is None:
             self._constructor = YAML(typ="safe", pure=True).constructor
         try:
@@ -263,16 +264,14 @@ class _Reader:
         if isinstance(node, ScalarNode):
             return self.scalar(node, path)
         if id(node) in active:
-            self.error(
+            return self.error(
                 node,
                 path,
                 "the value contains itself (a recursive YAML alias)",
                 "an alias *name may not appear inside its own anchor &name",
             )
-            return _BAD
         if len(active) > _MAX_DEPTH:
-            self.error(node, path, "the value is nested too deeply")
-            return _BAD
+            return self.error(node, path, "the value is nested too deeply")
         active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -332,35 +331,34 @@ class _Reader:
 
     def type_error(
         self, node: Node, path: str, expected: str, hint: str | None = None, got: Any = _MISSING
-    ) -> None:
-        """``expected ..., got ...`` (``got``: the node's value unless given)."""
+    ) -> Any:
+        """``expected ..., got ...`` (``got``: the node's value unless given); returns
+        ``_BAD``."""
         if got is _MISSING:
             got = self.scalar(node, path) if isinstance(node, ScalarNode) else node
         if got is not _BAD:
             self.error(node, path, f"expected {expected}, got {_describe(got)}", hint)
+        return _BAD
 
     def leaf(self, node: Node, path: str, kind: str) -> Any:
         """Convert a scalar as its kind says (``_LEAVES``); ``_BAD`` on error."""
         leaf = _LEAVES[kind]
         if not isinstance(node, ScalarNode):
-            self.type_error(node, path, leaf.expected)
-            return _BAD
+            return self.type_error(node, path, leaf.expected)
         value = self.scalar(node, path)
         if value is _BAD:
             return _BAD
         try:
             return leaf.convert(value)
         except (TypeError, ValueError):
-            self.type_error(node, path, leaf.expected, leaf.hint, got=value)
-            return _BAD
+            return self.type_error(node, path, leaf.expected, leaf.hint, got=value)
 
     def check(self, node: Node, path: str, value: Any, check: Callable[[Any], Any]) -> Any:
         """``check(value)``, its :class:`_Invalid` reported at ``node``; ``_BAD`` then."""
         try:
             return check(value)
         except _Invalid as problem:
-            self.error(node, path, problem.message, problem.hint)
-            return _BAD
+            return self.error(node, path, problem.message, problem.hint)
 
 
 def _describe(value: Any) -> str:
@@ -606,8 +604,7 @@ def _value(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     value = _KINDS[plan.kind](reading, plan, node, path)
     if plan.spec.empty is None or value is _BAD or node.value:
         return value
-    reading.reader.error(node, path, *plan.spec.empty)
-    return _BAD
+    return reading.reader.error(node, path, *plan.spec.empty)
 
 
 def _leaf(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
@@ -619,16 +616,16 @@ def _leaf(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     if spec.min is not None and value < spec.min:
         noun = "a whole number" if kind in ("int", "size") else "a number"
         what = "duration" if kind == "duration" else noun
-        reader.error(node, path, f"expected {what} of {_number(spec.min)} or more, got {value!r}")
-        return _BAD
+        return reader.error(
+            node, path, f"expected {what} of {_number(spec.min)} or more, got {value!r}"
+        )
     if spec.max is not None and value > spec.max:
-        reader.error(
+        return reader.error(
             node,
             path,
             f"expected a number from {_number(spec.min or 0)} to {_number(spec.max)}, "
             f"got {value!r}",
         )
-        return _BAD
     return value if plan.check is None else reader.check(node, path, value, plan.check)
 
 
@@ -649,8 +646,9 @@ def _names(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """A list of texts, each passing the field's check."""
     reader = reading.reader
     if not isinstance(node, SequenceNode):
-        reader.type_error(node, path, "a list of names", "write them as [a, b] or as - items")
-        return _BAD
+        return reader.type_error(
+            node, path, "a list of names", "write them as [a, b] or as - items"
+        )
     items = [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
     result = [reader.leaf(*item, "text") for item in items]
     if plan.check is not None and _BAD not in result:
@@ -670,8 +668,7 @@ def _mapping(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     reader, spec, plain = reading.reader, plan.spec, plan.target == "plain"
     if not isinstance(node, MappingNode):
         default = "a mapping of names to " + ("values" if plain else "text")
-        reader.type_error(node, path, spec.expected or default, spec.hint)
-        return _BAD
+        return reader.type_error(node, path, spec.expected or default, spec.hint)
     result: dict[str, Any] = {}
     bad = False
     for name, (key_node, value_node) in reader.entries(node, path).items():
@@ -699,8 +696,7 @@ def _named(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     if plan.spec.null and _is_null(reader, node, path):
         return ()
     if not isinstance(node, MappingNode):
-        reader.type_error(node, path, plan.spec.expected or "a mapping")
-        return _BAD
+        return reader.type_error(node, path, plan.spec.expected or "a mapping")
     name_spec = next(p for p in _schema(plan.target).plans if p.name == "name").spec
     result = []
     for name, (key_node, value_node) in reader.entries(node, path).items():
@@ -722,8 +718,7 @@ def _list(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     a good name is dropped."""
     reader = reading.reader
     if not isinstance(node, SequenceNode):
-        reader.type_error(node, path, plan.spec.expected or "a list", plan.spec.hint)
-        return _BAD
+        return reader.type_error(node, path, plan.spec.expected or "a list", plan.spec.hint)
     unique = _schema(plan.target).section.unique
     result: list[Any] = []
     seen: dict[str, int] = {}
@@ -756,12 +751,10 @@ def _union(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     tags = {_schema(cls).section.tag: cls for cls in plan.target}
     written = " or ".join(f"'type: {tag}'" for tag in tags)
     if not isinstance(node, MappingNode):
-        reader.type_error(node, path, f"a mapping with {written}")
-        return _BAD
+        return reader.type_error(node, path, f"a mapping with {written}")
     entries = reader.entries(node, path)
     if "type" not in entries:
-        reader.error(node, path, "missing key 'type'", f"write {written}")
-        return _BAD
+        return reader.error(node, path, "missing key 'type'", f"write {written}")
     tag_node = entries["type"][1]
     tag = reader.leaf(tag_node, f"{path}.type", "text")
     if tag is not _BAD:
@@ -776,32 +769,30 @@ def _union(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
 
 def _steps(reader: _Reader, node: Node, path: str) -> Any:
     if not isinstance(node, SequenceNode):
-        reader.type_error(node, path, "a list of steps", "write each step as a '- ' item")
-        return _BAD
+        return reader.type_error(node, path, "a list of steps", "write each step as a '- ' item")
     if reader.depth > _MAX_DEPTH:
-        reader.error(node, path, "steps are nested too deeply", "split the workflow into several")
-        return _BAD
+        return reader.error(
+            node, path, "steps are nested too deeply", "split the workflow into several"
+        )
     steps = (_step(reader, item, f"{path}[{i}]") for i, item in enumerate(node.value))
     return tuple(step for step in steps if step is not _BAD)
 
 
 def _step(reader: _Reader, node: Node, path: str) -> Any:
     if not isinstance(node, MappingNode):
-        reader.type_error(
+        return reader.type_error(
             node, path, "a step (a mapping such as '- writer: \"...\"' or '- if: ...')"
         )
-        return _BAD
     entries = reader.entries(node, path)
     keywords = [key for key in entries if key in _CONTROL]
     if len(keywords) > 1:
         listed = ", ".join(repr(k) for k in keywords)
-        reader.error(
+        return reader.error(
             entries[keywords[1]][0],
             path,
             f"a step can be only one kind, found {listed}",
             "split it into separate '- ' steps",
         )
-        return _BAD
     if keywords:
         reader.depth += 1
         try:
@@ -812,14 +803,14 @@ def _step(reader: _Reader, node: Node, path: str) -> Any:
         ((agent, (key_node, value_node)),) = entries.items()
         return _agent_step(reader, agent, key_node, value_node, path)
     if not entries:
-        reader.error(node, path, "empty step", "write '- agent: \"message\"' or a control step")
-        return _BAD
+        return reader.error(
+            node, path, "empty step", "write '- agent: \"message\"' or a control step"
+        )
     found = ", ".join(repr(key) for key in entries)
     message = f"a step has exactly one key (an agent's name or one of {_KEYWORDS}), found {found}"
     step_keys = ", ".join(repr(key) for key in entries if key in _schema(AgentStep).keys)
     hint = f"indent {step_keys} under the agent's name" if step_keys else None
-    reader.error(node, path, message, hint or "write one step per '- ' item")
-    return _BAD
+    return reader.error(node, path, message, hint or "write one step per '- ' item")
 
 
 def _agent_step(reader: _Reader, agent: str, key_node: Node, node: Node, path: str) -> Any:
@@ -853,8 +844,7 @@ def _prices(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """``prices: {model: {input, output, cache_write?, cache_read?}}`` (USD per million)."""
     reader = reading.reader
     if not isinstance(node, MappingNode):
-        reader.type_error(node, path, "a mapping of model names to prices")
-        return _BAD
+        return reader.type_error(node, path, "a mapping of model names to prices")
     result: dict[str, dict[str, Any]] = {}
     bad = False
     for model, (_, value_node) in reader.entries(node, path).items():
@@ -889,21 +879,19 @@ def _enum(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """``enum:``: a non-empty list of values of the ``type`` read before it."""
     reader = reading.reader
     if not isinstance(node, SequenceNode) or not node.value:
-        reader.type_error(node, path, "a non-empty list of allowed values")
-        return _BAD
+        return reader.type_error(node, path, "a non-empty list of allowed values")
     values = reader.plain(node, path)
     if values is _BAD:
         return _BAD
     kind = reading.fields.get("type", "string")
     for i, value in enumerate(values):
         if kind is not _BAD and not _has_type(value, kind):
-            reader.error(
+            return reader.error(
                 node.value[i],
                 f"{path}[{i}]",
                 f"enum value {_describe(value)} is not of type {kind!r}",
                 f"make every enum value a {kind}",
             )
-            return _BAD
     return tuple(values)
 
 
@@ -914,13 +902,12 @@ def _for(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
         return _BAD
     match = _FOR.match(header)
     if match is None:
-        reading.reader.error(
+        return reading.reader.error(
             node,
             path,
             f"expected 'NAME in ITEMS', got {header!r}",
             "write 'for: item in items': a variable name, 'in', then the list",
         )
-        return _BAD
     reading.fields["items"] = match.group(2)
     reading.located.append(("for", node, path))
     return match.group(1)
@@ -930,8 +917,9 @@ def _branches(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """``parallel:`` branches: each a step or a list of steps."""
     reader = reading.reader
     if not isinstance(node, SequenceNode):
-        reader.type_error(node, path, "a list of branches", "write each branch as a '- ' item")
-        return _BAD
+        return reader.type_error(
+            node, path, "a list of branches", "write each branch as a '- ' item"
+        )
     branches: list[tuple[Step, ...]] = []
     for i, branch in enumerate(node.value):
         branch_path = f"{path}[{i}]"
