@@ -9,9 +9,10 @@ warnings included.
 
 One walker (:func:`_read`) reads every section: the YAML keys, kinds of value, ranges,
 required keys and checks come from the model's attrs fields and their metadata
-(:mod:`._schema`); what no metadata can say (a ``for`` header, the branches of
-``parallel``, a price table, checks across fields) is a small named hook (``_HOOKS``,
-``_CHECKS``). Every problem is reported with its position, not only the first.
+(:mod:`._schema`); what no metadata can say is a small named hook: a kind of value of its
+own (``_KINDS``: a ``for`` header, the branches of ``parallel``, a price table, an ``enum``)
+or a check across a section's fields (``_CHECKS``). Every problem is reported with its
+position, not only the first.
 
 Size: it is the one place that turns YAML nodes into the model and diagnostics, and its
 parts only make sense together — positions inside scalars (:class:`ScalarLocation`), plain
@@ -23,6 +24,7 @@ reader's private state over several modules.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -58,7 +60,8 @@ __all__ = [
 _FOR: Final = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s+in\s+(\S.*?)\s*\Z", re.S)
 _SERVER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 _MAX_DEPTH: Final = 64
-_STR_TAG: Final = "tag:yaml.org,2002:str"
+_KEYWORDS: Final = ", ".join(STEP_KEYWORDS)
+_TEXT_TAGS: Final = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp")
 _PLAIN_TAGS: Final = frozenset(
     f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null")
 )
@@ -216,17 +219,17 @@ class _Reader:
 
     # -- reporting --
 
-    def error(self, at: Any, path: str, message: str, hint: str | None = None) -> None:
-        """Report ``message`` at a node or a mark (``None``: the start of the file)."""
-        line, column = _start(at) if at is not None else (1, 1)
-        source = Source(self.file, line, column, path)
+    def error(self, at: Any, path: str, message: str, hint: str | None = None) -> Any:
+        """Report ``message`` at a node or a mark (``None``: the start of the file); returns
+        ``_BAD``, the value of what was wrong (``return reader.error(...)``)."""
+        source = self.where(at, path) if at is not None else Source(self.file, 1, 1, path)
         self.diagnostics.append(
             Diagnostic(severity="error", source=source, message=message, hint=hint)
         )
+        return _BAD
 
-    def where(self, node: Node, path: str) -> Source:
-        line, column = _start(node)
-        return Source(self.file, line, column, path)
+    def where(self, at: Any, path: str) -> Source:
+        return Source(self.file, *_start(at), path)
 
     def locate(self, obj: object, field: str, node: Node, path: str) -> None:
         self.kept.append(obj)
@@ -236,19 +239,16 @@ class _Reader:
 
     def scalar(self, node: ScalarNode, path: str) -> Any:
         tag = node.tag if isinstance(node.tag, str) else getattr(node.tag, "value", str(node.tag))
-        if tag == _STR_TAG:
-            return node.value
-        if tag == "tag:yaml.org,2002:timestamp":
-            # NOTE: keep dates as written: they end up in prompts and JSON, not datetime math.
+        # NOTE: keep dates as written: they end up in prompts and JSON, not datetime math.
+        if tag in _TEXT_TAGS:
             return node.value
         if tag not in _PLAIN_TAGS:
-            self.error(
+            return self.error(
                 node,
                 path,
                 f"unsupported YAML tag {tag!r}",
                 "remove the tag; values are text, numbers, true/false, null, lists and mappings",
             )
-            return _BAD
         if self._constructor is None:
             self._constructor = YAML(typ="safe", pure=True).constructor
         try:
@@ -264,16 +264,14 @@ class _Reader:
         if isinstance(node, ScalarNode):
             return self.scalar(node, path)
         if id(node) in active:
-            self.error(
+            return self.error(
                 node,
                 path,
                 "the value contains itself (a recursive YAML alias)",
                 "an alias *name may not appear inside its own anchor &name",
             )
-            return _BAD
         if len(active) > _MAX_DEPTH:
-            self.error(node, path, "the value is nested too deeply")
-            return _BAD
+            return self.error(node, path, "the value is nested too deeply")
         active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -333,49 +331,46 @@ class _Reader:
 
     def type_error(
         self, node: Node, path: str, expected: str, hint: str | None = None, got: Any = _MISSING
-    ) -> None:
-        """``expected ..., got ...`` (``got``: the node's value unless given)."""
+    ) -> Any:
+        """``expected ..., got ...`` (``got``: the node's value unless given); returns
+        ``_BAD``."""
         if got is _MISSING:
             got = self.scalar(node, path) if isinstance(node, ScalarNode) else node
         if got is not _BAD:
             self.error(node, path, f"expected {expected}, got {_describe(got)}", hint)
+        return _BAD
 
     def leaf(self, node: Node, path: str, kind: str) -> Any:
         """Convert a scalar as its kind says (``_LEAVES``); ``_BAD`` on error."""
         leaf = _LEAVES[kind]
         if not isinstance(node, ScalarNode):
-            self.type_error(node, path, leaf.expected)
-            return _BAD
+            return self.type_error(node, path, leaf.expected)
         value = self.scalar(node, path)
         if value is _BAD:
             return _BAD
         try:
             return leaf.convert(value)
         except (TypeError, ValueError):
-            self.type_error(node, path, leaf.expected, leaf.hint, got=value)
-            return _BAD
+            return self.type_error(node, path, leaf.expected, leaf.hint, got=value)
 
     def check(self, node: Node, path: str, value: Any, check: Callable[[Any], Any]) -> Any:
         """``check(value)``, its :class:`_Invalid` reported at ``node``; ``_BAD`` then."""
         try:
             return check(value)
         except _Invalid as problem:
-            self.error(node, path, problem.message, problem.hint)
-            return _BAD
+            return self.error(node, path, problem.message, problem.hint)
 
 
 def _describe(value: Any) -> str:
     """A value as a diagnostic shows it (``'x'``, ``null``, ``a list``; a node by kind)."""
-    if isinstance(value, Node):
-        return "a list" if isinstance(value, SequenceNode) else "a mapping"
+    if isinstance(value, SequenceNode | list):
+        return "a list"
+    if isinstance(value, MappingNode | dict):
+        return "a mapping"
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
     return repr(value)
 
 
@@ -393,7 +388,7 @@ def _is_null(reader: _Reader, node: Node, path: str) -> bool:
 @attrs.frozen
 class _Plan:
     """How the walker reads one field: its YAML key (``group.key`` split), kind of value
-    and what the kind needs (the choices, the class, the hook, the kind of items)."""
+    and what the kind needs (the choices, the class, the kind of items)."""
 
     name: str
     key: str | None
@@ -409,35 +404,20 @@ class _Schema:
     section: Section
     plans: tuple[_Plan, ...]
     keys: tuple[str, ...]
-    groups: Mapping[str, tuple[str, ...]]
-    shorts: Mapping[str, str]
-    """The key of each group that its short form stands for."""
     blank: tuple[str, ...]
     """Required text fields, left empty when they could not be read."""
 
 
-_SCHEMAS: dict[type, _Schema] = {}
-
-
+@functools.cache
 def _schema(cls: type) -> _Schema:
     """The plans of ``cls``'s fields (made once per class)."""
-    found = _SCHEMAS.get(cls)
-    if found is None:
-        attrs.resolve_types(cls, globalns=vars(_model))
-        section: Section = getattr(cls, "__yaml__", NO_SECTION)
-        plans = tuple(_plan(field) for field in attrs.fields(cls) if field.name != "where")
-        keys = tuple(dict.fromkeys(p.key for p in plans if p.key is not None))
-        groups: dict[str, tuple[str, ...]] = {}
-        for plan in plans:
-            if plan.key is not None and plan.sub is not None:
-                groups[plan.key] = (*groups.get(plan.key, ()), plan.sub)
-        shorts = {p.key: p.sub for p in plans if p.spec.short and p.key and p.sub}
-        keys = ("type", *keys) if section.tag else keys
-        blank = tuple(
-            f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING and f.type is str
-        )
-        found = _SCHEMAS[cls] = _Schema(section, plans, keys, groups, shorts, blank)
-    return found
+    attrs.resolve_types(cls, globalns=vars(_model))
+    section: Section = getattr(cls, "__yaml__", NO_SECTION)
+    plans = tuple(_plan(field) for field in attrs.fields(cls) if field.name != "where")
+    keys = tuple(dict.fromkeys(p.key for p in plans if p.key is not None))
+    keys = ("type", *keys) if section.tag else keys
+    blank = tuple(f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING and f.type is str)
+    return _Schema(section, plans, keys, blank)
 
 
 def _plan(field: attrs.Attribute[Any]) -> _Plan:
@@ -454,7 +434,7 @@ def _plan(field: attrs.Attribute[Any]) -> _Plan:
 def _kind(kind: Any, spec: Key) -> tuple[str, Any]:
     """The walker's name for a field type, and what reading it needs."""
     if spec.read is not None:
-        return "hook", _HOOKS[spec.read]
+        return spec.read, None
     if spec.unit is not None:
         return spec.unit, None
     origin, args = get_origin(kind), get_args(kind)
@@ -483,9 +463,6 @@ def _kind(kind: Any, spec: Key) -> tuple[str, Any]:
 
 # -- the walker ----------------------------------------------------------------------------------
 
-Located = list[tuple[str, Node, str]]
-"""Where values were written, recorded once their object exists: (field, node, path)."""
-
 
 @attrs.define
 class _Reading:
@@ -497,12 +474,13 @@ class _Reading:
     path: str
     entries: dict[str, tuple[Node, Node]]
     fields: dict[str, Any]
-    located: Located = attrs.field(factory=list)
+    located: list[tuple[str, Node, str]] = attrs.field(factory=list)
+    """Where values were written, recorded once their object exists: (field, node, path)."""
 
 
-Hook = Callable[[_Reading, Node, str], Any]
-"""Reads one field's value (its node, its path) instead of the walker (``Key.read``); may
-set other fields."""
+Kind = Callable[[_Reading, _Plan, Node, str], Any]
+"""Reads one field's value (its node, its path) as its plan says (``_KINDS``); a hook
+(``Key.read``) is a kind of its own and may set other fields."""
 Check = Callable[[_Reading], str]
 """Checks a section across its fields (``Section.check``): ``ok``, ``bad`` (kept, marked
 broken) or ``drop``."""
@@ -534,6 +512,7 @@ def _read(
     fields = dict(preset or {})
     fields["where"] = reader.where(where or node, path)
     name = fields.get("name", fields.get("agent"))
+    label = (section.what or what or "").format(name=name)
     if entries is None:
         if section.null and _is_null(reader, node, path):
             return _build(reader, cls, fields, False)
@@ -541,12 +520,11 @@ def _read(
             plan = next(p for p in schema.plans if p.name == section.short)
             value = _value(_Reading(reader, node, path, {}, fields), plan, node, path)
             return _BAD if value is _BAD else cls(**{plan.name: value, "where": fields["where"]})
-        label = (section.what or what or "").format(name=name)
         entries = reader.mapping(node, path, schema.keys, label)
         if entries is None:
             return _build(reader, cls, fields, True) if section.keep else _BAD
     else:
-        _check_keys(reader, entries, schema.keys, path, (section.what or "").format(name=name))
+        _check_keys(reader, entries, schema.keys, path, label)
     reading = _Reading(reader, node, path, entries, fields)
     groups: dict[str, dict[str, tuple[Node, str]] | None] = {}
     for plan in schema.plans:
@@ -569,9 +547,10 @@ def _read(
                 continue
             value_node, value_path = group.get(plan.sub, (None, path))
         if value_node is None:
-            if (required := plan.spec.required) is not None:
-                reader.error(owner, owner_path, required.message.format(name=name), required.hint)
-                if required.drop:
+            if (spec := plan.spec).required is not None:
+                message = spec.missing or f"missing key {plan.sub or plan.key!r}"
+                reader.error(owner, owner_path, message.format(name=name), spec.required)
+                if spec.drop:
                     return _BAD
             continue
         value = fields[plan.name] = _value(reading, plan, value_node, value_path)
@@ -594,10 +573,11 @@ def _group(
 ) -> dict[str, tuple[Node, str]] | None:
     """The values written under the group ``key`` (``budget: {limit, on_exceed}``) with
     their paths, ``None`` if it is not a mapping; its short form is its short key's value."""
-    short = schema.shorts.get(key)
+    subs = {plan.sub: plan.spec.short for plan in schema.plans if plan.key == key and plan.sub}
+    short = next((sub for sub, is_short in subs.items() if is_short), None)
     if short is not None and not isinstance(node, MappingNode):
         return {short: (node, path)}
-    group = reader.mapping(node, path, schema.groups[key], key)
+    group = reader.mapping(node, path, tuple(subs), key)
     if group is None:
         return None
     return {sub: (value, _child(path, sub)) for sub, (_, value) in group.items()}
@@ -621,52 +601,31 @@ def _build(reader: _Reader, cls: type, fields: dict[str, Any], bad: bool) -> Any
 def _value(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """The value of one field, read as its plan says; an empty one is wrong if the field's
     ``empty`` says so."""
-    reader, kind = reading.reader, plan.kind
-    if kind in _LEAVES:
-        return _leaf(reader, plan, node, path)
-    if kind == "hook":
-        value = plan.target(reading, node, path)
-    elif kind == "names":
-        value = _names(reading, plan, node, path)
-    elif kind == "mapping":
-        value = _mapping(reading, plan, node, path)
-    elif kind == "plain":
-        value = reader.plain(node, path)
-    elif kind == "section":
-        value = _read(reader, plan.target, node, path, what=plan.sub or plan.key)
-    elif kind == "steps":
-        value = _steps(reader, node, path)
-    elif kind == "union":
-        value = _union(reader, plan.target, node, path)
-    elif kind == "named":
-        value = _named(reader, plan, node, path)
-    else:
-        value = _list(reader, plan, node, path)
+    value = _KINDS[plan.kind](reading, plan, node, path)
     if plan.spec.empty is None or value is _BAD or node.value:
         return value
-    reader.error(node, path, *plan.spec.empty)
-    return _BAD
+    return reading.reader.error(node, path, *plan.spec.empty)
 
 
-def _leaf(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
+def _leaf(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """A scalar, converted as its kind says, within the field's range, passing its check."""
-    kind, spec = plan.kind, plan.spec
+    reader, kind, spec = reading.reader, plan.kind, plan.spec
     value = reader.leaf(node, path, kind)
     if value is _BAD:
         return _BAD
     if spec.min is not None and value < spec.min:
         noun = "a whole number" if kind in ("int", "size") else "a number"
         what = "duration" if kind == "duration" else noun
-        reader.error(node, path, f"expected {what} of {_number(spec.min)} or more, got {value!r}")
-        return _BAD
+        return reader.error(
+            node, path, f"expected {what} of {_number(spec.min)} or more, got {value!r}"
+        )
     if spec.max is not None and value > spec.max:
-        reader.error(
+        return reader.error(
             node,
             path,
             f"expected a number from {_number(spec.min or 0)} to {_number(spec.max)}, "
             f"got {value!r}",
         )
-        return _BAD
     return value if plan.check is None else reader.check(node, path, value, plan.check)
 
 
@@ -687,19 +646,16 @@ def _names(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """A list of texts, each passing the field's check."""
     reader = reading.reader
     if not isinstance(node, SequenceNode):
-        reader.type_error(node, path, "a list of names", "write them as [a, b] or as - items")
-        return _BAD
+        return reader.type_error(
+            node, path, "a list of names", "write them as [a, b] or as - items"
+        )
     items = [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
-    result = [reader.leaf(item, item_path, "text") for item, item_path in items]
-    if any(value is _BAD for value in result):
+    result = [reader.leaf(*item, "text") for item in items]
+    if plan.check is not None and _BAD not in result:
+        pairs = zip(items, result, strict=True)
+        result = [reader.check(*item, value, plan.check) for item, value in pairs]
+    if _BAD in result:
         return _BAD
-    if plan.check is not None:
-        checked = [
-            reader.check(item, item_path, value, plan.check)
-            for (item, item_path), value in zip(items, result, strict=True)
-        ]
-        if any(value is _BAD for value in checked):
-            return _BAD
     if plan.spec.locate:
         for i, (item, item_path) in enumerate(items):
             reading.located.append((f"{plan.name}[{i}]", item, item_path))
@@ -712,8 +668,7 @@ def _mapping(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     reader, spec, plain = reading.reader, plan.spec, plan.target == "plain"
     if not isinstance(node, MappingNode):
         default = "a mapping of names to " + ("values" if plain else "text")
-        reader.type_error(node, path, spec.expected or default, spec.hint)
-        return _BAD
+        return reader.type_error(node, path, spec.expected or default, spec.hint)
     result: dict[str, Any] = {}
     bad = False
     for name, (key_node, value_node) in reader.entries(node, path).items():
@@ -735,13 +690,13 @@ def _mapping(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     return _BAD if bad and spec.strict else result
 
 
-def _named(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
+def _named(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """A mapping of name → section (``agents:``, ``tools:``, ``workflows:``, ``inputs:``)."""
+    reader = reading.reader
     if plan.spec.null and _is_null(reader, node, path):
         return ()
     if not isinstance(node, MappingNode):
-        reader.type_error(node, path, plan.spec.expected or "a mapping")
-        return _BAD
+        return reader.type_error(node, path, plan.spec.expected or "a mapping")
     name_spec = next(p for p in _schema(plan.target).plans if p.name == "name").spec
     result = []
     for name, (key_node, value_node) in reader.entries(node, path).items():
@@ -758,12 +713,12 @@ def _named(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
     return tuple(result)
 
 
-def _list(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
+def _list(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """``- name: ...`` items; with ``Section.unique``, names are unique and an item without
     a good name is dropped."""
+    reader = reading.reader
     if not isinstance(node, SequenceNode):
-        reader.type_error(node, path, plan.spec.expected or "a list", plan.spec.hint)
-        return _BAD
+        return reader.type_error(node, path, plan.spec.expected or "a list", plan.spec.hint)
     unique = _schema(plan.target).section.unique
     result: list[Any] = []
     seen: dict[str, int] = {}
@@ -790,17 +745,16 @@ def _list(reader: _Reader, plan: _Plan, node: Node, path: str) -> Any:
     return _BAD if bad and plan.spec.strict else tuple(result)
 
 
-def _union(reader: _Reader, classes: tuple[type, ...], node: Node, path: str) -> Any:
-    """One of ``classes``, chosen by the ``type:`` key (``Section.tag``)."""
-    tags = {_schema(cls).section.tag: cls for cls in classes}
+def _union(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
+    """One of the classes of the field's type, chosen by the ``type:`` key (``Section.tag``)."""
+    reader = reading.reader
+    tags = {_schema(cls).section.tag: cls for cls in plan.target}
     written = " or ".join(f"'type: {tag}'" for tag in tags)
     if not isinstance(node, MappingNode):
-        reader.type_error(node, path, f"a mapping with {written}")
-        return _BAD
+        return reader.type_error(node, path, f"a mapping with {written}")
     entries = reader.entries(node, path)
     if "type" not in entries:
-        reader.error(node, path, "missing key 'type'", f"write {written}")
-        return _BAD
+        return reader.error(node, path, "missing key 'type'", f"write {written}")
     tag_node = entries["type"][1]
     tag = reader.leaf(tag_node, f"{path}.type", "text")
     if tag is not _BAD:
@@ -815,34 +769,30 @@ def _union(reader: _Reader, classes: tuple[type, ...], node: Node, path: str) ->
 
 def _steps(reader: _Reader, node: Node, path: str) -> Any:
     if not isinstance(node, SequenceNode):
-        reader.type_error(node, path, "a list of steps", "write each step as a '- ' item")
-        return _BAD
+        return reader.type_error(node, path, "a list of steps", "write each step as a '- ' item")
     if reader.depth > _MAX_DEPTH:
-        reader.error(node, path, "steps are nested too deeply", "split the workflow into several")
-        return _BAD
+        return reader.error(
+            node, path, "steps are nested too deeply", "split the workflow into several"
+        )
     steps = (_step(reader, item, f"{path}[{i}]") for i, item in enumerate(node.value))
     return tuple(step for step in steps if step is not _BAD)
 
 
 def _step(reader: _Reader, node: Node, path: str) -> Any:
     if not isinstance(node, MappingNode):
-        reader.type_error(
-            node,
-            path,
-            "a step (a mapping such as '- writer: \"...\"' or '- if: ...')",
+        return reader.type_error(
+            node, path, "a step (a mapping such as '- writer: \"...\"' or '- if: ...')"
         )
-        return _BAD
     entries = reader.entries(node, path)
     keywords = [key for key in entries if key in _CONTROL]
     if len(keywords) > 1:
         listed = ", ".join(repr(k) for k in keywords)
-        reader.error(
+        return reader.error(
             entries[keywords[1]][0],
             path,
             f"a step can be only one kind, found {listed}",
             "split it into separate '- ' steps",
         )
-        return _BAD
     if keywords:
         reader.depth += 1
         try:
@@ -853,33 +803,23 @@ def _step(reader: _Reader, node: Node, path: str) -> Any:
         ((agent, (key_node, value_node)),) = entries.items()
         return _agent_step(reader, agent, key_node, value_node, path)
     if not entries:
-        reader.error(node, path, "empty step", "write '- agent: \"message\"' or a control step")
-        return _BAD
-    keys = list(entries)
-    step_keys = [k for k in keys if k in _schema(AgentStep).keys]
-    hint = (
-        f"indent {', '.join(repr(k) for k in step_keys)} under the agent's name"
-        if step_keys
-        else "write one step per '- ' item"
-    )
-    reader.error(
-        node,
-        path,
-        "a step has exactly one key (an agent's name or one of "
-        + ", ".join(STEP_KEYWORDS)
-        + f"), found {', '.join(repr(k) for k in keys)}",
-        hint,
-    )
-    return _BAD
+        return reader.error(
+            node, path, "empty step", "write '- agent: \"message\"' or a control step"
+        )
+    found = ", ".join(repr(key) for key in entries)
+    message = f"a step has exactly one key (an agent's name or one of {_KEYWORDS}), found {found}"
+    step_keys = ", ".join(repr(key) for key in entries if key in _schema(AgentStep).keys)
+    hint = f"indent {step_keys} under the agent's name" if step_keys else None
+    return reader.error(node, path, message, hint or "write one step per '- ' item")
 
 
 def _agent_step(reader: _Reader, agent: str, key_node: Node, node: Node, path: str) -> Any:
     """``- agent: "text"`` (the short form) or ``- agent: {send: ..., ...}``."""
     preset: dict[str, Any] = {"agent": agent}
-    scalar = reader.scalar(node, path) if isinstance(node, ScalarNode) else _MISSING
     if isinstance(node, MappingNode):
         step = _read(reader, AgentStep, node, path, where=key_node, anchor=node, preset=preset)
     else:
+        scalar = reader.scalar(node, path) if isinstance(node, ScalarNode) else node
         if isinstance(scalar, str):
             preset["send"] = scalar
         elif scalar is not _BAD:
@@ -900,22 +840,20 @@ def _agent_step(reader: _Reader, agent: str, key_node: Node, node: Node, path: s
 # -- hooks: what field metadata can't say -------------------------------------------------------
 
 
-def _prices(reading: _Reading, node: Node, path: str) -> Any:
+def _prices(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """``prices: {model: {input, output, cache_write?, cache_read?}}`` (USD per million)."""
     reader = reading.reader
     if not isinstance(node, MappingNode):
-        reader.type_error(node, path, "a mapping of model names to prices")
-        return _BAD
-    result: dict[str, dict[str, float]] = {}
+        return reader.type_error(node, path, "a mapping of model names to prices")
+    result: dict[str, dict[str, Any]] = {}
     bad = False
     for model, (_, value_node) in reader.entries(node, path).items():
         model_path = _child(path, model)
-        keys = ("input", "output", "cache_write", "cache_read")
-        sub = reader.mapping(value_node, model_path, keys, "a price")
+        sub = reader.mapping(value_node, model_path, _PRICE_KEYS, "a price")
         if sub is None:
             bad = True
             continue
-        for key in keys[:2]:
+        for key in _PRICE_KEYS[:2]:
             if key not in sub:
                 reader.error(
                     value_node,
@@ -924,51 +862,64 @@ def _prices(reading: _Reading, node: Node, path: str) -> Any:
                     "give input and output in USD per million tokens",
                 )
                 bad = True
-        price: dict[str, float] = {}
-        for key, (_, price_node) in sub.items():
-            value = _leaf(reader, _AT_LEAST_0, price_node, _child(model_path, key))
-            bad = bad or value is _BAD
-            if value is not _BAD:
-                price[key] = value
-        result[model] = price
+        # NOTE: an unknown key was reported above and is still read as a price.
+        result[model] = {
+            key: _leaf(reading, _AT_LEAST_0, price_node, _child(model_path, key))
+            for key, (_, price_node) in sub.items()
+        }
+        bad = bad or _BAD in result[model].values()
     return _BAD if bad else result
 
 
+_PRICE_KEYS: Final = ("input", "output", "cache_write", "cache_read")
 _AT_LEAST_0: Final = _Plan("price", None, None, "number", None, Key(min=0), None)
 
 
-def _enum(reading: _Reading, node: Node, path: str) -> Any:
+def _enum(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
+    """``enum:``: a non-empty list of values of the ``type`` read before it."""
+    reader = reading.reader
     if not isinstance(node, SequenceNode) or not node.value:
-        reading.reader.type_error(node, path, "a non-empty list of allowed values")
+        return reader.type_error(node, path, "a non-empty list of allowed values")
+    values = reader.plain(node, path)
+    if values is _BAD:
         return _BAD
-    return reading.reader.plain(node, path)
+    kind = reading.fields.get("type", "string")
+    for i, value in enumerate(values):
+        if kind is not _BAD and not _has_type(value, kind):
+            return reader.error(
+                node.value[i],
+                f"{path}[{i}]",
+                f"enum value {_describe(value)} is not of type {kind!r}",
+                f"make every enum value a {kind}",
+            )
+    return tuple(values)
 
 
-def _for(reading: _Reading, node: Node, path: str) -> Any:
+def _for(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """``for: item in items``: the variable (returned) and the items expression."""
     header = reading.reader.leaf(node, path, "text")
     if header is _BAD:
         return _BAD
     match = _FOR.match(header)
     if match is None:
-        reading.reader.error(
+        return reading.reader.error(
             node,
             path,
             f"expected 'NAME in ITEMS', got {header!r}",
             "write 'for: item in items': a variable name, 'in', then the list",
         )
-        return _BAD
     reading.fields["items"] = match.group(2)
     reading.located.append(("for", node, path))
     return match.group(1)
 
 
-def _branches(reading: _Reading, node: Node, path: str) -> Any:
+def _branches(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """``parallel:`` branches: each a step or a list of steps."""
     reader = reading.reader
     if not isinstance(node, SequenceNode):
-        reader.type_error(node, path, "a list of branches", "write each branch as a '- ' item")
-        return _BAD
+        return reader.type_error(
+            node, path, "a list of branches", "write each branch as a '- ' item"
+        )
     branches: list[tuple[Step, ...]] = []
     for i, branch in enumerate(node.value):
         branch_path = f"{path}[{i}]"
@@ -983,12 +934,26 @@ def _branches(reading: _Reading, node: Node, path: str) -> Any:
     return tuple(branches)
 
 
-_HOOKS: Final[Mapping[str, Hook]] = {
+def _section(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
+    return _read(reading.reader, plan.target, node, path, what=plan.sub or plan.key)
+
+
+_KINDS: Final[Mapping[str, Kind]] = {
+    **dict.fromkeys(_LEAVES, _leaf),
+    "names": _names,
+    "mapping": _mapping,
+    "plain": lambda reading, _, node, path: reading.reader.plain(node, path),
+    "section": _section,
+    "steps": lambda reading, _, node, path: _steps(reading.reader, node, path),
+    "union": _union,
+    "named": _named,
+    "list": _list,
     "prices": _prices,
     "enum": _enum,
     "for": _for,
     "branches": _branches,
 }
+"""How the walker reads each kind of value; hooks (``Key.read``) are kinds of their own."""
 
 
 # -- checks across the fields of a section ------------------------------------------------------
@@ -1006,19 +971,31 @@ def _check_document(reading: _Reading) -> str:
 
 
 def _check_tool(reading: _Reading) -> str:
+    """A tool whose implementation can't be read is kept with a stand-in; each key written
+    under a good one is located (it is checked later as a template)."""
     fields, path = reading.fields, reading.path
     if fields.get("implementation", _BAD) is _BAD:
         # NOTE: keep the tool (with a stand-in) so that agents naming it get no second,
         # misleading "unknown tool" error; it is marked broken and never checked further.
         fields["implementation"] = ExecSpec(command="")
         return "bad"
-    implementation = reading.entries["implementation"][1]
-    reading.located.append(("implementation", implementation, f"{path}.implementation"))
-    for key_node, value_node in implementation.value:
+    for key_node, value_node in reading.entries["implementation"][1].value:
         if isinstance(key_node, ScalarNode):
             key = f"implementation.{key_node.value}"
             reading.located.append((key, value_node, f"{path}.{key}"))
     return "ok"
+
+
+_MCP_NEEDS: Final = {
+    "stdio": (
+        "runs over stdio",
+        "command",
+        "add 'command:' and 'args:', or give a 'url:' for an HTTP server",
+    ),
+    "http": ("uses http", "url", "add 'url: https://...', or a 'command:' for a stdio server"),
+    "sse": ("uses sse", "url", "add 'url: https://...', or a 'command:' for a stdio server"),
+}
+"""What a transport needs: how the diagnostic says it's used, its key and the hint."""
 
 
 def _check_mcp_server(reading: _Reading) -> str:
@@ -1036,75 +1013,37 @@ def _check_mcp_server(reading: _Reading) -> str:
         )
         verdict = "bad"
     transport = fields.get("transport") or ("stdio" if "command" in entries else "http")
-    if transport == "stdio" and "command" not in entries:
-        reader.error(
-            reading.node,
-            path,
-            f"MCP server {name!r} runs over stdio but has no 'command'",
-            "add 'command:' and 'args:', or give a 'url:' for an HTTP server",
-        )
-        verdict = "bad"
-    elif transport in ("http", "sse") and "url" not in entries:
-        reader.error(
-            reading.node,
-            path,
-            f"MCP server {name!r} uses {transport} but has no 'url'",
-            "add 'url: https://...', or a 'command:' for a stdio server",
-        )
+    if transport in _MCP_NEEDS and (need := _MCP_NEEDS[transport])[1] not in entries:
+        uses, key, hint = need
+        reader.error(reading.node, path, f"MCP server {name!r} {uses} but has no {key!r}", hint)
         verdict = "bad"
     return verdict
 
 
 def _check_typed(reading: _Reading) -> str:
-    """The ``type``, ``enum``, ``default`` and ``required`` of a tool parameter or a
-    workflow input agree."""
+    """The ``default`` of a tool parameter or a workflow input agrees with its ``type``,
+    ``enum`` and ``required``."""
     reader, fields, entries, path = reading.reader, reading.fields, reading.entries, reading.path
-    kind = fields.get("type", "string")
-    enum = fields.get("enum")
-    if enum is not None and enum is not _BAD:
-        if kind is not _BAD:
-            for i, value in enumerate(enum):
-                if not _has_type(value, kind):
-                    reader.error(
-                        entries["enum"][1].value[i],
-                        f"{path}.enum[{i}]",
-                        f"enum value {_describe(value)} is not of type {kind!r}",
-                        f"make every enum value a {kind}",
-                    )
-                    enum = _BAD
-                    break
-        enum = fields["enum"] = enum if enum is _BAD else tuple(enum)
-    default = fields.get("default")
+    kind, enum, default = fields.get("type", "string"), fields.get("enum"), fields.get("default")
     if default is _BAD or default is None:
         return "ok"
-    default_at, default_path, shown = entries["default"][1], f"{path}.default", _describe(default)
+    shown, wrong = _describe(default), "default"
     if kind is not _BAD and not _has_type(default, kind):
-        reader.error(
-            default_at,
-            default_path,
-            f"the default {shown} is not of type {kind!r}",
-            f"give a default of type {kind}",
-        )
-        fields["default"] = _BAD
+        message = f"the default {shown} is not of type {kind!r}"
+        hint = f"give a default of type {kind}"
     # NOTE: compare type and value, so that true is not taken for 1.
     elif isinstance(enum, tuple) and not any(
         type(default) is type(a) and default == a for a in enum
     ):
-        reader.error(
-            default_at,
-            default_path,
-            f"the default {shown} is not one of the enum values",
-            "allowed: " + ", ".join(_describe(v) for v in enum),
-        )
-        fields["default"] = _BAD
+        message = f"the default {shown} is not one of the enum values"
+        hint = "allowed: " + ", ".join(_describe(v) for v in enum)
     elif fields.get("required") is True:
-        reader.error(
-            entries["required"][1],
-            f"{path}.required",
-            "'required: true' with a default",
-            "a default makes the value optional: drop 'required' or the default",
-        )
-        fields["required"] = _BAD
+        wrong, message = "required", "'required: true' with a default"
+        hint = "a default makes the value optional: drop 'required' or the default"
+    else:
+        return "ok"
+    reader.error(entries[wrong][1], f"{path}.{wrong}", message, hint)
+    fields[wrong] = _BAD
     return "ok"
 
 
@@ -1142,19 +1081,6 @@ _CONTROL: Final[Mapping[str, type]] = {
 """The class of each control step, by its keyword (the key of its first field)."""
 
 
-def _document(reader: _Reader, node: Node) -> Document | None:
-    if not isinstance(node, MappingNode):
-        reader.type_error(
-            node,
-            "",
-            "a mapping of 'name', 'agents', 'workflows', ... at the top level",
-            "start the file with 'agents:' at the beginning of a line",
-        )
-        return None
-    document = _read(reader, Document, node, "")
-    return None if document is _BAD else document
-
-
 # -- entry points ---------------------------------------------------------------------------
 
 
@@ -1164,16 +1090,21 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
     Never raises for problems in the text: they are in ``.diagnostics``.
     """
     reader = _Reader(text, file)
+    return reader.loaded(_document(reader, text))
+
+
+def _document(reader: _Reader, text: str) -> Document | None:
+    """The document written in ``text``; ``None`` when it can't be read (reported)."""
     try:
         root = YAML(typ="safe", pure=True).compose(text)
     except Exception as problem:  # ruamel raises many kinds; all mean "not YAML"
         _yaml_error(reader, problem)
-        return reader.loaded(None)
+        return None
     if root is None:
         reader.error(
             None, "", "the document is empty", "define at least 'agents:'; see docs/dsl.md"
         )
-        return reader.loaded(None)
+        return None
     # NOTE: before any walk: every walk below visits an aliased value once per alias, so
     # a "billion laughs" document would take exponential time and memory.
     anchor = check_alias_expansion(root)
@@ -1185,29 +1116,33 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
             "(an alias bomb?)",
             "write the repeated values out, or reuse fewer and smaller &anchors",
         )
-        return reader.loaded(None)
+        return None
+    if not isinstance(root, MappingNode):
+        reader.type_error(
+            root,
+            "",
+            "a mapping of 'name', 'agents', 'workflows', ... at the top level",
+            "start the file with 'agents:' at the beginning of a line",
+        )
+        return None
     try:
-        return reader.loaded(_document(reader, root))
+        document = _read(reader, Document, root, "")
     except RecursionError:
         reader.error(root, "", "the document is nested too deeply")
-        return reader.loaded(None)
+        return None
+    return None if document is _BAD else document
 
 
 def _yaml_error(reader: _Reader, problem: Exception) -> None:
-    problem_text = getattr(problem, "problem", None)
-    message = f"malformed YAML: {problem_text}" if problem_text else "malformed YAML"
+    text = getattr(problem, "problem", None)
     if isinstance(problem, RecursionError):
-        message = "malformed YAML: nested too deeply"
-    elif not problem_text:
-        first = str(problem).strip().splitlines()
-        if first and first[0]:
-            message = f"malformed YAML: {first[0]}"
-    tabs = "\t" in (problem_text or "")
-    hint = (
-        "indent with spaces; YAML does not allow tabs"
-        if tabs
-        else getattr(problem, "context", None)
-    )
+        detail = "nested too deeply"
+    else:  # NOTE: else the first line of what it says
+        detail = text or next(iter(str(problem).strip().splitlines()), "")
+    message = f"malformed YAML: {detail}" if detail else "malformed YAML"
+    hint = getattr(problem, "context", None)
+    if "\t" in (text or ""):
+        hint = "indent with spaces; YAML does not allow tabs"
     mark = getattr(problem, "problem_mark", None) or getattr(problem, "context_mark", None)
     reader.error(mark, "", message, hint)
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import attrs
 
-from ._schema import STEP_KEYWORDS, Required, Section, _Invalid, above, identifier, key, one_of
+from ._schema import STEP_KEYWORDS, Section, _Invalid, above, identifier, key, one_of
 
 __all__ = [
     "AgentSpec",
@@ -166,9 +166,7 @@ class MCPServerSpec:
     or HTTP/SSE (``url``, ``headers``); ``${VAR}`` kept as written (expanded at run)."""
 
     __yaml__: ClassVar = Section(what="an MCP server", unique="MCP server", check="mcp_server")
-    name: str = attrs.field(
-        metadata=key(required=Required("missing key 'name'", "every MCP server has a name", True))
-    )
+    name: str = attrs.field(metadata=key(required="every MCP server has a name", drop=True))
     transport: Literal["stdio", "http", "sse"] | None = None
     command: str | None = None
     args: tuple[str, ...] = ()
@@ -318,7 +316,7 @@ class AgentSpec:
             short=True,
             unit="money",
             check=_POSITIVE_BUDGET,
-            required=Required("missing key 'limit'", 'write limit: "$5.00"'),
+            required='write limit: "$5.00"',
         ),
     )
     budget_on_exceed: Literal["block", "warn", "allow"] = attrs.field(
@@ -348,10 +346,7 @@ class ParamSpec:
 
     __yaml__: ClassVar = Section(what="a parameter", unique="parameter", check="typed")
     name: str = attrs.field(
-        metadata=key(
-            required=Required("missing key 'name'", "every parameter has a name", True),
-            fatal=True,
-        )
+        metadata=key(required="every parameter has a name", drop=True, fatal=True)
     )
     type: Literal["string", "integer", "number", "boolean", "array", "object"] = "string"
     description: str = ""
@@ -368,10 +363,7 @@ class HttpSpec:
 
     __yaml__: ClassVar = Section(tag="http", what="an http implementation")
     url: str = attrs.field(
-        metadata=key(
-            required=Required("missing key 'url'", "an http tool needs 'url: https://...'", True),
-            fatal=True,
-        )
+        metadata=key(required="an http tool needs 'url: https://...'", drop=True, fatal=True)
     )
     method: str = "GET"
     headers: Mapping[str, str] = attrs.field(factory=dict, metadata=key(strict=True))
@@ -405,10 +397,7 @@ class ExecSpec:
     __yaml__: ClassVar = Section(tag="exec", what="an exec implementation")
     command: str = attrs.field(
         metadata=key(
-            required=Required(
-                "missing key 'command'", "an exec tool needs 'command: program {{arg}}'", True
-            ),
-            fatal=True,
+            required="an exec tool needs 'command: program {{arg}}'", drop=True, fatal=True
         )
     )
     timeout: float | None = attrs.field(default=None, metadata=key(unit="duration"))
@@ -438,10 +427,9 @@ class ToolSpec:
     )
     implementation: HttpSpec | ExecSpec = attrs.field(
         metadata=key(
-            required=Required(
-                "tool {name!r} has no 'implementation'",
-                "add 'implementation: {type: http, url: ...}' or '{type: exec, command: ...}'",
-            )
+            required="add 'implementation: {type: http, url: ...}' or '{type: exec, command: ...}'",
+            missing="tool {name!r} has no 'implementation'",
+            locate=True,
         )
     )
     where: Source = attrs.field(default=_NOWHERE, eq=False, repr=False, kw_only=True)
@@ -457,12 +445,7 @@ class AgentStep:
 
     __yaml__: ClassVar = Section(what="a step of agent {name!r}")
     agent: str = attrs.field(metadata=key(key=None))
-    send: str = attrs.field(
-        metadata=key(
-            required=Required("missing key 'send'", "give the message: 'send: \"...\"'"),
-            locate=True,
-        )
-    )
+    send: str = attrs.field(metadata=key(required="give the message: 'send: \"...\"'", locate=True))
     save: str | None = attrs.field(default=None, metadata=key(check=_SAVE))
     timeout: float | None = attrs.field(default=None, metadata=key(unit="duration"))
     retry: int = attrs.field(default=0, metadata=key(min=0))
@@ -481,7 +464,7 @@ class IfStep:
     then: tuple[Step, ...] = attrs.field(
         default=(),
         metadata=key(
-            required=Required("an if step needs 'then:'", "list the steps to run under 'then:'")
+            required="list the steps to run under 'then:'", missing="an if step needs 'then:'"
         ),
     )
     otherwise: tuple[Step, ...] = attrs.field(default=(), metadata=key(key="else"))
@@ -499,7 +482,7 @@ class ForStep:
     steps: tuple[Step, ...] = attrs.field(
         default=(),
         metadata=key(
-            required=Required("a for step needs 'steps:'", "list the steps to repeat per item")
+            required="list the steps to repeat per item", missing="a for step needs 'steps:'"
         ),
     )
     save: str | None = attrs.field(default=None, metadata=key(check=_SAVE))
@@ -538,10 +521,7 @@ class RepeatStep:
     __yaml__: ClassVar = Section(what="a repeat step", check="repeat")
     steps: tuple[Step, ...] = attrs.field(
         default=(),
-        metadata=key(
-            key="repeat.steps",
-            required=Required("missing key 'steps'", "list the steps to repeat"),
-        ),
+        metadata=key(key="repeat.steps", required="list the steps to repeat"),
     )
     until: str | None = attrs.field(default=None, metadata=key(key="repeat.until", locate=True))
     max: int = attrs.field(default=10, metadata=key(key="repeat.max", min=1))
@@ -639,9 +619,8 @@ class WorkflowSpec:
     steps: tuple[Step, ...] = attrs.field(
         default=(),
         metadata=key(
-            required=Required(
-                "workflow {name!r} has no 'steps'", "add 'steps:' with at least one step"
-            ),
+            required="add 'steps:' with at least one step",
+            missing="workflow {name!r} has no 'steps'",
             empty=("'steps' is empty", "add at least one step"),
         ),
     )
@@ -662,9 +641,7 @@ class Document:
             collection="named",
             null=True,
             expected="a mapping of agent names to agent definitions",
-            required=Required(
-                "missing key 'agents'", "a document defines at least one agent under 'agents:'"
-            ),
+            required="a document defines at least one agent under 'agents:'",
         ),
     )
     workflows: tuple[WorkflowSpec, ...] = attrs.field(

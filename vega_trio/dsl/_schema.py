@@ -24,7 +24,6 @@ import attrs
 __all__ = [
     "STEP_KEYWORDS",
     "Key",
-    "Required",
     "Section",
     "above",
     "identifier",
@@ -54,17 +53,6 @@ class _Invalid(Exception):
         self.hint = hint
 
 
-@attrs.frozen
-class Required:
-    """A key that must be written: the diagnostic when it is not (``{name}`` is the name of
-    the section it belongs to) and whether the section is then dropped, the rest of it
-    unread (not kept broken)."""
-
-    message: str
-    hint: str
-    drop: bool = False
-
-
 @attrs.frozen(kw_only=True)
 class Key:
     """How one field is written.
@@ -80,7 +68,10 @@ class Key:
         max: the largest (``expected a number from 0 to 2``).
         check: a rule the value must pass after it was read; for a list of names it is
             applied to each item, for a mapping to each name.
-        required: the key must be written.
+        required: the key must be written; this is the hint when it is not.
+        missing: that diagnostic's message, when not ``missing key '<key>'`` (``{name}`` is
+            the name of the section).
+        drop: when the key is missing, the section is dropped, the rest of it unread.
         fatal: when the value is wrong, the section is dropped and the rest of it unread.
         locate: remember where the value was written (templates, names resolved later);
             for a list of names or a mapping, where each item was.
@@ -92,7 +83,8 @@ class Key:
         expected: what the diagnostic says was expected when a collection or mapping has the
             wrong shape.
         hint: the hint of that diagnostic.
-        read: the name of a loader hook that reads this value instead of the walker.
+        read: the name of a loader hook that reads this value instead of the walker (a kind
+            of value of its own).
     """
 
     key: str | None = ""
@@ -101,7 +93,9 @@ class Key:
     min: float | None = None
     max: float | None = None
     check: Check | None = None
-    required: Required | None = None
+    required: str | None = None
+    missing: str | None = None
+    drop: bool = False
     fatal: bool = False
     locate: bool = False
     collection: Collection | None = None
