@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 import trio
+from trio.lowlevel import reschedule
 
 from .._errors import RequestCancelled
 
@@ -55,7 +56,7 @@ class Request:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            trio.lowlevel.reschedule(waiter)
+            reschedule(waiter)
         if self._done is not None:
             self._done.set()
         callbacks = self._callbacks
