@@ -228,3 +228,68 @@ async def test_spawn_into_a_closed_nursery_books_nothing(runtime: Runtime) -> No
     assert runtime.live_count == 1 and runtime.total_spawned == 1
     assert runtime.registered() == {}
     assert parent.children == []
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the steps of one task (each is a resumption after a yield)."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+
+async def test_a_call_makes_its_caller_yield_once(runtime: Runtime) -> None:
+    """A call yields once, waiting for its reply: putting the request in is not a
+    checkpoint of its own (it was: two trips through the scheduler per call, B1)."""
+    proc = await runtime.spawn(EchoBehaviour())
+    assert await proc.call("warm") == "warm"
+    steps = _Steps(trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(steps)
+    try:
+        for i in range(10):
+            assert await proc.call(i) == i
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+    assert steps.steps == 10
+
+
+async def test_a_call_is_a_checkpoint_whose_cancelled_request_is_never_served(
+    runtime: Runtime,
+) -> None:
+    """A call made in a cancelled scope raises Cancelled; its request is withdrawn (the
+    behaviour never sees it) and the process goes on serving."""
+    behaviour = EchoBehaviour()
+    proc = await runtime.spawn(behaviour)
+    with trio.testing.assert_checkpoints():
+        assert await proc.call("a checkpoint") == "a checkpoint"
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await proc.call("withdrawn")
+    assert scope.cancelled_caught
+    assert await proc.call("next") == "next"
+    assert behaviour.handled == ["a checkpoint", "next"]
+    assert proc.status == ProcessStatus.RUNNING and not proc.busy
+
+
+async def test_a_call_on_a_full_mailbox_waits_for_room_then_for_its_reply(
+    runtime: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """On a full mailbox a call waits for room (backpressure), then gets its reply, in
+    order behind the messages queued before it; cancelled while it waits for room, it
+    takes its message back."""
+    behaviour = EchoBehaviour()
+    proc = await runtime.spawn(behaviour, mailbox_size=1)
+    first = proc.call_async(("sleep", 1))
+    await trio.testing.wait_all_tasks_blocked()
+    queued = proc.call_async("queued")
+    with trio.move_on_after(0.5) as scope:
+        await proc.call("gave up waiting for room")
+    assert scope.cancelled_caught
+    with trio.fail_after(5):
+        assert await proc.call("waited for room") == "waited for room"
+    assert first.result() == "slept 1" and queued.result() == "queued"
+    assert behaviour.handled == [("sleep", 1), "queued", "waited for room"]

@@ -180,6 +180,21 @@ async def test_send_and_receive_are_checkpoints() -> None:
     assert len(box) == 1
 
 
+async def test_receive_on_an_empty_mailbox_is_a_checkpoint_that_leaves_no_receiver() -> None:
+    """With nothing queued, receive goes straight to its wait, which is the checkpoint:
+    already cancelled, it raises Cancelled and leaves no receiver registered (the next
+    message is queued, and the next receive takes it)."""
+    box: Mailbox[str] = Mailbox(2)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await box.receive()
+    assert scope.cancelled_caught
+    box.send_nowait("queued")
+    assert len(box) == 1
+    with trio.testing.assert_checkpoints():
+        assert await box.receive() == "queued"
+
+
 async def test_only_one_task_receives() -> None:
     """A mailbox has one receiver (its process's task): a second one is refused."""
     box: Mailbox[str] = Mailbox(1)

@@ -173,14 +173,18 @@ class Mailbox(Generic[T]):
             trio.EndOfChannel: the mailbox is closed and empty.
             trio.BusyResourceError: another task is already waiting to receive.
         """
-        await checkpoint_if_cancelled()
-        try:
-            value = self.receive_nowait()
-        except trio.WouldBlock:
-            pass
-        else:
-            await cancel_shielded_checkpoint()
-            return value
+        if self._buffer is not None or self._senders or self._closed:
+            await checkpoint_if_cancelled()
+            try:
+                value = self.receive_nowait()
+            except trio.WouldBlock:
+                pass
+            else:
+                await cancel_shielded_checkpoint()
+                return value
+        # NOTE: nothing to take (an idle process's every receive, B1): the wait below is
+        # the checkpoint (a cancellation already pending is delivered as it starts), so
+        # neither checkpoint_if_cancelled nor the WouldBlock of receive_nowait is paid.
         if self._receiver is not None:
             raise trio.BusyResourceError("another task is already receiving from this mailbox")
         self._receiver = current_task()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 import trio
+from trio.lowlevel import current_task, wait_task_rescheduled
 
 from .._errors import (
     LinkedProcessError,
@@ -41,7 +42,7 @@ from ._links import (
 )
 from ._mailbox import Mailbox
 from ._reason import ExitReason, ProcessStatus
-from ._request import Future, Request
+from ._request import _PENDING, Future, Request
 from ._restart import RestartDecision, RestartEngine, call_hook
 from ._restart import wait as restart_wait
 from ._supervision import Supervision
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["Behaviour", "MailboxFull", "Process"]
 
 _log = logging.getLogger("vega_trio.runtime")
+
+_RUNNING = ProcessStatus.RUNNING
 
 T = TypeVar("T")
 
@@ -202,33 +205,55 @@ class Process(Linkable, metaclass=NoPublicConstructor):
             ProcessNotRunning: the process has finished.
             ProcessExited: it ended before answering.
         """
-        request = await self._enqueue(payload)
+        if self.status is not _RUNNING or self._stop_reason is not None:
+            self._check_open()
+        request = Request(payload, self.id)
+        try:
+            # NOTE: put in without a checkpoint of its own: the wait for the reply
+            # below is the call's one checkpoint (the caller yields once per call, not
+            # twice, B1). A caller cancelled before it started is cancelled there, and
+            # its request is withdrawn like any other, so the process skips it.
+            self._mailbox.send_nowait(request)
+        except trio.WouldBlock:  # full: wait for room (backpressure)
+            await self._put(request)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise self._stopped_taking() from None
         try:
             # NOTE: the wait is inlined, on the request's own waiter slot: no trio.Event,
             # and no coroutine frames of its own (10,000 waiting callers are alive at
             # once in B2, and every full GC walks them). The request is the abort
             # function (Request.__call__).
-            if not request.done:
-                request._waiter = trio.lowlevel.current_task()
-                await trio.lowlevel.wait_task_rescheduled(request)
-            else:
+            if request._value is _PENDING:
+                request._waiter = current_task()
+                await wait_task_rescheduled(request)
+            else:  # answered while this caller waited for room
                 await trio.lowlevel.checkpoint()
         except trio.Cancelled:
             request.cancel("was abandoned: the caller was cancelled")
             raise
-        return request.outcome()
+        error = request._error  # request.outcome(), inlined: the request is answered
+        if error is not None:
+            raise error
+        return request._value
 
     async def _enqueue(self, payload: Any) -> Request:
         self._check_open()
         request = Request(payload, self.id)
+        await self._put(request)
+        return request
+
+    async def _put(self, request: Request) -> None:
+        """Put ``request`` in the mailbox, waiting for room (a checkpoint)."""
         try:
             await self._mailbox.send(request)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
-            self._check_open()
-            raise ProcessNotRunning(
-                f"process {self.id} ({self.agent_name}) stopped taking messages", process_id=self.id
-            ) from None
-        return request
+            raise self._stopped_taking() from None
+
+    def _stopped_taking(self) -> ProcessNotRunning:
+        self._check_open()
+        return ProcessNotRunning(
+            f"process {self.id} ({self.agent_name}) stopped taking messages", process_id=self.id
+        )
 
     def call_async(self, payload: Any) -> Future[Any]:
         """Put ``payload`` in the mailbox now and return a :class:`Future` for the reply.
@@ -612,6 +637,7 @@ class Process(Linkable, metaclass=NoPublicConstructor):
     async def _serve_requests(self, scope: trio.CancelScope) -> BaseException | None:
         recv = self._mailbox
         behaviour = self.behaviour
+        bus = self._runtime.bus
         while True:
             request = self._redeliver
             if request is not None:
@@ -621,14 +647,13 @@ class Process(Linkable, metaclass=NoPublicConstructor):
                     request = await recv.receive()
                 except trio.EndOfChannel:
                     return None
-            if request.done:  # withdrawn while it waited in the mailbox
+            if request._value is not _PENDING:  # withdrawn while it waited in the mailbox
                 continue
             if self._stop_reason is not None:
                 self._answer_exited(request)  # the rest are answered in _exit
                 return None
             self._current_request = request
             request._scope = scope
-            bus = self._runtime.bus
             # NOTE: the bus's own flag first: nobody listens in most runs (B1).
             if not bus._quiet and bus.wants(RequestStarted):
                 bus.emit(RequestStarted, process_id=self.id, agent=behaviour.name)
@@ -653,7 +678,12 @@ class Process(Linkable, metaclass=NoPublicConstructor):
                 return self._crash_with(request, exc)
             else:
                 served = True
-                request.set_result(reply)
+                # NOTE: request.set_result(reply), inlined (one call less per send,
+                # B1); the check is its own: the caller may have withdrawn the request
+                # after the handler's last checkpoint.
+                if request._value is _PENDING:
+                    request._value = reply
+                    request._fire()
             finally:
                 # NOTE: every way out (a reply, an error, a crash, a cancellation) ends
                 # the busy period; synchronous, so safe while Cancelled propagates.

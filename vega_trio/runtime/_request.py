@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 import trio
+from trio.lowlevel import reschedule
 
 from .._errors import RequestCancelled
 
@@ -15,6 +16,9 @@ __all__ = ["Future", "Request"]
 T = TypeVar("T")
 
 _PENDING: Any = object()
+# NOTE: an error sets ``_value`` to this too, so "answered" is one identity test of one
+# slot (``done``, read several times per request on the hot path, B1).
+_FAILED: Any = object()
 
 
 @attrs.define(eq=False, slots=True)
@@ -52,27 +56,30 @@ class Request:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            trio.lowlevel.reschedule(waiter)
+            reschedule(waiter)
         if self._done is not None:
             self._done.set()
-        callbacks, self._callbacks = self._callbacks, None
-        for callback in callbacks or ():
-            callback()
+        callbacks = self._callbacks
+        if callbacks is not None:
+            self._callbacks = None
+            for callback in callbacks:
+                callback()
 
     @property
     def done(self) -> bool:
         """Whether the answer is in."""
-        return self._value is not _PENDING or self._error is not None
+        return self._value is not _PENDING
 
     def set_result(self, value: Any) -> None:
         """Answer with ``value`` (ignored if already answered)."""
-        if not self.done:
+        if self._value is _PENDING:
             self._value = value
             self._fire()
 
     def set_error(self, error: BaseException) -> None:
         """Answer with ``error`` (ignored if already answered)."""
-        if not self.done:
+        if self._value is _PENDING:
+            self._value = _FAILED
             self._error = error
             self._fire()
 
