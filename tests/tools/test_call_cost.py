@@ -371,3 +371,19 @@ def test_the_compiled_check_takes_valid_arguments_without_a_call() -> None:
         result, names = _frames(lambda arguments=arguments: prepare(arguments))
         assert result == arguments and result is not arguments
         assert names[1:] == ["fast_convert"], names  # after the lambda
+
+
+def test_tools_of_one_shape_share_one_compiled_check() -> None:
+    """The check's code is compiled once per shape of fields: another tool with the same
+    fields (or the same tool registered again) only gets a new function over that code,
+    bound to its own fields' nodes."""
+
+    async def add_again(a: int, b: int) -> int:  # noqa: ASYNC124 - an async tool, on purpose
+        """Add two integers."""
+        return a + b
+
+    first, second = function_schema(add).prepare, function_schema(add_again).prepare
+    assert first is not second
+    assert first.__code__ is second.__code__
+    assert function_schema(flat).prepare.__code__ is not first.__code__
+    assert first({"a": 1, "b": 2}) == second({"a": 1, "b": 2}) == {"a": 1, "b": 2}

@@ -34,8 +34,10 @@ import the others' private parts.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
+from types import CodeType
 from typing import Any, Final, overload
 
 from .._errors import ArgumentProblem
@@ -675,8 +677,7 @@ class ObjectAdapter(Adapter):
             "            pass\n"
             "    return _convert(value, path)\n"
         )
-        where = f"<vega_trio arguments check: {self.what or 'an object'}>"
-        exec(compile(source, where, "exec"), namespace)
+        exec(_check_code(source), namespace)
         return namespace["fast_convert"]  # type: ignore[no-any-return]
 
     def _missing(self, out: Mapping[str, Any], path: str | None) -> ArgumentProblem:
@@ -684,6 +685,13 @@ class ObjectAdapter(Adapter):
             if field.required and name not in out:
                 return problem("missing", child(path, name), expected=field.adapter.expected)
         raise AssertionError("unreachable: required count mismatch without a missing field")
+
+
+@functools.lru_cache(maxsize=256)
+def _check_code(source: str) -> CodeType:
+    """A compiled check's code, compiled once per shape of fields (registering a tool again,
+    or another of the same shape, only runs it in a new namespace)."""
+    return compile(source, "<vega_trio arguments check>", "exec")
 
 
 class AllOfAdapter(Adapter):
