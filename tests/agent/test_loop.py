@@ -20,6 +20,7 @@ from vega_trio import (
 from vega_trio.agent import DoneEvent, ErrorEvent, TextDeltaEvent, ToolEndEvent, ToolStartEvent
 from vega_trio.llm import INVALID_JSON_KEY, Message, TextBlock, ToolResultBlock, ToolUseBlock, Usage
 from vega_trio.testing import ScriptedLLM, Step
+from vega_trio.tools import ToolCall, Tools
 
 
 def add(a: int, b: int) -> int:
@@ -419,3 +420,57 @@ async def test_supervised_agent_restarts_on_retryable_llm_failure(
             await proc.send("three")
         assert info.value.error_class == ErrorClass.AUTHENTICATION
         assert proc.restart_count == 1 and proc.status == vega_trio.ProcessStatus.RUNNING
+
+
+async def test_agent_tool_middleware_gets_the_models_call() -> None:
+    """An agent's Tools middleware sees the model's call (its tool_use id, name and
+    arguments) and what it returns is the tool result the model gets."""
+    seen: list[ToolCall] = []
+
+    async def double(call: ToolCall, call_next: Any) -> Any:
+        seen.append(call)
+        return 2 * await call_next(call)
+
+    tools = Tools()
+    tools.register(add)
+    tools.use(double)
+    llm = ScriptedLLM([Step.tool_call("add", {"a": 2, "b": 3}, id="t9"), Step.text("10")])
+    async with open_orchestrator(llm=llm) as orch:
+        proc = await orch.spawn(Agent(name="calc", tools=tools))
+        assert await proc.send("2+3?") == "10"
+    assert seen == [ToolCall(id="t9", name="add", arguments={"a": 2, "b": 3})]
+    assert list(proc.history[2].content) == [ToolResultBlock(tool_use_id="t9", content="10")]
+
+
+async def test_a_tools_duration_reaches_the_bus_and_the_stream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A tool that runs 1.5 s is reported as 1500 ms on the bus (tool.end) whether or not
+    the send streams, and in the stream's tool_end event."""
+
+    async def slow(a: int) -> int:
+        """Wait, then answer."""
+        await trio.sleep(1.5)
+        return a
+
+    llm = ScriptedLLM(
+        [
+            Step.tool_call("slow", {"a": 1}, id="s1"),
+            Step.text("done"),
+            Step.tool_call("slow", {"a": 2}, id="s2"),
+            Step.text("done"),
+        ]
+    )
+    async with open_orchestrator(llm=llm) as orch:
+        proc = await orch.spawn(Agent(name="a", tools=[slow]))
+        with orch.subscribe(types=["tool.end"]) as ended:
+            assert await proc.send("go") == "done"
+            async with proc.send_stream_rich("again") as stream:
+                events = [event async for event in stream]
+            bus = [ended.receive_nowait(), ended.receive_nowait()]
+    assert [(e.data["tool_call_id"], e.data["duration_ms"]) for e in bus] == [  # type: ignore[union-attr]
+        ("s1", 1500),
+        ("s2", 1500),
+    ]
+    (end,) = [e for e in events if isinstance(e, ToolEndEvent)]
+    assert (end.tool_call_id, end.duration_ms, end.result) == ("s2", 1500, "2")

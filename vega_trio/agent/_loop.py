@@ -803,17 +803,21 @@ class AgentBehaviour:
                     f"the arguments for {use.name!r} were not valid JSON "
                     f"({str(arguments[INVALID_JSON_KEY])[:200]!r}); send a JSON object"
                 )
-            call = ToolCall(id=use.id, name=use.name, arguments=arguments)
             if self.agent.tool_timeout is None:
-                output = await tools.execute(call)
+                output = await tools.run(use.name, arguments, use.id)
             else:
+                call = ToolCall(id=use.id, name=use.name, arguments=arguments)
                 output = await self._execute_within_tool_timeout(tools, call)
             is_error = False
         except Exception as exc:  # the model sees the failure and may recover
             output = _describe_tool_error(use.name, exc)
             is_error = True
-        duration_ms = round((self._now() - started) * 1000)
+        # NOTE: the tool's end is read from the clock only for a listener (the stream or
+        # the bus): without a stream nothing awaits in between, so reading it for the bus's
+        # event below gives the same duration.
+        duration_ms = 0
         if events is not None:
+            duration_ms = round((self._now() - started) * 1000)
             await _emit(
                 events,
                 ToolEndEvent(
@@ -825,6 +829,8 @@ class AgentBehaviour:
                 ),
             )
         if self.bus.wants(ToolEnded):
+            if events is None:
+                duration_ms = round((self._now() - started) * 1000)
             self.bus.emit(
                 ToolEnded,
                 process_id=process.id,

@@ -6,16 +6,18 @@ async handler that takes the arguments mapping. Python functions are one way to 
 
 Executing a call::
 
-    Tools.execute(call)
+    Tools.execute(call)  /  Tools.run(name, arguments, call_id)
       └─ middleware (first registered outermost) ─ call_next(call)
            └─ look up call.name ─ Tool.invoke(arguments)
                 └─ prepare (validate + convert) ─ timeout ─ handler
       └─ render_result(result) → str
 
-Without middleware ``execute`` looks the tool up itself (no chain frames); a function tool's
-``prepare`` is its arguments adapter's ``convert`` and its async handler returns the function's
-own coroutine, so a call runs six Python frames: execute, invoke, convert, handler, the
-function, render_result (``tests/tools/test_call_cost.py`` pins them).
+Without middleware ``execute`` (and ``run``, which then makes no :class:`ToolCall`) looks the
+tool up itself (no chain frames) and awaits the handler's awaitable returned by
+``Tool._start`` (``invoke`` without its coroutine frame); a function tool's ``prepare`` is its
+arguments adapter's compiled check (``ObjectAdapter.prepared``) and its async handler returns
+the function's own coroutine, so a call runs six Python frames: execute, _start, the check,
+handler, the function, render_result (``tests/tools/test_call_cost.py`` pins them).
 """
 
 from __future__ import annotations
@@ -227,6 +229,12 @@ class Tool:
             ToolTimeout: the handler ran longer than ``timeout``.
             Exception: whatever the handler raised, unchanged.
         """
+        return await self._start(arguments)
+
+    def _start(self, arguments: Mapping[str, Any]) -> Awaitable[Any]:
+        """:meth:`invoke`'s work up to the handler's awaitable, returned to be awaited by the
+        caller: a registry's call awaits the function's own coroutine, with no coroutine
+        frame of the tool's around it. Argument problems raise here."""
         prepare = self.prepare
         if prepare is not None:
             try:
@@ -239,17 +247,20 @@ class Tool:
                     argument=problem.argument,
                 ) from None
         if self.timeout is None:
-            return await self.handler(arguments)
+            return self.handler(arguments)
+        return self._within_timeout(self.timeout, arguments)
+
+    async def _within_timeout(self, limit: float, arguments: Mapping[str, Any]) -> Any:
         # NOTE: move_on_after + cancelled_caught (not fail_after + TooSlowError) so that a
         # TooSlowError raised by the tool's own deadlines is not mistaken for ours.
         # Leaving the block without returning means our own deadline cancelled the handler.
-        with trio.move_on_after(self.timeout):
+        with trio.move_on_after(limit):
             return await self.handler(arguments)
         raise ToolTimeout(
-            f"tool {self.name!r} did not finish within its {self.timeout:g} s timeout and "
+            f"tool {self.name!r} did not finish within its {limit:g} s timeout and "
             "was cancelled; try a smaller request, or raise the tool's timeout",
             tool=self.name,
-            timeout=self.timeout,
+            timeout=limit,
         )
 
 
@@ -565,13 +576,33 @@ class Tools:
         tool = self._tools.get(call.name)
         if tool is None:
             raise self._not_found(call.name)
-        return render_result(await tool.invoke(call.arguments))
+        return render_result(await tool._start(call.arguments))
+
+    async def run(self, name: str, arguments: Mapping[str, Any], call_id: str = "") -> str:
+        """:meth:`execute` for a call given by its parts: the :class:`ToolCall` is made only
+        for the middleware (the agent loop's path: a call without middleware makes none).
+
+        Args:
+            name: the tool to run.
+            arguments: the JSON object the model sent.
+            call_id: the ``tool_use`` block's id (the middleware's ``call.id``).
+
+        Returns:
+            The result as text; raises as :meth:`execute` does.
+        """
+        chain = self._chain
+        if chain is not None:
+            return render_result(await chain(ToolCall(id=call_id, name=name, arguments=arguments)))
+        tool = self._tools.get(name)
+        if tool is None:
+            raise self._not_found(name)
+        return render_result(await tool._start(arguments))
 
     async def _dispatch(self, call: ToolCall) -> Any:
         tool = self._tools.get(call.name)
         if tool is None:
             raise self._not_found(call.name)
-        return await tool.invoke(call.arguments)
+        return await tool._start(call.arguments)
 
     def _not_found(self, name: str) -> ToolNotFound:
         available = ", ".join(repr(n) for n in self._tools) or "none"

@@ -63,6 +63,13 @@ class FunctionSchema:
     input_schema: Mapping[str, Any] = attrs.field(hash=False)
     is_async: bool
     _adapter: ObjectAdapter = attrs.field(alias="adapter", repr=False, eq=False, hash=False)
+    _prepare: Callable[[Mapping[str, Any]], dict[str, Any]] = attrs.field(
+        init=False, repr=False, eq=False, hash=False
+    )
+
+    @_prepare.default
+    def _prepared(self) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+        return self._adapter.prepared()
 
     @property
     def prepare(self) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
@@ -71,10 +78,11 @@ class FunctionSchema:
         attrs instances, ... already built); it raises :class:`ArgumentProblem` when an
         argument is missing, unknown or of the wrong type.
 
-        It is the arguments adapter's own ``convert`` (what a function tool runs per call,
-        with no wrapper frame around it).
+        It is the arguments adapter's ``convert`` with its compiled fast path
+        (:meth:`~vega_trio.tools._validate.ObjectAdapter.prepared`), made once: what a
+        function tool runs per call, with no wrapper frame around it.
         """
-        return self._adapter.convert
+        return self._prepare
 
     def to_tool_schema(self) -> ToolSchema:
         """The :class:`~vega_trio.llm.ToolSchema` the model is shown."""

@@ -22,14 +22,22 @@ Paths cost nothing until something is wrong: a container converts its items with
 when one fails converts that one again with its real path, which raises the worded problem.
 The nodes are deterministic, so the second pass fails where the first did; a value whose exact
 type a node returns unchanged (an ``int`` for ``int``, a ``str`` for ``str``: the node's
-``unchanged`` types) is taken without calling the node at all.
+``unchanged`` types) is taken without calling the node at all. A tool's arguments object of
+plain fields goes further: :meth:`ObjectAdapter.prepared` compiles convert's fast path for its
+fields once (valid arguments are checked without a call), and hands anything else to convert.
+
+Size: the one validator is one module: the wording, every node and the JSON-schema compiler
+that builds the same nodes share :func:`problem` and the type tables; split, each piece would
+import the others' private parts.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
+from types import CodeType
 from typing import Any, Final, overload
 
 from .._errors import ArgumentProblem
@@ -631,11 +639,59 @@ class ObjectAdapter(Adapter):
             # The class's own validators (attrs validators, __post_init__) refused the value.
             raise problem("invalid", path, value=value, detail=str(exc)) from exc
 
+    def prepared(self) -> Callable[..., Any]:
+        """:meth:`convert` with a fast path compiled for these fields (made once per tool,
+        like the ``__init__`` attrs generates): a dict holding every required field, no
+        unknown key and only values of their field's ``unchanged`` types is what convert
+        would return as it is, so it is copied without a call per field; any other value
+        goes to convert, which converts it or words the problem. Objects with a factory,
+        a field without unchanged types or checked extra keys get convert itself."""
+        convert = self.convert
+        additional = self.additional
+        fields = self.fields
+        if (
+            self.factory is not None
+            or (additional is not None and type(additional) is not AnyAdapter)
+            or not all(type(name) is str and f.unchanged for name, f in fields.items())
+        ):
+            return convert
+        namespace: dict[str, Any] = {"_convert": convert}
+        tests: list[str] = []
+        count = [str(self.n_required)]
+        for i, (name, field) in enumerate(fields.items()):
+            namespace[f"_u{i}"] = field.unchanged
+            if field.required:
+                tests.append(f"type(value[{name!r}]) in _u{i}")
+            else:
+                tests.append(f"({name!r} not in value or type(value[{name!r}]) in _u{i})")
+                count.append(f"({name!r} in value)")
+        if additional is None:  # other keys are refused: only the fields may be there
+            tests.append(f"len(value) == {' + '.join(count)}")
+        source = (
+            "def fast_convert(value, path=''):\n"
+            "    if type(value) is dict:\n"
+            "        try:\n"
+            f"            if {' and '.join(tests) or 'True'}:\n"
+            "                return {**value}\n"
+            "        except KeyError:\n"  # a required field is missing
+            "            pass\n"
+            "    return _convert(value, path)\n"
+        )
+        exec(_check_code(source), namespace)
+        return namespace["fast_convert"]  # type: ignore[no-any-return]
+
     def _missing(self, out: Mapping[str, Any], path: str | None) -> ArgumentProblem:
         for name, field in self.fields.items():
             if field.required and name not in out:
                 return problem("missing", child(path, name), expected=field.adapter.expected)
         raise AssertionError("unreachable: required count mismatch without a missing field")
+
+
+@functools.lru_cache(maxsize=256)
+def _check_code(source: str) -> CodeType:
+    """A compiled check's code, compiled once per shape of fields (registering a tool again,
+    or another of the same shape, only runs it in a new namespace)."""
+    return compile(source, "<vega_trio arguments check>", "exec")
 
 
 class AllOfAdapter(Adapter):
