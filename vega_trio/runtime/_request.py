@@ -106,6 +106,12 @@ class Request:
     def __call__(self, _: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
         """Abort the caller's wait (Trio calls this when the caller is cancelled)."""
         self._waiter = None
+        if self._scope is None:
+            # NOTE: not taken yet: withdrawn now, not when the caller resumes. The
+            # process may run first (Trio runs the tasks it wakes together in a random
+            # order) and must find the request answered, so a cancelled call is never
+            # served. One being served is cancelled by the caller's handler (Process.call).
+            self.cancel("was abandoned: the caller was cancelled")
         return trio.lowlevel.Abort.SUCCEEDED
 
     async def wait_done(self) -> None:
