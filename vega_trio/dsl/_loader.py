@@ -214,9 +214,6 @@ class _Reader:
         self.depth = 0
         """How many control steps enclose the steps being read."""
 
-    def loaded(self, document: Document | None) -> Loaded:
-        return Loaded(document, self.diagnostics, self.locations, self.broken, self.kept)
-
     # -- reporting --
 
     def error(self, at: Any, path: str, message: str, hint: str | None = None) -> Any:
@@ -256,13 +253,12 @@ class _Reader:
         except Exception:  # a malformed int/float the resolver accepted
             return node.value
 
-    def plain(self, node: Node, path: str) -> Any:
-        """The node as plain data (``dict``/``list``/scalars); ``_BAD`` after an error."""
-        return self._plain(node, path, set())
-
-    def _plain(self, node: Node, path: str, active: set[int]) -> Any:
+    def plain(self, node: Node, path: str, active: set[int] | None = None) -> Any:
+        """The node as plain data (``dict``/``list``/scalars); ``_BAD`` after an error.
+        ``active``: the ``id``s of the nodes being read around it (a recursive alias)."""
         if isinstance(node, ScalarNode):
             return self.scalar(node, path)
+        active = set() if active is None else active
         if id(node) in active:
             return self.error(
                 node,
@@ -276,12 +272,12 @@ class _Reader:
         try:
             if isinstance(node, SequenceNode):
                 items = [
-                    self._plain(item, f"{path}[{i}]", active) for i, item in enumerate(node.value)
+                    self.plain(item, f"{path}[{i}]", active) for i, item in enumerate(node.value)
                 ]
                 return _BAD if any(item is _BAD for item in items) else items
             result: dict[str, Any] = {}
             for key, value in self.entries(node, path).items():
-                result[key] = self._plain(value[1], _child(path, key), active)
+                result[key] = self.plain(value[1], _child(path, key), active)
             return _BAD if any(item is _BAD for item in result.values()) else result
         finally:
             active.discard(id(node))
@@ -454,8 +450,9 @@ def _kind(kind: Any, spec: Key) -> tuple[str, Any]:
         return "names", None
     if origin is tuple and args[0] is Step:
         return "steps", None
-    if origin is tuple and spec.collection is not None:
-        return spec.collection, args[0]
+    if origin is tuple and attrs.has(args[0]):
+        named = any(p.name == "name" and p.key is None for p in _schema(args[0]).plans)
+        return "named" if named else "list", args[0]
     if origin is Mapping and args in ((str, str), (str, Any)):
         return "mapping", "as_text" if args[1] is str else "plain"
     raise TypeError(f"no way to read a {kind!r} from YAML: give the field a Key(read=...)")
@@ -925,12 +922,11 @@ def _branches(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
         branch_path = f"{path}[{i}]"
         if isinstance(branch, SequenceNode):
             steps = _steps(reader, branch, branch_path)
-            if steps is not _BAD:
-                branches.append(steps)
         else:
             step = _step(reader, branch, branch_path)
-            if step is not _BAD:
-                branches.append((step,))
+            steps = _BAD if step is _BAD else (step,)
+        if steps is not _BAD:
+            branches.append(steps)
     return tuple(branches)
 
 
@@ -971,12 +967,11 @@ def _check_document(reading: _Reading) -> str:
 
 
 def _check_tool(reading: _Reading) -> str:
-    """A tool whose implementation can't be read is kept with a stand-in; each key written
-    under a good one is located (it is checked later as a template)."""
+    """A tool whose implementation can't be read is kept, broken, with a stand-in (so that
+    agents naming it get no second, misleading "unknown tool" error); each key written under
+    a good one is located (it is checked later as a template)."""
     fields, path = reading.fields, reading.path
     if fields.get("implementation", _BAD) is _BAD:
-        # NOTE: keep the tool (with a stand-in) so that agents naming it get no second,
-        # misleading "unknown tool" error; it is marked broken and never checked further.
         fields["implementation"] = ExecSpec(command="")
         return "bad"
     for key_node, value_node in reading.entries["implementation"][1].value:
@@ -1090,7 +1085,8 @@ def read_document(text: str, *, file: str = "<string>") -> Loaded:
     Never raises for problems in the text: they are in ``.diagnostics``.
     """
     reader = _Reader(text, file)
-    return reader.loaded(_document(reader, text))
+    document = _document(reader, text)
+    return Loaded(document, reader.diagnostics, reader.locations, reader.broken, reader.kept)
 
 
 def _document(reader: _Reader, text: str) -> Document | None:

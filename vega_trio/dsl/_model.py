@@ -194,7 +194,6 @@ class Settings:
         default=(),
         metadata=key(
             key="mcp.servers",
-            collection="list",
             expected="a list of servers",
             hint="write '- name: ...' items",
         ),
@@ -419,7 +418,6 @@ class ToolSpec:
     params: tuple[ParamSpec, ...] = attrs.field(
         default=(),
         metadata=key(
-            collection="list",
             strict=True,
             expected="a list of parameters",
             hint="write '- name: city' items",
@@ -614,7 +612,7 @@ class WorkflowSpec:
     description: str = ""
     inputs: tuple[InputSpec, ...] = attrs.field(
         default=(),
-        metadata=key(collection="named", expected="a mapping of input names to {type, ...}"),
+        metadata=key(expected="a mapping of input names to {type, ...}"),
     )
     steps: tuple[Step, ...] = attrs.field(
         default=(),
@@ -638,7 +636,6 @@ class Document:
     agents: tuple[AgentSpec, ...] = attrs.field(
         default=(),
         metadata=key(
-            collection="named",
             null=True,
             expected="a mapping of agent names to agent definitions",
             required="a document defines at least one agent under 'agents:'",
@@ -647,7 +644,6 @@ class Document:
     workflows: tuple[WorkflowSpec, ...] = attrs.field(
         default=(),
         metadata=key(
-            collection="named",
             null=True,
             expected="a mapping of workflow names to workflow definitions",
         ),
@@ -655,7 +651,6 @@ class Document:
     tools: tuple[ToolSpec, ...] = attrs.field(
         default=(),
         metadata=key(
-            collection="named",
             null=True,
             expected="a mapping of tool names to tool definitions",
         ),

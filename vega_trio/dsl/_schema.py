@@ -5,8 +5,10 @@ A field without metadata is read from the YAML key of its own name, as the kind 
 its type says: ``str`` text, ``int`` a whole number, ``float`` a number, ``bool``
 true/false, a ``Literal`` one of its values, ``tuple[str, ...]`` a list of names,
 ``Mapping[str, str]`` a mapping of names to text, ``Any`` plain data, an attrs class a
-nested section, ``tuple[Step, ...]`` a list of steps, ``Mapping[str, Any]`` a mapping of
-names to plain data. :func:`key` says what differs: another YAML key, a unit, a range, a
+nested section, a tuple of them a mapping of name → section (``agents:``) when their
+``name`` is the key they are written under (``key=None``), else a list of ``- name: ...``
+items, ``tuple[Step, ...]`` a list of steps, ``Mapping[str, Any]`` a mapping of names to
+plain data. :func:`key` says what differs: another YAML key, a unit, a range, a
 check, a required key. So adding a key to the DSL is adding a field to the model.
 
 The rules here are data (and small check functions); the loader does the reading and the
@@ -36,9 +38,6 @@ STEP_KEYWORDS: Final = ("if", "for", "parallel", "try", "repeat", "set", "return
 
 Unit = Literal["duration", "money", "size"]
 """Leaf values written with a unit (``30s``, ``"$5.00"``, ``512MiB``) and kept as a number."""
-
-Collection = Literal["named", "list"]
-"""``named``: a mapping of name → section (``agents:``); ``list``: ``- name: ...`` items."""
 
 Check = Callable[[Any], Any]
 """Validates a read value and returns the value to keep; raises :class:`_Invalid`."""
@@ -75,7 +74,6 @@ class Key:
         fatal: when the value is wrong, the section is dropped and the rest of it unread.
         locate: remember where the value was written (templates, names resolved later);
             for a list of names or a mapping, where each item was.
-        collection: how a ``tuple`` of sections is written.
         strict: in a collection or mapping, one wrong item makes the whole of it wrong.
         null: a collection written with no value is empty.
         empty: the message and hint when the value is written empty (``[]``, ``{}``); the
@@ -98,7 +96,6 @@ class Key:
     drop: bool = False
     fatal: bool = False
     locate: bool = False
-    collection: Collection | None = None
     strict: bool = False
     null: bool = False
     empty: tuple[str, str] | None = None
@@ -118,9 +115,9 @@ class Section:
         short: the field that a scalar written instead of the mapping stands for
             (``backoff: linear``).
         tag: the ``type:`` that selects this class among a union's (``type: http``).
-        keep: in a ``named`` collection, kept (with defaults) when its value is not a
+        keep: in a mapping of name → section, kept (with defaults) when its value is not a
             mapping, so that what refers to it gets no second error.
-        unique: in a ``list`` collection: the noun of the duplicate-name diagnostic;
+        unique: in a list of sections: the noun of the duplicate-name diagnostic;
             items without a good name are dropped.
         check: the name of a loader hook run on the fields read (checks across fields).
     """
