@@ -3,6 +3,7 @@ from :mod:`vega_trio.dsl._schema`) is read, checked and reported on with no othe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -12,6 +13,7 @@ from ruamel.yaml import YAML
 
 from vega_trio.dsl import _loader
 from vega_trio.dsl._diagnostics import sort_diagnostics
+from vega_trio.dsl._dump import dump_agent
 from vega_trio.dsl._model import AgentSpec, Document, Settings
 from vega_trio.dsl._schema import Section, _Invalid, key
 
@@ -96,12 +98,12 @@ def _model_classes() -> list[type]:
         if cls in seen:
             continue
         seen.append(cls)
-        schema = _loader._schema(cls)
+        schema = _loader.schema_of(cls)
         for plan in schema.plans:
             targets = plan.target if isinstance(plan.target, tuple) else (plan.target,)
             todo.extend(t for t in targets if isinstance(t, type) and attrs.has(t))
         if cls is Document:
-            todo.extend(_loader._CONTROL.values())
+            todo.extend(_loader.CONTROL_STEPS.values())
             todo.append(_loader.AgentStep)
     return seen
 
@@ -110,7 +112,7 @@ def _model_classes() -> list[type]:
 def test_every_model_key_is_a_yaml_key(cls: type) -> None:
     """Every field of every model class that has a YAML key is among the keys its mapping
     accepts (no field is silently unreadable)."""
-    schema = _loader._schema(cls)
+    schema = _loader.schema_of(cls)
     for field in attrs.fields(cls):
         spec = field.metadata.get("yaml")
         if field.name == "where" or (spec is not None and spec.key is None):
@@ -131,7 +133,7 @@ def test_a_field_of_an_unreadable_type_says_what_to_do() -> None:
         table: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
 
     with pytest.raises(TypeError, match=r"Key\(read=\.\.\.\)"):
-        _loader._schema(Odd)
+        _loader.schema_of(Odd)
 
 
 def test_settings_groups_read_nested_keys_into_flat_fields() -> None:
@@ -202,3 +204,38 @@ def test_the_group_and_empty_value_diagnostics_come_with_the_metadata() -> None:
         "(valid keys: after, why)",
         "t.yaml:2:9: error: agents.a.labels: 'labels' is empty (add a label)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("agent", "written"),
+    [
+        (
+            PoliteAgent(
+                name="a", greeting="hey!", patience=90.0, mood="cheerful", quiet_hours=("22:00",)
+            ),
+            {
+                "greeting": "hey!",
+                "patience": 90.0,
+                "mood": "cheerful",
+                "schedule": {"quiet": ["22:00"]},
+            },
+        ),
+        (
+            WaitingAgent(name="a", wait=5.0, labels={"team": ["x"]}),
+            {"wait": 5.0, "labels": {"team": ["x"]}},
+        ),
+        (
+            WaitingAgent(name="a", wait=60.0, wait_reason="busy"),
+            {"wait": {"after": 60.0, "why": "busy"}},
+        ),
+    ],
+)
+def test_a_new_field_is_written_back_from_the_same_metadata(agent: Any, written: Any) -> None:
+    """The dumper writes new fields under their keys and groups (a group holding only its
+    short key as that key's value), defaults left out, with no change of its own; what it
+    writes reads back to an equal object."""
+    mapping = dump_agent(agent)
+    assert mapping == written
+    again, diagnostics = _read(type(agent), json.dumps(mapping))
+    assert diagnostics == []
+    assert again == agent

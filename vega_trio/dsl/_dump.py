@@ -1,41 +1,28 @@
 """Writing a :class:`Document` back as ``.vega.yaml`` text that :func:`load_document` reads
 into an equal document (positions aside).
 
-Only what differs from the defaults is written; durations are written as seconds and money
-as US dollars (both plain numbers, which the loader accepts), agent steps in their long
-form, parallel branches as lists of steps.
+The writer is the loader's walk run backwards, from the same plans of each model class
+(:func:`._loader.schema_of`: a field's YAML key and group, its kind of value, the
+``type:`` tag of its class), so a key added to the model is written with no change here.
+Only what differs from the defaults is written, in the order of the model's fields
+(required keys and a control step's keyword always); durations are written as seconds and
+money as US dollars (both plain numbers, which the loader accepts), sizes as bytes, agent
+steps in their long form, parallel branches as lists of steps, and a group holding only
+its short key as that key's value (``budget: 5.0``).
 """
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 import attrs
 from ruamel.yaml import YAML
 
-from ._model import (
-    AgentSpec,
-    AgentStep,
-    Document,
-    ExecSpec,
-    ForStep,
-    HttpSpec,
-    IfStep,
-    InputSpec,
-    MCPServerSpec,
-    ParallelStep,
-    ParamSpec,
-    RepeatStep,
-    ReturnStep,
-    SetStep,
-    Settings,
-    Step,
-    ToolSpec,
-    TryStep,
-    WorkflowSpec,
-)
+from ._loader import CONTROL_STEPS, schema_of
+from ._model import AgentSpec, AgentStep, Document, Step
 
 __all__ = ["dump_agent", "dump_agents", "dump_document"]
 
@@ -47,28 +34,16 @@ def dump_document(document: Document) -> str:
         document: a valid document (as :func:`load_document` returns).
 
     Returns:
-        Block-style YAML, keys in the order of the reference.
+        Block-style YAML, keys in the order of the model's fields (the order the loader's
+        "valid keys" hints list them in).
     """
-    data: dict[str, Any] = {}
-    if document.name:
-        data["name"] = document.name
-    if document.description:
-        data["description"] = document.description
-    settings = _settings(document.settings)
-    if settings:
-        data["settings"] = settings
-    data["agents"] = {agent.name: _agent(agent) for agent in document.agents}
-    if document.tools:
-        data["tools"] = {tool.name: _tool(tool) for tool in document.tools}
-    if document.workflows:
-        data["workflows"] = {w.name: _workflow(w) for w in document.workflows}
-    return _yaml_text(data)
+    return _yaml_text(_section(document))
 
 
 def dump_agent(agent: AgentSpec) -> dict[str, Any]:
     """One agent as plain JSON data: the mapping written under ``agents.<name>`` (only
     what differs from the defaults; durations in seconds, money in US dollars)."""
-    return _agent(agent)
+    return _section(agent)
 
 
 def dump_agents(agents: Mapping[str, Mapping[str, Any]]) -> str:
@@ -89,8 +64,7 @@ def _yaml_text(data: Mapping[str, Any]) -> str:
 
 
 def _plain(value: Any) -> Any:
-    if attrs.has(type(value)):
-        return _changed(value)
+    """Plain YAML data: tuples as lists, mappings as dicts."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
@@ -98,129 +72,74 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _changed(obj: Any, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The fields of an attrs object that differ from their defaults, as plain data."""
-    result: dict[str, Any] = {}
-    for field in attrs.fields(type(obj)):
-        if field.name == "where" or field.name in skip:
-            continue
-        value = getattr(obj, field.name)
-        default = field.default
+_KEEP: Final[Any] = object()
+"""The "default" of a field that is always written."""
+
+
+@functools.cache
+def _writing(cls: type) -> tuple[tuple[Any, Any], ...]:
+    """Each written field's plan and default (``_KEEP``: always written): fields without a
+    default, required keys (in a group, only the keyword's: ``repeat.steps``) and the
+    keyword that makes a control step what it is."""
+    schema = schema_of(cls)
+    keyword = next((k for k, step in CONTROL_STEPS.items() if step is cls), None)
+    result = []
+    for plan in schema.plans:
+        if plan.key is None:
+            continue  # NOTE: the name a section is written under, written by its container
+        default: Any = attrs.fields_dict(cls)[plan.name].default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             default = default.factory()
-        if default is not attrs.NOTHING and value == default:
+        # NOTE: a required key is written where its group always is: at the top or in the
+        # keyword's group (``repeat.steps``); ``budget.limit`` only when there is a budget.
+        required = plan.spec.required is not None and (plan.sub is None or plan.key == keyword)
+        if default is attrs.NOTHING or required or (plan.key == keyword and plan.sub is None):
+            default = _KEEP
+        result.append((plan, default))
+    return tuple(result)
+
+
+def _section(obj: Any) -> dict[str, Any]:
+    """An attrs object of the model as the mapping it is written as."""
+    cls: type = type(obj)
+    tag = schema_of(cls).section.tag
+    data: dict[str, Any] = {"type": tag} if tag else {}
+    shorts = []
+    for plan, default in _writing(cls):
+        value = getattr(obj, plan.name)
+        if default is not _KEEP and value == default:
             continue
-        result[field.name] = _plain(value)
-    return result
-
-
-def _settings(settings: Settings) -> dict[str, Any]:
-    data = _changed(
-        settings, skip=("mcp_servers", "skill_directories", "log_level", "health", "retention_days")
-    )
-    if settings.mcp_servers:
-        data["mcp"] = {"servers": [_server(s) for s in settings.mcp_servers]}
-    if settings.skill_directories:
-        data["skills"] = {"directories": list(settings.skill_directories)}
-    if settings.log_level is not None:
-        data["logging"] = {"level": settings.log_level}
-    if settings.health is not None:
-        data["health"] = _changed(settings.health)
-    if settings.retention_days is not None:
-        data["store"] = {"retention_days": settings.retention_days}
+        written = _WRITERS.get(plan.kind, _value)(obj, plan, value)
+        if plan.sub is None:
+            data[plan.key] = written
+            continue
+        data.setdefault(plan.key, {})[plan.sub] = written
+        if plan.spec.short:
+            shorts.append((plan.key, plan.sub))
+    for group, short in shorts:
+        if data[group].keys() == {short}:
+            data[group] = data[group][short]
     return data
 
 
-def _server(server: MCPServerSpec) -> dict[str, Any]:
-    return {"name": server.name, **_changed(server, skip=("name",))}
-
-
-def _agent(agent: AgentSpec) -> dict[str, Any]:
-    data = _changed(agent, skip=("name", "budget", "budget_on_exceed"))
-    if agent.budget is not None:
-        if agent.budget_on_exceed != "block":
-            data["budget"] = {"limit": agent.budget, "on_exceed": agent.budget_on_exceed}
-        else:
-            data["budget"] = agent.budget
-    return data
-
-
-def _tool(tool: ToolSpec) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    if tool.description:
-        data["description"] = tool.description
-    if tool.params:
-        data["params"] = [_param(p) for p in tool.params]
-    kind = "http" if isinstance(tool.implementation, HttpSpec) else "exec"
-    data["implementation"] = {"type": kind, **_implementation(tool.implementation)}
-    return data
-
-
-def _implementation(spec: HttpSpec | ExecSpec) -> dict[str, Any]:
-    required = "url" if isinstance(spec, HttpSpec) else "command"
-    return {required: getattr(spec, required), **_changed(spec, skip=(required,))}
-
-
-def _param(param: ParamSpec) -> dict[str, Any]:
-    return {"name": param.name, **_changed(param, skip=("name",))}
-
-
-def _input(spec: InputSpec) -> dict[str, Any]:
-    return _changed(spec, skip=("name",))
-
-
-def _workflow(workflow: WorkflowSpec) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    if workflow.description:
-        data["description"] = workflow.description
-    if workflow.inputs:
-        data["inputs"] = {spec.name: _input(spec) for spec in workflow.inputs}
-    data["steps"] = _steps(workflow.steps)
-    if workflow.output is not None:
-        data["output"] = _plain(workflow.output)
-    return data
-
-
-def _steps(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
-    return [_step(step) for step in steps]
+def _value(obj: Any, plan: Any, value: Any) -> Any:
+    return _plain(value)
 
 
 def _step(step: Step) -> dict[str, Any]:
     if isinstance(step, AgentStep):
-        return {step.agent: {"send": step.send, **_changed(step, skip=("agent", "send"))}}
-    if isinstance(step, IfStep):
-        data: dict[str, Any] = {"if": step.condition, "then": _steps(step.then)}
-        if step.otherwise:
-            data["else"] = _steps(step.otherwise)
-        return data
-    if isinstance(step, ForStep):
-        data = {"for": f"{step.variable} in {step.items}", "steps": _steps(step.steps)}
-        if step.save is not None:
-            data["save"] = step.save
-        return data
-    if isinstance(step, ParallelStep):
-        data = {"parallel": [_steps(branch) for branch in step.branches]}
-        if step.save is not None:
-            data["save"] = step.save
-        return data
-    if isinstance(step, TryStep):
-        data = {"try": _steps(step.steps)}
-        if step.catch:
-            data["catch"] = _steps(step.catch)
-        return data
-    if isinstance(step, RepeatStep):
-        body: dict[str, Any] = {"steps": _steps(step.steps)}
-        if step.until is not None:
-            body["until"] = step.until
-        body["max"] = step.max
-        return {"repeat": body}
-    if isinstance(step, SetStep):
-        return {"set": _plain(step.values)}
-    if isinstance(step, ReturnStep):
-        return {"return": _plain(step.value)}
-    data = {"workflow": step.workflow}
-    if step.inputs:
-        data["with"] = _plain(step.inputs)
-    if step.save is not None:
-        data["save"] = step.save
-    return data
+        return {step.agent: _section(step)}
+    return _section(step)
+
+
+_WRITERS: Final[Mapping[str, Callable[[Any, Any, Any], Any]]] = {
+    "section": lambda obj, plan, value: _section(value),
+    "union": lambda obj, plan, value: _section(value),
+    "named": lambda obj, plan, value: {item.name: _section(item) for item in value},
+    "list": lambda obj, plan, value: [_section(item) for item in value],
+    "steps": lambda obj, plan, value: [_step(step) for step in value],
+    "branches": lambda obj, plan, value: [[_step(step) for step in branch] for branch in value],
+    "for": lambda obj, plan, value: f"{value} in {obj.items}",
+}
+"""How each kind of value the loader reads (``_KINDS`` there) is written, when not as plain
+data; the hooks' kinds (a ``for`` header, ``parallel`` branches) write what they read."""

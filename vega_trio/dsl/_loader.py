@@ -405,8 +405,8 @@ class _Schema:
 
 
 @functools.cache
-def _schema(cls: type) -> _Schema:
-    """The plans of ``cls``'s fields (made once per class)."""
+def schema_of(cls: type) -> _Schema:
+    """The plans of ``cls``'s fields (made once per class); :mod:`._dump` writes by them."""
     attrs.resolve_types(cls, globalns=vars(_model))
     section: Section = getattr(cls, "__yaml__", NO_SECTION)
     plans = tuple(_plan(field) for field in attrs.fields(cls) if field.name != "where")
@@ -451,7 +451,7 @@ def _kind(kind: Any, spec: Key) -> tuple[str, Any]:
     if origin is tuple and args[0] is Step:
         return "steps", None
     if origin is tuple and attrs.has(args[0]):
-        named = any(p.name == "name" and p.key is None for p in _schema(args[0]).plans)
+        named = any(p.name == "name" and p.key is None for p in schema_of(args[0]).plans)
         return "named" if named else "list", args[0]
     if origin is Mapping and args in ((str, str), (str, Any)):
         return "mapping", "as_text" if args[1] is str else "plain"
@@ -504,7 +504,7 @@ def _read(
         anchor: the node a missing key is reported at (default ``where``).
         preset: fields known before reading (a name taken from a key).
     """
-    schema = _schema(cls)
+    schema = schema_of(cls)
     section = schema.section
     fields = dict(preset or {})
     fields["where"] = reader.where(where or node, path)
@@ -586,7 +586,7 @@ def _build(reader: _Reader, cls: type, fields: dict[str, Any], bad: bool) -> Any
     wrong."""
     clean = {name: value for name, value in fields.items() if value is not _BAD}
     bad = bad or len(clean) != len(fields)
-    for name in _schema(cls).blank:
+    for name in schema_of(cls).blank:
         clean.setdefault(name, "")
     obj = cls(**clean)
     if bad:
@@ -694,7 +694,7 @@ def _named(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
         return ()
     if not isinstance(node, MappingNode):
         return reader.type_error(node, path, plan.spec.expected or "a mapping")
-    name_spec = next(p for p in _schema(plan.target).plans if p.name == "name").spec
+    name_spec = next(p for p in schema_of(plan.target).plans if p.name == "name").spec
     result = []
     for name, (key_node, value_node) in reader.entries(node, path).items():
         item_path = _child(path, name)
@@ -716,7 +716,7 @@ def _list(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     reader = reading.reader
     if not isinstance(node, SequenceNode):
         return reader.type_error(node, path, plan.spec.expected or "a list", plan.spec.hint)
-    unique = _schema(plan.target).section.unique
+    unique = schema_of(plan.target).section.unique
     result: list[Any] = []
     seen: dict[str, int] = {}
     bad = False
@@ -745,7 +745,7 @@ def _list(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
 def _union(reading: _Reading, plan: _Plan, node: Node, path: str) -> Any:
     """One of the classes of the field's type, chosen by the ``type:`` key (``Section.tag``)."""
     reader = reading.reader
-    tags = {_schema(cls).section.tag: cls for cls in plan.target}
+    tags = {schema_of(cls).section.tag: cls for cls in plan.target}
     written = " or ".join(f"'type: {tag}'" for tag in tags)
     if not isinstance(node, MappingNode):
         return reader.type_error(node, path, f"a mapping with {written}")
@@ -781,7 +781,7 @@ def _step(reader: _Reader, node: Node, path: str) -> Any:
             node, path, "a step (a mapping such as '- writer: \"...\"' or '- if: ...')"
         )
     entries = reader.entries(node, path)
-    keywords = [key for key in entries if key in _CONTROL]
+    keywords = [key for key in entries if key in CONTROL_STEPS]
     if len(keywords) > 1:
         listed = ", ".join(repr(k) for k in keywords)
         return reader.error(
@@ -793,7 +793,7 @@ def _step(reader: _Reader, node: Node, path: str) -> Any:
     if keywords:
         reader.depth += 1
         try:
-            return _read(reader, _CONTROL[keywords[0]], node, path, entries=entries)
+            return _read(reader, CONTROL_STEPS[keywords[0]], node, path, entries=entries)
         finally:
             reader.depth -= 1
     if len(entries) == 1:
@@ -805,7 +805,7 @@ def _step(reader: _Reader, node: Node, path: str) -> Any:
         )
     found = ", ".join(repr(key) for key in entries)
     message = f"a step has exactly one key (an agent's name or one of {_KEYWORDS}), found {found}"
-    step_keys = ", ".join(repr(key) for key in entries if key in _schema(AgentStep).keys)
+    step_keys = ", ".join(repr(key) for key in entries if key in schema_of(AgentStep).keys)
     hint = f"indent {step_keys} under the agent's name" if step_keys else None
     return reader.error(node, path, message, hint or "write one step per '- ' item")
 
@@ -1070,8 +1070,8 @@ _CHECKS: Final[Mapping[str, Check]] = {
 }
 
 
-_CONTROL: Final[Mapping[str, type]] = {
-    _schema(cls).keys[0]: cls for cls in get_args(Step) if cls is not AgentStep
+CONTROL_STEPS: Final[Mapping[str, type]] = {
+    schema_of(cls).keys[0]: cls for cls in get_args(Step) if cls is not AgentStep
 }
 """The class of each control step, by its keyword (the key of its first field)."""
 
