@@ -83,11 +83,12 @@ def _writing(cls: type) -> tuple[tuple[Any, Any], ...]:
     keyword that makes a control step what it is."""
     schema = schema_of(cls)
     keyword = next((k for k, step in CONTROL_STEPS.items() if step is cls), None)
+    fields = attrs.fields_dict(cls)
     result = []
     for plan in schema.plans:
         if plan.key is None:
             continue  # NOTE: the name a section is written under, written by its container
-        default: Any = attrs.fields_dict(cls)[plan.name].default
+        default: Any = fields[plan.name].default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             default = default.factory()
         # NOTE: a required key is written where its group always is: at the top or in the
